@@ -1,0 +1,43 @@
+# Lifeboat — `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+export CGO_ENABLED ?= 0
+
+BIN := bin
+CMDS := lifeboat-agent
+TOOLS := fiocompare
+
+.PHONY: help generate check-generate build test vet fmt-check demo bench-tracker deps clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+deps: ## install the system packages the tests and demo need (Debian, as root)
+	./scripts/install-deps.sh
+
+generate: ## rebuild the BPF objects and Go bindings from bpf/*.c (installs clang if missing)
+	@command -v clang >/dev/null && test -f /usr/include/bpf/bpf_helpers.h || ./scripts/install-deps.sh clang
+	$(GO) generate ./bpf/
+
+check-generate: generate ## fail if the committed BPF objects differ from the sources
+	@git diff --exit-code --stat -- bpf/ || { echo "bpf/: generated files are out of date: run 'make generate' and commit"; exit 1; }
+
+build: ## build the binaries into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS)) $(addprefix ./internal/cmd/,$(TOOLS))
+
+vet: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: vet ## run every test (kernel tests need root; with CI=true they fail instead of skipping)
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+demo: build ## track a loop device while fio writes, and compare what fio wrote with what was tracked
+	./scripts/demo.sh
+
+bench-tracker: build ## fio with the tracker attached and detached, on zram and loop (see docs/PERFORMANCE.md)
+	./scripts/bench-tracker.sh
+
+clean: ## remove build output
+	rm -rf $(BIN)

@@ -1,0 +1,507 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Lifeboat block-change tracker.
+ *
+ * Every write-like bio queued on a protected disk becomes a ring-buffer
+ * event stamped with the current generation. When the ring buffer is full
+ * (or the disk is in bitmap mode) the bio's range is marked in the disk's
+ * slice of a dirty bitmap instead, so no change is ever lost. Each disk has
+ * two bitmap halves, chosen by the parity of the generation: once a cut of
+ * generation N has settled, the half of N's parity holds only changes of
+ * generations <= N, so user space can stamp them exactly.
+ *
+ * Completion: a queued bio is remembered in `inflight` (keyed by its
+ * address) with a count of pieces. A split (block_split) adds the split-off
+ * child as a piece of the same root. Only tracepoints are used (kernels
+ * locked down for integrity refuse fentry and kprobes): on blk-mq devices
+ * block_rq_complete reports a request's completed bytes, matched to the bios
+ * chained at rq->bio; on bio-based devices block_bio_complete fires when a
+ * bio and all its chained pieces are done. When the last piece of a root
+ * ends, its generation has one request less in flight and a completion
+ * event is sent.
+ *
+ * Generations: `state.gen` is read once per bio. The `cut` syscall program
+ * bumps it; user space then waits for an RCU grace period (membarrier), after
+ * which no program that read the old generation is still running, and asks
+ * `cut` to put a CUT marker into the ring buffer: every event of the old
+ * generation is in the buffer before that marker.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define MAX_DISKS 64
+#define GEN_SLOTS 1024
+#define REQ_OP_MASK 0xff
+#define SECTOR_SHIFT 9
+
+enum lb_op {
+	LB_OP_WRITE = 1,
+	LB_OP_DISCARD = 2,
+	LB_OP_WRITE_ZEROES = 3,
+	LB_OP_SECURE_ERASE = 4,
+};
+
+enum lb_kind {
+	LB_EV_QUEUED = 1,
+	LB_EV_COMPLETED = 2,
+	LB_EV_CUT = 4,
+};
+
+enum lb_mode {
+	LB_MODE_METADATA = 0,
+	LB_MODE_BITMAP = 1,
+};
+
+enum lb_cut_op {
+	LB_CUT_BUMP = 1,
+	LB_CUT_MARK = 2,
+};
+
+/* One protected whole disk, keyed by its dev_t (kernel encoding). */
+struct lb_disk_cfg {
+	__u64 start;    /* first protected sector */
+	__u64 end;      /* sector after the last protected one */
+	__u64 bm_base;  /* first word of this disk in `dirty` */
+	__u64 bm_words; /* words of one half; the disk owns 2 * bm_words */
+	__u32 slot;     /* index in `stats` */
+	__u32 mode;     /* enum lb_mode */
+	__u32 bm_shift; /* log2 of the bitmap granule in sectors */
+	__u32 _pad;
+};
+
+struct lb_disk_stats {
+	__u64 events;
+	__u64 bytes;
+	__u64 drops;
+	__u64 marks;
+	__u64 lost;
+	__u64 completions;
+	__u64 untracked;
+	__u64 requeued;
+};
+
+struct lb_state {
+	__u64 gen;
+	__u64 seq;
+	__u64 version;
+	__u64 boot_id_hi;
+	__u64 boot_id_lo;
+	__u64 created_ns;
+};
+
+struct lb_inflight {
+	__u64 id;
+	__u64 root; /* 0 for a root bio, else the root's address */
+	__u64 gen;
+	__u64 sector;
+	__u32 bytes;
+	__u32 dev;
+	__u32 pending; /* pieces still to complete (roots only) */
+	__u32 slot;
+	__u32 op;
+	__u32 _pad;
+};
+
+struct lb_event {
+	__u64 id;
+	__u64 sector;
+	__u64 ts;
+	__u64 gen;
+	__u32 bytes;
+	__u32 dev;
+	__u8 kind;
+	__u8 op;
+	__u16 slot;
+	__u32 _pad;
+};
+
+struct lb_cut_args {
+	__u64 op;
+	__u64 gen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_DISKS);
+	__type(key, __u32);
+	__type(value, struct lb_disk_cfg);
+} protected_disks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_DISKS);
+	__type(key, __u32);
+	__type(value, struct lb_disk_stats);
+} disk_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_state);
+} state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GEN_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} gen_inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct lb_inflight);
+} inflight SEC(".maps");
+
+/* Sized by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+/* Sized by the loader; mmapped by user space, which swaps words to zero. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << 18);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} dirty SEC(".maps");
+
+/* Make the event layout visible to bpf2go. */
+const struct lb_event *unused_event __attribute__((unused));
+const struct lb_cut_args *unused_cut_args __attribute__((unused));
+
+static __always_inline struct lb_disk_stats *stats_of(__u32 slot)
+{
+	return bpf_map_lookup_elem(&disk_stats, &slot);
+}
+
+static __always_inline int lb_op_of(blk_opf_t opf)
+{
+	__u32 op = opf & REQ_OP_MASK;
+
+	if (op == bpf_core_enum_value(enum req_op, REQ_OP_WRITE) ||
+	    op == bpf_core_enum_value(enum req_op, REQ_OP_ZONE_APPEND))
+		return LB_OP_WRITE;
+	if (op == bpf_core_enum_value(enum req_op, REQ_OP_DISCARD))
+		return LB_OP_DISCARD;
+	if (op == bpf_core_enum_value(enum req_op, REQ_OP_WRITE_ZEROES))
+		return LB_OP_WRITE_ZEROES;
+	if (op == bpf_core_enum_value(enum req_op, REQ_OP_SECURE_ERASE))
+		return LB_OP_SECURE_ERASE;
+	return 0;
+}
+
+struct mark_ctx {
+	__u64 word;    /* absolute index of the first word to touch */
+	__u64 first;   /* first granule bit, relative to the disk */
+	__u64 last;    /* last granule bit, relative to the disk */
+	__u64 bm_base;
+};
+
+static long mark_word(__u64 i, struct mark_ctx *c)
+{
+	__u64 w = (c->first >> 6) + i;
+	__u32 key = (__u32)(c->bm_base + w);
+	__u64 lo = w << 6, hi = lo + 63, mask = ~0ULL;
+	__u64 *word;
+
+	if (w > (c->last >> 6))
+		return 1;
+	if (c->first > lo)
+		mask &= ~0ULL << (c->first - lo);
+	if (c->last < hi)
+		mask &= ~0ULL >> (hi - c->last);
+	word = bpf_map_lookup_elem(&dirty, &key);
+	if (!word)
+		return 1;
+	__sync_fetch_and_or(word, mask);
+	return 0;
+}
+
+/* Marks sectors [sector, sector+nsect) of a disk in the dirty bitmap.
+ * Returns 0 if every granule was marked. */
+static __always_inline int mark_dirty(const struct lb_disk_cfg *cfg, __u64 gen, __u64 sector,
+				      __u64 nsect)
+{
+	struct mark_ctx c = {};
+	__u64 limit = cfg->bm_words << 6;
+	int clipped = 0;
+
+	if (nsect == 0)
+		return 0;
+	c.first = sector >> cfg->bm_shift;
+	c.last = (sector + nsect - 1) >> cfg->bm_shift;
+	c.bm_base = cfg->bm_base + (gen & 1) * cfg->bm_words;
+	if (c.first >= limit)
+		return -1;
+	if (c.last >= limit) {
+		c.last = limit - 1;
+		clipped = 1;
+	}
+	bpf_loop((__u32)((c.last >> 6) - (c.first >> 6) + 1), mark_word, &c, 0);
+	return clipped ? -1 : 0;
+}
+
+SEC("tp_btf/block_bio_queue")
+int BPF_PROG(on_bio_queue, struct bio *bio)
+{
+	struct lb_disk_cfg *cfg;
+	struct lb_disk_stats *st;
+	struct lb_state *s;
+	struct lb_event *e;
+	struct lb_inflight in = {};
+	__u64 sector, nsect, gen, key, *cnt;
+	__u32 dev, zero = 0, gslot, bytes;
+	int op;
+
+	dev = BPF_CORE_READ(bio, bi_bdev, bd_disk, part0, bd_dev);
+	cfg = bpf_map_lookup_elem(&protected_disks, &dev);
+	if (!cfg)
+		return 0;
+	op = lb_op_of(BPF_CORE_READ(bio, bi_opf));
+	bytes = BPF_CORE_READ(bio, bi_iter.bi_size);
+	if (!op || bytes == 0)
+		return 0;
+	sector = BPF_CORE_READ(bio, bi_iter.bi_sector);
+	nsect = ((__u64)bytes + 511) >> SECTOR_SHIFT;
+	if (sector >= cfg->end || sector + nsect <= cfg->start)
+		return 0;
+	st = stats_of(cfg->slot);
+	s = bpf_map_lookup_elem(&state, &zero);
+	if (!st || !s)
+		return 0;
+
+	gen = *(volatile __u64 *)&s->gen;
+	in.id = __sync_fetch_and_add(&s->seq, 1) + 1;
+	in.gen = gen;
+	in.sector = sector;
+	in.bytes = bytes;
+	in.dev = dev;
+	in.pending = 1;
+	in.slot = cfg->slot;
+	in.op = op;
+
+	/* Count the request in flight for its generation before anything
+	 * else, so a cut never misses it. */
+	key = (__u64)bio;
+	if (bpf_map_update_elem(&inflight, &key, &in, BPF_NOEXIST) == 0) {
+		gslot = gen & (GEN_SLOTS - 1);
+		cnt = bpf_map_lookup_elem(&gen_inflight, &gslot);
+		if (cnt)
+			__sync_fetch_and_add(cnt, 1);
+	} else if (bpf_map_lookup_elem(&inflight, &key)) {
+		/* Resubmitted bio still tracked: its completion is counted once. */
+		st->requeued++;
+	} else {
+		/* No room to follow the completion: user space must not trust
+		 * the in-flight counts until it has reconciled. */
+		st->untracked++;
+	}
+
+	if (cfg->mode == LB_MODE_METADATA) {
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (e) {
+			e->id = in.id;
+			e->sector = sector;
+			e->ts = bpf_ktime_get_ns();
+			e->gen = gen;
+			e->bytes = bytes;
+			e->dev = dev;
+			e->kind = LB_EV_QUEUED;
+			e->op = op;
+			e->slot = cfg->slot;
+			e->_pad = 0;
+			bpf_ringbuf_submit(e, 0);
+			st->events++;
+			st->bytes += bytes;
+			return 0;
+		}
+		st->drops++;
+	}
+	if (mark_dirty(cfg, gen, sector, nsect) == 0)
+		st->marks++;
+	else
+		st->lost++;
+	return 0;
+}
+
+SEC("tp_btf/block_split")
+int BPF_PROG(on_block_split, struct bio *split, unsigned int new_sector)
+{
+	struct lb_inflight *parent, child = {};
+	__u64 pkey, ckey, rkey;
+
+	pkey = (__u64)BPF_CORE_READ(split, bi_private);
+	parent = bpf_map_lookup_elem(&inflight, &pkey);
+	if (!parent)
+		return 0;
+	rkey = parent->root ? parent->root : pkey;
+	if (parent->root) {
+		parent = bpf_map_lookup_elem(&inflight, &rkey);
+		if (!parent)
+			return 0;
+	}
+	child.root = rkey;
+	child.id = parent->id;
+	ckey = (__u64)split;
+	__sync_fetch_and_add(&parent->pending, 1);
+	if (bpf_map_update_elem(&inflight, &ckey, &child, BPF_NOEXIST) != 0)
+		__sync_fetch_and_add(&parent->pending, -1);
+	return 0;
+}
+
+static __always_inline void root_done(__u64 rkey, struct lb_inflight *r)
+{
+	struct lb_disk_stats *st;
+	struct lb_event *e;
+	__u32 gslot;
+	__u64 *cnt;
+
+	/* Only the caller that deletes the entry accounts for it. */
+	gslot = r->gen & (GEN_SLOTS - 1);
+	st = stats_of(r->slot);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (e) {
+		e->id = r->id;
+		e->sector = r->sector;
+		e->ts = bpf_ktime_get_ns();
+		e->gen = r->gen;
+		e->bytes = r->bytes;
+		e->dev = r->dev;
+		e->kind = LB_EV_COMPLETED;
+		e->op = r->op;
+		e->slot = r->slot;
+		e->_pad = 0;
+	}
+	if (bpf_map_delete_elem(&inflight, &rkey) != 0) {
+		if (e)
+			bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	if (e)
+		bpf_ringbuf_submit(e, 0);
+	if (st)
+		st->completions++;
+	cnt = bpf_map_lookup_elem(&gen_inflight, &gslot);
+	if (cnt)
+		__sync_fetch_and_add(cnt, -1);
+}
+
+/* The data of one piece (a root bio's own range, or a split-off child) has
+ * completed. */
+static __always_inline void piece_done(__u64 key)
+{
+	struct lb_inflight *in, *r;
+	__u64 rkey;
+
+	in = bpf_map_lookup_elem(&inflight, &key);
+	if (!in)
+		return;
+	if (!in->root) {
+		if (__sync_fetch_and_add(&in->pending, -1) == 1)
+			root_done(key, in);
+		return;
+	}
+	rkey = in->root;
+	if (bpf_map_delete_elem(&inflight, &key) != 0)
+		return;
+	r = bpf_map_lookup_elem(&inflight, &rkey);
+	if (r && __sync_fetch_and_add(&r->pending, -1) == 1)
+		root_done(rkey, r);
+}
+
+struct rq_walk {
+	__u64 bio;
+	__u64 left; /* bytes of the completion not yet matched to bios */
+};
+
+static long walk_bio(__u64 i, struct rq_walk *w)
+{
+	struct bio *b = (struct bio *)w->bio;
+	__u32 size;
+
+	if (!b)
+		return 1;
+	size = BPF_CORE_READ(b, bi_iter.bi_size);
+	if (size > w->left)
+		return 1; /* partly completed: it ends in a later update */
+	w->left -= size;
+	piece_done((__u64)b);
+	w->bio = (__u64)BPF_CORE_READ(b, bi_next);
+	return 0;
+}
+
+/* blk-mq devices (loop, virtio, nvme, sd): bio completions are not traced
+ * one by one; a request completes nr_bytes at a time, starting with the
+ * bio at rq->bio. */
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(on_rq_complete, struct request *rq, int error, unsigned int nr_bytes)
+{
+	struct rq_walk w = {};
+
+	w.bio = (__u64)BPF_CORE_READ(rq, bio);
+	w.left = nr_bytes;
+	if (!w.bio)
+		return 0;
+	bpf_loop(512, walk_bio, &w, 0);
+	return 0;
+}
+
+/* bio-based devices (zram, device-mapper): fires once a traced bio and
+ * every piece chained to it have completed. */
+SEC("tp_btf/block_bio_complete")
+int BPF_PROG(on_bio_complete, struct request_queue *q, struct bio *bio)
+{
+	struct lb_inflight *in;
+	__u64 key = (__u64)bio;
+
+	in = bpf_map_lookup_elem(&inflight, &key);
+	if (!in)
+		return 0;
+	if (!in->root) {
+		root_done(key, in);
+		return 0;
+	}
+	piece_done(key);
+	return 0;
+}
+
+/* Run by user space (BPF_PROG_RUN): bumps the generation, or puts the
+ * CUT marker of a generation into the ring buffer. */
+SEC("syscall")
+int cut(struct lb_cut_args *a)
+{
+	struct lb_state *s;
+	struct lb_event *e;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&state, &zero);
+	if (!s)
+		return 1;
+	if (a->op == LB_CUT_BUMP) {
+		a->gen = __sync_fetch_and_add(&s->gen, 1) + 1;
+		return 0;
+	}
+	if (a->op == LB_CUT_MARK) {
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (!e)
+			return 2;
+		__builtin_memset(e, 0, sizeof(*e));
+		e->kind = LB_EV_CUT;
+		e->gen = a->gen;
+		e->ts = bpf_ktime_get_ns();
+		bpf_ringbuf_submit(e, 0);
+		return 0;
+	}
+	return 3;
+}

@@ -1,0 +1,57 @@
+// Command lifeboat-agent is Lifeboat's mobility agent: it tracks the changed
+// blocks of the protected disks and replicates them to a process server.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `lifeboat-agent: Lifeboat's mobility agent
+
+Usage:
+  lifeboat-agent track --disk DEV [--disk DEV...] [--json]   print changed extents live
+
+Run 'lifeboat-agent COMMAND -h' for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runWith(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "lifeboat-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "track":
+		return (&trackCommand{out: stdout, errOut: stderr}).Run(ctx, args[1:])
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return fmt.Sprint(*s) }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/tracker"
+)
+
+// trackCommand prints the extents the tracker sees, live.
+type trackCommand struct {
+	out, errOut io.Writer
+}
+
+// trackLine is one line of `track --json`. Stable: documented in
+// docs/agent.md.
+type trackLine struct {
+	Event     string     `json:"event"`
+	ID        uint64     `json:"id,omitempty"`
+	Disk      string     `json:"disk,omitempty"`
+	Offset    int64      `json:"offset"`
+	Length    int64      `json:"length"`
+	Op        tracker.Op `json:"op,omitempty"`
+	Gen       uint64     `json:"gen"`
+	Completed bool       `json:"completed"`
+}
+
+func (c *trackCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("track", flag.ContinueOnError)
+	fs.SetOutput(c.errOut)
+	var disks stringList
+	fs.Var(&disks, "disk", "block device to track (whole disk or partition); repeat for several")
+	asJSON := fs.Bool("json", false, "print one JSON object a line")
+	pinDir := fs.String("pin-dir", "", "bpffs directory to pin the tracker in, so a later run continues with no gap (default: tracking ends on exit)")
+	cutEvery := fs.Duration("cut-interval", time.Second, "cut a generation this often; regions from the overflow bitmap are reported at cuts")
+	ringSize := fs.Int("ring-buffer", 0, "ring buffer size in bytes (power of two; default 8 MiB)")
+	gran := fs.Int64("bitmap-granularity", 0, "dirty bitmap granularity in bytes (default 64 KiB)")
+	fs.Usage = func() {
+		fmt.Fprintln(c.errOut, "Usage: lifeboat-agent track --disk DEV [--disk DEV...] [--json]")
+		fmt.Fprintln(c.errOut, "Prints every change to the disks until SIGINT or SIGTERM.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(disks) == 0 {
+		fs.Usage()
+		return errors.New("track: give at least one --disk")
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("track: unexpected argument %q", fs.Arg(0))
+	}
+	for _, d := range disks {
+		if err := tracker.CheckDevice(d); err != nil {
+			return fmt.Errorf("track: %w", err)
+		}
+	}
+	t, err := tracker.Open(tracker.Options{PinDir: *pinDir, RingBufferSize: *ringSize, BitmapGranularity: *gran})
+	if err != nil {
+		return fmt.Errorf("track: %w", err)
+	}
+	defer t.Close()
+	for _, d := range disks {
+		if err := t.Protect(d); err != nil {
+			return fmt.Errorf("track: %w", err)
+		}
+		if gap := t.Gap(d); gap != nil {
+			fmt.Fprintln(c.errOut, "warning:", gap)
+		}
+	}
+	fmt.Fprintf(c.errOut, "tracking %v (pinned: %v, adopted: %v); stop with Ctrl-C\n", []string(disks), *pinDir != "", t.Adopted())
+
+	w := bufio.NewWriter(c.out)
+	defer w.Flush()
+	enc := json.NewEncoder(w)
+	print := func(e tracker.Event) error {
+		l := trackLine{Event: e.Kind.String(), ID: e.ID, Disk: e.Extent.Disk, Offset: e.Extent.Offset,
+			Length: e.Extent.Length, Op: e.Extent.Op, Gen: e.Extent.Gen, Completed: e.Kind == tracker.EventCompleted}
+		if *asJSON {
+			return enc.Encode(l)
+		}
+		if e.Kind == tracker.EventCut {
+			_, err := fmt.Fprintf(w, "cut gen=%d\n", l.Gen)
+			return err
+		}
+		_, err := fmt.Fprintf(w, "%-9s gen=%d %s %s offset=%d length=%d id=%d\n", l.Event, l.Gen, l.Disk, l.Op, l.Offset, l.Length, l.ID)
+		return err
+	}
+
+	tick := time.NewTicker(*cutEvery)
+	defer tick.Stop()
+	cutErr := make(chan error, 1)
+	cutting := false
+	for {
+		select {
+		case e, ok := <-t.Events():
+			if !ok {
+				return errors.New("track: tracker stopped")
+			}
+			if err := print(e); err != nil {
+				return fmt.Errorf("track: write: %w", err)
+			}
+			if len(t.Events()) == 0 {
+				w.Flush()
+			}
+		case <-tick.C:
+			if !cutting {
+				cutting = true
+				go func() { _, err := t.Cut(ctx); cutErr <- err }()
+			}
+		case err := <-cutErr:
+			cutting = false
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("track: %w", err)
+			}
+		case <-ctx.Done():
+			return c.finish(t, cutting, cutErr, print, w)
+		}
+	}
+}
+
+// finish cuts once more so that everything seen so far, bitmap regions
+// included, is printed before exiting.
+func (c *trackCommand) finish(t *tracker.Linux, cutting bool, cutErr chan error, print func(tracker.Event) error, w *bufio.Writer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if cutting {
+		<-cutErr
+	}
+	gen := make(chan uint64, 1)
+	go func() {
+		g, err := t.Cut(ctx)
+		if err != nil {
+			fmt.Fprintln(c.errOut, "warning: final cut:", err)
+			g = 0
+		}
+		gen <- g
+	}()
+	final := uint64(0)
+	for {
+		select {
+		case e, ok := <-t.Events():
+			if !ok {
+				return nil
+			}
+			if err := print(e); err != nil {
+				return err
+			}
+			if e.Kind == tracker.EventCut && final != 0 && e.Extent.Gen >= final-1 {
+				return c.summary(t, w)
+			}
+		case g := <-gen:
+			if g == 0 {
+				return c.summary(t, w)
+			}
+			final = g
+			// The cut's marker was delivered before Cut returned; drain
+			// what is buffered.
+			for len(t.Events()) > 0 {
+				if err := print(<-t.Events()); err != nil {
+					return err
+				}
+			}
+			return c.summary(t, w)
+		case <-ctx.Done():
+			return c.summary(t, w)
+		}
+	}
+}
+
+func (c *trackCommand) summary(t *tracker.Linux, w *bufio.Writer) error {
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	st, err := t.Stats()
+	if err != nil {
+		return err
+	}
+	for _, d := range st.Disks {
+		fmt.Fprintf(c.errOut, "%s: %d events, %d bytes, %d drops, %d bitmap regions, %d lost (mode %s)\n",
+			d.Disk, d.Events, d.Bytes, d.Drops, d.BitmapRegions, d.Lost, d.Mode)
+	}
+	return nil
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Lifeboat's tests, demo and BPF build need,
+# and mounts bpffs and tracefs if they are missing. Run as root.
+#   install-deps.sh          everything for tests and demo
+#   install-deps.sh clang    only the BPF toolchain (make generate)
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps.sh: run as root (it uses apt-get and mount)" >&2
+	exit 1
+fi
+pkgs=(clang llvm libbpf-dev)
+if [ "${1:-}" != clang ]; then
+	pkgs+=(bpftool fio util-linux fdisk e2fsprogs xfsprogs fuse3 kmod)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [ "${1:-}" != clang ]; then
+	mountpoint -q /sys/fs/bpf || { mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf; }
+	mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing || true
+fi

@@ -1,0 +1,30 @@
+// Package tracker owns change tracking: the Tracker interface that the
+// Linux eBPF tracker (here) and the Windows VSS tracker (windows/) implement,
+// the extent and event types everything above it uses, extent coalescing
+// (Set, Coalesce) and the math of the overflow dirty bitmap.
+//
+// The Linux tracker (Open) loads the programs of package bpf and attaches
+// them to block-layer tracepoints only (block_bio_queue, block_split,
+// block_rq_complete, block_bio_complete): kernels locked down for integrity
+// refuse fentry and kprobes. Its promises:
+//
+//   - Every write-like request to a protected disk is reported, keyed on the
+//     whole disk: a partition's writes come at their whole-disk offset.
+//   - Nothing is lost silently. A request the ring buffer cannot take is
+//     marked in the disk's dirty bitmap and comes out as an EventDirty at
+//     the next cut; what the bitmap cannot take is counted in Lost, and Gap
+//     then returns a *ResyncRequiredError.
+//   - Cut is exact: when Cut returns N+1, every request issued in
+//     generation <= N has been delivered before the EventCut of N (a bump,
+//     an RCU grace period through membarrier(2), then a marker in the ring
+//     buffer), and Completed(N) tells when all of them have completed.
+//   - Completion is known, not guessed: a request counts as in flight from
+//     its queue event until the last piece of it (splits included) has
+//     completed on the device.
+//   - With Options.PinDir, a process may stop and a new one continue with no
+//     gap; tracking gaps across reboots or lost pins are detected through
+//     Options.StateFile.
+//
+// It must never read disk data, block the I/O path, or decide what to
+// replicate: that belongs to the agent.
+package tracker

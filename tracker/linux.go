@@ -1,0 +1,1193 @@
+//go:build linux
+
+package tracker
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	lbbpf "github.com/lifeboat-dr/lifeboat/bpf"
+)
+
+// ProgramVersion is stored in the pinned state; a process only adopts pins
+// of the same version.
+const ProgramVersion = 1
+
+const (
+	maxDisks = 64
+	genSlots = 1024
+
+	evQueued    = 1
+	evCompleted = 2
+	evCut       = 4
+
+	cutBump = 1
+	cutMark = 2
+
+	// membarrier(2) command that waits for an RCU grace period.
+	membarrierCmdGlobal = 1
+	membarrierCmdQuery  = 0
+)
+
+// Mode is how a disk's changes travel from the kernel.
+type Mode uint32
+
+const (
+	// ModeMetadata sends every extent through the ring buffer (default).
+	ModeMetadata Mode = 0
+	// ModeBitmap only marks the dirty bitmap; extents come out at cuts, one
+	// region per dirty granule run. The fallback under pressure.
+	ModeBitmap Mode = 1
+)
+
+func (m Mode) String() string {
+	if m == ModeBitmap {
+		return "bitmap"
+	}
+	return "metadata"
+}
+
+// Options configure a Linux tracker.
+type Options struct {
+	// PinDir is a directory on a bpffs mount. When set, programs, links and
+	// maps are pinned there, and a new process opening the same directory
+	// continues tracking with no gap. When empty, tracking ends on Close.
+	PinDir string
+	// RingBufferSize in bytes (a power of two, a multiple of the page size).
+	// Default 8 MiB.
+	RingBufferSize int
+	// BitmapGranularity in bytes (power of two, >= 4 KiB). Default 64 KiB.
+	BitmapGranularity int64
+	// BitmapWords is the size of the dirty bitmap shared by all disks, in
+	// 64-bit words. Each disk needs 2*ceil(size/granularity/64). Default
+	// 1<<18 words (2 MiB), enough for 1 TiB of disks at 64 KiB.
+	BitmapWords int
+	// StateFile, when set, records the boot id and the protected disks so
+	// that a gap across a reboot or a lost pin directory is detected.
+	StateFile string
+	// EventBuffer is the capacity of the Events channel. Default 4096.
+	EventBuffer int
+}
+
+func (o *Options) setDefaults() error {
+	if o.RingBufferSize == 0 {
+		o.RingBufferSize = 8 << 20
+	}
+	page := os.Getpagesize()
+	if o.RingBufferSize < page || o.RingBufferSize&(o.RingBufferSize-1) != 0 {
+		return fmt.Errorf("ring buffer size %d: must be a power of two of at least %d bytes", o.RingBufferSize, page)
+	}
+	if o.BitmapGranularity == 0 {
+		o.BitmapGranularity = DefaultGranularity
+	}
+	if err := ValidateGranularity(o.BitmapGranularity); err != nil {
+		return err
+	}
+	if o.BitmapWords == 0 {
+		o.BitmapWords = 1 << 18
+	}
+	if o.BitmapWords < 2 || o.BitmapWords*8%page != 0 {
+		return fmt.Errorf("bitmap words %d: must fill whole pages (a multiple of %d)", o.BitmapWords, page/8)
+	}
+	if o.EventBuffer == 0 {
+		o.EventBuffer = 4096
+	}
+	return nil
+}
+
+// protection is one protected path: a whole disk or a partition of it.
+type protection struct {
+	path       string
+	dev        uint32 // whole disk, kernel dev_t encoding
+	start, end int64  // protected bytes on the whole disk (end open for a whole disk)
+	diskSize   int64
+	// restored marks a placeholder learnt from pinned maps: it keeps the
+	// kernel's range until the new process protects its paths again, and
+	// names events only while no real protection of the disk exists.
+	restored bool
+}
+
+// Linux is the eBPF tracker.
+type Linux struct {
+	opts Options
+
+	maps  lbbpf.TrackerMaps
+	cut   *ebpf.Program
+	progs []*ebpf.Program // nil when adopted from pins
+	links []link.Link
+
+	reader *ringbuf.Reader
+	dirty  []uint64 // the mmapped bitmap
+	mmap   []byte
+
+	bootID [16]byte
+
+	mu      sync.Mutex
+	byPath  map[string]*protection
+	byDev   map[uint32][]*protection
+	gaps    map[string]error
+	prior   *stateFile // what the state file said at open, nil if none
+	adopted bool       // pins existed: no gap
+
+	cutMu   sync.Mutex
+	waiters map[uint64]chan struct{}
+
+	events    chan Event
+	done      chan struct{}
+	abort     chan struct{} // closed when Close stops waiting for the consumer
+	abandoned atomic.Uint64 // events read from the kernel but never delivered
+	startOnce sync.Once
+	wg        sync.WaitGroup
+	closed    atomic.Bool
+
+	regions sync.Map // dev -> *atomic.Uint64 bitmap regions collected
+}
+
+var _ Tracker = (*Linux)(nil)
+
+type stateFile struct {
+	BootID string   `json:"boot_id"`
+	Disks  []string `json:"disks"`
+}
+
+// Open loads and attaches the tracker, or adopts the one pinned in
+// opts.PinDir.
+func Open(opts Options) (*Linux, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("remove memlock limit: %w", err)
+	}
+	if r, _, errno := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdQuery, 0, 0); errno != 0 || r&membarrierCmdGlobal == 0 {
+		return nil, fmt.Errorf("membarrier(MEMBARRIER_CMD_GLOBAL) unavailable (kernel with nohz_full?): %w", ErrNotSupported)
+	}
+	t := &Linux{
+		opts:    opts,
+		byPath:  map[string]*protection{},
+		byDev:   map[uint32][]*protection{},
+		gaps:    map[string]error{},
+		waiters: map[uint64]chan struct{}{},
+		events:  make(chan Event, opts.EventBuffer),
+		done:    make(chan struct{}),
+		abort:   make(chan struct{}),
+	}
+	id, err := readBootID()
+	if err != nil {
+		return nil, err
+	}
+	t.bootID = id
+	if opts.StateFile != "" {
+		sf, err := readStateFile(opts.StateFile)
+		if err != nil {
+			return nil, err
+		}
+		t.prior = sf
+	}
+
+	spec, err := lbbpf.LoadTracker()
+	if err != nil {
+		return nil, fmt.Errorf("load tracker spec: %w", err)
+	}
+	spec.Maps["events"].MaxEntries = uint32(opts.RingBufferSize)
+	spec.Maps["dirty"].MaxEntries = uint32(opts.BitmapWords)
+
+	if opts.PinDir != "" {
+		ok, err := t.adopt(spec)
+		if err != nil {
+			return nil, err
+		}
+		t.adopted = ok
+	}
+	if !t.adopted {
+		if err := t.load(spec); err != nil {
+			t.closeHandles()
+			return nil, err
+		}
+	}
+	if err := t.mapBitmap(); err != nil {
+		t.closeHandles()
+		return nil, err
+	}
+	if err := t.restoreProtections(); err != nil {
+		t.closeHandles()
+		return nil, err
+	}
+	rd, err := ringbuf.NewReader(t.maps.Events)
+	if err != nil {
+		t.closeHandles()
+		return nil, fmt.Errorf("open ring buffer: %w", err)
+	}
+	t.reader = rd
+	return t, nil
+}
+
+// start begins delivering events. It waits for the first call of Events or
+// Cut, so that a process that adopted pins protects its disks again (and
+// names them) before the events buffered meanwhile are read.
+func (t *Linux) start() {
+	t.startOnce.Do(func() {
+		t.wg.Add(1)
+		go t.readLoop()
+	})
+}
+
+var pinnedMaps = []string{"protected_disks", "disk_stats", "state", "gen_inflight", "inflight", "events", "dirty"}
+
+var linkPins = []string{"link_rq_complete", "link_bio_complete", "link_block_split", "link_bio_queue"}
+
+// adopt takes over a pinned tracker. It returns false (and cleans the
+// directory) when there is nothing complete to adopt.
+func (t *Linux) adopt(spec *ebpf.CollectionSpec) (bool, error) {
+	dir := t.opts.PinDir
+	if _, err := os.Stat(filepath.Join(dir, "state")); errors.Is(err, os.ErrNotExist) {
+		// Nothing pinned, or a pin set that never completed: start anew.
+		if err := removePins(dir); err != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	maps := map[string]*ebpf.Map{}
+	defer func() {
+		for _, m := range maps {
+			m.Close()
+		}
+	}()
+	for _, name := range pinnedMaps {
+		m, err := ebpf.LoadPinnedMap(filepath.Join(dir, name), nil)
+		if err != nil {
+			return false, &PinError{Dir: dir, Err: fmt.Errorf("load pinned map %s: %w", name, err)}
+		}
+		maps[name] = m
+	}
+	var st lbbpf.TrackerLbState
+	if err := maps["state"].Lookup(uint32(0), &st); err != nil {
+		return false, &PinError{Dir: dir, Err: fmt.Errorf("read pinned state: %w", err)}
+	}
+	if st.Version != ProgramVersion {
+		return false, &PinError{Dir: dir, Err: fmt.Errorf("pinned tracker is version %d, this program is version %d", st.Version, ProgramVersion)}
+	}
+	if st.BootIdHi != binary.BigEndian.Uint64(t.bootID[:8]) || st.BootIdLo != binary.BigEndian.Uint64(t.bootID[8:]) {
+		return false, &PinError{Dir: dir, Err: errors.New("pinned tracker belongs to another boot")}
+	}
+	for _, name := range linkPins {
+		l, err := link.LoadPinnedLink(filepath.Join(dir, name), nil)
+		if err != nil {
+			return false, &PinError{Dir: dir, Err: fmt.Errorf("load pinned link %s: %w", name, err)}
+		}
+		t.links = append(t.links, l)
+	}
+	// The ring buffer and bitmap sizes are those of the pinned maps.
+	spec.Maps["events"].MaxEntries = maps["events"].MaxEntries()
+	spec.Maps["dirty"].MaxEntries = maps["dirty"].MaxEntries()
+	t.opts.RingBufferSize = int(maps["events"].MaxEntries())
+	t.opts.BitmapWords = int(maps["dirty"].MaxEntries())
+
+	// Load only the cut program, bound to the pinned maps.
+	var objs struct {
+		Cut *ebpf.Program `ebpf:"cut"`
+		lbbpf.TrackerMaps
+	}
+	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: maps}); err != nil {
+		return false, fmt.Errorf("load cut program: %w", err)
+	}
+	t.cut = objs.Cut
+	t.maps = objs.TrackerMaps
+	return true, nil
+}
+
+func (t *Linux) load(spec *ebpf.CollectionSpec) error {
+	var objs lbbpf.TrackerObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return fmt.Errorf("load tracker programs (verifier): %+v", ve)
+		}
+		return fmt.Errorf("load tracker programs: %w", err)
+	}
+	t.maps = objs.TrackerMaps
+	t.cut = objs.Cut
+	t.progs = []*ebpf.Program{objs.OnRqComplete, objs.OnBioComplete, objs.OnBlockSplit, objs.OnBioQueue, objs.Cut}
+
+	st := lbbpf.TrackerLbState{
+		Version:   ProgramVersion,
+		BootIdHi:  binary.BigEndian.Uint64(t.bootID[:8]),
+		BootIdLo:  binary.BigEndian.Uint64(t.bootID[8:]),
+		CreatedNs: uint64(time.Now().UnixNano()),
+	}
+	if err := t.maps.State.Update(uint32(0), &st, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("init tracker state: %w", err)
+	}
+	// Completion hooks first, so no queued bio misses its completion.
+	attach := []struct {
+		prog *ebpf.Program
+		pin  string
+	}{
+		{objs.OnRqComplete, "link_rq_complete"},
+		{objs.OnBioComplete, "link_bio_complete"},
+		{objs.OnBlockSplit, "link_block_split"},
+		{objs.OnBioQueue, "link_bio_queue"},
+	}
+	for _, a := range attach {
+		l, err := link.AttachTracing(link.TracingOptions{Program: a.prog})
+		if err != nil {
+			return fmt.Errorf("attach %s: %w", a.prog, err)
+		}
+		t.links = append(t.links, l)
+	}
+	if t.opts.PinDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(t.opts.PinDir, 0o700); err != nil {
+		return &PinError{Dir: t.opts.PinDir, Err: err}
+	}
+	for i, a := range attach {
+		if err := t.links[i].Pin(filepath.Join(t.opts.PinDir, a.pin)); err != nil {
+			return &PinError{Dir: t.opts.PinDir, Err: fmt.Errorf("pin %s: %w", a.pin, err)}
+		}
+	}
+	mapsByName := map[string]*ebpf.Map{
+		"protected_disks": t.maps.ProtectedDisks, "disk_stats": t.maps.DiskStats,
+		"gen_inflight": t.maps.GenInflight, "inflight": t.maps.Inflight,
+		"events": t.maps.Events, "dirty": t.maps.Dirty, "state": t.maps.State,
+	}
+	// "state" last: its pin marks a complete set.
+	for _, name := range pinnedMaps {
+		if name == "state" {
+			continue
+		}
+		if err := mapsByName[name].Pin(filepath.Join(t.opts.PinDir, name)); err != nil {
+			return &PinError{Dir: t.opts.PinDir, Err: fmt.Errorf("pin map %s: %w", name, err)}
+		}
+	}
+	if err := t.maps.State.Pin(filepath.Join(t.opts.PinDir, "state")); err != nil {
+		return &PinError{Dir: t.opts.PinDir, Err: fmt.Errorf("pin map state: %w", err)}
+	}
+	return nil
+}
+
+func (t *Linux) mapBitmap() error {
+	n := t.opts.BitmapWords * 8
+	b, err := unix.Mmap(t.maps.Dirty.FD(), 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap dirty bitmap: %w", err)
+	}
+	t.mmap = b
+	t.dirty = unsafe.Slice((*uint64)(unsafe.Pointer(&b[0])), t.opts.BitmapWords)
+	return nil
+}
+
+// restoreProtections learns the disks protected by an adopted tracker, so
+// their events have a name before Protect is called again.
+func (t *Linux) restoreProtections() error {
+	var (
+		dev uint32
+		cfg lbbpf.TrackerLbDiskCfg
+	)
+	it := t.maps.ProtectedDisks.Iterate()
+	for it.Next(&dev, &cfg) {
+		end := int64(math.MaxInt64)
+		if cfg.End != math.MaxUint64 {
+			end = int64(cfg.End) * 512
+		}
+		p := &protection{dev: dev, start: int64(cfg.Start) * 512, end: end, restored: true}
+		p.path = placeholderPath(dev, p.start, p.end)
+		if size, err := wholeDiskSize(dev); err == nil {
+			p.diskSize = size
+		}
+		t.byPath[p.path] = p
+		t.byDev[dev] = append(t.byDev[dev], p)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read protected disks: %w", err)
+	}
+	return nil
+}
+
+// Protect starts tracking the block device at path.
+func (t *Linux) Protect(path string) error {
+	info, err := inspectDevice(path)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, ok := t.byPath[info.path]; ok && old.dev == info.dev && old.start == info.start && old.end == info.end {
+		// Protected twice, or adopted from pins under the same name.
+		old.restored = false
+		return t.recordStateLocked()
+	}
+	for _, p := range t.byDev[info.dev] {
+		if !p.restored && p.start < info.end && info.start < p.end {
+			return &DeviceError{Path: path, Err: fmt.Errorf("overlaps %s, which is already protected", p.path),
+				Hint: "protect either the whole disk or its partitions, not both"}
+		}
+	}
+	if err := t.putDiskLocked(info.dev, append(t.byDev[info.dev], info)); err != nil {
+		return &DeviceError{Path: path, Err: err}
+	}
+	t.byPath[info.path] = info
+	t.byDev[info.dev] = append(t.byDev[info.dev], info)
+	if t.prior != nil && !t.adopted {
+		for _, d := range t.prior.Disks {
+			if d != info.path {
+				continue
+			}
+			reason := "tracker state lost while the machine was running"
+			if t.prior.BootID != formatBootID(t.bootID) {
+				reason = "machine rebooted"
+			}
+			t.gaps[info.path] = &ResyncRequiredError{Disk: info.path, Reason: reason}
+		}
+	}
+	return t.recordStateLocked()
+}
+
+// putDiskLocked writes the kernel entry of a whole disk covering prots.
+func (t *Linux) putDiskLocked(dev uint32, prots []*protection) error {
+	var cfg lbbpf.TrackerLbDiskCfg
+	exists := t.maps.ProtectedDisks.Lookup(dev, &cfg) == nil
+	start, end := prots[0].start, prots[0].end
+	for _, p := range prots[1:] {
+		start, end = min(start, p.start), max(end, p.end)
+	}
+	cfg.Start, cfg.End = uint64(start/512), uint64((end+511)/512)
+	if end == math.MaxInt64 {
+		// A whole disk: writes past its size at protect time (it grew)
+		// are tracked too.
+		cfg.End = math.MaxUint64
+	}
+	if !exists {
+		slot, err := t.freeSlot()
+		if err != nil {
+			return err
+		}
+		words := BitmapWords(prots[0].diskSize, t.opts.BitmapGranularity)
+		base, err := t.allocBitmap(2 * words)
+		if err != nil {
+			return err
+		}
+		// Clear what an earlier owner of these words may have left.
+		for i := base; i < base+2*words; i++ {
+			atomic.StoreUint64(&t.dirty[i], 0)
+		}
+		zero := make([]lbbpf.TrackerLbDiskStats, ebpf.MustPossibleCPU())
+		if err := t.maps.DiskStats.Update(slot, zero, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("reset stats: %w", err)
+		}
+		cfg.Slot = slot
+		cfg.Mode = uint32(ModeMetadata)
+		cfg.BmBase = uint64(base)
+		cfg.BmWords = uint64(words)
+		cfg.BmShift = uint32(log2(t.opts.BitmapGranularity / 512))
+	}
+	if err := t.maps.ProtectedDisks.Update(dev, &cfg, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("add to protected disks: %w", err)
+	}
+	return nil
+}
+
+func (t *Linux) diskConfigs() (map[uint32]lbbpf.TrackerLbDiskCfg, error) {
+	out := map[uint32]lbbpf.TrackerLbDiskCfg{}
+	var (
+		dev uint32
+		cfg lbbpf.TrackerLbDiskCfg
+	)
+	it := t.maps.ProtectedDisks.Iterate()
+	for it.Next(&dev, &cfg) {
+		out[dev] = cfg
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read protected disks: %w", err)
+	}
+	return out, nil
+}
+
+func (t *Linux) freeSlot() (uint32, error) {
+	cfgs, err := t.diskConfigs()
+	if err != nil {
+		return 0, err
+	}
+	used := map[uint32]bool{}
+	for _, c := range cfgs {
+		used[c.Slot] = true
+	}
+	for s := uint32(0); s < maxDisks; s++ {
+		if !used[s] {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("already %d disks protected", maxDisks)
+}
+
+// allocBitmap finds n free words in the shared bitmap (first fit).
+func (t *Linux) allocBitmap(n int64) (int64, error) {
+	cfgs, err := t.diskConfigs()
+	if err != nil {
+		return 0, err
+	}
+	type span struct{ a, b int64 }
+	var used []span
+	for _, c := range cfgs {
+		used = append(used, span{int64(c.BmBase), int64(c.BmBase + 2*c.BmWords)})
+	}
+	sort.Slice(used, func(i, j int) bool { return used[i].a < used[j].a })
+	at := int64(0)
+	for _, u := range used {
+		if u.a-at >= n {
+			break
+		}
+		at = max(at, u.b)
+	}
+	if at+n > int64(len(t.dirty)) {
+		return 0, fmt.Errorf("dirty bitmap full: the disk needs %d words, %d of %d are free; "+
+			"raise the bitmap size or the granularity", n, int64(len(t.dirty))-at, len(t.dirty))
+	}
+	return at, nil
+}
+
+// Unprotect stops tracking the device at path.
+func (t *Linux) Unprotect(path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.byPath[abs]
+	if !ok {
+		return fmt.Errorf("unprotect %s: not protected", path)
+	}
+	var rest []*protection
+	real := false
+	for _, q := range t.byDev[p.dev] {
+		if q != p {
+			rest = append(rest, q)
+			real = real || !q.restored
+		}
+	}
+	if !real {
+		// Only placeholders of an earlier process are left: they go too.
+		for _, q := range rest {
+			delete(t.byPath, q.path)
+		}
+		rest = nil
+	}
+	if len(rest) == 0 {
+		if err := t.maps.ProtectedDisks.Delete(p.dev); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("unprotect %s: %w", path, err)
+		}
+		delete(t.byDev, p.dev)
+	} else {
+		if err := t.putDiskLocked(p.dev, rest); err != nil {
+			return fmt.Errorf("unprotect %s: %w", path, err)
+		}
+		t.byDev[p.dev] = rest
+	}
+	delete(t.byPath, abs)
+	delete(t.gaps, abs)
+	return t.recordStateLocked()
+}
+
+// SetMode switches a protected disk between metadata and bitmap mode.
+func (t *Linux) SetMode(path string, m Mode) error {
+	abs, _ := filepath.Abs(path)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.byPath[abs]
+	if !ok {
+		return fmt.Errorf("set mode of %s: not protected", path)
+	}
+	var cfg lbbpf.TrackerLbDiskCfg
+	if err := t.maps.ProtectedDisks.Lookup(p.dev, &cfg); err != nil {
+		return fmt.Errorf("set mode of %s: %w", path, err)
+	}
+	cfg.Mode = uint32(m)
+	if err := t.maps.ProtectedDisks.Update(p.dev, &cfg, ebpf.UpdateExist); err != nil {
+		return fmt.Errorf("set mode of %s: %w", path, err)
+	}
+	return nil
+}
+
+// Events delivers the tracker's reports. Consume it concurrently with Cut.
+func (t *Linux) Events() <-chan Event {
+	t.start()
+	return t.events
+}
+
+// Gap reports a tracking gap of a protected device.
+func (t *Linux) Gap(path string) error {
+	abs, _ := filepath.Abs(path)
+	t.mu.Lock()
+	g := t.gaps[abs]
+	p := t.byPath[abs]
+	t.mu.Unlock()
+	if g != nil {
+		return g
+	}
+	if p == nil {
+		return nil
+	}
+	st, err := t.diskStats(p.dev)
+	if err != nil {
+		return err
+	}
+	if st.Lost > 0 {
+		return &ResyncRequiredError{Disk: abs, Reason: fmt.Sprintf("%d changes could not be recorded", st.Lost)}
+	}
+	if missed := t.missedRuns(); missed > 0 {
+		return &ResyncRequiredError{Disk: abs, Reason: fmt.Sprintf("the kernel skipped %d tracker runs", missed)}
+	}
+	return nil
+}
+
+// Cut ends the current generation; see Tracker.
+func (t *Linux) Cut(ctx context.Context) (uint64, error) {
+	if t.closed.Load() {
+		return 0, errors.New("cut: tracker closed")
+	}
+	t.start()
+	t.cutMu.Lock()
+	defer t.cutMu.Unlock()
+	gen, err := t.Generation()
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	if err := t.maps.GenInflight.Lookup(uint32((gen+1)%genSlots), &n); err != nil {
+		return 0, fmt.Errorf("cut: read in-flight count: %w", err)
+	}
+	if n != 0 {
+		return 0, fmt.Errorf("cut: %d requests of generation %d are still in flight after %d cuts; wait for them", n, gen+1-genSlots, genSlots)
+	}
+	args := lbbpf.TrackerLbCutArgs{Op: cutBump}
+	if err := t.runCut(&args); err != nil {
+		return 0, err
+	}
+	next := args.Gen
+	// After a grace period no program that read the old generation runs.
+	if _, _, errno := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0); errno != 0 {
+		return 0, fmt.Errorf("cut: membarrier: %w", errno)
+	}
+	ch := make(chan struct{})
+	t.mu.Lock()
+	t.waiters[next-1] = ch
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.waiters, next-1)
+		t.mu.Unlock()
+	}()
+	mark := lbbpf.TrackerLbCutArgs{Op: cutMark, Gen: next - 1}
+	for {
+		err := t.runCut(&mark)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errRingFull) {
+			return 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("cut: ring buffer full: %w", ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	select {
+	case <-ch:
+		return next, nil
+	case <-t.done:
+		return 0, errors.New("cut: tracker closed")
+	case <-ctx.Done():
+		return 0, fmt.Errorf("cut: wait for events to drain: %w", ctx.Err())
+	}
+}
+
+var errRingFull = errors.New("ring buffer full")
+
+func (t *Linux) runCut(a *lbbpf.TrackerLbCutArgs) error {
+	ret, err := t.cut.Run(&ebpf.RunOptions{Context: a, ContextOut: a})
+	if err != nil {
+		return fmt.Errorf("run cut program: %w", err)
+	}
+	switch ret {
+	case 0:
+		return nil
+	case 2:
+		return errRingFull
+	default:
+		return fmt.Errorf("cut program returned %d", ret)
+	}
+}
+
+// Generation returns the current generation.
+func (t *Linux) Generation() (uint64, error) {
+	var st lbbpf.TrackerLbState
+	if err := t.maps.State.Lookup(uint32(0), &st); err != nil {
+		return 0, fmt.Errorf("read tracker state: %w", err)
+	}
+	return st.Gen, nil
+}
+
+// Completed reports whether every request of generations <= gen completed.
+func (t *Linux) Completed(gen uint64) (bool, error) {
+	cur, err := t.Generation()
+	if err != nil {
+		return false, err
+	}
+	if gen > cur {
+		return false, fmt.Errorf("generation %d is not cut yet (current %d)", gen, cur)
+	}
+	counts, err := t.genCounts()
+	if err != nil {
+		return false, err
+	}
+	lo := uint64(0)
+	if cur >= genSlots {
+		lo = cur - genSlots + 1
+	}
+	for g := lo; g <= gen; g++ {
+		if counts[g%genSlots] != 0 {
+			return false, nil
+		}
+	}
+	var untracked uint64
+	cfgs, err := t.diskConfigs()
+	if err != nil {
+		return false, err
+	}
+	for dev := range cfgs {
+		st, err := t.diskStats(dev)
+		if err != nil {
+			return false, err
+		}
+		untracked += st.untracked
+	}
+	if untracked > 0 {
+		return false, fmt.Errorf("%d requests were issued while the in-flight table was full: %w", untracked, ErrCompletionUnknown)
+	}
+	return true, nil
+}
+
+// genCounts reads the in-flight request count of every generation slot.
+func (t *Linux) genCounts() ([]uint64, error) {
+	counts := make([]uint64, genSlots)
+	keys := make([]uint32, genSlots)
+	for i := range keys {
+		keys[i] = uint32(i)
+	}
+	var cursor ebpf.MapBatchCursor
+	n, err := t.maps.GenInflight.BatchLookup(&cursor, keys, counts, nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil, fmt.Errorf("read in-flight counts: %w", err)
+	}
+	if n != genSlots {
+		return nil, fmt.Errorf("read in-flight counts: got %d of %d", n, genSlots)
+	}
+	return counts, nil
+}
+
+// ErrCompletionUnknown: the tracker cannot tell when some requests complete.
+var ErrCompletionUnknown = errors.New("completion of some requests is unknown")
+
+type rawStats struct {
+	DiskStats
+	untracked uint64
+}
+
+func (t *Linux) diskStats(dev uint32) (rawStats, error) {
+	var cfg lbbpf.TrackerLbDiskCfg
+	if err := t.maps.ProtectedDisks.Lookup(dev, &cfg); err != nil {
+		return rawStats{}, fmt.Errorf("read disk config: %w", err)
+	}
+	var per []lbbpf.TrackerLbDiskStats
+	if err := t.maps.DiskStats.Lookup(cfg.Slot, &per); err != nil {
+		return rawStats{}, fmt.Errorf("read disk stats: %w", err)
+	}
+	var r rawStats
+	for _, s := range per {
+		r.Events += s.Events
+		r.Bytes += s.Bytes
+		r.Drops += s.Drops
+		r.Lost += s.Lost
+		r.untracked += s.Untracked
+	}
+	if v, ok := t.regions.Load(dev); ok {
+		r.BitmapRegions = v.(*atomic.Uint64).Load()
+	}
+	r.Mode = Mode(cfg.Mode).String()
+	return r, nil
+}
+
+func (t *Linux) missedRuns() uint64 {
+	var n uint64
+	for _, p := range t.progs {
+		if s, err := p.Stats(); err == nil {
+			n += s.RecursionMisses
+		}
+	}
+	return n
+}
+
+// Stats returns the tracker's counters.
+func (t *Linux) Stats() (Stats, error) {
+	gen, err := t.Generation()
+	if err != nil {
+		return Stats{}, err
+	}
+	s := Stats{Generation: gen, MissedRuns: t.missedRuns()}
+	counts, err := t.genCounts()
+	if err != nil {
+		return Stats{}, err
+	}
+	for _, c := range counts {
+		s.InFlight += c
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for dev, prots := range t.byDev {
+		r, err := t.diskStats(dev)
+		if err != nil {
+			return Stats{}, err
+		}
+		r.Disk = prots[0].path
+		for _, p := range prots[1:] {
+			r.Disk += "," + p.path
+		}
+		s.Disks = append(s.Disks, r.DiskStats)
+	}
+	sort.Slice(s.Disks, func(i, j int) bool { return s.Disks[i].Disk < s.Disks[j].Disk })
+	return s, nil
+}
+
+// readLoop turns ring-buffer records into Events until Close.
+func (t *Linux) readLoop() {
+	defer t.wg.Done()
+	defer close(t.events)
+	var rec ringbuf.Record
+	for {
+		if err := t.reader.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return
+			}
+			continue
+		}
+		raw := rec.RawSample
+		if len(raw) < 44 {
+			continue
+		}
+		id := binary.LittleEndian.Uint64(raw[0:])
+		sector := binary.LittleEndian.Uint64(raw[8:])
+		ts := binary.LittleEndian.Uint64(raw[16:])
+		gen := binary.LittleEndian.Uint64(raw[24:])
+		bytes := binary.LittleEndian.Uint32(raw[32:])
+		dev := binary.LittleEndian.Uint32(raw[36:])
+		kind := raw[40]
+		op := Op(raw[41])
+		switch kind {
+		case evQueued, evCompleted:
+			k := EventQueued
+			if kind == evCompleted {
+				k = EventCompleted
+			}
+			off, end := int64(sector)*512, int64(sector)*512+int64(bytes)
+			for _, p := range t.named(dev) {
+				a, b := max(off, p.start), min(end, p.end)
+				if a >= b {
+					continue
+				}
+				t.send(Event{Kind: k, ID: id, Time: time.Duration(ts),
+					Extent: Extent{Disk: p.path, Offset: a, Length: b - a, Op: op, Gen: gen}})
+			}
+		case evCut:
+			t.drainBitmap(gen)
+			t.send(Event{Kind: EventCut, Extent: Extent{Gen: gen}, Time: time.Duration(ts)})
+			t.mu.Lock()
+			if ch, ok := t.waiters[gen]; ok {
+				close(ch)
+				delete(t.waiters, gen)
+			}
+			t.mu.Unlock()
+		}
+	}
+}
+
+// named returns the protections that name the events of a disk: the real
+// ones, or the placeholders if the disk has no real one yet.
+func (t *Linux) named(dev uint32) []*protection {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	all := t.byDev[dev]
+	var real []*protection
+	for _, p := range all {
+		if !p.restored {
+			real = append(real, p)
+		}
+	}
+	if len(real) == 0 {
+		return all
+	}
+	return real
+}
+
+func (t *Linux) send(e Event) {
+	select {
+	case t.events <- e:
+	case <-t.abort:
+		t.abandoned.Add(1)
+	}
+}
+
+// drainBitmap collects the bitmap half of gen's parity: after the cut of
+// gen has settled it holds only changes of generations <= gen.
+func (t *Linux) drainBitmap(gen uint64) {
+	cfgs, err := t.diskConfigs()
+	if err != nil {
+		return
+	}
+	for dev, cfg := range cfgs {
+		base := int64(cfg.BmBase) + int64(gen&1)*int64(cfg.BmWords)
+		words := make([]uint64, cfg.BmWords)
+		any := false
+		for i := range words {
+			if atomic.LoadUint64(&t.dirty[base+int64(i)]) != 0 {
+				words[i] = atomic.SwapUint64(&t.dirty[base+int64(i)], 0)
+				any = true
+			}
+		}
+		if !any {
+			continue
+		}
+		size, err := wholeDiskSize(dev)
+		if err != nil {
+			size = int64(cfg.BmWords) * 64 << (cfg.BmShift + 9)
+		}
+		gran := int64(512) << cfg.BmShift
+		exts := BitmapExtents("", words, 0, gran, size, gen)
+		v, _ := t.regions.LoadOrStore(dev, new(atomic.Uint64))
+		v.(*atomic.Uint64).Add(uint64(len(exts)))
+		prots := t.named(dev)
+		for _, e := range exts {
+			for _, p := range prots {
+				a, b := max(e.Offset, p.start), min(e.End(), p.end)
+				if a >= b {
+					continue
+				}
+				t.send(Event{Kind: EventDirty, Extent: Extent{Disk: p.path, Offset: a, Length: b - a, Op: OpDirty, Gen: gen}})
+			}
+		}
+	}
+}
+
+// CloseTimeout bounds how long Close waits for the consumer to take the
+// events already read from the kernel.
+const CloseTimeout = 5 * time.Second
+
+// Close stops reading from the kernel. Events already read are still
+// delivered: consume Events until it is closed, or they are lost to the
+// next process (Close gives up after CloseTimeout and says how many).
+// Pinned tracking goes on in the kernel; unpinned tracking ends.
+func (t *Linux) Close() error {
+	if t.closed.Swap(true) {
+		return nil
+	}
+	close(t.done)
+	if t.reader != nil {
+		t.reader.Close()
+	}
+	finished := make(chan struct{})
+	go func() { t.wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(CloseTimeout):
+		close(t.abort)
+		<-finished
+	}
+	t.startOnce.Do(func() { close(t.events) }) // never started
+	t.closeHandles()
+	if n := t.abandoned.Load(); n > 0 && t.opts.PinDir != "" {
+		return fmt.Errorf("close tracker: %d events read from the kernel were not consumed; the next process must resync", n)
+	}
+	return nil
+}
+
+// Detach ends tracking in the kernel: links are detached and pins removed.
+func (t *Linux) Detach() error {
+	dir := t.opts.PinDir
+	err := t.Close()
+	if dir != "" {
+		if rerr := removePins(dir); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+func (t *Linux) closeHandles() {
+	for _, l := range t.links {
+		l.Close()
+	}
+	t.links = nil
+	if t.mmap != nil {
+		unix.Munmap(t.mmap)
+		t.mmap, t.dirty = nil, nil
+	}
+	for _, p := range t.progs {
+		p.Close()
+	}
+	if t.cut != nil {
+		t.cut.Close()
+	}
+	t.maps.Close()
+}
+
+// PinDir returns the pin directory, empty if unpinned.
+func (t *Linux) PinDir() string { return t.opts.PinDir }
+
+// Adopted reports whether Open took over a pinned tracker.
+func (t *Linux) Adopted() bool { return t.adopted }
+
+// PinError is a problem with the pin directory.
+type PinError struct {
+	Dir string
+	Err error
+}
+
+func (e *PinError) Error() string { return fmt.Sprintf("tracker pins in %s: %v", e.Dir, e.Err) }
+func (e *PinError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *PinError) Hint() string {
+	return "remove " + e.Dir + " to start tracking anew; the disks will then be resynced"
+}
+
+func removePins(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return &PinError{Dir: dir, Err: err}
+	}
+	for _, e := range ents {
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return &PinError{Dir: dir, Err: err}
+		}
+	}
+	return nil
+}
+
+func (t *Linux) recordStateLocked() error {
+	if t.opts.StateFile == "" {
+		return nil
+	}
+	sf := stateFile{BootID: formatBootID(t.bootID)}
+	for p := range t.byPath {
+		sf.Disks = append(sf.Disks, p)
+	}
+	sort.Strings(sf.Disks)
+	b, err := json.MarshalIndent(sf, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(t.opts.StateFile, b)
+}
+
+func readStateFile(path string) (*stateFile, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read tracker state: %w", err)
+	}
+	var sf stateFile
+	if err := json.Unmarshal(b, &sf); err != nil {
+		return nil, fmt.Errorf("read tracker state %s: %w (remove it; the disks will be resynced)", path, err)
+	}
+	return &sf, nil
+}
+
+// writeFileAtomic writes via a temporary file, fsync and rename.
+func writeFileAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func readBootID() ([16]byte, error) {
+	var id [16]byte
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return id, fmt.Errorf("read boot id: %w", err)
+	}
+	hex := strings.ReplaceAll(strings.TrimSpace(string(b)), "-", "")
+	if len(hex) != 32 {
+		return id, fmt.Errorf("read boot id: unexpected %q", b)
+	}
+	for i := 0; i < 16; i++ {
+		var v byte
+		if _, err := fmt.Sscanf(hex[2*i:2*i+2], "%02x", &v); err != nil {
+			return id, fmt.Errorf("read boot id: %w", err)
+		}
+		id[i] = v
+	}
+	return id, nil
+}
+
+func formatBootID(id [16]byte) string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:16])
+}
+
+func log2(v int64) int {
+	n := 0
+	for v > 1 {
+		v >>= 1
+		n++
+	}
+	return n
+}
