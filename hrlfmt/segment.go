@@ -1,0 +1,307 @@
+package hrlfmt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/pierrec/lz4/v4"
+)
+
+// segFile is what a SegmentWriter needs of its file; tests substitute it to
+// inject failures.
+type segFile interface {
+	io.WriterAt
+	Truncate(size int64) error
+	Sync() error
+	Close() error
+}
+
+// SegmentWriter writes one segment file, crash-safely: the file is created
+// exclusively with its header already durable, every record goes to the
+// file in a single write at the end of the previous one, and a write that
+// fails is rolled back by truncating the file to its previous size. So
+// whenever the process dies, the file is a valid segment up to its last
+// whole record, which a reader reports as ErrTorn and Recover seals.
+//
+// Records are durable after Sync; Close appends the trailer and makes the
+// whole segment durable. A SegmentWriter is not safe for concurrent use.
+type SegmentWriter struct {
+	f      segFile
+	path   string
+	dir    string // to fsync on Close; "" for none
+	hdr    Header
+	st     trailer // st.offset is the size of the file
+	enc    encoder
+	err    error // sticky: the file's state is unknown
+	closed bool
+}
+
+// CreateSegment creates the segment file path, which must not exist, and
+// writes and fsyncs its header record and the directory entry. A zero
+// h.Version means Version; h.Minor is always set to MinorVersion.
+func CreateSegment(path string, h Header) (*SegmentWriter, error) {
+	if h.Version == 0 {
+		h.Version = Version
+	}
+	h.Minor = MinorVersion
+	if err := h.Validate(); err != nil {
+		return nil, fmt.Errorf("create segment: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create segment: %w", err)
+	}
+	w, err := startSegment(f, path, filepath.Dir(path), h)
+	if err == nil {
+		err = syncDir(w.dir)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("create segment: %w", err)
+	}
+	return w, nil
+}
+
+// startSegment writes and fsyncs the header record of a valid h to f, a new
+// empty file. dir is the directory Close fsyncs, if not "".
+func startSegment(f segFile, path, dir string, h Header) (*SegmentWriter, error) {
+	w := &SegmentWriter{f: f, path: path, dir: dir, hdr: h}
+	rec, crc := appendHeaderRecord(nil, h)
+	if err := writeFull(f, rec, 0); err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	w.st.add(RecHeader, len(rec), crc, 0, 0)
+	return w, nil
+}
+
+// Path returns the segment's path.
+func (w *SegmentWriter) Path() string { return w.path }
+
+// Header returns the segment's header as written.
+func (w *SegmentWriter) Header() Header { return w.hdr }
+
+// Size returns the size of the segment file: the header and the records
+// written so far, and the trailer once closed.
+func (w *SegmentWriter) Size() int64 { return int64(w.st.offset) }
+
+// Records returns the number of records written after the header, not
+// counting the trailer.
+func (w *SegmentWriter) Records() int { return int(w.st.records) }
+
+// WriteData appends a DATA record: the bytes of the disk at off, changed in
+// generation gen. It stores them lz4-compressed when that is smaller, raw
+// otherwise. data must hold 1 to MaxDataLength bytes that lie within the
+// disk; the writer does not keep it.
+func (w *SegmentWriter) WriteData(off int64, gen uint64, data []byte) error {
+	if err := checkData(off, data, w.hdr.DiskSize); err != nil {
+		return err
+	}
+	rec, crc := w.enc.data(off, gen, data)
+	return w.writeRecord(rec, crc, RecData, gen, int64(len(data)))
+}
+
+// WriteZero appends a ZERO record: the n bytes of the disk at off read as
+// zeros since generation gen, for the given reason.
+func (w *SegmentWriter) WriteZero(off, n int64, gen uint64, reason ZeroReason) error {
+	if err := checkZero(off, n, reason, w.hdr.DiskSize); err != nil {
+		return err
+	}
+	rec, crc := w.enc.zero(off, n, gen, reason)
+	return w.writeRecord(rec, crc, RecZero, gen, 0)
+}
+
+// WriteCut appends a CUT record.
+func (w *SegmentWriter) WriteCut(c Cut) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("write cut: %w", err)
+	}
+	rec, crc := w.enc.cut(c)
+	return w.writeRecord(rec, crc, RecCut, c.Gen, 0)
+}
+
+// Sync makes the records written so far durable. If it fails, the writer
+// is unusable: whether the records reached the disk is unknown.
+func (w *SegmentWriter) Sync() error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if err := w.f.Sync(); err != nil {
+		w.err = fmt.Errorf("sync segment: %w", err)
+		return w.err
+	}
+	return nil
+}
+
+// Close appends the trailer, fsyncs the file, closes it and fsyncs its
+// directory: when it returns nil, the whole segment is durable. A writer
+// that has failed is closed without a trailer and Close returns its error.
+// Closing twice returns ErrClosed.
+func (w *SegmentWriter) Close() error {
+	if w.closed {
+		return fmt.Errorf("close segment: %w", ErrClosed)
+	}
+	w.closed = true
+	if w.err != nil {
+		w.f.Close()
+		return w.err
+	}
+	rec := make([]byte, trailerRecordSize)
+	w.st.marshal(rec[RecordHeaderSize:])
+	sealRecord(rec, RecTrailer, 0)
+	err := writeFull(w.f, rec, int64(w.st.offset))
+	if err == nil {
+		w.st.offset += trailerRecordSize
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && w.dir != "" {
+		err = syncDir(w.dir)
+	}
+	if err != nil {
+		w.err = fmt.Errorf("close segment: %w", err)
+		return w.err
+	}
+	return nil
+}
+
+func (w *SegmentWriter) usable() error {
+	if w.closed {
+		return ErrClosed
+	}
+	return w.err
+}
+
+// writeRecord appends one encoded record with a single write.
+func (w *SegmentWriter) writeRecord(rec []byte, crc uint32, typ RecordType, gen uint64, dataLen int64) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	size := int64(w.st.offset)
+	if err := writeFull(w.f, rec, size); err != nil {
+		// Take back whatever part of the record reached the file, so
+		// that the segment stays valid up to its last record.
+		if terr := w.f.Truncate(size); terr != nil {
+			w.err = fmt.Errorf("write %v record: %w; roll back: %w", typ, err, terr)
+			return w.err
+		}
+		return fmt.Errorf("write %v record: %w", typ, err)
+	}
+	w.st.add(typ, len(rec), crc, gen, dataLen)
+	return nil
+}
+
+// writeFull writes b at off; a short write without an error is an error.
+func writeFull(f io.WriterAt, b []byte, off int64) error {
+	n, err := f.WriteAt(b, off)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	return err
+}
+
+// syncDir fsyncs a directory, so that the entries created in it are
+// durable. Windows has no such operation (and needs none for NTFS).
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	return nil
+}
+
+func checkData(off int64, data []byte, diskSize int64) error {
+	if len(data) == 0 {
+		return errors.New("write data: empty extent")
+	}
+	if len(data) > MaxDataLength {
+		return fmt.Errorf("write data: %d bytes, more than %d", len(data), MaxDataLength)
+	}
+	if err := checkExtent(off, int64(len(data)), diskSize); err != nil {
+		return fmt.Errorf("write data: %w", err)
+	}
+	return nil
+}
+
+func checkZero(off, n int64, reason ZeroReason, diskSize int64) error {
+	if reason != ZeroZeroed && reason != ZeroDiscarded {
+		return fmt.Errorf("write zero: unknown %v", reason)
+	}
+	if err := checkExtent(off, n, diskSize); err != nil {
+		return fmt.Errorf("write zero: %w", err)
+	}
+	return nil
+}
+
+// encoder encodes records into a buffer it reuses: the record it returns is
+// valid until its next call.
+type encoder struct {
+	buf  []byte
+	comp *lz4.Compressor // allocated on first use: it is large
+}
+
+func (e *encoder) grow(n int) []byte {
+	if cap(e.buf) < n {
+		e.buf = make([]byte, n)
+	}
+	return e.buf[:n]
+}
+
+// data encodes a DATA record whose arguments have been checked.
+func (e *encoder) data(off int64, gen uint64, data []byte) ([]byte, uint32) {
+	rec := e.grow(RecordHeaderSize + dataFixedSize + len(data))
+	p := rec[RecordHeaderSize:]
+	binary.LittleEndian.PutUint64(p[0:], uint64(off))
+	binary.LittleEndian.PutUint64(p[8:], gen)
+	binary.LittleEndian.PutUint32(p[16:], uint32(len(data)))
+	p[21], p[22], p[23] = 0, 0, 0
+	stored := p[dataFixedSize:]
+	if e.comp == nil {
+		e.comp = new(lz4.Compressor)
+	}
+	// With a destination one byte shorter than the input, lz4 gives up
+	// (0 bytes, or an error) unless the block is smaller than the input.
+	n, err := e.comp.CompressBlock(data, stored[:len(data)-1])
+	if err == nil && n > 0 && n < len(data) {
+		p[20] = byte(CompressLZ4)
+	} else {
+		p[20] = byte(CompressNone)
+		n = copy(stored, data)
+	}
+	rec = rec[:RecordHeaderSize+dataFixedSize+n]
+	return rec, sealRecord(rec, RecData, 0)
+}
+
+// zero encodes a ZERO record whose arguments have been checked.
+func (e *encoder) zero(off, n int64, gen uint64, reason ZeroReason) ([]byte, uint32) {
+	rec := e.grow(RecordHeaderSize + zeroPayloadSize)
+	zeroPayload(rec[RecordHeaderSize:], off, n, gen, reason)
+	return rec, sealRecord(rec, RecZero, 0)
+}
+
+// cut encodes a CUT record of a valid cut.
+func (e *encoder) cut(c Cut) ([]byte, uint32) {
+	rec := e.grow(RecordHeaderSize + cutFixedSize + len(c.PointID))
+	cutPayload(rec[RecordHeaderSize:], c)
+	return rec, sealRecord(rec, RecCut, 0)
+}
