@@ -1,0 +1,343 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+)
+
+// importPrefix starts the names of the temporary files Apply copies
+// segments into, in the journal directory.
+const importPrefix = ".import-"
+
+// Apply applies segment seq of a disk, the .hrl file at segmentPath, to the
+// disk's replica, journal and cut list (see the package documentation).
+// The first segment of a disk is 0; a sequence number already applied is a
+// no-op; one beyond the next is an error wrapping ErrOutOfOrder. A segment
+// that is not whole and valid, or whose header names another machine, disk
+// or sequence number, is an error and nothing of it is applied. Apply is
+// durable when it returns nil; after an error or a crash, Apply of the same
+// segment completes it.
+func (l *Local) Apply(ctx context.Context, machine, disk string, seq uint64, segmentPath string) error {
+	if err := CheckName(machine); err != nil {
+		return fmt.Errorf("apply: machine: %w", err)
+	}
+	if err := CheckName(disk); err != nil {
+		return fmt.Errorf("apply: disk: %w", err)
+	}
+	if err := l.apply(ctx, machine, disk, seq, segmentPath); err != nil {
+		return fmt.Errorf("apply %s/%s segment %d: %w", machine, disk, seq, err)
+	}
+	return nil
+}
+
+func (l *Local) apply(ctx context.Context, machine, disk string, seq uint64, segmentPath string) error {
+	locks := l.locks(machine, disk)
+	locks.apply.Lock()
+	defer locks.apply.Unlock()
+
+	dir := l.diskDir(machine, disk)
+	removeTemps(dir)
+	st, ok, err := readApplied(dir)
+	if err != nil {
+		return err
+	}
+	switch {
+	case ok && seq <= st.Seq:
+		return nil
+	case ok && seq != st.Seq+1:
+		return fmt.Errorf("expected segment %d: %w", st.Seq+1, ErrOutOfOrder)
+	case !ok && seq != 0:
+		return fmt.Errorf("expected segment 0, the first: %w", ErrOutOfOrder)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	jdir := filepath.Join(dir, journalDir)
+	if err := mkdirAllSync(jdir); err != nil {
+		return err
+	}
+	hdr, err := importSegment(ctx, jdir, machine, disk, seq, segmentPath)
+	if err != nil {
+		return err
+	}
+	if err := l.runHook("imported"); err != nil {
+		return err
+	}
+	size := max(st.Size, hdr.DiskSize)
+	cuts, err := l.applyRecords(ctx, locks, dir, machine, disk, seq, size)
+	if err != nil {
+		return err
+	}
+	if err := l.runHook("records"); err != nil {
+		return err
+	}
+	if err := updateCuts(dir, seq, cuts); err != nil {
+		return err
+	}
+	if err := l.runHook("cuts"); err != nil {
+		return err
+	}
+	b, err := json.Marshal(appliedState{Seq: seq, Size: size, Time: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(dir, appliedFile, append(b, '\n'))
+}
+
+// importSegment copies the segment at src into the journal directory jdir
+// as segment seq while reading and checking all of it: every record, the
+// trailer, and the header's machine, disk and sequence number. The copy is
+// durable when it returns. It returns the segment's header.
+func importSegment(ctx context.Context, jdir, machine, disk string, seq uint64, src string) (hdr hrlfmt.Header, err error) {
+	// Temporary files of an Apply that was interrupted are garbage.
+	if ents, err := os.ReadDir(jdir); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), importPrefix) {
+				os.Remove(filepath.Join(jdir, e.Name()))
+			}
+		}
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return hrlfmt.Header{}, fmt.Errorf("open segment: %w", err)
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(jdir, importPrefix+"*")
+	if err != nil {
+		return hrlfmt.Header{}, fmt.Errorf("copy segment: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	sum := sha256.New()
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	copied := io.MultiWriter(bw, sum)
+	// Every byte the reader consumes goes to the copy: after the reader
+	// has checked that nothing follows the trailer, the copy is whole.
+	r, err := hrlfmt.NewReader(io.TeeReader(in, copied))
+	if err != nil {
+		return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", src, err)
+	}
+	hdr = r.Header()
+	if err := checkHeader(hdr, machine, disk, seq); err != nil {
+		return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", src, err)
+	}
+	for n := 0; ; n++ {
+		_, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", src, err)
+		}
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return hrlfmt.Header{}, err
+			}
+		}
+	}
+	if n, err := io.Copy(copied, in); err != nil || n != 0 {
+		return hrlfmt.Header{}, fmt.Errorf("segment %s: %d bytes after the end (%v)", src, n, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return hrlfmt.Header{}, fmt.Errorf("copy segment: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return hrlfmt.Header{}, fmt.Errorf("copy segment: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return hrlfmt.Header{}, fmt.Errorf("copy segment: %w", err)
+	}
+	dst := filepath.Join(jdir, hrlfmt.SegmentName(seq))
+	// A journal copy of this sequence number is what an interrupted Apply
+	// left; its records may be in current.img, so it must be this segment.
+	if prev, err := fileSum(dst); err == nil {
+		if !bytes.Equal(prev, sum.Sum(nil)) {
+			return hrlfmt.Header{}, fmt.Errorf("segment %s differs from the segment %d that an interrupted apply left in the journal: the replica may hold part of that one; resync the disk", src, seq)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return hrlfmt.Header{}, fmt.Errorf("check journal: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return hrlfmt.Header{}, fmt.Errorf("copy segment: %w", err)
+	}
+	if err := syncDir(jdir); err != nil {
+		return hrlfmt.Header{}, err
+	}
+	return hdr, nil
+}
+
+// removeTemps removes the temporary files of metadata writes that a crash
+// left in the disk directory dir.
+func removeTemps(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		for _, name := range []string{cutsFile, appliedFile} {
+			if strings.HasPrefix(e.Name(), "."+name+".tmp-") {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+}
+
+// checkHeader checks that a segment's header is that of segment seq of
+// machine's disk.
+func checkHeader(h hrlfmt.Header, machine, disk string, seq uint64) error {
+	switch {
+	case h.Machine != machine:
+		return fmt.Errorf("header names machine %q, not %q", h.Machine, machine)
+	case h.Disk != disk:
+		return fmt.Errorf("header names disk %q, not %q", h.Disk, disk)
+	case h.Seq != seq:
+		return fmt.Errorf("header has sequence number %d, not %d", h.Seq, seq)
+	}
+	return nil
+}
+
+// fileSum returns the SHA-256 of a file's content.
+func fileSum(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// applyRecords writes the records of journal segment seq to current.img,
+// grown to size (and base.img with it), and makes them durable. It
+// returns the segment's cuts.
+func (l *Local) applyRecords(ctx context.Context, locks *diskLocks, dir, machine, disk string, seq uint64, size int64) (cuts []cutEntry, err error) {
+	locks.cur.Lock()
+	defer locks.cur.Unlock()
+	cur, curNew, err := openGrow(filepath.Join(dir, currentImg), size)
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close()
+	base, baseNew, err := openGrow(filepath.Join(dir, baseImg), size)
+	if err != nil {
+		return nil, err
+	}
+	defer base.Close()
+	if err := base.Sync(); err != nil {
+		return nil, fmt.Errorf("sync base image: %w", err)
+	}
+	if curNew || baseNew {
+		if err := syncDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	r, err := hrlfmt.OpenSegment(filepath.Join(dir, journalDir, hrlfmt.SegmentName(seq)))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if err := checkHeader(r.Header(), machine, disk, seq); err != nil {
+		return nil, fmt.Errorf("journal segment: %w", err)
+	}
+	for i := 0; ; i++ {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := applyRecord(cur, rec, size); err != nil {
+			return nil, fmt.Errorf("record %d at offset %d: %w", i, rec.Pos, err)
+		}
+		if rec.Type == hrlfmt.RecCut {
+			c := rec.Cut
+			cuts = append(cuts, cutEntry{ID: c.PointID, Kind: c.Kind.String(), Gen: c.Gen, Time: c.Time,
+				Seq: seq, Record: i, Pos: rec.Pos, Size: size})
+		}
+		if err := l.runHook(fmt.Sprintf("record %d", i)); err != nil {
+			return nil, err
+		}
+	}
+	if err := cur.Sync(); err != nil {
+		return nil, fmt.Errorf("sync replica: %w", err)
+	}
+	return cuts, nil
+}
+
+// applyRecord writes a DATA or ZERO record to an image of size bytes; a
+// CUT changes nothing.
+func applyRecord(img *os.File, rec hrlfmt.Record, size int64) error {
+	switch rec.Type {
+	case hrlfmt.RecData, hrlfmt.RecZero:
+		if rec.Offset < 0 || rec.Length <= 0 || rec.Offset > size-rec.Length {
+			return fmt.Errorf("extent [%d, +%d) beyond the image's %d bytes", rec.Offset, rec.Length, size)
+		}
+	}
+	switch rec.Type {
+	case hrlfmt.RecData:
+		if int64(len(rec.Data)) != rec.Length {
+			return fmt.Errorf("data record of %d bytes for a length of %d", len(rec.Data), rec.Length)
+		}
+		if err := writeFull(img, rec.Data, rec.Offset); err != nil {
+			return fmt.Errorf("write image: %w", err)
+		}
+	case hrlfmt.RecZero:
+		if err := punchHole(img, rec.Offset, rec.Length); err != nil {
+			return fmt.Errorf("zero image: %w", err)
+		}
+	case hrlfmt.RecCut:
+		if rec.Cut == nil {
+			return errors.New("cut record without a cut")
+		}
+	default:
+		return fmt.Errorf("unexpected %v record", rec.Type)
+	}
+	return nil
+}
+
+// updateCuts replaces the cuts of segment seq and later in the cut list
+// of the disk in dir by cuts, durably.
+func updateCuts(dir string, seq uint64, cuts []cutEntry) error {
+	old, err := readCuts(dir)
+	if err != nil {
+		return err
+	}
+	keep := old[:0:0]
+	for _, c := range old {
+		if c.Seq < seq {
+			keep = append(keep, c)
+		}
+	}
+	if len(keep) == len(old) && len(cuts) == 0 {
+		return nil
+	}
+	b, err := json.MarshalIndent(cutsMeta{Version: 1, Cuts: append(keep, cuts...)}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(dir, cutsFile, append(b, '\n'))
+}
