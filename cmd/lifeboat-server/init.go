@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+
+	"github.com/lifeboat-dr/lifeboat/server/pki"
+)
+
+// InitCommand is 'lifeboat-server init'.
+type InitCommand struct {
+	main *Main
+}
+
+// Run creates a new data directory.
+func (c *InitCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	fs.SetOutput(c.main.Stderr)
+	data := fs.String("data", c.main.Getenv("LIFEBOAT_DATA"), "data `DIR` to create (default $LIFEBOAT_DATA)")
+	var sans stringList
+	fs.Var(&sans, "san", "extra DNS `NAME` or IP address of the server certificate (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server init --data DIR [--san NAME...]\n\nCreates the CA, the server and admin certificates and the registration passphrase in DIR.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if *data == "" {
+		return errors.New("init: --data DIR is required")
+	}
+	dir, err := filepath.Abs(*data)
+	if err != nil {
+		return err
+	}
+	if err := pki.Init(dir, pki.Options{SANs: sans}); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.main.Stdout, "initialized %s\n", dir)
+	fmt.Fprintf(c.main.Stdout, "  CA certificate:        %s\n", filepath.Join(dir, pki.CACertFile))
+	fmt.Fprintf(c.main.Stdout, "  admin certificate:     %s\n", filepath.Join(dir, pki.AdminCertFile))
+	fmt.Fprintf(c.main.Stdout, "  registration passphrase (give it to agents with --passphrase-file): %s\n", filepath.Join(dir, pki.PassphraseFile))
+	fmt.Fprintf(c.main.Stdout, "next: lifeboat-server run --data %s\n", dir)
+	return nil
+}

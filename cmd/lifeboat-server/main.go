@@ -1,0 +1,98 @@
+// Command lifeboat-server runs Lifeboat's server roles: the configuration
+// server (registration, admin API), the process server (the replication
+// gateway) and the master target. See docs/server.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/lifeboat-dr/lifeboat/server"
+	"github.com/lifeboat-dr/lifeboat/server/pki"
+)
+
+const usage = `lifeboat-server: Lifeboat's configuration, process and master-target server
+
+Usage:
+  lifeboat-server init --data DIR [--san NAME...]   create the CA, certificates and passphrase
+  lifeboat-server run  --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]
+
+Run 'lifeboat-server COMMAND -h' for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	if err := m.Run(ctx, os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		printError(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// Main is the program, with its streams and environment.
+type Main struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	// Ready, if set, is called by run once the server serves (tests).
+	Ready func(*server.Server)
+}
+
+// Run runs the command of args.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	if m.Getenv == nil {
+		m.Getenv = func(string) string { return "" }
+	}
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "init":
+		return (&InitCommand{main: m}).Run(ctx, args[1:])
+	case "run":
+		return (&RunCommand{main: m}).Run(ctx, args[1:])
+	case "-h", "--help", "help":
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(m.Stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// printError prints err and the operator hint it carries, if any.
+func printError(w io.Writer, err error) {
+	fmt.Fprintln(w, "lifeboat-server:", err)
+	var se *server.Error
+	var pe *pki.Error
+	switch {
+	case errors.As(err, &se) && se.Hint != "":
+		fmt.Fprintln(w, "hint:", se.Hint)
+	case errors.As(err, &pe) && pe.Hint != "":
+		fmt.Fprintln(w, "hint:", pe.Hint)
+	}
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return fmt.Sprint(*s) }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// noArgs refuses positional arguments.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+
+	"github.com/lifeboat-dr/lifeboat/server"
+	"github.com/lifeboat-dr/lifeboat/server/api"
+)
+
+// RunCommand is 'lifeboat-server run'.
+type RunCommand struct {
+	main *Main
+}
+
+// Run serves until ctx is done (SIGINT, SIGTERM), then shuts down
+// gracefully.
+func (c *RunCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(c.main.Stderr)
+	data := fs.String("data", c.main.Getenv("LIFEBOAT_DATA"), "data `DIR` made by 'lifeboat-server init' (default $LIFEBOAT_DATA)")
+	apiAddr := fs.String("api", server.DefaultAPIAddr, "listen `ADDR` of the configuration role (HTTPS)")
+	listen := fs.String("listen", server.DefaultListenAddr, "listen `ADDR` of the process role (mutual TLS 1.3)")
+	roles := fs.String("roles", "config,process,mastertarget", "comma-separated `ROLES` to run")
+	advertise := fs.String("advertise", "", "`HOST:PORT` of the process role given to agents at registration (default: the host they reached --api on)")
+	maxSeg := fs.Int64("max-segment-bytes", api.MaxSegmentBytes, "largest segment accepted, in `BYTES`")
+	debug := fs.Bool("debug", false, "log at debug level")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server run --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if *data == "" {
+		return errors.New("run: --data DIR is required")
+	}
+	r, err := server.ParseRoles(*roles)
+	if err != nil {
+		return fmt.Errorf("run: --roles: %w", err)
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := server.NewLogger(c.main.Stderr, level)
+	srv, err := server.Open(server.Config{
+		DataDir:         *data,
+		APIAddr:         *apiAddr,
+		ListenAddr:      *listen,
+		Roles:           r,
+		Advertise:       *advertise,
+		Logger:          log,
+		MaxSegmentBytes: *maxSeg,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("lifeboat-server running", "roles", r.List(), "api", srv.APIAddr(), "process", srv.ProcessAddr())
+	if c.main.Ready != nil {
+		c.main.Ready(srv)
+	}
+	return srv.Run(ctx)
+}

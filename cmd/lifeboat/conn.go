@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/lifeboat-dr/lifeboat/server"
+	"github.com/lifeboat-dr/lifeboat/server/client"
+	"github.com/lifeboat-dr/lifeboat/server/pki"
+)
+
+// Conn says how to reach the admin API: a data directory on the server
+// host, or a URL with the CA and the admin certificate.
+type Conn struct {
+	Data, Server, CA, Cert, Key string
+}
+
+// register adds the connection flags to fs, with defaults from the
+// environment or from values already parsed.
+func (c *Conn) register(fs *flag.FlagSet, getenv func(string) string) {
+	def := func(v, env string) string {
+		if v != "" {
+			return v
+		}
+		return getenv(env)
+	}
+	fs.StringVar(&c.Data, "data", def(c.Data, "LIFEBOAT_DATA"), "server data `DIR` (on the server host; default $LIFEBOAT_DATA)")
+	fs.StringVar(&c.Server, "server", def(c.Server, "LIFEBOAT_SERVER"), "admin API `URL` (default $LIFEBOAT_SERVER)")
+	fs.StringVar(&c.CA, "ca", def(c.CA, "LIFEBOAT_CA"), "CA certificate `FILE` (default $LIFEBOAT_CA)")
+	fs.StringVar(&c.Cert, "cert", def(c.Cert, "LIFEBOAT_CERT"), "admin certificate `FILE` (default $LIFEBOAT_CERT)")
+	fs.StringVar(&c.Key, "key", def(c.Key, "LIFEBOAT_KEY"), "admin key `FILE` (default $LIFEBOAT_KEY)")
+}
+
+const connHint = "on the server host give --data DIR; elsewhere --server URL --ca ca.crt --cert admin.crt --key admin.key (copies of the server's DIR/ca.crt, DIR/admin.crt, DIR/admin.key)"
+
+// Admin returns a client of the admin API.
+func (c *Conn) Admin() (*client.Admin, string, error) {
+	u, ca, cert, key := c.Server, c.CA, c.Cert, c.Key
+	if c.Data != "" {
+		if u == "" {
+			st, err := server.ReadState(c.Data)
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, "", &Error{
+					Err:  fmt.Errorf("no %s in %s", server.StateFile, c.Data),
+					Hint: "is 'lifeboat-server run --data " + c.Data + "' running? it writes that file when it serves",
+				}
+			}
+			if err != nil {
+				return nil, "", err
+			}
+			if st.APIURL == "" {
+				return nil, "", &Error{Err: errors.New("the server runs no configuration role"), Hint: "run lifeboat-server with --roles including config"}
+			}
+			u = st.APIURL
+		}
+		if ca == "" {
+			ca = filepath.Join(c.Data, pki.CACertFile)
+		}
+		if cert == "" {
+			cert = filepath.Join(c.Data, pki.AdminCertFile)
+		}
+		if key == "" {
+			key = filepath.Join(c.Data, pki.AdminKeyFile)
+		}
+	}
+	if u == "" {
+		return nil, "", &Error{Err: errors.New("no server given"), Hint: connHint}
+	}
+	if ca == "" || cert == "" || key == "" {
+		return nil, "", &Error{Err: errors.New("--server needs --ca, --cert and --key"), Hint: connHint}
+	}
+	read := func(f string) ([]byte, error) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, &Error{Err: err, Hint: connHint}
+		}
+		return b, nil
+	}
+	caPEM, err := read(ca)
+	if err != nil {
+		return nil, "", err
+	}
+	certPEM, err := read(cert)
+	if err != nil {
+		return nil, "", err
+	}
+	keyPEM, err := read(key)
+	if err != nil {
+		return nil, "", err
+	}
+	a, err := client.NewAdmin(u, caPEM, certPEM, keyPEM)
+	if err != nil {
+		return nil, "", &Error{Err: err, Hint: connHint}
+	}
+	return a, u, nil
+}
+
+// callError adds a hint to an error of a call to the server at u.
+func callError(err error, u string) error {
+	if client.Hint(err) != "" || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var ue *url.Error
+	var oe *net.OpError
+	if errors.As(err, &oe) || errors.As(err, &ue) {
+		return &Error{Err: err, Hint: "cannot reach " + u + ": is lifeboat-server running, and is the address right?"}
+	}
+	return err
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+)
+
+// MachinesCommand is 'lifeboat machines'.
+type MachinesCommand struct {
+	main *Main
+	conn Conn
+}
+
+// Run lists the machines.
+func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("machines", flag.ContinueOnError)
+	fs.SetOutput(c.main.Stderr)
+	c.conn.register(fs, c.main.Getenv)
+	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: lifeboat machines [--json]")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("machines: unexpected argument %q", pos[0])
+	}
+	a, u, err := c.conn.Admin()
+	if err != nil {
+		return err
+	}
+	defer a.CloseIdleConnections()
+	ms, err := a.Machines(ctx)
+	if err != nil {
+		return callError(err, u)
+	}
+	if *asJSON {
+		return writeJSON(c.main.Stdout, ms)
+	}
+	if len(ms) == 0 {
+		fmt.Fprintln(c.main.Stdout, "no machine yet: register an agent with the passphrase")
+		return nil
+	}
+	tw := table(c.main.Stdout)
+	fmt.Fprintln(tw, "MACHINE\tDISKS\tBACKLOG\tPOINTS\tLATEST POINT\tLATEST TIME\tLAST SEEN")
+	for _, m := range ms {
+		var disks []string
+		var backlog uint64
+		for _, d := range m.Disks {
+			disks = append(disks, d.Disk)
+			applied := uint64(0)
+			if d.Applied {
+				applied = d.AppliedSeq + 1
+			}
+			if d.NextSeq > applied {
+				backlog += d.NextSeq - applied
+			}
+		}
+		ds := strings.Join(disks, ",")
+		if ds == "" {
+			ds = "-"
+		}
+		latest, latestTime := "-", "-"
+		if m.LatestPoint != nil {
+			latest = m.LatestPoint.ID + " (" + m.LatestPoint.Kind + ")"
+			latestTime = fmtTime(&m.LatestPoint.Time)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", m.Name, ds, backlog, m.Points, latest, latestTime, fmtTime(m.LastSeen))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,124 @@
+// Command lifeboat is Lifeboat's admin CLI: it talks to the admin API of a
+// configuration server (lifeboat-server) to list machines and recovery
+// points and to fail over. See docs/server.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/lifeboat-dr/lifeboat/server/client"
+)
+
+const usage = `lifeboat: Lifeboat's admin CLI
+
+Usage:
+  lifeboat [CONNECTION] machines [--json]
+  lifeboat [CONNECTION] points MACHINE [--json]
+  lifeboat [CONNECTION] failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--json]
+
+CONNECTION (before or after the command):
+  --data DIR                      on the server host: DIR/server.json, DIR/ca.crt, DIR/admin.*
+  --server URL --ca F --cert F --key F   anywhere else
+Environment defaults: LIFEBOAT_DATA, LIFEBOAT_SERVER, LIFEBOAT_CA, LIFEBOAT_CERT, LIFEBOAT_KEY.
+
+Run 'lifeboat COMMAND -h' for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	if err := m.Run(ctx, os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		printError(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// Main is the program, with its streams and environment.
+type Main struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+// Run runs the command of args.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	if m.Getenv == nil {
+		m.Getenv = func(string) string { return "" }
+	}
+	fs := flag.NewFlagSet("lifeboat", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage) }
+	var conn Conn
+	conn.register(fs, m.Getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	args = fs.Args()
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "machines":
+		return (&MachinesCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "points":
+		return (&PointsCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "failover":
+		return (&FailoverCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "help":
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(m.Stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// Error is an error of the CLI with a hint for the operator.
+type Error struct {
+	Err  error
+	Hint string
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// printError prints err and the hint it carries, if any.
+func printError(w io.Writer, err error) {
+	fmt.Fprintln(w, "lifeboat:", err)
+	var ce *Error
+	hint := client.Hint(err)
+	if errors.As(err, &ce) && ce.Hint != "" {
+		hint = ce.Hint
+	}
+	if hint != "" {
+		fmt.Fprintln(w, "hint:", hint)
+	}
+}
+
+// parseInterspersed parses flags that may come before, between and after
+// positional arguments, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}

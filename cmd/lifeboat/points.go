@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// PointsCommand is 'lifeboat points'.
+type PointsCommand struct {
+	main *Main
+	conn Conn
+}
+
+// Run lists the recovery points of a machine.
+func (c *PointsCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("points", flag.ContinueOnError)
+	fs.SetOutput(c.main.Stderr)
+	c.conn.register(fs, c.main.Getenv)
+	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: lifeboat points MACHINE [--json]")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return errors.New("points: give one MACHINE")
+	}
+	a, u, err := c.conn.Admin()
+	if err != nil {
+		return err
+	}
+	defer a.CloseIdleConnections()
+	pts, err := a.Points(ctx, pos[0])
+	if err != nil {
+		return callError(err, u)
+	}
+	if *asJSON {
+		return writeJSON(c.main.Stdout, pts)
+	}
+	if len(pts) == 0 {
+		fmt.Fprintf(c.main.Stdout, "no recovery point of %s yet\n", pos[0])
+		return nil
+	}
+	tw := table(c.main.Stdout)
+	fmt.Fprintln(tw, "ID\tTIME\tKIND\tGEN\tDISKS")
+	for _, p := range pts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", p.ID, p.Time.UTC().Format(time.RFC3339Nano), p.Kind, p.Gen, strings.Join(p.Disks, ","))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,352 @@
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/server/pki"
+	"github.com/lifeboat-dr/lifeboat/store"
+)
+
+// configHandler routes the configuration role: registration and the admin
+// API.
+func (s *Server) configHandler() http.Handler {
+	log := s.cfg.Logger.With(LogComponent, "config")
+	mux := http.NewServeMux()
+	mux.Handle("POST "+api.PathRegister, handle(log, s.register))
+	admin := func(pattern string, h handlerFunc) {
+		mux.Handle(pattern, handle(log, func(w http.ResponseWriter, r *http.Request) error {
+			if err := s.checkAdmin(r); err != nil {
+				return err
+			}
+			return h(w, r)
+		}))
+	}
+	admin("GET "+api.PathMachines, s.listMachines)
+	admin("GET "+api.PathPoints, s.listPoints)
+	admin("POST "+api.PathFailover, s.failover)
+	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
+	}))
+	return mux
+}
+
+const adminHint = "the admin API needs the administrator's certificate: run lifeboat with --data DIR on the server host, or with --cert DIR/admin.crt --key DIR/admin.key --ca DIR/ca.crt"
+
+// checkAdmin admits only the administrator's certificate, issued by the
+// server's CA.
+func (s *Server) checkAdmin(r *http.Request) error {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return errorf(http.StatusUnauthorized, "no client certificate", adminHint)
+	}
+	cn, err := s.ca.VerifyClient(r.TLS.PeerCertificates)
+	if err != nil {
+		return &Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Hint: adminHint, Err: err}
+	}
+	if cn != api.AdminName {
+		return errorf(http.StatusForbidden, fmt.Sprintf("certificate of machine %q cannot use the admin API", cn), adminHint)
+	}
+	return nil
+}
+
+// register handles POST /v1/register (docs/protocol.md).
+func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
+	var req api.RegisterRequest
+	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+		return err
+	}
+	if err := api.ValidName(req.Name); err != nil {
+		return errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "machine names are [A-Za-z0-9._-]{1,63}: set the agent's --name")
+	}
+	if req.Name == api.AdminName {
+		return errorf(http.StatusBadRequest, "machine name \"admin\" is reserved", "give the agent another --name")
+	}
+	if nb, err := hex.DecodeString(req.Nonce); err != nil || len(nb) != 32 {
+		return errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the registration request")
+	}
+	log := s.cfg.Logger.With(LogComponent, "config", LogMachine, req.Name, LogRemote, r.RemoteAddr)
+	if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(s.pass, req.Name, req.Nonce, req.CSR)) {
+		log.Warn("registration refused: wrong passphrase proof")
+		return errorf(http.StatusUnauthorized, "wrong passphrase",
+			"the agent's passphrase file must hold the line in the server's DATA/passphrase")
+	}
+	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
+	if err != nil {
+		return &Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Hint: "send one PEM CERTIFICATE REQUEST signed with the agent's key", Err: err}
+	}
+	certPEM, err := s.ca.IssueMachine(req.Name, csr, time.Now())
+	if err != nil {
+		return &Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Hint: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
+	}
+	proc, err := s.processServerFor(r)
+	if err != nil {
+		return err
+	}
+	cert, err := pki.ParseCertificatePEM(certPEM)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	if err := s.updateMachine(req.Name, func(m *machineRecord) {
+		m.Registered = &now
+		m.Serial = cert.SerialNumber.Text(16)
+	}); err != nil {
+		return err
+	}
+	log.Info("machine registered", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter)
+	writeJSON(w, http.StatusOK, api.RegisterResponse{
+		Certificate:   string(certPEM),
+		CA:            string(s.ca.CertPEM),
+		ProcessServer: proc,
+		ServerProof:   api.ServerProof(s.pass, req.Nonce, string(s.ca.CertPEM)),
+	})
+	return nil
+}
+
+// processServerFor returns the process server address to give an agent
+// that registered through r.
+func (s *Server) processServerFor(r *http.Request) (string, error) {
+	if s.cfg.Advertise != "" {
+		return s.cfg.Advertise, nil
+	}
+	if s.procAddr == nil {
+		return "", errorf(http.StatusServiceUnavailable, "this server runs no process role",
+			"run lifeboat-server with --roles including process, or give --advertise HOST:PORT of a process server")
+	}
+	host, port, err := net.SplitHostPort(s.procAddr.String())
+	if err != nil {
+		return "", err
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		// Listening on every address: the agent can reach the process
+		// role where it reached this one.
+		h, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			h = r.Host
+		}
+		host = h
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// listMachines handles GET /v1/machines.
+func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) error {
+	names, err := s.machineNames(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]api.Machine, 0, len(names))
+	for _, n := range names {
+		m, err := s.machineStatus(r.Context(), n)
+		if err != nil {
+			return err
+		}
+		out = append(out, m)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// machineNames lists, sorted, every machine registered or with data.
+func (s *Server) machineNames(ctx context.Context) ([]string, error) {
+	set := map[string]bool{}
+	s.mu.Lock()
+	for n := range s.machines {
+		set[n] = true
+	}
+	s.mu.Unlock()
+	ms, err := s.store.Machines(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("target storage: %w", err)
+	}
+	for _, n := range ms {
+		set[n] = true
+	}
+	if ents, err := os.ReadDir(filepath.Join(s.dir, CacheDir)); err == nil {
+		for _, e := range ents {
+			if e.IsDir() && api.ValidName(e.Name()) == nil {
+				set[e.Name()] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		if api.ValidName(n) == nil {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// machineStatus returns what the admin API shows of a machine.
+func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, error) {
+	rec, _ := s.machine(name)
+	m := api.Machine{Name: name, Registered: rec.Registered, Disks: []api.DiskState{}}
+	if !rec.lastSeen.IsZero() {
+		t := rec.lastSeen
+		m.LastSeen = &t
+	}
+	disks, err := s.machineDisks(ctx, name)
+	if err != nil {
+		return m, err
+	}
+	for _, d := range disks {
+		st, err := s.diskStatus(ctx, name, d)
+		if err != nil {
+			return m, err
+		}
+		m.Disks = append(m.Disks, st)
+	}
+	pts, err := s.points(ctx, name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return m, err
+	}
+	m.Points = len(pts)
+	if len(pts) > 0 {
+		m.LatestPoint = &pts[len(pts)-1]
+	}
+	return m, nil
+}
+
+// points returns the listed points of a machine, oldest first.
+func (s *Server) points(ctx context.Context, machine string) ([]api.Point, error) {
+	ps, err := s.store.Points(ctx, machine)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Point, len(ps))
+	for i, p := range ps {
+		out[i] = apiPoint(p)
+	}
+	return out, nil
+}
+
+func apiPoint(p store.Point) api.Point {
+	disks := p.Disks
+	if disks == nil {
+		disks = []string{}
+	}
+	return api.Point{ID: p.ID, Time: p.Time.UTC(), Kind: p.Kind, Gen: p.Gen, Disks: disks}
+}
+
+// machineParam returns the machine of an admin URL, which must be known.
+func (s *Server) machineParam(r *http.Request) (string, error) {
+	m := r.PathValue("m")
+	if err := api.ValidName(m); err != nil {
+		return "", errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "'lifeboat machines' lists the machines")
+	}
+	names, err := s.machineNames(r.Context())
+	if err != nil {
+		return "", err
+	}
+	if !slices.Contains(names, m) {
+		return "", errorf(http.StatusNotFound, "unknown machine "+strconv.Quote(m), "'lifeboat machines' lists the machines")
+	}
+	return m, nil
+}
+
+// listPoints handles GET /v1/machines/{m}/points.
+func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.machineParam(r)
+	if err != nil {
+		return err
+	}
+	pts, err := s.points(r.Context(), m)
+	if errors.Is(err, store.ErrNotFound) {
+		pts, err = []api.Point{}, nil
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, pts)
+	return nil
+}
+
+// failover handles POST /v1/machines/{m}/failover.
+func (s *Server) failover(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.machineParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.FailoverRequest
+	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+		return err
+	}
+	if req.Point == "" {
+		return errorf(http.StatusBadRequest, "no point given", "give a point id, latest or latest-app")
+	}
+	if req.Out == "" || !filepath.IsAbs(req.Out) {
+		return errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
+	}
+	pts, err := s.points(r.Context(), m)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	pt, err := selectPoint(pts, req.Point, m)
+	if err != nil {
+		return err
+	}
+	log := s.cfg.Logger.With(LogComponent, "config", LogMachine, m, LogPoint, pt.ID)
+	if err := os.MkdirAll(req.Out, 0o755); err != nil {
+		return &Error{Status: http.StatusBadRequest, Msg: "cannot create the output directory: " + err.Error(), Hint: "give --out a directory the server may write", Err: err}
+	}
+	log.Info("materializing", "test", req.Test, "out", req.Out)
+	imgs, err := s.store.Materialize(r.Context(), m, pt.ID, req.Out)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return &Error{Status: http.StatusNotFound, Msg: "point not found in target storage", Hint: "'lifeboat points MACHINE' lists the points", Err: err}
+		}
+		if isNoSpace(err) {
+			return &Error{Status: http.StatusInsufficientStorage, Msg: "output disk full", Hint: "free space where --out points, or choose another --out", Err: err}
+		}
+		if errors.Is(err, os.ErrExist) {
+			return &Error{Status: http.StatusConflict, Msg: "an image already exists in the output directory", Hint: "failover never overwrites an image: choose an empty --out", Err: err}
+		}
+		return &Error{Status: http.StatusInternalServerError, Msg: "materialize failed: " + err.Error(), Hint: "see the server's log", Err: err}
+	}
+	res := api.FailoverResult{Machine: m, Point: pt, Test: req.Test, Images: make([]api.Image, len(imgs))}
+	for i, im := range imgs {
+		res.Images[i] = api.Image{Disk: im.Disk, Path: im.Path, Size: im.Size}
+	}
+	log.Info("failover images written", "test", req.Test, "images", len(imgs))
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// selectPoint picks the point a failover asks for.
+func selectPoint(pts []api.Point, sel, machine string) (api.Point, error) {
+	if len(pts) == 0 {
+		return api.Point{}, errorf(http.StatusNotFound, "machine "+machine+" has no recovery point yet",
+			"wait until the agent has cut a point and it is applied: 'lifeboat points "+machine+"'")
+	}
+	switch sel {
+	case api.PointLatest:
+		return pts[len(pts)-1], nil
+	case api.PointLatestApp:
+		for i := len(pts) - 1; i >= 0; i-- {
+			if pts[i].Kind == "app" {
+				return pts[i], nil
+			}
+		}
+		return api.Point{}, errorf(http.StatusNotFound, "machine "+machine+" has no app-consistent point",
+			"take one with 'agentctl bookmark --app-consistent' on the machine, or use --point latest")
+	}
+	for _, p := range pts {
+		if p.ID == sel {
+			return p, nil
+		}
+	}
+	return api.Point{}, errorf(http.StatusNotFound, "no point "+strconv.Quote(sel)+" for machine "+machine,
+		"'lifeboat points "+machine+"' lists the points")
+}

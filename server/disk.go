@@ -1,0 +1,358 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/store"
+)
+
+// Names in a disk's cache directory.
+const (
+	tmpPrefix = ".tmp-"
+	cutsLog   = "cuts.jsonl"
+)
+
+type diskKey struct{ machine, disk string }
+
+// cutEntry is one line of a disk's cut log: a cut in an acknowledged
+// segment.
+type cutEntry struct {
+	Seq  uint64    `json:"seq"`
+	ID   string    `json:"id"`
+	Kind string    `json:"kind"`
+	Gen  uint64    `json:"gen"`
+	Time time.Time `json:"time"`
+}
+
+// diskState is the process role's state of one disk.
+type diskState struct {
+	s             *Server
+	machine, name string
+	dir           string       // DataDir/cache/<machine>/<disk>
+	log, alog     *slog.Logger // of the process role, of the applier
+
+	// commit serializes the commit step of uploads (cut log, rename).
+	commit sync.Mutex
+
+	mu      sync.Mutex
+	next    uint64              // first sequence number not durable
+	applied uint64              // first sequence number not applied
+	cuts    map[string]cutEntry // by point id, of acknowledged segments
+	changed chan struct{}       // closed and replaced when applied moves
+	wake    chan struct{}       // one token: there may be work for the applier
+}
+
+func (d *diskState) segPath(seq uint64) string {
+	return filepath.Join(d.dir, hrlfmt.SegmentName(seq))
+}
+
+// recoverCache loads every disk that has a cache directory, so that the
+// segments acknowledged before a restart get applied.
+func (s *Server) recoverCache() error {
+	root := filepath.Join(s.dir, CacheDir)
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	ms, err := os.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	for _, m := range ms {
+		if !m.IsDir() || api.ValidName(m.Name()) != nil {
+			continue
+		}
+		ds, err := os.ReadDir(filepath.Join(root, m.Name()))
+		if err != nil {
+			return fmt.Errorf("cache: %w", err)
+		}
+		for _, d := range ds {
+			if !d.IsDir() || api.ValidName(d.Name()) != nil {
+				continue
+			}
+			if _, err := s.disk(m.Name(), d.Name()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// disk returns the state of a disk, loading it (and starting its applier)
+// on first use. Names must have passed api.ValidName.
+func (s *Server) disk(machine, name string) (*diskState, error) {
+	k := diskKey{machine, name}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.disks[k]; d != nil {
+		return d, nil
+	}
+	if s.ctx.Err() != nil {
+		return nil, errorf(503, "server shutting down", "retry in a moment")
+	}
+	d := &diskState{
+		s:       s,
+		machine: machine,
+		name:    name,
+		dir:     filepath.Join(s.dir, CacheDir, machine, name),
+		log:     s.cfg.Logger.With(LogComponent, "process", LogMachine, machine, LogDisk, name),
+		alog:    s.cfg.Logger.With(LogComponent, "applier", LogMachine, machine, LogDisk, name),
+		cuts:    make(map[string]cutEntry),
+		changed: make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+	}
+	if err := d.load(s.ctx); err != nil {
+		return nil, fmt.Errorf("load disk %s/%s: %w", machine, name, err)
+	}
+	s.disks[k] = d
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		d.applier(s.ctx)
+	}()
+	d.kick()
+	return d, nil
+}
+
+// storeApplied returns the first sequence number target storage has not
+// applied for the disk.
+func (d *diskState) storeApplied(ctx context.Context) (uint64, error) {
+	infos, err := d.s.store.Disks(ctx, d.machine)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("target storage: %w", err)
+	}
+	for _, in := range infos {
+		if in.Name == d.name && in.Applied {
+			return in.AppliedSeq + 1, nil
+		}
+	}
+	return 0, nil
+}
+
+// load derives the disk's state from target storage and the cache: next
+// is the end of the contiguous run of cached segments after the last one
+// applied.
+func (d *diskState) load(ctx context.Context) error {
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return err
+	}
+	applied, err := d.storeApplied(ctx)
+	if err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(d.dir)
+	if err != nil {
+		return err
+	}
+	var seqs []uint64
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, tmpPrefix) {
+			// An upload the server died in: never acknowledged.
+			os.Remove(filepath.Join(d.dir, name))
+			continue
+		}
+		seq, ok := hrlfmt.ParseSegmentName(name)
+		if !ok {
+			continue
+		}
+		if seq < applied {
+			// Applied, but the server died before deleting it.
+			os.Remove(filepath.Join(d.dir, name))
+			continue
+		}
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	next := applied
+	for _, seq := range seqs {
+		if seq != next {
+			d.log.Error("cache holds a segment after a gap; it will be replaced when the agent sends it again",
+				LogSeq, seq, "expected", next)
+			break
+		}
+		next++
+	}
+	d.next, d.applied = next, applied
+	return d.loadCuts()
+}
+
+// loadCuts reads the cut log, keeping the cuts of acknowledged segments.
+func (d *diskState) loadCuts() error {
+	b, err := os.ReadFile(filepath.Join(d.dir, cutsLog))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read cut log: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var c cutEntry
+		if json.Unmarshal(sc.Bytes(), &c) != nil {
+			continue // a torn last line
+		}
+		// Lines of segments never acknowledged are ignored.
+		if _, dup := d.cuts[c.ID]; c.Seq < d.next && !dup {
+			d.cuts[c.ID] = c
+		}
+	}
+	return nil
+}
+
+// appendCuts appends the cuts of segment seq to the cut log, durably.
+func (d *diskState) appendCuts(seq uint64, cuts []hrlfmt.Cut) error {
+	if len(cuts) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	for _, c := range cuts {
+		b, _ := json.Marshal(cutEntry{Seq: seq, ID: c.PointID, Kind: c.Kind.String(), Gen: c.Gen, Time: c.Time.UTC()})
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	f, err := os.OpenFile(filepath.Join(d.dir, cutsLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(buf.Bytes())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// state returns the disk's sequence numbers.
+func (d *diskState) state() (next, applied uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.next, d.applied
+}
+
+// hasCut reports whether a cut of the point is in an acknowledged segment.
+func (d *diskState) hasCut(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.cuts[id]
+	return ok
+}
+
+func (d *diskState) kick() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// waitApplied waits until every segment before seq is applied.
+func (d *diskState) waitApplied(ctx context.Context, seq uint64) error {
+	for {
+		d.mu.Lock()
+		applied, ch := d.applied, d.changed
+		d.mu.Unlock()
+		if applied >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// applier applies the durable segments of the disk in order until ctx is
+// done, retrying failures with exponential backoff.
+func (d *diskState) applier(ctx context.Context) {
+	log := d.alog
+	backoff := time.Duration(0)
+	for {
+		next, applied := d.state()
+		if applied >= next {
+			select {
+			case <-d.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		if backoff > 0 {
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		seq := applied
+		err := d.s.store.Apply(ctx, d.machine, d.name, seq, d.segPath(seq))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			backoff = min(max(2*backoff, 100*time.Millisecond), d.s.cfg.RetryMax)
+			if errors.Is(err, store.ErrOutOfOrder) && d.resync(ctx, log) {
+				backoff = 0
+				continue
+			}
+			log.Error("apply failed; will retry", LogSeq, seq, LogErr, err, "retry_in", backoff.String())
+			continue
+		}
+		backoff = 0
+		if err := os.Remove(d.segPath(seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			// Harmless: the next start deletes it as applied.
+			log.Warn("remove applied segment from cache", LogSeq, seq, LogErr, err)
+		}
+		log.Debug("applied", LogSeq, seq)
+		d.mu.Lock()
+		d.applied = seq + 1
+		close(d.changed)
+		d.changed = make(chan struct{})
+		d.mu.Unlock()
+	}
+}
+
+// resync realigns the applier with target storage after an out-of-order
+// error: when storage has applied more than the applier knows (and no more
+// than is durable), it skips ahead. It reports whether it moved.
+func (d *diskState) resync(ctx context.Context, log *slog.Logger) bool {
+	sa, err := d.storeApplied(ctx)
+	if err != nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if sa <= d.applied || sa > d.next {
+		log.Error("target storage is out of step with the cache", "storage_next", sa, "cache_applied", d.applied, "cache_next", d.next)
+		return false
+	}
+	for seq := d.applied; seq < sa; seq++ {
+		os.Remove(d.segPath(seq))
+	}
+	log.Warn("target storage had applied more than known; skipping ahead", "from", d.applied, "to", sa)
+	d.applied = sa
+	close(d.changed)
+	d.changed = make(chan struct{})
+	return true
+}

@@ -1,0 +1,576 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/server/pki"
+	"github.com/lifeboat-dr/lifeboat/store"
+)
+
+// Files and directories of the data directory that the server owns (pki
+// owns the certificates, keys and passphrase).
+const (
+	// StateFile describes the running server: its bound addresses.
+	StateFile = "server.json"
+	// CacheDir holds the durable segments not yet applied:
+	// cache/<machine>/<disk>/%016x.hrl, and each disk's cut log.
+	CacheDir = "cache"
+	// MachinesDir holds one JSON record per registered machine.
+	MachinesDir = "machines"
+	// StoreDir is the default target storage (store.Local).
+	StoreDir = "store"
+)
+
+// Defaults of Config.
+const (
+	DefaultAPIAddr    = ":443"
+	DefaultListenAddr = ":9443"
+	DefaultHashesWait = 30 * time.Second
+	DefaultRetryMax   = 30 * time.Second
+	shutdownTimeout   = 30 * time.Second
+)
+
+// Roles says which roles a Server runs.
+type Roles struct {
+	Config, Process, MasterTarget bool
+}
+
+// AllRoles runs every role.
+var AllRoles = Roles{Config: true, Process: true, MasterTarget: true}
+
+// ParseRoles parses a comma-separated list of "config", "process" and
+// "mastertarget".
+func ParseRoles(s string) (Roles, error) {
+	var r Roles
+	for _, f := range strings.Split(s, ",") {
+		switch strings.TrimSpace(f) {
+		case "config":
+			r.Config = true
+		case "process":
+			r.Process = true
+		case "mastertarget":
+			r.MasterTarget = true
+		case "":
+		default:
+			return Roles{}, fmt.Errorf("unknown role %q (want config, process, mastertarget)", f)
+		}
+	}
+	if r == (Roles{}) {
+		return Roles{}, errors.New("no role")
+	}
+	return r, nil
+}
+
+// List returns the names of the roles, in a fixed order.
+func (r Roles) List() []string {
+	var l []string
+	if r.Config {
+		l = append(l, "config")
+	}
+	if r.Process {
+		l = append(l, "process")
+	}
+	if r.MasterTarget {
+		l = append(l, "mastertarget")
+	}
+	return l
+}
+
+// Config configures a Server.
+type Config struct {
+	// DataDir is the directory `lifeboat-server init` made.
+	DataDir string
+	// APIAddr is the listen address of the configuration role; "" means
+	// DefaultAPIAddr.
+	APIAddr string
+	// ListenAddr is the listen address of the process role; "" means
+	// DefaultListenAddr.
+	ListenAddr string
+	// Roles to run; the zero value means AllRoles.
+	Roles Roles
+	// Advertise is the process server's host:port given to agents at
+	// registration; "" means the host the agent reached the configuration
+	// role on, with the process role's bound port.
+	Advertise string
+	// Store is target storage; nil means store.Local in DataDir/store,
+	// which the Server then closes.
+	Store store.Store
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxSegmentBytes limits one segment; 0 means api.MaxSegmentBytes.
+	MaxSegmentBytes int64
+	// HashesWait bounds how long a hashes request waits for the durable
+	// segments to be applied; 0 means DefaultHashesWait.
+	HashesWait time.Duration
+	// RetryMax caps the backoff of a failing Apply; 0 means
+	// DefaultRetryMax.
+	RetryMax time.Duration
+}
+
+// State is the content of DataDir/server.json, written once the listeners
+// are bound and removed at shutdown.
+type State struct {
+	// PID of the server process.
+	PID int `json:"pid"`
+	// Roles run.
+	Roles []string `json:"roles"`
+	// API is the bound address of the configuration role ("" if not run).
+	API string `json:"api"`
+	// APIURL is the URL the lifeboat CLI uses on this host.
+	APIURL string `json:"api_url"`
+	// Process is the bound address of the process role ("" if not run).
+	Process string `json:"process"`
+	// Started is when the server started.
+	Started time.Time `json:"started"`
+}
+
+// Server runs the roles of lifeboat-server on one data directory.
+type Server struct {
+	cfg      Config
+	dir      string
+	log      *slog.Logger
+	ca       *pki.CA
+	pass     string
+	cert     tls.Certificate
+	store    store.Store
+	ownStore bool
+
+	ctx    context.Context // of the appliers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	disks    map[diskKey]*diskState
+	machines map[string]*machineRecord
+
+	apiSrv, procSrv   *http.Server
+	apiAddr, procAddr net.Addr
+	serveErr          chan error
+	closeOnce         sync.Once
+	closeErr          error
+}
+
+// Open loads the data directory, recovers the cache, starts the appliers
+// and the listeners of the configured roles, and writes server.json. Close
+// stops it all.
+func Open(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, &Error{Msg: "no data directory", Hint: "pass --data DIR (made by 'lifeboat-server init')"}
+	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if cfg.Roles == (Roles{}) {
+		cfg.Roles = AllRoles
+	}
+	if cfg.APIAddr == "" {
+		cfg.APIAddr = DefaultAPIAddr
+	}
+	if cfg.ListenAddr == "" {
+		cfg.ListenAddr = DefaultListenAddr
+	}
+	if cfg.MaxSegmentBytes <= 0 {
+		cfg.MaxSegmentBytes = api.MaxSegmentBytes
+	}
+	if cfg.HashesWait <= 0 {
+		cfg.HashesWait = DefaultHashesWait
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = DefaultRetryMax
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{
+		cfg:      cfg,
+		dir:      dir,
+		log:      cfg.Logger.With(LogComponent, "server"),
+		disks:    make(map[diskKey]*diskState),
+		machines: make(map[string]*machineRecord),
+		serveErr: make(chan error, 2),
+	}
+	if s.ca, err = pki.LoadCA(dir); err != nil {
+		return nil, err
+	}
+	if s.cert, err = pki.LoadServerCert(dir); err != nil {
+		return nil, err
+	}
+	if cfg.Roles.Config {
+		if s.pass, err = pki.ReadPassphrase(dir); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.loadMachines(); err != nil {
+		return nil, err
+	}
+	s.store = cfg.Store
+	if s.store == nil {
+		l, err := store.OpenLocal(filepath.Join(dir, StoreDir))
+		if err != nil {
+			return nil, &Error{Msg: "open target storage", Hint: "is another lifeboat-server running on this --data directory?", Err: err}
+		}
+		s.store, s.ownStore = l, true
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			for _, srv := range []*http.Server{s.apiSrv, s.procSrv} {
+				if srv != nil {
+					srv.Close()
+				}
+			}
+			s.stop()
+		}
+	}()
+	if cfg.Roles.Process {
+		if err := s.recoverCache(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Roles.MasterTarget {
+		cfg.Logger.With(LogComponent, "mastertarget").Info("master target role enabled: nothing to do yet (failback is not implemented)")
+	}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	if err := s.writeState(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+// listen binds and serves the listeners of the roles.
+func (s *Server) listen() error {
+	errLog := slog.NewLogLogger(s.cfg.Logger.With(LogComponent, "http").Handler(), slog.LevelWarn)
+	if s.cfg.Roles.Process {
+		cfg := &tls.Config{
+			MinVersion:   tls.VersionTLS13,
+			Certificates: []tls.Certificate{s.cert},
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			ClientCAs:    s.ca.Pool(),
+		}
+		ln, err := net.Listen("tcp", s.cfg.ListenAddr)
+		if err != nil {
+			return listenError("process", s.cfg.ListenAddr, "--listen", err)
+		}
+		s.procAddr = ln.Addr()
+		s.procSrv = &http.Server{
+			Handler:           s.processHandler(),
+			TLSConfig:         cfg,
+			ReadHeaderTimeout: 30 * time.Second,
+			IdleTimeout:       5 * time.Minute,
+			ErrorLog:          errLog,
+		}
+		s.serve("process", s.procSrv, ln)
+	}
+	if s.cfg.Roles.Config {
+		cfg := &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{s.cert},
+			// Registration comes without a certificate; the admin
+			// API checks the one it gets itself, to answer 401/403
+			// with a hint rather than fail the handshake.
+			ClientAuth: tls.RequestClientCert,
+		}
+		ln, err := net.Listen("tcp", s.cfg.APIAddr)
+		if err != nil {
+			return listenError("config", s.cfg.APIAddr, "--api", err)
+		}
+		s.apiAddr = ln.Addr()
+		s.apiSrv = &http.Server{
+			Handler:           s.configHandler(),
+			TLSConfig:         cfg,
+			ReadHeaderTimeout: 30 * time.Second,
+			ReadTimeout:       5 * time.Minute,
+			IdleTimeout:       5 * time.Minute,
+			ErrorLog:          errLog,
+		}
+		s.serve("config", s.apiSrv, ln)
+	}
+	return nil
+}
+
+func listenError(role, addr, flag string, err error) error {
+	return &Error{
+		Msg:  fmt.Sprintf("%s role: listen on %s", role, addr),
+		Hint: fmt.Sprintf("the port is in use or needs privileges: choose another with %s", flag),
+		Err:  err,
+	}
+}
+
+func (s *Server) serve(role string, srv *http.Server, ln net.Listener) {
+	s.cfg.Logger.With(LogComponent, role).Info("listening", LogAddr, ln.Addr().String())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr <- fmt.Errorf("%s role: %w", role, err)
+		}
+	}()
+}
+
+// APIAddr returns the bound address of the configuration role, or "".
+func (s *Server) APIAddr() string { return addrString(s.apiAddr) }
+
+// ProcessAddr returns the bound address of the process role, or "".
+func (s *Server) ProcessAddr() string { return addrString(s.procAddr) }
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// localURL returns an https URL that reaches addr from this host.
+func localURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+func (s *Server) writeState() error {
+	st := State{
+		PID:     os.Getpid(),
+		Roles:   s.cfg.Roles.List(),
+		API:     s.APIAddr(),
+		Process: s.ProcessAddr(),
+		Started: time.Now().UTC(),
+	}
+	if st.API != "" {
+		st.APIURL = localURL(st.API)
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(s.dir, StateFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", StateFile, err)
+	}
+	return nil
+}
+
+// ReadState reads DataDir/server.json.
+func ReadState(dataDir string) (State, error) {
+	var st State
+	b, err := os.ReadFile(filepath.Join(dataDir, StateFile))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("read %s: %w", StateFile, err)
+	}
+	return st, nil
+}
+
+// Run serves until ctx is done or a listener fails, then shuts down
+// gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+	case err = <-s.serveErr:
+		s.log.Error("listener failed, shutting down", LogErr, err)
+	}
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close shuts the server down gracefully: it stops accepting, waits up to
+// 30 s for requests in flight, stops the appliers (a segment being applied
+// is finished or left for the next start), closes target storage if it
+// opened it, and removes server.json.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		var errs []error
+		for _, srv := range []*http.Server{s.apiSrv, s.procSrv} {
+			if srv == nil {
+				continue
+			}
+			if err := srv.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+				srv.Close()
+			}
+		}
+		if err := os.Remove(filepath.Join(s.dir, StateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		if err := s.stop(); err != nil {
+			errs = append(errs, err)
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// stop stops the appliers and closes the store if the server opened it.
+func (s *Server) stop() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.ownStore {
+		if c, ok := s.store.(io.Closer); ok {
+			return c.Close()
+		}
+	}
+	return nil
+}
+
+// machineRecord is DataDir/machines/<name>.json.
+type machineRecord struct {
+	Name       string         `json:"name"`
+	Registered *time.Time     `json:"registered,omitempty"`
+	Serial     string         `json:"serial,omitempty"`
+	Disks      []api.DiskSpec `json:"disks,omitempty"`
+
+	lastSeen time.Time // in memory only
+}
+
+func (s *Server) loadMachines() error {
+	dir := filepath.Join(s.dir, MachinesDir)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load machines: %w", err)
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || api.ValidName(name) != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return fmt.Errorf("load machines: %w", err)
+		}
+		var m machineRecord
+		if err := json.Unmarshal(b, &m); err != nil {
+			return fmt.Errorf("load machines: %s: %w", e.Name(), err)
+		}
+		m.Name = name
+		s.machines[name] = &m
+	}
+	return nil
+}
+
+// updateMachine changes the record of a machine under s.mu and writes it.
+func (s *Server) updateMachine(name string, f func(m *machineRecord)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.machines[name]
+	if m == nil {
+		m = &machineRecord{Name: name}
+	}
+	c := *m
+	c.Disks = slices.Clone(m.Disks)
+	f(&c)
+	b, err := json.MarshalIndent(&c, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(s.dir, MachinesDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("save machine: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, name+".json"), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save machine: %w", err)
+	}
+	s.machines[name] = &c
+	return nil
+}
+
+// seen notes a request of a machine.
+func (s *Server) seen(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.machines[name]
+	if m == nil {
+		m = &machineRecord{Name: name}
+		s.machines[name] = m
+	}
+	m.lastSeen = time.Now().UTC()
+}
+
+// machine returns a copy of the record of a machine.
+func (s *Server) machine(name string) (machineRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.machines[name]
+	if m == nil {
+		return machineRecord{Name: name}, false
+	}
+	c := *m
+	c.Disks = slices.Clone(m.Disks)
+	return c, true
+}
+
+// writeFileAtomic writes a file crash-safely: temp file, fsync, rename,
+// fsync of the directory.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	err = f.Chmod(mode)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
