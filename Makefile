@@ -4,7 +4,7 @@ GO ?= go
 export CGO_ENABLED ?= 0
 
 BIN := bin
-CMDS := lifeboat-agent
+CMDS := lifeboat-agent agentctl lifeboat-server lifeboat
 TOOLS := fiocompare
 
 .PHONY: help generate check-generate build test vet fmt-check demo bench-tracker deps clean

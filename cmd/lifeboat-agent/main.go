@@ -16,6 +16,8 @@ import (
 const usage = `lifeboat-agent: Lifeboat's mobility agent
 
 Usage:
+  lifeboat-agent run --server HOST:PORT --passphrase-file F --disk DEV [--disk DEV...] --state DIR [--name MACHINE]
+                                                             replicate the disks to the process server
   lifeboat-agent track --disk DEV [--disk DEV...] [--json]   print changed extents live
 
 Run 'lifeboat-agent COMMAND -h' for the flags of a command.
@@ -41,6 +43,8 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	switch args[0] {
 	case "track":
 		return (&trackCommand{out: stdout, errOut: stderr}).Run(ctx, args[1:])
+	case "run":
+		return (&runCommand{out: stdout, errOut: stderr}).Run(ctx, args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

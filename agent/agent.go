@@ -1,0 +1,827 @@
+//go:build linux
+
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/tracker"
+	"github.com/lifeboat-dr/lifeboat/uploader"
+	"golang.org/x/sys/unix"
+)
+
+// Config configures an agent.
+type Config struct {
+	// Machine is the machine's name (its certificate's name).
+	Machine string
+	// Disks are the block devices to protect.
+	Disks []string
+	// StateDir holds the state, the spool and the local API socket. It must
+	// not be on a protected disk.
+	StateDir string
+	// Client talks to the process server.
+	Client Server
+	// PinDir is the bpffs directory of the tracker's pins.
+	PinDir string
+	// PointInterval is how often a crash-consistent point is cut
+	// (default 60 s, at least 1 s).
+	PointInterval time.Duration
+	// RoundInterval is how often changes are collected when idle
+	// (default 250 ms).
+	RoundInterval time.Duration
+	// RoundBytes bounds what one round reads (default 64 MiB).
+	RoundBytes int64
+	// SpoolBytes bounds the local spool (default 1 GiB); when it is full
+	// the agent keeps only the dirty set and catches up later.
+	SpoolBytes int64
+	// SegmentBytes and SegmentAge bound a journal segment (16 MiB, 1 s).
+	SegmentBytes int64
+	SegmentAge   time.Duration
+	// MaxRounds bounds the rounds a point may take to converge (20).
+	MaxRounds int
+	Log       *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.Machine == "" || len(c.Disks) == 0 || c.StateDir == "" || c.Client == nil {
+		return errors.New("agent: machine, disks, state directory and server are required")
+	}
+	if c.PointInterval == 0 {
+		c.PointInterval = time.Minute
+	}
+	if c.PointInterval < time.Second {
+		return fmt.Errorf("point interval %s: must be at least 1s", c.PointInterval)
+	}
+	if c.RoundInterval == 0 {
+		c.RoundInterval = 250 * time.Millisecond
+	}
+	if c.RoundBytes == 0 {
+		c.RoundBytes = 64 << 20
+	}
+	if c.SpoolBytes == 0 {
+		c.SpoolBytes = 1 << 30
+	}
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = 16 << 20
+	}
+	if c.SegmentAge == 0 {
+		c.SegmentAge = time.Second
+	}
+	if c.MaxRounds == 0 {
+		c.MaxRounds = 20
+	}
+	if c.PinDir == "" {
+		c.PinDir = "/sys/fs/bpf/lifeboat-" + c.Machine
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return nil
+}
+
+// Server is the process server as the agent uses it; *client.Process
+// implements it.
+type Server interface {
+	uploader.Sender
+	SetMachine(ctx context.Context, disks []api.DiskSpec) (api.Machine, error)
+	DiskState(ctx context.Context, disk string) (api.DiskState, error)
+	Hashes(ctx context.Context, disk string, off, n, block int64) ([][32]byte, error)
+	Point(ctx context.Context, id string) (api.PointStatus, error)
+}
+
+// hashBlock is the block of resync comparisons.
+const hashBlock = 64 << 10
+
+// Agent replicates the disks of one machine.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	tr    *tracker.Linux
+	disks []*disk
+	st    *persisted
+
+	mu     sync.Mutex // guards rounds, points, disk states
+	rounds *rounds
+
+	pointReq   chan *pointRequest
+	waiting    []*pointRequest
+	lastPoint  Point
+	pointDue   time.Time
+	attempts   int
+	lastCut    time.Time
+	pointErr   string
+	cutErr     string
+	spoolFull  bool
+	readGen    uint64 // generation the reads of this round belong to
+	started    time.Time
+	lastRound  time.Time
+	consumerWG sync.WaitGroup
+}
+
+type disk struct {
+	name, path string
+	dev        *blockDev
+	size       int64
+	state      DiskState
+	w          *hrlfmt.Writer
+	up         *uploader.Uploader
+	spoolDir   string
+	nextSeq    uint64
+	total      int64 // bytes to go through in initial sync or resync
+	done       int64
+	sent, same int64 // resync: bytes sent, bytes found equal
+}
+
+// Point is a recovery point the agent cut.
+type Point struct {
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+	Gen  uint64    `json:"gen"`
+	Kind string    `json:"kind"`
+}
+
+type pointRequest struct {
+	app  bool
+	at   time.Time // the point must be cut at or after this
+	resp chan pointResult
+}
+
+type pointResult struct {
+	p   Point
+	err error
+}
+
+// New prepares an agent: it checks the disks and the state directory, and
+// opens (or adopts) the tracker.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: cfg.Log.With("component", "agent"), pointReq: make(chan *pointRequest), started: time.Now()}
+	for _, d := range cfg.Disks {
+		if err := tracker.CheckDevice(d); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	if err := checkNotOnProtected(cfg.StateDir, cfg.Disks); err != nil {
+		return nil, err
+	}
+	st, err := loadState(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	fresh := st == nil
+	if fresh {
+		st = &persisted{Machine: cfg.Machine, Disks: map[string]*diskPersisted{}}
+	}
+	if st.Machine != cfg.Machine {
+		return nil, fmt.Errorf("state directory %s belongs to machine %q, not %q: give each machine its own --state", cfg.StateDir, st.Machine, cfg.Machine)
+	}
+	wasClean := st.Clean
+	a.st = st
+
+	tr, err := tracker.Open(tracker.Options{PinDir: cfg.PinDir, StateFile: filepath.Join(cfg.StateDir, "tracker.json")})
+	if err != nil {
+		return nil, fmt.Errorf("start tracker: %w", err)
+	}
+	a.tr = tr
+	names := make([]string, 0, len(cfg.Disks))
+	for _, path := range cfg.Disks {
+		abs, _ := filepath.Abs(path)
+		if err := tr.Protect(abs); err != nil {
+			a.closeAll()
+			return nil, err
+		}
+		d := &disk{name: filepath.Base(abs), path: abs, spoolDir: filepath.Join(cfg.StateDir, "spool", filepath.Base(abs))}
+		names = append(names, d.name)
+		a.disks = append(a.disks, d)
+	}
+	a.rounds = newRounds(names)
+	for _, d := range a.disks {
+		if err := a.openDisk(d, wasClean); err != nil {
+			a.closeAll()
+			return nil, err
+		}
+	}
+	a.st.Clean = false
+	if err := a.saveLocked(); err != nil {
+		a.closeAll()
+		return nil, err
+	}
+	return a, nil
+}
+
+// openDisk decides where a disk starts: initial sync, resync or where it
+// stopped.
+func (a *Agent) openDisk(d *disk, wasClean bool) error {
+	dev, err := openBlockDev(d.path)
+	if err != nil {
+		return err
+	}
+	d.dev, d.size = dev, dev.size
+	if err := os.MkdirAll(d.spoolDir, 0o700); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	rec, err := hrlfmt.Recover(d.spoolDir)
+	if err != nil {
+		return fmt.Errorf("recover spool of %s: %w (move %s away; the disk will be resynced)", d.name, err, d.spoolDir)
+	}
+	p := a.st.Disks[d.name]
+	switch {
+	case p == nil:
+		d.state = StateInitialSync
+		a.rounds.MarkPending(d.name, 0, d.size)
+		d.total = d.size
+		p = &diskPersisted{Path: d.path, Size: d.size, State: StateInitialSync}
+		a.st.Disks[d.name] = p
+		// A new state directory: continue the server's sequence.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		s, err := a.cfg.Client.DiskState(ctx, d.name)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("ask the process server where the journal of %s stands: %w", d.name, err)
+		}
+		p.NextSeq = s.NextSeq
+	default:
+		gap := a.tr.Gap(d.path)
+		switch {
+		case gap != nil || !wasClean || !a.tr.Adopted():
+			reason := "the agent did not stop cleanly"
+			if gap != nil {
+				reason = gap.Error()
+			} else if wasClean {
+				reason = "the tracker was not running while the agent was stopped"
+			}
+			a.log.Warn("tracking gap: resyncing", "disk", d.name, "reason", reason)
+			d.state = StateResync
+			a.rounds.MarkPending(d.name, 0, d.size)
+			d.total = d.size
+		default:
+			d.state = p.State
+			for _, r := range p.Backlog {
+				a.rounds.MarkPending(d.name, r[0], r[1])
+			}
+			d.total, d.done = p.Total, p.Done
+		}
+		if d.size != p.Size {
+			a.log.Warn("disk size changed", "disk", d.name, "was", p.Size, "now", d.size)
+			a.rounds.MarkPending(d.name, min(p.Size, d.size), max(0, d.size-p.Size))
+		}
+		p.Backlog = nil
+		p.Size = d.size
+	}
+	d.nextSeq = max(p.NextSeq, rec.NextSeq)
+	p.State = d.state
+	up, err := uploader.New(a.cfg.Client, d.name, d.spoolDir, a.cfg.Log.With("component", "uploader"))
+	if err != nil {
+		return err
+	}
+	d.up = up
+	w, err := hrlfmt.NewWriter(hrlfmt.WriterOptions{
+		Dir: d.spoolDir, Machine: a.cfg.Machine, Disk: d.name, DiskSize: d.size,
+		MaxSegmentBytes: a.cfg.SegmentBytes, MaxSegmentAge: a.cfg.SegmentAge, FirstSeq: d.nextSeq,
+		OnRotate: func(seq uint64, path string) {
+			d.nextSeq = seq + 1
+			d.up.Sealed(seq, path)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("journal of %s: %w", d.name, err)
+	}
+	d.w = w
+	return nil
+}
+
+// checkNotOnProtected refuses a state directory on a protected disk: the
+// agent's own writes would replicate themselves.
+func checkNotOnProtected(dir string, disks []string) error {
+	fsDisk, err := filesystemDisk(dir)
+	if err != nil {
+		return nil // cannot tell (e.g. tmpfs, overlay): nothing to refuse
+	}
+	for _, d := range disks {
+		pd, err := wholeDiskOf(d)
+		if err == nil && pd == fsDisk {
+			return &ConfigError{Err: fmt.Errorf("state directory %s is on %s, a protected disk", dir, d),
+				Hint: "put --state on a disk that is not protected (the spool's writes would replicate themselves)"}
+		}
+	}
+	return nil
+}
+
+// ConfigError is a set-up the agent refuses, with what to do.
+type ConfigError struct {
+	Err  error
+	Hint string
+}
+
+func (e *ConfigError) Error() string { return e.Err.Error() + " (" + e.Hint + ")" }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Run replicates until ctx ends, then stops in order: the next start
+// continues with no resync.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	decl := make([]api.DiskSpec, 0, len(a.disks))
+	for _, d := range a.disks {
+		decl = append(decl, api.DiskSpec{Name: d.name, Size: d.size})
+	}
+	go func() {
+		for ctx.Err() == nil {
+			if _, err := a.cfg.Client.SetMachine(ctx, decl); err == nil {
+				return
+			} else {
+				a.log.Warn("declare disks to the process server", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}()
+	var upWG sync.WaitGroup
+	for _, d := range a.disks {
+		upWG.Add(1)
+		go func() { defer upWG.Done(); d.up.Run(ctx) }()
+	}
+	a.consumerWG.Add(1)
+	go a.consume()
+	api, err := a.serveAPI(ctx)
+	if err != nil {
+		a.log.Warn("local API unavailable", "err", err)
+	}
+
+	a.pointDue = time.Now()
+	err = a.loop(ctx)
+	stopErr := a.stop()
+	cancel()
+	upWG.Wait()
+	if api != nil {
+		api.Close()
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return stopErr
+}
+
+// consume feeds the tracker's events into the round bookkeeping.
+func (a *Agent) consume() {
+	defer a.consumerWG.Done()
+	for e := range a.tr.Events() {
+		switch e.Kind {
+		case tracker.EventQueued, tracker.EventDirty:
+			a.mu.Lock()
+			a.rounds.Observe(filepath.Base(e.Extent.Disk), e.Extent.Offset, e.Extent.Length, e.Extent.Gen, int64(e.Time))
+			a.mu.Unlock()
+		}
+	}
+}
+
+func (a *Agent) loop(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case req := <-a.pointReq:
+			a.waiting = append(a.waiting, req)
+			a.pointDue = time.Now()
+		case <-timer.C:
+		}
+		backlog, err := a.round(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			a.log.Error("round failed", "err", err)
+			a.mu.Lock()
+			a.cutErr = err.Error()
+			a.mu.Unlock()
+			timer.Reset(time.Second)
+			continue
+		}
+		if backlog || len(a.waiting) > 0 {
+			timer.Reset(0)
+		} else {
+			timer.Reset(a.cfg.RoundInterval)
+		}
+	}
+}
+
+// round runs one round of the optimistic cut; it reports whether work is
+// left for the next round right away.
+func (a *Agent) round(ctx context.Context) (bool, error) {
+	cutAt := time.Now()
+	gen, err := a.tr.Cut(ctx)
+	if err != nil {
+		return false, fmt.Errorf("cut: %w", err)
+	}
+	a.readGen = gen - 1
+	if d := time.Since(cutAt); d > 50*time.Millisecond {
+		a.log.Debug("slow cut", "took", d)
+	}
+	a.mu.Lock()
+	clean, pointGen, tainted := a.rounds.Begin(gen)
+	prevCut := a.lastCut
+	a.lastCut = cutAt
+	a.lastRound = cutAt
+	a.cutErr = ""
+	a.mu.Unlock()
+
+	// The validated point is of the previous cut: it answers only the
+	// requests made before that cut.
+	var ready []*pointRequest
+	for _, w := range a.waiting {
+		if !w.at.After(prevCut) {
+			ready = append(ready, w)
+		}
+	}
+	due := !time.Now().Before(a.pointDue)
+	want := len(a.waiting) > 0 || due
+	if want && a.allProtected() {
+		if clean && (due || len(ready) > 0) {
+			if err := a.writePoint(pointGen, prevCut, ready); err != nil {
+				return false, err
+			}
+		} else if !clean {
+			a.attempts++
+			if a.attempts >= a.cfg.MaxRounds {
+				msg := fmt.Sprintf("point did not converge in %d rounds: writes keep landing on the blocks being read (%d bytes tainted in the last round)", a.attempts, tainted)
+				a.log.Warn(msg)
+				a.failPoints(errors.New(msg))
+			}
+		}
+	} else if len(a.waiting) > 0 && !a.allProtected() {
+		a.failPoints(errors.New("no point before the initial sync or resync of every disk has finished: see agentctl status"))
+	}
+
+	if err := tracker.WaitCompleted(ctx, a.tr, gen-1); err != nil {
+		return false, err
+	}
+	a.checkGaps()
+	spool := a.spoolBytes()
+	a.mu.Lock()
+	full := spool >= a.cfg.SpoolBytes
+	if full != a.spoolFull {
+		a.spoolFull = full
+		mode := tracker.ModeMetadata
+		if full {
+			mode = tracker.ModeBitmap
+			a.log.Warn("spool full: keeping only the dirty set until the server catches up", "spool_bytes", spool)
+		}
+		for _, d := range a.disks {
+			a.tr.SetMode(d.path, mode)
+		}
+	}
+	a.mu.Unlock()
+	backlog := false
+	budget := a.cfg.RoundBytes
+	for _, d := range a.disks {
+		if full {
+			break
+		}
+		a.mu.Lock()
+		ranges := a.rounds.Take(d.name, budget)
+		resync := d.state == StateResync
+		a.mu.Unlock()
+		if resync && len(ranges) > 0 {
+			// The replica must hold everything sent so far before its
+			// blocks are compared.
+			if err := a.flush(ctx, d); err != nil {
+				return false, err
+			}
+		}
+		for i, rg := range ranges {
+			budget -= rg.Len
+			if err := a.copyRange(ctx, d, rg); err != nil {
+				// Give back what was not read: it stays to be read.
+				a.mu.Lock()
+				for _, rest := range ranges[i:] {
+					a.rounds.MarkPending(d.name, rest.Off, rest.Len)
+				}
+				a.rounds.Done()
+				a.mu.Unlock()
+				return false, err
+			}
+		}
+	}
+	a.mu.Lock()
+	a.rounds.Done()
+	for _, d := range a.disks {
+		left := a.rounds.Pending(d.name)
+		backlog = backlog || left > 0
+		if d.state != StateProtected && left == 0 {
+			a.log.Info("disk synchronised", "disk", d.name, "was", d.state, "sent", d.sent, "equal", d.same)
+			d.state = StateProtected
+			d.done = d.total
+		}
+	}
+	a.mu.Unlock()
+	for _, d := range a.disks {
+		if _, err := d.w.RotateIfDue(); err != nil {
+			return false, fmt.Errorf("journal of %s: %w", d.name, err)
+		}
+	}
+	return backlog && !full, nil
+}
+
+func (a *Agent) allProtected() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, d := range a.disks {
+		if d.state != StateProtected {
+			return false
+		}
+	}
+	return true
+}
+
+// checkGaps turns a disk whose tracking lost changes into a resync.
+func (a *Agent) checkGaps() {
+	for _, d := range a.disks {
+		if err := a.tr.Gap(d.path); err != nil && d.state != StateResync {
+			a.log.Warn("tracking gap: resyncing", "disk", d.name, "reason", err)
+			a.mu.Lock()
+			d.state = StateResync
+			a.rounds.MarkPending(d.name, 0, d.size)
+			d.total, d.done, d.sent, d.same = d.size, 0, 0, 0
+			a.mu.Unlock()
+		}
+	}
+}
+
+// copyRange reads a region and journals it. In resync, blocks equal to
+// the replica's are skipped.
+func (a *Agent) copyRange(ctx context.Context, d *disk, rg tracker.Range) error {
+	off, n := d.dev.alignRange(rg.Off, rg.Len)
+	compare := d.state == StateResync
+	if compare {
+		off = off / hashBlock * hashBlock
+		n = min((rg.End()+hashBlock-1)/hashBlock*hashBlock, d.size) - off
+	}
+	for n > 0 {
+		k := min(n, maxRead)
+		buf, err := d.dev.readAt(off, k)
+		if err != nil {
+			a.mu.Lock()
+			a.rounds.MarkPending(d.name, off, n)
+			a.mu.Unlock()
+			return err
+		}
+		done := monotonicNow()
+		a.mu.Lock()
+		a.rounds.ReadDone(d.name, off, k, done)
+		a.mu.Unlock()
+		var remote [][32]byte
+		if compare {
+			if remote, err = a.cfg.Client.Hashes(ctx, d.name, off, k, hashBlock); err != nil {
+				return fmt.Errorf("replica hashes of %s: %w", d.name, err)
+			}
+		}
+		if err := a.journal(d, off, buf, remote); err != nil {
+			return err
+		}
+		if d.state != StateProtected {
+			a.mu.Lock()
+			d.done = min(d.total, d.done+k)
+			a.mu.Unlock()
+		}
+		off += k
+		n -= k
+	}
+	return nil
+}
+
+// journal writes a read buffer as zero and data records; with remote
+// hashes, blocks equal to the replica are left out.
+func (a *Agent) journal(d *disk, off int64, buf []byte, remote [][32]byte) error {
+	const blk = 64 << 10
+	gen := a.readGen
+	start := -1 // start of a run of data blocks
+	flushData := func(end int) error {
+		if start < 0 {
+			return nil
+		}
+		err := d.w.WriteData(off+int64(start), gen, buf[start:end])
+		d.sent += int64(end - start)
+		start = -1
+		return err
+	}
+	for i := 0; i < len(buf); i += blk {
+		j := min(i+blk, len(buf))
+		b := buf[i:j]
+		if remote != nil {
+			idx := i / hashBlock
+			if idx < len(remote) && sha256.Sum256(b) == remote[idx] {
+				d.same += int64(len(b))
+				if err := flushData(i); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if isZero(b) {
+			if err := flushData(i); err != nil {
+				return err
+			}
+			if err := d.w.WriteZero(off+int64(i), int64(len(b)), gen, hrlfmt.ZeroZeroed); err != nil {
+				return err
+			}
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	return flushData(len(buf))
+}
+
+// flush seals the open segment of a disk and waits until the server has
+// acknowledged everything.
+func (a *Agent) flush(ctx context.Context, d *disk) error {
+	if err := d.w.Rotate(); err != nil {
+		return fmt.Errorf("journal of %s: %w", d.name, err)
+	}
+	return d.up.WaitIdle(ctx)
+}
+
+func (a *Agent) writePoint(gen uint64, at time.Time, answer []*pointRequest) error {
+	id := newPointID()
+	c := hrlfmt.Cut{Kind: hrlfmt.CutCrash, Gen: gen, Time: at, PointID: id}
+	for _, d := range a.disks {
+		if err := d.w.WriteCut(c); err != nil {
+			return fmt.Errorf("write point to the journal of %s: %w", d.name, err)
+		}
+		// Seal it now, so the point travels without waiting for the age.
+		if err := d.w.Rotate(); err != nil {
+			return fmt.Errorf("journal of %s: %w", d.name, err)
+		}
+	}
+	p := Point{ID: id, Time: at, Gen: gen, Kind: "crash"}
+	a.mu.Lock()
+	a.lastPoint = p
+	a.pointErr = ""
+	a.mu.Unlock()
+	a.pointDue = time.Now().Add(a.cfg.PointInterval)
+	a.attempts = 0
+	for _, w := range answer {
+		w.resp <- pointResult{p: p}
+	}
+	a.waiting = slices.DeleteFunc(a.waiting, func(w *pointRequest) bool { return slices.Contains(answer, w) })
+	a.log.Info("point", "id", id, "gen", gen)
+	if err := a.save(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (a *Agent) failPoints(err error) {
+	a.mu.Lock()
+	a.pointErr = err.Error()
+	a.mu.Unlock()
+	for _, w := range a.waiting {
+		w.resp <- pointResult{err: err}
+	}
+	a.waiting = nil
+	a.attempts = 0
+	a.pointDue = time.Now().Add(a.cfg.PointInterval)
+}
+
+// Bookmark asks for a crash-consistent point now and returns it once its
+// cut is in the journal.
+func (a *Agent) Bookmark(ctx context.Context) (Point, error) {
+	req := &pointRequest{at: time.Now(), resp: make(chan pointResult, 1)}
+	select {
+	case a.pointReq <- req:
+	case <-ctx.Done():
+		return Point{}, ctx.Err()
+	}
+	select {
+	case r := <-req.resp:
+		return r.p, r.err
+	case <-ctx.Done():
+		return Point{}, ctx.Err()
+	}
+}
+
+// WaitListed waits until the server lists the point.
+func (a *Agent) WaitListed(ctx context.Context, id string) error {
+	for {
+		p, err := a.cfg.Client.Point(ctx, id)
+		if err == nil && p.Listed {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("point %s not listed: %w (last error: %v)", id, ctx.Err(), err)
+			}
+			return fmt.Errorf("point %s not listed yet: %w", id, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (a *Agent) spoolBytes() int64 {
+	var n int64
+	for _, d := range a.disks {
+		n += d.up.Status().Bytes
+	}
+	return n
+}
+
+// stop ends in order: the tracker stays pinned, the backlog is saved.
+func (a *Agent) stop() error {
+	var errs []error
+	for _, d := range a.disks {
+		if err := d.w.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close journal of %s: %w", d.name, err))
+		}
+	}
+	if err := a.tr.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	a.consumerWG.Wait()
+	a.mu.Lock()
+	for _, d := range a.disks {
+		p := a.st.Disks[d.name]
+		p.Backlog = nil
+		for _, r := range a.rounds.PendingRanges(d.name) {
+			p.Backlog = append(p.Backlog, [2]int64{r.Off, r.Len})
+		}
+		p.State, p.NextSeq, p.Total, p.Done = d.state, d.nextSeq, d.total, d.done
+		d.dev.close()
+	}
+	a.st.Clean = len(errs) == 0
+	err := a.saveLocked()
+	a.mu.Unlock()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Agent) save() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.saveLocked()
+}
+
+func (a *Agent) saveLocked() error {
+	for _, d := range a.disks {
+		if p := a.st.Disks[d.name]; p != nil {
+			p.State, p.NextSeq, p.Total, p.Done = d.state, d.nextSeq, d.total, d.done
+		}
+	}
+	return saveState(a.cfg.StateDir, a.st)
+}
+
+func (a *Agent) closeAll() {
+	for _, d := range a.disks {
+		if d.dev != nil {
+			d.dev.close()
+		}
+		if d.w != nil {
+			d.w.Close()
+		}
+	}
+	if a.tr != nil {
+		a.tr.Close()
+	}
+}
+
+func newPointID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// monotonicNow is CLOCK_MONOTONIC in ns, the clock of the kernel's event
+// times (bpf_ktime_get_ns).
+func monotonicNow() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}

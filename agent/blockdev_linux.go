@@ -1,0 +1,137 @@
+//go:build linux
+
+package agent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// blockDev reads a protected disk with O_DIRECT, so what it reads is what
+// reached the device, never a page cache that may be ahead of it.
+type blockDev struct {
+	f     *os.File
+	path  string
+	size  int64
+	align int64 // offsets and lengths of reads are multiples of it
+	buf   []byte
+}
+
+const maxRead = 1 << 20
+
+func openBlockDev(path string) (*blockDev, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	size, err := unix.IoctlGetUint64(int(f.Fd()), unix.BLKGETSIZE64)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("size of %s: %w", path, err)
+	}
+	lbs, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKSSZGET)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("block size of %s: %w", path, err)
+	}
+	buf, err := unix.Mmap(-1, 0, maxRead, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read buffer: %w", err)
+	}
+	return &blockDev{f: f, path: path, size: int64(size), align: max(int64(lbs), 4096), buf: buf}, nil
+}
+
+// readAt reads [off, off+n) (aligned, n <= maxRead) into the internal
+// buffer and returns it; valid until the next call.
+func (b *blockDev) readAt(off, n int64) ([]byte, error) {
+	if n > maxRead || off%b.align != 0 || n%b.align != 0 && off+n != b.size {
+		return nil, fmt.Errorf("read %s [%d,+%d): unaligned", b.path, off, n)
+	}
+	got := 0
+	for int64(got) < n {
+		k, err := unix.Pread(int(b.f.Fd()), b.buf[got:n], off+int64(got))
+		if err != nil {
+			return nil, fmt.Errorf("read %s at %d: %w", b.path, off+int64(got), err)
+		}
+		if k == 0 {
+			return nil, fmt.Errorf("read %s at %d: unexpected end of device", b.path, off+int64(got))
+		}
+		got += k
+	}
+	return b.buf[:n], nil
+}
+
+// alignRange widens [off, off+n) to the read alignment, clipped to the
+// device.
+func (b *blockDev) alignRange(off, n int64) (int64, int64) {
+	start := off / b.align * b.align
+	end := min((off+n+b.align-1)/b.align*b.align, b.size)
+	return start, max(0, end-start)
+}
+
+func (b *blockDev) close() error {
+	unix.Munmap(b.buf)
+	return b.f.Close()
+}
+
+// isZero reports whether p holds only zero bytes.
+func isZero(p []byte) bool {
+	for len(p) >= 8 {
+		if p[0]|p[1]|p[2]|p[3]|p[4]|p[5]|p[6]|p[7] != 0 {
+			return false
+		}
+		p = p[8:]
+	}
+	for _, c := range p {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// filesystemDisk returns the whole disk (major:minor) holding the
+// filesystem of path.
+func filesystemDisk(path string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", err
+	}
+	return wholeDiskNumber(unix.Major(st.Dev), unix.Minor(st.Dev))
+}
+
+// wholeDiskOf returns the whole disk (major:minor) of a block device path.
+func wholeDiskOf(dev string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil {
+		return "", err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return "", fmt.Errorf("%s: not a block device", dev)
+	}
+	return wholeDiskNumber(unix.Major(st.Rdev), unix.Minor(st.Rdev))
+}
+
+func wholeDiskNumber(major, minor uint32) (string, error) {
+	sys := fmt.Sprintf("/sys/dev/block/%d:%d", major, minor)
+	if _, err := os.Stat(sys + "/partition"); err == nil {
+		real, err := filepath.EvalSymlinks(sys)
+		if err != nil {
+			return "", err
+		}
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(real), "dev"))
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	if _, err := os.Stat(sys); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d:%d", major, minor), nil
+}

@@ -1,0 +1,195 @@
+package agent
+
+import (
+	"sort"
+
+	"github.com/lifeboat-dr/lifeboat/tracker"
+)
+
+// rounds is the bookkeeping of the optimistic cut (DESIGN.md §4), for all
+// disks of a machine at once, free of any I/O so it can be tested alone.
+//
+// A round starts with a cut that returns generation G: every change of
+// generations < G has been delivered (Observe), and folds them into the
+// pending regions. The regions the previous round read are then checked:
+// a read that overlaps a change issued after the previous cut (generation
+// >= the previous G) may have seen that change, so it is tainted. The
+// previous round is clean when nothing it read was tainted and it read
+// everything that was pending; then the journal, up to the end of that
+// round's records, holds the disks exactly as they were at the previous
+// cut: a crash-consistent point. Tainted regions are pending again anyway,
+// since the change that tainted them was folded in.
+type rounds struct {
+	disks map[string]*roundDisk
+	// last is the generation the previous round started with (0: none).
+	last uint64
+	// leftover: the previous round did not read all that was pending.
+	leftover bool
+}
+
+// change is a reported change; ts is when the kernel saw it queued
+// (CLOCK_MONOTONIC ns), 0 when unknown (a bitmap region).
+type change struct {
+	off, n int64
+	ts     int64
+}
+
+// readChunk is a region the current round read, and when the read
+// finished (CLOCK_MONOTONIC ns): a change queued after that cannot be in
+// what was read.
+type readChunk struct {
+	off, end int64
+	done     int64
+}
+
+type roundDisk struct {
+	pending  tracker.Set
+	incoming map[uint64][]change // by generation, not yet folded
+	reads    []readChunk         // of the previous round, by offset
+}
+
+func newRounds(disks []string) *rounds {
+	r := &rounds{disks: map[string]*roundDisk{}}
+	for _, d := range disks {
+		r.disks[d] = &roundDisk{incoming: map[uint64][]change{}}
+	}
+	return r
+}
+
+// Observe records a change reported by the tracker.
+func (r *rounds) Observe(disk string, off, n int64, gen uint64, ts int64) {
+	d := r.disks[disk]
+	if d == nil || n <= 0 {
+		return
+	}
+	d.incoming[gen] = append(d.incoming[gen], change{off, n, ts})
+}
+
+// MarkPending adds a region to read (initial sync, resync, a restored
+// backlog, a read that failed).
+func (r *rounds) MarkPending(disk string, off, n int64) {
+	if d := r.disks[disk]; d != nil {
+		d.pending.Add(off, n)
+	}
+}
+
+// Begin starts a round after a cut returned gen. It reports whether the
+// previous round was clean, and if so the generation its point closes
+// (every change of generation <= pointGen is in the journal), and how many
+// bytes of the previous round's reads were tainted.
+func (r *rounds) Begin(gen uint64) (clean bool, pointGen uint64, tainted int64) {
+	clean = r.last != 0 && !r.leftover
+	for _, d := range r.disks {
+		sort.Slice(d.reads, func(i, j int) bool { return d.reads[i].off < d.reads[j].off })
+		for g, cs := range d.incoming {
+			if g >= gen {
+				continue
+			}
+			for _, c := range cs {
+				// Taint: a change issued since the last cut that may
+				// have reached the disk before the block was read.
+				if r.last != 0 && g >= r.last {
+					if n := d.taint(c); n > 0 {
+						tainted += n
+						clean = false
+					}
+				}
+				d.pending.Add(c.off, c.n)
+			}
+			delete(d.incoming, g)
+		}
+		d.reads = d.reads[:0]
+	}
+	if clean {
+		pointGen = r.last - 1
+	}
+	r.last = gen
+	return clean, pointGen, tainted
+}
+
+// taint returns the bytes of reads that c overlaps and that finished after
+// c was queued.
+func (d *roundDisk) taint(c change) int64 {
+	end := c.off + c.n
+	i := sort.Search(len(d.reads), func(i int) bool { return d.reads[i].end > c.off })
+	var n int64
+	for ; i < len(d.reads) && d.reads[i].off < end; i++ {
+		if c.ts == 0 || c.ts < d.reads[i].done {
+			n += min(end, d.reads[i].end) - max(c.off, d.reads[i].off)
+		}
+	}
+	return n
+}
+
+// Take removes up to limit bytes of pending regions of a disk (lowest
+// offsets first) for this round to read. Report each read with ReadDone,
+// or give back what was not read with MarkPending.
+func (r *rounds) Take(disk string, limit int64) []tracker.Range {
+	d := r.disks[disk]
+	if d == nil {
+		return nil
+	}
+	var out []tracker.Range
+	for _, rg := range d.pending.Ranges() {
+		if limit <= 0 {
+			break
+		}
+		n := min(rg.Len, limit)
+		out = append(out, tracker.Range{Off: rg.Off, Len: n})
+		limit -= n
+	}
+	for _, rg := range out {
+		d.pending.Remove(rg.Off, rg.Len)
+	}
+	return out
+}
+
+// ReadDone records that [off, off+n) was read, finishing at done
+// (CLOCK_MONOTONIC ns).
+func (r *rounds) ReadDone(disk string, off, n, done int64) {
+	if d := r.disks[disk]; d != nil {
+		d.reads = append(d.reads, readChunk{off, off + n, done})
+	}
+}
+
+// Done closes the reads of the round: leftover records whether any disk
+// still has pending regions, which keeps the next Begin from being clean.
+func (r *rounds) Done() {
+	r.leftover = false
+	for _, d := range r.disks {
+		if d.pending.Bytes() > 0 {
+			r.leftover = true
+		}
+	}
+}
+
+// Pending returns the bytes still to read per disk.
+func (r *rounds) Pending(disk string) int64 {
+	if d := r.disks[disk]; d != nil {
+		return d.pending.Bytes()
+	}
+	return 0
+}
+
+// PendingRanges returns everything of a disk not known to be in the
+// journal as of a point: pending, changes not folded yet, and the reads of
+// the round not validated yet (to persist a backlog).
+func (r *rounds) PendingRanges(disk string) []tracker.Range {
+	d := r.disks[disk]
+	if d == nil {
+		return nil
+	}
+	var merged tracker.Set
+	for _, rg := range d.pending.Ranges() {
+		merged.Add(rg.Off, rg.Len)
+	}
+	for _, cs := range d.incoming {
+		for _, c := range cs {
+			merged.Add(c.off, c.n)
+		}
+	}
+	for _, c := range d.reads {
+		merged.Add(c.off, c.end-c.off)
+	}
+	return merged.Ranges()
+}

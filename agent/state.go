@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// DiskState is the replication state of a disk (DESIGN.md §2).
+type DiskState string
+
+const (
+	// StateInitialSync: the first full copy, with tracking already on.
+	StateInitialSync DiskState = "initial-sync"
+	// StateProtected: delta replication.
+	StateProtected DiskState = "protected"
+	// StateResync: after a loss of tracking, a checksum compare that sends
+	// only the blocks that differ from the replica.
+	StateResync DiskState = "resync"
+)
+
+// persisted is the agent's state file (STATE/agent.json).
+type persisted struct {
+	Machine string `json:"machine"`
+	// Clean is true only between an orderly stop and the next start.
+	Clean bool                      `json:"clean_shutdown"`
+	Disks map[string]*diskPersisted `json:"disks"`
+}
+
+type diskPersisted struct {
+	Path  string    `json:"path"`
+	Size  int64     `json:"size"`
+	State DiskState `json:"state"`
+	// NextSeq is the sequence number of the next segment to write; the
+	// server never has more.
+	NextSeq uint64 `json:"next_seq"`
+	// Backlog is what was still to read at an orderly stop.
+	Backlog [][2]int64 `json:"backlog,omitempty"`
+	// Total and Done measure an initial sync or resync.
+	Total int64 `json:"sync_total,omitempty"`
+	Done  int64 `json:"sync_done,omitempty"`
+}
+
+func loadState(dir string) (*persisted, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "agent.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read agent state: %w", err)
+	}
+	var p persisted
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("read agent state %s: %w (move it away to start anew; the disks will be resynced)", filepath.Join(dir, "agent.json"), err)
+	}
+	if p.Disks == nil {
+		p.Disks = map[string]*diskPersisted{}
+	}
+	return &p, nil
+}
+
+func saveState(dir string, p *persisted) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, "agent.json"), b, 0o600)
+}
+
+// writeFileAtomic writes via a temporary file, fsync and rename, then
+// fsyncs the directory.
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

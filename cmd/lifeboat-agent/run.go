@@ -1,0 +1,160 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/agent"
+	"github.com/lifeboat-dr/lifeboat/server/client"
+)
+
+type runCommand struct {
+	out, errOut io.Writer
+}
+
+func (c *runCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(c.errOut)
+	server := fs.String("server", "", "configuration server HOST:PORT (registration)")
+	passFile := fs.String("passphrase-file", "", "file holding the registration passphrase (lifeboat-server init wrote DATA/passphrase)")
+	var disks stringList
+	fs.Var(&disks, "disk", "block device to protect; repeat for several")
+	state := fs.String("state", "", "state directory (identity, spool, local API socket); not on a protected disk")
+	host, _ := os.Hostname()
+	name := fs.String("name", host, "machine name")
+	pinDir := fs.String("pin-dir", "", "bpffs directory of the tracker's pins (default /sys/fs/bpf/lifeboat-NAME)")
+	pointEvery := fs.Duration("point-interval", time.Minute, "crash-consistent point interval (>= 1s)")
+	spool := fs.Int64("spool-bytes", 1<<30, "bound of the local spool in bytes")
+	fs.Usage = func() {
+		fmt.Fprintln(c.errOut, "Usage: lifeboat-agent run --server HOST:PORT --passphrase-file F --disk DEV [--disk DEV...] --state DIR [--name MACHINE]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var missing []string
+	for flagName, v := range map[string]string{"--server": *server, "--state": *state, "--name": *name} {
+		if v == "" {
+			missing = append(missing, flagName)
+		}
+	}
+	if len(disks) == 0 {
+		missing = append(missing, "--disk")
+	}
+	if len(missing) > 0 {
+		fs.Usage()
+		return fmt.Errorf("run: missing %s", strings.Join(missing, ", "))
+	}
+	if err := os.MkdirAll(*state, 0o700); err != nil {
+		return fmt.Errorf("run: state directory: %w", err)
+	}
+	log := newLogger(c.errOut)
+	id, err := loadOrRegister(ctx, *state, *server, *passFile, *name, log)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	proc, err := client.NewProcess(id.processAddr, id.cert, id.caPEM)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	a, err := agent.New(agent.Config{
+		Machine: *name, Disks: disks, StateDir: *state, Client: proc, PinDir: *pinDir,
+		PointInterval: *pointEvery, SpoolBytes: *spool, Log: log,
+	})
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	log.Info("replicating", "machine", *name, "disks", []string(disks), "process_server", id.processAddr)
+	return a.Run(ctx)
+}
+
+type identity struct {
+	cert        tls.Certificate
+	caPEM       []byte
+	processAddr string
+}
+
+// loadOrRegister returns the machine's identity from the state directory,
+// registering with the configuration server the first time.
+func loadOrRegister(ctx context.Context, dir, server, passFile, name string, log *slog.Logger) (*identity, error) {
+	idDir := filepath.Join(dir, "identity")
+	certPEM, err1 := os.ReadFile(filepath.Join(idDir, "machine.crt"))
+	keyPEM, err2 := os.ReadFile(filepath.Join(idDir, "machine.key"))
+	caPEM, err3 := os.ReadFile(filepath.Join(idDir, "ca.crt"))
+	proc, err4 := os.ReadFile(filepath.Join(idDir, "process-server"))
+	if err := errors.Join(err1, err2, err3, err4); err == nil {
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("identity in %s: %w (remove it to register again)", idDir, err)
+		}
+		if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil && leaf.Subject.CommonName != name {
+			return nil, fmt.Errorf("state directory %s holds the identity of %q, not %q: give each machine its own --state", dir, leaf.Subject.CommonName, name)
+		}
+		return &identity{cert: cert, caPEM: caPEM, processAddr: strings.TrimSpace(string(proc))}, nil
+	}
+	if passFile == "" {
+		return nil, errors.New("not registered yet: give --passphrase-file (the server's DATA/passphrase)")
+	}
+	pass, err := os.ReadFile(passFile)
+	if err != nil {
+		return nil, fmt.Errorf("read passphrase: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	certPEM, caPEM, processAddr, err := client.Register(rctx, server, name, strings.TrimSpace(string(pass)), key)
+	if err != nil {
+		if h := client.Hint(err); h != "" {
+			return nil, fmt.Errorf("register with %s: %w (%s)", server, err, h)
+		}
+		return nil, fmt.Errorf("register with %s: %w", server, err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	if err := os.MkdirAll(idDir, 0o700); err != nil {
+		return nil, err
+	}
+	for file, b := range map[string][]byte{"machine.key": keyPEM, "machine.crt": certPEM, "ca.crt": caPEM, "process-server": []byte(processAddr + "\n")} {
+		if err := os.WriteFile(filepath.Join(idDir, file), b, 0o600); err != nil {
+			return nil, fmt.Errorf("save identity: %w", err)
+		}
+	}
+	log.Info("registered", "machine", name, "server", server, "process_server", processAddr)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("certificate from the server: %w", err)
+	}
+	return &identity{cert: cert, caPEM: caPEM, processAddr: processAddr}, nil
+}
+
+// newLogger logs text on a terminal, JSON otherwise.
+func newLogger(w io.Writer) *slog.Logger {
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, nil))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}

@@ -1,0 +1,224 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/server/client"
+)
+
+// Sender sends one sealed segment file; *client.Process implements it.
+type Sender interface {
+	PutSegmentFile(ctx context.Context, disk string, seq uint64, path string) (api.SegmentAck, error)
+}
+
+// Uploader sends the sealed segments of one disk's spool directory.
+type Uploader struct {
+	client Sender
+	disk   string
+	dir    string
+	log    *slog.Logger
+
+	mu        sync.Mutex
+	sealed    map[uint64]string // seq -> path, waiting for upload
+	bytes     int64             // bytes of sealed segments not yet acked
+	acked     uint64            // highest acked seq + 1 (0: none)
+	lastErr   error
+	lastOK    time.Time
+	connected bool
+	wake      chan struct{}
+	idle      *sync.Cond
+}
+
+// New returns an uploader of the spool directory dir of a disk. Segments
+// already sealed in dir (complete with a trailer) are queued at once.
+func New(c Sender, disk, dir string, log *slog.Logger) (*Uploader, error) {
+	u := &Uploader{client: c, disk: disk, dir: dir, log: log, sealed: map[uint64]string{}, wake: make(chan struct{}, 1)}
+	u.idle = sync.NewCond(&u.mu)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read spool: %w", err)
+	}
+	for _, e := range ents {
+		seq, ok := hrlfmt.ParseSegmentName(e.Name())
+		if !ok {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if s, err := hrlfmt.VerifySegment(path); err != nil || !s.Complete {
+			continue // the open segment of a crashed writer: Recover seals it first
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, err
+		}
+		u.sealed[seq] = path
+		u.bytes += fi.Size()
+	}
+	return u, nil
+}
+
+// Sealed hands over a segment the writer has closed; call it in sequence
+// order (the journal writer's OnRotate).
+func (u *Uploader) Sealed(seq uint64, path string) {
+	fi, err := os.Stat(path)
+	u.mu.Lock()
+	u.sealed[seq] = path
+	if err == nil {
+		u.bytes += fi.Size()
+	}
+	u.mu.Unlock()
+	select {
+	case u.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status is what the uploader reports.
+type Status struct {
+	Queued    int       `json:"queued_segments"`
+	Bytes     int64     `json:"queued_bytes"`
+	NextSeq   uint64    `json:"next_seq"`
+	Connected bool      `json:"connected"`
+	LastError string    `json:"last_error,omitempty"`
+	LastOK    time.Time `json:"last_ok"`
+}
+
+// Status returns the uploader's state.
+func (u *Uploader) Status() Status {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s := Status{Queued: len(u.sealed), Bytes: u.bytes, NextSeq: u.acked, Connected: u.connected, LastOK: u.lastOK}
+	if u.lastErr != nil {
+		s.LastError = u.lastErr.Error()
+	}
+	return s
+}
+
+// WaitIdle returns once every segment sealed so far has been acknowledged.
+func (u *Uploader) WaitIdle(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		u.mu.Lock()
+		for len(u.sealed) > 0 && ctx.Err() == nil {
+			u.idle.Wait()
+		}
+		u.mu.Unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return ctx.Err()
+	case <-ctx.Done():
+		u.mu.Lock()
+		u.idle.Broadcast()
+		u.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Run uploads until ctx ends.
+func (u *Uploader) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	const maxBackoff = 5 * time.Second
+	for ctx.Err() == nil {
+		seq, path, ok := u.first()
+		if !ok {
+			select {
+			case <-ctx.Done():
+			case <-u.wake:
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		err := u.send(ctx, seq, path)
+		u.mu.Lock()
+		u.lastErr = err
+		u.connected = err == nil || isAPIError(err)
+		if err == nil {
+			u.lastOK = time.Now()
+		}
+		u.mu.Unlock()
+		if err == nil {
+			backoff = 100 * time.Millisecond
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		u.log.Warn("upload failed; retrying", "disk", u.disk, "seq", seq, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (u *Uploader) first() (uint64, string, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.sealed) == 0 {
+		return 0, "", false
+	}
+	seqs := make([]uint64, 0, len(u.sealed))
+	for s := range u.sealed {
+		seqs = append(seqs, s)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	return seqs[0], u.sealed[seqs[0]], true
+}
+
+// ErrSequenceGap means the server expects a segment the agent no longer
+// has: the replica cannot be continued and the disk needs a resync.
+var ErrSequenceGap = errors.New("server expects a segment this agent no longer has")
+
+func (u *Uploader) send(ctx context.Context, seq uint64, path string) error {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	_, err := u.client.PutSegmentFile(sctx, u.disk, seq, path)
+	var ae *client.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusConflict && ae.Expected != nil {
+		exp := *ae.Expected
+		if exp > seq {
+			// The server already has it (an ack lost in a disconnect).
+			err = nil
+		} else {
+			return fmt.Errorf("segment %d: %w (server expects %d)", seq, ErrSequenceGap, exp)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("segment %d: %w", seq, err)
+	}
+	fi, _ := os.Stat(path)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove acked segment: %w", err)
+	}
+	u.mu.Lock()
+	delete(u.sealed, seq)
+	if fi != nil {
+		u.bytes -= fi.Size()
+	}
+	u.acked = seq + 1
+	if len(u.sealed) == 0 {
+		u.idle.Broadcast()
+	}
+	u.mu.Unlock()
+	return nil
+}
+
+func isAPIError(err error) bool {
+	var ae *client.APIError
+	return errors.As(err, &ae)
+}
