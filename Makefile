@@ -7,7 +7,7 @@ BIN := bin
 CMDS := lifeboat-agent agentctl lifeboat-server lifeboat
 TOOLS := fiocompare
 
-.PHONY: help generate check-generate build test vet fmt-check demo bench-tracker deps clean
+.PHONY: help generate check-generate build test vet demo demo-tracker bench-tracker bench-replication deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -33,11 +33,17 @@ vet: ## gofmt and go vet
 test: vet ## run every test (kernel tests need root; with CI=true they fail instead of skipping)
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-demo: build ## track a loop device while fio writes, and compare what fio wrote with what was tracked
+demo: build ## the main job end to end: replicate ext4 under fio, cut a point, fail over, verify
 	./scripts/demo.sh
+
+demo-tracker: build ## track a loop device while fio writes, and compare what fio wrote with what was tracked
+	./scripts/demo-tracker.sh
 
 bench-tracker: build ## fio with the tracker attached and detached, on zram and loop (see docs/PERFORMANCE.md)
 	./scripts/bench-tracker.sh
+
+bench-replication: build ## churn, RPO lag, initial sync and agent memory (see docs/PERFORMANCE.md)
+	./scripts/bench-replication.sh
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -143,6 +143,15 @@ type disk struct {
 	total      int64 // bytes to go through in initial sync or resync
 	done       int64
 	sent, same int64 // resync: bytes sent, bytes found equal
+	// lagWait holds, per round that journaled changes, the oldest change's
+	// queue time until the segment holding them is acknowledged.
+	lagWait []lagMark
+	lag     lagStats
+}
+
+type lagMark struct {
+	seq    uint64 // the round's last records are in segment seq
+	oldest int64  // CLOCK_MONOTONIC ns
 }
 
 // Point is a recovery point the agent cut.
@@ -470,9 +479,9 @@ func (a *Agent) round(ctx context.Context) (bool, error) {
 				a.failPoints(errors.New(msg))
 			}
 		}
-	} else if len(a.waiting) > 0 && !a.allProtected() {
-		a.failPoints(errors.New("no point before the initial sync or resync of every disk has finished: see agentctl status"))
 	}
+	// Requests made during an initial sync or resync wait for it: a point
+	// needs every disk complete in the journal.
 
 	if err := tracker.WaitCompleted(ctx, a.tr, gen-1); err != nil {
 		return false, err
@@ -500,6 +509,7 @@ func (a *Agent) round(ctx context.Context) (bool, error) {
 			break
 		}
 		a.mu.Lock()
+		oldest := a.rounds.Oldest(d.name)
 		ranges := a.rounds.Take(d.name, budget)
 		resync := d.state == StateResync
 		a.mu.Unlock()
@@ -523,6 +533,11 @@ func (a *Agent) round(ctx context.Context) (bool, error) {
 				return false, err
 			}
 		}
+		if seq, ok := d.w.Current(); ok && oldest > 0 && len(ranges) > 0 {
+			a.mu.Lock()
+			d.lagWait = append(d.lagWait, lagMark{seq: seq, oldest: oldest})
+			a.mu.Unlock()
+		}
 	}
 	a.mu.Lock()
 	a.rounds.Done()
@@ -540,6 +555,7 @@ func (a *Agent) round(ctx context.Context) (bool, error) {
 		if _, err := d.w.RotateIfDue(); err != nil {
 			return false, fmt.Errorf("journal of %s: %w", d.name, err)
 		}
+		a.measureLag(d)
 	}
 	return backlog && !full, nil
 }
@@ -824,4 +840,19 @@ func monotonicNow() int64 {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return ts.Nano()
+}
+
+// measureLag turns the rounds whose segments the server has acknowledged
+// into RPO lag samples: from the oldest write of the round being queued to
+// its data being durable on the server.
+func (a *Agent) measureLag(d *disk) {
+	acked := d.up.Status().NextSeq
+	now := monotonicNow()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	i := 0
+	for ; i < len(d.lagWait) && d.lagWait[i].seq < acked; i++ {
+		d.lag.add(time.Duration(now - d.lagWait[i].oldest))
+	}
+	d.lagWait = d.lagWait[i:]
 }

@@ -52,6 +52,7 @@ type DiskStatus struct {
 	SentBytes    int64             `json:"sent_bytes"`
 	EqualBytes   int64             `json:"equal_bytes"`
 	Spool        uploader.Status   `json:"spool"`
+	Lag          Lag               `json:"lag"`
 	Tracker      tracker.DiskStats `json:"tracker"`
 }
 
@@ -79,6 +80,12 @@ func (a *Agent) Status() Status {
 	for _, d := range a.disks {
 		ds := DiskStatus{Name: d.name, Path: d.path, Size: d.size, State: d.state,
 			PendingBytes: a.rounds.Pending(d.name), SentBytes: d.sent, EqualBytes: d.same, Spool: d.up.Status()}
+		ds.Lag = d.lag.summary()
+		if oldest := a.rounds.Oldest(d.name); oldest > 0 {
+			ds.Lag.Current = time.Duration(monotonicNow() - oldest).Seconds()
+		} else if len(d.lagWait) > 0 {
+			ds.Lag.Current = time.Duration(monotonicNow() - d.lagWait[0].oldest).Seconds()
+		}
 		if d.total > 0 {
 			ds.Progress = float64(d.done) / float64(d.total)
 		}
@@ -134,7 +141,12 @@ func (a *Agent) serveAPI(ctx context.Context) (*http.Server, error) {
 		defer cancel()
 		p, err := a.Bookmark(ctx)
 		if err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error(), "hint": "see agentctl status"})
+			hint := "see agentctl status"
+			if errors.Is(err, context.DeadlineExceeded) && !a.allProtected() {
+				err = errors.New("no point yet: a disk is still in initial sync or resync")
+				hint = "agentctl status shows the progress; ask again once every disk is protected"
+			}
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error(), "hint": hint})
 			return
 		}
 		if r.URL.Query().Get("wait") == "1" {

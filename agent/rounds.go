@@ -43,6 +43,7 @@ type readChunk struct {
 }
 
 type roundDisk struct {
+	oldest   int64 // queue time of the oldest change in pending, 0 if none
 	pending  tracker.Set
 	incoming map[uint64][]change // by generation, not yet folded
 	reads    []readChunk         // of the previous round, by offset
@@ -63,6 +64,15 @@ func (r *rounds) Observe(disk string, off, n int64, gen uint64, ts int64) {
 		return
 	}
 	d.incoming[gen] = append(d.incoming[gen], change{off, n, ts})
+}
+
+// Oldest returns the queue time of the oldest change of a disk folded into
+// pending regions and not yet taken, 0 if none; used to measure RPO lag.
+func (r *rounds) Oldest(disk string) int64 {
+	if d := r.disks[disk]; d != nil {
+		return d.oldest
+	}
+	return 0
 }
 
 // MarkPending adds a region to read (initial sync, resync, a restored
@@ -95,6 +105,9 @@ func (r *rounds) Begin(gen uint64) (clean bool, pointGen uint64, tainted int64) 
 					}
 				}
 				d.pending.Add(c.off, c.n)
+				if c.ts > 0 && (d.oldest == 0 || c.ts < d.oldest) {
+					d.oldest = c.ts
+				}
 			}
 			delete(d.incoming, g)
 		}
@@ -140,6 +153,9 @@ func (r *rounds) Take(disk string, limit int64) []tracker.Range {
 	}
 	for _, rg := range out {
 		d.pending.Remove(rg.Off, rg.Len)
+	}
+	if d.pending.Bytes() == 0 {
+		d.oldest = 0
 	}
 	return out
 }

@@ -42,11 +42,6 @@ func TestReplicateExt4(t *testing.T) {
 
 	id := ag.bookmark()
 	img := srv.failover("ext4-host", id, filepath.Base(loop.Path))
-	if os.Getenv("LB_DEBUG") != "" {
-		exec.Command("cp", "--sparse=always", img, "/tmp/dbg-img").Run()
-		exec.Command("dd", "if="+loop.Path, "of=/tmp/dbg-src", "bs=1M").Run()
-		exec.Command("cp", "-r", srv.data, "/tmp/dbg-data").Run()
-	}
 	sameContent(t, loop.Path, img)
 	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
 		t.Fatalf("e2fsck of the failover image: %v\n%s", err, out)
@@ -74,6 +69,7 @@ type seqWriter struct {
 
 	mu      sync.Mutex
 	history []int // block of each write, by sequence number
+	stopFn  func() error
 }
 
 const stampMagic = 0x4c42534551 // "LBSEQ"
@@ -108,28 +104,42 @@ func (w *seqWriter) write() error {
 	return err
 }
 
-// runUntil writes until stop is closed, at most perSecond writes a second
-// (0: as fast as the disk goes).
-func (w *seqWriter) runUntil(stop <-chan struct{}, done chan<- error, perSecond int) {
-	start := time.Now()
-	for n := 0; ; n++ {
-		select {
-		case <-stop:
-			done <- nil
-			return
-		default:
-		}
-		if perSecond > 0 {
-			if ahead := time.Duration(n)*time.Second/time.Duration(perSecond) - time.Since(start); ahead > 0 {
-				time.Sleep(ahead)
+// start writes in the background, at most perSecond writes a second (0:
+// as fast as the disk goes), until stop is called; a cleanup stops it
+// before its buffer and device are released, also when the test fails.
+func (w *seqWriter) start(perSecond int) {
+	stop, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		start := time.Now()
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if perSecond > 0 {
+				if ahead := time.Duration(n)*time.Second/time.Duration(perSecond) - time.Since(start); ahead > 0 {
+					time.Sleep(ahead)
+				}
+			}
+			if err := w.write(); err != nil {
+				done <- err
+				return
 			}
 		}
-		if err := w.write(); err != nil {
-			done <- err
-			return
-		}
+	}()
+	var once sync.Once
+	var err error
+	w.stopFn = func() error {
+		once.Do(func() { close(stop); err = <-done })
+		return err
 	}
+	w.t.Cleanup(func() { w.stopFn() })
 }
+
+// stop ends the writes and returns the first write error.
+func (w *seqWriter) stop() error { return w.stopFn() }
 
 // checkPrefix verifies that an image holds the device as it was after
 // some prefix of the writes, and returns the prefix length.
@@ -199,15 +209,13 @@ func TestCrashConsistentPoints(t *testing.T) {
 	// reads: 2000 ordered writes/s on 16384 blocks (a freeze, for
 	// filesystems, forces convergence beyond that).
 	w := newSeqWriter(t, loop.Path, 64*mib)
-	stop, done := make(chan struct{}), make(chan error, 1)
-	go w.runUntil(stop, done, 2000)
+	w.start(2000)
 	var ids []string
 	for i := 0; i < 6; i++ {
 		time.Sleep(300 * time.Millisecond)
 		ids = append(ids, ag.bookmark())
 	}
-	close(stop)
-	if err := <-done; err != nil {
+	if err := w.stop(); err != nil {
 		t.Fatal(err)
 	}
 	ids = append(ids, ag.bookmark())
@@ -251,8 +259,7 @@ func TestReplicationSurvivesFaults(t *testing.T) {
 	ag := startAgent(t, srv, "fault-host", []string{loop.Path}, "--point-interval", "1s")
 
 	w := newSeqWriter(t, loop.Path, 64*mib)
-	stop, done := make(chan struct{}), make(chan error, 1)
-	go w.runUntil(stop, done, 0)
+	w.start(0)
 	pause := func() { time.Sleep(time.Duration(500+rand.Intn(700)) * time.Millisecond) }
 	for i := 0; i < 3; i++ {
 		pause()
@@ -265,8 +272,7 @@ func TestReplicationSurvivesFaults(t *testing.T) {
 	time.Sleep(10 * time.Second)
 	srv.proxy.restore()
 	pause()
-	close(stop)
-	if err := <-done; err != nil {
+	if err := w.stop(); err != nil {
 		t.Fatal(err)
 	}
 	id := ag.bookmark()

@@ -210,6 +210,21 @@ func (w *Writer) RotateIfDue() (bool, error) {
 	return true, w.rotate()
 }
 
+// Current returns the sequence number of the segment holding the last
+// record written: the open segment, or the last one closed. ok is false
+// before the first record.
+func (w *Writer) Current() (seq uint64, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.seg != nil, w.spent:
+		return w.seq, true
+	case w.seq > w.o.FirstSeq:
+		return w.seq - 1, true
+	}
+	return 0, false
+}
+
 // Sync makes the records written so far durable.
 func (w *Writer) Sync() error {
 	w.mu.Lock()

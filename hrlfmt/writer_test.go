@@ -374,3 +374,33 @@ func TestSegmentName(t *testing.T) {
 		}
 	}
 }
+
+func TestWriterCurrent(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewWriter(WriterOptions{Dir: dir, Machine: "m", Disk: "d", DiskSize: 1 << 20, FirstSeq: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, ok := w.Current(); ok {
+		t.Fatal("Current before any record reported a segment")
+	}
+	if err := w.WriteZero(0, 4096, 1, ZeroZeroed); err != nil {
+		t.Fatal(err)
+	}
+	if seq, ok := w.Current(); !ok || seq != 7 {
+		t.Fatalf("Current with segment 7 open = %d, %v", seq, ok)
+	}
+	if err := w.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if seq, ok := w.Current(); !ok || seq != 7 {
+		t.Fatalf("Current after closing segment 7 = %d, %v", seq, ok)
+	}
+	if err := w.WriteZero(0, 4096, 1, ZeroZeroed); err != nil {
+		t.Fatal(err)
+	}
+	if seq, ok := w.Current(); !ok || seq != 8 {
+		t.Fatalf("Current with segment 8 open = %d, %v", seq, ok)
+	}
+}
