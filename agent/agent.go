@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
@@ -147,6 +148,9 @@ type disk struct {
 	// queue time until the segment holding them is acknowledged.
 	lagWait []lagMark
 	lag     lagStats
+	// unsealed counts bytes journaled into the open segment: part of the
+	// spool before the uploader knows of them.
+	unsealed atomic.Int64
 }
 
 type lagMark struct {
@@ -307,6 +311,7 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 		MaxSegmentBytes: a.cfg.SegmentBytes, MaxSegmentAge: a.cfg.SegmentAge, FirstSeq: d.nextSeq,
 		OnRotate: func(seq uint64, path string) {
 			d.nextSeq = seq + 1
+			d.unsealed.Store(0)
 			d.up.Sealed(seq, path)
 		},
 	})
@@ -503,7 +508,9 @@ func (a *Agent) round(ctx context.Context) (bool, error) {
 	}
 	a.mu.Unlock()
 	backlog := false
-	budget := a.cfg.RoundBytes
+	// Never journal more than the spool has room for: what does not fit
+	// stays in the dirty set.
+	budget := min(a.cfg.RoundBytes, max(0, a.cfg.SpoolBytes-spool))
 	for _, d := range a.disks {
 		if full {
 			break
@@ -639,6 +646,7 @@ func (a *Agent) journal(d *disk, off int64, buf []byte, remote [][32]byte) error
 		}
 		err := d.w.WriteData(off+int64(start), gen, buf[start:end])
 		d.sent += int64(end - start)
+		d.unsealed.Add(int64(end - start))
 		start = -1
 		return err
 	}
@@ -760,7 +768,7 @@ func (a *Agent) WaitListed(ctx context.Context, id string) error {
 func (a *Agent) spoolBytes() int64 {
 	var n int64
 	for _, d := range a.disks {
-		n += d.up.Status().Bytes
+		n += d.up.Status().Bytes + d.unsealed.Load()
 	}
 	return n
 }

@@ -36,7 +36,7 @@ func TestReplicateExt4(t *testing.T) {
 
 	mnt := mount(t, loop.Path)
 	job := []string{"--name=verify", "--directory=" + mnt, "--size=48M", "--rw=randwrite", "--bsrange=4k-64k",
-		"--ioengine=psync", "--verify=crc32c", "--randseed=4242", "--fsync=64"}
+		"--ioengine=psync", "--verify=crc32c", "--verify_state_save=0", "--randseed=4242", "--fsync=64"}
 	run(t, "fio", append(job, "--do_verify=0")...)
 	run(t, "umount", mnt)
 

@@ -57,7 +57,7 @@ step "fio writes 96 MiB of random blocks with checksums into the filesystem whil
 mkdir -p "$mnt"
 mount "$dev" "$mnt"
 fio --name=demo --directory="$mnt" --size=96M --rw=randwrite --bsrange=4k-64k --ioengine=psync \
-	--verify=crc32c --do_verify=0 --randseed=2026 --fsync=32 --output="$work/fio.txt"
+	--verify=crc32c --do_verify=0 --verify_state_save=0 --randseed=2026 --fsync=32 --output="$work/fio.txt"
 bin/agentctl status --state "$work/agent" || true
 umount "$mnt"
 

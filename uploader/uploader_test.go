@@ -1,0 +1,175 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/server/client"
+)
+
+// fakeServer acks segments in order and can fail on demand.
+type fakeServer struct {
+	mu       sync.Mutex
+	next     uint64
+	got      []uint64
+	failNext int     // answer this many calls with a network error
+	expected *uint64 // answer 409 with this expected sequence
+	present  func(path string) bool
+}
+
+func (f *fakeServer) PutSegmentFile(ctx context.Context, disk string, seq uint64, path string) (api.SegmentAck, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := os.Stat(path); err != nil {
+		return api.SegmentAck{}, err
+	}
+	if f.failNext > 0 {
+		f.failNext--
+		return api.SegmentAck{}, errors.New("connection reset")
+	}
+	if f.expected != nil {
+		e := *f.expected
+		return api.SegmentAck{}, &client.APIError{Status: 409, Message: "out of order", Expected: &e}
+	}
+	if seq != f.next {
+		e := f.next
+		return api.SegmentAck{}, &client.APIError{Status: 409, Message: "out of order", Expected: &e}
+	}
+	f.got = append(f.got, seq)
+	f.next++
+	return api.SegmentAck{Acked: seq}, nil
+}
+
+func writeSegments(t *testing.T, dir string, first uint64, n int, sealed func(uint64, string)) {
+	t.Helper()
+	w, err := hrlfmt.NewWriter(hrlfmt.WriterOptions{Dir: dir, Machine: "m", Disk: "d", DiskSize: 1 << 20, FirstSeq: first, OnRotate: sealed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if err := w.WriteData(int64(i)*4096, 1, make([]byte, 4096)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Rotate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestUploadsInOrderAndDeletesOnlyAcked(t *testing.T) {
+	dir := t.TempDir()
+	srv := &fakeServer{failNext: 3}
+	u, err := New(srv, "d", dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSegments(t, dir, 0, 5, u.Sealed)
+	if st := u.Status(); st.Queued != 5 || st.Bytes == 0 {
+		t.Fatalf("status before upload = %+v; want 5 queued segments", st)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go u.Run(ctx)
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if err := u.WaitIdle(wctx); err != nil {
+		t.Fatalf("WaitIdle: %v (status %+v)", err, u.Status())
+	}
+	srv.mu.Lock()
+	got := append([]uint64(nil), srv.got...)
+	srv.mu.Unlock()
+	for i, s := range got {
+		if s != uint64(i) {
+			t.Fatalf("server got %v; want 0..4 in order", got)
+		}
+	}
+	if len(got) != 5 {
+		t.Fatalf("server got %v", got)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("acked segments left in the spool: %v", ents)
+	}
+	if st := u.Status(); st.Queued != 0 || st.Bytes != 0 || st.NextSeq != 5 || st.LastError != "" {
+		t.Errorf("status after upload = %+v", st)
+	}
+}
+
+func TestUploaderKeepsSegmentsTheServerDoesNotHave(t *testing.T) {
+	dir := t.TempDir()
+	writeSegments(t, dir, 10, 2, nil) // found at start
+	exp := uint64(4)                  // the server lost segments 4..9
+	srv := &fakeServer{expected: &exp}
+	u, err := New(srv, "d", dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := u.Status(); st.Queued != 2 {
+		t.Fatalf("segments found at start: %+v", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	u.Run(ctx)
+	st := u.Status()
+	if st.Queued != 2 || !errors.Is(u.lastErr, ErrSequenceGap) {
+		t.Fatalf("status %+v, last error %v; want both segments kept and a sequence gap", st, u.lastErr)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Fatalf("spool has %d files; nothing may be deleted without an ack", len(ents))
+	}
+}
+
+func TestUploaderDropsWhatTheServerAlreadyHas(t *testing.T) {
+	dir := t.TempDir()
+	writeSegments(t, dir, 0, 3, nil)
+	exp := uint64(2) // acks of 0 and 1 were lost in a disconnect
+	srv := &fakeServer{expected: &exp}
+	u, err := New(srv, "d", dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go u.Run(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for u.Status().Queued > 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v", u.Status())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(dir, hrlfmt.SegmentName(2))); err != nil {
+		t.Fatalf("segment 2, which the server does not have, is gone: %v", err)
+	}
+}
+
+func TestUploaderSkipsOpenSegment(t *testing.T) {
+	dir := t.TempDir()
+	writeSegments(t, dir, 0, 1, nil)
+	// A segment still being written (no trailer) is not the uploader's.
+	w, err := hrlfmt.CreateSegment(filepath.Join(dir, hrlfmt.SegmentName(1)), hrlfmt.Header{Version: hrlfmt.Version, Machine: "m", Disk: "d", DiskSize: 1 << 20, Seq: 1, Created: time.Unix(1, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	u, err := New(&fakeServer{}, "d", dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := u.Status(); st.Queued != 1 {
+		t.Fatalf("queued %d segments; want only the sealed one", st.Queued)
+	}
+}
