@@ -12,8 +12,8 @@ TOOLS := fiocompare
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-deps: ## install the system packages the tests and demo need (Debian, as root)
-	./scripts/install-deps.sh
+deps: ## install the Debian packages the tests and demo need, if missing, and mount bpffs (as root)
+	@if [ "$$(id -u)" -eq 0 ]; then ./scripts/install-deps.sh; else echo "deps: not root: nothing installed (kernel tests skip, make demo needs root)"; fi
 
 generate: ## rebuild the BPF objects and Go bindings from bpf/*.c (installs clang if missing)
 	@command -v clang >/dev/null && test -f /usr/include/bpf/bpf_helpers.h || ./scripts/install-deps.sh clang
@@ -30,10 +30,10 @@ vet: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 
-test: vet ## run every test (kernel tests need root; with CI=true they fail instead of skipping)
+test: deps vet ## run every test (kernel tests need root; with CI=true they fail instead of skipping)
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-demo: build ## the main job end to end: replicate ext4 under fio, cut a point, fail over, verify
+demo: deps build ## the main job end to end: replicate ext4 under fio, cut a point, fail over, verify
 	./scripts/demo.sh
 
 demo-tracker: build ## track a loop device while fio writes, and compare what fio wrote with what was tracked
