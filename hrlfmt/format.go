@@ -18,7 +18,7 @@ const Version = 1
 // MinorVersion is the minor format version this package writes. A reader
 // accepts any minor version of its major version: minor versions only add
 // skippable record types and header fields appended after the known ones.
-const MinorVersion = 0
+const MinorVersion = 1
 
 // Limits of the format. A reader checks every length it reads against them
 // before it allocates or reads anything of that length.
@@ -50,7 +50,10 @@ const (
 	dataFixedSize   = 24 // without the stored bytes
 	zeroPayloadSize = 28
 	cutFixedSize    = 20 // without the point id
-	trailerSize     = 36
+	noteFixedSize   = 12 // without the point id and the text
+	// MaxNoteLength bounds the text of a NOTE record.
+	MaxNoteLength = 4096
+	trailerSize   = 36
 	// trailerRecordSize is the size of a whole trailer record.
 	trailerRecordSize = RecordHeaderSize + trailerSize
 )
@@ -73,6 +76,10 @@ const (
 	// RecTrailer closes a complete segment; Reader.Next checks it and then
 	// returns io.EOF.
 	RecTrailer RecordType = 'T'
+	// RecNote describes a recovery point (an app-consistent point's freeze
+	// time, scripts and filesystems). It precedes the point's CUT and is
+	// written with FlagSkippable: readers of version 1.0 skip it.
+	RecNote RecordType = 'P'
 )
 
 // String returns the name of the record type.
@@ -86,6 +93,8 @@ func (t RecordType) String() string {
 		return "zero"
 	case RecCut:
 		return "cut"
+	case RecNote:
+		return "note"
 	case RecTrailer:
 		return "trailer"
 	}
@@ -302,6 +311,45 @@ type Record struct {
 	Reason ZeroReason
 	// Cut is the cut of a CUT record.
 	Cut *Cut
+	// Note is the note of a NOTE record.
+	Note *Note
+}
+
+// Note describes a recovery point; it precedes the point's CUT.
+type Note struct {
+	// PointID is the point the note is about.
+	PointID string
+	// Freeze is how long the filesystems were frozen for the cut (0 for a
+	// point without a freeze).
+	Freeze time.Duration
+	// Text is free UTF-8 text, by convention a JSON object (scripts run and
+	// their exit status, filesystems frozen), at most MaxNoteLength bytes.
+	Text string
+}
+
+// Validate reports whether n can be written.
+func (n Note) Validate() error {
+	if err := (Cut{Kind: CutApp, Time: time.Unix(0, 0), PointID: n.PointID}).Validate(); err != nil {
+		return fmt.Errorf("note: %w", err)
+	}
+	if n.Freeze < 0 {
+		return fmt.Errorf("note: negative freeze time %s", n.Freeze)
+	}
+	if len(n.Text) > MaxNoteLength {
+		return fmt.Errorf("note: text of %d bytes, at most %d", len(n.Text), MaxNoteLength)
+	}
+	if !utf8.ValidString(n.Text) {
+		return errors.New("note: text is not UTF-8")
+	}
+	return nil
+}
+
+func notePayload(p []byte, n Note) {
+	binary.LittleEndian.PutUint64(p[0:], uint64(n.Freeze))
+	p[8] = byte(len(n.PointID))
+	p[9], p[10], p[11] = 0, 0, 0
+	copy(p[noteFixedSize:], n.PointID)
+	copy(p[noteFixedSize+len(n.PointID):], n.Text)
 }
 
 // checkExtent checks that [off, off+n) is a non-empty extent of a disk of

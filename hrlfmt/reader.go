@@ -126,6 +126,8 @@ func (r *Reader) next() (Record, error) {
 			rec, err = parseZero(p, r.hdr.DiskSize)
 		case RecCut:
 			rec, err = parseCut(p)
+		case RecNote:
+			rec, err = parseNote(p)
 		case RecTrailer:
 			if err := r.checkTrailer(p); err != nil {
 				return Record{}, r.formatErr(pos, err)
@@ -254,6 +256,8 @@ func checkLength(typ RecordType, n uint32) error {
 		lo, hi = zeroPayloadSize, zeroPayloadSize
 	case RecCut:
 		lo, hi = cutFixedSize+1, cutFixedSize+MaxPointIDLength
+	case RecNote:
+		lo, hi = noteFixedSize+1, noteFixedSize+MaxPointIDLength+MaxNoteLength
 	case RecTrailer:
 		lo, hi = trailerSize, trailerSize
 	}
@@ -406,6 +410,25 @@ func parseCut(p []byte) (Record, error) {
 	return Record{Gen: c.Gen, Cut: &c}, nil
 }
 
+func parseNote(p []byte) (Record, error) {
+	n := int(p[8])
+	if p[9]|p[10]|p[11] != 0 {
+		return Record{}, fmt.Errorf("%w: note record: reserved bytes are not zero", ErrCorrupt)
+	}
+	if n == 0 || noteFixedSize+n > len(p) {
+		return Record{}, fmt.Errorf("%w: note record: point id of %d bytes in a payload of %d", ErrCorrupt, n, len(p))
+	}
+	note := Note{
+		Freeze:  time.Duration(binary.LittleEndian.Uint64(p[0:])),
+		PointID: string(p[noteFixedSize : noteFixedSize+n]),
+		Text:    string(p[noteFixedSize+n:]),
+	}
+	if err := note.Validate(); err != nil {
+		return Record{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return Record{Note: &note}, nil
+}
+
 func (r *Reader) torn(pos int64, what string) error {
 	return r.formatErr(pos, fmt.Errorf("%w: %s", ErrTorn, what))
 }
@@ -429,6 +452,8 @@ type Summary struct {
 	LastGen uint64
 	// Cuts lists the good CUT records in order.
 	Cuts []Cut
+	// Notes are the NOTE records, in order.
+	Notes []Note
 	// ValidBytes is the length of the valid prefix of the segment: all of
 	// it when Complete, else the Offset of the error.
 	ValidBytes int64
@@ -472,6 +497,8 @@ func verify(path string) (Summary, trailer, error) {
 			s.DataBytes += rec.Length
 		case RecCut:
 			s.Cuts = append(s.Cuts, *rec.Cut)
+		case RecNote:
+			s.Notes = append(s.Notes, *rec.Note)
 		}
 	}
 }

@@ -128,6 +128,16 @@ func (w *SegmentWriter) WriteCut(c Cut) error {
 	return w.writeRecord(rec, crc, RecCut, c.Gen, 0)
 }
 
+// WriteNote appends a NOTE record (skippable) describing a point; write it
+// before the point's CUT.
+func (w *SegmentWriter) WriteNote(n Note) error {
+	if err := n.Validate(); err != nil {
+		return fmt.Errorf("write note: %w", err)
+	}
+	rec, crc := w.enc.note(n)
+	return w.writeRecord(rec, crc, RecNote, 0, 0)
+}
+
 // Sync makes the records written so far durable. If it fails, the writer
 // is unusable: whether the records reached the disk is unknown.
 func (w *SegmentWriter) Sync() error {
@@ -300,6 +310,12 @@ func (e *encoder) zero(off, n int64, gen uint64, reason ZeroReason) ([]byte, uin
 }
 
 // cut encodes a CUT record of a valid cut.
+func (e *encoder) note(n Note) ([]byte, uint32) {
+	rec := e.grow(RecordHeaderSize + noteFixedSize + len(n.PointID) + len(n.Text))
+	notePayload(rec[RecordHeaderSize:], n)
+	return rec, sealRecord(rec, RecNote, FlagSkippable)
+}
+
 func (e *encoder) cut(c Cut) ([]byte, uint32) {
 	rec := e.grow(RecordHeaderSize + cutFixedSize + len(c.PointID))
 	cutPayload(rec[RecordHeaderSize:], c)

@@ -494,3 +494,41 @@ func TestRecordRules(t *testing.T) {
 		})
 	}
 }
+
+func TestNoteRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, SegmentName(1))
+	w, err := CreateSegment(path, Header{Version: Version, Machine: "m", Disk: "d", DiskSize: 1 << 20, Seq: 1, Created: time.Unix(5, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := Note{PointID: "p-1", Freeze: 1234567 * time.Nanosecond, Text: `{"pre":[{"script":"10-pg","exit":0}]}`}
+	if err := w.WriteNote(note); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteCut(Cut{Kind: CutApp, Gen: 3, Time: time.Unix(6, 0), PointID: "p-1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []Note{{PointID: ""}, {PointID: "x", Freeze: -1}, {PointID: "x", Text: strings.Repeat("a", MaxNoteLength+1)}, {PointID: "x", Text: "\xff"}} {
+		if err := w.WriteNote(bad); err == nil {
+			t.Errorf("WriteNote(%+v) accepted", bad)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := VerifySegment(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Notes) != 1 || s.Notes[0] != note || len(s.Cuts) != 1 || !s.Complete {
+		t.Fatalf("summary = %+v; want the note and the cut back", s)
+	}
+}
+
+func TestVersion10StillReads(t *testing.T) {
+	s, err := VerifySegment(filepath.Join("..", "testdata", "hrl", "golden-v1.0.hrl"))
+	if err != nil || !s.Complete || s.Header.Minor != 0 || s.Records == 0 {
+		t.Fatalf("a version 1.0 segment: %+v, %v", s, err)
+	}
+}

@@ -181,6 +181,22 @@ func (w *Writer) WriteCut(c Cut) error {
 	return w.write(rec, crc, RecCut, c.Gen, 0)
 }
 
+// WriteNote appends a NOTE record describing a point; write it before the
+// point's CUT, into the same segment (nothing rotates in between unless the
+// segment is full).
+func (w *Writer) WriteNote(n Note) error {
+	if err := n.Validate(); err != nil {
+		return fmt.Errorf("write note: %w", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	rec, crc := w.enc.note(n)
+	return w.write(rec, crc, RecNote, 0, 0)
+}
+
 // Rotate closes the current segment, if one is open; the next record opens
 // a new one.
 func (w *Writer) Rotate() error {
