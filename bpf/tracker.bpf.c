@@ -180,6 +180,18 @@ struct {
 const struct lb_event *unused_event __attribute__((unused));
 const struct lb_cut_args *unused_cut_args __attribute__((unused));
 
+/* Waking the consumer for every record costs an interrupt per write (in a
+ * VM, a trap to the hypervisor): records are submitted without a wakeup
+ * until WAKEUP_BYTES are waiting; the consumer also polls every few ms,
+ * and cut markers always wake it. */
+#define WAKEUP_BYTES (64 << 10)
+
+static __always_inline __u64 submit_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+									     : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline struct lb_disk_stats *stats_of(__u32 slot)
 {
 	return bpf_map_lookup_elem(&disk_stats, &slot);
@@ -321,7 +333,7 @@ int BPF_PROG(on_bio_queue, struct bio *bio)
 			e->op = op;
 			e->slot = cfg->slot;
 			e->_pad = 0;
-			bpf_ringbuf_submit(e, 0);
+			bpf_ringbuf_submit(e, submit_flags());
 			st->events++;
 			st->bytes += bytes;
 			return 0;
@@ -389,7 +401,7 @@ static __always_inline void root_done(__u64 rkey, struct lb_inflight *r)
 		return;
 	}
 	if (e)
-		bpf_ringbuf_submit(e, 0);
+		bpf_ringbuf_submit(e, submit_flags());
 	if (st)
 		st->completions++;
 	cnt = bpf_map_lookup_elem(&gen_inflight, &gslot);
@@ -500,7 +512,7 @@ int cut(struct lb_cut_args *a)
 		e->kind = LB_EV_CUT;
 		e->gen = a->gen;
 		e->ts = bpf_ktime_get_ns();
-		bpf_ringbuf_submit(e, 0);
+		bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 		return 0;
 	}
 	return 3;

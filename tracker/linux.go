@@ -27,6 +27,10 @@ import (
 	lbbpf "github.com/lifeboat-dr/lifeboat/bpf"
 )
 
+// pollInterval bounds how late an event is delivered when the kernel did
+// not wake the reader.
+const pollInterval = 5 * time.Millisecond
+
 // ProgramVersion is stored in the pinned state; a process only adopts pins
 // of the same version.
 const ProgramVersion = 1
@@ -884,6 +888,9 @@ func (t *Linux) readLoop() {
 	defer close(t.events)
 	var rec ringbuf.Record
 	for {
+		// Records come without a wakeup until enough are waiting (see
+		// tracker.bpf.c): poll.
+		t.reader.SetDeadline(time.Now().Add(pollInterval))
 		if err := t.reader.ReadInto(&rec); err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) {
 				return
