@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,14 +79,20 @@ func (l *Local) apply(ctx context.Context, machine, disk string, seq uint64, seg
 		return err
 	}
 	size := max(st.Size, hdr.DiskSize)
-	cuts, err := l.applyRecords(ctx, locks, dir, machine, disk, seq, size)
+	applied, err := l.applyRecords(ctx, locks, dir, machine, disk, seq, size)
 	if err != nil {
 		return err
 	}
 	if err := l.runHook("records"); err != nil {
 		return err
 	}
-	if err := updateCuts(dir, seq, cuts); err != nil {
+	if err := writeIndex(jdir, &applied.index); err != nil {
+		return err
+	}
+	if err := l.runHook("index"); err != nil {
+		return err
+	}
+	if err := updateCuts(dir, seq, applied.cuts, applied.notes); err != nil {
 		return err
 	}
 	if err := l.runHook("cuts"); err != nil {
@@ -197,6 +205,16 @@ func removeTemps(dir string) {
 			}
 		}
 	}
+	jdir := filepath.Join(dir, journalDir)
+	ents, err = os.ReadDir(jdir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), indexExt+".tmp-") {
+			os.Remove(filepath.Join(jdir, e.Name()))
+		}
+	}
 }
 
 // checkHeader checks that a segment's header is that of segment seq of
@@ -227,69 +245,87 @@ func fileSum(path string) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
+// appliedSegment is what applyRecords learnt of a segment.
+type appliedSegment struct {
+	cuts  []cutEntry
+	notes map[string]cutNote // the NOTE records, by point id (the last one wins)
+	index segIndex
+}
+
 // applyRecords writes the records of journal segment seq to current.img,
 // grown to size (and base.img with it), and makes them durable. It
-// returns the segment's cuts.
-func (l *Local) applyRecords(ctx context.Context, locks *diskLocks, dir, machine, disk string, seq uint64, size int64) (cuts []cutEntry, err error) {
+// returns the segment's cuts, notes and extent index.
+func (l *Local) applyRecords(ctx context.Context, locks *diskLocks, dir, machine, disk string, seq uint64, size int64) (seg appliedSegment, err error) {
 	locks.cur.Lock()
 	defer locks.cur.Unlock()
 	cur, curNew, err := openGrow(filepath.Join(dir, currentImg), size)
 	if err != nil {
-		return nil, err
+		return seg, err
 	}
 	defer cur.Close()
 	base, baseNew, err := openGrow(filepath.Join(dir, baseImg), size)
 	if err != nil {
-		return nil, err
+		return seg, err
 	}
 	defer base.Close()
 	if err := base.Sync(); err != nil {
-		return nil, fmt.Errorf("sync base image: %w", err)
+		return seg, fmt.Errorf("sync base image: %w", err)
 	}
 	if curNew || baseNew {
 		if err := syncDir(dir); err != nil {
-			return nil, err
+			return seg, err
 		}
 	}
 	r, err := hrlfmt.OpenSegment(filepath.Join(dir, journalDir, hrlfmt.SegmentName(seq)))
 	if err != nil {
-		return nil, err
+		return seg, err
 	}
 	defer r.Close()
 	if err := checkHeader(r.Header(), machine, disk, seq); err != nil {
-		return nil, fmt.Errorf("journal segment: %w", err)
+		return seg, fmt.Errorf("journal segment: %w", err)
 	}
+	seg.index = segIndex{Seq: seq, HeaderLen: r.Offset()}
 	for i := 0; ; i++ {
 		rec, err := r.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return seg, err
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return seg, err
 		}
 		if err := applyRecord(cur, rec, size); err != nil {
-			return nil, fmt.Errorf("record %d at offset %d: %w", i, rec.Pos, err)
+			return seg, fmt.Errorf("record %d at offset %d: %w", i, rec.Pos, err)
 		}
-		if rec.Type == hrlfmt.RecCut {
+		seg.index.add(rec, r.Offset())
+		switch rec.Type {
+		case hrlfmt.RecCut:
 			c := rec.Cut
-			cuts = append(cuts, cutEntry{ID: c.PointID, Kind: c.Kind.String(), Gen: c.Gen, Time: c.Time,
+			seg.cuts = append(seg.cuts, cutEntry{ID: c.PointID, Kind: c.Kind.String(), Gen: c.Gen, Time: c.Time,
 				Seq: seq, Record: i, Pos: rec.Pos, Size: size})
+		case hrlfmt.RecNote:
+			if seg.notes == nil {
+				seg.notes = make(map[string]cutNote)
+			}
+			seg.notes[rec.Note.PointID] = cutNote{Freeze: rec.Note.Freeze, Text: rec.Note.Text}
 		}
-		if err := l.runHook(fmt.Sprintf("record %d", i)); err != nil {
-			return nil, err
+		if l.hook != nil {
+			if err := l.runHook(fmt.Sprintf("record %d", i)); err != nil {
+				return seg, err
+			}
 		}
 	}
+	seg.index.SegSize = r.Offset()
 	if err := cur.Sync(); err != nil {
-		return nil, fmt.Errorf("sync replica: %w", err)
+		return seg, fmt.Errorf("sync replica: %w", err)
 	}
-	return cuts, nil
+	return seg, nil
 }
 
 // applyRecord writes a DATA or ZERO record to an image of size bytes; a
-// CUT changes nothing.
+// CUT or a NOTE changes nothing.
 func applyRecord(img *os.File, rec hrlfmt.Record, size int64) error {
 	switch rec.Type {
 	case hrlfmt.RecData, hrlfmt.RecZero:
@@ -313,31 +349,67 @@ func applyRecord(img *os.File, rec hrlfmt.Record, size int64) error {
 		if rec.Cut == nil {
 			return errors.New("cut record without a cut")
 		}
+	case hrlfmt.RecNote:
+		if rec.Note == nil {
+			return errors.New("note record without a note")
+		}
 	default:
 		return fmt.Errorf("unexpected %v record", rec.Type)
 	}
 	return nil
 }
 
-// updateCuts replaces the cuts of segment seq and later in the cut list
-// of the disk in dir by cuts, durably.
-func updateCuts(dir string, seq uint64, cuts []cutEntry) error {
-	old, err := readCuts(dir)
+// updateCuts replaces the cuts and pending notes of segment seq and later
+// in cuts.json of the disk in dir by those of segment seq, durably. A cut
+// gets the note of its point id from this segment or, failing that, a
+// pending note of an earlier one (a NOTE precedes its CUT but may end the
+// segment before); notes that no cut of the segment takes stay pending.
+func updateCuts(dir string, seq uint64, cuts []cutEntry, notes map[string]cutNote) error {
+	old, err := readCutsMeta(dir)
 	if err != nil {
 		return err
 	}
-	keep := old[:0:0]
-	for _, c := range old {
+	var m cutsMeta
+	for _, c := range old.Cuts {
 		if c.Seq < seq {
-			keep = append(keep, c)
+			m.Cuts = append(m.Cuts, c)
 		}
 	}
-	if len(keep) == len(old) && len(cuts) == 0 {
+	pending := make(map[string]cutNote)
+	for _, n := range old.Notes {
+		if n.Seq < seq {
+			pending[n.ID] = n.cutNote
+		}
+	}
+	taken := make(map[string]bool)
+	for _, c := range cuts {
+		if n, ok := notes[c.ID]; ok {
+			c.Note = &n
+			taken[c.ID] = true
+		} else if n, ok := pending[c.ID]; ok {
+			c.Note = &n
+			delete(pending, c.ID)
+		}
+		m.Cuts = append(m.Cuts, c)
+	}
+	for _, n := range old.Notes {
+		if _, ok := pending[n.ID]; ok && n.Seq < seq {
+			m.Notes = append(m.Notes, n)
+		}
+	}
+	for id, n := range notes {
+		if !taken[id] {
+			m.Notes = append(m.Notes, pendingNote{ID: id, Seq: seq, cutNote: n})
+		}
+	}
+	slices.SortStableFunc(m.Notes, func(a, b pendingNote) int {
+		if a.Seq != b.Seq {
+			return cmp.Compare(a.Seq, b.Seq)
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if len(m.Cuts) == len(old.Cuts) && len(cuts) == 0 && len(m.Notes) == len(old.Notes) && len(notes) == 0 {
 		return nil
 	}
-	b, err := json.MarshalIndent(cutsMeta{Version: 1, Cuts: append(keep, cuts...)}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(dir, cutsFile, append(b, '\n'))
+	return writeCutsMeta(dir, m)
 }

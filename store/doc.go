@@ -12,8 +12,10 @@
 //	DIR/machines/<machine>/disks.json               the disk set of SetDisks
 //	DIR/machines/<machine>/disks/<disk>/current.img sparse raw image: base and every applied segment
 //	DIR/machines/<machine>/disks/<disk>/base.img    sparse raw image: the disk before the oldest retained segment
-//	DIR/machines/<machine>/disks/<disk>/journal/%016x.hrl  each applied segment, a verified copy
-//	DIR/machines/<machine>/disks/<disk>/cuts.json   the cuts of the journal, in journal order
+//	DIR/machines/<machine>/disks/<disk>/base_seq    {"last_merged":N}: the last segment folded into base.img (absent: none)
+//	DIR/machines/<machine>/disks/<disk>/journal/%016x.hrl  each retained segment, a verified copy
+//	DIR/machines/<machine>/disks/<disk>/journal/%016x.idx  its extent index (index.go)
+//	DIR/machines/<machine>/disks/<disk>/cuts.json   the cuts of the journal, in journal order, and pending notes
 //	DIR/machines/<machine>/disks/<disk>/applied     {"seq":N,"size":S,"time":T}: last applied segment
 //
 // Disks live under a disks/ directory of their own, not next to disks.json,
@@ -21,11 +23,14 @@
 // machine. Machine and disk names are [A-Za-z0-9._-]{1,63}, never "." or
 // "..": they are path elements, so CheckName guards every entry point.
 //
-// Nothing is merged yet: base.img is all zeros (a sparse file of the disk's
-// size) and the journal holds every segment from 0. Retention, a later
-// change, folds the oldest segments into base.img and then deletes them; it
-// must record the first retained sequence number (baseSeq) and take the
-// disk's journal lock for writing, which Materialize holds for reading.
+// base.img starts as all zeros (a sparse file of the disk's size) and the
+// journal as every segment from 0. Prune (retention) folds the oldest
+// segments into base.img and deletes them; the journal then holds the
+// segments from baseSeq = last_merged+1 on. Every file added since the
+// first layout (base_seq, the .idx files, the new fields of cuts.json) is
+// optional to a reader of this code, so store.json stays at version 1; an
+// older reader of a pruned store fails on the missing segments rather than
+// giving a wrong image.
 //
 // # Apply
 //
@@ -40,9 +45,17 @@
 // its records to current.img in order: DATA with pwrite, ZERO by punching a
 // hole (FALLOC_FL_PUNCH_HOLE, or writing zeros where the file system cannot
 // punch), CUT by noting the cut with its place in the journal (sequence
-// number and byte offset of the record). current.img (and base.img, grown
-// when a header gives a larger disk size) is fsynced, then cuts.json is
-// rewritten, and only then the applied marker.
+// number and byte offset of the record), NOTE by noting what it says of
+// its point; the same pass lists the segment's DATA and ZERO records for
+// its extent index. current.img (and base.img, grown when a header gives a
+// larger disk size) is fsynced, then the index journal/%016x.idx is
+// written, then cuts.json is rewritten, and only then the applied marker.
+//
+// A NOTE record (hrlfmt 1.1) describes the point whose CUT follows it:
+// the cut gets the note of its point id from the same segment or, when a
+// full segment was rotated between the two, from the pending notes of
+// earlier segments that cuts.json keeps until a cut takes them (or
+// retention folds their segment into the base).
 //
 // Every metadata file is replaced crash-safely: a temporary file in the
 // same directory, fsync, rename, fsync of the directory; every directory
@@ -76,20 +89,82 @@
 // the point's id in an applied segment. Its kind, time and generation come
 // from the cut on the first disk in name order; points are ordered as their
 // cuts are in that disk's journal, which is oldest first. When one disk's
-// journal holds the same point id twice, the first cut counts.
+// journal holds the same point id twice, the first cut counts. Its Freeze
+// and Note come from the NOTE record of the first disk by name that has one
+// for it. It is materializable unless retention dropped it: Prune marked
+// its cut dropped on some disk, or the cut lies in a segment some disk has
+// folded into its base.
+//
+// # Retention
+//
+// Prune(machine, r, now) keeps, of the listed points (zero fields of r
+// are DefaultRetention's; a KeepAll longer than Window widens the window),
+// with age = now − point time:
+//
+//   - the newest point (the last listed), whatever its age: an idle
+//     machine keeps its last point;
+//   - every point with age ≤ KeepAll;
+//   - of the points with KeepAll < age ≤ Window, the newest of each Thin
+//     bucket: buckets are fixed intervals [k·Thin, (k+1)·Thin) of time
+//     since the Unix epoch (whole UTC hours for 1 h), and a bucket's
+//     newest point is its latest in time among all listed points, so a
+//     bucket still partly within KeepAll keeps none of its older points;
+//   - no point with age > Window.
+//
+// The others are dropped: a dropped point is never materializable again,
+// even under a wider policy later. It stays listed, with Materializable
+// false, as long as it is within the window; a dropped point older than
+// the window is no longer listed (Prune forgets its cut). Then, on each
+// disk, every segment entirely before the segment of the oldest kept cut
+// is folded into base.img, oldest first, and deleted; the segment holding
+// that cut is not, as Materialize replays it from its start. The cuts of
+// points never listed and the pending notes of the folded segments leave
+// cuts.json with them. Without any kept point (the newest was dropped by
+// an earlier Prune and none came since) nothing is folded.
+//
+// Order and crash safety. Prune first marks the dropped cuts in cuts.json
+// of every disk (under the disk's apply lock, as Apply rewrites the file
+// too), so that no point whose segments are about to go is listed as
+// materializable. Then, one segment at a time and under the disk's
+// journal write lock: every record of the segment is written to base.img,
+// which is fsynced; then the base_seq marker names the segment; then the
+// segment and its index are deleted. A journal segment is never deleted
+// before the marker covers it. A crash before the marker moves leaves in
+// base.img part or all of a segment that the journal still holds and every
+// kept point replays whole, and base writes are absolute (replaying a
+// record over its own effect changes nothing), so every kept point still
+// materializes exactly; a crash after it leaves a merged segment that the
+// next Prune deletes. Prune again continues where the last one stopped.
+// One Prune of a machine runs at a time.
 //
 // # Materialize
 //
-// Materialize writes each disk of a point into outDir/<disk>.img: a sparse
-// copy of base.img (FICLONE when the file system can share extents, else
-// only the data extents found with SEEK_DATA/SEEK_HOLE), then the disk's
-// journal segments from baseSeq to the segment of the point's cut, the last
-// one up to its cut record only (records after the cut are not applied),
-// each segment read and checked again. Its cost is the size of base's data
-// and of the journal up to the point, not the size of the disk. The image
-// has the disk's size as of the cut. It never takes a lock Apply holds: the
-// segments up to an applied cut are immutable, and it reads the cut list
-// once; so it runs while replication goes on.
+// Materialize takes the journal read lock of every disk of the point (in
+// name order) and looks the point up again under them: while it works, no
+// Prune moves any of its bases. It writes each disk into
+// outDir/<disk>.img: a sparse copy of base.img (FICLONE when the file
+// system can share extents, else only the data extents found with
+// SEEK_DATA/SEEK_HOLE), then, for the segments from baseSeq to the
+// segment of the point's cut (that one only before its cut record), it
+// reads their extent indexes and works out which byte ranges each DATA
+// or ZERO record is the newest version of up to the cut (a sweep over the
+// extents' ends, O(n log n)); a segment without an index (a store written
+// before indexes existed) is read whole to build one in memory. ZERO ranges are
+// punched; only the DATA records that hold the newest version of some
+// byte are read (in file order, contiguous ones together, each checked by
+// hrlfmt and compared with its index entry) and only those bytes are
+// written. Its cost is therefore the copy of base.img (nothing but
+// metadata with reflinks) plus the data changed between the base and the
+// point, each byte read and written once, not the size of the disk nor of
+// the journal. The record at the cut's place must be the point's CUT. The
+// image has the disk's size as of the cut. It never takes a lock Apply
+// holds: the segments up to an applied cut are immutable, so it runs while
+// replication goes on.
+//
+// Materialize does not read the records that later ones overwrite, so it
+// does not notice damage to them; Prune, which reads every record of the
+// segments it folds, does. The segment's trailer and chain checksum are
+// checked when the segment is applied and when it is folded.
 //
 // # Hashes
 //
@@ -104,13 +179,19 @@
 // # What it must never do
 //
 //   - apply or keep anything of a segment it has not read whole and checked,
-//     nor trust a segment on disk, its own journal included: every read goes
-//     through hrlfmt's checks, and any error stops the work with an error;
-//   - move the applied marker before current.img, the journal copy and the
-//     cut list are durable, or list a point whose cut is not durable on every
-//     disk of the machine;
-//   - change a journal segment once applied, or an image it did not create:
-//     Materialize refuses to overwrite an existing outDir/<disk>.img;
+//     nor trust a segment on disk, its own journal included: every record it
+//     reads goes through hrlfmt's checks (and, read through an extent index,
+//     must be the record the index names), and any error stops the work
+//     with an error;
+//   - move the applied marker before current.img, the journal copy, its
+//     index and the cut list are durable, or list a point whose cut is not
+//     durable on every disk of the machine;
+//   - delete a journal segment before base.img holds it durably and the
+//     base_seq marker covers it, or list as materializable a point whose
+//     segments are merged;
+//   - change a journal segment once applied (Prune only deletes it, once
+//     merged), or an image it did not create: Materialize refuses to
+//     overwrite an existing outDir/<disk>.img;
 //   - use a name from the network as a path element without CheckName;
 //   - let two processes write one directory: OpenLocal takes a lock.
 //

@@ -26,6 +26,7 @@ const (
 	journalDir  = "journal"
 	cutsFile    = "cuts.json"
 	appliedFile = "applied"
+	baseSeqFile = "base_seq"
 )
 
 // localFormat and localVersion identify the layout in store.json.
@@ -66,12 +67,18 @@ type Local struct {
 	dir  string
 	lock *os.File
 
-	mu    sync.Mutex
-	disks map[string]*diskLocks // by machine/disk
+	mu     sync.Mutex
+	disks  map[string]*diskLocks  // by machine/disk
+	prunes map[string]*sync.Mutex // by machine: one Prune at a time
 
-	// hook, when set (by tests), is called at the named stages of Apply;
-	// an error it returns stops Apply there, as a crash would.
+	// hook, when set (by tests), is called at the named stages of Apply
+	// and Prune; an error it returns stops the call there, as a crash
+	// would.
 	hook func(stage string) error
+	// readHook, when set (by tests), is called for every read
+	// Materialize makes from a journal segment: n bytes at off of
+	// segment seq of disk.
+	readHook func(disk string, seq uint64, off int64, n int)
 }
 
 // diskLocks are the locks of one disk.
@@ -81,10 +88,11 @@ type diskLocks struct {
 	// cur guards current.img: Apply writes it under the write lock,
 	// Hashes reads it under the read lock.
 	cur sync.RWMutex
-	// journal guards the set of retained segments and base.img:
-	// Materialize reads them under the read lock. Apply only adds
-	// segments, which no reader uses before they are applied; retention
-	// will fold and delete under the write lock.
+	// journal guards base.img, the base_seq marker and the set of
+	// retained segments: Materialize reads them under the read lock;
+	// Prune folds a segment into base.img, moves the marker and deletes
+	// the segment under the write lock. Apply only adds segments, which
+	// no reader uses before they are applied.
 	journal sync.RWMutex
 }
 
@@ -140,7 +148,7 @@ func OpenLocal(dir string) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Local{dir: dir, lock: lock, disks: make(map[string]*diskLocks)}
+	l := &Local{dir: dir, lock: lock, disks: make(map[string]*diskLocks), prunes: make(map[string]*sync.Mutex)}
 	if fresh {
 		b, _ := json.Marshal(storeMeta{Format: localFormat, Version: localVersion})
 		if err := writeFileAtomic(dir, storeFile, append(b, '\n')); err != nil {
@@ -187,6 +195,18 @@ func (l *Local) locks(machine, disk string) *diskLocks {
 		l.disks[k] = d
 	}
 	return d
+}
+
+// pruneLock returns the mutex that serializes Prune calls of a machine.
+func (l *Local) pruneLock(machine string) *sync.Mutex {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := l.prunes[machine]
+	if m == nil {
+		m = new(sync.Mutex)
+		l.prunes[machine] = m
+	}
+	return m
 }
 
 func (l *Local) runHook(stage string) error {
@@ -361,35 +381,99 @@ type cutEntry struct {
 	Time time.Time `json:"time"`
 	// Seq is the segment that holds the cut.
 	Seq uint64 `json:"seq"`
-	// Record is the index of the cut among the DATA, ZERO and CUT records
-	// of the segment (informational); Pos is the byte offset of its
-	// record in the segment, which Materialize stops at.
+	// Record is the index of the cut among the DATA, ZERO, CUT and NOTE
+	// records of the segment (informational); Pos is the byte offset of
+	// its record in the segment, which Materialize stops at.
 	Record int   `json:"record"`
 	Pos    int64 `json:"pos"`
 	// Size is the disk's size at the cut.
 	Size int64 `json:"size"`
+	// Note is what the point's NOTE record says, if the journal has one.
+	Note *cutNote `json:"note,omitempty"`
+	// Dropped is set by Prune once retention has dropped the point: it is
+	// never materializable again.
+	Dropped bool `json:"dropped,omitempty"`
+}
+
+// cutNote is the content of a NOTE record.
+type cutNote struct {
+	Freeze time.Duration `json:"freeze_ns"`
+	Text   string        `json:"text"`
+}
+
+// pendingNote is a NOTE record whose point has no cut yet in the journal:
+// a writer may rotate between a NOTE and its CUT when a segment is full.
+type pendingNote struct {
+	ID  string `json:"id"`
+	Seq uint64 `json:"seq"` // the segment that holds it
+	cutNote
 }
 
 // cutsMeta is the content of cuts.json.
 type cutsMeta struct {
-	Version int        `json:"version"`
-	Cuts    []cutEntry `json:"cuts"`
+	Version int           `json:"version"`
+	Cuts    []cutEntry    `json:"cuts"`
+	Notes   []pendingNote `json:"notes,omitempty"`
 }
 
 // readCuts reads the cut list of the disk in dir.
 func readCuts(dir string) ([]cutEntry, error) {
+	m, err := readCutsMeta(dir)
+	return m.Cuts, err
+}
+
+// readCutsMeta reads cuts.json of the disk in dir: its cut list and
+// pending notes.
+func readCutsMeta(dir string) (cutsMeta, error) {
 	b, err := os.ReadFile(filepath.Join(dir, cutsFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return cutsMeta{Version: 1}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read cut list: %w", err)
+		return cutsMeta{}, fmt.Errorf("read cut list: %w", err)
 	}
 	var m cutsMeta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("read cut list %s: %w", dir, err)
+		return cutsMeta{}, fmt.Errorf("read cut list %s: %w", dir, err)
 	}
-	return m.Cuts, nil
+	return m, nil
+}
+
+// writeCutsMeta replaces cuts.json of the disk in dir, durably.
+func writeCutsMeta(dir string, m cutsMeta) error {
+	m.Version = 1
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(dir, cutsFile, append(b, '\n'))
+}
+
+// baseState is the content of the base_seq marker of a disk.
+type baseState struct {
+	// LastMerged is the last segment folded into base.img.
+	LastMerged uint64 `json:"last_merged"`
+}
+
+// readBaseSeq returns the first segment of the journal of the disk in dir
+// that base.img does not hold: 0 when nothing was ever merged, else the
+// segment after the last merged one.
+func readBaseSeq(dir string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, baseSeqFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read base marker: %w", err)
+	}
+	var st baseState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return 0, fmt.Errorf("read base marker %s: %w", dir, err)
+	}
+	if st.LastMerged == 1<<64-1 {
+		return 0, fmt.Errorf("read base marker %s: last merged segment %d", dir, st.LastMerged)
+	}
+	return st.LastMerged + 1, nil
 }
 
 // appliedCuts returns the cuts of the disk in dir that are in applied
@@ -483,7 +567,10 @@ func (l *Local) Points(ctx context.Context, machine string) ([]Point, error) {
 }
 
 // points returns the listed points of a machine and, for each disk, the
-// cut of each listed point.
+// cut of each listed point. A point is materializable unless Prune marked
+// its cut dropped on some disk, or the cut lies in a segment already
+// merged into that disk's base (which only a cut never listed before can).
+// Its note comes from the first disk by name that has one.
 func (l *Local) points(machine string) ([]Point, map[string]map[string]cutEntry, error) {
 	disks, err := l.diskSet(machine)
 	if err != nil || len(disks) == 0 {
@@ -491,9 +578,14 @@ func (l *Local) points(machine string) ([]Point, map[string]map[string]cutEntry,
 	}
 	var first []cutEntry
 	byDisk := make(map[string]map[string]cutEntry, len(disks))
+	baseSeqs := make(map[string]uint64, len(disks))
 	for i, d := range disks {
-		cuts, err := appliedCuts(l.diskDir(machine, d))
+		dir := l.diskDir(machine, d)
+		cuts, err := appliedCuts(dir)
 		if err != nil {
+			return nil, nil, err
+		}
+		if baseSeqs[d], err = readBaseSeq(dir); err != nil {
 			return nil, nil, err
 		}
 		if i == 0 {
@@ -518,7 +610,18 @@ func (l *Local) points(machine string) ([]Point, map[string]map[string]cutEntry,
 		if !everywhere {
 			continue
 		}
-		pts = append(pts, Point{ID: c.ID, Time: c.Time, Kind: c.Kind, Gen: c.Gen, Disks: slices.Clone(disks)})
+		p := Point{ID: c.ID, Time: c.Time, Kind: c.Kind, Gen: c.Gen, Disks: slices.Clone(disks), Materializable: true}
+		noted := false
+		for _, d := range disks {
+			dc := byDisk[d][c.ID]
+			if dc.Dropped || dc.Seq < baseSeqs[d] {
+				p.Materializable = false
+			}
+			if dc.Note != nil && !noted {
+				p.Freeze, p.Note, noted = dc.Note.Freeze, dc.Note.Text, true
+			}
+		}
+		pts = append(pts, p)
 	}
 	for _, d := range disks {
 		listed[d] = make(map[string]cutEntry, len(pts))

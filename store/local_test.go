@@ -608,16 +608,32 @@ func TestApplyRejectsBadSegments(t *testing.T) {
 		t.Fatalf("replica differs from the model at byte %d", firstDiff(got, p.final))
 	}
 	// A corrupt journal copy fails materialize instead of giving a wrong
-	// image.
+	// image. Materialize reads only the records that hold the newest
+	// version of some byte (see TestMaterializeReadsNewestOnly): flip a
+	// byte in the middle of the largest read it makes.
 	pts, err := l.Points(ctx, testMachine)
 	if err != nil || len(pts) == 0 {
 		t.Fatalf("points %v, %v", pts, err)
 	}
-	seg0 := filepath.Join(l.diskDir(testMachine, "sda"), journalDir, hrlfmt.SegmentName(0))
-	b, _ := os.ReadFile(seg0)
-	b[len(b)/2] ^= 1
-	os.Chmod(seg0, 0o600)
-	if err := os.WriteFile(seg0, b, 0o600); err != nil {
+	var big struct {
+		seq uint64
+		off int64
+		n   int
+	}
+	l.readHook = func(disk string, seq uint64, off int64, n int) {
+		if n > big.n {
+			big.seq, big.off, big.n = seq, off, n
+		}
+	}
+	if _, err := l.Materialize(ctx, testMachine, pts[len(pts)-1].ID, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	l.readHook = nil
+	seg := filepath.Join(l.diskDir(testMachine, "sda"), journalDir, hrlfmt.SegmentName(big.seq))
+	b, _ := os.ReadFile(seg)
+	b[big.off+int64(big.n)/2] ^= 1
+	os.Chmod(seg, 0o600)
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
@@ -663,7 +679,7 @@ func TestApplyCrash(t *testing.T) {
 	want := readDiskState(t, clean, "sda")
 	wantPts, _ := clean.Points(ctx, testMachine)
 
-	stages := []string{"imported", "record 0", "record 1", "record 2", "records", "cuts"}
+	stages := []string{"imported", "record 0", "record 1", "record 2", "records", "index", "cuts"}
 	for _, stage := range stages {
 		t.Run(stage, func(t *testing.T) {
 			dir := t.TempDir()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -9,37 +10,30 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 )
 
-// baseSeq returns the first segment of a disk's journal that base.img does
-// not hold. Nothing is merged yet, so it is 0; retention will record it.
-func baseSeq(dir string) uint64 { return 0 }
-
 // Materialize writes every disk of the machine as it was at a listed point
 // into outDir/<disk>.img (raw, sparse, of the disk's size at the point),
 // creating outDir if needed. An unknown or unlisted point is an error that
-// wraps ErrNotFound. It never overwrites a file: an existing image is an
-// error that wraps fs.ErrExist. On error it removes the images it made.
-// Replication may go on meanwhile.
+// wraps ErrNotFound; a point retention dropped (Materializable false) one
+// that wraps ErrPruned. It never overwrites a file: an existing image is
+// an error that wraps fs.ErrExist. On error it removes the images it made.
+// Replication may go on meanwhile; Prune waits for it, and it for Prune.
 func (l *Local) Materialize(ctx context.Context, machine, pointID, outDir string) (imgs []Image, err error) {
 	if err := l.checkMachine(machine); err != nil {
 		return nil, fmt.Errorf("materialize: %w", err)
 	}
-	pts, cuts, err := l.points(machine)
+	pt, cuts, unlock, err := l.lockPoint(machine, pointID)
 	if err != nil {
 		return nil, fmt.Errorf("materialize: %w", err)
 	}
-	var pt *Point
-	for i := range pts {
-		if pts[i].ID == pointID {
-			pt = &pts[i]
-			break
-		}
-	}
-	if pt == nil {
-		return nil, fmt.Errorf("materialize: point %q of machine %s: %w", pointID, machine, ErrNotFound)
+	defer unlock()
+	if !pt.Materializable {
+		return nil, fmt.Errorf("materialize: point %q of machine %s: %w", pointID, machine, ErrPruned)
 	}
 	if err := mkdirAllSync(outDir); err != nil {
 		return nil, fmt.Errorf("materialize: %w", err)
@@ -71,15 +65,107 @@ func (l *Local) Materialize(ctx context.Context, machine, pointID, outDir string
 	return imgs, nil
 }
 
-// materializeDisk writes the disk at the cut c into outDir/<disk>.img.
+// lockPoint finds a listed point and takes the journal read lock of each
+// of its disks, in name order, so that no Prune merges or deletes anything
+// of them until unlock; it looks the point up again under the locks, so
+// that what it returns (its cuts, whether it is materializable) holds
+// until unlock.
+func (l *Local) lockPoint(machine, pointID string) (Point, map[string]map[string]cutEntry, func(), error) {
+	find := func() (*Point, map[string]map[string]cutEntry, error) {
+		pts, cuts, err := l.points(machine)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range pts {
+			if pts[i].ID == pointID {
+				return &pts[i], cuts, nil
+			}
+		}
+		return nil, nil, fmt.Errorf("point %q of machine %s: %w", pointID, machine, ErrNotFound)
+	}
+	pt, _, err := find()
+	if err != nil {
+		return Point{}, nil, nil, err
+	}
+	// SetDisks may change the disk set meanwhile: then lock the new set.
+	for range 3 {
+		var held []*sync.RWMutex
+		for _, d := range pt.Disks {
+			m := &l.locks(machine, d).journal
+			m.RLock()
+			held = append(held, m)
+		}
+		unlock := func() {
+			for _, m := range held {
+				m.RUnlock()
+			}
+		}
+		again, cuts, err := find()
+		if err != nil {
+			unlock()
+			return Point{}, nil, nil, err
+		}
+		if slices.Equal(again.Disks, pt.Disks) {
+			return *again, cuts, unlock, nil
+		}
+		unlock()
+		pt = again
+	}
+	return Point{}, nil, nil, fmt.Errorf("point %q of machine %s: the disk set keeps changing", pointID, machine)
+}
+
+// materializeDisk writes the disk at the cut c into outDir/<disk>.img. The
+// caller holds the disk's journal read lock.
+//
+// The image starts as a sparse copy of base.img. Then, from the extent
+// indexes of the segments between the base and the cut, it works out for
+// each byte the newest DATA or ZERO record up to the cut that covers it,
+// punches the holes of the ZERO records and reads only the DATA records
+// that hold the newest version of some byte, writing only those bytes; a
+// byte that a later record overwrites is neither read nor written.
+// Records are read in file order, contiguous ones in one read; each goes
+// through hrlfmt's checks and must be the record its index names.
 func (l *Local) materializeDisk(ctx context.Context, machine, disk string, c cutEntry, outDir string) (img Image, err error) {
-	locks := l.locks(machine, disk)
-	locks.journal.RLock()
-	defer locks.journal.RUnlock()
 	dir := l.diskDir(machine, disk)
+	jdir := filepath.Join(dir, journalDir)
 	if c.Size <= 0 {
 		return Image{}, fmt.Errorf("cut list: size %d at the cut", c.Size)
 	}
+	first, err := readBaseSeq(dir)
+	if err != nil {
+		return Image{}, err
+	}
+	if c.Seq < first {
+		return Image{}, fmt.Errorf("cut in segment %d, merged into the base (up to %d): %w", c.Seq, first, ErrPruned)
+	}
+	// The extents of the journal from the base to the cut, oldest first.
+	var (
+		exts    []indexEntry
+		extSeq  []uint64
+		hdrLens = make([]int64, 0, c.Seq-first+1)
+	)
+	for seq := first; seq <= c.Seq; seq++ {
+		if err := ctx.Err(); err != nil {
+			return Image{}, err
+		}
+		x, err := loadIndex(jdir, machine, disk, seq, func(f *os.File) io.ReaderAt { return l.counted(f, disk, seq) })
+		if err != nil {
+			return Image{}, err
+		}
+		for _, e := range x.Entries {
+			if seq == c.Seq && e.Pos >= c.Pos {
+				break
+			}
+			if e.Offset > c.Size-e.Length {
+				return Image{}, fmt.Errorf("journal segment %d: extent [%d, +%d) beyond the image's %d bytes", seq, e.Offset, e.Length, c.Size)
+			}
+			exts = append(exts, e)
+			extSeq = append(extSeq, seq)
+		}
+		hdrLens = append(hdrLens, x.HeaderLen)
+	}
+	pieces := newestPieces(exts)
+
 	out, err := os.CreateTemp(outDir, "."+disk+".img.tmp-*")
 	if err != nil {
 		return Image{}, err
@@ -99,14 +185,48 @@ func (l *Local) materializeDisk(ctx context.Context, machine, disk string, c cut
 	if err != nil {
 		return Image{}, err
 	}
-	for seq := baseSeq(dir); seq <= c.Seq; seq++ {
-		stop := (*cutEntry)(nil)
+	for i, e := range exts {
+		if e.Type != hrlfmt.RecZero {
+			continue
+		}
+		for _, p := range pieces[i] {
+			if err := punchHole(out, p.lo, p.hi-p.lo); err != nil {
+				return Image{}, fmt.Errorf("zero image: %w", err)
+			}
+		}
+	}
+	for i := 0; i <= len(exts); {
+		// exts[i:j] are the extents of one segment, in file order; the
+		// segment of the cut is opened even without any, to check the cut.
+		seq := c.Seq
+		if i < len(exts) {
+			seq = extSeq[i]
+		}
+		j := i
+		var want []int
+		for ; j < len(exts) && extSeq[j] == seq; j++ {
+			if exts[j].Type == hrlfmt.RecData && len(pieces[j]) > 0 {
+				want = append(want, j)
+			}
+		}
+		if len(want) > 0 || seq == c.Seq {
+			s, err := l.openSegment(jdir, machine, disk, seq, hdrLens[seq-first])
+			if err != nil {
+				return Image{}, err
+			}
+			err = s.writeNewest(ctx, out, exts, pieces, want)
+			if err == nil && seq == c.Seq {
+				err = s.checkCut(c)
+			}
+			s.f.Close()
+			if err != nil {
+				return Image{}, err
+			}
+		}
 		if seq == c.Seq {
-			stop = &c
+			break
 		}
-		if err := replay(ctx, out, filepath.Join(dir, journalDir, hrlfmt.SegmentName(seq)), machine, disk, seq, c.Size, stop); err != nil {
-			return Image{}, err
-		}
+		i = j
 	}
 	if err := out.Sync(); err != nil {
 		return Image{}, fmt.Errorf("sync image: %w", err)
@@ -119,6 +239,142 @@ func (l *Local) materializeDisk(ctx context.Context, machine, disk string, c cut
 		return Image{}, err
 	}
 	return Image{Disk: disk, Path: path, Size: c.Size}, nil
+}
+
+// countedReaderAt reports every read to a test hook.
+type countedReaderAt struct {
+	f    *os.File
+	hook func(off int64, n int)
+}
+
+func (c countedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.f.ReadAt(p, off)
+	if n > 0 {
+		c.hook(off, n)
+	}
+	return n, err
+}
+
+// counted returns f, whose reads Local.readHook sees when set.
+func (l *Local) counted(f *os.File, disk string, seq uint64) io.ReaderAt {
+	if l.readHook == nil {
+		return f
+	}
+	return countedReaderAt{f: f, hook: func(off int64, n int) { l.readHook(disk, seq, off, n) }}
+}
+
+// journalSeg is a journal segment open for reading records at known
+// positions: hrlfmt reads, from its header record followed by the bytes of
+// the records wanted, exactly what it would read from the segment, and
+// checks every record it returns.
+type journalSeg struct {
+	path string
+	f    *os.File
+	ra   io.ReaderAt
+	hdr  []byte // the header record
+}
+
+// openSegment opens journal segment seq, whose header record is hdrLen
+// bytes, and checks the header.
+func (l *Local) openSegment(jdir, machine, disk string, seq uint64, hdrLen int64) (*journalSeg, error) {
+	path := filepath.Join(jdir, hrlfmt.SegmentName(seq))
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	s := &journalSeg{path: path, f: f, ra: l.counted(f, disk, seq), hdr: make([]byte, hdrLen)}
+	if _, err := s.ra.ReadAt(s.hdr, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("journal segment %s: read header: %w", path, err)
+	}
+	r, err := hrlfmt.NewReader(bytes.NewReader(s.hdr))
+	if err == nil && r.Offset() != hdrLen {
+		err = fmt.Errorf("header record of %d bytes, the extent index says %d", r.Offset(), hdrLen)
+	}
+	if err == nil {
+		err = checkHeader(r.Header(), machine, disk, seq)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("journal segment %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// records returns a reader of the records in [start, end) of the segment.
+func (s *journalSeg) records(start, end int64) (*hrlfmt.Reader, error) {
+	r, err := hrlfmt.NewReader(io.MultiReader(bytes.NewReader(s.hdr), io.NewSectionReader(s.ra, start, end-start)))
+	if err != nil {
+		return nil, s.relocate(err, start)
+	}
+	return r, nil
+}
+
+// relocate makes an error of a reader from records(start, …) name the
+// segment and the record's offset in it.
+func (s *journalSeg) relocate(err error, start int64) error {
+	var fe *hrlfmt.FormatError
+	if errors.As(err, &fe) && fe.Offset >= int64(len(s.hdr)) {
+		return &hrlfmt.FormatError{File: s.path, Offset: start + fe.Offset - int64(len(s.hdr)), Err: fe.Err}
+	}
+	return fmt.Errorf("journal segment %s: %w", s.path, err)
+}
+
+// writeNewest reads the DATA records exts[k] for k in want (in file order)
+// and writes their pieces to img. Records that follow each other in the
+// segment are read together.
+func (s *journalSeg) writeNewest(ctx context.Context, img *os.File, exts []indexEntry, pieces [][]span, want []int) error {
+	for a := 0; a < len(want); {
+		b := a + 1
+		for b < len(want) && exts[want[b]].Pos == exts[want[b-1]].Pos+exts[want[b-1]].Size {
+			b++
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		start, last := exts[want[a]].Pos, exts[want[b-1]]
+		r, err := s.records(start, last.Pos+last.Size)
+		if err != nil {
+			return err
+		}
+		for _, k := range want[a:b] {
+			e := exts[k]
+			rec, err := r.Next()
+			if err != nil {
+				return s.relocate(err, start)
+			}
+			if pos := start + rec.Pos - int64(len(s.hdr)); pos != e.Pos || rec.Type != e.Type || rec.Offset != e.Offset || rec.Length != e.Length {
+				return fmt.Errorf("journal segment %s: the record at offset %d is not the one its extent index names", s.path, e.Pos)
+			}
+			for _, p := range pieces[k] {
+				if err := writeFull(img, rec.Data[p.lo-e.Offset:p.hi-e.Offset], p.lo); err != nil {
+					return fmt.Errorf("write image: %w", err)
+				}
+			}
+		}
+		a = b
+	}
+	return nil
+}
+
+// cutRecordFixed is the size of a CUT record without its point id
+// (FORMAT.md §5.3: a 20-byte record header, 20 bytes of payload).
+const cutRecordFixed = hrlfmt.RecordHeaderSize + 20
+
+// checkCut checks that the record at c.Pos is the CUT of c's point.
+func (s *journalSeg) checkCut(c cutEntry) error {
+	r, err := s.records(c.Pos, c.Pos+cutRecordFixed+int64(len(c.ID)))
+	if err != nil {
+		return err
+	}
+	rec, err := r.Next()
+	if err != nil {
+		return s.relocate(err, c.Pos)
+	}
+	if rec.Type != hrlfmt.RecCut || rec.Cut.PointID != c.ID {
+		return fmt.Errorf("journal segment %s: no cut %q at offset %d", s.path, c.ID, c.Pos)
+	}
+	return nil
 }
 
 // renameNoReplace renames from to to, failing with an error that wraps
@@ -139,43 +395,6 @@ func renameNoReplace(from, to string) error {
 		return fmt.Errorf("rename image: %w", err)
 	}
 	return nil
-}
-
-// replay applies the journal segment at path to img; when stop is not nil,
-// only the records before stop's cut record, which must be there.
-func replay(ctx context.Context, img *os.File, path, machine, disk string, seq uint64, size int64, stop *cutEntry) error {
-	r, err := hrlfmt.OpenSegment(path)
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	defer r.Close()
-	if err := checkHeader(r.Header(), machine, disk, seq); err != nil {
-		return fmt.Errorf("journal segment %s: %w", path, err)
-	}
-	for i := 0; ; i++ {
-		rec, err := r.Next()
-		if err == io.EOF {
-			if stop != nil {
-				return fmt.Errorf("journal segment %s: no cut record at offset %d", path, stop.Pos)
-			}
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if stop != nil && rec.Pos >= stop.Pos {
-			if rec.Pos != stop.Pos || rec.Type != hrlfmt.RecCut || rec.Cut.PointID != stop.ID {
-				return fmt.Errorf("journal segment %s: no cut %q at offset %d", path, stop.ID, stop.Pos)
-			}
-			return nil
-		}
-		if err := applyRecord(img, rec, size); err != nil {
-			return fmt.Errorf("journal segment %s: record %d at offset %d: %w", path, i, rec.Pos, err)
-		}
-	}
 }
 
 // MaxHashBlocks bounds the number of blocks one Hashes call hashes.

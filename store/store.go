@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -14,6 +15,42 @@ type Point struct {
 	Kind  string    `json:"kind"` // "crash", "app" or "group"
 	Gen   uint64    `json:"gen"`
 	Disks []string  `json:"disks"`
+	// Freeze is how long the filesystems were frozen for an app-consistent
+	// point (from its NOTE record); 0 otherwise.
+	Freeze time.Duration `json:"freeze_ns"`
+	// Note is the text of the point's NOTE record (JSON by convention:
+	// scripts and their exit status, filesystems frozen), "" if none.
+	Note string `json:"note,omitempty"`
+	// Materializable is false once retention merged the point's journal
+	// into the base: the point is listed as history but cannot be
+	// failed over to.
+	Materializable bool `json:"materializable"`
+}
+
+// Retention is a machine's retention policy (DESIGN.md §4).
+type Retention struct {
+	// Window: every point younger than this can be materialized (default
+	// 24 h). Journal data older than the oldest point kept is merged into
+	// the replica base.
+	Window time.Duration `json:"window"`
+	// KeepAll: every point of this recent span is kept (default 2 h).
+	KeepAll time.Duration `json:"keep_all"`
+	// Thin: older points within the window are thinned to one per Thin
+	// (default 1 h); the rest stop being materializable.
+	Thin time.Duration `json:"thin"`
+}
+
+// DefaultRetention is the policy of a machine that has none set.
+var DefaultRetention = Retention{Window: 24 * time.Hour, KeepAll: 2 * time.Hour, Thin: time.Hour}
+
+// PruneResult says what a Prune did.
+type PruneResult struct {
+	// Merged is the number of journal segments folded into the base.
+	Merged int `json:"merged_segments"`
+	// MergedBytes is the size of those segments.
+	MergedBytes int64 `json:"merged_bytes"`
+	// Dropped lists the points no longer materializable after this prune.
+	Dropped []string `json:"dropped_points"`
 }
 
 // DiskInfo is what target storage knows of one replicated disk.
@@ -56,10 +93,19 @@ type Store interface {
 	// Hashes returns the SHA-256 of each block of the disk's current
 	// replica state (every applied segment) in [off, off+n).
 	Hashes(ctx context.Context, machine, disk string, off, n, block int64) ([][32]byte, error)
+	// Prune applies a retention policy as of now: thins points, and merges
+	// the journal older than the oldest materializable point into the base.
+	// It never makes a point within KeepAll unmaterializable.
+	Prune(ctx context.Context, machine string, r Retention, now time.Time) (PruneResult, error)
 }
 
 // ErrNotFound is wrapped by errors about an unknown machine, disk or point.
 var ErrNotFound = errors.New("not found")
+
+// ErrPruned is wrapped by Materialize when retention has dropped the point
+// (it is listed with Materializable false, or no longer listed). It wraps
+// ErrNotFound, so errors.Is(err, ErrNotFound) holds too.
+var ErrPruned = fmt.Errorf("point dropped by retention: %w", ErrNotFound)
 
 // ErrOutOfOrder is wrapped by Apply when a segment skips a sequence number.
 var ErrOutOfOrder = errors.New("segment out of order")
