@@ -35,6 +35,16 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathMachines, s.listMachines)
 	admin("GET "+api.PathPoints, s.listPoints)
 	admin("POST "+api.PathFailover, s.failover)
+	admin("POST "+api.PathCommit, s.commit)
+	admin("GET "+api.PathPolicy, s.getPolicy)
+	admin("PUT "+api.PathPolicy, s.putPolicy)
+	admin("POST "+api.PathPrune, s.pruneNow)
+	admin("GET "+api.PathPlans, s.listPlans)
+	admin("POST "+api.PathPlans, s.createPlan)
+	admin("GET "+api.PathPlan, s.getPlan)
+	admin("DELETE "+api.PathPlan, s.deletePlan)
+	admin("POST "+api.PathPlanTest, s.testPlan)
+	admin("POST "+api.PathPlanRun, s.runPlan)
 	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
 	}))
@@ -97,11 +107,21 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := time.Now().UTC()
+	reprotected := false
 	if err := s.updateMachine(req.Name, func(m *machineRecord) {
 		m.Registered = &now
 		m.Serial = cert.SerialNumber.Text(16)
+		if m.State == api.StateCommitted {
+			// Re-protection: from now on only this certificate may
+			// replicate, never the old source's.
+			m.State, m.Failover, m.Committed, m.SerialOnly = "", nil, nil, true
+			reprotected = true
+		}
 	}); err != nil {
 		return err
+	}
+	if reprotected {
+		log.Warn("committed machine registered again: protected again; certificates issued before are refused")
 	}
 	log.Info("machine registered", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter)
 	writeJSON(w, http.StatusOK, api.RegisterResponse{
@@ -216,7 +236,34 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 	if len(pts) > 0 {
 		m.LatestPoint = &pts[len(pts)-1]
 	}
+	m.State = rec.state()
+	m.Failover = rec.Failover
+	m.Committed = rec.Committed
+	m.LastPrune = rec.lastPrune
+	m.Problems = []string{}
+	if p := rec.lastPrune; p != nil && p.Error != "" {
+		m.Problems = append(m.Problems, "prune failed: "+p.Error)
+	}
+	for _, d := range disks {
+		if msg := s.applyProblem(name, d); msg != "" {
+			m.Problems = append(m.Problems, "apply of disk "+d+" failing: "+msg)
+		}
+	}
 	return m, nil
+}
+
+// applyProblem returns the error of the last failed apply of a disk whose
+// applier is retrying, or "".
+func (s *Server) applyProblem(machine, disk string) string {
+	s.mu.Lock()
+	d := s.disks[diskKey{machine, disk}]
+	s.mu.Unlock()
+	if d == nil {
+		return ""
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.applyErr
 }
 
 // points returns the listed points of a machine, oldest first.
@@ -237,7 +284,8 @@ func apiPoint(p store.Point) api.Point {
 	if disks == nil {
 		disks = []string{}
 	}
-	return api.Point{ID: p.ID, Time: p.Time.UTC(), Kind: p.Kind, Gen: p.Gen, Disks: disks}
+	return api.Point{ID: p.ID, Time: p.Time.UTC(), Kind: p.Kind, Gen: p.Gen, Disks: disks,
+		FreezeNS: int64(p.Freeze), FreezeSeconds: p.Freeze.Seconds(), Materializable: p.Materializable, Note: p.Note}
 }
 
 // machineParam returns the machine of an admin URL, which must be known.
@@ -271,82 +319,4 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, pts)
 	return nil
-}
-
-// failover handles POST /v1/machines/{m}/failover.
-func (s *Server) failover(w http.ResponseWriter, r *http.Request) error {
-	m, err := s.machineParam(r)
-	if err != nil {
-		return err
-	}
-	var req api.FailoverRequest
-	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
-		return err
-	}
-	if req.Point == "" {
-		return errorf(http.StatusBadRequest, "no point given", "give a point id, latest or latest-app")
-	}
-	if req.Out == "" || !filepath.IsAbs(req.Out) {
-		return errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
-	}
-	pts, err := s.points(r.Context(), m)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	pt, err := selectPoint(pts, req.Point, m)
-	if err != nil {
-		return err
-	}
-	log := s.cfg.Logger.With(LogComponent, "config", LogMachine, m, LogPoint, pt.ID)
-	if err := os.MkdirAll(req.Out, 0o755); err != nil {
-		return &Error{Status: http.StatusBadRequest, Msg: "cannot create the output directory: " + err.Error(), Hint: "give --out a directory the server may write", Err: err}
-	}
-	log.Info("materializing", "test", req.Test, "out", req.Out)
-	imgs, err := s.store.Materialize(r.Context(), m, pt.ID, req.Out)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return &Error{Status: http.StatusNotFound, Msg: "point not found in target storage", Hint: "'lifeboat points MACHINE' lists the points", Err: err}
-		}
-		if isNoSpace(err) {
-			return &Error{Status: http.StatusInsufficientStorage, Msg: "output disk full", Hint: "free space where --out points, or choose another --out", Err: err}
-		}
-		if errors.Is(err, os.ErrExist) {
-			return &Error{Status: http.StatusConflict, Msg: "an image already exists in the output directory", Hint: "failover never overwrites an image: choose an empty --out", Err: err}
-		}
-		return &Error{Status: http.StatusInternalServerError, Msg: "materialize failed: " + err.Error(), Hint: "see the server's log", Err: err}
-	}
-	res := api.FailoverResult{Machine: m, Point: pt, Test: req.Test, Images: make([]api.Image, len(imgs))}
-	for i, im := range imgs {
-		res.Images[i] = api.Image{Disk: im.Disk, Path: im.Path, Size: im.Size}
-	}
-	log.Info("failover images written", "test", req.Test, "images", len(imgs))
-	writeJSON(w, http.StatusOK, res)
-	return nil
-}
-
-// selectPoint picks the point a failover asks for.
-func selectPoint(pts []api.Point, sel, machine string) (api.Point, error) {
-	if len(pts) == 0 {
-		return api.Point{}, errorf(http.StatusNotFound, "machine "+machine+" has no recovery point yet",
-			"wait until the agent has cut a point and it is applied: 'lifeboat points "+machine+"'")
-	}
-	switch sel {
-	case api.PointLatest:
-		return pts[len(pts)-1], nil
-	case api.PointLatestApp:
-		for i := len(pts) - 1; i >= 0; i-- {
-			if pts[i].Kind == "app" {
-				return pts[i], nil
-			}
-		}
-		return api.Point{}, errorf(http.StatusNotFound, "machine "+machine+" has no app-consistent point",
-			"take one with 'agentctl bookmark --app-consistent' on the machine, or use --point latest")
-	}
-	for _, p := range pts {
-		if p.ID == sel {
-			return p, nil
-		}
-	}
-	return api.Point{}, errorf(http.StatusNotFound, "no point "+strconv.Quote(sel)+" for machine "+machine,
-		"'lifeboat points "+machine+"' lists the points")
 }

@@ -52,8 +52,11 @@ type diskState struct {
 	next    uint64              // first sequence number not durable
 	applied uint64              // first sequence number not applied
 	cuts    map[string]cutEntry // by point id, of acknowledged segments
-	changed chan struct{}       // closed and replaced when applied moves
-	wake    chan struct{}       // one token: there may be work for the applier
+	// applyErr is the error of the last Apply when it failed, "" once
+	// a segment is applied again.
+	applyErr string
+	changed  chan struct{} // closed and replaced when applied moves
+	wake     chan struct{} // one token: there may be work for the applier
 }
 
 func (d *diskState) segPath(seq uint64) string {
@@ -317,6 +320,9 @@ func (d *diskState) applier(ctx context.Context) {
 				continue
 			}
 			log.Error("apply failed; will retry", LogSeq, seq, LogErr, err, "retry_in", backoff.String())
+			d.mu.Lock()
+			d.applyErr = fmt.Sprintf("segment %d: %v", seq, err)
+			d.mu.Unlock()
 			continue
 		}
 		backoff = 0
@@ -327,6 +333,7 @@ func (d *diskState) applier(ctx context.Context) {
 		log.Debug("applied", LogSeq, seq)
 		d.mu.Lock()
 		d.applied = seq + 1
+		d.applyErr = ""
 		close(d.changed)
 		d.changed = make(chan struct{})
 		d.mu.Unlock()

@@ -19,6 +19,20 @@
 // segment applied but not yet deleted from the cache is recognized and
 // deleted (Apply is idempotent anyway).
 //
+// Recovery (failover.go, retention.go, plans.go): the configuration role
+// materializes a machine's disks at a point (store.Materialize), checks
+// their filesystems read-only with recovery.Checker when asked, and records
+// a real failover in the machine's record (DataDir/machines/<m>.json):
+// protected → failed-over → committed. A committed machine's process-role
+// requests are answered 410 until it registers again. The pruner (process
+// role) applies each protected machine's retention policy to target
+// storage every Config.PruneInterval; its errors are logged and shown in
+// the machine's problems, never fatal. Recovery plans (DataDir/plans/) fail
+// over machines group by group and run scripts between groups. The
+// orchestration lives here, next to the machine records it changes; image
+// inspection lives in recovery/ (DESIGN.md §9 puts all of recovery there:
+// the orchestration moves once failback needs it too).
+//
 // What it must never do:
 //   - acknowledge a segment before it is durable and verified, or change
 //     anything already accepted because of a bad request;
@@ -27,5 +41,9 @@
 //   - let an agent certificate use the admin API, or the admin certificate
 //     replicate;
 //   - use a name from the network as a path element before api.ValidName
-//     has accepted it.
+//     has accepted it;
+//   - change a machine's state on a test failover, or on a real failover
+//     whose requested check failed; accept anything from a committed
+//     machine's old source;
+//   - write to a materialized image while checking it.
 package server

@@ -28,6 +28,9 @@ func (s *Server) processHandler() http.Handler {
 				return err
 			}
 			s.seen(m)
+			if err := s.checkProtected(r, m); err != nil {
+				return err
+			}
 			return h(w, r, m)
 		}))
 	}
@@ -57,6 +60,20 @@ func (s *Server) processMachine(r *http.Request) (string, error) {
 		return "", errorf(http.StatusForbidden, "certificate names no valid machine: "+err.Error(), "register the agent again")
 	}
 	return cn, nil
+}
+
+// checkProtected refuses a machine whose failover was committed (410), and
+// after a re-protection any certificate but the latest.
+func (s *Server) checkProtected(r *http.Request, m string) error {
+	rec, _ := s.machine(m)
+	if rec.State == api.StateCommitted {
+		return goneError(m, rec)
+	}
+	if rec.SerialOnly && r.TLS.PeerCertificates[0].SerialNumber.Text(16) != rec.Serial {
+		return errorf(http.StatusForbidden, "certificate of machine "+m+" retired when its failover was committed",
+			"only the certificate of the latest registration may replicate this machine: register the agent again")
+	}
+	return nil
 }
 
 // diskParam returns the disk of the URL, checked.

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/recovery"
 	"github.com/lifeboat-dr/lifeboat/server/api"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/store"
@@ -34,6 +35,8 @@ const (
 	MachinesDir = "machines"
 	// StoreDir is the default target storage (store.Local).
 	StoreDir = "store"
+	// PlansDir holds one JSON file per recovery plan.
+	PlansDir = "plans"
 )
 
 // Defaults of Config.
@@ -42,7 +45,12 @@ const (
 	DefaultListenAddr = ":9443"
 	DefaultHashesWait = 30 * time.Second
 	DefaultRetryMax   = 30 * time.Second
-	shutdownTimeout   = 30 * time.Second
+	// DefaultPruneInterval is how often the pruner applies every
+	// machine's retention policy.
+	DefaultPruneInterval = 5 * time.Minute
+	// DefaultCheckTimeout bounds the check of one filesystem.
+	DefaultCheckTimeout = 30 * time.Minute
+	shutdownTimeout     = 30 * time.Second
 )
 
 // Roles says which roles a Server runs.
@@ -120,6 +128,13 @@ type Config struct {
 	// RetryMax caps the backoff of a failing Apply; 0 means
 	// DefaultRetryMax.
 	RetryMax time.Duration
+	// PruneInterval is how often the pruner applies the retention
+	// policy of every protected machine (process role); 0 means
+	// DefaultPruneInterval, a negative value disables the pruner.
+	PruneInterval time.Duration
+	// CheckTimeout bounds the read-only check of one filesystem of a
+	// failover; 0 means DefaultCheckTimeout.
+	CheckTimeout time.Duration
 }
 
 // State is the content of DataDir/server.json, written once the listeners
@@ -157,6 +172,11 @@ type Server struct {
 	mu       sync.Mutex
 	disks    map[diskKey]*diskState
 	machines map[string]*machineRecord
+	running  map[string]bool // plans being run
+
+	pruneMu sync.Mutex // one prune at a time
+	plansMu sync.Mutex // plan files
+	checker *recovery.Checker
 
 	apiSrv, procSrv   *http.Server
 	apiAddr, procAddr net.Addr
@@ -194,6 +214,12 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = DefaultRetryMax
 	}
+	if cfg.PruneInterval == 0 {
+		cfg.PruneInterval = DefaultPruneInterval
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = DefaultCheckTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -203,8 +229,10 @@ func Open(cfg Config) (*Server, error) {
 		log:      cfg.Logger.With(LogComponent, "server"),
 		disks:    make(map[diskKey]*diskState),
 		machines: make(map[string]*machineRecord),
+		running:  make(map[string]bool),
 		serveErr: make(chan error, 2),
 	}
+	s.checker = &recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(LogComponent, "check")}
 	if s.ca, err = pki.LoadCA(dir); err != nil {
 		return nil, err
 	}
@@ -243,6 +271,13 @@ func Open(cfg Config) (*Server, error) {
 		if err := s.recoverCache(); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Roles.Process && cfg.PruneInterval > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.pruner(s.ctx, cfg.PruneInterval)
+		}()
 	}
 	if cfg.Roles.MasterTarget {
 		cfg.Logger.With(LogComponent, "mastertarget").Info("master target role enabled: nothing to do yet (failback is not implemented)")
@@ -451,8 +486,40 @@ type machineRecord struct {
 	Registered *time.Time     `json:"registered,omitempty"`
 	Serial     string         `json:"serial,omitempty"`
 	Disks      []api.DiskSpec `json:"disks,omitempty"`
+	// Policy is the machine's retention policy; nil means
+	// store.DefaultRetention.
+	Policy *store.Retention `json:"policy,omitempty"`
+	// State is "" (protected), api.StateFailedOver or
+	// api.StateCommitted.
+	State string `json:"state,omitempty"`
+	// Failover is the last real failover, while failed over or
+	// committed.
+	Failover *api.FailoverRecord `json:"failover,omitempty"`
+	// Committed is when the failover was committed.
+	Committed *time.Time `json:"committed,omitempty"`
+	// SerialOnly: the process role accepts only the certificate Serial
+	// (set when a committed machine registers again, so that the old
+	// source's certificate stays refused).
+	SerialOnly bool `json:"serial_only,omitempty"`
 
-	lastSeen time.Time // in memory only
+	lastSeen  time.Time        // in memory only
+	lastPrune *api.PruneStatus // in memory only
+}
+
+// state returns the machine's state as the API names it.
+func (m *machineRecord) state() string {
+	if m.State == "" {
+		return api.StateProtected
+	}
+	return m.State
+}
+
+// policy returns the machine's retention policy.
+func (m *machineRecord) policy() store.Retention {
+	if m.Policy != nil {
+		return *m.Policy
+	}
+	return store.DefaultRetention
 }
 
 func (s *Server) loadMachines() error {
@@ -485,6 +552,13 @@ func (s *Server) loadMachines() error {
 
 // updateMachine changes the record of a machine under s.mu and writes it.
 func (s *Server) updateMachine(name string, f func(m *machineRecord)) error {
+	return s.updateMachineErr(name, func(m *machineRecord) error { f(m); return nil })
+}
+
+// updateMachineErr changes the record of a machine under s.mu and writes
+// it, unless f returns an error: then nothing changes and that error is
+// returned. f must replace pointer fields, never change what they point to.
+func (s *Server) updateMachineErr(name string, f func(m *machineRecord) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.machines[name]
@@ -493,7 +567,9 @@ func (s *Server) updateMachine(name string, f func(m *machineRecord)) error {
 	}
 	c := *m
 	c.Disks = slices.Clone(m.Disks)
-	f(&c)
+	if err := f(&c); err != nil {
+		return err
+	}
 	b, err := json.MarshalIndent(&c, "", "  ")
 	if err != nil {
 		return err

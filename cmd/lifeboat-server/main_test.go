@@ -116,6 +116,9 @@ func TestRunErrors(t *testing.T) {
 	if err := m.Run(context.Background(), []string{"run", "--data", dir, "--roles", "config,bogus"}); err == nil {
 		t.Error("bogus role accepted")
 	}
+	if err := m.Run(context.Background(), []string{"run", "--data", dir, "--prune-interval", "-1s"}); err == nil || !strings.Contains(err.Error(), "--prune-interval") {
+		t.Errorf("negative --prune-interval: %v", err)
+	}
 	// A port in use: a clear error, and nothing left running.
 	busy := servertest.Init(t)
 	s := servertest.Start(t, servertest.Config(t, busy))

@@ -27,6 +27,8 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	roles := fs.String("roles", "config,process,mastertarget", "comma-separated `ROLES` to run")
 	advertise := fs.String("advertise", "", "`HOST:PORT` of the process role given to agents at registration (default: the host they reached --api on)")
 	maxSeg := fs.Int64("max-segment-bytes", api.MaxSegmentBytes, "largest segment accepted, in `BYTES`")
+	pruneInterval := fs.Duration("prune-interval", server.DefaultPruneInterval, "apply every protected machine's retention policy every `DURATION` (0: never)")
+	checkTimeout := fs.Duration("check-timeout", server.DefaultCheckTimeout, "`DURATION` after which the check of one filesystem (failover --check) is stopped")
 	debug := fs.Bool("debug", false, "log at debug level")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server run --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]")
@@ -40,6 +42,12 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	}
 	if *data == "" {
 		return errors.New("run: --data DIR is required")
+	}
+	if *pruneInterval < 0 {
+		return errors.New("run: --prune-interval must not be negative (0 disables the pruner)")
+	}
+	if *pruneInterval == 0 {
+		*pruneInterval = -1 // server.Config: negative disables
 	}
 	r, err := server.ParseRoles(*roles)
 	if err != nil {
@@ -58,6 +66,8 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		Advertise:       *advertise,
 		Logger:          log,
 		MaxSegmentBytes: *maxSeg,
+		PruneInterval:   *pruneInterval,
+		CheckTimeout:    *checkTimeout,
 	})
 	if err != nil {
 		return err

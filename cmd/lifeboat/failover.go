@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/server/api"
@@ -23,11 +25,12 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 	fs.SetOutput(c.main.Stderr)
 	c.conn.register(fs, c.main.Getenv)
 	point := fs.String("point", "", "recovery point: an `ID`, latest or latest-app")
-	test := fs.Bool("test", false, "test failover: replication goes on untouched")
+	test := fs.Bool("test", false, "test failover: replication goes on and the machine's state does not change")
 	out := fs.String("out", "", "`DIR` on the server host to write <disk>.img into")
+	check := fs.Bool("check", false, "check the filesystems of every image read-only (e2fsck -fn, xfs_repair -n)")
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: lifeboat failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--json]")
+		fmt.Fprintln(fs.Output(), "Usage: lifeboat failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--check] [--json]")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -53,22 +56,96 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.CloseIdleConnections()
-	res, err := a.Failover(ctx, pos[0], api.FailoverRequest{Point: *point, Test: *test, Out: dir})
+	res, err := a.Failover(ctx, pos[0], api.FailoverRequest{Point: *point, Test: *test, Out: dir, Check: *check})
 	if err != nil {
 		return callError(err, u)
 	}
 	if *asJSON {
-		return writeJSON(c.main.Stdout, res)
+		err = writeJSON(c.main.Stdout, res)
+	} else {
+		err = printFailover(c.main.Stdout, res)
 	}
+	if err != nil {
+		return err
+	}
+	return checkFailed(res)
+}
+
+// printFailover prints the result of a failover as tables.
+func printFailover(w io.Writer, res api.FailoverResult) error {
 	kind := "failover"
 	if res.Test {
 		kind = "test failover"
 	}
-	fmt.Fprintf(c.main.Stdout, "%s of %s at point %s (%s, %s)\n", kind, res.Machine, res.Point.ID, res.Point.Kind, res.Point.Time.UTC().Format(time.RFC3339Nano))
-	tw := table(c.main.Stdout)
+	fmt.Fprintf(w, "%s of %s at point %s (%s, %s) in %.1f s\n", kind, res.Machine, res.Point.ID, res.Point.Kind,
+		res.Point.Time.UTC().Format(time.RFC3339Nano), res.DurationSeconds)
+	tw := table(w)
 	fmt.Fprintln(tw, "DISK\tIMAGE\tSIZE")
 	for _, im := range res.Images {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", im.Disk, im.Path, fmtBytes(im.Size))
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(res.Checks) > 0 {
+		fmt.Fprintln(w)
+		if err := printChecks(w, res.Checks); err != nil {
+			return err
+		}
+	}
+	if !res.Test {
+		fmt.Fprintln(w)
+		if res.State == api.StateFailedOver {
+			fmt.Fprintf(w, "%s is now %s; replication of the old source goes on until 'lifeboat commit %s'\n", res.Machine, res.State, res.Machine)
+		} else {
+			fmt.Fprintf(w, "%s stays %s: the check failed, so the failover was not recorded\n", res.Machine, res.State)
+		}
+	}
+	return nil
+}
+
+// printChecks prints filesystem checks as a table.
+func printChecks(w io.Writer, cs []api.FSCheck) error {
+	tw := table(w)
+	fmt.Fprintln(tw, "DISK\tPART\tOFFSET\tTYPE\tTOOL\tEXIT\tRESULT\tSUMMARY")
+	for _, c := range cs {
+		part := "whole"
+		if c.Partition > 0 {
+			part = strconv.Itoa(c.Partition)
+		}
+		exit := "-"
+		if c.ExitStatus >= 0 {
+			exit = strconv.Itoa(c.ExitStatus)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Disk, part, c.Offset, dash(c.Type), dash(c.Tool), exit, c.Result, c.Summary)
+	}
 	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// checkFailed returns the error of a failover whose check failed.
+func checkFailed(res api.FailoverResult) error {
+	if res.CheckOK {
+		return nil
+	}
+	for _, c := range res.Checks {
+		if !c.OK {
+			part := "whole disk"
+			if c.Partition > 0 {
+				part = "partition " + strconv.Itoa(c.Partition)
+			}
+			hint := "the images are kept: inspect them, or fail over to an earlier point (an app-consistent point, --point latest-app, has clean filesystems)"
+			if !res.Test {
+				hint += "; the machine's state did not change"
+			}
+			return &Error{Err: fmt.Errorf("failover: filesystem check failed: disk %s, %s: %s: %s", c.Disk, part, c.Result, c.Summary), Hint: hint}
+		}
+	}
+	return &Error{Err: errors.New("failover: filesystem check failed")}
 }

@@ -47,7 +47,7 @@ func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := table(c.main.Stdout)
-	fmt.Fprintln(tw, "MACHINE\tDISKS\tBACKLOG\tPOINTS\tLATEST POINT\tLATEST TIME\tLAST SEEN")
+	fmt.Fprintln(tw, "MACHINE\tSTATE\tDISKS\tBACKLOG\tPOINTS\tLATEST POINT\tLATEST TIME\tLAST SEEN\tPROBLEMS")
 	for _, m := range ms {
 		var disks []string
 		var backlog uint64
@@ -70,7 +70,15 @@ func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
 			latest = m.LatestPoint.ID + " (" + m.LatestPoint.Kind + ")"
 			latestTime = fmtTime(&m.LatestPoint.Time)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", m.Name, ds, backlog, m.Points, latest, latestTime, fmtTime(m.LastSeen))
+		problems := strings.Join(m.Problems, "; ")
+		if problems == "" {
+			problems = "-"
+		}
+		state := m.State
+		if state == "" {
+			state = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", m.Name, state, ds, backlog, m.Points, latest, latestTime, fmtTime(m.LastSeen), problems)
 	}
 	return tw.Flush()
 }

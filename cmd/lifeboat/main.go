@@ -1,6 +1,7 @@
 // Command lifeboat is Lifeboat's admin CLI: it talks to the admin API of a
 // configuration server (lifeboat-server) to list machines and recovery
-// points and to fail over. See docs/server.md.
+// points, to fail over, commit and run recovery plans, and to set retention.
+// See docs/server.md.
 package main
 
 import (
@@ -21,7 +22,14 @@ const usage = `lifeboat: Lifeboat's admin CLI
 Usage:
   lifeboat [CONNECTION] machines [--json]
   lifeboat [CONNECTION] points MACHINE [--json]
-  lifeboat [CONNECTION] failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--json]
+  lifeboat [CONNECTION] failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--check] [--json]
+  lifeboat [CONNECTION] commit MACHINE [--json]
+  lifeboat [CONNECTION] policy show MACHINE [--json]
+  lifeboat [CONNECTION] policy set MACHINE [--window 24h] [--keep-all 2h] [--thin 1h] [--default]
+  lifeboat [CONNECTION] prune MACHINE [--json]
+  lifeboat [CONNECTION] plan create NAME --group M1,M2 [--group M3...] [--script-after-group N=PATH...]
+  lifeboat [CONNECTION] plan show|delete NAME, plan list
+  lifeboat [CONNECTION] plan test|run NAME --out DIR [--point latest|latest-app] [--check] [--json]
 
 CONNECTION (before or after the command):
   --data DIR                      on the server host: DIR/server.json, DIR/ca.crt, DIR/admin.*
@@ -75,6 +83,14 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return (&PointsCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "failover":
 		return (&FailoverCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "commit":
+		return (&CommitCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "policy":
+		return (&PolicyCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "prune":
+		return (&PruneCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "plan":
+		return (&PlanCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil

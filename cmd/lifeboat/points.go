@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/lifeboat-dr/lifeboat/server/api"
 )
 
 // PointsCommand is 'lifeboat points'.
@@ -50,9 +52,26 @@ func (c *PointsCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := table(c.main.Stdout)
-	fmt.Fprintln(tw, "ID\tTIME\tKIND\tGEN\tDISKS")
+	fmt.Fprintln(tw, "ID\tTIME\tKIND\tFREEZE\tMATERIALIZABLE\tGEN\tDISKS")
 	for _, p := range pts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", p.ID, p.Time.UTC().Format(time.RFC3339Nano), p.Kind, p.Gen, strings.Join(p.Disks, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.ID, p.Time.UTC().Format(time.RFC3339Nano), p.Kind,
+			fmtFreeze(p), yesNo(p.Materializable), p.Gen, strings.Join(p.Disks, ","))
 	}
 	return tw.Flush()
+}
+
+// fmtFreeze formats a point's freeze time in milliseconds, "-" for a
+// point that froze nothing.
+func fmtFreeze(p api.Point) string {
+	if p.FreezeNS == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f ms", float64(p.FreezeNS)/1e6)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

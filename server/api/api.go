@@ -28,6 +28,20 @@ const (
 	PathPoints = "/v1/machines/{m}/points"
 	// PathFailover materializes a machine's disks (admin).
 	PathFailover = "/v1/machines/{m}/failover"
+	// PathCommit ends the protection of a failed-over machine (admin).
+	PathCommit = "/v1/machines/{m}/commit"
+	// PathPolicy is a machine's retention policy (admin).
+	PathPolicy = "/v1/machines/{m}/policy"
+	// PathPrune applies a machine's retention policy now (admin).
+	PathPrune = "/v1/machines/{m}/prune"
+	// PathPlans lists and creates recovery plans (admin).
+	PathPlans = "/v1/plans"
+	// PathPlan is one recovery plan (admin).
+	PathPlan = "/v1/plans/{name}"
+	// PathPlanTest runs a plan's test failover (admin).
+	PathPlanTest = "/v1/plans/{name}/test"
+	// PathPlanRun runs a plan's real failover (admin).
+	PathPlanRun = "/v1/plans/{name}/run"
 )
 
 // MaxSegmentBytes is the default limit on the size of one segment upload.
@@ -154,6 +168,87 @@ type Point struct {
 	Gen uint64 `json:"gen"`
 	// Disks names the disks the point covers.
 	Disks []string `json:"disks"`
+	// FreezeNS is how long the filesystems were frozen for an
+	// app-consistent point, in nanoseconds; 0 otherwise.
+	FreezeNS int64 `json:"freeze_ns"`
+	// FreezeSeconds is FreezeNS in seconds.
+	FreezeSeconds float64 `json:"freeze_seconds"`
+	// Materializable is false once retention merged the point into the
+	// replica base: it is listed as history but cannot be failed over to.
+	Materializable bool `json:"materializable"`
+	// Note is the text of the point's note (JSON by convention: the
+	// scripts the agent ran and their exit status, the filesystems
+	// frozen); "" if none.
+	Note string `json:"note"`
+}
+
+// Machine states (Machine.State).
+const (
+	// StateProtected: replication runs; the normal state.
+	StateProtected = "protected"
+	// StateFailedOver: a real failover materialized the machine's disks;
+	// replication of the old source still runs until commit.
+	StateFailedOver = "failed-over"
+	// StateCommitted: the failover was committed; the process role
+	// refuses the old source's segments (410), the replica stays
+	// readable.
+	StateCommitted = "committed"
+)
+
+// FailoverRecord is the last real failover of a machine.
+type FailoverRecord struct {
+	// Point is the point failed over to.
+	Point Point `json:"point"`
+	// Time is when the failover finished.
+	Time time.Time `json:"time"`
+	// Out is the directory (on the server host) the images were written to.
+	Out string `json:"out"`
+	// Images are the materialized disks.
+	Images []Image `json:"images"`
+}
+
+// PruneStatus is the outcome of the last prune of a machine.
+type PruneStatus struct {
+	// Time is when the prune ran.
+	Time time.Time `json:"time"`
+	// Error is why it failed, "" when it succeeded.
+	Error string `json:"error"`
+	// Result is what it did (zero when it failed).
+	Result PruneResult `json:"result"`
+}
+
+// PruneResult says what applying a retention policy did.
+type PruneResult struct {
+	// MergedSegments is the number of journal segments folded into the
+	// replica base.
+	MergedSegments int `json:"merged_segments"`
+	// MergedBytes is the size of those segments.
+	MergedBytes int64 `json:"merged_bytes"`
+	// DroppedPoints are the points no longer materializable after it.
+	DroppedPoints []string `json:"dropped_points"`
+}
+
+// PruneAnswer is the answer to POST /v1/machines/{m}/prune.
+type PruneAnswer struct {
+	Machine string      `json:"machine"`
+	Policy  Policy      `json:"policy"`
+	Time    time.Time   `json:"time"`
+	Result  PruneResult `json:"result"`
+}
+
+// Policy is a machine's retention policy, in whole seconds.
+type Policy struct {
+	// Machine is the machine's name (in answers).
+	Machine string `json:"machine,omitempty"`
+	// WindowSeconds: every point younger than this stays materializable.
+	WindowSeconds int64 `json:"window_seconds"`
+	// KeepAllSeconds: every point of this recent span is kept.
+	KeepAllSeconds int64 `json:"keep_all_seconds"`
+	// ThinSeconds: older points within the window are thinned to one
+	// per this span.
+	ThinSeconds int64 `json:"thin_seconds"`
+	// Default is true when the machine has no policy of its own set.
+	Default bool `json:"default"`
 }
 
 // Machine is one protected machine as the admin API lists it.
@@ -171,6 +266,19 @@ type Machine struct {
 	Points int `json:"points"`
 	// LatestPoint is the newest listed point, or null.
 	LatestPoint *Point `json:"latest_point"`
+	// State is StateProtected, StateFailedOver or StateCommitted.
+	State string `json:"state"`
+	// Failover is the last real failover (while failed over or
+	// committed), or null.
+	Failover *FailoverRecord `json:"failover"`
+	// Committed is when the failover was committed, or null.
+	Committed *time.Time `json:"committed"`
+	// LastPrune is the outcome of the last prune since the server
+	// started, or null.
+	LastPrune *PruneStatus `json:"last_prune"`
+	// Problems are short descriptions of what needs the operator's
+	// attention (a failing prune, a failing apply); empty when none.
+	Problems []string `json:"problems"`
 }
 
 // Point selectors a FailoverRequest accepts besides a point id.
@@ -188,6 +296,9 @@ type FailoverRequest struct {
 	// Out is an absolute directory on the server host; each disk is
 	// written to Out/<disk>.img.
 	Out string `json:"out"`
+	// Check checks the filesystems of every image read-only once
+	// materialized.
+	Check bool `json:"check"`
 }
 
 // Image is one materialized disk.
@@ -203,6 +314,146 @@ type FailoverResult struct {
 	Point   Point   `json:"point"`
 	Test    bool    `json:"test"`
 	Images  []Image `json:"images"`
+	// Checks are the filesystem checks, when asked for (else empty).
+	Checks []FSCheck `json:"checks"`
+	// CheckOK is false when a requested check found a problem; true
+	// otherwise.
+	CheckOK bool `json:"check_ok"`
+	// State is the machine's state after the failover.
+	State string `json:"state"`
+	// DurationSeconds is how long the failover took (materialize and
+	// check).
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// FSCheck is the read-only check of one filesystem of an image.
+type FSCheck struct {
+	// Disk and Image name the image checked.
+	Disk  string `json:"disk"`
+	Image string `json:"image"`
+	// Partition is the partition number, 0 for a whole-disk filesystem.
+	Partition int `json:"partition"`
+	// Offset and Size locate the filesystem in the image, in bytes.
+	Offset int64 `json:"offset"`
+	Size   int64 `json:"size"`
+	// Type is the filesystem type found ("ext4", "xfs", ...), "" if none.
+	Type string `json:"type"`
+	// Tool is the checker run ("e2fsck -fn", "xfs_repair -n"), "" if none.
+	Tool string `json:"tool"`
+	// ExitStatus is the checker's exit status, -1 if it did not run.
+	ExitStatus int `json:"exit_status"`
+	// Result is "clean", "errors", "failed", "unsupported", "unknown" or
+	// "unrecognized" (docs/server.md).
+	Result string `json:"result"`
+	// OK is false for "errors", "failed" and "unrecognized".
+	OK bool `json:"ok"`
+	// Summary is the checker's most telling line, or why none ran.
+	Summary string `json:"summary"`
+	// Output is the end of the checker's output (at most 4 KiB).
+	Output string `json:"output"`
+	// DurationSeconds is how long the check took.
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// Plan is a recovery plan: ordered groups of machines failed over one
+// group after the other, with scripts between groups.
+type Plan struct {
+	Name string `json:"name"`
+	// Groups are the machines of each group, in order.
+	Groups [][]string `json:"groups"`
+	// Scripts run on the server host after their group.
+	Scripts []PlanScript `json:"scripts"`
+	// ScriptTimeoutSeconds bounds each script.
+	ScriptTimeoutSeconds int64 `json:"script_timeout_seconds"`
+	// Created is when the plan was created or last replaced.
+	Created time.Time `json:"created"`
+}
+
+// PlanScript is a script of a plan.
+type PlanScript struct {
+	// AfterGroup is the 1-based group after which the script runs.
+	AfterGroup int `json:"after_group"`
+	// Path is an absolute path of an executable on the server host.
+	Path string `json:"path"`
+}
+
+// PlanRequest is the body of POST /v1/plans/{name}/test and .../run.
+type PlanRequest struct {
+	// Out is an absolute directory on the server host; each machine's
+	// disks go to Out/<machine>/<disk>.img.
+	Out string `json:"out"`
+	// Point is PointLatest (default) or PointLatestApp.
+	Point string `json:"point"`
+	// Check checks the filesystems of every image.
+	Check bool `json:"check"`
+}
+
+// PlanResult is the answer to a plan's test or run.
+type PlanResult struct {
+	Plan string `json:"plan"`
+	Test bool   `json:"test"`
+	Out  string `json:"out"`
+	// Point is the selector used for every machine.
+	Point    string    `json:"point"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// OK is true when every group and script succeeded.
+	OK bool `json:"ok"`
+	// Stopped says where a failed plan stopped, or is null.
+	Stopped *PlanStop `json:"stopped"`
+	// Groups are the groups run, in order (a group not reached is not
+	// listed).
+	Groups []PlanGroupResult `json:"groups"`
+}
+
+// PlanStop is where and why a plan stopped.
+type PlanStop struct {
+	// Group is the 1-based group that failed or after which a script
+	// failed.
+	Group int `json:"group"`
+	// Machine is the machine that failed, or "".
+	Machine string `json:"machine"`
+	// Script is the script that failed, or "".
+	Script string `json:"script"`
+	// Error says what went wrong.
+	Error string `json:"error"`
+}
+
+// PlanGroupResult is one group of a plan's run.
+type PlanGroupResult struct {
+	Group    int                 `json:"group"`
+	Machines []PlanMachineResult `json:"machines"`
+	Scripts  []PlanScriptResult  `json:"scripts"`
+}
+
+// PlanMachineResult is the failover of one machine of a plan.
+type PlanMachineResult struct {
+	Machine string `json:"machine"`
+	// OK is false when the failover (or its check) failed.
+	OK bool `json:"ok"`
+	// Error says why it failed, "" if it did not.
+	Error string `json:"error"`
+	// Failover is the failover's result; null when it failed before
+	// materializing.
+	Failover *FailoverResult `json:"failover"`
+	// DurationSeconds is how long the machine's failover took.
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// PlanScriptResult is one script run of a plan.
+type PlanScriptResult struct {
+	Path string `json:"path"`
+	// ExitStatus of the script; -1 when it could not start or was killed.
+	ExitStatus int `json:"exit_status"`
+	// TimedOut is true when the script was killed at the timeout.
+	TimedOut bool `json:"timed_out"`
+	// Error says why the script failed, "" when it exited 0.
+	Error string `json:"error"`
+	// Output is the end of its output (stdout and stderr, 4 KiB at most).
+	Output string `json:"output"`
+	// Started and DurationSeconds time the script.
+	Started         time.Time `json:"started"`
+	DurationSeconds float64   `json:"duration_seconds"`
 }
 
 // Limits of GET /v1/disks/{disk}/hashes: the answer holds at most

@@ -60,3 +60,75 @@ func (a *Admin) Failover(ctx context.Context, machine string, req api.FailoverRe
 	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/machines/"+escape(machine)+"/failover", req, &res)
 	return res, err
 }
+
+// Commit ends the protection of the old source of a machine that has
+// failed over; it returns the machine.
+func (a *Admin) Commit(ctx context.Context, machine string) (api.Machine, error) {
+	var m api.Machine
+	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/machines/"+escape(machine)+"/commit", struct{}{}, &m)
+	return m, err
+}
+
+// Policy returns the retention policy of a machine.
+func (a *Admin) Policy(ctx context.Context, machine string) (api.Policy, error) {
+	var p api.Policy
+	err := doJSON(ctx, a.hc, http.MethodGet, a.base+"/v1/machines/"+escape(machine)+"/policy", nil, &p)
+	return p, err
+}
+
+// SetPolicy sets the retention policy of a machine (p.Default: back to
+// the default policy) and returns it.
+func (a *Admin) SetPolicy(ctx context.Context, machine string, p api.Policy) (api.Policy, error) {
+	var out api.Policy
+	err := doJSON(ctx, a.hc, http.MethodPut, a.base+"/v1/machines/"+escape(machine)+"/policy", p, &out)
+	return out, err
+}
+
+// Prune applies the retention policy of a machine now.
+func (a *Admin) Prune(ctx context.Context, machine string) (api.PruneAnswer, error) {
+	var out api.PruneAnswer
+	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/machines/"+escape(machine)+"/prune", struct{}{}, &out)
+	return out, err
+}
+
+// Plans lists the recovery plans.
+func (a *Admin) Plans(ctx context.Context) ([]api.Plan, error) {
+	var ps []api.Plan
+	err := doJSON(ctx, a.hc, http.MethodGet, a.base+api.PathPlans, nil, &ps)
+	return ps, err
+}
+
+// Plan returns a recovery plan.
+func (a *Admin) Plan(ctx context.Context, name string) (api.Plan, error) {
+	var p api.Plan
+	err := doJSON(ctx, a.hc, http.MethodGet, a.base+"/v1/plans/"+escape(name), nil, &p)
+	return p, err
+}
+
+// CreatePlan creates a recovery plan.
+func (a *Admin) CreatePlan(ctx context.Context, p api.Plan) (api.Plan, error) {
+	var out api.Plan
+	err := doJSON(ctx, a.hc, http.MethodPost, a.base+api.PathPlans, p, &out)
+	return out, err
+}
+
+// DeletePlan deletes a recovery plan and returns it.
+func (a *Admin) DeletePlan(ctx context.Context, name string) (api.Plan, error) {
+	var out api.Plan
+	err := doJSON(ctx, a.hc, http.MethodDelete, a.base+"/v1/plans/"+escape(name), nil, &out)
+	return out, err
+}
+
+// TestPlan runs the test failover of a plan; RunPlan its real failover.
+func (a *Admin) TestPlan(ctx context.Context, name string, req api.PlanRequest) (api.PlanResult, error) {
+	var out api.PlanResult
+	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/plans/"+escape(name)+"/test", req, &out)
+	return out, err
+}
+
+// RunPlan runs the real failover of a plan: every machine is failed over.
+func (a *Admin) RunPlan(ctx context.Context, name string, req api.PlanRequest) (api.PlanResult, error) {
+	var out api.PlanResult
+	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/plans/"+escape(name)+"/run", req, &out)
+	return out, err
+}

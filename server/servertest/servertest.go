@@ -130,6 +130,8 @@ type Segment struct {
 	Seq           uint64
 	Gen           uint64
 	Writes        []Write
+	// Notes are written after the writes, before the cuts.
+	Notes []hrlfmt.Note
 	// Cuts are written after the writes, in order.
 	Cuts []hrlfmt.Cut
 }
@@ -154,6 +156,11 @@ func (sg Segment) Build(t testing.TB, dir string) string {
 		}
 		if err != nil {
 			t.Fatalf("write segment: %v", err)
+		}
+	}
+	for _, n := range sg.Notes {
+		if err := w.WriteNote(n); err != nil {
+			t.Fatalf("write note: %v", err)
 		}
 	}
 	for _, c := range sg.Cuts {

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package server
+
+import "os/exec"
+
+// ownProcessGroup does nothing here: cancellation kills the script only.
+func ownProcessGroup(cmd *exec.Cmd) {}

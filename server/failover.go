@@ -1,0 +1,229 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/recovery"
+	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/store"
+)
+
+// failover handles POST /v1/machines/{m}/failover.
+func (s *Server) failover(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.machineParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.FailoverRequest
+	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+		return err
+	}
+	res, err := s.runFailover(r.Context(), m, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// runFailover materializes a machine's disks at a point into req.Out,
+// checks their filesystems if asked, and for a real failover whose check
+// (if any) passed records the machine as failed over. A failed check is in
+// the result (CheckOK false), not an error; the images stay.
+func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequest) (api.FailoverResult, error) {
+	start := time.Now()
+	if req.Point == "" {
+		return api.FailoverResult{}, errorf(http.StatusBadRequest, "no point given", "give a point id, latest or latest-app")
+	}
+	if req.Out == "" || !filepath.IsAbs(req.Out) {
+		return api.FailoverResult{}, errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
+	}
+	if rec, _ := s.machine(m); !req.Test && rec.State == api.StateCommitted {
+		return api.FailoverResult{}, committedError(m, rec, "a committed machine cannot fail over again: use --test to materialize its points, or register it again to protect it anew")
+	}
+	pts, err := s.points(ctx, m)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return api.FailoverResult{}, err
+	}
+	pt, err := selectPoint(pts, req.Point, m)
+	if err != nil {
+		return api.FailoverResult{}, err
+	}
+	log := s.cfg.Logger.With(LogComponent, "config", LogMachine, m, LogPoint, pt.ID)
+	if err := os.MkdirAll(req.Out, 0o755); err != nil {
+		return api.FailoverResult{}, &Error{Status: http.StatusBadRequest, Msg: "cannot create the output directory: " + err.Error(), Hint: "give --out a directory the server may write", Err: err}
+	}
+	log.Info("materializing", "test", req.Test, "out", req.Out)
+	imgs, err := s.store.Materialize(ctx, m, pt.ID, req.Out)
+	if err != nil {
+		return api.FailoverResult{}, materializeError(err)
+	}
+	res := api.FailoverResult{Machine: m, Point: pt, Test: req.Test, Images: make([]api.Image, len(imgs)), Checks: []api.FSCheck{}, CheckOK: true}
+	for i, im := range imgs {
+		res.Images[i] = api.Image{Disk: im.Disk, Path: im.Path, Size: im.Size}
+	}
+	log.Info("failover images written", "test", req.Test, "images", len(imgs))
+	if req.Check {
+		for _, im := range res.Images {
+			cs := s.checkImage(ctx, im)
+			for _, c := range cs {
+				res.CheckOK = res.CheckOK && c.OK
+			}
+			res.Checks = append(res.Checks, cs...)
+		}
+		if ctx.Err() != nil {
+			return api.FailoverResult{}, ctx.Err()
+		}
+		log.Info("filesystems checked", "ok", res.CheckOK, "filesystems", len(res.Checks))
+	}
+	rec, _ := s.machine(m)
+	res.State = rec.state()
+	if !req.Test && res.CheckOK {
+		now := time.Now().UTC()
+		err := s.updateMachineErr(m, func(rec *machineRecord) error {
+			if rec.State == api.StateCommitted {
+				return committedError(m, *rec, "the machine was committed while the failover ran; its images are kept in --out")
+			}
+			rec.State = api.StateFailedOver
+			rec.Failover = &api.FailoverRecord{Point: pt, Time: now, Out: req.Out, Images: res.Images}
+			return nil
+		})
+		if err != nil {
+			return api.FailoverResult{}, err
+		}
+		res.State = api.StateFailedOver
+		log.Warn("machine failed over", "out", req.Out)
+	} else if !req.Test {
+		log.Warn("failover check failed: machine state unchanged", "out", req.Out)
+	}
+	res.DurationSeconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+func materializeError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrPruned):
+		return &Error{Status: http.StatusConflict, Msg: "the point was dropped by retention while the failover started", Hint: "choose a point that 'lifeboat points MACHINE' shows as materializable", Err: err}
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Msg: "point not found in target storage", Hint: "'lifeboat points MACHINE' lists the points", Err: err}
+	case isNoSpace(err):
+		return &Error{Status: http.StatusInsufficientStorage, Msg: "output disk full", Hint: "free space where --out points, or choose another --out", Err: err}
+	case errors.Is(err, os.ErrExist):
+		return &Error{Status: http.StatusConflict, Msg: "an image already exists in the output directory", Hint: "failover never overwrites an image: choose an empty --out", Err: err}
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	return &Error{Status: http.StatusInternalServerError, Msg: "materialize failed: " + err.Error(), Hint: "see the server's log", Err: err}
+}
+
+// checkImage checks the filesystems of one image read-only.
+func (s *Server) checkImage(ctx context.Context, im api.Image) []api.FSCheck {
+	cs, err := s.checker.CheckImage(ctx, im.Path)
+	if err != nil {
+		return []api.FSCheck{{Disk: im.Disk, Image: im.Path, Size: im.Size, ExitStatus: -1, Result: recovery.ResultFailed,
+			Summary: err.Error()}}
+	}
+	out := make([]api.FSCheck, len(cs))
+	for i, c := range cs {
+		out[i] = api.FSCheck{
+			Disk: im.Disk, Image: im.Path, Partition: c.Partition, Offset: c.Offset, Size: c.Size,
+			Type: c.Type, Tool: c.Tool, ExitStatus: c.ExitStatus, Result: c.Result, OK: c.OK(),
+			Summary: c.Summary, Output: c.Output, DurationSeconds: c.Duration.Seconds(),
+		}
+	}
+	return out
+}
+
+// selectPoint picks the point a failover asks for: only a materializable
+// point can be failed over to.
+func selectPoint(pts []api.Point, sel, machine string) (api.Point, error) {
+	if len(pts) == 0 {
+		return api.Point{}, errorf(http.StatusNotFound, "machine "+machine+" has no recovery point yet",
+			"wait until the agent has cut a point and it is applied: 'lifeboat points "+machine+"'")
+	}
+	switch sel {
+	case api.PointLatest, api.PointLatestApp:
+		for i := len(pts) - 1; i >= 0; i-- {
+			if pts[i].Materializable && (sel == api.PointLatest || pts[i].Kind == "app") {
+				return pts[i], nil
+			}
+		}
+		if sel == api.PointLatestApp {
+			return api.Point{}, errorf(http.StatusNotFound, "machine "+machine+" has no app-consistent point",
+				"take one with 'agentctl bookmark --app-consistent' on the machine, or use --point latest")
+		}
+		return api.Point{}, errorf(http.StatusNotFound, "machine "+machine+" has no materializable point",
+			"retention merged every point into the replica base: wait for the agent to cut a new one")
+	}
+	for _, p := range pts {
+		if p.ID == sel {
+			if !p.Materializable {
+				return api.Point{}, errorf(http.StatusConflict, "point "+strconv.Quote(sel)+" of machine "+machine+" is no longer materializable",
+					"retention merged it into the replica base: choose a point that 'lifeboat points "+machine+"' shows as materializable")
+			}
+			return p, nil
+		}
+	}
+	return api.Point{}, errorf(http.StatusNotFound, "no point "+strconv.Quote(sel)+" for machine "+machine,
+		"'lifeboat points "+machine+"' lists the points")
+}
+
+// committedError is the answer to what a committed machine may no longer do.
+func committedError(m string, rec machineRecord, hint string) *Error {
+	when := "?"
+	if rec.Committed != nil {
+		when = rec.Committed.UTC().Format(time.RFC3339)
+	}
+	return errorf(http.StatusConflict, fmt.Sprintf("machine %s was failed over and committed at %s", m, when), hint)
+}
+
+// commit handles POST /v1/machines/{m}/commit: it ends the protection of
+// the old source of a machine that has failed over for real.
+func (s *Server) commit(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.machineParam(r)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	err = s.updateMachineErr(m, func(rec *machineRecord) error {
+		switch rec.State {
+		case api.StateCommitted:
+			return committedError(m, *rec, "nothing to do: it is already committed")
+		case api.StateFailedOver:
+		default:
+			return errorf(http.StatusConflict, "machine "+m+" has not failed over",
+				"commit follows a real failover: 'lifeboat failover "+m+" --point ID|latest|latest-app --out DIR' (without --test)")
+		}
+		rec.State = api.StateCommitted
+		rec.Committed = &now
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.cfg.Logger.With(LogComponent, "config", LogMachine, m).Warn("failover committed: the process role refuses the old source from now on")
+	st, err := s.machineStatus(r.Context(), m)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// goneError is the process role's answer to a machine whose failover was
+// committed.
+func goneError(m string, rec machineRecord) *Error {
+	when := "?"
+	if rec.Committed != nil {
+		when = rec.Committed.UTC().Format(time.RFC3339)
+	}
+	return errorf(http.StatusGone, fmt.Sprintf("machine %s was failed over and committed at %s: its protection has ended", m, when),
+		"nothing from the old source is accepted any more; to protect this machine (or the recovered one) again, register its agent again: it then resyncs against the kept replica")
+}

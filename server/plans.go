@@ -1,0 +1,439 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/server/api"
+)
+
+// DefaultScriptTimeout bounds a plan's script when the plan sets no
+// timeout.
+const DefaultScriptTimeout = 10 * time.Minute
+
+// Environment variables a plan's scripts get.
+const (
+	EnvPlan     = "LIFEBOAT_PLAN"
+	EnvGroup    = "LIFEBOAT_GROUP"
+	EnvOut      = "LIFEBOAT_OUT"
+	EnvTest     = "LIFEBOAT_TEST"
+	EnvMachines = "LIFEBOAT_MACHINES"
+)
+
+func (s *Server) planPath(name string) string {
+	return filepath.Join(s.dir, PlansDir, name+".json")
+}
+
+// planParam returns the plan name of the URL, checked.
+func planParam(r *http.Request) (string, error) {
+	name := r.PathValue("name")
+	if err := api.ValidName(name); err != nil {
+		return "", errorf(http.StatusBadRequest, "bad plan name: "+err.Error(), "plan names are [A-Za-z0-9._-]{1,63}")
+	}
+	return name, nil
+}
+
+// loadPlan reads DATA/plans/<name>.json.
+func (s *Server) loadPlan(name string) (api.Plan, error) {
+	s.plansMu.Lock()
+	defer s.plansMu.Unlock()
+	return s.readPlan(name)
+}
+
+func (s *Server) readPlan(name string) (api.Plan, error) {
+	var p api.Plan
+	b, err := os.ReadFile(s.planPath(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return p, errorf(http.StatusNotFound, "no plan "+strconv.Quote(name), "'lifeboat plan list' lists the plans")
+	}
+	if err != nil {
+		return p, fmt.Errorf("read plan: %w", err)
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, &Error{Status: http.StatusInternalServerError, Msg: "plan file " + s.planPath(name) + " is damaged",
+			Hint: "fix or delete the file and create the plan again", Err: err}
+	}
+	p.Name = name
+	return p, nil
+}
+
+// listPlans handles GET /v1/plans.
+func (s *Server) listPlans(w http.ResponseWriter, r *http.Request) error {
+	s.plansMu.Lock()
+	defer s.plansMu.Unlock()
+	ents, err := os.ReadDir(filepath.Join(s.dir, PlansDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("list plans: %w", err)
+	}
+	out := []api.Plan{}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || api.ValidName(name) != nil || e.IsDir() {
+			continue
+		}
+		p, err := s.readPlan(name)
+		if err != nil {
+			return err
+		}
+		out = append(out, p)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// getPlan handles GET /v1/plans/{name}.
+func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) error {
+	name, err := planParam(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.loadPlan(name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// deletePlan handles DELETE /v1/plans/{name}.
+func (s *Server) deletePlan(w http.ResponseWriter, r *http.Request) error {
+	name, err := planParam(r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	running := s.running[name]
+	s.mu.Unlock()
+	if running {
+		return errorf(http.StatusConflict, "plan "+name+" is running", "wait until it ends")
+	}
+	s.plansMu.Lock()
+	defer s.plansMu.Unlock()
+	p, err := s.readPlan(name)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(s.planPath(name)); err != nil {
+		return fmt.Errorf("delete plan: %w", err)
+	}
+	if err := syncDir(filepath.Join(s.dir, PlansDir)); err != nil {
+		return fmt.Errorf("delete plan: %w", err)
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// checkScript checks that a plan's script can be run.
+func checkScript(path string) error {
+	const hint = "a script is an absolute path of an executable file on the server host"
+	if !filepath.IsAbs(path) {
+		return errorf(http.StatusBadRequest, "script "+strconv.Quote(path)+" is not an absolute path", hint)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return &Error{Status: http.StatusBadRequest, Msg: "script " + path + ": " + err.Error(), Hint: hint, Err: err}
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return errorf(http.StatusBadRequest, "script "+path+" is not an executable file", hint+" (chmod +x)")
+	}
+	return nil
+}
+
+// createPlan handles POST /v1/plans.
+func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) error {
+	var p api.Plan
+	if err := decodeJSON(w, r, 1<<20, &p); err != nil {
+		return err
+	}
+	if err := api.ValidName(p.Name); err != nil {
+		return errorf(http.StatusBadRequest, "bad plan name: "+err.Error(), "plan names are [A-Za-z0-9._-]{1,63}")
+	}
+	if len(p.Groups) == 0 {
+		return errorf(http.StatusBadRequest, "a plan needs at least one group", "give --group M1,M2 (repeat it for each group, in order)")
+	}
+	known, err := s.machineNames(r.Context())
+	if err != nil {
+		return err
+	}
+	seen := map[string]int{}
+	for i, g := range p.Groups {
+		if len(g) == 0 {
+			return errorf(http.StatusBadRequest, fmt.Sprintf("group %d is empty", i+1), "each --group names at least one machine")
+		}
+		for _, m := range g {
+			if err := api.ValidName(m); err != nil {
+				return errorf(http.StatusBadRequest, fmt.Sprintf("group %d: bad machine name: %v", i+1, err), "'lifeboat machines' lists the machines")
+			}
+			if j, dup := seen[m]; dup {
+				return errorf(http.StatusBadRequest, fmt.Sprintf("machine %s is in group %d and in group %d", m, j, i+1), "put each machine in one group")
+			}
+			seen[m] = i + 1
+			if !slices.Contains(known, m) {
+				return errorf(http.StatusNotFound, fmt.Sprintf("group %d: unknown machine %q", i+1, m), "'lifeboat machines' lists the machines")
+			}
+		}
+	}
+	if p.Scripts == nil {
+		p.Scripts = []api.PlanScript{}
+	}
+	for _, sc := range p.Scripts {
+		if sc.AfterGroup < 1 || sc.AfterGroup > len(p.Groups) {
+			return errorf(http.StatusBadRequest, fmt.Sprintf("script %s after group %d: the plan has groups 1 to %d", sc.Path, sc.AfterGroup, len(p.Groups)),
+				"give --script-after-group N=PATH with N a group number")
+		}
+		if err := checkScript(sc.Path); err != nil {
+			return err
+		}
+	}
+	if p.ScriptTimeoutSeconds < 0 {
+		return errorf(http.StatusBadRequest, "negative script timeout", "give --script-timeout as a positive duration")
+	}
+	if p.ScriptTimeoutSeconds == 0 {
+		p.ScriptTimeoutSeconds = int64(DefaultScriptTimeout / time.Second)
+	}
+	p.Created = time.Now().UTC()
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	s.plansMu.Lock()
+	defer s.plansMu.Unlock()
+	dir := filepath.Join(s.dir, PlansDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("save plan: %w", err)
+	}
+	if _, err := os.Stat(s.planPath(p.Name)); err == nil {
+		return errorf(http.StatusConflict, "plan "+p.Name+" already exists", "'lifeboat plan delete "+p.Name+"' first, or choose another name")
+	}
+	if err := writeFileAtomic(s.planPath(p.Name), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save plan: %w", err)
+	}
+	s.cfg.Logger.With(LogComponent, "config", "plan", p.Name).Info("plan created", "groups", len(p.Groups), "scripts", len(p.Scripts))
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// testPlan handles POST /v1/plans/{name}/test.
+func (s *Server) testPlan(w http.ResponseWriter, r *http.Request) error {
+	return s.planHandler(w, r, true)
+}
+
+// runPlan handles POST /v1/plans/{name}/run.
+func (s *Server) runPlan(w http.ResponseWriter, r *http.Request) error {
+	return s.planHandler(w, r, false)
+}
+
+func (s *Server) planHandler(w http.ResponseWriter, r *http.Request, test bool) error {
+	name, err := planParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.PlanRequest
+	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+		return err
+	}
+	if req.Point == "" {
+		req.Point = api.PointLatest
+	}
+	if req.Point != api.PointLatest && req.Point != api.PointLatestApp {
+		return errorf(http.StatusBadRequest, "a plan's point is latest or latest-app", "give --point latest or --point latest-app")
+	}
+	if req.Out == "" || !filepath.IsAbs(req.Out) {
+		return errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
+	}
+	p, err := s.loadPlan(name)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.running[name] {
+		s.mu.Unlock()
+		return errorf(http.StatusConflict, "plan "+name+" is already running", "wait until it ends")
+	}
+	s.running[name] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, name)
+		s.mu.Unlock()
+	}()
+	res := s.executePlan(r.Context(), p, req, test)
+	if r.Context().Err() != nil {
+		return r.Context().Err()
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// executePlan fails over the machines of a plan group by group (the
+// machines of a group in parallel, each into Out/<machine>), running the
+// scripts of a group after it. A failed machine or script stops the plan
+// after its group; the result says where.
+func (s *Server) executePlan(ctx context.Context, p api.Plan, req api.PlanRequest, test bool) api.PlanResult {
+	log := s.cfg.Logger.With(LogComponent, "plan", "plan", p.Name)
+	res := api.PlanResult{Plan: p.Name, Test: test, Out: req.Out, Point: req.Point, Started: time.Now().UTC(), OK: true, Groups: []api.PlanGroupResult{}}
+	defer func() { res.Finished = time.Now().UTC() }()
+	log.Info("plan started", "test", test, "out", req.Out, "point", req.Point)
+	timeout := time.Duration(p.ScriptTimeoutSeconds) * time.Second
+	if timeout <= 0 {
+		timeout = DefaultScriptTimeout
+	}
+	for gi, group := range p.Groups {
+		g := api.PlanGroupResult{Group: gi + 1, Machines: make([]api.PlanMachineResult, len(group)), Scripts: []api.PlanScriptResult{}}
+		var wg sync.WaitGroup
+		for i, m := range group {
+			wg.Go(func() {
+				g.Machines[i] = s.planMachine(ctx, m, req, test)
+			})
+		}
+		wg.Wait()
+		res.Groups = append(res.Groups, g)
+		for _, mr := range g.Machines {
+			if !mr.OK {
+				res.OK = false
+				res.Stopped = &api.PlanStop{Group: gi + 1, Machine: mr.Machine, Error: mr.Error}
+				log.Error("plan stopped: failover failed", "group", gi+1, LogMachine, mr.Machine, LogErr, mr.Error)
+				res.Finished = time.Now().UTC()
+				return res
+			}
+		}
+		log.Info("group failed over", "group", gi+1, "machines", len(group))
+		for _, sc := range p.Scripts {
+			if sc.AfterGroup != gi+1 {
+				continue
+			}
+			sr := runScript(ctx, sc.Path, timeout, req.Out, []string{
+				EnvPlan + "=" + p.Name,
+				EnvGroup + "=" + strconv.Itoa(gi+1),
+				EnvOut + "=" + req.Out,
+				EnvTest + "=" + map[bool]string{true: "1", false: "0"}[test],
+				EnvMachines + "=" + strings.Join(group, ","),
+			})
+			res.Groups[gi].Scripts = append(res.Groups[gi].Scripts, sr)
+			if sr.Error != "" {
+				res.OK = false
+				res.Stopped = &api.PlanStop{Group: gi + 1, Script: sc.Path, Error: sr.Error}
+				log.Error("plan stopped: script failed", "group", gi+1, "script", sc.Path, LogErr, sr.Error)
+				res.Finished = time.Now().UTC()
+				return res
+			}
+			log.Info("script ran", "group", gi+1, "script", sc.Path)
+		}
+	}
+	res.Finished = time.Now().UTC()
+	log.Info("plan finished", "test", test)
+	return res
+}
+
+// planMachine fails over one machine of a plan into Out/<machine>.
+func (s *Server) planMachine(ctx context.Context, m string, req api.PlanRequest, test bool) api.PlanMachineResult {
+	start := time.Now()
+	mr := api.PlanMachineResult{Machine: m}
+	defer func() { mr.DurationSeconds = time.Since(start).Seconds() }()
+	names, err := s.machineNames(ctx)
+	if err == nil && !slices.Contains(names, m) {
+		err = errorf(http.StatusNotFound, "unknown machine "+strconv.Quote(m), "'lifeboat machines' lists the machines")
+	}
+	if err != nil {
+		mr.Error = errorText(err)
+		return mr
+	}
+	fr, err := s.runFailover(ctx, m, api.FailoverRequest{Point: req.Point, Test: test, Out: filepath.Join(req.Out, m), Check: req.Check})
+	if err != nil {
+		mr.Error = errorText(err)
+		return mr
+	}
+	mr.Failover = &fr
+	mr.OK = fr.CheckOK
+	if !fr.CheckOK {
+		mr.Error = "filesystem check failed"
+		for _, c := range fr.Checks {
+			if !c.OK {
+				mr.Error = fmt.Sprintf("filesystem check failed: %s partition %d (%s): %s", c.Disk, c.Partition, c.Result, c.Summary)
+				break
+			}
+		}
+	}
+	return mr
+}
+
+// errorText is the message of an error for a result: an *Error's message
+// and hint.
+func errorText(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Hint != "" {
+			return e.Msg + " (hint: " + e.Hint + ")"
+		}
+		return e.Msg
+	}
+	return err.Error()
+}
+
+// runScript runs a plan's script with a timeout and the plan's
+// environment, in dir.
+func runScript(ctx context.Context, path string, timeout time.Duration, dir string, env []string) api.PlanScriptResult {
+	sr := api.PlanScriptResult{Path: path, ExitStatus: -1, Started: time.Now().UTC()}
+	defer func() { sr.DurationSeconds = time.Since(sr.Started).Seconds() }()
+	if err := checkScript(path); err != nil {
+		sr.Error = errorText(err)
+		return sr
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, path)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out tailBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second
+	ownProcessGroup(cmd)
+	err := cmd.Run()
+	sr.Output = string(out.b)
+	var ee *exec.ExitError
+	switch {
+	case cctx.Err() != nil && ctx.Err() == nil:
+		sr.TimedOut = true
+		sr.Error = "killed after the timeout of " + timeout.String()
+	case ctx.Err() != nil:
+		sr.Error = "canceled"
+	case err == nil:
+		sr.ExitStatus = 0
+	case errors.As(err, &ee):
+		sr.ExitStatus = ee.ExitCode()
+		sr.Error = "exited with status " + strconv.Itoa(sr.ExitStatus)
+		if sr.ExitStatus < 0 {
+			sr.Error = ee.String()
+		}
+	default:
+		sr.Error = "cannot run: " + err.Error()
+	}
+	return sr
+}
+
+// tailBuffer keeps the last 4 KiB written to it.
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > 4096 {
+		t.b = append(t.b[:0:0], t.b[len(t.b)-4096:]...)
+	}
+	return len(p), nil
+}
