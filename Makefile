@@ -7,7 +7,7 @@ BIN := bin
 CMDS := lifeboat-agent agentctl lifeboat-server lifeboat
 TOOLS := fiocompare
 
-.PHONY: help generate check-generate build test vet demo demo-tracker bench-tracker bench-replication deps clean
+.PHONY: help generate check-generate build test vet demo demo-tracker bench-tracker bench-replication bench-recovery deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ bench-tracker: build ## fio with the tracker attached and detached, on zram and 
 
 bench-replication: build ## churn, RPO lag, initial sync and agent memory (see docs/PERFORMANCE.md)
 	./scripts/bench-replication.sh
+
+bench-recovery: ## materialize a point of a 10 GiB disk vs a full copy, on ext4 and reflink XFS (see docs/PERFORMANCE.md)
+	./scripts/bench-recovery.sh
 
 clean: ## remove build output
 	rm -rf $(BIN)

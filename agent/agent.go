@@ -53,7 +53,18 @@ type Config struct {
 	SegmentAge   time.Duration
 	// MaxRounds bounds the rounds a point may take to converge (20).
 	MaxRounds int
-	Log       *slog.Logger
+	// AppInterval is how often an app-consistent point is cut (default
+	// 1 h; negative: only on request).
+	AppInterval time.Duration
+	// ScriptsDir holds the app-consistency scripts, run with "pre" before
+	// the freeze and "post" after the thaw ("" or missing: none).
+	ScriptsDir string
+	// ScriptTimeout bounds each script run (default 60 s).
+	ScriptTimeout time.Duration
+	// MaxAppAttempts bounds the freezes an app-consistent point may take
+	// (default 5).
+	MaxAppAttempts int
+	Log            *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -87,6 +98,15 @@ func (c *Config) defaults() error {
 	if c.PinDir == "" {
 		c.PinDir = "/sys/fs/bpf/lifeboat-" + c.Machine
 	}
+	if c.AppInterval == 0 {
+		c.AppInterval = time.Hour
+	}
+	if c.ScriptTimeout == 0 {
+		c.ScriptTimeout = time.Minute
+	}
+	if c.MaxAppAttempts == 0 {
+		c.MaxAppAttempts = 5
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -117,16 +137,24 @@ type Agent struct {
 	mu     sync.Mutex // guards rounds, points, disk states
 	rounds *rounds
 
-	pointReq   chan *pointRequest
-	waiting    []*pointRequest
-	lastPoint  Point
-	pointDue   time.Time
-	attempts   int
-	lastCut    time.Time
-	pointErr   string
-	cutErr     string
-	spoolFull  bool
-	readGen    uint64 // generation the reads of this round belong to
+	pointReq  chan *pointRequest
+	waiting   []*pointRequest
+	lastPoint Point
+	pointDue  time.Time
+	attempts  int
+	lastCut   time.Time
+	pointErr  string
+	cutErr    string
+	spoolFull bool
+	readGen   uint64 // generation the reads of this round belong to
+
+	appWaiting []*pointRequest
+	appDue     time.Time
+	appTries   int
+	app        *appAttempt // an app cut waiting for its round to be validated
+	appErr     string
+	lastApp    Point
+	freezes    lagStats // freeze durations of app points
 	started    time.Time
 	lastRound  time.Time
 	consumerWG sync.WaitGroup
@@ -164,12 +192,23 @@ type Point struct {
 	Time time.Time `json:"time"`
 	Gen  uint64    `json:"gen"`
 	Kind string    `json:"kind"`
+	// FreezeSeconds is how long the filesystems were frozen (app points).
+	FreezeSeconds float64 `json:"freeze_seconds,omitempty"`
 }
 
 type pointRequest struct {
 	app  bool
 	at   time.Time // the point must be cut at or after this
 	resp chan pointResult
+}
+
+// appAttempt is an app-consistent cut whose reads are not validated yet.
+type appAttempt struct {
+	id     string
+	gen    uint64 // the cut's generation: the point closes gen-1
+	at     time.Time
+	freeze time.Duration
+	note   appNote
 }
 
 type pointResult struct {
@@ -383,6 +422,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	a.pointDue = time.Now()
+	a.appDue = a.nextApp()
 	err = a.loop(ctx)
 	stopErr := a.stop()
 	cancel()
@@ -417,11 +457,22 @@ func (a *Agent) loop(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case req := <-a.pointReq:
-			a.waiting = append(a.waiting, req)
-			a.pointDue = time.Now()
+			if req.app {
+				a.appWaiting = append(a.appWaiting, req)
+				a.appDue = time.Now()
+			} else {
+				a.waiting = append(a.waiting, req)
+				a.pointDue = time.Now()
+			}
 		case <-timer.C:
 		}
-		backlog, err := a.round(ctx)
+		var backlog bool
+		var err error
+		if a.app == nil && !a.appDue.IsZero() && !time.Now().Before(a.appDue) && a.allProtected() {
+			backlog, err = a.appRound(ctx)
+		} else {
+			backlog, err = a.round(ctx, 0, time.Time{})
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -433,7 +484,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			timer.Reset(time.Second)
 			continue
 		}
-		if backlog || len(a.waiting) > 0 {
+		if backlog || len(a.waiting) > 0 || a.app != nil {
 			timer.Reset(0)
 		} else {
 			timer.Reset(a.cfg.RoundInterval)
@@ -443,11 +494,13 @@ func (a *Agent) loop(ctx context.Context) error {
 
 // round runs one round of the optimistic cut; it reports whether work is
 // left for the next round right away.
-func (a *Agent) round(ctx context.Context) (bool, error) {
-	cutAt := time.Now()
-	gen, err := a.tr.Cut(ctx)
-	if err != nil {
-		return false, fmt.Errorf("cut: %w", err)
+func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, error) {
+	if gen == 0 {
+		cutAt = time.Now()
+		var err error
+		if gen, err = a.tr.Cut(ctx); err != nil {
+			return false, fmt.Errorf("cut: %w", err)
+		}
 	}
 	a.readGen = gen - 1
 	if d := time.Since(cutAt); d > 50*time.Millisecond {
@@ -461,6 +514,27 @@ func (a *Agent) round(ctx context.Context) (bool, error) {
 	a.cutErr = ""
 	a.mu.Unlock()
 
+	// An app cut's round is validated now: its point, or a new attempt.
+	appDone := false
+	if app := a.app; app != nil {
+		a.app = nil
+		if clean && pointGen == app.gen-1 {
+			if err := a.writeAppPoint(app); err != nil {
+				return false, err
+			}
+			appDone = true
+		} else {
+			a.appTries++
+			msg := fmt.Sprintf("app-consistent point: writes after the thaw landed on %d bytes not yet read (attempt %d of %d)", tainted, a.appTries, a.cfg.MaxAppAttempts)
+			a.log.Warn(msg)
+			if a.appTries >= a.cfg.MaxAppAttempts {
+				a.failApp(errors.New(msg + ": giving up until the next interval"))
+			} else {
+				a.appDue = time.Now()
+			}
+		}
+	}
+
 	// The validated point is of the previous cut: it answers only the
 	// requests made before that cut.
 	var ready []*pointRequest
@@ -471,7 +545,11 @@ func (a *Agent) round(ctx context.Context) (bool, error) {
 	}
 	due := !time.Now().Before(a.pointDue)
 	want := len(a.waiting) > 0 || due
-	if want && a.allProtected() {
+	if appDone {
+		// The app point is crash-consistent too.
+		a.answer(ready, a.lastApp)
+		a.pointDue = time.Now().Add(a.cfg.PointInterval)
+	} else if want && a.allProtected() {
 		if clean && (due || len(ready) > 0) {
 			if err := a.writePoint(pointGen, prevCut, ready); err != nil {
 				return false, err
@@ -689,33 +767,52 @@ func (a *Agent) flush(ctx context.Context, d *disk) error {
 }
 
 func (a *Agent) writePoint(gen uint64, at time.Time, answer []*pointRequest) error {
-	id := newPointID()
-	c := hrlfmt.Cut{Kind: hrlfmt.CutCrash, Gen: gen, Time: at, PointID: id}
-	for _, d := range a.disks {
-		if err := d.w.WriteCut(c); err != nil {
-			return fmt.Errorf("write point to the journal of %s: %w", d.name, err)
-		}
-		// Seal it now, so the point travels without waiting for the age.
-		if err := d.w.Rotate(); err != nil {
-			return fmt.Errorf("journal of %s: %w", d.name, err)
-		}
+	p, err := a.writeCut(newPointID(), hrlfmt.CutCrash, gen, at, nil)
+	if err != nil {
+		return err
 	}
-	p := Point{ID: id, Time: at, Gen: gen, Kind: "crash"}
 	a.mu.Lock()
 	a.lastPoint = p
 	a.pointErr = ""
 	a.mu.Unlock()
 	a.pointDue = time.Now().Add(a.cfg.PointInterval)
 	a.attempts = 0
-	for _, w := range answer {
+	a.answer(answer, p)
+	a.log.Info("point", "id", p.ID, "gen", gen)
+	return a.save()
+}
+
+// answer answers point requests and forgets them.
+func (a *Agent) answer(reqs []*pointRequest, p Point) {
+	for _, w := range reqs {
 		w.resp <- pointResult{p: p}
 	}
-	a.waiting = slices.DeleteFunc(a.waiting, func(w *pointRequest) bool { return slices.Contains(answer, w) })
-	a.log.Info("point", "id", id, "gen", gen)
-	if err := a.save(); err != nil {
-		return err
+	a.waiting = slices.DeleteFunc(a.waiting, func(w *pointRequest) bool { return slices.Contains(reqs, w) })
+}
+
+// writeCut puts a point's NOTE (if any) and CUT into every disk's journal
+// and seals the segments, so the point travels at once.
+func (a *Agent) writeCut(id string, kind hrlfmt.CutKind, gen uint64, at time.Time, note *hrlfmt.Note) (Point, error) {
+	c := hrlfmt.Cut{Kind: kind, Gen: gen, Time: at, PointID: id}
+	for _, d := range a.disks {
+		if note != nil {
+			if err := d.w.WriteNote(*note); err != nil {
+				return Point{}, fmt.Errorf("write point note to the journal of %s: %w", d.name, err)
+			}
+		}
+		if err := d.w.WriteCut(c); err != nil {
+			return Point{}, fmt.Errorf("write point to the journal of %s: %w", d.name, err)
+		}
+		// Seal it now, so the point travels without waiting for the age.
+		if err := d.w.Rotate(); err != nil {
+			return Point{}, fmt.Errorf("journal of %s: %w", d.name, err)
+		}
 	}
-	return nil
+	p := Point{ID: id, Time: at, Gen: gen, Kind: kind.String()}
+	if note != nil {
+		p.FreezeSeconds = note.Freeze.Seconds()
+	}
+	return p, nil
 }
 
 func (a *Agent) failPoints(err error) {
@@ -730,10 +827,10 @@ func (a *Agent) failPoints(err error) {
 	a.pointDue = time.Now().Add(a.cfg.PointInterval)
 }
 
-// Bookmark asks for a crash-consistent point now and returns it once its
-// cut is in the journal.
-func (a *Agent) Bookmark(ctx context.Context) (Point, error) {
-	req := &pointRequest{at: time.Now(), resp: make(chan pointResult, 1)}
+// Bookmark asks for a point now (app: app-consistent, with scripts and a
+// freeze) and returns it once its cut is in the journal.
+func (a *Agent) Bookmark(ctx context.Context, app bool) (Point, error) {
+	req := &pointRequest{at: time.Now(), app: app, resp: make(chan pointResult, 1)}
 	select {
 	case a.pointReq <- req:
 	case <-ctx.Done():

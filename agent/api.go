@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/tracker"
@@ -27,7 +28,10 @@ type Status struct {
 	Problems  []Problem    `json:"problems"`
 	Disks     []DiskStatus `json:"disks"`
 	LastPoint *Point       `json:"last_point,omitempty"`
-	Tracker   struct {
+	LastApp   *Point       `json:"last_app_point,omitempty"`
+	// Freeze summarizes the freeze times of the app points (seconds).
+	Freeze  Lag `json:"freeze"`
+	Tracker struct {
 		Generation uint64 `json:"generation"`
 		InFlight   uint64 `json:"in_flight"`
 		PinDir     string `json:"pin_dir"`
@@ -66,6 +70,15 @@ func (a *Agent) Status() Status {
 		p := a.lastPoint
 		s.LastPoint = &p
 	}
+	if a.lastApp.ID != "" {
+		p := a.lastApp
+		s.LastApp = &p
+	}
+	s.Freeze = a.freezes.summary()
+	if a.appErr != "" {
+		s.Problems = append(s.Problems, Problem{What: "last app-consistent point failed: " + a.appErr,
+			Remedy: "check the scripts' output in the agent's log and that the filesystems can be frozen (fsfreeze); it is retried at the next interval"})
+	}
 	if a.pointErr != "" {
 		s.Problems = append(s.Problems, Problem{What: "last point failed: " + a.pointErr,
 			Remedy: "points are retried every interval; if writes never pause, take an app-consistent point (it freezes the filesystem briefly)"})
@@ -97,7 +110,10 @@ func (a *Agent) Status() Status {
 				ds.Tracker = t
 			}
 		}
-		if ds.Spool.LastError != "" && !ds.Spool.Connected {
+		if strings.Contains(ds.Spool.LastError, uploader.ErrRetired.Error()) {
+			s.Problems = append(s.Problems, Problem{What: d.name + ": " + ds.Spool.LastError,
+				Remedy: "this machine was failed over and committed: replication has stopped; to protect it again, move its --state away and register it again"})
+		} else if ds.Spool.LastError != "" && !ds.Spool.Connected {
 			s.Problems = append(s.Problems, Problem{What: d.name + ": process server unreachable: " + ds.Spool.LastError,
 				Remedy: "check the network and that lifeboat-server runs; the agent retries and keeps the journal in its spool"})
 		} else if ds.Spool.LastError != "" {
@@ -132,14 +148,9 @@ func (a *Agent) serveAPI(ctx context.Context) (*http.Server, error) {
 		writeJSON(w, http.StatusOK, a.Status())
 	})
 	mux.HandleFunc("POST /v1/bookmark", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("app") == "1" {
-			writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "app-consistent points are not available yet",
-				"hint": "take a crash-consistent point (without --app-consistent)"})
-			return
-		}
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 		defer cancel()
-		p, err := a.Bookmark(ctx)
+		p, err := a.Bookmark(ctx, r.URL.Query().Get("app") == "1")
 		if err != nil {
 			hint := "see agentctl status"
 			if errors.Is(err, context.DeadlineExceeded) && !a.allProtected() {

@@ -19,6 +19,13 @@ import (
 // round's records, holds the disks exactly as they were at the previous
 // cut: a crash-consistent point. Tainted regions are pending again anyway,
 // since the change that tainted them was folded in.
+// Pending ranges closer than coalesceGap are read as one range of at most
+// maxCoalesced bytes.
+const (
+	coalesceGap  = 32 << 10
+	maxCoalesced = 1 << 20
+)
+
 type rounds struct {
 	disks map[string]*roundDisk
 	// last is the generation the previous round started with (0: none).
@@ -64,6 +71,22 @@ func (r *rounds) Observe(disk string, off, n int64, gen uint64, ts int64) {
 		return
 	}
 	d.incoming[gen] = append(d.incoming[gen], change{off, n, ts})
+}
+
+// Unfolded returns the bytes of changes observed but not folded into the
+// pending regions yet (they will be at the next Begin).
+func (r *rounds) Unfolded(disk string) int64 {
+	d := r.disks[disk]
+	if d == nil {
+		return 0
+	}
+	var n int64
+	for _, cs := range d.incoming {
+		for _, c := range cs {
+			n += c.n
+		}
+	}
+	return n
 }
 
 // Oldest returns the queue time of the oldest change of a disk folded into
@@ -148,6 +171,13 @@ func (r *rounds) Take(disk string, limit int64) []tracker.Range {
 			break
 		}
 		n := min(rg.Len, limit)
+		// Ranges a small gap apart are read in one go: fewer, larger
+		// reads (the gap is read too, harmlessly: it equals the replica).
+		if k := len(out) - 1; k >= 0 && rg.Off-out[k].End() <= coalesceGap && rg.Off+n-out[k].Off <= maxCoalesced {
+			limit -= rg.Off + n - out[k].End()
+			out[k].Len = rg.Off + n - out[k].Off
+			continue
+		}
 		out = append(out, tracker.Range{Off: rg.Off, Len: n})
 		limit -= n
 	}

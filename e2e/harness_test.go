@@ -441,7 +441,22 @@ func mount(t *testing.T, dev string, opts ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	run(t, "mount", append(append([]string{}, opts...), dev, dir)...)
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	t.Cleanup(func() {
+		var out []byte
+		var err error
+		for i := 0; i < 50; i++ {
+			if out, err = exec.Command("umount", dir).CombinedOutput(); err == nil || strings.Contains(string(out), "not mounted") {
+				return
+			}
+			if !strings.Contains(string(out), "busy") {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		holders, _ := exec.Command("fuser", "-vm", dir).CombinedOutput()
+		t.Errorf("umount %s: %v: %s\nholders:\n%s", dir, err, out, holders)
+		exec.Command("umount", "-l", dir).Run()
+	})
 	return dir
 }
 

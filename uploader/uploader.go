@@ -157,6 +157,12 @@ func (u *Uploader) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, ErrRetired) {
+			// Final: nothing more is sent; status shows it.
+			u.log.Error("the server no longer accepts this machine's segments", "disk", u.disk, "err", err)
+			<-ctx.Done()
+			return
+		}
 		u.log.Warn("upload failed; retrying", "disk", u.disk, "seq", seq, "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
@@ -180,6 +186,10 @@ func (u *Uploader) first() (uint64, string, bool) {
 	return seqs[0], u.sealed[seqs[0]], true
 }
 
+// ErrRetired means the server retired the machine (it was failed over and
+// committed): replication of this machine is over until it registers again.
+var ErrRetired = errors.New("machine failed over and committed on the server")
+
 // ErrSequenceGap means the server expects a segment the agent no longer
 // has: the replica cannot be continued and the disk needs a resync.
 var ErrSequenceGap = errors.New("server expects a segment this agent no longer has")
@@ -197,6 +207,9 @@ func (u *Uploader) send(ctx context.Context, seq uint64, path string) error {
 		} else {
 			return fmt.Errorf("segment %d: %w (server expects %d)", seq, ErrSequenceGap, exp)
 		}
+	}
+	if errors.As(err, &ae) && ae.Status == http.StatusGone {
+		return fmt.Errorf("segment %d: %w: %s", seq, ErrRetired, ae.Message)
 	}
 	if err != nil {
 		return fmt.Errorf("segment %d: %w", seq, err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ type fakeServer struct {
 	got      []uint64
 	failNext int     // answer this many calls with a network error
 	expected *uint64 // answer 409 with this expected sequence
-	present  func(path string) bool
+	gone     bool    // answer 410: the machine was committed
 }
 
 func (f *fakeServer) PutSegmentFile(ctx context.Context, disk string, seq uint64, path string) (api.SegmentAck, error) {
@@ -35,6 +36,10 @@ func (f *fakeServer) PutSegmentFile(ctx context.Context, disk string, seq uint64
 	if f.failNext > 0 {
 		f.failNext--
 		return api.SegmentAck{}, errors.New("connection reset")
+	}
+	if f.gone {
+		f.got = append(f.got, seq)
+		return api.SegmentAck{}, &client.APIError{Status: 410, Message: "machine committed"}
 	}
 	if f.expected != nil {
 		e := *f.expected
@@ -171,5 +176,24 @@ func TestUploaderSkipsOpenSegment(t *testing.T) {
 	}
 	if st := u.Status(); st.Queued != 1 {
 		t.Fatalf("queued %d segments; want only the sealed one", st.Queued)
+	}
+}
+
+func TestUploaderStopsWhenTheMachineIsRetired(t *testing.T) {
+	dir := t.TempDir()
+	writeSegments(t, dir, 0, 2, nil)
+	srv := &fakeServer{gone: true}
+	u, err := New(srv, "d", dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	u.Run(ctx)
+	if len(srv.got) != 1 {
+		t.Errorf("sent %d times after a 410; want one try and no retries", len(srv.got))
+	}
+	if st := u.Status(); st.Queued != 2 || !strings.Contains(st.LastError, "committed") {
+		t.Errorf("status %+v; want both segments kept and the reason shown", st)
 	}
 }

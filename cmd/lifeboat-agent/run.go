@@ -41,6 +41,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	pinDir := fs.String("pin-dir", "", "bpffs directory of the tracker's pins (default /sys/fs/bpf/lifeboat-NAME)")
 	pointEvery := fs.Duration("point-interval", time.Minute, "crash-consistent point interval (>= 1s)")
 	spool := fs.Int64("spool-bytes", 1<<30, "bound of the local spool in bytes")
+	appEvery := fs.Duration("app-interval", time.Hour, "app-consistent point interval (negative: only on agentctl bookmark --app-consistent)")
+	scriptsDir := fs.String("scripts", "/etc/lifeboat/scripts.d", "directory of app-consistency scripts, run with pre before the freeze and post after the thaw")
+	scriptTimeout := fs.Duration("script-timeout", time.Minute, "time limit of each app-consistency script")
 	fs.Usage = func() {
 		fmt.Fprintln(c.errOut, "Usage: lifeboat-agent run --server HOST:PORT --passphrase-file F --disk DEV [--disk DEV...] --state DIR [--name MACHINE]")
 		fs.PrintDefaults()
@@ -76,6 +79,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	a, err := agent.New(agent.Config{
 		Machine: *name, Disks: disks, StateDir: *state, Client: proc, PinDir: *pinDir,
 		PointInterval: *pointEvery, SpoolBytes: *spool, Log: log,
+		AppInterval: *appEvery, ScriptsDir: *scriptsDir, ScriptTimeout: *scriptTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)

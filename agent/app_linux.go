@@ -1,0 +1,379 @@
+//go:build linux
+
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+)
+
+// ScriptResult is one run of an app-consistency script.
+type ScriptResult struct {
+	Script   string  `json:"script"`
+	Phase    string  `json:"phase"` // "pre" or "post"
+	Exit     int     `json:"exit"`  // -1: did not finish (timeout, not runnable)
+	Seconds  float64 `json:"seconds"`
+	Output   string  `json:"output,omitempty"` // the last lines
+	TimedOut bool    `json:"timed_out,omitempty"`
+}
+
+// appNote is the NOTE text of an app-consistent point.
+type appNote struct {
+	Scripts     []ScriptResult `json:"scripts"`
+	Filesystems []string       `json:"filesystems"`
+	FreezeMS    float64        `json:"freeze_ms"`
+	Attempt     int            `json:"attempt"`
+}
+
+// scripts lists the executable files of dir, by name.
+func scripts(dir string) ([]string, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scripts directory: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || fi.Mode()&0o111 == 0 {
+			continue
+		}
+		out = append(out, filepath.Join(dir, e.Name()))
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// runScript runs one script with "pre" or "post", within timeout.
+func runScript(ctx context.Context, path, phase string, timeout time.Duration, env []string) ScriptResult {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, path, phase)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.WaitDelay = time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	r := ScriptResult{Script: filepath.Base(path), Phase: phase, Seconds: time.Since(start).Seconds(), Output: lastLines(out.String(), 5)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case ctx.Err() == context.DeadlineExceeded:
+		r.Exit, r.TimedOut = -1, true
+	case errors.As(err, &ee):
+		r.Exit = ee.ExitCode()
+	default:
+		r.Exit = -1
+		r.Output = err.Error()
+	}
+	return r
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	out := strings.Join(lines, "\n")
+	if len(out) > 512 {
+		out = out[len(out)-512:]
+	}
+	return out
+}
+
+// mountsOn returns the mount points of the filesystems on the given whole
+// disks (major:minor), from /proc/self/mountinfo; a filesystem mounted
+// twice counts once.
+func mountsOn(disks map[string]bool) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	seen := map[string]bool{}
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		devno, mnt := fields[2], unescapeMount(fields[4])
+		var ma, mi uint32
+		if _, err := fmt.Sscanf(devno, "%d:%d", &ma, &mi); err != nil || ma == 0 {
+			continue
+		}
+		whole, err := wholeDiskNumber(ma, mi)
+		if err != nil || !disks[whole] || seen[devno] {
+			continue
+		}
+		seen[devno] = true
+		out = append(out, mnt)
+	}
+	return out, sc.Err()
+}
+
+func unescapeMount(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
+}
+
+// FIFREEZE and FITHAW from linux/fs.h (_IOWR('X', 119, int) and 120).
+const (
+	fiFreeze = 0xc0045877
+	fiThaw   = 0xc0045878
+)
+
+// frozen is a set of frozen filesystems; thaw always runs.
+type frozen struct {
+	fds  []int
+	mnts []string
+}
+
+// freeze syncs and freezes each filesystem (FIFREEZE). On error the ones
+// already frozen are thawed.
+func freeze(mnts []string) (*frozen, error) {
+	fz := &frozen{}
+	for _, m := range mnts {
+		fd, err := unix.Open(m, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fz.thaw()
+			return nil, fmt.Errorf("open %s to freeze it: %w", m, err)
+		}
+		if err := unix.IoctlSetInt(fd, fiFreeze, 0); err != nil {
+			unix.Close(fd)
+			fz.thaw()
+			return nil, fmt.Errorf("freeze %s: %w", m, err)
+		}
+		fz.fds = append(fz.fds, fd)
+		fz.mnts = append(fz.mnts, m)
+	}
+	return fz, nil
+}
+
+// thaw thaws every frozen filesystem, in reverse order.
+func (fz *frozen) thaw() error {
+	var errs []error
+	for i := len(fz.fds) - 1; i >= 0; i-- {
+		if err := unix.IoctlSetInt(fz.fds[i], fiThaw, 0); err != nil {
+			errs = append(errs, fmt.Errorf("thaw %s: %w", fz.mnts[i], err))
+		}
+		unix.Close(fz.fds[i])
+	}
+	fz.fds, fz.mnts = nil, nil
+	return errors.Join(errs...)
+}
+
+// syncFS flushes each filesystem without freezing it, so that the freeze
+// that follows has little left to write.
+func syncFS(mnts []string) {
+	for _, m := range mnts {
+		fd, err := unix.Open(m, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		unix.Syncfs(fd)
+		unix.Close(fd)
+	}
+}
+
+func noteText(n appNote) string {
+	b, _ := json.Marshal(n)
+	if len(b) > 4000 {
+		n.Scripts = nil
+		b, _ = json.Marshal(n)
+	}
+	return string(b)
+}
+
+// protectedDiskNumbers returns the major:minor of the protected whole disks.
+func (a *Agent) protectedDiskNumbers() map[string]bool {
+	out := map[string]bool{}
+	for _, d := range a.disks {
+		if n, err := wholeDiskOf(d.path); err == nil {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// appRound takes an app-consistent cut: pre-scripts, a sync and a round to
+// drain what is dirty, the freeze, the cut, the thaw, post-scripts, then a
+// round that reads what changed before the cut. The next round validates
+// those reads; the freeze never covers a read.
+func (a *Agent) appRound(ctx context.Context) (bool, error) {
+	att := &appAttempt{id: newPointID()}
+	att.note.Attempt = a.appTries + 1
+	mnts, err := mountsOn(a.protectedDiskNumbers())
+	if err != nil {
+		a.failApp(fmt.Errorf("app-consistent point: find the filesystems: %w", err))
+		return false, nil
+	}
+	att.note.Filesystems = mnts
+	list, err := scripts(a.cfg.ScriptsDir)
+	if err != nil {
+		a.failApp(fmt.Errorf("app-consistent point: %w", err))
+		return false, nil
+	}
+	env := []string{"LIFEBOAT_MACHINE=" + a.cfg.Machine, "LIFEBOAT_POINT_ID=" + att.id}
+	var ran []string
+	post := func() {
+		for i := len(ran) - 1; i >= 0; i-- {
+			att.note.Scripts = append(att.note.Scripts, runScript(ctx, ran[i], "post", a.cfg.ScriptTimeout, env))
+		}
+	}
+	for _, sc := range list {
+		r := runScript(ctx, sc, "pre", a.cfg.ScriptTimeout, env)
+		att.note.Scripts = append(att.note.Scripts, r)
+		if r.Exit != 0 {
+			post()
+			a.failApp(fmt.Errorf("app-consistent point: pre-script %s failed (exit %d, timed out %v): %s", r.Script, r.Exit, r.TimedOut, r.Output))
+			return false, nil
+		}
+		ran = append(ran, sc)
+	}
+	// Flush and collect what is dirty, until little is left: what remains
+	// is read during the freeze.
+	var pending int64
+	for i := 0; i < 8; i++ {
+		syncFS(mnts)
+		t0 := time.Now()
+		if _, err := a.round(ctx, 0, time.Time{}); err != nil {
+			post()
+			return false, err
+		}
+		pending = a.unread()
+		if pending < maxFrozenRead/4 && time.Since(t0) < 50*time.Millisecond {
+			break
+		}
+	}
+	if pending > maxFrozenRead {
+		post()
+		a.appTries++
+		if a.appTries >= a.cfg.MaxAppAttempts {
+			a.failApp(fmt.Errorf("app-consistent point: the disks change too fast to freeze briefly (%d bytes still to read after flushing)", pending))
+		} else {
+			a.appDue = time.Now().Add(time.Second)
+		}
+		return false, nil
+	}
+	// Freeze, cut, and read what the freeze flushed before thawing: a thaw
+	// rewrites filesystem metadata (ext4's superblock, xfs's log) that the
+	// frozen, clean state needs. The drain above keeps this read to a few
+	// milliseconds; everything else is read with the filesystems thawed.
+	start := time.Now()
+	fz, err := freeze(mnts)
+	if err != nil {
+		post()
+		a.failApp(fmt.Errorf("app-consistent point: %w", err))
+		return false, nil
+	}
+	att.at = time.Now()
+	gen, cutErr := a.tr.Cut(ctx)
+	var backlog bool
+	var roundErr error
+	if cutErr == nil {
+		att.gen = gen
+		backlog, roundErr = a.round(ctx, gen, att.at)
+	}
+	thawErr := fz.thaw()
+	att.freeze = time.Since(start)
+	att.note.FreezeMS = float64(att.freeze.Microseconds()) / 1000
+	post()
+	for _, r := range att.note.Scripts {
+		if r.Phase == "post" && r.Exit != 0 {
+			a.log.Warn("post-script failed", "script", r.Script, "exit", r.Exit, "output", r.Output)
+		}
+	}
+	switch {
+	case thawErr != nil:
+		a.log.Error("thaw failed: filesystems may stay frozen", "err", thawErr)
+		a.failApp(fmt.Errorf("app-consistent point: %w (run fsfreeze --unfreeze on them)", thawErr))
+		return false, nil
+	case cutErr != nil:
+		a.failApp(fmt.Errorf("app-consistent point: cut: %w", cutErr))
+		return false, nil
+	case roundErr != nil:
+		return false, roundErr
+	}
+	// The next round validates the reads made while frozen.
+	a.app = att
+	return backlog, nil
+}
+
+// maxFrozenRead bounds what an app-consistent point reads while frozen.
+const maxFrozenRead = 4 << 20
+
+// unread returns the bytes changed and not read yet, on all disks.
+func (a *Agent) unread() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var n int64
+	for _, d := range a.disks {
+		n += a.rounds.Pending(d.name) + a.rounds.Unfolded(d.name)
+	}
+	return n
+}
+
+func (a *Agent) writeAppPoint(app *appAttempt) error {
+	note := hrlfmt.Note{PointID: app.id, Freeze: app.freeze, Text: noteText(app.note)}
+	p, err := a.writeCut(app.id, hrlfmt.CutApp, app.gen-1, app.at, &note)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.lastPoint, a.lastApp, a.appErr = p, p, ""
+	a.freezes.add(app.freeze)
+	a.mu.Unlock()
+	for _, w := range a.appWaiting {
+		w.resp <- pointResult{p: p}
+	}
+	a.appWaiting = nil
+	a.appTries = 0
+	a.appDue = a.nextApp()
+	a.log.Info("app-consistent point", "id", p.ID, "gen", p.Gen, "freeze", app.freeze, "filesystems", app.note.Filesystems)
+	return a.save()
+}
+
+func (a *Agent) failApp(err error) {
+	a.mu.Lock()
+	a.appErr = err.Error()
+	a.mu.Unlock()
+	a.log.Warn("app-consistent point failed", "err", err)
+	for _, w := range a.appWaiting {
+		w.resp <- pointResult{err: err}
+	}
+	a.appWaiting = nil
+	a.appTries = 0
+	a.appDue = a.nextApp()
+}
+
+func (a *Agent) nextApp() time.Time {
+	if a.cfg.AppInterval < 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(a.cfg.AppInterval)
+}
