@@ -1,7 +1,6 @@
 # Lifeboat — `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-export CGO_ENABLED ?= 0
 
 BIN := bin
 CMDS := lifeboat-agent agentctl lifeboat-server lifeboat
@@ -24,7 +23,7 @@ check-generate: generate ## fail if the committed BPF objects differ from the so
 
 build: ## build the binaries into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS)) $(addprefix ./internal/cmd/,$(TOOLS))
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS)) $(addprefix ./internal/cmd/,$(TOOLS))
 
 vet: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
