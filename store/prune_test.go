@@ -664,6 +664,23 @@ func TestMaterializeWhilePruning(t *testing.T) {
 					refused.Add(1)
 					continue
 				}
+				if errors.Is(err, ErrNotFound) {
+					// Aged out of the window and forgotten meanwhile: only
+					// if the catalog agrees it is gone.
+					now, lerr := l.Points(ctx, testMachine)
+					if lerr != nil {
+						errs <- lerr
+						return
+					}
+					for _, p := range now {
+						if p.ID == pt.ID && p.Materializable {
+							errs <- fmt.Errorf("materialize %s: %w, yet it is listed materializable", pt.ID, err)
+							return
+						}
+					}
+					refused.Add(1)
+					continue
+				}
 				if err != nil {
 					errs <- fmt.Errorf("materialize %s: %w", pt.ID, err)
 					return
