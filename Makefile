@@ -4,7 +4,7 @@ GO ?= go
 
 BIN := bin
 CMDS := lifeboat-agent agentctl lifeboat-server lifeboat
-TOOLS := fiocompare
+TOOLS := fiocompare benchrepl
 
 .PHONY: help generate check-generate build test vet demo demo-tracker bench-tracker bench-replication bench-recovery deps clean
 

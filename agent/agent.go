@@ -558,6 +558,9 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 			a.attempts++
 			if a.attempts >= a.cfg.MaxRounds {
 				msg := fmt.Sprintf("point did not converge in %d rounds: writes keep landing on the blocks being read (%d bytes tainted in the last round)", a.attempts, tainted)
+				if tainted == 0 {
+					msg = fmt.Sprintf("point did not converge in %d rounds: more changed than one round reads (%d bytes waiting); the agent is behind the disks' churn", a.attempts, a.unread())
+				}
 				a.log.Warn(msg)
 				a.failPoints(errors.New(msg))
 			}
