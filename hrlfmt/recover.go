@@ -3,6 +3,7 @@ package hrlfmt
 import (
 	"errors"
 	"fmt"
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"io"
 	"math"
 	"os"
@@ -90,7 +91,7 @@ func Recover(dir string) (Recovery, error) {
 		if err := os.Remove(path); err != nil {
 			return Recovery{}, fmt.Errorf("recover: %w", err)
 		}
-		if err := syncDir(dir); err != nil {
+		if err := fsutil.SyncDir(dir); err != nil {
 			return Recovery{}, fmt.Errorf("recover: %w", err)
 		}
 		rec.NextSeq, rec.Removed = last, true
@@ -132,7 +133,7 @@ func seal(path string, valid int64, st trailer) error {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(path))
+		err = fsutil.SyncDir(filepath.Dir(path))
 	}
 	if err != nil {
 		return fmt.Errorf("seal %s: %w", path, err)
@@ -176,7 +177,7 @@ func keepCopy(path string) (string, error) {
 	if err := os.Rename(tmp, name); err != nil {
 		return "", fmt.Errorf("keep torn copy: %w", err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
 		return "", fmt.Errorf("keep torn copy: %w", err)
 	}
 	return name, nil

@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/pierrec/lz4/v4"
 )
@@ -58,7 +58,7 @@ func CreateSegment(path string, h Header) (*SegmentWriter, error) {
 	}
 	w, err := startSegment(f, path, filepath.Dir(path), h)
 	if err == nil {
-		err = syncDir(w.dir)
+		err = fsutil.SyncDir(w.dir)
 	}
 	if err != nil {
 		f.Close()
@@ -176,7 +176,7 @@ func (w *SegmentWriter) Close() error {
 		err = cerr
 	}
 	if err == nil && w.dir != "" {
-		err = syncDir(w.dir)
+		err = fsutil.SyncDir(w.dir)
 	}
 	if err != nil {
 		w.err = fmt.Errorf("close segment: %w", err)
@@ -218,26 +218,6 @@ func writeFull(f io.WriterAt, b []byte, off int64) error {
 		err = io.ErrShortWrite
 	}
 	return err
-}
-
-// syncDir fsyncs a directory, so that the entries created in it are
-// durable. Windows has no such operation (and needs none for NTFS).
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	return nil
 }
 
 func checkData(off int64, data []byte, diskSize int64) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"net/http"
 	"os"
 	"os/exec"
@@ -127,7 +128,7 @@ func (s *Server) deletePlan(w http.ResponseWriter, r *http.Request) error {
 	if err := os.Remove(s.planPath(name)); err != nil {
 		return fmt.Errorf("delete plan: %w", err)
 	}
-	if err := syncDir(filepath.Join(s.dir, PlansDir)); err != nil {
+	if err := fsutil.SyncDir(filepath.Join(s.dir, PlansDir)); err != nil {
 		return fmt.Errorf("delete plan: %w", err)
 	}
 	writeJSON(w, http.StatusOK, p)
@@ -216,7 +217,7 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) error {
 	if _, err := os.Stat(s.planPath(p.Name)); err == nil {
 		return errorf(http.StatusConflict, "plan "+p.Name+" already exists", "'lifeboat plan delete "+p.Name+"' first, or choose another name")
 	}
-	if err := writeFileAtomic(s.planPath(p.Name), append(b, '\n'), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(s.planPath(p.Name), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save plan: %w", err)
 	}
 	s.cfg.Logger.With(LogComponent, "config", "plan", p.Name).Info("plan created", "groups", len(p.Groups), "scripts", len(p.Scripts))

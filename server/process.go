@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"io"
 	"net/http"
 	"os"
@@ -325,7 +326,7 @@ func (d *diskState) commitSegment(seq uint64, tmp string, cuts []hrlfmt.Cut) (*a
 	if err := os.Rename(tmp, d.segPath(seq)); err != nil {
 		return nil, storageError("rename cache file", err)
 	}
-	if err := syncDir(d.dir); err != nil {
+	if err := fsutil.SyncDir(d.dir); err != nil {
 		// The rename may or may not be durable: take it back, so that
 		// the segment is not acknowledged without being durable.
 		os.Remove(d.segPath(seq))

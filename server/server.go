@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"io"
 	"log/slog"
 	"net"
@@ -402,7 +403,7 @@ func (s *Server) writeState() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, StateFile), append(b, '\n'), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(s.dir, StateFile), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", StateFile, err)
 	}
 	return nil
@@ -578,7 +579,7 @@ func (s *Server) updateMachineErr(name string, f func(m *machineRecord) error) e
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save machine: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, name+".json"), append(b, '\n'), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, name+".json"), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save machine: %w", err)
 	}
 	s.machines[name] = &c
@@ -608,45 +609,4 @@ func (s *Server) machine(name string) (machineRecord, bool) {
 	c := *m
 	c.Disks = slices.Clone(m.Disks)
 	return c, true
-}
-
-// writeFileAtomic writes a file crash-safely: temp file, fsync, rename,
-// fsync of the directory.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -3,11 +3,11 @@ package store
 import (
 	"errors"
 	"fmt"
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 )
 
 // Permissions of what the store creates: replicas hold customers' data.
@@ -16,54 +16,17 @@ const (
 	filePerm = 0o600
 )
 
-// writeFileAtomic replaces dir/name with data crash-safely: a temporary
-// file in dir, fsync, rename, fsync of dir.
-func writeFileAtomic(dir, name string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
+// writeFileAtomic replaces dir/name with data crash-safely (see
+// fsutil.WriteFileAtomic; its temporary files are fsutil.TempPrefix(name)).
+func writeFileAtomic(dir, name string, data []byte) error {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, name), data, filePerm); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return syncDir(dir)
-}
-
-// syncDir fsyncs a directory, so that the entries created, renamed or
-// removed in it are durable. Windows has no such operation.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }
+
+// syncDir fsyncs a directory (fsutil.SyncDir).
+func syncDir(dir string) error { return fsutil.SyncDir(dir) }
 
 // mkdirAllSync creates dir and its missing parents, and fsyncs the parent
 // of each directory it creates.

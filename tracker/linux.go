@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"math"
 	"os"
 	"path/filepath"
@@ -1115,7 +1116,10 @@ func (t *Linux) recordStateLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(t.opts.StateFile, b)
+	if err := os.MkdirAll(filepath.Dir(t.opts.StateFile), 0o700); err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(t.opts.StateFile, b, 0o600)
 }
 
 func readStateFile(path string) (*stateFile, error) {
@@ -1131,39 +1135,6 @@ func readStateFile(path string) (*stateFile, error) {
 		return nil, fmt.Errorf("read tracker state %s: %w (remove it; the disks will be resynced)", path, err)
 	}
 	return &sf, nil
-}
-
-// writeFileAtomic writes via a temporary file, fsync and rename.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func readBootID() ([16]byte, error) {
