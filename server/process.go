@@ -271,18 +271,20 @@ func (d *diskState) receive(w http.ResponseWriter, r *http.Request, max int64) (
 		return "", storageError("create cache file", err)
 	}
 	tmp := f.Name()
-	n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, max))
+	body := http.MaxBytesReader(w, r.Body, max)
+	n, err := io.Copy(f, body)
 	if err != nil {
 		f.Close()
 		var mbe *http.MaxBytesError
+		var pe *os.PathError
 		switch {
 		case errors.As(err, &mbe):
 			return tmp, tooLarge(-1, max)
-		case isNoSpace(err):
-			return tmp, storageError("write cache file", err)
-		}
-		var pe *os.PathError
-		if errors.As(err, &pe) {
+		case isNoSpace(err), errors.As(err, &pe):
+			// Our own disk failed mid-body: read the rest (bounded by
+			// max), so the agent gets this answer and not a connection
+			// reset while it is still sending.
+			io.Copy(io.Discard, body)
 			return tmp, storageError("write cache file", err)
 		}
 		return tmp, &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("segment body cut short after %d bytes", n),
