@@ -22,9 +22,16 @@
  * ends, its generation has one request less in flight and a completion
  * event is sent.
  *
- * Generations: `state.gen` is read once per bio. The `cut` syscall program
- * bumps it; user space then waits for an RCU grace period (membarrier), after
- * which no program that read the old generation is still running, and asks
+ * Generations: `state.gen` is read once per bio, inside a per-CPU
+ * "busy" window: on_bio_queue adds 1 to its CPU's `cpu_local.busy` before it
+ * reads the generation (odd: inside) and 1 after its last write of the
+ * event, count and bitmap (even: outside); both adds are atomic, so full
+ * barriers. The program cannot nest on one CPU (the kernel skips a
+ * recursive run and counts it as missed). The `cut` syscall program bumps
+ * the generation with an atomic add; user space then reads every CPU's busy
+ * counter and waits until each odd one has changed: after that no program
+ * that read the old generation is still running (the same guarantee as an
+ * RCU grace period, in microseconds instead of milliseconds). It then asks
  * `cut` to put a CUT marker into the ring buffer: every event of the old
  * generation is in the buffer before that marker.
  */
@@ -88,11 +95,19 @@ struct lb_disk_stats {
 
 struct lb_state {
 	__u64 gen;
-	__u64 seq;
+	__u64 marked_next; /* 1 + the newest generation whose CUT marker is in the ring */
 	__u64 version;
 	__u64 boot_id_hi;
 	__u64 boot_id_lo;
 	__u64 created_ns;
+};
+
+/* Per CPU: the busy window of on_bio_queue (see the top comment) and the
+ * request-id counter (ids are (count << 12) | cpu: unique without a shared
+ * cache line). */
+struct lb_cpu_local {
+	__u64 busy;
+	__u64 seq;
 };
 
 struct lb_inflight {
@@ -146,6 +161,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lb_state);
 } state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_cpu_local);
+} cpu_local SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -264,37 +286,37 @@ static __always_inline int mark_dirty(const struct lb_disk_cfg *cfg, __u64 gen, 
 	return clipped ? -1 : 0;
 }
 
-SEC("tp_btf/block_bio_queue")
-int BPF_PROG(on_bio_queue, struct bio *bio)
+/* Adds 1 with a fully ordered atomic: the fetch form (BPF_FETCH) is
+ * ordered on every architecture, the plain atomic add is not (arm64 STADD).
+ * The result is consumed through a volatile store so clang keeps the fetch. */
+static __always_inline void busy_step(__u64 *p)
 {
-	struct lb_disk_cfg *cfg;
+	volatile __u64 old;
+
+	old = __sync_fetch_and_add(p, 1);
+	(void)old;
+}
+
+/* Records one queued bio of a protected disk; runs inside the CPU's busy
+ * window (see the top comment). */
+static __always_inline void track_bio(struct bio *bio, const struct lb_disk_cfg *cfg,
+				      struct lb_cpu_local *cl, __u32 dev, int op,
+				      __u32 bytes, __u64 sector, __u64 nsect)
+{
 	struct lb_disk_stats *st;
 	struct lb_state *s;
 	struct lb_event *e;
 	struct lb_inflight in = {};
-	__u64 sector, nsect, gen, key, *cnt;
-	__u32 dev, zero = 0, gslot, bytes;
-	int op;
+	__u64 gen, key, *cnt;
+	__u32 zero = 0, gslot;
 
-	dev = BPF_CORE_READ(bio, bi_bdev, bd_disk, part0, bd_dev);
-	cfg = bpf_map_lookup_elem(&protected_disks, &dev);
-	if (!cfg)
-		return 0;
-	op = lb_op_of(BPF_CORE_READ(bio, bi_opf));
-	bytes = BPF_CORE_READ(bio, bi_iter.bi_size);
-	if (!op || bytes == 0)
-		return 0;
-	sector = BPF_CORE_READ(bio, bi_iter.bi_sector);
-	nsect = ((__u64)bytes + 511) >> SECTOR_SHIFT;
-	if (sector >= cfg->end || sector + nsect <= cfg->start)
-		return 0;
 	st = stats_of(cfg->slot);
 	s = bpf_map_lookup_elem(&state, &zero);
 	if (!st || !s)
-		return 0;
+		return;
 
 	gen = *(volatile __u64 *)&s->gen;
-	in.id = __sync_fetch_and_add(&s->seq, 1) + 1;
+	in.id = (++cl->seq << 12) | (bpf_get_smp_processor_id() & 0xfff);
 	in.gen = gen;
 	in.sector = sector;
 	in.bytes = bytes;
@@ -336,7 +358,7 @@ int BPF_PROG(on_bio_queue, struct bio *bio)
 			bpf_ringbuf_submit(e, submit_flags());
 			st->events++;
 			st->bytes += bytes;
-			return 0;
+			return;
 		}
 		st->drops++;
 	}
@@ -344,6 +366,35 @@ int BPF_PROG(on_bio_queue, struct bio *bio)
 		st->marks++;
 	else
 		st->lost++;
+}
+
+SEC("tp_btf/block_bio_queue")
+int BPF_PROG(on_bio_queue, struct bio *bio)
+{
+	struct lb_disk_cfg *cfg;
+	struct lb_cpu_local *cl;
+	__u64 sector, nsect;
+	__u32 dev, zero = 0, bytes;
+	int op;
+
+	dev = BPF_CORE_READ(bio, bi_bdev, bd_disk, part0, bd_dev);
+	cfg = bpf_map_lookup_elem(&protected_disks, &dev);
+	if (!cfg)
+		return 0;
+	op = lb_op_of(BPF_CORE_READ(bio, bi_opf));
+	bytes = BPF_CORE_READ(bio, bi_iter.bi_size);
+	if (!op || bytes == 0)
+		return 0;
+	sector = BPF_CORE_READ(bio, bi_iter.bi_sector);
+	nsect = ((__u64)bytes + 511) >> SECTOR_SHIFT;
+	if (sector >= cfg->end || sector + nsect <= cfg->start)
+		return 0;
+	cl = bpf_map_lookup_elem(&cpu_local, &zero);
+	if (!cl)
+		return 0;
+	busy_step(&cl->busy);
+	track_bio(bio, cfg, cl, dev, op, bytes, sector, nsect);
+	busy_step(&cl->busy);
 	return 0;
 }
 
@@ -513,6 +564,8 @@ int cut(struct lb_cut_args *a)
 		e->gen = a->gen;
 		e->ts = bpf_ktime_get_ns();
 		bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+		if (a->gen + 1 > s->marked_next)
+			s->marked_next = a->gen + 1;
 		return 0;
 	}
 	return 3;

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type TrackerLbCpuLocal struct {
+	_    structs.HostLayout
+	Busy uint64
+	Seq  uint64
+}
+
 type TrackerLbCutArgs struct {
 	_   structs.HostLayout
 	Op  uint64
@@ -72,19 +78,20 @@ type TrackerLbInflight struct {
 }
 
 type TrackerLbState struct {
-	_         structs.HostLayout
-	Gen       uint64
-	Seq       uint64
-	Version   uint64
-	BootIdHi  uint64
-	BootIdLo  uint64
-	CreatedNs uint64
+	_          structs.HostLayout
+	Gen        uint64
+	MarkedNext uint64
+	Version    uint64
+	BootIdHi   uint64
+	BootIdLo   uint64
+	CreatedNs  uint64
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	TrackerMapCpuLocal       = "cpu_local"
 	TrackerMapDirty          = "dirty"
 	TrackerMapDiskStats      = "disk_stats"
 	TrackerMapEvents         = "events"
@@ -154,6 +161,7 @@ type TrackerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TrackerMapSpecs struct {
+	CpuLocal       *ebpf.MapSpec `ebpf:"cpu_local"`
 	Dirty          *ebpf.MapSpec `ebpf:"dirty"`
 	DiskStats      *ebpf.MapSpec `ebpf:"disk_stats"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
@@ -191,6 +199,7 @@ func (o *TrackerObjects) Close() error {
 //
 // It can be passed to LoadTrackerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TrackerMaps struct {
+	CpuLocal       *ebpf.Map `ebpf:"cpu_local"`
 	Dirty          *ebpf.Map `ebpf:"dirty"`
 	DiskStats      *ebpf.Map `ebpf:"disk_stats"`
 	Events         *ebpf.Map `ebpf:"events"`
@@ -202,6 +211,7 @@ type TrackerMaps struct {
 
 func (m *TrackerMaps) Close() error {
 	return _TrackerClose(
+		m.CpuLocal,
 		m.Dirty,
 		m.DiskStats,
 		m.Events,

@@ -16,8 +16,9 @@
 //     then returns a *ResyncRequiredError.
 //   - Cut is exact: when Cut returns N+1, every request issued in
 //     generation <= N has been delivered before the EventCut of N (a bump,
-//     an RCU grace period through membarrier(2), then a marker in the ring
-//     buffer), and Completed(N) tells when all of them have completed.
+//     a wait until no CPU is inside a queue-program run that may have read
+//     the old generation, then a marker in the ring buffer), and
+//     Completed(N) tells when all of them have completed.
 //   - Completion is known, not guessed: a request counts as in flight from
 //     its queue event until the last piece of it (splits included) has
 //     completed on the device.

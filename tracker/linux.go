@@ -8,10 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	lbbpf "github.com/lifeboat-dr/lifeboat/bpf"
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
 
 // pollInterval bounds how late an event is delivered when the kernel did
@@ -34,7 +36,7 @@ const pollInterval = 5 * time.Millisecond
 
 // ProgramVersion is stored in the pinned state; a process only adopts pins
 // of the same version.
-const ProgramVersion = 1
+const ProgramVersion = 2
 
 const (
 	maxDisks = 64
@@ -46,10 +48,6 @@ const (
 
 	cutBump = 1
 	cutMark = 2
-
-	// membarrier(2) command that waits for an RCU grace period.
-	membarrierCmdGlobal = 1
-	membarrierCmdQuery  = 0
 )
 
 // Mode is how a disk's changes travel from the kernel.
@@ -182,9 +180,6 @@ func Open(opts Options) (*Linux, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("remove memlock limit: %w", err)
 	}
-	if r, _, errno := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdQuery, 0, 0); errno != 0 || r&membarrierCmdGlobal == 0 {
-		return nil, fmt.Errorf("membarrier(MEMBARRIER_CMD_GLOBAL) unavailable (kernel with nohz_full?): %w", ErrNotSupported)
-	}
 	t := &Linux{
 		opts:    opts,
 		byPath:  map[string]*protection{},
@@ -255,7 +250,10 @@ func (t *Linux) start() {
 	})
 }
 
-var pinnedMaps = []string{"protected_disks", "disk_stats", "state", "gen_inflight", "inflight", "events", "dirty"}
+// pinnedMaps are every map the attached programs use: an adopting process
+// must read the same ones (cpu_local above all: a cut that waited on a
+// fresh copy of the busy counters would not wait at all).
+var pinnedMaps = []string{"protected_disks", "disk_stats", "state", "gen_inflight", "inflight", "events", "dirty", "cpu_local"}
 
 var linkPins = []string{"link_rq_complete", "link_bio_complete", "link_block_split", "link_bio_queue"}
 
@@ -373,6 +371,7 @@ func (t *Linux) load(spec *ebpf.CollectionSpec) error {
 		"protected_disks": t.maps.ProtectedDisks, "disk_stats": t.maps.DiskStats,
 		"gen_inflight": t.maps.GenInflight, "inflight": t.maps.Inflight,
 		"events": t.maps.Events, "dirty": t.maps.Dirty, "state": t.maps.State,
+		"cpu_local": t.maps.CpuLocal,
 	}
 	// "state" last: its pin marks a complete set.
 	for _, name := range pinnedMaps {
@@ -672,9 +671,22 @@ func (t *Linux) Cut(ctx context.Context) (uint64, error) {
 	t.start()
 	t.cutMu.Lock()
 	defer t.cutMu.Unlock()
-	gen, err := t.Generation()
-	if err != nil {
-		return 0, err
+	var st lbbpf.TrackerLbState
+	if err := t.maps.State.Lookup(uint32(0), &st); err != nil {
+		return 0, fmt.Errorf("cut: read tracker state: %w", err)
+	}
+	gen := st.Gen
+	if st.MarkedNext < gen {
+		// An earlier cut (maybe of a process that died) bumped the
+		// generation but did not put its marker in: finish it first, or
+		// the bitmap half of that generation's parity would be drained
+		// only one cut later, under a later generation.
+		if err := t.quiesce(ctx); err != nil {
+			return 0, err
+		}
+		if err := t.mark(ctx, gen-1); err != nil {
+			return 0, err
+		}
 	}
 	var n uint64
 	if err := t.maps.GenInflight.Lookup(uint32((gen+1)%genSlots), &n); err != nil {
@@ -688,9 +700,8 @@ func (t *Linux) Cut(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	next := args.Gen
-	// After a grace period no program that read the old generation runs.
-	if _, _, errno := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0); errno != 0 {
-		return 0, fmt.Errorf("cut: membarrier: %w", errno)
+	if err := t.quiesce(ctx); err != nil {
+		return 0, err
 	}
 	ch := make(chan struct{})
 	t.mu.Lock()
@@ -701,20 +712,8 @@ func (t *Linux) Cut(ctx context.Context) (uint64, error) {
 		delete(t.waiters, next-1)
 		t.mu.Unlock()
 	}()
-	mark := lbbpf.TrackerLbCutArgs{Op: cutMark, Gen: next - 1}
-	for {
-		err := t.runCut(&mark)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, errRingFull) {
-			return 0, err
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("cut: ring buffer full: %w", ctx.Err())
-		case <-time.After(time.Millisecond):
-		}
+	if err := t.mark(ctx, next-1); err != nil {
+		return 0, err
 	}
 	select {
 	case <-ch:
@@ -727,6 +726,61 @@ func (t *Linux) Cut(ctx context.Context) (uint64, error) {
 }
 
 var errRingFull = errors.New("ring buffer full")
+
+// mark puts the CUT marker of gen into the ring buffer, waiting for room.
+func (t *Linux) mark(ctx context.Context, gen uint64) error {
+	args := lbbpf.TrackerLbCutArgs{Op: cutMark, Gen: gen}
+	for {
+		err := t.runCut(&args)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errRingFull) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cut: ring buffer full: %w", ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// quiesce returns once no run of the queue program that may have read the
+// generation before the bump is still running: every CPU whose busy
+// counter was odd (inside the window) when read after the bump has moved
+// on. The bump is a fully ordered atomic, so a run that read the old
+// generation had made its counter odd before this read (bpf/tracker.bpf.c).
+// A run takes about a microsecond; this replaces an RCU grace period
+// (membarrier), which took 11–17 ms here.
+func (t *Linux) quiesce(ctx context.Context) error {
+	var snap, cur []lbbpf.TrackerLbCpuLocal
+	if err := t.maps.CpuLocal.Lookup(uint32(0), &snap); err != nil {
+		return fmt.Errorf("cut: read busy counters: %w", err)
+	}
+	var busy []int
+	for c, v := range snap {
+		if v.Busy&1 == 1 {
+			busy = append(busy, c)
+		}
+	}
+	for i := 0; len(busy) > 0; i++ {
+		if i < 64 {
+			runtime.Gosched()
+		} else {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("cut: wait for %d CPUs to leave the tracker: %w", len(busy), ctx.Err())
+			case <-time.After(50 * time.Microsecond):
+			}
+		}
+		if err := t.maps.CpuLocal.Lookup(uint32(0), &cur); err != nil {
+			return fmt.Errorf("cut: read busy counters: %w", err)
+		}
+		busy = slices.DeleteFunc(busy, func(c int) bool { return cur[c].Busy != snap[c].Busy })
+	}
+	return nil
+}
 
 func (t *Linux) runCut(a *lbbpf.TrackerLbCutArgs) error {
 	ret, err := t.cut.Run(&ebpf.RunOptions{Context: a, ContextOut: a})

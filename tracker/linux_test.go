@@ -11,13 +11,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	lbbpf "github.com/lifeboat-dr/lifeboat/bpf"
 	"github.com/lifeboat-dr/lifeboat/internal/testenv"
 	"github.com/lifeboat-dr/lifeboat/tracker"
 )
@@ -860,5 +864,153 @@ func TestTrackGrownDisk(t *testing.T) {
 	c.cut()
 	if !reported(c.snapshot(), loop.Path).Covers(40*mib, 4096) {
 		t.Fatalf("write past the old end of a grown disk not reported: %+v", c.snapshot())
+	}
+}
+
+// TestCutOrdersEveryEvent cuts as fast as it can while two threads write:
+// after the marker of generation N, no event of a generation <= N may come.
+// A cut that does not wait for queue-program runs still in progress on
+// other CPUs breaks this within a few hundred cuts.
+func TestCutOrdersEveryEvent(t *testing.T) {
+	tr := openTracker(t, tracker.Options{})
+	z := testenv.NewZram(t, 64*mib)
+	if err := tr.Protect(z.Path); err != nil {
+		t.Fatal(err)
+	}
+	c := collect(t, tr)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 2 {
+		f, err := os.OpenFile(z.Path, os.O_RDWR|unix.O_DIRECT, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		buf := alignedBuf(t, 4096)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			r := rand.New(rand.NewSource(int64(i)))
+			for n := 0; ; {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := f.WriteAt(buf, r.Int63n(64*mib/4096)*4096); err != nil {
+					t.Errorf("write: %v", err)
+					return
+				}
+				if n++; n%8 == 0 {
+					// Let the reader keep up, so cuts stay short and many.
+					time.Sleep(10 * time.Microsecond)
+				}
+			}
+		}()
+	}
+	// A cut waits for the reader to pass its marker; when the reader is
+	// slower than the writers (race detector, loaded machine) each cut takes
+	// a ring buffer's worth of events, so the count of cuts varies widely.
+	cuts := 0
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) || cuts < 10; cuts++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err := tr.Cut(ctx)
+		cancel()
+		if err != nil {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("cut %d: %v", cuts, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	c.cut()
+	var marked uint64 // highest generation whose marker came
+	seenMark, queued, bad := false, 0, 0
+	for _, e := range c.snapshot() {
+		switch e.Kind {
+		case tracker.EventCut:
+			if seenMark && e.Extent.Gen <= marked {
+				t.Errorf("marker of generation %d after the marker of %d", e.Extent.Gen, marked)
+			}
+			marked, seenMark = e.Extent.Gen, true
+		case tracker.EventQueued:
+			queued++
+			if seenMark && e.Extent.Gen <= marked {
+				if bad < 5 {
+					t.Errorf("event of generation %d after the marker of generation %d", e.Extent.Gen, marked)
+				}
+				bad++
+			}
+		}
+	}
+	t.Logf("%d cuts, %d queued events, %d out of order", cuts, queued, bad)
+	if queued < 1000 {
+		t.Errorf("only %d writes seen during %d cuts: the test did not exercise concurrent cuts", queued, cuts)
+	}
+}
+
+// TestCutWaitsForBusyCPUs drives the wait of a cut directly through the
+// pinned busy counters of an adopted tracker: a CPU shown inside the queue
+// program holds the cut back until it leaves. This also proves that an
+// adopting process waits on the counters the attached programs update.
+func TestCutWaitsForBusyCPUs(t *testing.T) {
+	testenv.RequireBPF(t)
+	pins := testenv.BPFFSDir(t)
+	state := filepath.Join(t.TempDir(), "tracker.json")
+	first, err := tracker.Open(tracker.Options{PinDir: pins, StateFile: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		first.Detach()
+		t.Fatal(err)
+	}
+	tr := openTracker(t, tracker.Options{PinDir: pins, StateFile: state})
+	if !tr.Adopted() {
+		t.Fatal("did not adopt the pinned tracker")
+	}
+	busy, err := ebpf.LoadPinnedMap(filepath.Join(pins, "cpu_local"), nil)
+	if err != nil {
+		t.Fatalf("busy counters are not pinned: %v", err)
+	}
+	defer busy.Close()
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(v uint64) error {
+		vals := make([]lbbpf.TrackerLbCpuLocal, ncpu)
+		vals[ncpu-1].Busy = v
+		return busy.Update(uint32(0), vals, ebpf.UpdateAny)
+	}
+	if err := set(7); err != nil { // inside the window on the last CPU
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_, err = tr.Cut(ctx)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "leave the tracker") {
+		t.Fatalf("cut with a busy CPU returned %v; want it to wait until the deadline", err)
+	}
+	left := make(chan error, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		left <- set(8)
+	}()
+	defer func() {
+		if err := <-left; err != nil {
+			t.Error(err)
+		}
+	}()
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := tr.Cut(ctx); err != nil {
+		t.Fatalf("cut after the CPU left: %v", err)
+	}
+	if d := time.Since(start); d < 90*time.Millisecond {
+		t.Errorf("cut returned after %v, before the busy CPU left", d)
 	}
 }
