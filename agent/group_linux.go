@@ -138,9 +138,9 @@ func (g *GroupConfig) defaults(scriptTimeout time.Duration) {
 
 // groupConn is one connection of the group protocol.
 type groupConn struct {
-	c    net.Conn
-	r    *bufio.Reader
-	peer string // the machine at the other end (its certificate's name)
+	c     net.Conn
+	r     *bufio.Reader
+	peer  string // the machine at the other end (its certificate's name)
 	first groupMsg
 	mu    sync.Mutex
 }
