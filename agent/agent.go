@@ -443,7 +443,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err := a.startGroup(ctx); err != nil {
 			a.log.Error("group points off", "err", err)
 			a.mu.Lock()
-			a.group.err = err.Error()
+			a.group.listenErr = err.Error()
 			a.mu.Unlock()
 		}
 	}

@@ -107,6 +107,8 @@ type GroupStatus struct {
 type groupState struct {
 	cfg    GroupConfig
 	listen string // bound address
+	// listenErr: the listener could not be bound.
+	listenErr string
 	asg    api.GroupAssignment
 	synced bool
 	last   Point
@@ -233,8 +235,14 @@ func (a *Agent) startGroup(ctx context.Context) error {
 	}
 	ln, err := tls.Listen("tcp", g.cfg.Listen, cfg)
 	if err != nil {
-		return &ConfigError{Err: fmt.Errorf("group listener on %s: %w", g.cfg.Listen, err),
-			Hint: "the port is in use or needs privileges: choose another with --group-listen (every member must reach it)"}
+		// Only a machine in a group needs the listener: the error is a
+		// problem of its status then (groupProblem), not before.
+		a.mu.Lock()
+		g.listenErr = fmt.Sprintf("group listener on %s: %v", g.cfg.Listen, err)
+		a.mu.Unlock()
+		a.log.Warn("group listener unavailable", "err", err)
+		go a.syncGroup(ctx)
+		return nil
 	}
 	a.mu.Lock()
 	g.listen = ln.Addr().String()
@@ -873,7 +881,14 @@ func (a *Agent) groupStatus() *GroupStatus {
 // groupProblem is the status problem of a failed group point, or nil.
 func (a *Agent) groupProblem() *Problem {
 	g := a.group
-	if g == nil || g.err == "" {
+	if g == nil || g.asg.Group == "" {
+		return nil
+	}
+	if g.listenErr != "" {
+		return &Problem{What: "machine in group " + g.asg.Group + " but " + g.listenErr,
+			Remedy: "the port is in use or needs privileges: restart the agent with another --group-listen HOST:PORT that every member reaches"}
+	}
+	if g.err == "" {
 		return nil
 	}
 	remedy := "replication goes on; the next group point is tried at the next interval. Check that every member's agent runs and reaches the others' --group-listen address (lifeboat group show " + g.asg.Group + ")"
