@@ -109,10 +109,10 @@ type groupState struct {
 	listen string // bound address
 	// listenErr: the listener could not be bound.
 	listenErr string
-	asg    api.GroupAssignment
-	synced bool
-	last   Point
-	err    string
+	asg       api.GroupAssignment
+	synced    bool
+	last      Point
+	err       string
 
 	sessions chan *groupConn    // accepted, first message read
 	reqs     chan *pointRequest // agentctl bookmark --group
