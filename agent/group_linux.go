@@ -254,22 +254,28 @@ func (a *Agent) startGroup(ctx context.Context) error {
 	return nil
 }
 
+// syncGroupOnce asks the server for the group once.
+func (a *Agent) syncGroupOnce(ctx context.Context) {
+	g := a.group
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	asg, err := g.cfg.Server.SyncGroup(sctx, g.listen)
+	cancel()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		if g.synced {
+			a.log.Warn("group: ask the configuration server", "err", err)
+		}
+		return
+	}
+	g.asg, g.synced = asg, true
+}
+
 // syncGroup keeps the group assignment fresh.
 func (a *Agent) syncGroup(ctx context.Context) {
 	g := a.group
 	for ctx.Err() == nil {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		asg, err := g.cfg.Server.SyncGroup(sctx, g.listen)
-		cancel()
-		a.mu.Lock()
-		if err != nil {
-			if g.synced {
-				a.log.Warn("group: ask the configuration server", "err", err)
-			}
-		} else {
-			g.asg, g.synced = asg, true
-		}
-		a.mu.Unlock()
+		a.syncGroupOnce(ctx)
 		select {
 		case <-ctx.Done():
 		case <-time.After(g.cfg.SyncInterval):
@@ -318,6 +324,13 @@ func (a *Agent) handleGroupConn(ctx context.Context, c *tls.Conn) {
 		return
 	}
 	asg := a.assignment()
+	if m.Group != asg.Group || peer != asg.Coordinator {
+		// The group may have changed since the last sync: ask now.
+		sctx, cancel := context.WithDeadline(ctx, deadline)
+		a.syncGroupOnce(sctx)
+		cancel()
+		asg = a.assignment()
+	}
 	switch {
 	case m.Op != opPrepare:
 		err = fmt.Errorf("expected %s, got %q", opPrepare, m.Op)
