@@ -515,4 +515,3 @@ func TestGroupMemberThawsAlone(t *testing.T) {
 	// Replication goes on.
 	ag.bookmark()
 }
-
