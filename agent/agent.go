@@ -64,7 +64,10 @@ type Config struct {
 	// MaxAppAttempts bounds the freezes an app-consistent point may take
 	// (default 5).
 	MaxAppAttempts int
-	Log            *slog.Logger
+	// Group configures group points (group_linux.go); a zero Listen
+	// turns them off.
+	Group GroupConfig
+	Log   *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -109,6 +112,12 @@ func (c *Config) defaults() error {
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
+	}
+	if c.Group.Listen != "" {
+		if c.Group.Server == nil {
+			return errors.New("agent: group points need the configuration server")
+		}
+		c.Group.defaults(c.ScriptTimeout)
 	}
 	return nil
 }
@@ -158,6 +167,7 @@ type Agent struct {
 	started    time.Time
 	lastRound  time.Time
 	consumerWG sync.WaitGroup
+	group      *groupState // nil: group points off
 }
 
 type disk struct {
@@ -209,6 +219,12 @@ type appAttempt struct {
 	at     time.Time
 	freeze time.Duration
 	note   appNote
+	kind   hrlfmt.CutKind
+	// decide, for a group point, is told whether this member's reads
+	// are valid and answers whether the group commits the point; done
+	// is told how writing the point went (group_linux.go).
+	decide func(valid bool) bool
+	done   func(p Point, err error)
 }
 
 type pointResult struct {
@@ -223,6 +239,9 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log.With("component", "agent"), pointReq: make(chan *pointRequest), started: time.Now()}
+	if cfg.Group.Listen != "" {
+		a.group = &groupState{cfg: cfg.Group, sessions: make(chan *groupConn), reqs: make(chan *pointRequest)}
+	}
 	for _, d := range cfg.Disks {
 		if err := tracker.CheckDevice(d); err != nil {
 			return nil, err
@@ -420,6 +439,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		a.log.Warn("local API unavailable", "err", err)
 	}
+	if a.group != nil {
+		if err := a.startGroup(ctx); err != nil {
+			a.log.Error("group points off", "err", err)
+			a.mu.Lock()
+			a.group.listenErr = err.Error()
+			a.mu.Unlock()
+		}
+	}
 
 	a.pointDue = time.Now()
 	a.appDue = a.nextApp()
@@ -452,10 +479,20 @@ func (a *Agent) consume() {
 func (a *Agent) loop(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var sessions chan *groupConn
+	var groupReqs chan *pointRequest
+	if a.group != nil {
+		sessions, groupReqs = a.group.sessions, a.group.reqs
+	}
 	for {
+		var groupErr error
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case gc := <-sessions:
+			groupErr = a.member(ctx, gc)
+		case req := <-groupReqs:
+			a.group.waiting = append(a.group.waiting, req)
 		case req := <-a.pointReq:
 			if req.app {
 				a.appWaiting = append(a.appWaiting, req)
@@ -468,7 +505,12 @@ func (a *Agent) loop(ctx context.Context) error {
 		}
 		var backlog bool
 		var err error
-		if a.app == nil && !a.appDue.IsZero() && !time.Now().Before(a.appDue) && a.allProtected() {
+		if asg, request, due := a.groupDue(); due && groupErr == nil {
+			groupErr = a.groupRound(ctx, asg, request)
+		}
+		if groupErr != nil {
+			err = groupErr
+		} else if a.app == nil && !a.appDue.IsZero() && !time.Now().Before(a.appDue) && a.allProtected() {
 			backlog, err = a.appRound(ctx)
 		} else {
 			backlog, err = a.round(ctx, 0, time.Time{})
@@ -516,7 +558,17 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 
 	// An app cut's round is validated now: its point, or a new attempt.
 	appDone := false
-	if app := a.app; app != nil {
+	if app := a.app; app != nil && app.decide != nil {
+		a.app = nil
+		if app.decide(clean && pointGen == app.gen-1) {
+			p, err := a.writeGroupPoint(app)
+			app.done(p, err)
+			if err != nil {
+				return false, err
+			}
+			appDone = true
+		}
+	} else if app != nil {
 		a.app = nil
 		if clean && pointGen == app.gen-1 {
 			if err := a.writeAppPoint(app); err != nil {
@@ -546,8 +598,8 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 	due := !time.Now().Before(a.pointDue)
 	want := len(a.waiting) > 0 || due
 	if appDone {
-		// The app point is crash-consistent too.
-		a.answer(ready, a.lastApp)
+		// The app or group point is crash-consistent too.
+		a.answer(ready, a.lastPoint)
 		a.pointDue = time.Now().Add(a.cfg.PointInterval)
 	} else if want && a.allProtected() {
 		if clean && (due || len(ready) > 0) {

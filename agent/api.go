@@ -37,6 +37,9 @@ type Status struct {
 		PinDir     string `json:"pin_dir"`
 	} `json:"tracker"`
 	Uptime string `json:"uptime"`
+	// Group is the machine's replication group and its last group
+	// point; null when group points are off.
+	Group *GroupStatus `json:"group"`
 }
 
 // Problem is an unhealthy state with what to do about it.
@@ -85,6 +88,10 @@ func (a *Agent) Status() Status {
 	}
 	if a.cutErr != "" {
 		s.Problems = append(s.Problems, Problem{What: "replication round failed: " + a.cutErr, Remedy: "see the agent's log; it retries every second"})
+	}
+	s.Group = a.groupStatus()
+	if p := a.groupProblem(); p != nil {
+		s.Problems = append(s.Problems, *p)
 	}
 	if a.spoolFull {
 		s.Problems = append(s.Problems, Problem{What: "spool full: only the dirty set is kept until the process server catches up",
@@ -150,7 +157,13 @@ func (a *Agent) serveAPI(ctx context.Context) (*http.Server, error) {
 	mux.HandleFunc("POST /v1/bookmark", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 		defer cancel()
-		p, err := a.Bookmark(ctx, r.URL.Query().Get("app") == "1")
+		var p Point
+		var err error
+		if r.URL.Query().Get("group") == "1" {
+			p, err = a.GroupBookmark(ctx)
+		} else {
+			p, err = a.Bookmark(ctx, r.URL.Query().Get("app") == "1")
+		}
 		if err != nil {
 			hint := "see agentctl status"
 			if errors.Is(err, context.DeadlineExceeded) && !a.allProtected() {

@@ -36,7 +36,11 @@ type appNote struct {
 	Scripts     []ScriptResult `json:"scripts"`
 	Filesystems []string       `json:"filesystems"`
 	FreezeMS    float64        `json:"freeze_ms"`
-	Attempt     int            `json:"attempt"`
+	Attempt     int            `json:"attempt,omitempty"`
+	// Group and Machines name the group of a group point (Machines:
+	// in the coordinator's note).
+	Group    string   `json:"group,omitempty"`
+	Machines []string `json:"machines,omitempty"`
 }
 
 // scripts lists the executable files of dir, by name.
@@ -220,40 +224,67 @@ func (a *Agent) protectedDiskNumbers() map[string]bool {
 	return out
 }
 
-// appRound takes an app-consistent cut: pre-scripts, a sync and a round to
-// drain what is dirty, the freeze, the cut, the thaw, post-scripts, then a
-// round that reads what changed before the cut. The next round validates
-// those reads; the freeze never covers a read.
-func (a *Agent) appRound(ctx context.Context) (bool, error) {
-	att := &appAttempt{id: newPointID()}
-	att.note.Attempt = a.appTries + 1
+// The phases of a point that freezes filesystems, shared by
+// app-consistent points and group points (group_linux.go):
+// prepare (pre-scripts, syncfs and rounds that drain what is dirty) →
+// freeze (FIFREEZE) → cut (tracker cut and the read of what the freeze
+// flushed) → thaw (FITHAW) → post (post-scripts). The round after the
+// thaw validates the reads made while frozen (Agent.round, a.app).
+type phases struct {
+	a     *Agent
+	att   *appAttempt
+	mnts  []string
+	ran   []string // pre-scripts that ran, for their post
+	env   []string
+	fz    *frozen
+	start time.Time
+	// backlog: the cut's round left work for the next round.
+	backlog bool
+	posted  bool
+}
+
+// errTooBusy: after draining, more is left to read than a freeze may
+// cover; the point is tried again.
+type errTooBusy struct{ pending int64 }
+
+func (e *errTooBusy) Error() string {
+	return fmt.Sprintf("the disks change too fast to freeze briefly (%d bytes still to read after flushing)", e.pending)
+}
+
+// errRound is a failed replication round during a point's phases: the
+// loop's round error, not only the point's.
+type errRound struct{ err error }
+
+func (e *errRound) Error() string { return e.err.Error() }
+func (e *errRound) Unwrap() error { return e.err }
+
+func (a *Agent) newPhases(att *appAttempt) *phases {
+	return &phases{a: a, att: att, env: []string{"LIFEBOAT_MACHINE=" + a.cfg.Machine, "LIFEBOAT_POINT_ID=" + att.id}}
+}
+
+// prepare finds the filesystems, runs the pre-scripts and drains what is
+// dirty until little is left to read during the freeze. On error the
+// post-scripts of what ran have run.
+func (p *phases) prepare(ctx context.Context) error {
+	a := p.a
 	mnts, err := mountsOn(a.protectedDiskNumbers())
 	if err != nil {
-		a.failApp(fmt.Errorf("app-consistent point: find the filesystems: %w", err))
-		return false, nil
+		return fmt.Errorf("find the filesystems: %w", err)
 	}
-	att.note.Filesystems = mnts
+	p.mnts = mnts
+	p.att.note.Filesystems = mnts
 	list, err := scripts(a.cfg.ScriptsDir)
 	if err != nil {
-		a.failApp(fmt.Errorf("app-consistent point: %w", err))
-		return false, nil
-	}
-	env := []string{"LIFEBOAT_MACHINE=" + a.cfg.Machine, "LIFEBOAT_POINT_ID=" + att.id}
-	var ran []string
-	post := func() {
-		for i := len(ran) - 1; i >= 0; i-- {
-			att.note.Scripts = append(att.note.Scripts, runScript(ctx, ran[i], "post", a.cfg.ScriptTimeout, env))
-		}
+		return err
 	}
 	for _, sc := range list {
-		r := runScript(ctx, sc, "pre", a.cfg.ScriptTimeout, env)
-		att.note.Scripts = append(att.note.Scripts, r)
+		r := runScript(ctx, sc, "pre", a.cfg.ScriptTimeout, p.env)
+		p.att.note.Scripts = append(p.att.note.Scripts, r)
 		if r.Exit != 0 {
-			post()
-			a.failApp(fmt.Errorf("app-consistent point: pre-script %s failed (exit %d, timed out %v): %s", r.Script, r.Exit, r.TimedOut, r.Output))
-			return false, nil
+			p.post(ctx)
+			return fmt.Errorf("pre-script %s failed (exit %d, timed out %v): %s", r.Script, r.Exit, r.TimedOut, r.Output)
 		}
-		ran = append(ran, sc)
+		p.ran = append(p.ran, sc)
 	}
 	// Flush and collect what is dirty, until little is left: what remains
 	// is read during the freeze.
@@ -262,8 +293,8 @@ func (a *Agent) appRound(ctx context.Context) (bool, error) {
 		syncFS(mnts)
 		t0 := time.Now()
 		if _, err := a.round(ctx, 0, time.Time{}); err != nil {
-			post()
-			return false, err
+			p.post(ctx)
+			return &errRound{err}
 		}
 		pending = a.unread()
 		if pending < maxFrozenRead/4 && time.Since(t0) < 50*time.Millisecond {
@@ -271,57 +302,130 @@ func (a *Agent) appRound(ctx context.Context) (bool, error) {
 		}
 	}
 	if pending > maxFrozenRead {
-		post()
-		a.appTries++
-		if a.appTries >= a.cfg.MaxAppAttempts {
-			a.failApp(fmt.Errorf("app-consistent point: the disks change too fast to freeze briefly (%d bytes still to read after flushing)", pending))
-		} else {
-			a.appDue = time.Now().Add(time.Second)
+		p.post(ctx)
+		return &errTooBusy{pending}
+	}
+	return nil
+}
+
+// freeze freezes the filesystems; on error none stays frozen.
+func (p *phases) freeze() error {
+	p.start = time.Now()
+	fz, err := freeze(p.mnts)
+	if err != nil {
+		return err
+	}
+	p.fz = fz
+	return nil
+}
+
+// cut cuts the tracker and reads what the freeze flushed before thawing:
+// a thaw rewrites filesystem metadata (ext4's superblock, xfs's log) that
+// the frozen, clean state needs. The drain of prepare keeps this read to
+// a few milliseconds; everything else is read with the filesystems
+// thawed.
+func (p *phases) cut(ctx context.Context) error {
+	p.att.at = time.Now()
+	gen, err := p.a.tr.Cut(ctx)
+	if err != nil {
+		return fmt.Errorf("cut: %w", err)
+	}
+	p.att.gen = gen
+	p.backlog, err = p.a.round(ctx, gen, p.att.at)
+	if err != nil {
+		return &errRound{err}
+	}
+	return nil
+}
+
+// thaw thaws what is frozen and records the freeze time; it is safe to
+// call when nothing is frozen.
+func (p *phases) thaw() error {
+	if p.fz == nil {
+		return nil
+	}
+	err := p.fz.thaw()
+	p.fz = nil
+	p.att.freeze = time.Since(p.start)
+	p.att.note.FreezeMS = float64(p.att.freeze.Microseconds()) / 1000
+	if err != nil {
+		p.a.log.Error("thaw failed: filesystems may stay frozen", "err", err)
+		return fmt.Errorf("%w (run fsfreeze --unfreeze on them)", err)
+	}
+	return nil
+}
+
+// post runs the post-scripts of the pre-scripts that ran, in reverse
+// order, once.
+func (p *phases) post(ctx context.Context) {
+	if p.posted {
+		return
+	}
+	p.posted = true
+	for i := len(p.ran) - 1; i >= 0; i-- {
+		r := runScript(ctx, p.ran[i], "post", p.a.cfg.ScriptTimeout, p.env)
+		p.att.note.Scripts = append(p.att.note.Scripts, r)
+		if r.Exit != 0 {
+			p.a.log.Warn("post-script failed", "script", r.Script, "exit", r.Exit, "output", r.Output)
+		}
+	}
+}
+
+// abort thaws (if frozen) and runs the post-scripts.
+func (p *phases) abort(ctx context.Context) error {
+	err := p.thaw()
+	p.post(ctx)
+	return err
+}
+
+// appRound takes an app-consistent cut: pre-scripts, a sync and a round to
+// drain what is dirty, the freeze, the cut, the thaw, post-scripts, then a
+// round that reads what changed before the cut. The next round validates
+// those reads; the freeze never covers a read.
+func (a *Agent) appRound(ctx context.Context) (bool, error) {
+	att := &appAttempt{id: newPointID(), kind: hrlfmt.CutApp}
+	att.note.Attempt = a.appTries + 1
+	ph := a.newPhases(att)
+	if err := ph.prepare(ctx); err != nil {
+		var re *errRound
+		var busy *errTooBusy
+		switch {
+		case errors.As(err, &re):
+			return false, re.err
+		case errors.As(err, &busy):
+			a.appTries++
+			if a.appTries >= a.cfg.MaxAppAttempts {
+				a.failApp(fmt.Errorf("app-consistent point: %w", err))
+			} else {
+				a.appDue = time.Now().Add(time.Second)
+			}
+		default:
+			a.failApp(fmt.Errorf("app-consistent point: %w", err))
 		}
 		return false, nil
 	}
-	// Freeze, cut, and read what the freeze flushed before thawing: a thaw
-	// rewrites filesystem metadata (ext4's superblock, xfs's log) that the
-	// frozen, clean state needs. The drain above keeps this read to a few
-	// milliseconds; everything else is read with the filesystems thawed.
-	start := time.Now()
-	fz, err := freeze(mnts)
-	if err != nil {
-		post()
+	if err := ph.freeze(); err != nil {
+		ph.post(ctx)
 		a.failApp(fmt.Errorf("app-consistent point: %w", err))
 		return false, nil
 	}
-	att.at = time.Now()
-	gen, cutErr := a.tr.Cut(ctx)
-	var backlog bool
-	var roundErr error
-	if cutErr == nil {
-		att.gen = gen
-		backlog, roundErr = a.round(ctx, gen, att.at)
-	}
-	thawErr := fz.thaw()
-	att.freeze = time.Since(start)
-	att.note.FreezeMS = float64(att.freeze.Microseconds()) / 1000
-	post()
-	for _, r := range att.note.Scripts {
-		if r.Phase == "post" && r.Exit != 0 {
-			a.log.Warn("post-script failed", "script", r.Script, "exit", r.Exit, "output", r.Output)
-		}
-	}
+	cutErr := ph.cut(ctx)
+	thawErr := ph.thaw()
+	ph.post(ctx)
+	var re *errRound
 	switch {
 	case thawErr != nil:
-		a.log.Error("thaw failed: filesystems may stay frozen", "err", thawErr)
-		a.failApp(fmt.Errorf("app-consistent point: %w (run fsfreeze --unfreeze on them)", thawErr))
+		a.failApp(fmt.Errorf("app-consistent point: %w", thawErr))
 		return false, nil
+	case errors.As(cutErr, &re):
+		return false, re.err
 	case cutErr != nil:
-		a.failApp(fmt.Errorf("app-consistent point: cut: %w", cutErr))
+		a.failApp(fmt.Errorf("app-consistent point: %w", cutErr))
 		return false, nil
-	case roundErr != nil:
-		return false, roundErr
 	}
 	// The next round validates the reads made while frozen.
 	a.app = att
-	return backlog, nil
+	return ph.backlog, nil
 }
 
 // maxFrozenRead bounds what an app-consistent point reads while frozen.

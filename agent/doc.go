@@ -14,6 +14,12 @@
 // it is reported, retried every interval, and (for filesystems) an
 // app-consistent point's freeze forces it.
 //
+// App-consistent and group points walk the same freezing phases
+// (app_linux.go: prepare, freeze, cut, thaw, post); a group point's
+// coordinator drives every member of a replication group through them over
+// mutual TLS on port 20004 (group_linux.go), and a member never stays
+// frozen past its own hard limit whatever the coordinator does.
+//
 // A restart after an orderly stop continues from the pinned tracker and
 // the saved backlog. Anything else (crash, reboot, lost pins, changes the
 // tracker could not record) resyncs: every block is hashed and compared

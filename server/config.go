@@ -24,6 +24,8 @@ func (s *Server) configHandler() http.Handler {
 	log := s.cfg.Logger.With(LogComponent, "config")
 	mux := http.NewServeMux()
 	mux.Handle("POST "+api.PathRegister, handle(log, s.register))
+	mux.Handle("PUT "+api.PathAgentGroup, handle(log, s.syncAgentGroup))
+	mux.Handle("POST "+api.PathAgentGroupResult, handle(log, s.agentGroupResult))
 	admin := func(pattern string, h handlerFunc) {
 		mux.Handle(pattern, handle(log, func(w http.ResponseWriter, r *http.Request) error {
 			if err := s.checkAdmin(r); err != nil {
@@ -45,6 +47,13 @@ func (s *Server) configHandler() http.Handler {
 	admin("DELETE "+api.PathPlan, s.deletePlan)
 	admin("POST "+api.PathPlanTest, s.testPlan)
 	admin("POST "+api.PathPlanRun, s.runPlan)
+	admin("GET "+api.PathGroups, s.listGroups)
+	admin("POST "+api.PathGroups, s.createGroup)
+	admin("GET "+api.PathGroup, s.getGroup)
+	admin("DELETE "+api.PathGroup, s.deleteGroup)
+	admin("GET "+api.PathGroupPoints, s.listGroupPoints)
+	admin("POST "+api.PathGroupPoint, s.requestGroupPoint)
+	admin("POST "+api.PathGroupFailover, s.groupFailover)
 	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
 	}))

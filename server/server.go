@@ -175,6 +175,9 @@ type Server struct {
 	machines map[string]*machineRecord
 	running  map[string]bool // plans being run
 
+	groupsOnce sync.Once
+	groups     *groupsState
+
 	pruneMu sync.Mutex // one prune at a time
 	plansMu sync.Mutex // plan files
 	checker *recovery.Checker

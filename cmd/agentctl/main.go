@@ -30,6 +30,7 @@ const usage = `agentctl: diagnose the local Lifeboat agent
 Usage:
   agentctl status   [--state DIR] [--json]                       exit code 1 when unhealthy
   agentctl bookmark [--state DIR] [--app-consistent] [--wait]    prints the point id
+  agentctl bookmark [--state DIR] --group [--wait]                a group point (on the group's coordinator)
 `
 
 func main() {
@@ -74,12 +75,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	case "bookmark":
 		app := fs.Bool("app-consistent", false, "freeze the filesystems for the cut (app-consistent point)")
 		wait := fs.Bool("wait", false, "return once the point is durable on the server and listed")
+		group := fs.Bool("group", false, "a group point across the machine's replication group (only on the group's coordinator); --wait waits for this machine's part")
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2, nil
 		}
 		q := "?"
 		if *app {
 			q += "app=1&"
+		}
+		if *group {
+			q += "group=1&"
 		}
 		if *wait {
 			q += "wait=1"

@@ -44,6 +44,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	appEvery := fs.Duration("app-interval", time.Hour, "app-consistent point interval (negative: only on agentctl bookmark --app-consistent)")
 	scriptsDir := fs.String("scripts", "/etc/lifeboat/scripts.d", "directory of app-consistency scripts, run with pre before the freeze and post after the thaw")
 	scriptTimeout := fs.Duration("script-timeout", time.Minute, "time limit of each app-consistency script")
+	groupListen := fs.String("group-listen", ":20004", "address the group-point listener binds (mutual TLS; every member of the machine's replication group must reach it; \"\" turns group points off)")
+	groupTimeout := fs.Duration("group-timeout", 10*time.Second, "time a group point's phase may take on a member before the point fails")
+	groupFrozenMax := fs.Duration("group-frozen-max", 0, "hard limit of a group freeze: past it this machine thaws on its own (default twice --group-timeout)")
 	fs.Usage = func() {
 		fmt.Fprintln(c.errOut, "Usage: lifeboat-agent run --server HOST:PORT --passphrase-file F --disk DEV [--disk DEV...] --state DIR [--name MACHINE]")
 		fs.PrintDefaults()
@@ -76,11 +79,20 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	a, err := agent.New(agent.Config{
+	cfg := agent.Config{
 		Machine: *name, Disks: disks, StateDir: *state, Client: proc, PinDir: *pinDir,
 		PointInterval: *pointEvery, SpoolBytes: *spool, Log: log,
 		AppInterval: *appEvery, ScriptsDir: *scriptsDir, ScriptTimeout: *scriptTimeout,
-	})
+	}
+	if *groupListen != "" {
+		conf, err := client.NewAgentConfig(*server, id.cert, id.caPEM)
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		cfg.Group = agent.GroupConfig{Listen: *groupListen, Server: conf, Cert: id.cert, CA: id.caPEM,
+			PhaseTimeout: *groupTimeout, FrozenMax: *groupFrozenMax}
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}

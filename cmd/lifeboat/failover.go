@@ -29,13 +29,18 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "`DIR` on the server host to write <disk>.img into")
 	check := fs.Bool("check", false, "check the filesystems of every image read-only (e2fsck -fn, xfs_repair -n)")
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
+	group := fs.String("group", "", "fail over every machine of a replication `GROUP` at one group point, into DIR/<machine>/<disk>.img")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--check] [--json]")
+		fmt.Fprintln(fs.Output(), "       lifeboat failover --group NAME --point ID|latest [--test] --out DIR [--check] [--json]")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if *group != "" {
+		return c.runGroup(ctx, pos, *group, *point, *out, *test, *check, *asJSON)
 	}
 	if len(pos) != 1 {
 		fs.Usage()
@@ -148,4 +153,50 @@ func checkFailed(res api.FailoverResult) error {
 		}
 	}
 	return &Error{Err: errors.New("failover: filesystem check failed")}
+}
+
+// runGroup fails over every machine of a group at one group point.
+func (c *FailoverCommand) runGroup(ctx context.Context, pos []string, group, point, out string, test, check, asJSON bool) error {
+	if len(pos) != 0 {
+		return errors.New("failover: give MACHINE or --group, not both")
+	}
+	if point == "" {
+		return &Error{Err: errors.New("failover: --point is required"), Hint: "give --point latest or an id from 'lifeboat points --group " + group + "'"}
+	}
+	if out == "" {
+		return &Error{Err: errors.New("failover: --out is required"), Hint: "give --out DIR: the server writes DIR/<machine>/<disk>.img on its host"}
+	}
+	dir, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	a, u, err := c.conn.Admin()
+	if err != nil {
+		return err
+	}
+	defer a.CloseIdleConnections()
+	res, err := a.GroupFailover(ctx, group, api.GroupFailoverRequest{Point: point, Test: test, Out: dir, Check: check})
+	if err != nil {
+		return callError(err, u)
+	}
+	if asJSON {
+		err = writeJSON(c.main.Stdout, res)
+	} else {
+		fmt.Fprintf(c.main.Stdout, "group %s at point %s (%s)\n\n", res.Group, res.Point.ID, res.Point.Time.UTC().Format(time.RFC3339Nano))
+		for _, m := range res.Machines {
+			if err = printFailover(c.main.Stdout, m); err != nil {
+				break
+			}
+			fmt.Fprintln(c.main.Stdout)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for _, m := range res.Machines {
+		if err := checkFailed(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -22,13 +22,17 @@ const usage = `lifeboat: Lifeboat's admin CLI
 Usage:
   lifeboat [CONNECTION] machines [--json]
   lifeboat [CONNECTION] points MACHINE [--json]
+  lifeboat [CONNECTION] points --group NAME [--json]
   lifeboat [CONNECTION] failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--check] [--json]
+  lifeboat [CONNECTION] failover --group NAME --point ID|latest [--test] --out DIR [--check] [--json]
   lifeboat [CONNECTION] commit MACHINE [--json]
   lifeboat [CONNECTION] policy show MACHINE [--json]
   lifeboat [CONNECTION] policy set MACHINE [--window 24h] [--keep-all 2h] [--thin 1h] [--default]
   lifeboat [CONNECTION] prune MACHINE [--json]
   lifeboat [CONNECTION] plan create NAME --group M1,M2 [--group M3...] [--script-after-group N=PATH...]
   lifeboat [CONNECTION] plan show|delete NAME, plan list
+  lifeboat [CONNECTION] group create NAME --machines A,B [--interval 5m], group list, group show|delete NAME
+  lifeboat [CONNECTION] group point NAME [--wait 2m]
   lifeboat [CONNECTION] plan test|run NAME --out DIR [--point latest|latest-app] [--check] [--json]
 
 CONNECTION (before or after the command):
@@ -89,6 +93,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return (&PolicyCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "prune":
 		return (&PruneCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "group":
+		return (&GroupCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "plan":
 		return (&PlanCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "help":

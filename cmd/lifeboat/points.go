@@ -23,13 +23,33 @@ func (c *PointsCommand) Run(ctx context.Context, args []string) error {
 	fs.SetOutput(c.main.Stderr)
 	c.conn.register(fs, c.main.Getenv)
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
+	group := fs.String("group", "", "list the points of a replication `GROUP` (each one point across its machines)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: lifeboat points MACHINE [--json]")
+		fmt.Fprintln(fs.Output(), "Usage: lifeboat points MACHINE [--json] | lifeboat points --group NAME [--json]")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if *group != "" {
+		if len(pos) != 0 {
+			fs.Usage()
+			return errors.New("points: give MACHINE or --group, not both")
+		}
+		a, u, err := c.conn.Admin()
+		if err != nil {
+			return err
+		}
+		defer a.CloseIdleConnections()
+		pts, err := a.GroupPoints(ctx, *group)
+		if err != nil {
+			return callError(err, u)
+		}
+		if *asJSON {
+			return writeJSON(c.main.Stdout, pts)
+		}
+		return printGroupPoints(c.main.Stdout, *group, pts)
 	}
 	if len(pos) != 1 {
 		fs.Usage()
