@@ -207,7 +207,7 @@ func failbackError(err error) error {
 		if hint == "" {
 			hint = "see the server's log"
 		}
-		return &Error{Status: http.StatusConflict, Msg: fe.Error(), Hint: hint, Err: err}
+		return &Error{Status: http.StatusConflict, Msg: fe.Error(), Hint: hint}
 	}
 	return err
 }
