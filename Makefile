@@ -6,7 +6,7 @@ BIN := bin
 CMDS := lifeboat-agent agentctl lifeboat-server lifeboat
 TOOLS := fiocompare benchrepl
 
-.PHONY: help generate check-generate build test vet demo demo-tracker bench-tracker bench-replication bench-recovery deps clean
+.PHONY: help generate check-generate build test vet demo demo-tracker bench-tracker bench-replication bench-recovery bench-failback deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ bench-replication: build ## churn, RPO lag, initial sync and agent memory (see d
 
 bench-recovery: ## materialize a point of a 10 GiB disk vs a full copy, on ext4 and reflink XFS (see docs/PERFORMANCE.md)
 	./scripts/bench-recovery.sh
+
+bench-failback: build ## failback bytes sent vs bytes that differ, scattered 4 KiB changes (see docs/PERFORMANCE.md)
+	./scripts/bench-failback.sh
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -54,6 +54,10 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathGroupPoints, s.listGroupPoints)
 	admin("POST "+api.PathGroupPoint, s.requestGroupPoint)
 	admin("POST "+api.PathGroupFailover, s.groupFailover)
+	admin("POST "+api.PathFailback, s.startFailback)
+	admin("GET "+api.PathFailback, s.getFailback)
+	admin("DELETE "+api.PathFailback, s.cancelFailback)
+	admin("POST "+api.PathFailbackComplete, s.completeFailback)
 	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
 	}))
@@ -120,10 +124,11 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err := s.updateMachine(req.Name, func(m *machineRecord) {
 		m.Registered = &now
 		m.Serial = cert.SerialNumber.Text(16)
-		if m.State == api.StateCommitted {
+		if m.State == api.StateCommitted || m.State == api.StateFailedBack {
 			// Re-protection: from now on only this certificate may
 			// replicate, never the old source's.
 			m.State, m.Failover, m.Committed, m.SerialOnly = "", nil, nil, true
+			m.Failback, m.FailedBack = nil, nil
 			reprotected = true
 		}
 	}); err != nil {
@@ -250,6 +255,13 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 	m.Committed = rec.Committed
 	m.LastPrune = rec.lastPrune
 	m.Problems = []string{}
+	if fb := s.currentFailback(name); fb != nil {
+		m.Failback = fb
+		m.State = fb.State
+		if fb.Phase == api.FailbackFailed {
+			m.Problems = append(m.Problems, "failback failed: "+fb.Error+" ("+fb.Hint+")")
+		}
+	}
 	if p := rec.lastPrune; p != nil && p.Error != "" {
 		m.Problems = append(m.Problems, "prune failed: "+p.Error)
 	}

@@ -1,7 +1,9 @@
 // Package server is lifeboat-server: the configuration role (registration
 // and the admin API, over HTTPS), the process role (the replication
 // gateway of docs/protocol.md, over mutual TLS 1.3) and the master-target
-// role (nothing to do yet). One Server runs the roles it is given on one
+// role (mastertarget.go: failback sessions, at most one per machine, run
+// with recovery.Failback on this host and driven through the
+// configuration role's admin API). One Server runs the roles it is given on one
 // data directory (see docs/server.md for its files).
 //
 // The process role receives a segment by streaming it into a temporary

@@ -70,6 +70,9 @@ func (s *Server) checkProtected(r *http.Request, m string) error {
 	if rec.State == api.StateCommitted {
 		return goneError(m, rec)
 	}
+	if rec.State == api.StateFailedBack {
+		return failedBackError(m, rec)
+	}
 	if rec.SerialOnly && r.TLS.PeerCertificates[0].SerialNumber.Text(16) != rec.Serial {
 		return errorf(http.StatusForbidden, "certificate of machine "+m+" retired when its failover was committed",
 			"only the certificate of the latest registration may replicate this machine: register the agent again")

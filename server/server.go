@@ -181,6 +181,7 @@ type Server struct {
 	pruneMu sync.Mutex // one prune at a time
 	plansMu sync.Mutex // plan files
 	checker *recovery.Checker
+	mt      *masterTarget // nil unless the master-target role runs
 
 	apiSrv, procSrv   *http.Server
 	apiAddr, procAddr net.Addr
@@ -284,7 +285,10 @@ func Open(cfg Config) (*Server, error) {
 		}()
 	}
 	if cfg.Roles.MasterTarget {
-		cfg.Logger.With(LogComponent, "mastertarget").Info("master target role enabled: nothing to do yet (failback is not implemented)")
+		s.mt = newMasterTarget(cfg.Logger.With(LogComponent, "mastertarget"))
+		if !cfg.Roles.Config {
+			cfg.Logger.With(LogComponent, "mastertarget").Warn("master-target role without the configuration role: failback is reached through the configuration role's API, so nothing will use it")
+		}
 	}
 	if err := s.listen(); err != nil {
 		return nil, err
@@ -493,14 +497,18 @@ type machineRecord struct {
 	// Policy is the machine's retention policy; nil means
 	// store.DefaultRetention.
 	Policy *store.Retention `json:"policy,omitempty"`
-	// State is "" (protected), api.StateFailedOver or
-	// api.StateCommitted.
+	// State is "" (protected), api.StateFailedOver,
+	// api.StateCommitted or api.StateFailedBack.
 	State string `json:"state,omitempty"`
 	// Failover is the last real failover, while failed over or
 	// committed.
 	Failover *api.FailoverRecord `json:"failover,omitempty"`
 	// Committed is when the failover was committed.
 	Committed *time.Time `json:"committed,omitempty"`
+	// Failback is the completed failback, once failed back.
+	Failback *api.FailbackStatus `json:"failback,omitempty"`
+	// FailedBack is when the failback completed.
+	FailedBack *time.Time `json:"failed_back,omitempty"`
 	// SerialOnly: the process role accepts only the certificate Serial
 	// (set when a committed machine registers again, so that the old
 	// source's certificate stays refused).

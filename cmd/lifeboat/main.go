@@ -26,6 +26,8 @@ Usage:
   lifeboat [CONNECTION] failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--check] [--json]
   lifeboat [CONNECTION] failover --group NAME --point ID|latest [--test] --out DIR [--check] [--json]
   lifeboat [CONNECTION] commit MACHINE [--json]
+  lifeboat [CONNECTION] failback MACHINE --to DEV|DISK=DEV [--from PATH|DISK=PATH] [--complete] [--json]
+  lifeboat [CONNECTION] failback MACHINE [--complete|--cancel] [--json]
   lifeboat [CONNECTION] policy show MACHINE [--json]
   lifeboat [CONNECTION] policy set MACHINE [--window 24h] [--keep-all 2h] [--thin 1h] [--default]
   lifeboat [CONNECTION] prune MACHINE [--json]
@@ -89,6 +91,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return (&FailoverCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "commit":
 		return (&CommitCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "failback":
+		return (&FailbackCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "policy":
 		return (&PolicyCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "prune":

@@ -1,7 +1,9 @@
 // Package fsutil owns the crash-safe file write every package of Lifeboat
 // uses for its metadata: a temporary file beside the target, fsync,
 // rename, fsync of the directory. It must never leave a half-written file
-// under the target's name.
+// under the target's name. On Linux it also owns the few helpers that
+// find and freeze the mounted filesystems of a disk (FIFREEZE/FITHAW),
+// which must always be thawed.
 package fsutil
 
 import (

@@ -266,7 +266,8 @@ type Machine struct {
 	Points int `json:"points"`
 	// LatestPoint is the newest listed point, or null.
 	LatestPoint *Point `json:"latest_point"`
-	// State is StateProtected, StateFailedOver or StateCommitted.
+	// State is StateProtected, StateFailedOver, StateCommitted,
+	// StateFailingBack or StateFailedBack.
 	State string `json:"state"`
 	// Failover is the last real failover (while failed over or
 	// committed), or null.
@@ -276,6 +277,9 @@ type Machine struct {
 	// LastPrune is the outcome of the last prune since the server
 	// started, or null.
 	LastPrune *PruneStatus `json:"last_prune"`
+	// Failback is the running failback session, or the last one (done,
+	// failed or canceled), or null.
+	Failback *FailbackStatus `json:"failback"`
 	// Problems are short descriptions of what needs the operator's
 	// attention (a failing prune, a failing apply); empty when none.
 	Problems []string `json:"problems"`
