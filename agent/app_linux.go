@@ -3,7 +3,6 @@
 package agent
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
 
 // ScriptResult is one run of an app-consistency script.
@@ -108,89 +108,6 @@ func lastLines(s string, n int) string {
 	return out
 }
 
-// mountsOn returns the mount points of the filesystems on the given whole
-// disks (major:minor), from /proc/self/mountinfo; a filesystem mounted
-// twice counts once.
-func mountsOn(disks map[string]bool) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	seen := map[string]bool{}
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		devno, mnt := fields[2], unescapeMount(fields[4])
-		var ma, mi uint32
-		if _, err := fmt.Sscanf(devno, "%d:%d", &ma, &mi); err != nil || ma == 0 {
-			continue
-		}
-		whole, err := wholeDiskNumber(ma, mi)
-		if err != nil || !disks[whole] || seen[devno] {
-			continue
-		}
-		seen[devno] = true
-		out = append(out, mnt)
-	}
-	return out, sc.Err()
-}
-
-func unescapeMount(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
-}
-
-// FIFREEZE and FITHAW from linux/fs.h (_IOWR('X', 119, int) and 120).
-const (
-	fiFreeze = 0xc0045877
-	fiThaw   = 0xc0045878
-)
-
-// frozen is a set of frozen filesystems; thaw always runs.
-type frozen struct {
-	fds  []int
-	mnts []string
-}
-
-// freeze syncs and freezes each filesystem (FIFREEZE). On error the ones
-// already frozen are thawed.
-func freeze(mnts []string) (*frozen, error) {
-	fz := &frozen{}
-	for _, m := range mnts {
-		fd, err := unix.Open(m, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			fz.thaw()
-			return nil, fmt.Errorf("open %s to freeze it: %w", m, err)
-		}
-		if err := unix.IoctlSetInt(fd, fiFreeze, 0); err != nil {
-			unix.Close(fd)
-			fz.thaw()
-			return nil, fmt.Errorf("freeze %s: %w", m, err)
-		}
-		fz.fds = append(fz.fds, fd)
-		fz.mnts = append(fz.mnts, m)
-	}
-	return fz, nil
-}
-
-// thaw thaws every frozen filesystem, in reverse order.
-func (fz *frozen) thaw() error {
-	var errs []error
-	for i := len(fz.fds) - 1; i >= 0; i-- {
-		if err := unix.IoctlSetInt(fz.fds[i], fiThaw, 0); err != nil {
-			errs = append(errs, fmt.Errorf("thaw %s: %w", fz.mnts[i], err))
-		}
-		unix.Close(fz.fds[i])
-	}
-	fz.fds, fz.mnts = nil, nil
-	return errors.Join(errs...)
-}
-
 // syncFS flushes each filesystem without freezing it, so that the freeze
 // that follows has little left to write.
 func syncFS(mnts []string) {
@@ -236,7 +153,7 @@ type phases struct {
 	mnts  []string
 	ran   []string // pre-scripts that ran, for their post
 	env   []string
-	fz    *frozen
+	fz    *fsutil.Frozen
 	start time.Time
 	// backlog: the cut's round left work for the next round.
 	backlog bool
@@ -267,7 +184,7 @@ func (a *Agent) newPhases(att *appAttempt) *phases {
 // post-scripts of what ran have run.
 func (p *phases) prepare(ctx context.Context) error {
 	a := p.a
-	mnts, err := mountsOn(a.protectedDiskNumbers())
+	mnts, err := fsutil.MountsOn(a.protectedDiskNumbers())
 	if err != nil {
 		return fmt.Errorf("find the filesystems: %w", err)
 	}
@@ -311,7 +228,7 @@ func (p *phases) prepare(ctx context.Context) error {
 // freeze freezes the filesystems; on error none stays frozen.
 func (p *phases) freeze() error {
 	p.start = time.Now()
-	fz, err := freeze(p.mnts)
+	fz, err := fsutil.Freeze(p.mnts)
 	if err != nil {
 		return err
 	}
@@ -344,7 +261,7 @@ func (p *phases) thaw() error {
 	if p.fz == nil {
 		return nil
 	}
-	err := p.fz.thaw()
+	err := p.fz.Thaw()
 	p.fz = nil
 	p.att.freeze = time.Since(p.start)
 	p.att.note.FreezeMS = float64(p.att.freeze.Microseconds()) / 1000

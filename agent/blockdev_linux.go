@@ -5,10 +5,10 @@ package agent
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
 
 // blockDev reads a protected disk with O_DIRECT, so what it reads is what
@@ -102,7 +102,7 @@ func filesystemDisk(path string) (string, error) {
 	if err := unix.Stat(path, &st); err != nil {
 		return "", err
 	}
-	return wholeDiskNumber(unix.Major(st.Dev), unix.Minor(st.Dev))
+	return fsutil.WholeDisk(unix.Major(st.Dev), unix.Minor(st.Dev))
 }
 
 // wholeDiskOf returns the whole disk (major:minor) of a block device path.
@@ -114,24 +114,5 @@ func wholeDiskOf(dev string) (string, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
 		return "", fmt.Errorf("%s: not a block device", dev)
 	}
-	return wholeDiskNumber(unix.Major(st.Rdev), unix.Minor(st.Rdev))
-}
-
-func wholeDiskNumber(major, minor uint32) (string, error) {
-	sys := fmt.Sprintf("/sys/dev/block/%d:%d", major, minor)
-	if _, err := os.Stat(sys + "/partition"); err == nil {
-		real, err := filepath.EvalSymlinks(sys)
-		if err != nil {
-			return "", err
-		}
-		b, err := os.ReadFile(filepath.Join(filepath.Dir(real), "dev"))
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	if _, err := os.Stat(sys); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%d:%d", major, minor), nil
+	return fsutil.WholeDisk(unix.Major(st.Rdev), unix.Minor(st.Rdev))
 }
