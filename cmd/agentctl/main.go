@@ -122,4 +122,3 @@ func call(ctx context.Context, state, method, path string, out any) error {
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
-
