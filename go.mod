@@ -9,4 +9,6 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
+require golang.org/x/term v0.48.0 // indirect
+
 tool github.com/cilium/ebpf/cmd/bpf2go

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -68,6 +69,10 @@ type Config struct {
 	// turns them off.
 	Group GroupConfig
 	Log   *slog.Logger
+	// ServerAddr and Certificate are shown by Status: the process
+	// server's address and the machine's certificate (optional).
+	ServerAddr  string
+	Certificate *x509.Certificate
 }
 
 func (c *Config) defaults() error {
@@ -165,6 +170,8 @@ type Agent struct {
 	lastApp    Point
 	freezes    lagStats // freeze durations of app points
 	started    time.Time
+	kernel     string
+	bootID     string
 	lastRound  time.Time
 	consumerWG sync.WaitGroup
 	group      *groupState // nil: group points off
@@ -182,6 +189,11 @@ type disk struct {
 	total      int64 // bytes to go through in initial sync or resync
 	done       int64
 	sent, same int64 // resync: bytes sent, bytes found equal
+	// reason says why a resync runs; syncStart and syncStartDone measure
+	// the rate of an initial sync or resync (from this process's start).
+	reason        string
+	syncStart     time.Time
+	syncStartDone int64
 	// lagWait holds, per round that journaled changes, the oldest change's
 	// queue time until the segment holding them is acknowledged.
 	lagWait []lagMark
@@ -238,7 +250,8 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Log.With("component", "agent"), pointReq: make(chan *pointRequest), started: time.Now()}
+	a := &Agent{cfg: cfg, log: cfg.Log.With("component", "agent"), pointReq: make(chan *pointRequest), started: time.Now(),
+		kernel: kernelRelease(), bootID: bootID()}
 	if cfg.Group.Listen != "" {
 		a.group = &groupState{cfg: cfg.Group, sessions: make(chan *groupConn), reqs: make(chan *pointRequest)}
 	}
@@ -340,7 +353,9 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 				reason = "the tracker was not running while the agent was stopped"
 			}
 			a.log.Warn("tracking gap: resyncing", "disk", d.name, "reason", reason)
+			a.tr.AckGap(d.path)
 			d.state = StateResync
+			d.reason = reason
 			a.rounds.MarkPending(d.name, 0, d.size)
 			d.total = d.size
 		default:
@@ -359,6 +374,7 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 	}
 	d.nextSeq = max(p.NextSeq, rec.NextSeq)
 	p.State = d.state
+	d.syncStart, d.syncStartDone = time.Now(), d.done
 	up, err := uploader.New(a.cfg.Client, d.name, d.spoolDir, a.cfg.Log.With("component", "uploader"))
 	if err != nil {
 		return err
@@ -716,10 +732,17 @@ func (a *Agent) checkGaps() {
 	for _, d := range a.disks {
 		if err := a.tr.Gap(d.path); err != nil && d.state != StateResync {
 			a.log.Warn("tracking gap: resyncing", "disk", d.name, "reason", err)
+			a.tr.AckGap(d.path)
 			a.mu.Lock()
 			d.state = StateResync
+			d.reason = err.Error()
+			var rr *tracker.ResyncRequiredError
+			if errors.As(err, &rr) {
+				d.reason = rr.Reason
+			}
 			a.rounds.MarkPending(d.name, 0, d.size)
 			d.total, d.done, d.sent, d.same = d.size, 0, 0, 0
+			d.syncStart, d.syncStartDone = time.Now(), 0
 			a.mu.Unlock()
 		}
 	}

@@ -91,17 +91,6 @@ type groupMsg struct {
 	Error   string `json:"error,omitempty"`
 }
 
-// GroupStatus is the group part of `agentctl status --json`.
-type GroupStatus struct {
-	Name        string   `json:"name"`
-	Machines    []string `json:"machines"`
-	Coordinator string   `json:"coordinator"`
-	Listen      string   `json:"listen"`
-	LastPoint   *Point   `json:"last_point,omitempty"`
-	// LastError is why the last group point failed, "" after a success.
-	LastError string `json:"last_error,omitempty"`
-}
-
 // groupState is the agent's group bookkeeping, guarded by Agent.mu but
 // for the fields only the loop uses.
 type groupState struct {
@@ -898,7 +887,7 @@ func (a *Agent) groupProblem() *Problem {
 		return nil
 	}
 	if g.listenErr != "" {
-		return &Problem{What: "machine in group " + g.asg.Group + " but " + g.listenErr,
+		return &Problem{Code: ProblemGroupListen, What: "machine in group " + g.asg.Group + " but " + g.listenErr,
 			Remedy: "the port is in use or needs privileges: restart the agent with another --group-listen HOST:PORT that every member reaches"}
 	}
 	if g.err == "" {
@@ -908,5 +897,5 @@ func (a *Agent) groupProblem() *Problem {
 	if strings.Contains(g.err, "too fast to freeze") {
 		remedy = "a member's disks change too fast to freeze briefly; the next group point is tried at the next interval"
 	}
-	return &Problem{What: "last group point failed: " + g.err, Remedy: remedy}
+	return &Problem{Code: ProblemGroupPoint, What: "last group point failed: " + g.err, Remedy: remedy}
 }

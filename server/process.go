@@ -40,6 +40,7 @@ func (s *Server) processHandler() http.Handler {
 	route("PUT "+api.PathSegment, s.putSegment)
 	route("GET "+api.PathHashes, s.getHashes)
 	route("GET "+api.PathPoint, s.getPoint)
+	route("POST "+api.PathProbe, s.postProbe)
 	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the process role's endpoints")
 	}))

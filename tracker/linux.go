@@ -162,6 +162,10 @@ type Linux struct {
 	closed    atomic.Bool
 
 	regions sync.Map // dev -> *atomic.Uint64 bitmap regions collected
+
+	// gapBase holds, per path, the lost and missed-run counts when its
+	// last gap was acknowledged: Gap reports only what came after.
+	gapBase map[string][2]uint64
 }
 
 var _ Tracker = (*Linux)(nil)
@@ -185,6 +189,7 @@ func Open(opts Options) (*Linux, error) {
 		byPath:  map[string]*protection{},
 		byDev:   map[uint32][]*protection{},
 		gaps:    map[string]error{},
+		gapBase: map[string][2]uint64{},
 		waiters: map[uint64]chan struct{}{},
 		events:  make(chan Event, opts.EventBuffer),
 		done:    make(chan struct{}),
@@ -643,6 +648,7 @@ func (t *Linux) Gap(path string) error {
 	t.mu.Lock()
 	g := t.gaps[abs]
 	p := t.byPath[abs]
+	base := t.gapBase[abs]
 	t.mu.Unlock()
 	if g != nil {
 		return g
@@ -654,13 +660,33 @@ func (t *Linux) Gap(path string) error {
 	if err != nil {
 		return err
 	}
-	if st.Lost > 0 {
-		return &ResyncRequiredError{Disk: abs, Reason: fmt.Sprintf("%d changes could not be recorded", st.Lost)}
+	if st.Lost > base[0] {
+		return &ResyncRequiredError{Disk: abs, Reason: fmt.Sprintf("%d changes could not be recorded", st.Lost-base[0])}
 	}
-	if missed := t.missedRuns(); missed > 0 {
-		return &ResyncRequiredError{Disk: abs, Reason: fmt.Sprintf("the kernel skipped %d tracker runs", missed)}
+	if missed := t.missedRuns(); missed > base[1] {
+		return &ResyncRequiredError{Disk: abs, Reason: fmt.Sprintf("the kernel skipped %d tracker runs", missed-base[1])}
 	}
 	return nil
+}
+
+// AckGap records that the gap Gap reported for a device is being repaired
+// (its resync has started): from now on Gap reports only new gaps.
+// Without it a disk would be resynced again after every resync.
+func (t *Linux) AckGap(path string) {
+	abs, _ := filepath.Abs(path)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.gaps, abs)
+	p := t.byPath[abs]
+	if p == nil {
+		return
+	}
+	var base [2]uint64
+	if st, err := t.diskStats(p.dev); err == nil {
+		base[0] = st.Lost
+	}
+	base[1] = t.missedRuns()
+	t.gapBase[abs] = base
 }
 
 // Cut ends the current generation; see Tracker.
@@ -906,13 +932,38 @@ func (t *Linux) missedRuns() uint64 {
 	return n
 }
 
+// programs lists the attached programs by their links (also when adopted
+// from pins) and the cut program.
+func (t *Linux) programs() []Program {
+	var ps []Program
+	for i, l := range t.links {
+		info, err := l.Info()
+		if err != nil {
+			continue
+		}
+		name := fmt.Sprintf("link%d", i)
+		if i < len(linkPins) {
+			name = linkPins[i]
+		}
+		ps = append(ps, Program{Name: name, ID: uint32(info.Program), LinkID: uint32(info.ID)})
+	}
+	if t.cut != nil {
+		if info, err := t.cut.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				ps = append(ps, Program{Name: "cut", ID: uint32(id)})
+			}
+		}
+	}
+	return ps
+}
+
 // Stats returns the tracker's counters.
 func (t *Linux) Stats() (Stats, error) {
 	gen, err := t.Generation()
 	if err != nil {
 		return Stats{}, err
 	}
-	s := Stats{Generation: gen, MissedRuns: t.missedRuns()}
+	s := Stats{Generation: gen, MissedRuns: t.missedRuns(), Programs: t.programs()}
 	counts, err := t.genCounts()
 	if err != nil {
 		return Stats{}, err

@@ -146,6 +146,19 @@ type Stats struct {
 	// MissedRuns counts runs of the tracker's kernel programs that the
 	// kernel skipped (recursion); any value above zero means a resync.
 	MissedRuns uint64 `json:"missed_runs"`
+	// Programs are the kernel programs doing the tracking (empty where the
+	// platform has none), so an operator can find them with bpftool.
+	Programs []Program `json:"programs,omitempty"`
+}
+
+// Program is one kernel program of a tracker.
+type Program struct {
+	// Name is the link's pin name (e.g. link_bio_queue) or "cut".
+	Name string `json:"name"`
+	// ID is the kernel's program id (bpftool prog show id ID).
+	ID uint32 `json:"id"`
+	// LinkID is the kernel's link id, zero for the cut program.
+	LinkID uint32 `json:"link_id,omitempty"`
 }
 
 // Tracker reports every change to the protected disks of one machine. The

@@ -35,6 +35,7 @@ type Uploader struct {
 	acked     uint64            // highest acked seq + 1 (0: none)
 	lastErr   error
 	lastOK    time.Time
+	errSince  time.Time
 	connected bool
 	wake      chan struct{}
 	idle      *sync.Cond
@@ -92,13 +93,16 @@ type Status struct {
 	Connected bool      `json:"connected"`
 	LastError string    `json:"last_error,omitempty"`
 	LastOK    time.Time `json:"last_ok"`
+	// ErrorSince is when the current run of failures began (zero when the
+	// last attempt succeeded).
+	ErrorSince time.Time `json:"error_since,omitzero"`
 }
 
 // Status returns the uploader's state.
 func (u *Uploader) Status() Status {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	s := Status{Queued: len(u.sealed), Bytes: u.bytes, NextSeq: u.acked, Connected: u.connected, LastOK: u.lastOK}
+	s := Status{Queued: len(u.sealed), Bytes: u.bytes, NextSeq: u.acked, Connected: u.connected, LastOK: u.lastOK, ErrorSince: u.errSince}
 	if u.lastErr != nil {
 		s.LastError = u.lastErr.Error()
 	}
@@ -148,6 +152,9 @@ func (u *Uploader) Run(ctx context.Context) {
 		u.connected = err == nil || isAPIError(err)
 		if err == nil {
 			u.lastOK = time.Now()
+			u.errSince = time.Time{}
+		} else if u.errSince.IsZero() {
+			u.errSince = time.Now()
 		}
 		u.mu.Unlock()
 		if err == nil {

@@ -1,6 +1,8 @@
 // Command agentctl diagnoses the local mobility agent and acts on it:
-// `status` and `bookmark`. It talks to the agent's unix socket in its
-// state directory.
+// `status` and `bookmark` talk to the agent's unix socket in its state
+// directory; `assess` measures the churn of disks before they are
+// protected, with its own short-lived tracker. One file per subcommand;
+// render.go draws the status for humans.
 package main
 
 import (
@@ -15,7 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -28,9 +29,12 @@ const DefaultState = "/var/lib/lifeboat/agent"
 const usage = `agentctl: diagnose the local Lifeboat agent
 
 Usage:
-  agentctl status   [--state DIR] [--json]                       exit code 1 when unhealthy
+  agentctl status   [--state DIR] [--json] [--watch [--interval 2s]]
+                    exit code 0 healthy, 1 unhealthy, 3 no agent running, 4 the agent answered an error
   agentctl bookmark [--state DIR] [--app-consistent] [--wait]    prints the point id
   agentctl bookmark [--state DIR] --group [--wait]                a group point (on the group's coordinator)
+  agentctl assess   [--disk DEV...] [--duration 1m] [--state DIR | --server ADDR | --link-mbps N] [--json]
+                    measures the churn of disks before protecting them and whether the link keeps up
 `
 
 func main() {
@@ -53,25 +57,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	state := fs.String("state", DefaultState, "the agent's state directory")
 	switch args[0] {
 	case "status":
-		asJSON := fs.Bool("json", false, "print JSON (documented in docs/agent.md)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return 2, nil
-		}
-		var st agent.Status
-		if err := call(ctx, *state, http.MethodGet, "/v1/status", &st); err != nil {
-			return 1, err
-		}
-		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			enc.Encode(st)
-		} else {
-			printStatus(stdout, st)
-		}
-		if !st.Healthy {
-			return 1, nil
-		}
-		return 0, nil
+		return statusCommand(ctx, args[1:], stdout, stderr)
+	case "assess":
+		return assessCommand(ctx, args[1:], stdout, stderr)
 	case "bookmark":
 		app := fs.Bool("app-consistent", false, "freeze the filesystems for the cut (app-consistent point)")
 		wait := fs.Bool("wait", false, "return once the point is durable on the server and listed")
@@ -91,6 +79,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		}
 		var p agent.Point
 		if err := call(ctx, *state, http.MethodPost, "/v1/bookmark"+q, &p); err != nil {
+			var na *errNoAgent
+			if errors.As(err, &na) {
+				return exitNoAgent, fmt.Errorf("%w (%s)", err, na.Remedy())
+			}
 			return 1, err
 		}
 		fmt.Fprintln(stdout, p.ID)
@@ -118,7 +110,7 @@ func call(ctx context.Context, state, method, path string, out any) error {
 	resp, err := hc.Do(req)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			return fmt.Errorf("no agent answers on %s: is lifeboat-agent running with --state %s?", sock, state)
+			return &errNoAgent{sock: sock, state: state, err: err}
 		}
 		return fmt.Errorf("ask the agent: %w", err)
 	}
@@ -134,43 +126,4 @@ func call(ctx context.Context, state, method, path string, out any) error {
 		return errors.New(e.Error)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-func printStatus(w io.Writer, st agent.Status) {
-	health := "healthy"
-	if !st.Healthy {
-		health = "UNHEALTHY"
-	}
-	fmt.Fprintf(w, "machine %s: %s (up %s, tracker generation %d, %d writes in flight)\n", st.Machine, health, st.Uptime, st.Tracker.Generation, st.Tracker.InFlight)
-	if st.LastPoint != nil {
-		fmt.Fprintf(w, "last point: %s %s (%s ago)\n", st.LastPoint.ID, st.LastPoint.Kind, time.Since(st.LastPoint.Time).Round(time.Second))
-	} else {
-		fmt.Fprintln(w, "last point: none yet")
-	}
-	for _, d := range st.Disks {
-		line := fmt.Sprintf("  %-10s %-13s", d.Name, d.State)
-		if d.State != agent.StateProtected {
-			line += fmt.Sprintf(" %5.1f%%", 100*d.Progress)
-		}
-		line += fmt.Sprintf("  pending %s  spool %s (%d segments)  tracker %s: %d events, %d drops, %d lost",
-			bytesString(d.PendingBytes), bytesString(d.Spool.Bytes), d.Spool.Queued, d.Tracker.Mode, d.Tracker.Events, d.Tracker.Drops, d.Tracker.Lost)
-		fmt.Fprintln(w, line)
-	}
-	for _, p := range st.Problems {
-		fmt.Fprintf(w, "problem: %s\n  remedy: %s\n", p.What, p.Remedy)
-	}
-}
-
-func bytesString(n int64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	f := float64(n)
-	i := 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%d B", n)
-	}
-	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.1f", f), "0"), ".") + " " + units[i]
 }

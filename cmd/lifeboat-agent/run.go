@@ -83,6 +83,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		Machine: *name, Disks: disks, StateDir: *state, Client: proc, PinDir: *pinDir,
 		PointInterval: *pointEvery, SpoolBytes: *spool, Log: log,
 		AppInterval: *appEvery, ScriptsDir: *scriptsDir, ScriptTimeout: *scriptTimeout,
+		ServerAddr: id.processAddr, Certificate: id.cert.Leaf,
 	}
 	if *groupListen != "" {
 		conf, err := client.NewAgentConfig(*server, id.cert, id.caPEM)

@@ -22,6 +22,9 @@ const (
 	PathHashes = "/v1/disks/{disk}/hashes"
 	// PathPoint tells whether a recovery point is durable (process role).
 	PathPoint = "/v1/points/{id}"
+	// PathProbe accepts and discards a body to measure the link (process
+	// role; agentctl assess).
+	PathProbe = "/v1/probe"
 	// PathMachines lists the machines (admin).
 	PathMachines = "/v1/machines"
 	// PathPoints lists a machine's recovery points (admin).
@@ -466,3 +469,13 @@ const (
 	MaxHashesBytes = 32 << 20
 	MaxHashBlocks  = MaxHashesBytes / 32
 )
+
+// ProbeResult answers a link probe: what the process server read and how
+// long reading it took on its side.
+type ProbeResult struct {
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+}
+
+// MaxProbeBytes bounds one link probe.
+const MaxProbeBytes = 1 << 30

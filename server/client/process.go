@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lifeboat-dr/lifeboat/server/api"
 )
@@ -151,3 +152,32 @@ func (p *Process) Point(ctx context.Context, id string) (api.PointStatus, error)
 
 // escape escapes a machine name for a path.
 func escape(s string) string { return url.PathEscape(strings.TrimSpace(s)) }
+
+// Probe sends n bytes that the process server reads and discards, and
+// returns what it read and the time the whole exchange took here: the
+// throughput of the link and the server's TLS for this machine.
+func (p *Process) Probe(ctx context.Context, n int64) (api.ProbeResult, time.Duration, error) {
+	var res api.ProbeResult
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+api.PathProbe, io.LimitReader(zeroReader{}, n))
+	if err != nil {
+		return res, 0, err
+	}
+	req.ContentLength = n
+	req.Header.Set("Content-Type", "application/octet-stream")
+	start := time.Now()
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return res, 0, err
+	}
+	defer resp.Body.Close()
+	err = decode(resp, &res)
+	return res, time.Since(start), err
+}
+
+// zeroReader reads zeros (TLS encrypts them, so they cost what data does).
+type zeroReader struct{}
+
+func (zeroReader) Read(b []byte) (int, error) {
+	clear(b)
+	return len(b), nil
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/lifeboat-dr/lifeboat/agent"
+)
+
+// Exit codes of agentctl status (docs/agent.md).
+const (
+	exitHealthy    = 0
+	exitUnhealthy  = 1
+	exitUsage      = 2
+	exitNoAgent    = 3 // no agent answers on the socket
+	exitAskFailed  = 4 // the agent answered with an error
+	problemNoAgent = "agent-not-running"
+)
+
+// errNoAgent: nothing listens on the agent's socket.
+type errNoAgent struct {
+	sock, state string
+	err         error
+}
+
+func (e *errNoAgent) Error() string {
+	return fmt.Sprintf("no agent answers on %s: %v", e.sock, e.err)
+}
+
+func (e *errNoAgent) Unwrap() error { return e.err }
+
+// Remedy says what to do about it.
+func (e *errNoAgent) Remedy() string {
+	return fmt.Sprintf("start it (lifeboat-agent start, or lifeboat-agent run ... --state %s); if it runs, give agentctl the same --state", e.state)
+}
+
+// noAgentStatus is what --json prints when no agent answers, so that
+// scripts read one format.
+func noAgentStatus(e *errNoAgent, now time.Time) agent.Status {
+	return agent.Status{Time: now, Problems: []agent.Problem{{Code: problemNoAgent, What: e.Error(), Remedy: e.Remedy()}}}
+}
+
+// output is where and how status is printed.
+type output struct {
+	w    io.Writer
+	view view
+}
+
+func newOutput(w io.Writer) output {
+	o := output{w: w}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		o.view.tty = true
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil {
+			o.view.width = cols
+		}
+	}
+	return o
+}
+
+func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	state := fs.String("state", DefaultState, "the agent's state directory")
+	asJSON := fs.Bool("json", false, "print JSON (documented in docs/agent.md)")
+	watch := fs.Bool("watch", false, "keep watching: redraw on a terminal, a line per change otherwise; stop with Ctrl-C")
+	interval := fs.Duration("interval", 2*time.Second, "how often --watch asks the agent")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage, nil
+	}
+	if fs.NArg() > 0 {
+		return exitUsage, fmt.Errorf("status: unexpected argument %q", fs.Arg(0))
+	}
+	if *interval < 100*time.Millisecond {
+		return exitUsage, fmt.Errorf("status: --interval %s: must be at least 100ms", *interval)
+	}
+	out := newOutput(stdout)
+	get := func(ctx context.Context) (agent.Status, error) {
+		var st agent.Status
+		err := call(ctx, *state, http.MethodGet, "/v1/status", &st)
+		return st, err
+	}
+	if *watch {
+		return watchStatus(ctx, get, out, *asJSON, *interval, stderr)
+	}
+	st, err := get(ctx)
+	return printOnce(out, st, err, *asJSON, stderr)
+}
+
+// printOnce prints one status (or why there is none) and returns the exit
+// code.
+func printOnce(out output, st agent.Status, err error, asJSON bool, stderr io.Writer) (int, error) {
+	var na *errNoAgent
+	if errors.As(err, &na) {
+		if asJSON {
+			writeJSON(out.w, noAgentStatus(na, time.Now()))
+		}
+		fmt.Fprintf(stderr, "agentctl: %v\n  remedy: %s\n", na, na.Remedy())
+		return exitNoAgent, nil
+	}
+	if err != nil {
+		return exitAskFailed, err
+	}
+	if asJSON {
+		writeJSON(out.w, st)
+	} else {
+		renderStatus(out.w, st, out.view)
+	}
+	return exitCode(st), nil
+}
+
+func exitCode(st agent.Status) int {
+	if !st.Healthy {
+		return exitUnhealthy
+	}
+	return exitHealthy
+}
+
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/agent"
+	"github.com/lifeboat-dr/lifeboat/tracker"
+	"github.com/lifeboat-dr/lifeboat/uploader"
+)
+
+// -update (or LIFEBOAT_UPDATE_GOLDEN=1) rewrites the golden files.
+var update = flag.Bool("update", os.Getenv("LIFEBOAT_UPDATE_GOLDEN") == "1", "rewrite testdata/*.golden")
+
+var t0 = time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
+
+// base is a healthy, protected machine with one disk, at t0.
+func base() agent.Status {
+	st := agent.Status{
+		Machine: "web1", Healthy: true, Problems: nil, Uptime: "3h0m0s",
+		Time: t0, Started: t0.Add(-3 * time.Hour), Kernel: "6.18.0-lifeboat", BootID: "0f4c2b1e-6f2a-4c1e-9a4b-3d2e1f0a9b8c",
+		Server:      agent.ServerStatus{Address: "ps.example:9443", Connected: true, LastOK: t0.Add(-2 * time.Second)},
+		Certificate: &agent.CertStatus{Subject: "web1", NotAfter: t0.Add(200 * 24 * time.Hour), DaysLeft: 200},
+		Tracker: agent.TrackerStatus{Generation: 4711, InFlight: 2, PinDir: "/sys/fs/bpf/lifeboat-web1",
+			Programs: []tracker.Program{{Name: "link_rq_complete", ID: 101, LinkID: 11}, {Name: "link_bio_complete", ID: 102, LinkID: 12},
+				{Name: "link_block_split", ID: 103, LinkID: 13}, {Name: "link_bio_queue", ID: 104, LinkID: 14}, {Name: "cut", ID: 105}}},
+		LastPoint: &agent.Point{ID: "5b0e8f7a-1c2d-4e3f-8a9b-0c1d2e3f4a5b", Time: t0.Add(-40 * time.Second), Gen: 4700, Kind: "crash"},
+		LastApp:   &agent.Point{ID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", Time: t0.Add(-25 * time.Minute), Gen: 4100, Kind: "app", FreezeSeconds: 0.004},
+		Freeze:    agent.Lag{Samples: 3, P50: 0.004, P99: 0.006, Max: 0.006},
+	}
+	st.Disks = []agent.DiskStatus{{
+		Name: "sdb", Path: "/dev/sdb", Size: 64 << 30, State: agent.StateProtected, Progress: 1,
+		PendingBytes: 128 << 10, SentBytes: 64 << 30,
+		Spool:   uploader.Status{Queued: 1, Bytes: 3 << 20, NextSeq: 812, Connected: true, LastOK: t0.Add(-2 * time.Second)},
+		Lag:     agent.Lag{Samples: 5120, P50: 0.8, P99: 2.3, Max: 4.1, Current: 0.6},
+		Tracker: tracker.DiskStats{Disk: "/dev/sdb", Events: 91234, Bytes: 3 << 30, Mode: "metadata"},
+	}}
+	return st
+}
+
+func unhealthy(st *agent.Status, p agent.Problem) {
+	st.Problems = append(st.Problems, p)
+	st.Healthy = false
+}
+
+// fixtures is one Status per state agentctl must show.
+func fixtures() map[string]agent.Status {
+	m := map[string]agent.Status{}
+	m["protected"] = base()
+
+	st := base()
+	st.LastPoint, st.LastApp = nil, nil
+	d := &st.Disks[0]
+	d.State, d.Progress, d.SentBytes, d.PendingBytes = agent.StateInitialSync, 0.25, 16<<30, 48<<30
+	d.Lag = agent.Lag{}
+	d.Sync = &agent.SyncStatus{Started: t0.Add(-20 * time.Minute), TotalBytes: 64 << 30, DoneBytes: 16 << 30,
+		Rate: float64(16<<30) / 1200, ETA: 3600}
+	m["initial-sync"] = st
+
+	st = base()
+	d = &st.Disks[0]
+	d.State, d.Progress, d.SentBytes, d.EqualBytes = agent.StateResync, 0.5, 20<<20, 32<<30-20<<20
+	d.Sync = &agent.SyncStatus{Reason: "machine rebooted", Started: t0.Add(-5 * time.Minute), TotalBytes: 64 << 30, DoneBytes: 32 << 30,
+		Rate: float64(32<<30) / 300, ETA: 300}
+	unhealthy(&st, agent.Problem{Code: agent.ProblemTrackingGap, Disk: "sdb",
+		What:   "sdb: tracking gap (machine rebooted): resync running, 50% compared; no new points until it ends",
+		Remedy: "nothing to do: the disk is compared with its replica and only blocks that differ are sent; to avoid gaps, stop the agent with SIGTERM, never kill it"})
+	m["resync"] = st
+
+	st = base()
+	d = &st.Disks[0]
+	d.Spool = uploader.Status{Queued: 3, Bytes: 1 << 30, NextSeq: 812, Connected: true, LastOK: t0.Add(-3 * time.Minute)}
+	d.Tracker.Mode = "bitmap"
+	d.Lag.Current = 190
+	d.PendingBytes = 700 << 20
+	unhealthy(&st, agent.Problem{Code: agent.ProblemSpoolFull,
+		What:   "spool full (1073741824 of 1073741824 bytes): only the dirty set is kept until the process server catches up",
+		Remedy: "check the connection to the process server and its cache space (or raise --spool-bytes); nothing is lost, the backlog is sent when there is room"})
+	m["spool-full"] = st
+
+	st = base()
+	d = &st.Disks[0]
+	since := t0.Add(-7 * time.Minute)
+	e := "segment 812: Put \"https://ps.example:9443/v1/disks/sdb/segments/812\": dial tcp 10.0.0.9:9443: connect: connection refused"
+	d.Spool = uploader.Status{Queued: 9, Bytes: 140 << 20, NextSeq: 812, Connected: false, LastError: e, ErrorSince: since, LastOK: since.Add(-time.Second)}
+	d.Lag.Current = 421
+	st.Server = agent.ServerStatus{Address: "ps.example:9443", LastError: e, ErrorSince: since, LastOK: since.Add(-time.Second)}
+	unhealthy(&st, agent.Problem{Code: agent.ProblemServerUnreachable, Disk: "sdb",
+		What:   "sdb: process server ps.example:9443 unreachable since 2026-03-14T11:53:00Z: " + e,
+		Remedy: "check the network and that lifeboat-server runs; the agent retries and keeps the journal in its spool"})
+	m["server-unreachable"] = st
+
+	st = base()
+	d = &st.Disks[0]
+	d.State, d.Progress, d.SentBytes = agent.StateResync, 0.02, 0
+	d.Sync = &agent.SyncStatus{Reason: "tracker state lost while the machine was running", Started: t0.Add(-3 * time.Second),
+		TotalBytes: 64 << 30, DoneBytes: 0, ETA: -1}
+	unhealthy(&st, agent.Problem{Code: agent.ProblemTrackingGap, Disk: "sdb",
+		What:   "sdb: tracking gap (tracker state lost while the machine was running): resync running, 0% compared; no new points until it ends",
+		Remedy: "nothing to do: the disk is compared with its replica and only blocks that differ are sent; to avoid gaps, stop the agent with SIGTERM, never kill it"})
+	m["tracking-gap"] = st
+
+	st = base()
+	st.Certificate = &agent.CertStatus{Subject: "web1", NotAfter: t0.Add(12 * 24 * time.Hour), DaysLeft: 12}
+	unhealthy(&st, agent.Problem{Code: agent.ProblemCertExpiring, What: "machine certificate expires in 12 days (2026-03-26)",
+		Remedy: "renew it before then: move STATE/identity away and start the agent with --passphrase-file to register again (no resync)"})
+	m["certificate-expiring"] = st
+	return m
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it after review):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func TestStatusGolden(t *testing.T) {
+	for name, st := range fixtures() {
+		t.Run(name, func(t *testing.T) {
+			var b bytes.Buffer
+			renderStatus(&b, st, view{})
+			golden(t, "status-"+name+".txt", b.Bytes())
+			b.Reset()
+			renderStatus(&b, st, view{tty: true, width: 100})
+			golden(t, "status-"+name+".tty", b.Bytes())
+			b.Reset()
+			writeJSON(&b, st)
+			golden(t, "status-"+name+".json", b.Bytes())
+			// Every problem shows with its remedy, and the exit code says
+			// whether the machine is healthy.
+			text := b.String()
+			for _, p := range st.Problems {
+				if p.Remedy == "" || !strings.Contains(text, p.Remedy) {
+					t.Errorf("problem %s has no remedy in the output", p.Code)
+				}
+			}
+			if want := map[bool]int{true: 0, false: 1}[st.Healthy]; exitCode(st) != want {
+				t.Errorf("exit code %d, want %d", exitCode(st), want)
+			}
+		})
+	}
+}
+
+// TestStatusJSONKeepsFields: the fields documented before this release
+// stay where scripts find them.
+func TestStatusJSONKeepsFields(t *testing.T) {
+	var b bytes.Buffer
+	writeJSON(&b, fixtures()["server-unreachable"])
+	var m map[string]any
+	if err := json.Unmarshal(b.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"machine", "healthy", "problems", "disks", "last_point", "last_app_point", "freeze", "tracker", "uptime",
+		"time", "kernel", "boot_id", "server", "certificate"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("status JSON has no %q", k)
+		}
+	}
+	for _, k := range []string{"generation", "in_flight", "pin_dir", "programs"} {
+		if _, ok := m["tracker"].(map[string]any)[k]; !ok {
+			t.Errorf("status JSON has no tracker.%s", k)
+		}
+	}
+	d := m["disks"].([]any)[0].(map[string]any)
+	for _, k := range []string{"name", "path", "size", "state", "progress", "pending_bytes", "sent_bytes", "equal_bytes", "spool", "lag", "tracker"} {
+		if _, ok := d[k]; !ok {
+			t.Errorf("disk JSON has no %q", k)
+		}
+	}
+	if s := m["server"].(map[string]any); s["error_since"] != "2026-03-14T11:53:00Z" || s["connected"] != false {
+		t.Errorf("server = %v", s)
+	}
+}
+
+// fakeAgent serves the agent's local API on a unix socket in a temporary
+// state directory; set changes what it answers.
+type fakeAgent struct {
+	dir string
+	mu  sync.Mutex
+	st  agent.Status
+	n   int
+}
+
+func newFakeAgent(t *testing.T, st agent.Status) *fakeAgent {
+	t.Helper()
+	f := &fakeAgent{dir: t.TempDir(), st: st}
+	l, err := net.Listen("unix", filepath.Join(f.dir, agent.SocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		st := f.st
+		f.n++
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(st)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return f
+}
+
+func (f *fakeAgent) set(st agent.Status) {
+	f.mu.Lock()
+	f.st = st
+	f.mu.Unlock()
+}
+
+func (f *fakeAgent) asked() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+func TestStatusExitCodes(t *testing.T) {
+	fx := fixtures()
+	for _, c := range []struct {
+		name string
+		want int
+	}{{"protected", 0}, {"initial-sync", 0}, {"resync", 1}, {"spool-full", 1}, {"server-unreachable", 1}, {"tracking-gap", 1}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeAgent(t, fx[c.name])
+			var out, errOut bytes.Buffer
+			code, err := run(context.Background(), []string{"status", "--state", f.dir, "--json"}, &out, &errOut)
+			if err != nil || code != c.want {
+				t.Fatalf("exit %d, %v; want %d", code, err, c.want)
+			}
+			var got agent.Status
+			if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.Machine != "web1" {
+				t.Fatalf("json %v: %s", err, out.Bytes())
+			}
+		})
+	}
+	t.Run("no-agent", func(t *testing.T) {
+		dir := t.TempDir()
+		var out, errOut bytes.Buffer
+		code, err := run(context.Background(), []string{"status", "--state", dir, "--json"}, &out, &errOut)
+		if err != nil || code != exitNoAgent {
+			t.Fatalf("exit %d, %v; want %d", code, err, exitNoAgent)
+		}
+		var got agent.Status
+		if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Healthy || len(got.Problems) != 1 || got.Problems[0].Code != problemNoAgent || !strings.Contains(got.Problems[0].Remedy, "--state "+dir) {
+			t.Errorf("no agent: %+v", got)
+		}
+		if !strings.Contains(errOut.String(), "remedy:") {
+			t.Errorf("stderr has no remedy: %q", errOut.String())
+		}
+	})
+}
+
+// TestWatchAppendsLinePerChange: without a terminal, --watch prints a
+// line only when the state changes, and stops when its context ends
+// (SIGINT in the command).
+func TestWatchAppendsLinePerChange(t *testing.T) {
+	fx := fixtures()
+	f := newFakeAgent(t, fx["initial-sync"])
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw, err := os.Pipe() // not a terminal
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	done := make(chan int)
+	go func() {
+		code, _ := run(ctx, []string{"status", "--state", f.dir, "--watch", "--interval", "100ms"}, pw, &bytes.Buffer{})
+		pw.Close()
+		done <- code
+	}()
+	waitAsked := func(n int) {
+		deadline := time.Now().Add(30 * time.Second)
+		for f.asked() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("agent asked %d times, want %d", f.asked(), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitAsked(3) // the same state three times: one line
+	f.set(fx["server-unreachable"])
+	n := f.asked()
+	waitAsked(n + 3)
+	cancel()
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("--watch did not stop when its context ended")
+	}
+	b, _ := io.ReadAll(pr)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 lines (one per state), got %d:\n%s", len(lines), b)
+	}
+	if !strings.Contains(lines[0], "healthy; sdb initial-sync 25%") || !strings.Contains(lines[1], "UNHEALTHY; sdb protected; server unreachable; problems: server-unreachable(sdb)") {
+		t.Errorf("lines:\n%s", b)
+	}
+	if code != exitUnhealthy {
+		t.Errorf("exit %d after an unhealthy state, want %d", code, exitUnhealthy)
+	}
+}
