@@ -45,6 +45,7 @@ func (s *Server) configHandler() http.Handler {
 	admin("DELETE "+api.PathPlan, s.deletePlan)
 	admin("POST "+api.PathPlanTest, s.testPlan)
 	admin("POST "+api.PathPlanRun, s.runPlan)
+	admin("GET "+api.PathAlerts, s.listAlerts)
 	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
 	}))
@@ -165,6 +166,7 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.evaluateAlerts(r.Context())
 	out := make([]api.Machine, 0, len(names))
 	for _, n := range names {
 		m, err := s.machineStatus(r.Context(), n)
@@ -241,6 +243,7 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 	m.Committed = rec.Committed
 	m.LastPrune = rec.lastPrune
 	m.Problems = []string{}
+	m.Alerts = s.activeAlerts(name)
 	if p := rec.lastPrune; p != nil && p.Error != "" {
 		m.Problems = append(m.Problems, "prune failed: "+p.Error)
 	}
