@@ -158,6 +158,7 @@ type Agent struct {
 	started    time.Time
 	lastRound  time.Time
 	consumerWG sync.WaitGroup
+	counts     agentCounts // for metrics.go
 }
 
 type disk struct {
@@ -321,6 +322,7 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 				reason = "the tracker was not running while the agent was stopped"
 			}
 			a.log.Warn("tracking gap: resyncing", "disk", d.name, "reason", reason)
+			a.counts.resync(d.name)
 			d.state = StateResync
 			a.rounds.MarkPending(d.name, 0, d.size)
 			d.total = d.size
@@ -664,6 +666,7 @@ func (a *Agent) checkGaps() {
 	for _, d := range a.disks {
 		if err := a.tr.Gap(d.path); err != nil && d.state != StateResync {
 			a.log.Warn("tracking gap: resyncing", "disk", d.name, "reason", err)
+			a.counts.resync(d.name)
 			a.mu.Lock()
 			d.state = StateResync
 			a.rounds.MarkPending(d.name, 0, d.size)
@@ -811,6 +814,7 @@ func (a *Agent) writeCut(id string, kind hrlfmt.CutKind, gen uint64, at time.Tim
 			return Point{}, fmt.Errorf("journal of %s: %w", d.name, err)
 		}
 	}
+	a.counts.point(kind)
 	p := Point{ID: id, Time: at, Gen: gen, Kind: kind.String()}
 	if note != nil {
 		p.FreezeSeconds = note.Freeze.Seconds()
