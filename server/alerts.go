@@ -137,7 +137,7 @@ func (s *Server) evaluateAlerts(ctx context.Context) {
 		c.Since = now.UTC()
 		a.active[k] = &c
 		a.raised[c.Alert]++
-		log.Warn("alert raised", "alert", c.Alert, LogMachine, c.Machine, LogDisk, c.Disk, "message", c.Message, "remedy", c.Remedy)
+		log.Warn("alert raised", "alert", c.Alert, LogMachine, c.Machine, LogDisk, c.Disk, "detail", c.Message, "remedy", c.Remedy)
 	}
 	for k, cur := range a.active {
 		if seen[k] {
