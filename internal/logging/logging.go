@@ -152,6 +152,13 @@ func zlevel(l slog.Level) zerolog.Level {
 	}
 }
 
+// reserved are the keys zerolog writes itself.
+var reserved = map[string]bool{
+	zerolog.MessageFieldName:   true,
+	zerolog.LevelFieldName:     true,
+	zerolog.TimestampFieldName: true,
+}
+
 // fields is what a zerolog Event and a zerolog Context have in common,
 // as far as attributes go.
 type fields[T any] interface {
@@ -180,6 +187,11 @@ func addField[T fields[T]](f T, prefix string, a slog.Attr) T {
 	}
 	v := a.Value
 	key := prefix + a.Key
+	if reserved[key] {
+		// Never write a second "message", "level" or "time": JSON
+		// readers keep only one of duplicate keys.
+		key += "_"
+	}
 	switch v.Kind() {
 	case slog.KindGroup:
 		attrs := v.Group()

@@ -159,3 +159,23 @@ func TestBadOptions(t *testing.T) {
 		t.Errorf("ParseLevel(loud): err = %v", err)
 	}
 }
+
+func TestReservedKeysKept(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := New(&buf, Options{Format: FormatJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.With("level", "x").Info("alert raised", "message", "disk full", "time", "soon")
+	line := strings.TrimSpace(buf.String())
+	if strings.Count(line, `"message":`) != 1 || strings.Count(line, `"level":`) != 1 || strings.Count(line, `"time":`) != 1 {
+		t.Fatalf("duplicate keys: %s", line)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["message"] != "alert raised" || m["message_"] != "disk full" || m["level"] != "info" || m["level_"] != "x" || m["time_"] != "soon" {
+		t.Errorf("line = %s", line)
+	}
+}
