@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/server/api"
 	"github.com/lifeboat-dr/lifeboat/store"
-	"golang.org/x/sys/unix"
 )
 
 // Defaults of the alert thresholds (Config).
@@ -162,10 +160,10 @@ func (s *Server) alertConditions(ctx context.Context, now time.Time) ([]api.Aler
 	cfg := s.cfg
 	if cfg.Roles.Process && cfg.AlertCacheFree > 0 {
 		free, _, err := cacheSpace(s.dir)
-		if err != nil {
+		if err != nil && !errors.Is(err, errNoStatfs) {
 			return nil, err
 		}
-		if free < uint64(cfg.AlertCacheFree) {
+		if err == nil && free < uint64(cfg.AlertCacheFree) {
 			out = append(out, api.Alert{Alert: api.AlertCacheLow, Severity: api.SeverityCritical,
 				Message: fmt.Sprintf("%s free in the data directory %s, under the threshold of %s", fmtBytes(free), s.dir, fmtBytes(uint64(cfg.AlertCacheFree))),
 				Remedy:  remedyCacheLow})
@@ -234,19 +232,6 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-// cacheSpace returns the free (for unprivileged users, as df shows) and
-// total bytes of the file system of the data directory's cache.
-func cacheSpace(dir string) (free, total uint64, err error) {
-	var st unix.Statfs_t
-	p := filepath.Join(dir, CacheDir)
-	if err := unix.Statfs(p, &st); err != nil {
-		if err := unix.Statfs(dir, &st); err != nil {
-			return 0, 0, fmt.Errorf("free space of %s: %w", dir, err)
-		}
-	}
-	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
 }
 
 func fmtBytes(n uint64) string {

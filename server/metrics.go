@@ -23,6 +23,10 @@ import (
 // lifeboat-server run uses (plain HTTP, loopback only).
 const DefaultMetricsAddr = "127.0.0.1:9465"
 
+// errNoStatfs: the free space of a directory cannot be read on this
+// system.
+var errNoStatfs = errors.New("free space not available on this system")
+
 // metricsScrapeTimeout bounds what one scrape may spend reading target
 // storage.
 const metricsScrapeTimeout = 10 * time.Second
@@ -88,7 +92,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		if free, total, err := cacheSpace(s.dir); err == nil {
 			gauge(mCacheFree, float64(free))
 			gauge(mCacheCapacity, float64(total))
-		} else {
+		} else if !errors.Is(err, errNoStatfs) {
 			ch <- prometheus.NewInvalidMetric(mCacheFree, err)
 		}
 	}
