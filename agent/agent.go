@@ -175,6 +175,7 @@ type Agent struct {
 	lastRound  time.Time
 	consumerWG sync.WaitGroup
 	group      *groupState // nil: group points off
+	counts     agentCounts // for metrics.go
 }
 
 type disk struct {
@@ -354,6 +355,7 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 			}
 			a.log.Warn("tracking gap: resyncing", "disk", d.name, "reason", reason)
 			a.tr.AckGap(d.path)
+			a.counts.resync(d.name)
 			d.state = StateResync
 			d.reason = reason
 			a.rounds.MarkPending(d.name, 0, d.size)
@@ -733,6 +735,7 @@ func (a *Agent) checkGaps() {
 		if err := a.tr.Gap(d.path); err != nil && d.state != StateResync {
 			a.log.Warn("tracking gap: resyncing", "disk", d.name, "reason", err)
 			a.tr.AckGap(d.path)
+			a.counts.resync(d.name)
 			a.mu.Lock()
 			d.state = StateResync
 			d.reason = err.Error()
@@ -886,6 +889,7 @@ func (a *Agent) writeCut(id string, kind hrlfmt.CutKind, gen uint64, at time.Tim
 			return Point{}, fmt.Errorf("journal of %s: %w", d.name, err)
 		}
 	}
+	a.counts.point(kind)
 	p := Point{ID: id, Time: at, Gen: gen, Kind: kind.String()}
 	if note != nil {
 		p.FreezeSeconds = note.Freeze.Seconds()

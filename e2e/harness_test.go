@@ -132,6 +132,8 @@ type server struct {
 	p     *proc
 	proxy *proxy
 	api   string
+	// metrics is the /metrics address, when started with --metrics.
+	metrics string
 }
 
 func startServer(t *testing.T) *server {

@@ -58,6 +58,7 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathFailback, s.getFailback)
 	admin("DELETE "+api.PathFailback, s.cancelFailback)
 	admin("POST "+api.PathFailbackComplete, s.completeFailback)
+	admin("GET "+api.PathAlerts, s.listAlerts)
 	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
 	}))
@@ -179,6 +180,7 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.evaluateAlerts(r.Context())
 	out := make([]api.Machine, 0, len(names))
 	for _, n := range names {
 		m, err := s.machineStatus(r.Context(), n)
@@ -262,6 +264,7 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 			m.Problems = append(m.Problems, "failback failed: "+fb.Error+" ("+fb.Hint+")")
 		}
 	}
+	m.Alerts = s.activeAlerts(name)
 	if p := rec.lastPrune; p != nil && p.Error != "" {
 		m.Problems = append(m.Problems, "prune failed: "+p.Error)
 	}

@@ -136,6 +136,23 @@ type Config struct {
 	// CheckTimeout bounds the read-only check of one filesystem of a
 	// failover; 0 means DefaultCheckTimeout.
 	CheckTimeout time.Duration
+	// MetricsAddr is the plain-HTTP listen address of /metrics; ""
+	// disables it. MetricsBestEffort: failing to bind it only logs a
+	// warning (lifeboat-server run's default address).
+	MetricsAddr       string
+	MetricsBestEffort bool
+	// Alert thresholds (docs/metrics.md); 0 means the Default, a
+	// negative value disables the alert. AlertRPO: age of the newest
+	// point; AlertHeartbeat: time without contact from an agent;
+	// AlertCacheFree: free bytes of the data directory.
+	AlertRPO       time.Duration
+	AlertHeartbeat time.Duration
+	AlertCacheFree int64
+	// AlertInterval is how often alerts are evaluated (0: default).
+	AlertInterval time.Duration
+	// ResyncWindow: a disk whose replica hashes were asked for within
+	// it is shown as resyncing (0: DefaultResyncWindow).
+	ResyncWindow time.Duration
 }
 
 // State is the content of DataDir/server.json, written once the listeners
@@ -151,6 +168,8 @@ type State struct {
 	APIURL string `json:"api_url"`
 	// Process is the bound address of the process role ("" if not run).
 	Process string `json:"process"`
+	// Metrics is the bound address of /metrics ("" if not served).
+	Metrics string `json:"metrics,omitempty"`
 	// Started is when the server started.
 	Started time.Time `json:"started"`
 }
@@ -185,6 +204,10 @@ type Server struct {
 
 	apiSrv, procSrv   *http.Server
 	apiAddr, procAddr net.Addr
+	metricsSrv        *http.Server
+	metricsAddr       net.Addr
+	alerts            alertState
+	traffic           traffic
 	serveErr          chan error
 	closeOnce         sync.Once
 	closeErr          error
@@ -228,6 +251,17 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.AlertRPO = defaultDuration(cfg.AlertRPO, DefaultAlertRPO)
+	cfg.AlertHeartbeat = defaultDuration(cfg.AlertHeartbeat, DefaultAlertHeartbeat)
+	if cfg.AlertCacheFree == 0 {
+		cfg.AlertCacheFree = DefaultAlertCacheFree
+	}
+	if cfg.AlertInterval <= 0 {
+		cfg.AlertInterval = DefaultAlertInterval
+	}
+	if cfg.ResyncWindow <= 0 {
+		cfg.ResyncWindow = DefaultResyncWindow
+	}
 	s := &Server{
 		cfg:      cfg,
 		dir:      dir,
@@ -235,8 +269,9 @@ func Open(cfg Config) (*Server, error) {
 		disks:    make(map[diskKey]*diskState),
 		machines: make(map[string]*machineRecord),
 		running:  make(map[string]bool),
-		serveErr: make(chan error, 2),
+		serveErr: make(chan error, 3),
 	}
+	s.alerts.init()
 	s.checker = &recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(LogComponent, "check")}
 	if s.ca, err = pki.LoadCA(dir); err != nil {
 		return nil, err
@@ -264,7 +299,7 @@ func Open(cfg Config) (*Server, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			for _, srv := range []*http.Server{s.apiSrv, s.procSrv} {
+			for _, srv := range []*http.Server{s.apiSrv, s.procSrv, s.metricsSrv} {
 				if srv != nil {
 					srv.Close()
 				}
@@ -293,6 +328,14 @@ func Open(cfg Config) (*Server, error) {
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
+	if err := s.listenMetrics(); err != nil {
+		return nil, err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.alertLoop(s.ctx, cfg.AlertInterval)
+	}()
 	if err := s.writeState(); err != nil {
 		return nil, err
 	}
@@ -316,7 +359,7 @@ func (s *Server) listen() error {
 		}
 		s.procAddr = ln.Addr()
 		s.procSrv = &http.Server{
-			Handler:           s.processHandler(),
+			Handler:           s.observe(s.processHandler()),
 			TLSConfig:         cfg,
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       5 * time.Minute,
@@ -401,6 +444,7 @@ func (s *Server) writeState() error {
 		Roles:   s.cfg.Roles.List(),
 		API:     s.APIAddr(),
 		Process: s.ProcessAddr(),
+		Metrics: s.MetricsAddr(),
 		Started: time.Now().UTC(),
 	}
 	if st.API != "" {
@@ -454,7 +498,7 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
 		var errs []error
-		for _, srv := range []*http.Server{s.apiSrv, s.procSrv} {
+		for _, srv := range []*http.Server{s.apiSrv, s.procSrv, s.metricsSrv} {
 			if srv == nil {
 				continue
 			}
@@ -620,4 +664,12 @@ func (s *Server) machine(name string) (machineRecord, bool) {
 	c := *m
 	c.Disks = slices.Clone(m.Disks)
 	return c, true
+}
+
+// defaultDuration returns def for 0, and d otherwise.
+func defaultDuration(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }

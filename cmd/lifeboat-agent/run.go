@@ -15,12 +15,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/agent"
+	"github.com/lifeboat-dr/lifeboat/internal/logging"
 	"github.com/lifeboat-dr/lifeboat/server/client"
 )
 
@@ -47,6 +50,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	groupListen := fs.String("group-listen", ":20004", "address the group-point listener binds (mutual TLS; every member of the machine's replication group must reach it; \"\" turns group points off)")
 	groupTimeout := fs.Duration("group-timeout", 10*time.Second, "time a group point's phase may take on a member before the point fails")
 	groupFrozenMax := fs.Duration("group-frozen-max", 0, "hard limit of a group freeze: past it this machine thaws on its own (default twice --group-timeout)")
+	metricsAddr := fs.String("metrics", agent.DefaultMetricsAddr, "listen `ADDR` of the Prometheus /metrics endpoint, plain HTTP (\"\": none)")
+	logFormat := fs.String("log-format", logging.FormatAuto, "log `FORMAT`: json, console or auto (console on a terminal, else json)")
+	logLevel := fs.String("log-level", "info", "lowest `LEVEL` logged: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintln(c.errOut, "Usage: lifeboat-agent run --server HOST:PORT --passphrase-file F --disk DEV [--disk DEV...] --state DIR [--name MACHINE]")
 		fs.PrintDefaults()
@@ -70,7 +76,14 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(*state, 0o700); err != nil {
 		return fmt.Errorf("run: state directory: %w", err)
 	}
-	log := newLogger(c.errOut)
+	level, err := logging.ParseLevel(*logLevel)
+	if err != nil {
+		return fmt.Errorf("run: --log-level: %w", err)
+	}
+	log, err := logging.New(c.errOut, logging.Options{Format: *logFormat, Level: level})
+	if err != nil {
+		return fmt.Errorf("run: --log-format: %w", err)
+	}
 	id, err := loadOrRegister(ctx, *state, *server, *passFile, *name, log)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
@@ -79,8 +92,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
+	metrics := agent.NewMetrics()
 	cfg := agent.Config{
-		Machine: *name, Disks: disks, StateDir: *state, Client: proc, PinDir: *pinDir,
+		Machine: *name, Disks: disks, StateDir: *state, Client: metrics.Wrap(proc), PinDir: *pinDir,
 		PointInterval: *pointEvery, SpoolBytes: *spool, Log: log,
 		AppInterval: *appEvery, ScriptsDir: *scriptsDir, ScriptTimeout: *scriptTimeout,
 		ServerAddr: id.processAddr, Certificate: id.cert.Leaf,
@@ -97,8 +111,44 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
+	metrics.Attach(a)
+	if *metricsAddr != "" {
+		stop, err := serveMetrics(*metricsAddr, flagSet(fs, "metrics"), metrics, log)
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		defer stop()
+	}
 	log.Info("replicating", "machine", *name, "disks", []string(disks), "process_server", id.processAddr)
 	return a.Run(ctx)
+}
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// serveMetrics serves /metrics on addr (plain HTTP). When the address is
+// the default one (not given) and cannot be bound, for instance because
+// a second agent runs on this host, it only warns.
+func serveMetrics(addr string, explicit bool, m *agent.Metrics, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if !explicit {
+			log.Warn("metrics disabled: cannot listen on the default address", "addr", addr, "err", err,
+				"hint", "another process holds the port (a second agent?): give each agent its own --metrics ADDR, or --metrics '' for none")
+			return func() {}, nil
+		}
+		return nil, fmt.Errorf("metrics: listen on %s: %w (choose another --metrics ADDR, or --metrics '' for none)", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	go srv.Serve(ln)
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
 
 type identity struct {
@@ -164,14 +214,4 @@ func loadOrRegister(ctx context.Context, dir, server, passFile, name string, log
 		return nil, fmt.Errorf("certificate from the server: %w", err)
 	}
 	return &identity{cert: cert, caPEM: caPEM, processAddr: processAddr}, nil
-}
-
-// newLogger logs text on a terminal, JSON otherwise.
-func newLogger(w io.Writer) *slog.Logger {
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			return slog.New(slog.NewTextHandler(w, nil))
-		}
-	}
-	return slog.New(slog.NewJSONHandler(w, nil))
 }

@@ -6,7 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/lifeboat-dr/lifeboat/internal/logging"
 	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/api"
 )
@@ -29,7 +33,14 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	maxSeg := fs.Int64("max-segment-bytes", api.MaxSegmentBytes, "largest segment accepted, in `BYTES`")
 	pruneInterval := fs.Duration("prune-interval", server.DefaultPruneInterval, "apply every protected machine's retention policy every `DURATION` (0: never)")
 	checkTimeout := fs.Duration("check-timeout", server.DefaultCheckTimeout, "`DURATION` after which the check of one filesystem (failover --check) is stopped")
-	debug := fs.Bool("debug", false, "log at debug level")
+	debug := fs.Bool("debug", false, "log at debug level (same as --log-level debug)")
+	logFormat := fs.String("log-format", logging.FormatAuto, "log `FORMAT`: json, console or auto (console on a terminal, else json)")
+	logLevel := fs.String("log-level", "info", "lowest `LEVEL` logged: debug, info, warn or error")
+	metricsAddr := fs.String("metrics", server.DefaultMetricsAddr, "listen `ADDR` of the Prometheus /metrics endpoint, plain HTTP (\"\": none)")
+	rpoAlert := fs.Duration("rpo-alert", server.DefaultAlertRPO, "raise rpo-breached when a machine's newest point is older than `DURATION` (0: never)")
+	heartbeatAlert := fs.Duration("heartbeat-alert", server.DefaultAlertHeartbeat, "raise heartbeat-lost when an agent has not been heard from for `DURATION` (0: never)")
+	cacheAlert := fs.String("cache-free-alert", "1GiB", "raise cache-space-low when the data directory has less than `SIZE` free (0: never)")
+	alertInterval := fs.Duration("alert-interval", server.DefaultAlertInterval, "evaluate the alerts every `DURATION`")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server run --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]")
 		fs.PrintDefaults()
@@ -53,11 +64,35 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("run: --roles: %w", err)
 	}
-	level := slog.LevelInfo
+	level, err := logging.ParseLevel(*logLevel)
+	if err != nil {
+		return fmt.Errorf("run: --log-level: %w", err)
+	}
 	if *debug {
 		level = slog.LevelDebug
 	}
-	log := server.NewLogger(c.main.Stderr, level)
+	log, err := logging.New(c.main.Stderr, logging.Options{Format: *logFormat, Level: level})
+	if err != nil {
+		return fmt.Errorf("run: --log-format: %w", err)
+	}
+	cacheFree, err := parseSize(*cacheAlert)
+	if err != nil {
+		return fmt.Errorf("run: --cache-free-alert: %w", err)
+	}
+	for flagName, d := range map[string]*time.Duration{"--rpo-alert": rpoAlert, "--heartbeat-alert": heartbeatAlert} {
+		switch {
+		case *d < 0:
+			return fmt.Errorf("run: %s must not be negative (0 disables the alert)", flagName)
+		case *d == 0:
+			*d = -1 // server.Config: negative disables
+		}
+	}
+	if cacheFree == 0 {
+		cacheFree = -1
+	}
+	if *alertInterval <= 0 {
+		return errors.New("run: --alert-interval must be positive")
+	}
 	srv, err := server.Open(server.Config{
 		DataDir:         *data,
 		APIAddr:         *apiAddr,
@@ -68,13 +103,49 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		MaxSegmentBytes: *maxSeg,
 		PruneInterval:   *pruneInterval,
 		CheckTimeout:    *checkTimeout,
+
+		MetricsAddr:       *metricsAddr,
+		MetricsBestEffort: !flagSet(fs, "metrics"),
+		AlertRPO:          *rpoAlert,
+		AlertHeartbeat:    *heartbeatAlert,
+		AlertCacheFree:    cacheFree,
+		AlertInterval:     *alertInterval,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("lifeboat-server running", "roles", r.List(), "api", srv.APIAddr(), "process", srv.ProcessAddr())
+	log.Info("lifeboat-server running", "roles", r.List(), "api", srv.APIAddr(), "process", srv.ProcessAddr(), "metrics", srv.MetricsAddr())
 	if c.main.Ready != nil {
 		c.main.Ready(srv)
 	}
 	return srv.Run(ctx)
+}
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// parseSize parses a byte count with an optional unit: B, KiB, MiB, GiB,
+// TiB (or K, M, G, T, all powers of 1024).
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a non-negative number of bytes with an optional unit (KiB, MiB, GiB, TiB)", s)
+	}
+	return n * mult, nil
 }

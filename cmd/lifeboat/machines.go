@@ -47,7 +47,7 @@ func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := table(c.main.Stdout)
-	fmt.Fprintln(tw, "MACHINE\tSTATE\tDISKS\tBACKLOG\tPOINTS\tLATEST POINT\tLATEST TIME\tLAST SEEN\tPROBLEMS")
+	fmt.Fprintln(tw, "MACHINE\tSTATE\tDISKS\tBACKLOG\tPOINTS\tLATEST POINT\tLATEST TIME\tLAST SEEN\tALERTS\tPROBLEMS")
 	for _, m := range ms {
 		var disks []string
 		var backlog uint64
@@ -78,7 +78,28 @@ func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
 		if state == "" {
 			state = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", m.Name, state, ds, backlog, m.Points, latest, latestTime, fmtTime(m.LastSeen), problems)
+		var kinds []string
+		for _, a := range m.Alerts {
+			kinds = append(kinds, a.Alert)
+		}
+		alerts := strings.Join(kinds, ",")
+		if alerts == "" {
+			alerts = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", m.Name, state, ds, backlog, m.Points, latest, latestTime, fmtTime(m.LastSeen), alerts, problems)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Each alert on a line of its own, with its remedy.
+	for _, m := range ms {
+		for _, a := range m.Alerts {
+			where := m.Name
+			if a.Disk != "" {
+				where += "/" + a.Disk
+			}
+			fmt.Fprintf(c.main.Stdout, "\nALERT %s %s (%s, since %s): %s\n  remedy: %s\n", a.Alert, where, a.Severity, fmtTime(&a.Since), a.Message, a.Remedy)
+		}
+	}
+	return nil
 }

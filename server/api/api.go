@@ -45,6 +45,8 @@ const (
 	PathPlanTest = "/v1/plans/{name}/test"
 	// PathPlanRun runs a plan's real failover (admin).
 	PathPlanRun = "/v1/plans/{name}/run"
+	// PathAlerts lists the active and recently cleared alerts (admin).
+	PathAlerts = "/v1/alerts"
 )
 
 // MaxSegmentBytes is the default limit on the size of one segment upload.
@@ -286,6 +288,63 @@ type Machine struct {
 	// Problems are short descriptions of what needs the operator's
 	// attention (a failing prune, a failing apply); empty when none.
 	Problems []string `json:"problems"`
+	// Alerts are the machine's active alerts; empty when none.
+	Alerts []Alert `json:"alerts"`
+}
+
+// Alert kinds (Alert.Alert).
+const (
+	// AlertRPO: the newest recovery point of a machine is older than
+	// the RPO threshold.
+	AlertRPO = "rpo-breached"
+	// AlertHeartbeat: the machine's agent has not contacted the process
+	// server for longer than the heartbeat threshold.
+	AlertHeartbeat = "heartbeat-lost"
+	// AlertResync: a disk of the machine is being resynchronised, or
+	// its replica is out of step and needs a resync.
+	AlertResync = "resync"
+	// AlertCacheLow: the free space of the server's data directory (its
+	// cache of segments) is under the threshold.
+	AlertCacheLow = "cache-space-low"
+)
+
+// Alert severities.
+const (
+	SeverityWarning  = "warning"
+	SeverityCritical = "critical"
+)
+
+// Alert is a condition that needs the operator's attention, raised and
+// cleared by the server.
+type Alert struct {
+	// Alert is the kind: AlertRPO, AlertHeartbeat, AlertResync or
+	// AlertCacheLow.
+	Alert string `json:"alert"`
+	// Machine is the machine concerned; "" for a server-wide alert.
+	Machine string `json:"machine"`
+	// Disk is the disk concerned, or "".
+	Disk string `json:"disk,omitempty"`
+	// Severity is SeverityWarning or SeverityCritical.
+	Severity string `json:"severity"`
+	// Message says what is wrong, with the numbers.
+	Message string `json:"message"`
+	// Remedy is what to do about it, in one line.
+	Remedy string `json:"remedy"`
+	// Since is when the alert was raised.
+	Since time.Time `json:"since"`
+	// Cleared is when the alert was cleared; null while active.
+	Cleared *time.Time `json:"cleared"`
+}
+
+// Alerts is the answer to GET /v1/alerts.
+type Alerts struct {
+	// Evaluated is when the conditions were last evaluated.
+	Evaluated time.Time `json:"evaluated"`
+	// Active are the active alerts, by machine then kind.
+	Active []Alert `json:"active"`
+	// Cleared are the alerts cleared since the server started, newest
+	// first (at most 100).
+	Cleared []Alert `json:"cleared"`
 }
 
 // Point selectors a FailoverRequest accepts besides a point id.

@@ -46,6 +46,13 @@ func (a *Admin) Machines(ctx context.Context) ([]api.Machine, error) {
 	return ms, err
 }
 
+// Alerts returns the server's active and recently cleared alerts.
+func (a *Admin) Alerts(ctx context.Context) (api.Alerts, error) {
+	var as api.Alerts
+	err := doJSON(ctx, a.hc, http.MethodGet, a.base+api.PathAlerts, nil, &as)
+	return as, err
+}
+
 // Points lists the recovery points of a machine, oldest first.
 func (a *Admin) Points(ctx context.Context, machine string) ([]api.Point, error) {
 	var ps []api.Point
