@@ -6,6 +6,7 @@ require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/cilium/ebpf v0.22.0
 	github.com/hanwen/go-fuse/v2 v2.12.1
+	github.com/kardianos/service v1.3.0
 	github.com/pierrec/lz4/v4 v4.1.33
 	golang.org/x/sys v0.50.0
 )
