@@ -185,7 +185,9 @@ func TestPackageUpgradeKeepsTracking(t *testing.T) {
 	v2 := t.TempDir()
 	buildPackages(t, v2, pkgV2)
 	arch := strings.TrimSpace(run(t, "go", "env", "GOARCH"))
-	deb := func(dir, v string) string { return filepath.Join(dir, fmt.Sprintf("lifeboat-agent_%s_%s.deb", v, arch)) }
+	deb := func(dir, v string) string {
+		return filepath.Join(dir, fmt.Sprintf("lifeboat-agent_%s_%s.deb", v, arch))
+	}
 
 	s := startServer(t)
 	dev := testenv.NewLoop(t, 128<<20)
