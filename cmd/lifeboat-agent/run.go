@@ -19,21 +19,46 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/agent"
+	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/internal/logging"
 	"github.com/lifeboat-dr/lifeboat/server/client"
 )
 
 type runCommand struct {
 	out, errOut io.Writer
+	getenv      func(string) string // os.Getenv if nil
+	quiet       bool                // no usage on a missing flag (check-config)
 }
 
-func (c *runCommand) Run(ctx context.Context, args []string) error {
+// envPrefix starts the environment variable of every flag of run.
+const envPrefix = "LIFEBOAT_AGENT_"
+
+// runOptions are the flags of run, after the configuration file and the
+// environment were applied.
+type runOptions struct {
+	server, passFile, state, name, pinDir, scriptsDir string
+	disks                                             []string
+	pointEvery, appEvery, scriptTimeout               time.Duration
+	spool                                             int64
+	groupListen                                       string
+	groupTimeout, groupFrozenMax                      time.Duration
+	metricsAddr, logFormat, logLevel                  string
+	// metricsExplicit: --metrics was given (flag, environment or file),
+	// so failing to bind it is an error rather than a warning.
+	metricsExplicit bool
+}
+
+// parse reads run's flags, then LIFEBOAT_AGENT_<FLAG> and the --config
+// file for those not given (internal/config), and checks what is required.
+func (c *runCommand) parse(args []string) (*runOptions, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(c.errOut)
+	configFile := fs.String("config", "", "TOML configuration `FILE`: keys are these flags' names (default $LIFEBOAT_AGENT_CONFIG; see docs/agent.md)")
 	server := fs.String("server", "", "configuration server HOST:PORT (registration)")
 	passFile := fs.String("passphrase-file", "", "file holding the registration passphrase (lifeboat-server init wrote DATA/passphrase)")
 	var disks stringList
@@ -54,11 +79,25 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	logFormat := fs.String("log-format", logging.FormatAuto, "log `FORMAT`: json, console or auto (console on a terminal, else json)")
 	logLevel := fs.String("log-level", "info", "lowest `LEVEL` logged: debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintln(c.errOut, "Usage: lifeboat-agent run --server HOST:PORT --passphrase-file F --disk DEV [--disk DEV...] --state DIR [--name MACHINE]")
+		fmt.Fprintln(c.errOut, "Usage: lifeboat-agent run [--config FILE] --server HOST:PORT --passphrase-file F --disk DEV [--disk DEV...] --state DIR [--name MACHINE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
+	}
+	getenv := c.getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if *configFile == "" {
+		*configFile = getenv(envPrefix + "CONFIG")
+	}
+	sources, err := config.Apply(fs, config.Options{File: *configFile, EnvPrefix: envPrefix, Getenv: getenv, Skip: []string{"config"}})
+	if err != nil {
+		return nil, fmt.Errorf("run: configuration: %w", err)
 	}
 	var missing []string
 	for flagName, v := range map[string]string{"--server": *server, "--state": *state, "--name": *name} {
@@ -70,9 +109,30 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		missing = append(missing, "--disk")
 	}
 	if len(missing) > 0 {
+		sort.Strings(missing)
+		if c.quiet {
+			return nil, fmt.Errorf("missing %s (a flag, %s<FLAG> or a key of the configuration file)", strings.Join(missing, ", "), envPrefix)
+		}
 		fs.Usage()
-		return fmt.Errorf("run: missing %s", strings.Join(missing, ", "))
+		return nil, fmt.Errorf("run: missing %s (a flag, %s<FLAG> or a key of the configuration file)", strings.Join(missing, ", "), envPrefix)
 	}
+	return &runOptions{server: *server, passFile: *passFile, state: *state, name: *name, pinDir: *pinDir,
+		scriptsDir: *scriptsDir, disks: disks, pointEvery: *pointEvery, appEvery: *appEvery,
+		scriptTimeout: *scriptTimeout, spool: *spool,
+		groupListen: *groupListen, groupTimeout: *groupTimeout, groupFrozenMax: *groupFrozenMax,
+		metricsAddr: *metricsAddr, logFormat: *logFormat, logLevel: *logLevel,
+		metricsExplicit: sources["metrics"] != config.FromDefault && sources["metrics"] != ""}, nil
+}
+
+func (c *runCommand) Run(ctx context.Context, args []string) error {
+	o, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	server, passFile, disks, state, name, pinDir := &o.server, &o.passFile, o.disks, &o.state, &o.name, &o.pinDir
+	pointEvery, spool, appEvery, scriptsDir, scriptTimeout := &o.pointEvery, &o.spool, &o.appEvery, &o.scriptsDir, &o.scriptTimeout
+	groupListen, groupTimeout, groupFrozenMax := &o.groupListen, &o.groupTimeout, &o.groupFrozenMax
+	metricsAddr, logFormat, logLevel := &o.metricsAddr, &o.logFormat, &o.logLevel
 	if err := os.MkdirAll(*state, 0o700); err != nil {
 		return fmt.Errorf("run: state directory: %w", err)
 	}
@@ -113,7 +173,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	}
 	metrics.Attach(a)
 	if *metricsAddr != "" {
-		stop, err := serveMetrics(*metricsAddr, flagSet(fs, "metrics"), metrics, log)
+		stop, err := serveMetrics(*metricsAddr, o.metricsExplicit, metrics, log)
 		if err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
@@ -123,12 +183,6 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	return a.Run(ctx)
 }
 
-// flagSet reports whether the flag was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
 
 // serveMetrics serves /metrics on addr (plain HTTP). When the address is
 // the default one (not given) and cannot be bound, for instance because

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/internal/logging"
 	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/api"
@@ -18,13 +19,20 @@ import (
 // RunCommand is 'lifeboat-server run'.
 type RunCommand struct {
 	main *Main
+	// checkOnly, if set, gets the data directory once the flags and the
+	// configuration are read, instead of running (check-config).
+	checkOnly func(data string) error
 }
+
+// envPrefix starts the environment variable of every flag of run.
+const envPrefix = "LIFEBOAT_SERVER_"
 
 // Run serves until ctx is done (SIGINT, SIGTERM), then shuts down
 // gracefully.
 func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(c.main.Stderr)
+	configFile := fs.String("config", "", "TOML configuration `FILE`: keys are these flags' names (default $LIFEBOAT_SERVER_CONFIG; see docs/server.md)")
 	data := fs.String("data", c.main.Getenv("LIFEBOAT_DATA"), "data `DIR` made by 'lifeboat-server init' (default $LIFEBOAT_DATA)")
 	apiAddr := fs.String("api", server.DefaultAPIAddr, "listen `ADDR` of the configuration role (HTTPS)")
 	listen := fs.String("listen", server.DefaultListenAddr, "listen `ADDR` of the process role (mutual TLS 1.3)")
@@ -42,7 +50,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	cacheAlert := fs.String("cache-free-alert", "1GiB", "raise cache-space-low when the data directory has less than `SIZE` free (0: never)")
 	alertInterval := fs.Duration("alert-interval", server.DefaultAlertInterval, "evaluate the alerts every `DURATION`")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server run --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]")
+		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server run [--config FILE] --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -51,8 +59,18 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
+	if *configFile == "" {
+		*configFile = c.main.Getenv(envPrefix + "CONFIG")
+	}
+	sources, err := config.Apply(fs, config.Options{File: *configFile, EnvPrefix: envPrefix, Getenv: c.main.Getenv, Skip: []string{"config"}})
+	if err != nil {
+		return fmt.Errorf("run: configuration: %w", err)
+	}
+	if c.checkOnly != nil {
+		return c.checkOnly(*data)
+	}
 	if *data == "" {
-		return errors.New("run: --data DIR is required")
+		return errors.New("run: --data DIR is required (a flag, LIFEBOAT_SERVER_DATA, or data in the configuration file)")
 	}
 	if *pruneInterval < 0 {
 		return errors.New("run: --prune-interval must not be negative (0 disables the pruner)")
@@ -105,7 +123,9 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		CheckTimeout:    *checkTimeout,
 
 		MetricsAddr:       *metricsAddr,
-		MetricsBestEffort: !flagSet(fs, "metrics"),
+		// Only the default address may be busy (another server on the
+		// host): one given by flag, environment or file must bind.
+		MetricsBestEffort: sources["metrics"] == config.FromDefault || sources["metrics"] == "",
 		AlertRPO:          *rpoAlert,
 		AlertHeartbeat:    *heartbeatAlert,
 		AlertCacheFree:    cacheFree,
@@ -121,12 +141,6 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	return srv.Run(ctx)
 }
 
-// flagSet reports whether the flag was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
 
 // parseSize parses a byte count with an optional unit: B, KiB, MiB, GiB,
 // TiB (or K, M, G, T, all powers of 1024).
