@@ -122,7 +122,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		PruneInterval:   *pruneInterval,
 		CheckTimeout:    *checkTimeout,
 
-		MetricsAddr:       *metricsAddr,
+		MetricsAddr: *metricsAddr,
 		// Only the default address may be busy (another server on the
 		// host): one given by flag, environment or file must bind.
 		MetricsBestEffort: sources["metrics"] == config.FromDefault || sources["metrics"] == "",
@@ -140,7 +140,6 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	}
 	return srv.Run(ctx)
 }
-
 
 // parseSize parses a byte count with an optional unit: B, KiB, MiB, GiB,
 // TiB (or K, M, G, T, all powers of 1024).
