@@ -152,9 +152,9 @@ type Linux struct {
 
 	bootID [16]byte
 
-	mu      sync.Mutex
-	byPath  map[string]*protection
-	byDev   map[uint32][]*protection
+	mu     sync.Mutex
+	byPath map[string]*protection
+	byDev  map[uint32][]*protection
 	// protGen changes with every change of byPath/byDev, so the reader
 	// may cache what names a device's events.
 	protGen atomic.Uint64
