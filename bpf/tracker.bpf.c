@@ -60,6 +60,13 @@ enum lb_kind {
 	LB_EV_CUT = 4,
 };
 
+enum lb_flags {
+	/* Send an LB_EV_COMPLETED event when a request completes. The agent
+	 * does not need them (it waits on the per-generation counts): off by
+	 * default, each one costs a ring-buffer record. */
+	LB_F_COMPLETION_EVENTS = 1,
+};
+
 enum lb_mode {
 	LB_MODE_METADATA = 0,
 	LB_MODE_BITMAP = 1,
@@ -68,6 +75,7 @@ enum lb_mode {
 enum lb_cut_op {
 	LB_CUT_BUMP = 1,
 	LB_CUT_MARK = 2,
+	LB_CUT_FLAGS = 3, /* set state.flags to args.gen */
 };
 
 /* One protected whole disk, keyed by its dev_t (kernel encoding). */
@@ -97,6 +105,7 @@ struct lb_state {
 	__u64 gen;
 	__u64 marked_next; /* 1 + the newest generation whose CUT marker is in the ring */
 	__u64 version;
+	__u64 flags; /* LB_F_* */
 	__u64 boot_id_hi;
 	__u64 boot_id_lo;
 	__u64 created_ns;
@@ -426,14 +435,17 @@ int BPF_PROG(on_block_split, struct bio *split, unsigned int new_sector)
 static __always_inline void root_done(__u64 rkey, struct lb_inflight *r)
 {
 	struct lb_disk_stats *st;
-	struct lb_event *e;
-	__u32 gslot;
+	struct lb_event *e = NULL;
+	struct lb_state *s;
+	__u32 gslot, zero = 0;
 	__u64 *cnt;
 
 	/* Only the caller that deletes the entry accounts for it. */
 	gslot = r->gen & (GEN_SLOTS - 1);
 	st = stats_of(r->slot);
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	s = bpf_map_lookup_elem(&state, &zero);
+	if (s && (s->flags & LB_F_COMPLETION_EVENTS))
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (e) {
 		e->id = r->id;
 		e->sector = r->sector;
@@ -553,6 +565,10 @@ int cut(struct lb_cut_args *a)
 		return 1;
 	if (a->op == LB_CUT_BUMP) {
 		a->gen = __sync_fetch_and_add(&s->gen, 1) + 1;
+		return 0;
+	}
+	if (a->op == LB_CUT_FLAGS) {
+		s->flags = a->gen;
 		return 0;
 	}
 	if (a->op == LB_CUT_MARK) {

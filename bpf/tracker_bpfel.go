@@ -82,6 +82,7 @@ type TrackerLbState struct {
 	Gen        uint64
 	MarkedNext uint64
 	Version    uint64
+	Flags      uint64
 	BootIdHi   uint64
 	BootIdLo   uint64
 	CreatedNs  uint64

@@ -3,7 +3,10 @@
 #
 # fio writes 4 KiB random blocks (iodepth 32, O_DIRECT) to a zram device and
 # to a loop device, several times each, alternately with the tracker attached
-# (`lifeboat-agent track --disk DEV --json > /dev/null`) and detached (no
+# (`lifeboat-agent track --disk DEV --summary > /dev/null`: events consumed and
+# coalesced per generation as the agent's rounds do, no completion events; or
+# with CONSUMER=json, `track --json`, every event and completion printed as
+# JSON) and detached (no
 # tracker process). It prints the median IOPS tracked and untracked, their
 # ratio, and the events per second the tracker delivered. Target: ratio >= 0.98.
 # It is a benchmark, not a test: it exits 0 also when a ratio is below target.
@@ -17,6 +20,7 @@
 #   DEVICES         which devices, in order [zram loop]
 #   LOOP_DIRECT_IO  losetup --direct-io=on|off for the loop device [on]
 #   TARGET          ratio printed as the target [0.98]
+#   CONSUMER        summary (as the agent consumes events) or json [summary]
 #   LIFEBOAT_AGENT  the agent binary [bin/lifeboat-agent of this repository]
 #   TMPDIR          where the sparse backing file of the loop device goes [/tmp]
 #
@@ -33,6 +37,15 @@ SIZE=${SIZE:-1G}
 DEVICES=${DEVICES:-zram loop}
 LOOP_DIRECT_IO=${LOOP_DIRECT_IO:-on}
 TARGET=${TARGET:-0.98}
+CONSUMER=${CONSUMER:-summary}
+case $CONSUMER in
+summary) track_args=(--summary) ;;
+json) track_args=(--json) ;;
+*)
+	echo "bench-tracker: CONSUMER must be summary or json, got '$CONSUMER'" >&2
+	exit 1
+	;;
+esac
 agent=${LIFEBOAT_AGENT:-$root/bin/lifeboat-agent}
 
 die() {
@@ -297,7 +310,7 @@ tracked_run() {
 	local dev=$1 p=$2 kind=$3 log="$workdir/track-$3-$2.log" out="$workdir/fio-$3-t$2.json"
 	local i iops rt_ms ticks rc=0 line ev bytes dr regions lost mode w0 w1 s0 busy
 	: >"$log" # exists before the background child opens it, for the grep below
-	"$agent" track --disk "$dev" --json >/dev/null 2>"$log" </dev/null &
+	"$agent" track --disk "$dev" "${track_args[@]}" >/dev/null 2>"$log" </dev/null &
 	tracker_pid=$!
 	for ((i = 0; i < 100; i++)); do
 		grep -q '^tracking ' "$log" && break
@@ -462,9 +475,9 @@ echo "  date      $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "  machine   $(nproc) CPUs ($(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r)"
 echo "  fio       $(fio --version)"
 echo "  agent     $agent"
-echo "  settings  RUNS=$RUNS RUNTIME=$RUNTIME SIZE=$SIZE DEVICES='$DEVICES' LOOP_DIRECT_IO=$LOOP_DIRECT_IO TARGET=$TARGET"
+echo "  settings  RUNS=$RUNS RUNTIME=$RUNTIME SIZE=$SIZE DEVICES='$DEVICES' LOOP_DIRECT_IO=$LOOP_DIRECT_IO TARGET=$TARGET CONSUMER=$CONSUMER"
 echo "  fio run   ${fio_bench[*]} --filename=DEV"
-echo "  tracked   $agent track --disk DEV --json > /dev/null 2> LOG &   (started before, SIGINT after each tracked fio run)"
+echo "  tracked   $agent track --disk DEV ${track_args[*]} > /dev/null 2> LOG &   (started before, SIGINT after each tracked fio run)"
 echo "  order     pairs alternate: untracked,tracked, tracked,untracked, untracked,tracked, ..."
 echo "  columns   tracker CPU: user+system time of the tracker process, % of one CPU; irq_work/s: IRQ work"
 echo "            interrupts (ring buffer wakeups) on all CPUs; machine CPU: busy time of all CPUs during the run"

@@ -46,8 +46,11 @@ const (
 	evCompleted = 2
 	evCut       = 4
 
-	cutBump = 1
-	cutMark = 2
+	cutBump  = 1
+	cutMark  = 2
+	cutFlags = 3
+
+	flagCompletionEvents = 1
 )
 
 // Mode is how a disk's changes travel from the kernel.
@@ -88,6 +91,12 @@ type Options struct {
 	StateFile string
 	// EventBuffer is the capacity of the Events channel. Default 4096.
 	EventBuffer int
+	// CompletionEvents sends an EventCompleted for every request when it
+	// completes. Off, only queue events, cut markers and dirty regions
+	// come, and Completed tells when a generation's requests are done;
+	// each completion event costs a ring-buffer record per write. A
+	// process that adopts pins sets the flag its own way.
+	CompletionEvents bool
 }
 
 func (o *Options) setDefaults() error {
@@ -143,9 +152,12 @@ type Linux struct {
 
 	bootID [16]byte
 
-	mu      sync.Mutex
-	byPath  map[string]*protection
-	byDev   map[uint32][]*protection
+	mu     sync.Mutex
+	byPath map[string]*protection
+	byDev  map[uint32][]*protection
+	// protGen changes with every change of byPath/byDev, so the reader
+	// may cache what names a device's events.
+	protGen atomic.Uint64
 	gaps    map[string]error
 	prior   *stateFile // what the state file said at open, nil if none
 	adopted bool       // pins existed: no gap
@@ -227,6 +239,14 @@ func Open(opts Options) (*Linux, error) {
 			t.closeHandles()
 			return nil, err
 		}
+	}
+	var flags uint64
+	if opts.CompletionEvents {
+		flags |= flagCompletionEvents
+	}
+	if err := t.runCut(&lbbpf.TrackerLbCutArgs{Op: cutFlags, Gen: flags}); err != nil {
+		t.closeHandles()
+		return nil, fmt.Errorf("set tracker flags: %w", err)
 	}
 	if err := t.mapBitmap(); err != nil {
 		t.closeHandles()
@@ -424,6 +444,7 @@ func (t *Linux) restoreProtections() error {
 		}
 		t.byPath[p.path] = p
 		t.byDev[dev] = append(t.byDev[dev], p)
+		t.protGen.Add(1)
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read protected disks: %w", err)
@@ -439,6 +460,7 @@ func (t *Linux) Protect(path string) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.protGen.Add(1)
 	if old, ok := t.byPath[info.path]; ok && old.dev == info.dev && old.start == info.start && old.end == info.end {
 		// Protected twice, or adopted from pins under the same name.
 		old.restored = false
@@ -581,6 +603,7 @@ func (t *Linux) Unprotect(path string) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.protGen.Add(1)
 	p, ok := t.byPath[abs]
 	if !ok {
 		return fmt.Errorf("unprotect %s: not protected", path)
@@ -993,6 +1016,9 @@ func (t *Linux) readLoop() {
 	defer t.wg.Done()
 	defer close(t.events)
 	var rec ringbuf.Record
+	// What names each device's events, valid while protGen is unchanged.
+	names := map[uint32][]*protection{}
+	namesGen := t.protGen.Load()
 	for {
 		// Records come without a wakeup until enough are waiting (see
 		// tracker.bpf.c): poll.
@@ -1022,7 +1048,16 @@ func (t *Linux) readLoop() {
 				k = EventCompleted
 			}
 			off, end := int64(sector)*512, int64(sector)*512+int64(bytes)
-			for _, p := range t.named(dev) {
+			if g := t.protGen.Load(); g != namesGen {
+				clear(names)
+				namesGen = g
+			}
+			named, ok := names[dev]
+			if !ok {
+				named = t.named(dev)
+				names[dev] = named
+			}
+			for _, p := range named {
 				a, b := max(off, p.start), min(end, p.end)
 				if a >= b {
 					continue

@@ -273,7 +273,7 @@ func checkCompletions(t *testing.T, tr *tracker.Linux, evs []tracker.Event, gen 
 }
 
 func TestTrackLoopRandomWrites(t *testing.T) {
-	tr := openTracker(t, tracker.Options{})
+	tr := openTracker(t, tracker.Options{CompletionEvents: true})
 	loop := testenv.NewLoop(t, 256*mib)
 	if err := tr.Protect(loop.Path); err != nil {
 		t.Fatal(err)
@@ -329,7 +329,7 @@ func TestTrackLoopRandomWrites(t *testing.T) {
 }
 
 func TestTrackZram(t *testing.T) {
-	tr := openTracker(t, tracker.Options{})
+	tr := openTracker(t, tracker.Options{CompletionEvents: true})
 	z := testenv.NewZram(t, 128*mib)
 	if err := tr.Protect(z.Path); err != nil {
 		t.Fatal(err)
@@ -435,7 +435,7 @@ func TestTrackWriteInFlight(t *testing.T) {
 	fs := testenv.NewSlowFS(t)
 	backing := fs.CreateFile("disk.img", 16*mib)
 	loop := testenv.NewLoop(t, 16*mib, testenv.WithBacking(backing))
-	tr := openTracker(t, tracker.Options{})
+	tr := openTracker(t, tracker.Options{CompletionEvents: true})
 	if err := tr.Protect(loop.Path); err != nil {
 		t.Fatal(err)
 	}
@@ -1012,5 +1012,45 @@ func TestCutWaitsForBusyCPUs(t *testing.T) {
 	}
 	if d := time.Since(start); d < 90*time.Millisecond {
 		t.Errorf("cut returned after %v, before the busy CPU left", d)
+	}
+}
+
+// TestCompletionEventsOff: by default no completion event travels through
+// the ring buffer, and Completed still knows when every write is done.
+func TestCompletionEventsOff(t *testing.T) {
+	for _, dev := range []string{"zram", "loop"} {
+		t.Run(dev, func(t *testing.T) {
+			tr := openTracker(t, tracker.Options{})
+			var path string
+			if dev == "zram" {
+				path = testenv.NewZram(t, 64*mib).Path
+			} else {
+				path = testenv.NewLoop(t, 64*mib).Path
+			}
+			if err := tr.Protect(path); err != nil {
+				t.Fatal(err)
+			}
+			c := collect(t, tr)
+			all, _ := workload(t, newWriter(t, path), 0, 64*mib, 4, false)
+			gen := c.cut()
+			evs := c.snapshot()
+			requireCovered(t, reported(evs, path), all, dev)
+			for _, e := range evs {
+				if e.Kind == tracker.EventCompleted {
+					t.Fatalf("completion event %+v with CompletionEvents off", e)
+				}
+			}
+			ok, err := tr.Completed(gen - 1)
+			if err != nil || !ok {
+				t.Errorf("Completed(%d) = %v, %v; want true: every write returned", gen-1, ok, err)
+			}
+			st, err := tr.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Disks[0].Events == 0 {
+				t.Errorf("no queue events counted: %+v", st.Disks[0])
+			}
+		})
 	}
 }

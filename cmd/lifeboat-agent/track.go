@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/tracker"
@@ -41,6 +42,8 @@ func (c *trackCommand) Run(ctx context.Context, args []string) error {
 	cutEvery := fs.Duration("cut-interval", time.Second, "cut a generation this often; regions from the overflow bitmap are reported at cuts")
 	ringSize := fs.Int("ring-buffer", 0, "ring buffer size in bytes (power of two; default 8 MiB)")
 	gran := fs.Int64("bitmap-granularity", 0, "dirty bitmap granularity in bytes (default 64 KiB)")
+	completions := fs.Bool("completions", true, "also report each request's completion (false: only what changed, as the agent consumes it; lighter)")
+	summary := fs.Bool("summary", false, "print no extents: at each cut, per disk the events and the bytes changed in that generation once coalesced (what the agent's rounds see)")
 	fs.Usage = func() {
 		fmt.Fprintln(c.errOut, "Usage: lifeboat-agent track --disk DEV [--disk DEV...] [--json]")
 		fmt.Fprintln(c.errOut, "Prints every change to the disks until SIGINT or SIGTERM.")
@@ -61,7 +64,7 @@ func (c *trackCommand) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("track: %w", err)
 		}
 	}
-	t, err := tracker.Open(tracker.Options{PinDir: *pinDir, RingBufferSize: *ringSize, BitmapGranularity: *gran})
+	t, err := tracker.Open(tracker.Options{PinDir: *pinDir, RingBufferSize: *ringSize, BitmapGranularity: *gran, CompletionEvents: *completions && !*summary})
 	if err != nil {
 		return fmt.Errorf("track: %w", err)
 	}
@@ -79,7 +82,11 @@ func (c *trackCommand) Run(ctx context.Context, args []string) error {
 	w := bufio.NewWriter(c.out)
 	defer w.Flush()
 	enc := json.NewEncoder(w)
+	sums := map[string]*genSummary{}
 	print := func(e tracker.Event) error {
+		if *summary {
+			return summarize(w, sums, e, *asJSON)
+		}
 		l := trackLine{Event: e.Kind.String(), ID: e.ID, Disk: e.Extent.Disk, Offset: e.Extent.Offset,
 			Length: e.Extent.Length, Op: e.Extent.Op, Gen: e.Extent.Gen, Completed: e.Kind == tracker.EventCompleted}
 		if *asJSON {
@@ -185,6 +192,57 @@ func (c *trackCommand) summary(t *tracker.Linux, w *bufio.Writer) error {
 	for _, d := range st.Disks {
 		fmt.Fprintf(c.errOut, "%s: %d events, %d bytes, %d drops, %d bitmap regions, %d lost (mode %s)\n",
 			d.Disk, d.Events, d.Bytes, d.Drops, d.BitmapRegions, d.Lost, d.Mode)
+	}
+	return nil
+}
+
+// genSummary is what one generation changed on one disk (track --summary).
+type genSummary struct {
+	events  int
+	changed tracker.Set
+}
+
+// summaryLine is one line of track --summary --json.
+type summaryLine struct {
+	Disk         string `json:"disk"`
+	Gen          uint64 `json:"gen"`
+	Events       int    `json:"events"`
+	Extents      int    `json:"extents"`
+	ChangedBytes int64  `json:"changed_bytes"`
+}
+
+// summarize folds queue and dirty events into per-disk sets, as the
+// agent's rounds do, and prints them at each cut.
+func summarize(w *bufio.Writer, sums map[string]*genSummary, e tracker.Event, asJSON bool) error {
+	switch e.Kind {
+	case tracker.EventQueued, tracker.EventDirty:
+		g := sums[e.Extent.Disk]
+		if g == nil {
+			g = &genSummary{}
+			sums[e.Extent.Disk] = g
+		}
+		g.events++
+		g.changed.Add(e.Extent.Offset, e.Extent.Length)
+	case tracker.EventCut:
+		disks := make([]string, 0, len(sums))
+		for d := range sums {
+			disks = append(disks, d)
+		}
+		sort.Strings(disks)
+		for _, d := range disks {
+			g := sums[d]
+			l := summaryLine{Disk: d, Gen: e.Extent.Gen, Events: g.events, Extents: g.changed.Len(), ChangedBytes: g.changed.Bytes()}
+			var err error
+			if asJSON {
+				err = json.NewEncoder(w).Encode(l)
+			} else {
+				_, err = fmt.Fprintf(w, "gen=%d %s: %d events, %d extents, %d bytes changed\n", l.Gen, l.Disk, l.Events, l.Extents, l.ChangedBytes)
+			}
+			if err != nil {
+				return err
+			}
+			delete(sums, d)
+		}
 	}
 	return nil
 }
