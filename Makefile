@@ -6,7 +6,7 @@ BIN := bin
 CMDS := lifeboat-agent agentctl lifeboat-server lifeboat
 TOOLS := fiocompare benchrepl
 
-.PHONY: help generate check-generate build test vet demo demo-tracker bench-tracker bench-replication bench-recovery deps clean
+.PHONY: help generate check-generate build package test vet demo demo-tracker bench-tracker bench-replication bench-recovery deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ vet: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 
+package: ## .deb and .rpm of lifeboat-agent and lifeboat-server into dist/ (VERSION=x.y.z; default from git describe)
+	GO=$(GO) ./scripts/package.sh
+
 test: deps vet ## run every test (kernel tests need root; with CI=true they fail instead of skipping)
 	$(GO) test -race -count=1 -timeout 25m ./...
 
@@ -48,4 +51,4 @@ bench-recovery: ## materialize a point of a 10 GiB disk vs a full copy, on ext4 
 	./scripts/bench-recovery.sh
 
 clean: ## remove build output
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

@@ -10,7 +10,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
+	"github.com/lifeboat-dr/lifeboat/internal/config"
 )
 
 const usage = `lifeboat-agent: Lifeboat's mobility agent
@@ -19,6 +23,10 @@ Usage:
   lifeboat-agent run --server HOST:PORT --passphrase-file F --disk DEV [--disk DEV...] --state DIR [--name MACHINE]
                                                              replicate the disks to the process server
   lifeboat-agent track --disk DEV [--disk DEV...] [--json]   print changed extents live
+  lifeboat-agent install|uninstall|start|stop|restart|status [--config FILE] [--init auto|systemd|sysv]
+                                                             the system service, running 'run --config FILE'
+                                                             (default /etc/lifeboat/agent.toml)
+  lifeboat-agent check-config [--config FILE]                say whether the service can start with FILE
 
 Run 'lifeboat-agent COMMAND -h' for the flags of a command.
 `
@@ -31,7 +39,10 @@ func main() {
 			os.Exit(2)
 		}
 		fmt.Fprintln(os.Stderr, "lifeboat-agent:", err)
-		os.Exit(1)
+		if h := config.Hint(err); h != "" && !strings.Contains(err.Error(), h) {
+			fmt.Fprintln(os.Stderr, "hint:", h)
+		}
+		os.Exit(sysservice.ExitCode(err))
 	}
 }
 
@@ -45,6 +56,8 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return (&trackCommand{out: stdout, errOut: stderr}).Run(ctx, args[1:])
 	case "run":
 		return (&runCommand{out: stdout, errOut: stderr}).Run(ctx, args[1:])
+	case "install", "uninstall", "start", "stop", "restart", "status", "check-config":
+		return sysservice.Command(args[0], args[1:], agentService(stdout, stderr), stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

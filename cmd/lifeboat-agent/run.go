@@ -17,20 +17,39 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/agent"
+	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/server/client"
 )
 
 type runCommand struct {
 	out, errOut io.Writer
+	getenv      func(string) string // os.Getenv if nil
+	quiet       bool                // no usage on a missing flag (check-config)
 }
 
-func (c *runCommand) Run(ctx context.Context, args []string) error {
+// envPrefix starts the environment variable of every flag of run.
+const envPrefix = "LIFEBOAT_AGENT_"
+
+// runOptions are the flags of run, after the configuration file and the
+// environment were applied.
+type runOptions struct {
+	server, passFile, state, name, pinDir, scriptsDir string
+	disks                                             []string
+	pointEvery, appEvery, scriptTimeout               time.Duration
+	spool                                             int64
+}
+
+// parse reads run's flags, then LIFEBOAT_AGENT_<FLAG> and the --config
+// file for those not given (internal/config), and checks what is required.
+func (c *runCommand) parse(args []string) (*runOptions, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(c.errOut)
+	configFile := fs.String("config", "", "TOML configuration `FILE`: keys are these flags' names (default $LIFEBOAT_AGENT_CONFIG; see docs/agent.md)")
 	server := fs.String("server", "", "configuration server HOST:PORT (registration)")
 	passFile := fs.String("passphrase-file", "", "file holding the registration passphrase (lifeboat-server init wrote DATA/passphrase)")
 	var disks stringList
@@ -48,11 +67,24 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	groupTimeout := fs.Duration("group-timeout", 10*time.Second, "time a group point's phase may take on a member before the point fails")
 	groupFrozenMax := fs.Duration("group-frozen-max", 0, "hard limit of a group freeze: past it this machine thaws on its own (default twice --group-timeout)")
 	fs.Usage = func() {
-		fmt.Fprintln(c.errOut, "Usage: lifeboat-agent run --server HOST:PORT --passphrase-file F --disk DEV [--disk DEV...] --state DIR [--name MACHINE]")
+		fmt.Fprintln(c.errOut, "Usage: lifeboat-agent run [--config FILE] --server HOST:PORT --passphrase-file F --disk DEV [--disk DEV...] --state DIR [--name MACHINE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
+	}
+	getenv := c.getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if *configFile == "" {
+		*configFile = getenv(envPrefix + "CONFIG")
+	}
+	if _, err := config.Apply(fs, config.Options{File: *configFile, EnvPrefix: envPrefix, Getenv: getenv, Skip: []string{"config"}}); err != nil {
+		return nil, fmt.Errorf("run: configuration: %w", err)
 	}
 	var missing []string
 	for flagName, v := range map[string]string{"--server": *server, "--state": *state, "--name": *name} {
@@ -64,9 +96,25 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		missing = append(missing, "--disk")
 	}
 	if len(missing) > 0 {
+		sort.Strings(missing)
+		if c.quiet {
+			return nil, fmt.Errorf("missing %s (a flag, %s<FLAG> or a key of the configuration file)", strings.Join(missing, ", "), envPrefix)
+		}
 		fs.Usage()
-		return fmt.Errorf("run: missing %s", strings.Join(missing, ", "))
+		return nil, fmt.Errorf("run: missing %s (a flag, %s<FLAG> or a key of the configuration file)", strings.Join(missing, ", "), envPrefix)
 	}
+	return &runOptions{server: *server, passFile: *passFile, state: *state, name: *name, pinDir: *pinDir,
+		scriptsDir: *scriptsDir, disks: disks, pointEvery: *pointEvery, appEvery: *appEvery,
+		scriptTimeout: *scriptTimeout, spool: *spool}, nil
+}
+
+func (c *runCommand) Run(ctx context.Context, args []string) error {
+	o, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	server, passFile, disks, state, name, pinDir := &o.server, &o.passFile, o.disks, &o.state, &o.name, &o.pinDir
+	pointEvery, spool, appEvery, scriptsDir, scriptTimeout := &o.pointEvery, &o.spool, &o.appEvery, &o.scriptsDir, &o.scriptTimeout
 	if err := os.MkdirAll(*state, 0o700); err != nil {
 		return fmt.Errorf("run: state directory: %w", err)
 	}

@@ -11,8 +11,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
+	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 )
@@ -22,6 +25,9 @@ const usage = `lifeboat-server: Lifeboat's configuration, process and master-tar
 Usage:
   lifeboat-server init --data DIR [--san NAME...]   create the CA, certificates and passphrase
   lifeboat-server run  --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]
+  lifeboat-server install|uninstall|start|stop|restart|status [--config FILE] [--init auto|systemd|sysv]
+                     the system service, running 'run --config FILE' (default /etc/lifeboat/server.toml)
+  lifeboat-server check-config [--config FILE]      say whether the service can start with FILE
 
 Run 'lifeboat-server COMMAND -h' for the flags of a command.
 `
@@ -35,7 +41,7 @@ func main() {
 			os.Exit(2)
 		}
 		printError(os.Stderr, err)
-		os.Exit(1)
+		os.Exit(sysservice.ExitCode(err))
 	}
 }
 
@@ -60,7 +66,11 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	case "init":
 		return (&InitCommand{main: m}).Run(ctx, args[1:])
 	case "run":
-		return (&RunCommand{main: m}).Run(ctx, args[1:])
+		return sysservice.Run(ctx, "lifeboat-server", func(ctx context.Context) error {
+			return (&RunCommand{main: m}).Run(ctx, args[1:])
+		})
+	case "install", "uninstall", "start", "stop", "restart", "status", "check-config":
+		return sysservice.Command(args[0], args[1:], m.service(), m.Stdout, m.Stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil
@@ -80,6 +90,8 @@ func printError(w io.Writer, err error) {
 		fmt.Fprintln(w, "hint:", se.Hint)
 	case errors.As(err, &pe) && pe.Hint != "":
 		fmt.Fprintln(w, "hint:", pe.Hint)
+	case config.Hint(err) != "" && !strings.Contains(err.Error(), config.Hint(err)):
+		fmt.Fprintln(w, "hint:", config.Hint(err))
 	}
 }
 

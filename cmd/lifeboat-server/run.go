@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/api"
 )
@@ -14,13 +15,20 @@ import (
 // RunCommand is 'lifeboat-server run'.
 type RunCommand struct {
 	main *Main
+	// checkOnly, if set, gets the data directory once the flags and the
+	// configuration are read, instead of running (check-config).
+	checkOnly func(data string) error
 }
+
+// envPrefix starts the environment variable of every flag of run.
+const envPrefix = "LIFEBOAT_SERVER_"
 
 // Run serves until ctx is done (SIGINT, SIGTERM), then shuts down
 // gracefully.
 func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(c.main.Stderr)
+	configFile := fs.String("config", "", "TOML configuration `FILE`: keys are these flags' names (default $LIFEBOAT_SERVER_CONFIG; see docs/server.md)")
 	data := fs.String("data", c.main.Getenv("LIFEBOAT_DATA"), "data `DIR` made by 'lifeboat-server init' (default $LIFEBOAT_DATA)")
 	apiAddr := fs.String("api", server.DefaultAPIAddr, "listen `ADDR` of the configuration role (HTTPS)")
 	listen := fs.String("listen", server.DefaultListenAddr, "listen `ADDR` of the process role (mutual TLS 1.3)")
@@ -31,7 +39,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	checkTimeout := fs.Duration("check-timeout", server.DefaultCheckTimeout, "`DURATION` after which the check of one filesystem (failover --check) is stopped")
 	debug := fs.Bool("debug", false, "log at debug level")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server run --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]")
+		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server run [--config FILE] --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -40,8 +48,17 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
+	if *configFile == "" {
+		*configFile = c.main.Getenv(envPrefix + "CONFIG")
+	}
+	if _, err := config.Apply(fs, config.Options{File: *configFile, EnvPrefix: envPrefix, Getenv: c.main.Getenv, Skip: []string{"config"}}); err != nil {
+		return fmt.Errorf("run: configuration: %w", err)
+	}
+	if c.checkOnly != nil {
+		return c.checkOnly(*data)
+	}
 	if *data == "" {
-		return errors.New("run: --data DIR is required")
+		return errors.New("run: --data DIR is required (a flag, LIFEBOAT_SERVER_DATA, or data in the configuration file)")
 	}
 	if *pruneInterval < 0 {
 		return errors.New("run: --prune-interval must not be negative (0 disables the pruner)")
