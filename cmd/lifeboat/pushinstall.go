@@ -150,7 +150,7 @@ func (c *PushInstallCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	steps, err := pushinstall.Run(ctx, pushinstall.Options{
-		SSH: sshx.Config{Host: *host, Port: *port, User: *user, KeyFile: *key, KnownHosts: *knownHosts, AcceptHostKey: *acceptKey},
+		SSH:     sshx.Config{Host: *host, Port: *port, User: *user, KeyFile: *key, KnownHosts: *knownHosts, AcceptHostKey: *acceptKey},
 		Package: *pkg, AgentServer: *agentServer, Machine: *name, Disks: disks, Settings: settings,
 		UploadDir: *uploadDir, TokenTTL: *ttl, Wait: *wait, Server: a, Report: report,
 	})
