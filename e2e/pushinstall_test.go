@@ -299,6 +299,15 @@ func TestPushInstall(t *testing.T) {
 		}
 		t.Logf("step %-18s %s", s.Step, s.Detail)
 	}
+	cp := strings.Fields(res.Steps[4].Detail)
+	if up := filepath.Dir(cp[len(cp)-1]); !strings.HasPrefix(up, "/var/tmp/lifeboat-push.") {
+		t.Errorf("copy-package step %q: want the upload path", res.Steps[4].Detail)
+	} else if _, err := os.Stat(up); err == nil {
+		t.Errorf("the upload directory %s is left on the host", up)
+	}
+	if st := res.Steps[8].Detail; !strings.Contains(st, "running") && !strings.Contains(st, "started directly") {
+		t.Errorf("start-agent step %q: want the service running or the agent started directly", st)
+	}
 	if !strings.Contains(res.Steps[0].Detail, d.hostFP) || !strings.Contains(res.Steps[0].Detail, "accepted") {
 		t.Errorf("connect step %q: want the accepted fingerprint %s", res.Steps[0].Detail, d.hostFP)
 	}

@@ -552,7 +552,7 @@ func (r *run) start(ctx context.Context) (string, error) {
 	}
 	if res.Exit == 0 {
 		st, _ := r.sh(ctx, AgentBin+" status --config "+ConfigFile+" 2>&1", nil)
-		return "service: " + strings.TrimSpace(lastLines(st.Stdout, 1)), nil
+		return lastLines(strings.TrimSpace(res.Stdout), 1) + "; " + lastLines(strings.TrimSpace(st.Stdout), 1), nil
 	}
 	first := strings.TrimSpace(res.Stdout)
 	script := "nohup setsid " + AgentBin + " run --config " + ConfigFile + " </dev/null >>/var/log/lifeboat-agent.log 2>&1 & echo $!"
