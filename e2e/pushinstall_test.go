@@ -46,11 +46,8 @@ var agentPkg struct {
 func agentPackage(t *testing.T) string {
 	t.Helper()
 	agentPkg.once.Do(func() {
-		dist, err := os.MkdirTemp("", "lifeboat-e2e-dist")
-		if err != nil {
-			agentPkg.err = err
-			return
-		}
+		// Under binDir, which TestMain removes.
+		dist := filepath.Join(binDir, "dist")
 		cmd := exec.Command("./scripts/package.sh")
 		cmd.Dir = ".."
 		cmd.Env = append(os.Environ(), "DIST="+dist, "VERSION=0.0.0~e2e")
@@ -427,8 +424,19 @@ func TestPushInstallErrors(t *testing.T) {
 		user := randName("lbpush")
 		run(t, "useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", "-p", "*", user)
 		t.Cleanup(func() {
-			if out, err := exec.Command("userdel", user).CombinedOutput(); err != nil {
-				t.Errorf("userdel %s: %v\n%s", user, err, out)
+			// sshd's session process of the user may still be exiting:
+			// userdel refuses (status 8) until it has.
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				out, err := exec.Command("userdel", user).CombinedOutput()
+				if err == nil {
+					return
+				}
+				if time.Now().After(deadline) || !strings.Contains(string(out), "currently used by process") {
+					t.Errorf("userdel %s: %v\n%s", user, err, out)
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
 			}
 		})
 		ukey := d.newKey("user-key")
