@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 pkgs=(clang llvm libbpf-dev)
 if [ "${1:-}" != clang ]; then
-	pkgs+=(bpftool fio util-linux fdisk e2fsprogs xfsprogs fuse3 kmod psmisc postgresql systemd lintian)
+	pkgs+=(bpftool fio util-linux fdisk e2fsprogs xfsprogs fuse3 kmod psmisc postgresql systemd lintian openssh-server)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,12 +5,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/server/api"
@@ -34,6 +36,9 @@ func (s *Server) configHandler() http.Handler {
 			return h(w, r)
 		}))
 	}
+	admin("POST "+api.PathTokens, s.createToken)
+	admin("GET "+api.PathTokens, s.listTokens)
+	admin("DELETE "+api.PathToken, s.revokeToken)
 	admin("GET "+api.PathMachines, s.listMachines)
 	admin("GET "+api.PathPoints, s.listPoints)
 	admin("POST "+api.PathFailover, s.failover)
@@ -99,26 +104,75 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the registration request")
 	}
 	log := s.cfg.Logger.With(LogComponent, "config", LogMachine, req.Name, LogRemote, r.RemoteAddr)
-	if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(s.pass, req.Name, req.Nonce, req.CSR)) {
-		log.Warn("registration refused: wrong passphrase proof")
-		return errorf(http.StatusUnauthorized, "wrong passphrase",
-			"the agent's passphrase file must hold the line in the server's DATA/passphrase")
+	if req.TokenID == "" {
+		if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(s.pass, req.Name, req.Nonce, req.CSR)) {
+			log.Warn("registration refused: wrong passphrase proof")
+			return errorf(http.StatusUnauthorized, "wrong passphrase",
+				"the agent's passphrase file must hold the line in the server's DATA/passphrase")
+		}
+		cert, proc, err := s.registerMachine(r, req, log)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, s.registerAnswer(cert, proc, req.Nonce, s.pass))
+		return nil
 	}
-	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
-	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Hint: "send one PEM CERTIFICATE REQUEST signed with the agent's key", Err: err}
+	// A one-time token: its secret keys both proofs, and it is used up
+	// only by a registration that succeeds.
+	var ans api.RegisterResponse
+	err := s.tokenStore().use(strings.ToLower(req.TokenID), req.Name, time.Now(), func(secret string) error {
+		if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(secret, req.Name, req.Nonce, req.CSR)) {
+			return errTokenUnknown // the same answer as an unknown token: nothing to probe
+		}
+		cert, proc, err := s.registerMachine(r, req, log)
+		if err != nil {
+			return err
+		}
+		ans = s.registerAnswer(cert, proc, req.Nonce, secret)
+		return nil
+	})
+	if errors.Is(err, errTokenUnknown) {
+		log.Warn("registration refused: bad token", "token_id", req.TokenID)
+		return errorf(http.StatusUnauthorized, errTokenUnknown.Error(), tokenHint)
 	}
-	certPEM, err := s.ca.IssueMachine(req.Name, csr, time.Now())
-	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Hint: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
-	}
-	proc, err := s.processServerFor(r)
 	if err != nil {
 		return err
+	}
+	log.Info("registration token used", "token_id", req.TokenID)
+	writeJSON(w, http.StatusOK, ans)
+	return nil
+}
+
+// registerAnswer is the answer to a registration, proven with key (the
+// passphrase or a token's secret).
+func (s *Server) registerAnswer(certPEM []byte, proc, nonce, key string) api.RegisterResponse {
+	return api.RegisterResponse{
+		Certificate:   string(certPEM),
+		CA:            string(s.ca.CertPEM),
+		ProcessServer: proc,
+		ServerProof:   api.ServerProof(key, nonce, string(s.ca.CertPEM)),
+	}
+}
+
+// registerMachine issues the certificate of a machine whose proof was
+// checked and records the registration; it returns the certificate (PEM)
+// and the process server to give the agent.
+func (s *Server) registerMachine(r *http.Request, req api.RegisterRequest, log *slog.Logger) (certPEM []byte, proc string, err error) {
+	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
+	if err != nil {
+		return nil, "", &Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Hint: "send one PEM CERTIFICATE REQUEST signed with the agent's key", Err: err}
+	}
+	certPEM, err = s.ca.IssueMachine(req.Name, csr, time.Now())
+	if err != nil {
+		return nil, "", &Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Hint: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
+	}
+	proc, err = s.processServerFor(r)
+	if err != nil {
+		return nil, "", err
 	}
 	cert, err := pki.ParseCertificatePEM(certPEM)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	now := time.Now().UTC()
 	reprotected := false
@@ -133,19 +187,13 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 			reprotected = true
 		}
 	}); err != nil {
-		return err
+		return nil, "", err
 	}
 	if reprotected {
 		log.Warn("committed machine registered again: protected again; certificates issued before are refused")
 	}
 	log.Info("machine registered", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter)
-	writeJSON(w, http.StatusOK, api.RegisterResponse{
-		Certificate:   string(certPEM),
-		CA:            string(s.ca.CertPEM),
-		ProcessServer: proc,
-		ServerProof:   api.ServerProof(s.pass, req.Nonce, string(s.ca.CertPEM)),
-	})
-	return nil
+	return certPEM, proc, nil
 }
 
 // processServerFor returns the process server address to give an agent

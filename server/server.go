@@ -197,6 +197,9 @@ type Server struct {
 	groupsOnce sync.Once
 	groups     *groupsState
 
+	tokensOnce sync.Once
+	tokens     *tokens // one-time registration tokens (tokens.go)
+
 	pruneMu sync.Mutex // one prune at a time
 	plansMu sync.Mutex // plan files
 	checker *recovery.Checker

@@ -42,6 +42,7 @@ const envPrefix = "LIFEBOAT_AGENT_"
 // environment were applied.
 type runOptions struct {
 	server, passFile, state, name, pinDir, scriptsDir string
+	tokenFile                                         string
 	disks                                             []string
 	pointEvery, appEvery, scriptTimeout               time.Duration
 	spool                                             int64
@@ -61,6 +62,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	configFile := fs.String("config", "", "TOML configuration `FILE`: keys are these flags' names (default $LIFEBOAT_AGENT_CONFIG; see docs/agent.md)")
 	server := fs.String("server", "", "configuration server HOST:PORT (registration)")
 	passFile := fs.String("passphrase-file", "", "file holding the registration passphrase (lifeboat-server init wrote DATA/passphrase)")
+	tokenFile := fs.String("token-file", "", "file holding a one-time registration token (POST /v1/tokens, 'lifeboat push-install'); used in place of --passphrase-file, removed once registered")
 	var disks stringList
 	fs.Var(&disks, "disk", "block device to protect; repeat for several")
 	state := fs.String("state", "", "state directory (identity, spool, local API socket); not on a protected disk")
@@ -118,7 +120,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	}
 	return &runOptions{server: *server, passFile: *passFile, state: *state, name: *name, pinDir: *pinDir,
 		scriptsDir: *scriptsDir, disks: disks, pointEvery: *pointEvery, appEvery: *appEvery,
-		scriptTimeout: *scriptTimeout, spool: *spool,
+		scriptTimeout: *scriptTimeout, spool: *spool, tokenFile: *tokenFile,
 		groupListen: *groupListen, groupTimeout: *groupTimeout, groupFrozenMax: *groupFrozenMax,
 		metricsAddr: *metricsAddr, logFormat: *logFormat, logLevel: *logLevel,
 		metricsExplicit: sources["metrics"] != config.FromDefault && sources["metrics"] != ""}, nil
@@ -144,7 +146,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("run: --log-format: %w", err)
 	}
-	id, err := loadOrRegister(ctx, *state, *server, *passFile, *name, log)
+	id, err := loadOrRegister(ctx, *state, *server, *passFile, o.tokenFile, *name, log)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
@@ -212,7 +214,9 @@ type identity struct {
 
 // loadOrRegister returns the machine's identity from the state directory,
 // registering with the configuration server the first time.
-func loadOrRegister(ctx context.Context, dir, server, passFile, name string, log *slog.Logger) (*identity, error) {
+// With tokenFile it registers with that one-time token (and removes the
+// file once the token is used up); else with the passphrase of passFile.
+func loadOrRegister(ctx context.Context, dir, server, passFile, tokenFile, name string, log *slog.Logger) (*identity, error) {
 	idDir := filepath.Join(dir, "identity")
 	certPEM, err1 := os.ReadFile(filepath.Join(idDir, "machine.crt"))
 	keyPEM, err2 := os.ReadFile(filepath.Join(idDir, "machine.key"))
@@ -228,12 +232,8 @@ func loadOrRegister(ctx context.Context, dir, server, passFile, name string, log
 		}
 		return &identity{cert: cert, caPEM: caPEM, processAddr: strings.TrimSpace(string(proc))}, nil
 	}
-	if passFile == "" {
-		return nil, errors.New("not registered yet: give --passphrase-file (the server's DATA/passphrase)")
-	}
-	pass, err := os.ReadFile(passFile)
-	if err != nil {
-		return nil, fmt.Errorf("read passphrase: %w", err)
+	if passFile == "" && tokenFile == "" {
+		return nil, errors.New("not registered yet: give --token-file (a one-time token) or --passphrase-file (the server's DATA/passphrase)")
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -241,7 +241,20 @@ func loadOrRegister(ctx context.Context, dir, server, passFile, name string, log
 	}
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	certPEM, caPEM, processAddr, err := client.Register(rctx, server, name, strings.TrimSpace(string(pass)), key)
+	var processAddr string
+	if tokenFile != "" {
+		tok, rerr := os.ReadFile(tokenFile)
+		if rerr != nil {
+			return nil, fmt.Errorf("read registration token: %w (issue a new token, e.g. with 'lifeboat push-install', or give --passphrase-file)", rerr)
+		}
+		certPEM, caPEM, processAddr, err = client.RegisterWithToken(rctx, server, name, string(tok), key)
+	} else {
+		pass, rerr := os.ReadFile(passFile)
+		if rerr != nil {
+			return nil, fmt.Errorf("read passphrase: %w", rerr)
+		}
+		certPEM, caPEM, processAddr, err = client.Register(rctx, server, name, strings.TrimSpace(string(pass)), key)
+	}
 	if err != nil {
 		if h := client.Hint(err); h != "" {
 			return nil, fmt.Errorf("register with %s: %w (%s)", server, err, h)
@@ -261,7 +274,13 @@ func loadOrRegister(ctx context.Context, dir, server, passFile, name string, log
 			return nil, fmt.Errorf("save identity: %w", err)
 		}
 	}
-	log.Info("registered", "machine", name, "server", server, "process_server", processAddr)
+	if tokenFile != "" {
+		// The token is used up: keep no secret that opens nothing.
+		if err := os.Remove(tokenFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Warn("registered, but cannot remove the used token file", "file", tokenFile, "err", err)
+		}
+	}
+	log.Info("registered", "machine", name, "server", server, "process_server", processAddr, "with", map[bool]string{true: "token", false: "passphrase"}[tokenFile != ""])
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("certificate from the server: %w", err)

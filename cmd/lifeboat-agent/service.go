@@ -45,8 +45,14 @@ func checkConfig(file string, stderr io.Writer) (*runOptions, error) {
 	if _, err := os.Stat(filepath.Join(o.state, "identity", "machine.crt")); err == nil {
 		return o, nil
 	}
+	if o.tokenFile != "" {
+		if _, err := os.Stat(o.tokenFile); err != nil {
+			return nil, fmt.Errorf("token-file: %w", err)
+		}
+		return o, nil
+	}
 	if o.passFile == "" {
-		return nil, errors.New("not registered yet and no passphrase-file: set passphrase-file to a copy of the server's DATA/passphrase")
+		return nil, errors.New("not registered yet and no passphrase-file: set passphrase-file to a copy of the server's DATA/passphrase (or token-file to a one-time token)")
 	}
 	if _, err := os.Stat(o.passFile); err != nil {
 		return nil, fmt.Errorf("passphrase-file: %w", err)

@@ -36,6 +36,8 @@ Usage:
   lifeboat [CONNECTION] group create NAME --machines A,B [--interval 5m], group list, group show|delete NAME
   lifeboat [CONNECTION] group point NAME [--wait 2m]
   lifeboat [CONNECTION] plan test|run NAME --out DIR [--point latest|latest-app] [--check] [--json]
+  lifeboat [CONNECTION] push-install --host H [--user U] --key SSHKEY [--known-hosts F] [--port 22] [--package FILE] --disk DEV... [--name MACHINE] [--json]
+                                  (here --key is the SSH key; the admin key is --admin-key)
 
 CONNECTION (before or after the command):
   --data DIR                      on the server host: DIR/server.json, DIR/ca.crt, DIR/admin.*
@@ -101,6 +103,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return (&GroupCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "plan":
 		return (&PlanCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "push-install":
+		return (&PushInstallCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil

@@ -94,8 +94,12 @@ type Error struct {
 type RegisterRequest struct {
 	// Name is the machine name: the CommonName of its certificate.
 	Name string `json:"name"`
-	// PassphraseProof is RegisterProof(passphrase, Name, Nonce, CSR).
+	// PassphraseProof is RegisterProof(passphrase, Name, Nonce, CSR);
+	// with TokenID, RegisterProof(the token's secret, Name, Nonce, CSR).
 	PassphraseProof string `json:"passphrase_proof"`
+	// TokenID, if set, names the one-time registration token whose
+	// secret keys both proofs in place of the passphrase.
+	TokenID string `json:"token_id,omitempty"`
 	// Nonce is 32 random bytes, in lowercase hex.
 	Nonce string `json:"nonce"`
 	// CSR is a PEM "CERTIFICATE REQUEST" signed with the agent's key.
@@ -110,7 +114,8 @@ type RegisterResponse struct {
 	CA string `json:"ca"`
 	// ProcessServer is the host:port of the process server to replicate to.
 	ProcessServer string `json:"process_server"`
-	// ServerProof is ServerProof(passphrase, Nonce, CA).
+	// ServerProof is ServerProof(passphrase, Nonce, CA), or
+	// ServerProof(the token's secret, Nonce, CA) for a token registration.
 	ServerProof string `json:"server_proof"`
 }
 

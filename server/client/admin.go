@@ -139,3 +139,26 @@ func (a *Admin) RunPlan(ctx context.Context, name string, req api.PlanRequest) (
 	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/plans/"+escape(name)+"/run", req, &out)
 	return out, err
 }
+
+// CreateToken issues a one-time registration token (for req.Machine
+// only, when set). The answer holds the secret token; nothing else ever
+// shows it again.
+func (a *Admin) CreateToken(ctx context.Context, req api.TokenRequest) (api.Token, error) {
+	var t api.Token
+	err := doJSON(ctx, a.hc, http.MethodPost, a.base+api.PathTokens, req, &t)
+	return t, err
+}
+
+// Tokens lists the live registration tokens, without their secrets.
+func (a *Admin) Tokens(ctx context.Context) ([]api.Token, error) {
+	var ts []api.Token
+	err := doJSON(ctx, a.hc, http.MethodGet, a.base+api.PathTokens, nil, &ts)
+	return ts, err
+}
+
+// RevokeToken removes a live token so that it registers nothing.
+func (a *Admin) RevokeToken(ctx context.Context, id string) (api.Token, error) {
+	var t api.Token
+	err := doJSON(ctx, a.hc, http.MethodDelete, a.base+"/v1/tokens/"+escape(id), nil, &t)
+	return t, err
+}

@@ -28,11 +28,29 @@ import (
 // Before the answer is checked the connection is not authenticated: the
 // only thing a forged server can learn is one HMAC of the passphrase.
 func Register(ctx context.Context, addr, name, passphrase string, key crypto.Signer) (cert, caPEM []byte, processAddr string, err error) {
-	if err := api.ValidName(name); err != nil {
-		return nil, nil, "", fmt.Errorf("register: machine %w", err)
-	}
 	if passphrase == "" {
 		return nil, nil, "", errors.New("register: empty passphrase")
+	}
+	return register(ctx, addr, name, "", passphrase, key)
+}
+
+// RegisterWithToken registers like Register, with a one-time registration
+// token (api.ParseToken's format) in place of the passphrase: its secret
+// keys both proofs and is never sent. The server uses the token up when
+// the registration succeeds.
+func RegisterWithToken(ctx context.Context, addr, name, token string, key crypto.Signer) (cert, caPEM []byte, processAddr string, err error) {
+	id, secret, err := api.ParseToken(token)
+	if err != nil {
+		return nil, nil, "", &Error{Err: fmt.Errorf("register: %w", err), Hint: "the token file must hold the token the server issued (POST /v1/tokens), on one line"}
+	}
+	return register(ctx, addr, name, id, secret, key)
+}
+
+// register registers with the passphrase, or with the secret of token
+// tokenID when it is set.
+func register(ctx context.Context, addr, name, tokenID, passphrase string, key crypto.Signer) (cert, caPEM []byte, processAddr string, err error) {
+	if err := api.ValidName(name); err != nil {
+		return nil, nil, "", fmt.Errorf("register: machine %w", err)
 	}
 	base, err := baseURL(addr)
 	if err != nil {
@@ -48,7 +66,7 @@ func Register(ctx context.Context, addr, name, passphrase string, key crypto.Sig
 		return nil, nil, "", fmt.Errorf("register: nonce: %w", err)
 	}
 	nonce := hex.EncodeToString(nb)
-	req := api.RegisterRequest{Name: name, Nonce: nonce, CSR: csr, PassphraseProof: api.RegisterProof(passphrase, name, nonce, csr)}
+	req := api.RegisterRequest{Name: name, Nonce: nonce, CSR: csr, TokenID: tokenID, PassphraseProof: api.RegisterProof(passphrase, name, nonce, csr)}
 
 	// No CA is known yet: the server is authenticated below, after the
 	// answer, by its proof and the chain of this connection's certificate.
