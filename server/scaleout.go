@@ -159,6 +159,9 @@ func (s *Server) openJoined(ji JoinInfo) error {
 	if s.cfg.Roles.Config {
 		return &Error{Msg: "this data directory joined configuration server " + ji.ConfigServer, Hint: "run it with --roles process (a joined server has no CA key)"}
 	}
+	if s.cfg.ConfigServer != "" {
+		ji.ConfigServer = s.cfg.ConfigServer
+	}
 	s.so.join = &ji
 	s.cfg.Name = ji.ID
 	c, err := client.NewServer(ji.ConfigServer, s.cert, s.ca.CertPEM)

@@ -164,6 +164,9 @@ type Config struct {
 	SharedStore bool
 	// DrainTimeout bounds the drain of a move (0: DefaultDrainTimeout).
 	DrainTimeout time.Duration
+	// ConfigServer overrides the configuration server URL of a joined
+	// server's join.json ("" keeps it).
+	ConfigServer string
 }
 
 // State is the content of DataDir/server.json, written once the listeners

@@ -195,7 +195,6 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	return a.Run(ctx)
 }
 
-
 // serveMetrics serves /metrics on addr (plain HTTP). When the address is
 // the default one (not given) and cannot be bound, for instance because
 // a second agent runs on this host, it only warns.
