@@ -164,6 +164,10 @@ type Config struct {
 	SharedStore bool
 	// DrainTimeout bounds the drain of a move (0: DefaultDrainTimeout).
 	DrainTimeout time.Duration
+	// HeartbeatTimeout: a joined process server silent for longer is
+	// shown unhealthy and gets no new machine (0: api.HealthyMissed
+	// heartbeats).
+	HeartbeatTimeout time.Duration
 	// ConfigServer overrides the configuration server URL of a joined
 	// server's join.json ("" keeps it).
 	ConfigServer string
@@ -279,6 +283,9 @@ func Open(cfg Config) (*Server, error) {
 	}
 	if cfg.Name == "" {
 		cfg.Name = "local"
+	}
+	if cfg.HeartbeatTimeout <= 0 {
+		cfg.HeartbeatTimeout = api.HealthyMissed * api.DefaultHeartbeatSeconds * time.Second
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = DefaultDrainTimeout

@@ -211,8 +211,8 @@ func (s *Server) serverHeartbeat(w http.ResponseWriter, r *http.Request) error {
 }
 
 // serverHealthy reports whether a joined server reported recently.
-func serverHealthy(b serverBeat, now time.Time) bool {
-	return !b.at.IsZero() && now.Sub(b.at) <= api.HealthyMissed*api.DefaultHeartbeatSeconds*time.Second
+func (s *Server) serverHealthy(b serverBeat, now time.Time) bool {
+	return !b.at.IsZero() && now.Sub(b.at) <= s.cfg.HeartbeatTimeout
 }
 
 // processServers returns every process server, the local one first.
@@ -242,7 +242,7 @@ func (s *Server) processServers() []api.ProcessServer {
 		rec, b := s.so.servers[id], s.so.beats[id]
 		joined := rec.Joined
 		ps := api.ProcessServer{ID: id, Address: b.addr, Roles: b.roles, Machines: sorted(counts[id]), Joined: &joined,
-			Healthy: serverHealthy(b, now), Problems: []string{}}
+			Healthy: s.serverHealthy(b, now), Problems: []string{}}
 		if ps.Roles == nil {
 			ps.Roles = []string{}
 		}
@@ -391,7 +391,7 @@ func (s *Server) assignmentStatus(m *api.Machine, rec machineRecord) {
 	switch {
 	case !joined:
 		problem = fmt.Sprintf("assigned to process server %s, which is not joined: join it again, or move the machine with 'lifeboat move %s --to SERVER --force'", rec.Assigned, m.Name)
-	case !serverHealthy(b, now):
+	case !s.serverHealthy(b, now):
 		problem = "replication stopped: " + s.silentProblem(rec.Assigned, b, now)
 	}
 	sm, ok := b.machines[m.Name]
@@ -486,7 +486,7 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 		if !joined {
 			return api.MoveResult{}, errorf(http.StatusNotFound, "unknown process server "+strconv.Quote(req.To), "'lifeboat servers' lists the process servers")
 		}
-		if !serverHealthy(b, time.Now()) || b.addr == "" {
+		if !s.serverHealthy(b, time.Now()) || b.addr == "" {
 			return api.MoveResult{}, errorf(http.StatusConflict, "process server "+req.To+" is not healthy",
 				"start it and wait for 'lifeboat servers' to show it healthy")
 		}
