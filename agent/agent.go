@@ -73,6 +73,10 @@ type Config struct {
 	// server's address and the machine's certificate (optional).
 	ServerAddr  string
 	Certificate *x509.Certificate
+	// Redirect points the Client at another process server; it is
+	// called when the configuration server names another one for this
+	// machine (redirect_linux.go). nil: the agent never switches.
+	Redirect func(addr string) error
 }
 
 func (c *Config) defaults() error {
@@ -175,6 +179,7 @@ type Agent struct {
 	lastRound  time.Time
 	consumerWG sync.WaitGroup
 	group      *groupState // nil: group points off
+	serverAddr string      // the process server now (guarded by mu)
 	counts     agentCounts // for metrics.go
 }
 
@@ -252,7 +257,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log.With("component", "agent"), pointReq: make(chan *pointRequest), started: time.Now(),
-		kernel: kernelRelease(), bootID: bootID()}
+		kernel: kernelRelease(), bootID: bootID(), serverAddr: cfg.ServerAddr}
 	if cfg.Group.Listen != "" {
 		a.group = &groupState{cfg: cfg.Group, sessions: make(chan *groupConn), reqs: make(chan *pointRequest)}
 	}
@@ -456,6 +461,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	api, err := a.serveAPI(ctx)
 	if err != nil {
 		a.log.Warn("local API unavailable", "err", err)
+	}
+	if a.group == nil && a.cfg.Group.Server != nil {
+		go a.pollProcessServer(ctx, a.cfg.Group.Server, 2*time.Second)
 	}
 	if a.group != nil {
 		if err := a.startGroup(ctx); err != nil {

@@ -258,6 +258,7 @@ func (a *Agent) syncGroupOnce(ctx context.Context) {
 		return
 	}
 	g.asg, g.synced = asg, true
+	go a.followProcessServer(asg.ProcessServer)
 }
 
 // syncGroup keeps the group assignment fresh.

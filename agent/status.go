@@ -103,6 +103,7 @@ type Problem struct {
 const (
 	ProblemServerUnreachable = "server-unreachable"
 	ProblemSegmentRefused    = "segment-refused"
+	ProblemProcessMoved      = "process-server-moved"
 	ProblemRetired           = "machine-retired"
 	ProblemSpoolFull         = "spool-full"
 	ProblemTrackingGap       = "tracking-gap"

@@ -20,7 +20,7 @@ func (a *Agent) Status() Status {
 	ts, terr := a.tr.Stats()
 	s.Tracker = TrackerStatus{Generation: ts.Generation, InFlight: ts.InFlight, PinDir: a.cfg.PinDir,
 		MissedRuns: ts.MissedRuns, Programs: ts.Programs}
-	s.Server.Address = a.cfg.ServerAddr
+	s.Server.Address = a.processServer()
 	if c := a.cfg.Certificate; c != nil {
 		s.Certificate = &CertStatus{Subject: c.Subject.CommonName, NotAfter: c.NotAfter,
 			DaysLeft: int(c.NotAfter.Sub(now).Hours() / 24)}
@@ -88,9 +88,13 @@ func (a *Agent) Status() Status {
 		case strings.Contains(ds.Spool.LastError, uploader.ErrRetired.Error()):
 			s.Problems = append(s.Problems, Problem{Code: ProblemRetired, Disk: d.name, What: d.name + ": " + ds.Spool.LastError,
 				Remedy: "this machine was failed over and committed: replication has stopped; to protect it again, move its --state away and register it again"})
+		case ds.Spool.LastError != "" && ds.Spool.Connected && movedError(ds.Spool.LastError):
+			s.Problems = append(s.Problems, Problem{Code: ProblemProcessMoved, Disk: d.name,
+				What:   fmt.Sprintf("%s: process server %s does not serve this machine now: %s", d.name, s.Server.Address, ds.Spool.LastError),
+				Remedy: "the machine is being moved or was moved to another process server: the agent learns the new one from the configuration server (--server) within seconds; if this lasts, check that the agent reaches the configuration server and see 'lifeboat machines' there"})
 		case ds.Spool.LastError != "" && !ds.Spool.Connected:
 			s.Problems = append(s.Problems, Problem{Code: ProblemServerUnreachable, Disk: d.name,
-				What:   fmt.Sprintf("%s: process server %s unreachable since %s: %s", d.name, a.cfg.ServerAddr, ds.Spool.ErrorSince.UTC().Format(time.RFC3339), ds.Spool.LastError),
+				What:   fmt.Sprintf("%s: process server %s unreachable since %s: %s", d.name, s.Server.Address, ds.Spool.ErrorSince.UTC().Format(time.RFC3339), ds.Spool.LastError),
 				Remedy: "check the network and that lifeboat-server runs; the agent retries and keeps the journal in its spool"})
 		case ds.Spool.LastError != "":
 			s.Problems = append(s.Problems, Problem{Code: ProblemSegmentRefused, Disk: d.name, What: d.name + ": process server refused a segment: " + ds.Spool.LastError,

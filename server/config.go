@@ -28,6 +28,8 @@ func (s *Server) configHandler() http.Handler {
 	mux.Handle("POST "+api.PathRegister, handle(log, s.register))
 	mux.Handle("PUT "+api.PathAgentGroup, handle(log, s.syncAgentGroup))
 	mux.Handle("POST "+api.PathAgentGroupResult, handle(log, s.agentGroupResult))
+	mux.Handle("POST "+api.PathServerJoin, handle(log, s.joinServer))
+	mux.Handle("PUT "+api.PathServerHeartbeat, handle(log, s.serverHeartbeat))
 	admin := func(pattern string, h handlerFunc) {
 		mux.Handle(pattern, handle(log, func(w http.ResponseWriter, r *http.Request) error {
 			if err := s.checkAdmin(r); err != nil {
@@ -64,6 +66,8 @@ func (s *Server) configHandler() http.Handler {
 	admin("DELETE "+api.PathFailback, s.cancelFailback)
 	admin("POST "+api.PathFailbackComplete, s.completeFailback)
 	admin("GET "+api.PathAlerts, s.listAlerts)
+	admin("GET "+api.PathServers, s.listServers)
+	admin("POST "+api.PathMove, s.moveMachine)
 	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
 	}))
@@ -166,7 +170,7 @@ func (s *Server) registerMachine(r *http.Request, req api.RegisterRequest, log *
 	if err != nil {
 		return nil, "", &Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Hint: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
 	}
-	proc, err = s.processServerFor(r)
+	proc, assigned, err := s.assignProcessServer(r, req.Name)
 	if err != nil {
 		return nil, "", err
 	}
@@ -179,6 +183,7 @@ func (s *Server) registerMachine(r *http.Request, req api.RegisterRequest, log *
 	if err := s.updateMachine(req.Name, func(m *machineRecord) {
 		m.Registered = &now
 		m.Serial = cert.SerialNumber.Text(16)
+		m.Assigned = assigned
 		if m.State == api.StateCommitted || m.State == api.StateFailedBack {
 			// Re-protection: from now on only this certificate may
 			// replicate, never the old source's.
@@ -192,7 +197,7 @@ func (s *Server) registerMachine(r *http.Request, req api.RegisterRequest, log *
 	if reprotected {
 		log.Warn("committed machine registered again: protected again; certificates issued before are refused")
 	}
-	log.Info("machine registered", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter)
+	log.Info("machine registered", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter, "process_server", proc)
 	return certPEM, proc, nil
 }
 
@@ -320,6 +325,9 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 		if msg := s.applyProblem(name, d); msg != "" {
 			m.Problems = append(m.Problems, "apply of disk "+d+" failing: "+msg)
 		}
+	}
+	if s.cfg.Roles.Config {
+		s.assignmentStatus(&m, rec)
 	}
 	return m, nil
 }

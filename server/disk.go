@@ -57,6 +57,9 @@ type diskState struct {
 	applyErr string
 	changed  chan struct{} // closed and replaced when applied moves
 	wake     chan struct{} // one token: there may be work for the applier
+	// stop ends the applier (the machine moved to another process
+	// server: releaseMachine).
+	stop context.CancelFunc
 }
 
 func (d *diskState) segPath(seq uint64) string {
@@ -121,10 +124,12 @@ func (s *Server) disk(machine, name string) (*diskState, error) {
 		return nil, fmt.Errorf("load disk %s/%s: %w", machine, name, err)
 	}
 	s.disks[k] = d
+	actx, stop := context.WithCancel(s.ctx)
+	d.stop = stop
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		d.applier(s.ctx)
+		d.applier(actx)
 	}()
 	d.kick()
 	return d, nil

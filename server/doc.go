@@ -35,6 +35,23 @@
 // inspection lives in recovery/ (DESIGN.md §9 puts all of recovery there:
 // the orchestration moves once failback needs it too).
 //
+// Scale-out (servers.go: configuration role; scaleout.go: joined process
+// server). Process servers that join with the registration passphrase get
+// a certificate "lifeboat-server:<id>" from the CA, report every 2 s and
+// learn the machines assigned to them; only the assigned server accepts a
+// machine's process-role requests. The replica is kept over a move by
+// sharing target storage (--store on a shared file system, opened with
+// --shared-store) rather than by copying it between servers: a copy costs
+// the size of every disk per move and needs a second, consistent transfer
+// protocol, while a shared store costs nothing at the move and is what the
+// planned Azure Blob backend gives anyway. A move drains the old server
+// first (no upload accepted after the mark, every acknowledged segment
+// applied), then flips the assignment; a drained joined server refuses the
+// machine until it is assigned it again with a larger epoch, so a stale
+// heartbeat answer cannot revive it. Each machine has one writer; prune
+// (assigned server) and materialize (configuration server) exclude each
+// other across processes with flock.
+//
 // What it must never do:
 //   - acknowledge a segment before it is durable and verified, or change
 //     anything already accepted because of a bad request;
@@ -47,5 +64,7 @@
 //   - change a machine's state on a test failover, or on a real failover
 //     whose requested check failed; accept anything from a committed
 //     machine's old source;
-//   - write to a materialized image while checking it.
+//   - write to a materialized image while checking it;
+//   - accept or apply a machine's segments on a process server it is not
+//     assigned to, or acknowledge a segment during a move's drain.
 package server

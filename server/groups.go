@@ -520,6 +520,7 @@ func (s *Server) syncAgentGroup(w http.ResponseWriter, r *http.Request) error {
 		}
 		gst.mu.Unlock()
 	}
+	_, out.ProcessServer = s.assignedAddr(r, m)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -28,6 +28,9 @@ func (s *Server) processHandler() http.Handler {
 			if err != nil {
 				return err
 			}
+			if err := s.checkAssigned(m); err != nil {
+				return err
+			}
 			s.seen(m)
 			if err := s.checkProtected(r, m); err != nil {
 				return err
@@ -41,6 +44,7 @@ func (s *Server) processHandler() http.Handler {
 	route("GET "+api.PathHashes, s.getHashes)
 	route("GET "+api.PathPoint, s.getPoint)
 	route("POST "+api.PathProbe, s.postProbe)
+	mux.Handle("POST "+api.PathDrain, handle(log, s.drain))
 	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the process role's endpoints")
 	}))
@@ -152,7 +156,7 @@ func (s *Server) diskStatus(ctx context.Context, machine, disk string) (api.Disk
 			}
 		}
 	}
-	if s.cfg.Roles.Process {
+	if s.cfg.Roles.Process && s.servesHere(machine) {
 		d, err := s.disk(machine, disk)
 		if err != nil {
 			return st, err
@@ -325,6 +329,9 @@ func (d *diskState) commitSegment(seq uint64, tmp string, cuts []hrlfmt.Cut) (*a
 	defer d.commit.Unlock()
 	if ack, err := d.checkSeq(seq); ack != nil || err != nil {
 		return ack, err // another upload of seq won the race
+	}
+	if err := d.s.checkAssigned(d.machine); err != nil {
+		return nil, err // a move began: never acknowledge what the drain missed
 	}
 	if err := d.appendCuts(seq, cuts); err != nil {
 		return nil, storageError("write cut log", err)

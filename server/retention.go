@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -82,6 +83,11 @@ func (s *Server) pruneNow(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if !s.servesHere(m) {
+		id, addr := s.assignedAddr(nil, m)
+		return errorf(http.StatusConflict, fmt.Sprintf("machine %s is served by process server %s (%s), whose pruner applies its policy", m, id, addr),
+			"only the process server a machine is assigned to prunes it (every prune interval); wait for it, or move the machine here first")
+	}
 	ans, err := s.prune(r.Context(), m)
 	if errors.Is(err, store.ErrNotFound) {
 		return &Error{Status: http.StatusNotFound, Msg: "machine " + m + " has no data in target storage yet", Hint: "nothing to prune until its agent has replicated", Err: err}
@@ -158,8 +164,8 @@ func (s *Server) pruner(ctx context.Context, interval time.Duration) {
 			if ctx.Err() != nil {
 				return
 			}
-			if rec, _ := s.machine(m); rec.State != "" {
-				continue
+			if rec, _ := s.machine(m); rec.State != "" || !s.servesHere(m) {
+				continue // another process server prunes it
 			}
 			s.prune(ctx, m) // logged and noted by prune
 		}

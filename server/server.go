@@ -153,6 +153,24 @@ type Config struct {
 	// ResyncWindow: a disk whose replica hashes were asked for within
 	// it is shown as resyncing (0: DefaultResyncWindow).
 	ResyncWindow time.Duration
+	// Name is the id of this server's process role in 'lifeboat
+	// servers' ("" means "local"; a joined server's id comes from its
+	// join.json).
+	Name string
+	// StoreDir is the directory of target storage when Store is nil;
+	// "" means DataDir/store. SharedStore opens it shared, for several
+	// process servers on one (network) file system (servers.go).
+	StoreDir    string
+	SharedStore bool
+	// DrainTimeout bounds the drain of a move (0: DefaultDrainTimeout).
+	DrainTimeout time.Duration
+	// HeartbeatTimeout: a joined process server silent for longer is
+	// shown unhealthy and gets no new machine (0: api.HealthyMissed
+	// heartbeats).
+	HeartbeatTimeout time.Duration
+	// ConfigServer overrides the configuration server URL of a joined
+	// server's join.json ("" keeps it).
+	ConfigServer string
 }
 
 // State is the content of DataDir/server.json, written once the listeners
@@ -210,6 +228,7 @@ type Server struct {
 	metricsSrv        *http.Server
 	metricsAddr       net.Addr
 	alerts            alertState
+	so                scaleoutState
 	traffic           traffic
 	serveErr          chan error
 	closeOnce         sync.Once
@@ -265,6 +284,15 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.ResyncWindow <= 0 {
 		cfg.ResyncWindow = DefaultResyncWindow
 	}
+	if cfg.Name == "" {
+		cfg.Name = "local"
+	}
+	if cfg.HeartbeatTimeout <= 0 {
+		cfg.HeartbeatTimeout = api.HealthyMissed * api.DefaultHeartbeatSeconds * time.Second
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
 	s := &Server{
 		cfg:      cfg,
 		dir:      dir,
@@ -275,11 +303,28 @@ func Open(cfg Config) (*Server, error) {
 		serveErr: make(chan error, 3),
 	}
 	s.alerts.init()
+	s.so.init()
+	ji, joined, err := ReadJoin(dir)
+	if err != nil {
+		return nil, err
+	}
 	s.checker = &recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(LogComponent, "check")}
-	if s.ca, err = pki.LoadCA(dir); err != nil {
+	if joined {
+		s.ca, err = pki.LoadCACert(dir)
+	} else {
+		s.ca, err = pki.LoadCA(dir)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if s.cert, err = pki.LoadServerCert(dir); err != nil {
+		return nil, err
+	}
+	if joined {
+		if err := s.openJoined(ji); err != nil {
+			return nil, err
+		}
+	} else if err := s.loadServers(); err != nil {
 		return nil, err
 	}
 	if cfg.Roles.Config {
@@ -292,11 +337,9 @@ func Open(cfg Config) (*Server, error) {
 	}
 	s.store = cfg.Store
 	if s.store == nil {
-		l, err := store.OpenLocal(filepath.Join(dir, StoreDir))
-		if err != nil {
-			return nil, &Error{Msg: "open target storage", Hint: "is another lifeboat-server running on this --data directory?", Err: err}
+		if err := s.openStore(); err != nil {
+			return nil, err
 		}
-		s.store, s.ownStore = l, true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
@@ -339,6 +382,13 @@ func Open(cfg Config) (*Server, error) {
 		defer s.wg.Done()
 		s.alertLoop(s.ctx, cfg.AlertInterval)
 	}()
+	if s.joined() {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.heartbeatLoop(s.ctx)
+		}()
+	}
 	if err := s.writeState(); err != nil {
 		return nil, err
 	}
@@ -527,12 +577,17 @@ func (s *Server) stop() error {
 		s.cancel()
 	}
 	s.wg.Wait()
+	var err error
 	if s.ownStore {
 		if c, ok := s.store.(io.Closer); ok {
-			return c.Close()
+			err = c.Close()
 		}
 	}
-	return nil
+	if s.so.unlockData != nil {
+		s.so.unlockData()
+		s.so.unlockData = nil
+	}
+	return err
 }
 
 // machineRecord is DataDir/machines/<name>.json.
@@ -560,6 +615,11 @@ type machineRecord struct {
 	// (set when a committed machine registers again, so that the old
 	// source's certificate stays refused).
 	SerialOnly bool `json:"serial_only,omitempty"`
+	// Assigned is the id of the joined process server the machine is
+	// assigned to; "" means this server's own process role. Epoch grows
+	// with every move.
+	Assigned string `json:"assigned,omitempty"`
+	Epoch    uint64 `json:"epoch,omitempty"`
 
 	lastSeen  time.Time        // in memory only
 	lastPrune *api.PruneStatus // in memory only

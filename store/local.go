@@ -108,7 +108,19 @@ type storeMeta struct {
 // is empty. It refuses a non-empty directory that is not a store, a store
 // of an unknown version, and a directory another process (or another
 // Local) holds open. Close releases it.
-func OpenLocal(dir string) (*Local, error) {
+func OpenLocal(dir string) (*Local, error) { return openLocal(dir, false) }
+
+// OpenLocalShared opens the store in dir like OpenLocal, but with a shared
+// lock: several processes (the process servers of a scale-out deployment,
+// on a shared file system) may hold it at once, while OpenLocal stays
+// refused. The store's own locks work within one process only: the
+// callers must make sure that one process at a time writes a machine (the
+// configuration server assigns each machine to one process server) and
+// must exclude Prune from Materialize across processes themselves
+// (server/scaleout_store.go does both).
+func OpenLocalShared(dir string) (*Local, error) { return openLocal(dir, true) }
+
+func openLocal(dir string, shared bool) (*Local, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -144,7 +156,7 @@ func OpenLocal(dir string) (*Local, error) {
 	default:
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	lock, err := lockDir(filepath.Join(dir, lockFile))
+	lock, err := lockDir(filepath.Join(dir, lockFile), shared)
 	if err != nil {
 		return nil, err
 	}

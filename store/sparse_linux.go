@@ -96,16 +96,23 @@ func copyRange(dst, src *os.File, off, n int64) error {
 	return nil
 }
 
-// lockDir takes an exclusive lock on the file lock in dir, held until the
-// returned file is closed.
-func lockDir(path string) (*os.File, error) {
+// lockDir takes an exclusive lock (shared: a shared one) on the file lock
+// in dir, held until the returned file is closed.
+func lockDir(path string, shared bool) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, filePerm)
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	how := unix.LOCK_EX
+	if shared {
+		how = unix.LOCK_SH
+	}
+	if err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
+			if shared {
+				return nil, fmt.Errorf("lock store: %s is held exclusively by another process or Local (open it shared from every process server)", path)
+			}
 			return nil, fmt.Errorf("lock store: %s is held by another process or Local", path)
 		}
 		return nil, fmt.Errorf("lock store: %w", err)

@@ -34,7 +34,7 @@ func copySparse(dst, src *os.File, n int64) error {
 }
 
 // lockDir only creates the lock file: this platform has no flock.
-func lockDir(path string) (*os.File, error) {
+func lockDir(path string, shared bool) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, filePerm)
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)

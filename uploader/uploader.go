@@ -85,6 +85,15 @@ func (u *Uploader) Sealed(seq uint64, path string) {
 	}
 }
 
+// Kick makes the uploader try again now, also during a backoff (the
+// agent calls it when its process server changed).
+func (u *Uploader) Kick() {
+	select {
+	case u.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Status is what the uploader reports.
 type Status struct {
 	Queued    int       `json:"queued_segments"`
@@ -174,6 +183,7 @@ func (u *Uploader) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
+		case <-u.wake: // Kick: the process server changed, or a new segment
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/agent"
 	"github.com/lifeboat-dr/lifeboat/internal/config"
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/internal/logging"
 	"github.com/lifeboat-dr/lifeboat/server/client"
 )
@@ -160,12 +161,23 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		PointInterval: *pointEvery, SpoolBytes: *spool, Log: log,
 		AppInterval: *appEvery, ScriptsDir: *scriptsDir, ScriptTimeout: *scriptTimeout,
 		ServerAddr: id.processAddr, Certificate: id.cert.Leaf,
+		Redirect: func(addr string) error {
+			// Scale-out: the configuration server moved the machine.
+			// Remember the new process server for the next start.
+			if err := fsutil.WriteFileAtomic(filepath.Join(*state, "identity", "process-server"), []byte(addr+"\n"), 0o600); err != nil {
+				return fmt.Errorf("save process server: %w", err)
+			}
+			return proc.SetAddr(addr)
+		},
 	}
+	// The configuration server is polled every 2 s for the machine's
+	// group and process server (a move), with or without group points.
+	conf, err := client.NewAgentConfig(*server, id.cert, id.caPEM)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	cfg.Group.Server = conf
 	if *groupListen != "" {
-		conf, err := client.NewAgentConfig(*server, id.cert, id.caPEM)
-		if err != nil {
-			return fmt.Errorf("run: %w", err)
-		}
 		cfg.Group = agent.GroupConfig{Listen: *groupListen, Server: conf, Cert: id.cert, CA: id.caPEM,
 			PhaseTimeout: *groupTimeout, FrozenMax: *groupFrozenMax}
 	}

@@ -22,8 +22,11 @@ func (c *InitCommand) Run(ctx context.Context, args []string) error {
 	data := fs.String("data", c.main.Getenv("LIFEBOAT_DATA"), "data `DIR` to create (default $LIFEBOAT_DATA)")
 	var sans stringList
 	fs.Var(&sans, "san", "extra DNS `NAME` or IP address of the server certificate (repeatable)")
+	joinURL := fs.String("join", "", "`URL` of a configuration server to join as a process server (scale-out) instead of creating a CA")
+	name := fs.String("name", "", "with --join: this process server's `ID`")
+	passFile := fs.String("passphrase-file", "", "with --join: `FILE` holding the configuration server's registration passphrase")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server init --data DIR [--san NAME...]\n\nCreates the CA, the server and admin certificates and the registration passphrase in DIR.")
+		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server init --data DIR [--san NAME...]\n       lifeboat-server init --data DIR --join URL --name ID --passphrase-file F [--san NAME...]\n\nCreates the CA, the server and admin certificates and the registration passphrase in DIR;\nwith --join, the data directory of a process server that joins the configuration server at URL.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -38,6 +41,12 @@ func (c *InitCommand) Run(ctx context.Context, args []string) error {
 	dir, err := filepath.Abs(*data)
 	if err != nil {
 		return err
+	}
+	if *joinURL != "" {
+		return c.join(ctx, dir, *joinURL, *name, *passFile, sans)
+	}
+	if *name != "" || *passFile != "" {
+		return errors.New("init: --name and --passphrase-file go with --join")
 	}
 	if err := pki.Init(dir, pki.Options{SANs: sans}); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,11 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	heartbeatAlert := fs.Duration("heartbeat-alert", server.DefaultAlertHeartbeat, "raise heartbeat-lost when an agent has not been heard from for `DURATION` (0: never)")
 	cacheAlert := fs.String("cache-free-alert", "1GiB", "raise cache-space-low when the data directory has less than `SIZE` free (0: never)")
 	alertInterval := fs.Duration("alert-interval", server.DefaultAlertInterval, "evaluate the alerts every `DURATION`")
+	host, _ := os.Hostname()
+	name := fs.String("name", host, "`ID` of this server's process role in 'lifeboat servers' (a joined server's id comes from its join)")
+	storeDir := fs.String("store", "", "target storage `DIR` (default DATA/store)")
+	sharedStore := fs.Bool("shared-store", false, "open --store shared: every process server of a scale-out deployment, and the configuration server, on one (network) file system")
+	configServer := fs.String("config-server", "", "`URL` of the configuration server, for a server that joined one (default: the URL of its 'init --join')")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server run [--config FILE] --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]")
 		fs.PrintDefaults()
@@ -130,6 +136,10 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		AlertHeartbeat:    *heartbeatAlert,
 		AlertCacheFree:    cacheFree,
 		AlertInterval:     *alertInterval,
+		Name:              *name,
+		StoreDir:          *storeDir,
+		SharedStore:       *sharedStore,
+		ConfigServer:      *configServer,
 	})
 	if err != nil {
 		return err

@@ -47,7 +47,7 @@ func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := table(c.main.Stdout)
-	fmt.Fprintln(tw, "MACHINE\tSTATE\tDISKS\tBACKLOG\tPOINTS\tLATEST POINT\tLATEST TIME\tLAST SEEN\tALERTS\tPROBLEMS")
+	fmt.Fprintln(tw, "MACHINE\tSTATE\tSERVER\tDISKS\tBACKLOG\tPOINTS\tLATEST POINT\tLATEST TIME\tLAST SEEN\tALERTS\tPROBLEMS")
 	for _, m := range ms {
 		var disks []string
 		var backlog uint64
@@ -86,7 +86,11 @@ func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
 		if alerts == "" {
 			alerts = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", m.Name, state, ds, backlog, m.Points, latest, latestTime, fmtTime(m.LastSeen), alerts, problems)
+		srv := m.ProcessServer
+		if srv == "" {
+			srv = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", m.Name, state, srv, ds, backlog, m.Points, latest, latestTime, fmtTime(m.LastSeen), alerts, problems)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

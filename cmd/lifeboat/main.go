@@ -21,6 +21,8 @@ const usage = `lifeboat: Lifeboat's admin CLI
 
 Usage:
   lifeboat [CONNECTION] machines [--json]
+  lifeboat [CONNECTION] servers [--json]
+  lifeboat [CONNECTION] move MACHINE --to SERVER [--force] [--json]
   lifeboat [CONNECTION] points MACHINE [--json]
   lifeboat [CONNECTION] points --group NAME [--json]
   lifeboat [CONNECTION] failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--check] [--json]
@@ -105,6 +107,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return (&PlanCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "push-install":
 		return (&PushInstallCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "servers":
+		return (&ServersCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "move":
+		return (&MoveCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil

@@ -295,6 +295,10 @@ type Machine struct {
 	Problems []string `json:"problems"`
 	// Alerts are the machine's active alerts; empty when none.
 	Alerts []Alert `json:"alerts"`
+	// ProcessServer is the id of the process server the machine is
+	// assigned to, and ProcessAddress where its agent replicates.
+	ProcessServer  string `json:"process_server"`
+	ProcessAddress string `json:"process_address"`
 }
 
 // Alert kinds (Alert.Alert).

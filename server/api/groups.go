@@ -104,6 +104,9 @@ type GroupAssignment struct {
 	// Request is the id of a group point an operator asked for and
 	// that the coordinator has not reported yet; "" if none.
 	Request string `json:"request"`
+	// ProcessServer is the host:port of the process server the machine
+	// is assigned to: the agent switches to it when it changes (a move).
+	ProcessServer string `json:"process_server"`
 }
 
 // GroupReport is the body of PUT /v1/agent/group.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/server/api"
@@ -33,8 +34,15 @@ func ProcessTLSConfig(cert tls.Certificate, caPEM []byte) (*tls.Config, error) {
 // Process is a client of the replication endpoints of a process server, as
 // one machine (the CommonName of its certificate). Safe for concurrent use.
 type Process struct {
+	mu   sync.Mutex // guards base (SetAddr)
 	base string
 	hc   *http.Client
+}
+
+func (p *Process) url() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.base
 }
 
 // NewProcess returns a client of the process server at addr ("host:port"
@@ -61,14 +69,14 @@ func diskPath(disk, rest string) string {
 // SetMachine declares the disks the machine protects.
 func (p *Process) SetMachine(ctx context.Context, disks []api.DiskSpec) (api.Machine, error) {
 	var m api.Machine
-	err := doJSON(ctx, p.hc, http.MethodPut, p.base+api.PathMachine, api.MachineRequest{Disks: disks}, &m)
+	err := doJSON(ctx, p.hc, http.MethodPut, p.url()+api.PathMachine, api.MachineRequest{Disks: disks}, &m)
 	return m, err
 }
 
 // DiskState returns the replication state of a disk: where to resume.
 func (p *Process) DiskState(ctx context.Context, disk string) (api.DiskState, error) {
 	var st api.DiskState
-	err := doJSON(ctx, p.hc, http.MethodGet, p.base+diskPath(disk, "/state"), nil, &st)
+	err := doJSON(ctx, p.hc, http.MethodGet, p.url()+diskPath(disk, "/state"), nil, &st)
 	return st, err
 }
 
@@ -78,7 +86,7 @@ func (p *Process) DiskState(ctx context.Context, disk string) (api.DiskState, er
 // the sequence number to send next.
 func (p *Process) PutSegment(ctx context.Context, disk string, seq uint64, body io.Reader, size int64) (api.SegmentAck, error) {
 	var ack api.SegmentAck
-	u := p.base + diskPath(disk, "/segments/"+strconv.FormatUint(seq, 10))
+	u := p.url() + diskPath(disk, "/segments/"+strconv.FormatUint(seq, 10))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, io.NopCloser(body))
 	if err != nil {
 		return ack, err
@@ -117,7 +125,7 @@ func (p *Process) Hashes(ctx context.Context, disk string, off, n, block int64) 
 	q.Set("offset", strconv.FormatInt(off, 10))
 	q.Set("length", strconv.FormatInt(n, 10))
 	q.Set("block", strconv.FormatInt(block, 10))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+diskPath(disk, "/hashes")+"?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url()+diskPath(disk, "/hashes")+"?"+q.Encode(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +154,7 @@ func (p *Process) Hashes(ctx context.Context, disk string, off, n, block int64) 
 // Point tells whether the recovery point id is durable and listed.
 func (p *Process) Point(ctx context.Context, id string) (api.PointStatus, error) {
 	var st api.PointStatus
-	err := doJSON(ctx, p.hc, http.MethodGet, p.base+"/v1/points/"+url.PathEscape(id), nil, &st)
+	err := doJSON(ctx, p.hc, http.MethodGet, p.url()+"/v1/points/"+url.PathEscape(id), nil, &st)
 	return st, err
 }
 
@@ -158,7 +166,7 @@ func escape(s string) string { return url.PathEscape(strings.TrimSpace(s)) }
 // throughput of the link and the server's TLS for this machine.
 func (p *Process) Probe(ctx context.Context, n int64) (api.ProbeResult, time.Duration, error) {
 	var res api.ProbeResult
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+api.PathProbe, io.LimitReader(zeroReader{}, n))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url()+api.PathProbe, io.LimitReader(zeroReader{}, n))
 	if err != nil {
 		return res, 0, err
 	}

@@ -467,3 +467,89 @@ func newSerial() (*big.Int, error) {
 	}
 	return s.Add(s, big.NewInt(1)), nil
 }
+
+// ServerCNPrefix starts the CommonName of the certificate of a process
+// server that joined a configuration server (and of the configuration
+// server's own client certificate towards them): "lifeboat-server:<id>".
+// The colon keeps it apart from every machine name.
+const ServerCNPrefix = "lifeboat-server:"
+
+// IssueJoined issues the certificate of process server id for the public
+// key of csr, whose signature it checks: CommonName ServerCNPrefix+id,
+// server and client auth (it serves agents and calls the configuration
+// server), the given DNS names and IP addresses, valid MachineValidity.
+func (ca *CA) IssueJoined(id string, csr *x509.CertificateRequest, sans []string, now time.Time) ([]byte, error) {
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("csr signature: %w", err)
+	}
+	if err := checkPublicKey(csr.PublicKey); err != nil {
+		return nil, err
+	}
+	return ca.issueNamed(ServerCNPrefix+id, csr.PublicKey, sans, now)
+}
+
+// IssueClientKey issues a certificate of CommonName ServerCNPrefix+id with
+// a new key, client and server auth: the configuration server's identity
+// towards the process servers that joined it.
+func (ca *CA) IssueClientKey(id string, now time.Time) (tls.Certificate, error) {
+	key, err := NewKey()
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	pemCert, err := ca.issueNamed(ServerCNPrefix+id, key.Public(), nil, now)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(pemCert, mustKeyPEM(key))
+}
+
+func (ca *CA) issueNamed(cn string, pub crypto.PublicKey, sans []string, now time.Time) ([]byte, error) {
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	notAfter := now.Add(MachineValidity)
+	if notAfter.After(ca.Cert.NotAfter) {
+		notAfter = ca.Cert.NotAfter
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Lifeboat"}},
+		NotBefore:             now.Add(-5 * time.Minute),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+	}
+	for _, s := range sans {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if ip := net.ParseIP(s); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, s)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("issue certificate for %q: %w", cn, err)
+	}
+	return certPEM(der), nil
+}
+
+// LoadCACert loads only the CA certificate of dir: what a process server
+// that joined a configuration server has (the CA key stays there). The
+// returned CA verifies certificates but cannot issue any.
+func LoadCACert(dir string) (*CA, error) {
+	b, err := os.ReadFile(filepath.Join(dir, CACertFile))
+	if err != nil {
+		return nil, fmt.Errorf("load ca: %w", err)
+	}
+	cert, err := ParseCertificatePEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("load ca: %s: %w", CACertFile, err)
+	}
+	return &CA{Cert: cert, CertPEM: b}, nil
+}

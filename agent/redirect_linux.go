@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// Scale-out: the configuration server assigns each machine to one process
+// server and may move it (lifeboat move). The agent learns its process
+// server from the answer to the poll it already makes every 2 s for its
+// replication group (PUT /v1/agent/group), and when it changes calls
+// Config.Redirect: the uploaders' next requests go to the new server,
+// which resumes each disk from the first unacknowledged segment (the old
+// server applied every segment it acknowledged before the move).
+
+// followProcessServer switches to addr when it is another process server
+// than the current one.
+func (a *Agent) followProcessServer(addr string) {
+	if addr == "" || a.cfg.Redirect == nil {
+		return
+	}
+	a.mu.Lock()
+	cur := a.serverAddr
+	a.mu.Unlock()
+	if addr == cur {
+		return
+	}
+	if err := a.cfg.Redirect(addr); err != nil {
+		a.log.Error("switch to the process server the configuration server names", "from", cur, "to", addr, "err", err)
+		return
+	}
+	a.mu.Lock()
+	a.serverAddr = addr
+	a.mu.Unlock()
+	a.log.Warn("the configuration server moved this machine: replicating to another process server", "from", cur, "to", addr)
+	for _, d := range a.disks {
+		d.up.Kick()
+	}
+}
+
+// pollProcessServer asks the configuration server for the machine's
+// process server every interval when group points are off (with them on,
+// syncGroup's poll does it).
+func (a *Agent) pollProcessServer(ctx context.Context, srv GroupServer, every time.Duration) {
+	for ctx.Err() == nil {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		asg, err := srv.SyncGroup(sctx, "")
+		cancel()
+		if err == nil {
+			a.followProcessServer(asg.ProcessServer)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(every):
+		}
+	}
+}
+
+// processServer returns the process server the agent replicates to.
+func (a *Agent) processServer() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.serverAddr
+}
+
+// movedError reports whether an upload error is a process server's
+// refusal of a machine assigned elsewhere or being moved (server/servers.go).
+func movedError(msg string) bool {
+	return strings.Contains(msg, "is assigned to process server") || strings.Contains(msg, "is not assigned to process server") ||
+		strings.Contains(msg, "is being moved")
+}

@@ -1,0 +1,252 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/internal/testenv"
+)
+
+// scaleStatus is the part of agentctl status --json this test reads.
+type scaleStatus struct {
+	Server struct {
+		Address string `json:"address"`
+	} `json:"server"`
+	Disks []struct {
+		State     string `json:"state"`
+		SentBytes int64  `json:"sent_bytes"`
+		Spool     struct {
+			NextSeq uint64 `json:"next_seq"`
+		} `json:"spool"`
+	} `json:"disks"`
+}
+
+func (a *agent) scaleStatus() (scaleStatus, error) {
+	var st scaleStatus
+	out, err := a.ctl("status", "--json")
+	if out == "" {
+		return st, err
+	}
+	return st, json.Unmarshal([]byte(out), &st)
+}
+
+// waitState reads the server.json of a data directory until it names a
+// process address.
+func waitProcessAddr(t *testing.T, p *proc, data string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(data, "server.json"))
+		var st struct{ Process string }
+		if err == nil && json.Unmarshal(b, &st) == nil && st.Process != "" {
+			return st.Process
+		}
+		if !p.running() || time.Now().After(deadline) {
+			t.Fatalf("server did not start:\n%s", p.tail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestScaleOutMoveWithoutResync: a configuration server (every role) and a
+// joined process server share the target storage directory; an agent
+// replicates a disk to the first, is moved to the second while a writer
+// runs, and keeps replicating there with no initial sync or resync; a
+// failover afterwards is the source byte for byte.
+func TestScaleOutMoveWithoutResync(t *testing.T) {
+	requireE2E(t)
+	const size = 64 * mib
+	loop := testenv.NewLoop(t, size)
+	// Incompressible content: a full copy would show in the bytes sent.
+	rnd := make([]byte, size)
+	rand.Read(rnd)
+	if err := os.WriteFile(loop.Path, rnd, 0); err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(t.TempDir(), "store")
+
+	// The configuration server, ps1.
+	dataA := t.TempDir()
+	run(t, bin("lifeboat-server"), "init", "--data", dataA)
+	srvA := &server{t: t, data: dataA, proxy: newProxy(t)}
+	srvA.p = newProc(t, "server-ps1", bin("lifeboat-server"), "run", "--data", dataA, "--name", "ps1",
+		"--api", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--metrics", "", "--store", shared, "--shared-store")
+	srvA.start()
+
+	// The joined process server, ps2.
+	dataB := filepath.Join(t.TempDir(), "ps2")
+	out := run(t, bin("lifeboat-server"), "init", "--data", dataB, "--join", srvA.api, "--name", "ps2",
+		"--passphrase-file", filepath.Join(dataA, "passphrase"))
+	if !strings.Contains(out, "joined") {
+		t.Fatalf("init --join said: %s", out)
+	}
+	pB := newProc(t, "server-ps2", bin("lifeboat-server"), "run", "--data", dataB, "--roles", "process",
+		"--listen", "127.0.0.1:0", "--metrics", "", "--store", shared, "--shared-store")
+	pB.start()
+	addrB := waitProcessAddr(t, pB, dataB)
+	waitFor(t, "ps2 healthy in lifeboat servers", func() bool {
+		out, err := srvA.lifeboat("servers", "--json")
+		var ss []struct {
+			ID      string
+			Address string
+			Healthy bool
+		}
+		if err != nil || json.Unmarshal([]byte(out), &ss) != nil {
+			return false
+		}
+		for _, s := range ss {
+			if s.ID == "ps2" && s.Healthy && s.Address == addrB {
+				return true
+			}
+		}
+		return false
+	})
+
+	// The agent replicates to ps1 (a tie goes to the configuration
+	// server's own process role).
+	ag := startAgent(t, srvA, "so-host", []string{loop.Path}, "--point-interval", "2s", "--group-listen", "")
+	waitFor(t, "initial sync done", func() bool {
+		st, err := ag.scaleStatus()
+		return err == nil && len(st.Disks) == 1 && st.Disks[0].State == "protected"
+	})
+	st0, _ := ag.scaleStatus()
+	if st0.Server.Address == addrB {
+		t.Fatalf("agent started on ps2; want ps1")
+	}
+
+	w := newSeqWriter(t, loop.Path, size)
+	w.start(100)
+	// Watch the agent throughout the move: protected, and bytes sent
+	// never reset (a resync starts them again).
+	var (
+		mu       sync.Mutex
+		bad      []string
+		lastSent int64
+	)
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			st, err := ag.scaleStatus()
+			if err != nil || len(st.Disks) != 1 {
+				continue
+			}
+			mu.Lock()
+			if st.Disks[0].State != "protected" {
+				bad = append(bad, "state "+st.Disks[0].State)
+			}
+			if st.Disks[0].SentBytes < lastSent {
+				bad = append(bad, "sent bytes went back")
+			}
+			lastSent = st.Disks[0].SentBytes
+			mu.Unlock()
+		}
+	}()
+	time.Sleep(3 * time.Second)
+	before, _ := ag.scaleStatus()
+	w.mu.Lock()
+	writesBefore := len(w.history)
+	w.mu.Unlock()
+
+	out, err := srvA.lifeboat("move", "so-host", "--to", "ps2", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mv struct {
+		From, To string
+		Drained  []struct {
+			NextSeq uint64 `json:"next_seq"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &mv); err != nil || mv.From != "ps1" || mv.To != "ps2" || len(mv.Drained) != 1 {
+		t.Fatalf("move: %v: %s", err, out)
+	}
+
+	// The agent follows; ps2 continues the segment sequence.
+	waitFor(t, "agent on ps2", func() bool {
+		st, err := ag.scaleStatus()
+		return err == nil && st.Server.Address == addrB
+	})
+	waitFor(t, "ps2 applies segments after the drained ones", func() bool {
+		out, err := srvA.lifeboat("machines", "--json")
+		var ms []struct {
+			Name          string
+			ProcessServer string `json:"process_server"`
+			Disks         []struct {
+				Applied    bool
+				AppliedSeq uint64 `json:"applied_seq"`
+			}
+		}
+		if err != nil || json.Unmarshal([]byte(out), &ms) != nil {
+			return false
+		}
+		for _, m := range ms {
+			if m.Name == "so-host" && m.ProcessServer == "ps2" && len(m.Disks) == 1 && m.Disks[0].Applied && m.Disks[0].AppliedSeq >= mv.Drained[0].NextSeq+2 {
+				return true
+			}
+		}
+		return false
+	})
+	if err := w.stop(); err != nil {
+		t.Fatal(err)
+	}
+	id := ag.bookmark()
+	close(stopWatch)
+	<-watched
+	after, _ := ag.scaleStatus()
+	w.mu.Lock()
+	written := int64(len(w.history)-writesBefore) * 4096
+	w.mu.Unlock()
+	mu.Lock()
+	if len(bad) > 0 {
+		t.Errorf("the agent left protected during the move: %v", bad[:min(len(bad), 5)])
+	}
+	mu.Unlock()
+	if len(before.Disks) != 1 || len(after.Disks) != 1 {
+		t.Fatal("no disk in status")
+	}
+	sent := after.Disks[0].SentBytes - before.Disks[0].SentBytes
+	t.Logf("after the move began: %d bytes written, %d bytes journaled", written, sent)
+	if sent < 0 || sent > 2*written+4*mib {
+		t.Errorf("journaled %d bytes for %d bytes of new writes: a full copy or resync went on", sent, written)
+	}
+	if st, err := ag.ctl("status"); err != nil {
+		t.Errorf("agentctl status unhealthy after the move: %v\n%s", err, st)
+	}
+	img := srvA.failover("so-host", id, filepath.Base(loop.Path))
+	sameContent(t, loop.Path, img)
+
+	// ps2 gone: lifeboat machines shows it, with the remedy.
+	pB.kill9()
+	waitFor(t, "machines shows the silent process server", func() bool {
+		out, err := srvA.lifeboat("machines")
+		return err == nil && strings.Contains(out, "process server ps2") && strings.Contains(out, "lifeboat move")
+	})
+	if out, err := exec.Command(bin("lifeboat"), "--data", dataA, "servers").CombinedOutput(); err != nil || !strings.Contains(string(out), "UNHEALTHY") {
+		t.Errorf("lifeboat servers after ps2 died: %v\n%s", err, out)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
