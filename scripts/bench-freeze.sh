@@ -124,5 +124,19 @@ q = lambda f: ms[min(len(ms) - 1, int(f * len(ms)))]
 target = float(sys.argv[2])
 print(f"app points: {len(ms)}   machine busy during the points: {sys.argv[3]} %")
 print(f"freeze ms: p50 {q(0.50):.1f}  p99 {q(0.99):.1f}  max {ms[-1]:.1f}  min {ms[0]:.1f}")
+phases = {}
+for p in pts:
+    if p.get("kind") != "app" or not p.get("note"):
+        continue
+    try:
+        n = json.loads(p["note"])
+    except ValueError:
+        continue
+    for k in ("freeze_ioctl_ms", "cut_ms", "frozen_read_ms", "thaw_ms", "frozen_read_bytes"):
+        if k in n:
+            phases.setdefault(k, []).append(n[k])
+for k, v in phases.items():
+    v.sort()
+    print(f"  {k:18s} p50 {v[len(v) // 2]:10.1f}  max {v[-1]:10.1f}")
 print(f"RESULT freeze_p99_ms {q(0.99):.1f} target {target:g} {'PASS' if q(0.99) <= target else 'BELOW'}")
 EOF
