@@ -232,3 +232,57 @@ func TestMaterializeRewindBase(t *testing.T) {
 		t.Fatal("nothing rewound")
 	}
 }
+
+// TestMaterializeRewindWhileApplying rewinds the replica, forced, to the
+// latest listed point over and over while segments are being applied:
+// the clone of current.img and the segments it holds must agree.
+func TestMaterializeRewindWhileApplying(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(4, 4))
+	p := planDisk(rng, "sda", 512<<10, pointNames(30), nil, -1, 0)
+	writePlan(t, t.TempDir(), p)
+	l := openTest(t, t.TempDir())
+	if err := l.SetDisks(ctx, testMachine, []DiskInfo{{Name: "sda"}}); err != nil {
+		t.Fatal(err)
+	}
+	l.rewind = rewindAlways
+	done := make(chan error, 1)
+	go func() {
+		for seq, path := range p.paths {
+			if err := l.Apply(ctx, testMachine, "sda", uint64(seq), path); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	checked := 0
+	for applying := true; applying; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			applying = false
+		default:
+		}
+		pts, err := l.Points(ctx, testMachine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt, ok := LatestPoint(pts, "")
+		if !ok {
+			continue
+		}
+		imgs, err := l.Materialize(ctx, testMachine, pt.ID, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkImages(t, imgs, []*diskPlan{p}, pt.ID)
+		checked++
+	}
+	t.Logf("%d rewound images checked during replication", checked)
+	if checked == 0 {
+		t.Fatal("no point materialized")
+	}
+}
