@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,7 +52,13 @@ func TestStorageReflink(t *testing.T) {
 			if warned == c.reflink {
 				t.Fatalf("init on %s (reflink %v): stderr %q", c.name, c.reflink, errOut.String())
 			}
-			s := servertest.Start(t, servertest.Config(t, dir))
+			var logs lockedBuffer
+			cfg := servertest.Config(t, dir)
+			cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), nil))
+			s := servertest.Start(t, cfg)
+			if logged := strings.Contains(logs.text(), "target storage without reflink"); logged == c.reflink {
+				t.Fatalf("run on %s (reflink %v): log:\n%s", c.name, c.reflink, logs.text())
+			}
 			st, err := server.ReadState(dir)
 			if err != nil {
 				t.Fatal(err)
@@ -68,4 +76,11 @@ func TestStorageReflink(t *testing.T) {
 			}
 		})
 	}
+}
+
+// text returns what was written so far.
+func (l *lockedBuffer) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
