@@ -79,4 +79,23 @@ func TestMaterializeRewindXFS(t *testing.T) {
 	if len(replayed) == 0 || replayed[0] != points[0] {
 		t.Fatalf("the oldest point %s was not replayed (replayed %v)", points[0], replayed)
 	}
+
+	// An output directory on another file system cannot hold a clone of
+	// the replica: the newest point is then replayed, as right.
+	other := t.TempDir()
+	if ok, err := ProbeReflink(other); err != nil || ok {
+		t.Logf("not checked: TMPDIR shares extents too (%v, %v), no other file system to try", ok, err)
+		return
+	}
+	var paths []bool
+	l.pathHook = func(_ string, r bool) { paths = append(paths, r) }
+	imgs, err := l.Materialize(ctx, testMachine, points[len(points)-1], other)
+	l.pathHook = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkImages(t, imgs, []*diskPlan{p}, points[len(points)-1])
+	if len(paths) != 1 || paths[0] {
+		t.Fatalf("into another file system: rewound %v, want replayed", paths)
+	}
 }
