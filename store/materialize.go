@@ -572,7 +572,9 @@ const (
 // exts are the extents from the base to the cut and pieces their newest
 // parts, tail the extents of the cut's segment after the cut. It returns
 // false, leaving out untouched, where replaying from the base would write
-// no more, or where the replica cannot be cloned.
+// no more, where the replica cannot be cloned, or where an index of a
+// segment after the cut cannot be read (the replay does not need them;
+// Apply and Prune report a damaged segment).
 func (l *Local) startRewound(ctx context.Context, out *os.File, machine, disk string, c cutEntry, exts []indexEntry, pieces [][]span, tail []indexEntry) ([][]span, bool, error) {
 	dir := l.diskDir(machine, disk)
 	jdir := filepath.Join(dir, journalDir)
@@ -586,7 +588,10 @@ func (l *Local) startRewound(ctx context.Context, out *os.File, machine, disk st
 	}
 	later, err := l.laterSpans(ctx, jdir, machine, disk, c.Size, tail, seqs)
 	if err != nil {
-		return nil, false, err
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		return nil, false, nil
 	}
 	if l.rewind != rewindAlways && spanBytes(later) >= forward {
 		return nil, false, nil

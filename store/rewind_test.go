@@ -198,6 +198,52 @@ func TestMaterializeRewindAfterCrash(t *testing.T) {
 	}
 }
 
+// TestMaterializeRewindDamagedLater damages the extent index of the last
+// segment: the points before it, which the replay can make without that
+// segment, are then replayed, not rewound, and still right.
+func TestMaterializeRewindDamagedLater(t *testing.T) {
+	ctx := context.Background()
+	p := smallPlan(t, 6)
+	l := openTest(t, t.TempDir())
+	for seq, path := range p.paths {
+		if err := l.Apply(ctx, testMachine, "sda", uint64(seq), path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := uint64(len(p.segs) - 1)
+	idx := filepath.Join(l.diskDir(testMachine, "sda"), journalDir, indexName(last))
+	if err := os.WriteFile(idx, []byte("LBXI garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pts, err := l.Points(ctx, testMachine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.rewind = rewindAlways
+	var before []string
+	for _, pt := range pts {
+		if p.cutSeq[pt.ID] < last {
+			before = append(before, pt.ID)
+		}
+	}
+	if len(before) == 0 {
+		t.Fatal("plan: no point before the last segment")
+	}
+	for _, id := range before {
+		var paths []bool
+		l.pathHook = func(_ string, r bool) { paths = append(paths, r) }
+		imgs, err := l.Materialize(ctx, testMachine, id, t.TempDir())
+		l.pathHook = nil
+		if err != nil {
+			t.Fatalf("point %s with a damaged later index: %v", id, err)
+		}
+		checkImages(t, imgs, []*diskPlan{p}, id)
+		if len(paths) != 1 || paths[0] {
+			t.Fatalf("point %s: rewound %v, want replayed", id, paths)
+		}
+	}
+}
+
 // TestMaterializeRewindBase forces the rewind on a disk whose base holds
 // data (older segments folded by Prune) that records after a point
 // overwrite: the image must take those bytes back from base.img.
