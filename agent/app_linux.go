@@ -44,7 +44,7 @@ type appNote struct {
 	FrozenReadMS    float64 `json:"frozen_read_ms"`
 	FrozenReadBytes int64   `json:"frozen_read_bytes"`
 	ThawMS          float64 `json:"thaw_ms"`
-	Attempt     int            `json:"attempt,omitempty"`
+	Attempt         int     `json:"attempt,omitempty"`
 	// Group and Machines name the group of a group point (Machines:
 	// in the coordinator's note).
 	Group    string   `json:"group,omitempty"`

@@ -138,7 +138,12 @@ type server struct {
 
 func startServer(t *testing.T) *server {
 	t.Helper()
-	data := t.TempDir()
+	return startServerIn(t, t.TempDir())
+}
+
+// startServerIn is startServer with the data directory data.
+func startServerIn(t *testing.T, data string) *server {
+	t.Helper()
 	if out, err := exec.Command(bin("lifeboat-server"), "init", "--data", data).CombinedOutput(); err != nil {
 		t.Fatalf("lifeboat-server init: %v\n%s", err, out)
 	}

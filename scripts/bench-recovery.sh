@@ -5,13 +5,17 @@
 # It runs BenchmarkMaterialize (store/bench_linux_test.go) on each file system
 # it is given: a 10 GiB disk whose base.img holds 1 GiB of random data spread
 # across it (folded into the base by Prune), then 100 MiB of random 64 KiB
-# writes in 8 segments; it times Materialize of the newest point against a
+# writes in 8 segments, each ending with a point, then 10 MiB more after the
+# last of them (the changes replication brings after the point one fails over
+# to); it times Materialize of that point (100 MiB since the base) against a
 # full sparse copy of the replica (cp --sparse=always --reflink=never of
 # current.img, then fsync), side by side, and prints the medians and the
-# ratio. Target: ratio <= 0.1. It also times the sparse copy of base.img alone:
-# without reflinks, that copy is most of Materialize.
+# ratio. Target: ratio <= 0.1. It also times, in the same run, Materialize
+# forced to replay from the base (replay: what it does without reflink), of
+# the newest point, and the sparse copy of base.img alone: without reflinks,
+# that copy is most of a replay.
 # It is a benchmark, not a test: it exits 0 also when a ratio is above target.
-# See docs/PERFORMANCE-recovery.md for the measured numbers.
+# See docs/PERFORMANCE.md ("Recovery") for the measured numbers.
 #
 # Run from the repository. As root, it also makes an XFS file system with
 # reflink=1 on a loop device (backing file under TMPDIR) and runs there, so
@@ -20,7 +24,8 @@
 #   RUNS        timed iterations per file system [3]
 #   DISK        disk size [10G]
 #   BASE        data in the base [1G]
-#   CHANGED     data written after the base [100M]
+#   CHANGED     data written after the base, up to the point [100M]
+#   AFTER       data written after the point (0: none, the point is the newest) [10M]
 #   SEGMENTS    segments the changes are written in [8]
 #   FILESYSTEMS which: tmp (TMPDIR as it is), xfs (reflink, root) [tmp xfs]
 #   COLD        1: drop the page cache before each timed step (root) [0]
@@ -38,6 +43,7 @@ RUNS=${RUNS:-3}
 DISK=${DISK:-10G}
 BASE=${BASE:-1G}
 CHANGED=${CHANGED:-100M}
+AFTER=${AFTER:-10M}
 SEGMENTS=${SEGMENTS:-8}
 FILESYSTEMS=${FILESYSTEMS:-tmp xfs}
 COLD=${COLD:-0}
@@ -54,6 +60,7 @@ die() {
 command -v go >/dev/null || die "go not found"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 [[ $SEGMENTS =~ ^[1-9][0-9]*$ ]] || die "SEGMENTS must be a positive integer, got '$SEGMENTS'"
+[[ $AFTER =~ ^(0|[1-9][0-9]*[KMG]?)$ ]] || die "AFTER must be 0 or a size such as 10M, got '$AFTER'"
 for v in DISK BASE CHANGED; do
 	[[ ${!v} =~ ^[1-9][0-9]*[KMG]?$ ]] || die "$v must be a size such as 512M or 10G, got '${!v}'"
 done
@@ -115,7 +122,7 @@ echo "memory:  $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 echo "go:      $(go version)"
 echo "cp:      $(cp --version | head -1)"
 echo "command: go test ./store -run '^\$' -bench BenchmarkMaterialize -benchtime ${RUNS}x -timeout 60m"
-echo "         with DISK=$DISK BASE=$BASE CHANGED=$CHANGED SEGMENTS=$SEGMENTS COLD=$COLD"
+echo "         with DISK=$DISK BASE=$BASE CHANGED=$CHANGED AFTER=$AFTER SEGMENTS=$SEGMENTS COLD=$COLD"
 
 # ---- measuring ------------------------------------------------------------
 
@@ -126,7 +133,7 @@ run() {
 	echo
 	echo "== $name: $dir ($(findmnt --noheadings --output FSTYPE,SOURCE --target "$dir" | tr -s ' '))"
 	out=$(cd "$root" && LIFEBOAT_BENCH_DIR=$dir LIFEBOAT_BENCH_DISK=$DISK LIFEBOAT_BENCH_BASE=$BASE \
-		LIFEBOAT_BENCH_CHANGED=$CHANGED LIFEBOAT_BENCH_SEGMENTS=$SEGMENTS LIFEBOAT_BENCH_COLD=$COLD \
+		LIFEBOAT_BENCH_CHANGED=$CHANGED LIFEBOAT_BENCH_AFTER=$AFTER LIFEBOAT_BENCH_SEGMENTS=$SEGMENTS LIFEBOAT_BENCH_COLD=$COLD \
 		go test ./store -run '^$' -bench '^BenchmarkMaterialize$' -benchtime "${RUNS}x" -timeout 60m 2>&1) || {
 		echo "$out"
 		die "benchmark on $name failed"
@@ -134,7 +141,7 @@ run() {
 	echo "$out" | grep -E 'setup in|run [0-9]+:|^BenchmarkMaterialize' | sed 's/^ *//'
 	local line
 	line=$(echo "$out" | grep '^BenchmarkMaterialize')
-	results+=("$name $(awk '{for (i = 1; i <= NF; i++) if ($i ~ /-s$|^ratio$/) printf "%s=%s ", $i, $(i-1)}' <<<"$line")")
+	results+=("$name $(awk '{for (i = 1; i <= NF; i++) if ($i ~ /-s$|ratio$/) printf "%s=%s ", $i, $(i-1)}' <<<"$line")")
 }
 
 for f in $FILESYSTEMS; do
@@ -166,7 +173,7 @@ for f in $FILESYSTEMS; do
 done
 
 echo
-echo "== summary (medians; ratio = materialize / fullcopy, target <= $TARGET)"
+echo "== summary (medians; ratio = materialize / fullcopy, target <= $TARGET; replay-ratio = replay / fullcopy)"
 for r in "${results[@]}"; do
 	echo "$r"
 done

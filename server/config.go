@@ -68,6 +68,7 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathAlerts, s.listAlerts)
 	admin("GET "+api.PathServers, s.listServers)
 	admin("POST "+api.PathMove, s.moveMachine)
+	admin("GET "+api.PathServer, s.serverInfo)
 	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
 	}))

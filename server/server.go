@@ -190,6 +190,41 @@ type State struct {
 	Metrics string `json:"metrics,omitempty"`
 	// Started is when the server started.
 	Started time.Time `json:"started"`
+	// StoreReflink says whether the local target storage's file system
+	// shares extents (reflink); absent when the target storage is not a
+	// local directory. See StoreNote.
+	StoreReflink *bool `json:"store_reflink,omitempty"`
+	// StoreNote is a warning about the target storage with its remedy.
+	StoreNote string `json:"store_note,omitempty"`
+}
+
+// NoReflinkNote is the warning about local target storage on a file
+// system that cannot share extents.
+const NoReflinkNote = "the target storage's file system cannot share extents (no reflink): every failover image starts with a full copy of the replica's base data, so failover time follows the disk's data, not the changes; put the data directory (its store/) on XFS made with reflink=1 (the mkfs.xfs default) or on btrfs"
+
+// reflinker is target storage that can say whether its file system
+// shares extents (store.Local).
+type reflinker interface{ Reflink() bool }
+
+// storeReflink returns whether the target storage shares extents, nil
+// when it cannot tell, and the warning to give, if any.
+func storeReflink(st store.Store) (*bool, string) {
+	r, ok := st.(reflinker)
+	if !ok {
+		return nil, ""
+	}
+	v := r.Reflink()
+	if v {
+		return &v, ""
+	}
+	return &v, NoReflinkNote
+}
+
+// serverInfo handles GET /v1/server.
+func (s *Server) serverInfo(w http.ResponseWriter, r *http.Request) error {
+	ref, note := storeReflink(s.store)
+	writeJSON(w, http.StatusOK, api.ServerInfo{Roles: s.cfg.Roles.List(), StoreReflink: ref, StoreNote: note})
+	return nil
 }
 
 // Server runs the roles of lifeboat-server on one data directory.
@@ -340,6 +375,9 @@ func Open(cfg Config) (*Server, error) {
 		if err := s.openStore(); err != nil {
 			return nil, err
 		}
+	}
+	if _, note := storeReflink(s.store); note != "" && cfg.Roles.Process {
+		s.log.Warn("target storage without reflink", "store", filepath.Join(dir, StoreDir), "warning", note)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
@@ -500,6 +538,7 @@ func (s *Server) writeState() error {
 		Metrics: s.MetricsAddr(),
 		Started: time.Now().UTC(),
 	}
+	st.StoreReflink, st.StoreNote = storeReflink(s.store)
 	if st.API != "" {
 		st.APIURL = localURL(st.API)
 	}

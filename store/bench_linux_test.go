@@ -90,7 +90,7 @@ func median(d []time.Duration) time.Duration {
 
 // BenchmarkMaterialize measures what materializing a point costs against
 // copying the whole replica, side by side in one run (see
-// scripts/bench-recovery.sh and docs/PERFORMANCE-recovery.md).
+// scripts/bench-recovery.sh and docs/PERFORMANCE.md, "Recovery").
 //
 // Setup (not timed): a disk of LIFEBOAT_BENCH_DISK bytes [10G]; segments
 // of 64 MiB write LIFEBOAT_BENCH_BASE [1G] of random data in 1 MiB
@@ -98,20 +98,34 @@ func median(d []time.Duration) time.Duration {
 // two days later, folds them all into base.img; then
 // LIFEBOAT_BENCH_CHANGED [100M] of random 64 KiB writes at random 4 KiB-
 // aligned offsets across the disk, in LIFEBOAT_BENCH_SEGMENTS [8]
-// segments, each ending with a point, all kept. Everything lives in
+// segments, each ending with a point, all kept; then LIFEBOAT_BENCH_AFTER
+// [10M] more of them in one segment ending with the point "newest" (0:
+// none), the changes that replication brings after the point one fails
+// over to. Everything lives in
 // LIFEBOAT_BENCH_DIR [a temporary directory], so that the script can put
 // it on another file system.
 //
-// Each iteration, timed separately: Materialize of the newest point; a
-// sparse copy of base.img alone (the part of Materialize that does not
-// depend on the changes); and "cp --sparse=always --reflink=never" of
-// current.img followed by an fsync, a full copy of the disk's data.
-// Reported: the medians and materialize/fullcopy. LIFEBOAT_BENCH_COLD=1
-// drops the page cache before each timed step (root).
+// Each iteration, timed separately: Materialize of the point with
+// CHANGED since the base, as Materialize chooses (materialize); the same
+// forced to replay from the base (replay: what Materialize did before it
+// could rewind a clone of the replica, and what it does without reflink);
+// Materialize of the point "newest" when AFTER is not 0; a sparse copy of
+// base.img alone (the part of a replay that does not depend on the
+// changes); and "cp --sparse=always --reflink=never" of current.img
+// followed by an fsync, a full copy of the disk's data. Reported: the
+// medians, ratio = materialize/fullcopy and replay-ratio =
+// replay/fullcopy. LIFEBOAT_BENCH_COLD=1 drops the page cache before each
+// timed step (root).
 func BenchmarkMaterialize(b *testing.B) {
 	diskSize := benchSize(b, "LIFEBOAT_BENCH_DISK", 10<<30)
 	baseBytes := benchSize(b, "LIFEBOAT_BENCH_BASE", 1<<30)
 	changed := benchSize(b, "LIFEBOAT_BENCH_CHANGED", 100<<20)
+	after := int64(10 << 20)
+	if os.Getenv("LIFEBOAT_BENCH_AFTER") != "0" {
+		after = benchSize(b, "LIFEBOAT_BENCH_AFTER", after)
+	} else {
+		after = 0
+	}
 	nseg := int(benchSize(b, "LIFEBOAT_BENCH_SEGMENTS", 8))
 	cold := os.Getenv("LIFEBOAT_BENCH_COLD") == "1"
 	dir := os.Getenv("LIFEBOAT_BENCH_DIR")
@@ -125,8 +139,8 @@ func BenchmarkMaterialize(b *testing.B) {
 		defer os.RemoveAll(dir)
 	}
 	const chunk = 1 << 20
-	if baseBytes > diskSize/2 || changed > diskSize/2 || baseBytes%chunk != 0 {
-		b.Fatalf("want a base of whole MiB and changes of at most half the disk (disk %d, base %d, changes %d)", diskSize, baseBytes, changed)
+	if baseBytes > diskSize/2 || changed > diskSize/2 || after > diskSize/2 || baseBytes%chunk != 0 {
+		b.Fatalf("want a base of whole MiB and changes of at most half the disk (disk %d, base %d, changes %d, after %d)", diskSize, baseBytes, changed, after)
 	}
 	ctx := context.Background()
 	l, err := OpenLocal(filepath.Join(dir, "store"))
@@ -197,6 +211,16 @@ func BenchmarkMaterialize(b *testing.B) {
 		tLast = t0.Add(48*time.Hour + time.Duration(s)*time.Minute)
 		write(offs, w, fmt.Sprintf("change-%d", s), tLast)
 	}
+	point := fmt.Sprintf("change-%d", nseg-1)
+	if after > 0 {
+		offs := make([]int64, 0, after/w)
+		for range after / w {
+			offs = append(offs, rng.Int64N((diskSize-w)/4096)*4096)
+		}
+		tLast = tLast.Add(time.Minute)
+		write(offs, w, "newest", tLast)
+		nseg++
+	}
 	res, err := l.Prune(ctx, testMachine, DefaultRetention, tLast.Add(time.Minute))
 	if err != nil {
 		b.Fatal(err)
@@ -214,34 +238,58 @@ func BenchmarkMaterialize(b *testing.B) {
 		}
 	}
 	reflink := canReflink(dir)
-	b.Logf("setup in %v: disk %d MiB, base.img %d MiB allocated (%d segments folded), journal %d MiB in %d segments, current.img %d MiB allocated; reflink: %v; cold cache: %v",
-		time.Since(start).Round(time.Second), diskSize>>20, allocated(base)>>20, res.Merged, journal>>20, nseg, allocated(cur)>>20, reflink, cold)
+	b.Logf("setup in %v: disk %d MiB, base.img %d MiB allocated (%d segments folded), journal %d MiB in %d segments (%d MiB after the point), current.img %d MiB allocated; reflink: %v; cold cache: %v",
+		time.Since(start).Round(time.Second), diskSize>>20, allocated(base)>>20, res.Merged, journal>>20, nseg, after>>20, allocated(cur)>>20, reflink, cold)
 
-	var mat, baseCopy, full []time.Duration
+	// materialize times Materialize of point with the rewind mode m and
+	// returns the time and which way it went.
 	n := 0
-	for b.Loop() {
-		n++
+	materialize := func(point string, m rewindMode) (time.Duration, string, int64) {
 		b.StopTimer()
 		out := filepath.Join(dir, fmt.Sprintf("out-%d", n))
 		if cold {
 			dropCaches(b)
 		}
+		way := "replayed"
+		l.rewind = m
+		l.pathHook = func(_ string, rewound bool) {
+			if rewound {
+				way = "rewound"
+			}
+		}
 		b.StartTimer()
 		t := time.Now()
-		imgs, err := l.Materialize(ctx, testMachine, fmt.Sprintf("change-%d", nseg-1), out)
+		imgs, err := l.Materialize(ctx, testMachine, point, out)
 		if err != nil {
 			b.Fatal(err)
 		}
-		mat = append(mat, time.Since(t))
+		d := time.Since(t)
 		b.StopTimer()
-		imgAlloc := allocated(imgs[0].Path)
+		l.rewind, l.pathHook = rewindAuto, nil
+		alloc := allocated(imgs[0].Path)
 		os.RemoveAll(out)
+		return d, way, alloc
+	}
+
+	var mat, replay, newest, baseCopy, full []time.Duration
+	for b.Loop() {
+		n++
+		d, way, imgAlloc := materialize(point, rewindAuto)
+		mat = append(mat, d)
+		d, _, _ = materialize(point, rewindNever)
+		replay = append(replay, d)
+		newestMsg := ""
+		if after > 0 {
+			d, nway, _ := materialize("newest", rewindAuto)
+			newest = append(newest, d)
+			newestMsg = fmt.Sprintf(", newest point %v (%s)", d.Round(time.Millisecond), nway)
+		}
 
 		// The base copy alone, as Materialize makes it.
 		if cold {
 			dropCaches(b)
 		}
-		t = time.Now()
+		t := time.Now()
 		src, err := os.Open(base)
 		if err != nil {
 			b.Fatal(err)
@@ -281,14 +329,20 @@ func BenchmarkMaterialize(b *testing.B) {
 		f.Close()
 		full = append(full, time.Since(t))
 		b.StopTimer()
-		b.Logf("run %d: materialize %v (image %d MiB allocated), base copy %v, full copy %v (%d MiB allocated)",
-			n, mat[n-1].Round(time.Millisecond), imgAlloc>>20, baseCopy[n-1].Round(time.Millisecond), full[n-1].Round(time.Millisecond), allocated(fullPath)>>20)
+		b.Logf("run %d: materialize %v (%s, image %d MiB allocated), replay %v%s, base copy %v, full copy %v (%d MiB allocated)",
+			n, mat[n-1].Round(time.Millisecond), way, imgAlloc>>20, replay[n-1].Round(time.Millisecond), newestMsg,
+			baseCopy[n-1].Round(time.Millisecond), full[n-1].Round(time.Millisecond), allocated(fullPath)>>20)
 		os.Remove(fullPath)
 		b.StartTimer()
 	}
-	m, bc, fc := median(mat), median(baseCopy), median(full)
+	m, rp, bc, fc := median(mat), median(replay), median(baseCopy), median(full)
 	b.ReportMetric(m.Seconds(), "materialize-s")
+	b.ReportMetric(rp.Seconds(), "replay-s")
+	if len(newest) > 0 {
+		b.ReportMetric(median(newest).Seconds(), "newest-s")
+	}
 	b.ReportMetric(bc.Seconds(), "basecopy-s")
 	b.ReportMetric(fc.Seconds(), "fullcopy-s")
 	b.ReportMetric(m.Seconds()/fc.Seconds(), "ratio")
+	b.ReportMetric(rp.Seconds()/fc.Seconds(), "replay-ratio")
 }

@@ -157,14 +157,30 @@
 // metadata with reflinks) plus the data changed between the base and the
 // point, each byte read and written once, not the size of the disk nor of
 // the journal. The record at the cut's place must be the point's CUT. The
-// image has the disk's size as of the cut. It never takes a lock Apply
+// image has the disk's size as of the cut. This replay takes no lock Apply
 // holds: the segments up to an applied cut are immutable, so it runs while
 // replication goes on.
 //
+// Where the store's file system shares extents (Local.Reflink, probed at
+// OpenLocal) and it writes fewer bytes, Materialize rewinds instead: it
+// clones current.img (FICLONE) and lists the journal segments after the
+// cut's, both under the disk's cur read lock (Apply writes current.img
+// under the write lock, and only records of segments already in the
+// journal directory, applied or not yet: an interrupted Apply's segment
+// is listed too). Every byte range that a record after the cut writes
+// (the cut segment's rest and those segments, from their indexes) is
+// punched, then filled again as it was at the cut: from base.img where
+// no record up to the cut covers it, else from the newest piece as in the
+// replay. Its cost is a clone plus the data changed after the point; the
+// newest point is a clone. The lock is held for the listing and the clone
+// only (tens of milliseconds), so Apply waits at most that long.
+//
 // Materialize does not read the records that later ones overwrite, so it
-// does not notice damage to them; Prune, which reads every record of the
-// segments it folds, does. The segment's trailer and chain checksum are
-// checked when the segment is applied and when it is folded.
+// does not notice damage to them; nor, rewinding, the records whose bytes
+// it takes from current.img, where Apply wrote them after checking them.
+// Prune, which reads every record of the segments it folds, does. The
+// segment's trailer and chain checksum are checked when the segment is
+// applied and when it is folded.
 //
 // # Hashes
 //

@@ -290,3 +290,79 @@ func (h *maxHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
+
+// spanBytes returns the bytes that disjoint spans cover.
+func spanBytes(s []span) int64 {
+	var n int64
+	for _, p := range s {
+		n += p.hi - p.lo
+	}
+	return n
+}
+
+// mergeSpans sorts s and merges the spans that overlap or touch; it may
+// reorder s in place.
+func mergeSpans(s []span) []span {
+	slices.SortFunc(s, func(a, b span) int {
+		switch {
+		case a.lo < b.lo:
+			return -1
+		case a.lo > b.lo:
+			return 1
+		}
+		return 0
+	})
+	var out []span
+	for _, p := range s {
+		if p.hi <= p.lo {
+			continue
+		}
+		if n := len(out); n > 0 && p.lo <= out[n-1].hi {
+			out[n-1].hi = max(out[n-1].hi, p.hi)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// intersectSpans returns the bytes in both a and b, two lists of disjoint
+// spans in order, as such a list.
+func intersectSpans(a, b []span) []span {
+	var out []span
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		lo, hi := max(a[i].lo, b[j].lo), min(a[i].hi, b[j].hi)
+		if lo < hi {
+			out = append(out, span{lo, hi})
+		}
+		if a[i].hi < b[j].hi {
+			i++
+		} else {
+			j++
+		}
+	}
+	return out
+}
+
+// subtractSpans returns the bytes of a not in b, two lists of disjoint
+// spans in order, as such a list.
+func subtractSpans(a, b []span) []span {
+	var out []span
+	j := 0
+	for _, p := range a {
+		lo := p.lo
+		for j < len(b) && b[j].hi <= lo {
+			j++
+		}
+		for k := j; k < len(b) && b[k].lo < p.hi; k++ {
+			if b[k].lo > lo {
+				out = append(out, span{lo, b[k].lo})
+			}
+			lo = max(lo, b[k].hi)
+		}
+		if lo < p.hi {
+			out = append(out, span{lo, p.hi})
+		}
+	}
+	return out
+}

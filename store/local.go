@@ -79,6 +79,16 @@ type Local struct {
 	// Materialize makes from a journal segment: n bytes at off of
 	// segment seq of disk.
 	readHook func(disk string, seq uint64, off int64, n int)
+
+	// reflink is whether the store's file system shares extents
+	// (ProbeReflink at open): Materialize may then start an image from a
+	// clone of the replica (see materializeDisk).
+	reflink bool
+	// rewind, when set (by tests and benchmarks), overrides how
+	// Materialize chooses between replaying from the base and rewinding
+	// the replica; pathHook, when set, is told which one each image took.
+	rewind   rewindMode
+	pathHook func(disk string, rewound bool)
 }
 
 // diskLocks are the locks of one disk.
@@ -86,7 +96,10 @@ type diskLocks struct {
 	// apply is held by Apply: one segment at a time per disk.
 	apply sync.Mutex
 	// cur guards current.img: Apply writes it under the write lock,
-	// Hashes reads it under the read lock.
+	// Hashes reads it and Materialize clones it under the read lock.
+	// Whatever writes current.img writes only records of journal
+	// segments already in the journal directory, so that Materialize can
+	// tell from those segments which bytes changed after a cut.
 	cur sync.RWMutex
 	// journal guards base.img, the base_seq marker and the set of
 	// retained segments: Materialize reads them under the read lock;
@@ -161,6 +174,13 @@ func openLocal(dir string, shared bool) (*Local, error) {
 		return nil, err
 	}
 	l := &Local{dir: dir, lock: lock, disks: make(map[string]*diskLocks), prunes: make(map[string]*sync.Mutex)}
+	if shared {
+		// Another process (a scale-out process server) may be applying
+		// to current.img: its writes are not ordered by this process's
+		// disk locks, so a clone of the replica could catch one half
+		// done. Replay from the base and the immutable journal instead.
+		l.rewind = rewindNever
+	}
 	if fresh {
 		b, _ := json.Marshal(storeMeta{Format: localFormat, Version: localVersion})
 		if err := writeFileAtomic(dir, storeFile, append(b, '\n')); err != nil {
@@ -172,8 +192,18 @@ func openLocal(dir string, shared bool) (*Local, error) {
 		lock.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	// A failed probe counts as no reflink: Materialize then replays from
+	// the base, which works everywhere.
+	l.reflink, _ = ProbeReflink(dir)
 	return l, nil
 }
+
+// Reflink reports whether the store's file system shares extents between
+// files (ProbeReflink when the store was opened). Without it, every image
+// Materialize makes starts with a full copy of the base's data, so
+// failover costs time in proportion to the disk's data, not to the
+// changes: put the store on XFS made with reflink=1, or on btrfs.
+func (l *Local) Reflink() bool { return l.reflink }
 
 // Dir returns the store's directory, absolute.
 func (l *Local) Dir() string { return l.dir }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
@@ -117,12 +119,23 @@ func (l *Local) lockPoint(machine, pointID string) (Point, map[string]map[string
 // materializeDisk writes the disk at the cut c into outDir/<disk>.img. The
 // caller holds the disk's journal read lock.
 //
-// The image starts as a sparse copy of base.img. Then, from the extent
-// indexes of the segments between the base and the cut, it works out for
-// each byte the newest DATA or ZERO record up to the cut that covers it,
-// punches the holes of the ZERO records and reads only the DATA records
-// that hold the newest version of some byte, writing only those bytes; a
-// byte that a later record overwrites is neither read nor written.
+// From the extent indexes of the segments between the base and the cut,
+// it works out for each byte the newest DATA or ZERO record up to the cut
+// that covers it (its piece). Then it starts the image one of two ways:
+//
+//   - replay: a sparse copy of base.img (a clone where the file system
+//     shares extents), then every piece: the holes of the ZERO records
+//     punched, the bytes of the DATA records written. The cost follows
+//     the changes between the base and the cut (plus, without reflink,
+//     the copy of the base's data).
+//   - rewind, where the file system shares extents and it writes less: a
+//     clone of current.img, the replica after every segment in the
+//     journal, then only the bytes that records after the cut changed
+//     are put back as they were at the cut: from their piece, or from
+//     base.img where no record up to the cut covers them. The cost
+//     follows the changes after the cut; the newest point is a clone.
+//
+// A byte that a later record overwrites is neither read nor written.
 // Records are read in file order, contiguous ones in one read; each goes
 // through hrlfmt's checks and must be the record its index names.
 func (l *Local) materializeDisk(ctx context.Context, machine, disk string, c cutEntry, outDir string) (img Image, err error) {
@@ -138,10 +151,12 @@ func (l *Local) materializeDisk(ctx context.Context, machine, disk string, c cut
 	if c.Seq < first {
 		return Image{}, fmt.Errorf("cut in segment %d, merged into the base (up to %d): %w", c.Seq, first, ErrPruned)
 	}
-	// The extents of the journal from the base to the cut, oldest first.
+	// The extents of the journal from the base to the cut, oldest first,
+	// and those of the cut's segment after the cut.
 	var (
 		exts    []indexEntry
 		extSeq  []uint64
+		tail    []indexEntry
 		hdrLens = make([]int64, 0, c.Seq-first+1)
 	)
 	for seq := first; seq <= c.Seq; seq++ {
@@ -152,8 +167,9 @@ func (l *Local) materializeDisk(ctx context.Context, machine, disk string, c cut
 		if err != nil {
 			return Image{}, err
 		}
-		for _, e := range x.Entries {
+		for k, e := range x.Entries {
 			if seq == c.Seq && e.Pos >= c.Pos {
+				tail = x.Entries[k:]
 				break
 			}
 			if e.Offset > c.Size-e.Length {
@@ -176,20 +192,32 @@ func (l *Local) materializeDisk(ctx context.Context, machine, disk string, c cut
 			os.Remove(out.Name())
 		}
 	}()
-	base, err := os.Open(filepath.Join(dir, baseImg))
-	if err != nil {
-		return Image{}, fmt.Errorf("open base image: %w", err)
+	need, rewound := pieces, false
+	if l.rewind != rewindNever && (l.reflink || l.rewind == rewindAlways) {
+		if need, rewound, err = l.startRewound(ctx, out, machine, disk, c, exts, pieces, tail); err != nil {
+			return Image{}, err
+		}
 	}
-	err = copySparse(out, base, c.Size)
-	base.Close()
-	if err != nil {
-		return Image{}, err
+	if !rewound {
+		need = pieces
+		base, err := os.Open(filepath.Join(dir, baseImg))
+		if err != nil {
+			return Image{}, fmt.Errorf("open base image: %w", err)
+		}
+		err = copySparse(out, base, c.Size)
+		base.Close()
+		if err != nil {
+			return Image{}, err
+		}
+	}
+	if l.pathHook != nil {
+		l.pathHook(disk, rewound)
 	}
 	for i, e := range exts {
 		if e.Type != hrlfmt.RecZero {
 			continue
 		}
-		for _, p := range pieces[i] {
+		for _, p := range need[i] {
 			if err := punchHole(out, p.lo, p.hi-p.lo); err != nil {
 				return Image{}, fmt.Errorf("zero image: %w", err)
 			}
@@ -205,7 +233,7 @@ func (l *Local) materializeDisk(ctx context.Context, machine, disk string, c cut
 		j := i
 		var want []int
 		for ; j < len(exts) && extSeq[j] == seq; j++ {
-			if exts[j].Type == hrlfmt.RecData && len(pieces[j]) > 0 {
+			if exts[j].Type == hrlfmt.RecData && len(need[j]) > 0 {
 				want = append(want, j)
 			}
 		}
@@ -214,7 +242,7 @@ func (l *Local) materializeDisk(ctx context.Context, machine, disk string, c cut
 			if err != nil {
 				return Image{}, err
 			}
-			err = s.writeNewest(ctx, out, exts, pieces, want)
+			err = s.writeNewest(ctx, out, exts, need, want)
 			if err == nil && seq == c.Seq {
 				err = s.checkCut(c)
 			}
@@ -522,4 +550,178 @@ func (l *Local) knownDisk(machine, disk string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// rewindMode overrides how Materialize starts an image.
+type rewindMode int
+
+const (
+	// rewindAuto rewinds a clone of the replica where the file system
+	// shares extents and that writes less than replaying from the base.
+	rewindAuto rewindMode = iota
+	// rewindNever always replays from the base.
+	rewindNever
+	// rewindAlways always rewinds, copying the replica where it cannot
+	// clone it (tests: the rewind on any file system).
+	rewindAlways
+)
+
+// startRewound starts the image out, an empty file, as the replica
+// rewound to the cut c (see materializeDisk) and returns what of pieces
+// is still to be written: the parts that records after the cut changed.
+// exts are the extents from the base to the cut and pieces their newest
+// parts, tail the extents of the cut's segment after the cut. It returns
+// false, leaving out untouched, where replaying from the base would write
+// no more, where the replica cannot be cloned, or where an index of a
+// segment after the cut cannot be read (the replay does not need them;
+// Apply and Prune report a damaged segment).
+func (l *Local) startRewound(ctx context.Context, out *os.File, machine, disk string, c cutEntry, exts []indexEntry, pieces [][]span, tail []indexEntry) ([][]span, bool, error) {
+	dir := l.diskDir(machine, disk)
+	jdir := filepath.Join(dir, journalDir)
+	var forward int64
+	for _, ps := range pieces {
+		forward += spanBytes(ps)
+	}
+	seqs, err := laterSegments(jdir, c.Seq)
+	if err != nil {
+		return nil, false, err
+	}
+	later, err := l.laterSpans(ctx, jdir, machine, disk, c.Size, tail, seqs)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		return nil, false, nil
+	}
+	if l.rewind != rewindAlways && spanBytes(later) >= forward {
+		return nil, false, nil
+	}
+	// The clone and the list of the segments whose records it may hold
+	// are taken together under the replica's read lock: Apply writes the
+	// records of a segment into current.img only once the segment is in
+	// the journal directory, and never under this lock. A segment listed
+	// but not yet applied only makes more bytes to put back.
+	locks := l.locks(machine, disk)
+	locks.cur.RLock()
+	now, err := laterSegments(jdir, c.Seq)
+	if err == nil {
+		err = cloneReplica(out, filepath.Join(dir, currentImg), c.Size, l.rewind == rewindAlways && !l.reflink)
+	}
+	locks.cur.RUnlock()
+	if errors.Is(err, errNoReflink) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if !slices.Equal(now, seqs) {
+		if later, err = l.laterSpans(ctx, jdir, machine, disk, c.Size, tail, now); err != nil {
+			return nil, false, err
+		}
+	}
+	if err := out.Truncate(c.Size); err != nil {
+		return nil, false, fmt.Errorf("copy replica: %w", err)
+	}
+	for _, u := range later {
+		if err := punchHole(out, u.lo, u.hi-u.lo); err != nil {
+			return nil, false, fmt.Errorf("rewind image: %w", err)
+		}
+	}
+	// Where no record up to the cut covers a byte put back, it is the
+	// base's byte.
+	covered := make([]span, len(exts))
+	for i, e := range exts {
+		covered[i] = span{e.Offset, e.Offset + e.Length}
+	}
+	if gaps := subtractSpans(later, mergeSpans(covered)); len(gaps) > 0 {
+		base, err := os.Open(filepath.Join(dir, baseImg))
+		if err != nil {
+			return nil, false, fmt.Errorf("open base image: %w", err)
+		}
+		defer base.Close()
+		for _, g := range gaps {
+			if err := ctx.Err(); err != nil {
+				return nil, false, err
+			}
+			if err := copyData(out, base, g.lo, g.hi); err != nil {
+				return nil, false, fmt.Errorf("rewind image from the base: %w", err)
+			}
+		}
+	}
+	need := make([][]span, len(pieces))
+	for i, ps := range pieces {
+		need[i] = intersectSpans(ps, later)
+	}
+	return need, true, nil
+}
+
+// cloneReplica makes out, an empty file, a clone of the replica at path,
+// which must hold at least size bytes; with copy, a copy where it cannot
+// clone. An error that wraps errNoReflink leaves out untouched.
+func cloneReplica(out *os.File, path string, size int64, copy bool) error {
+	cur, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open replica: %w", err)
+	}
+	defer cur.Close()
+	fi, err := cur.Stat()
+	if err != nil {
+		return fmt.Errorf("open replica: %w", err)
+	}
+	if fi.Size() < size {
+		return fmt.Errorf("replica of %d bytes, the cut has %d", fi.Size(), size)
+	}
+	if copy {
+		return copySparse(out, cur, fi.Size())
+	}
+	return cloneFile(out, cur)
+}
+
+// laterSegments returns the sequence numbers above after of the segments
+// in the journal directory jdir, in order: applied or not yet, any whose
+// records may be in current.img.
+func laterSegments(jdir string, after uint64) ([]uint64, error) {
+	ents, err := os.ReadDir(jdir)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	var seqs []uint64
+	for _, e := range ents {
+		name := e.Name()
+		if len(name) != len(hrlfmt.SegmentName(0)) || !strings.HasSuffix(name, ".hrl") {
+			continue
+		}
+		seq, err := strconv.ParseUint(strings.TrimSuffix(name, ".hrl"), 16, 64)
+		if err != nil || hrlfmt.SegmentName(seq) != name || seq <= after {
+			continue
+		}
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// laterSpans returns the byte ranges below size that the extents of tail
+// and of segments seqs write, merged, in order.
+func (l *Local) laterSpans(ctx context.Context, jdir, machine, disk string, size int64, tail []indexEntry, seqs []uint64) ([]span, error) {
+	var s []span
+	add := func(es []indexEntry) {
+		for _, e := range es {
+			if e.Offset < size {
+				s = append(s, span{e.Offset, min(e.Offset+e.Length, size)})
+			}
+		}
+	}
+	add(tail)
+	for _, seq := range seqs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		x, err := loadIndex(jdir, machine, disk, seq, func(f *os.File) io.ReaderAt { return l.counted(f, disk, seq) })
+		if err != nil {
+			return nil, err
+		}
+		add(x.Entries)
+	}
+	return mergeSpans(s), nil
 }

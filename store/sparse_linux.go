@@ -119,3 +119,33 @@ func lockDir(path string, shared bool) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// copyData copies the data of src in [lo, hi) to the same offsets of dst,
+// skipping src's holes (dst must read as zeros there) and whatever lies
+// beyond src's end.
+func copyData(dst, src *os.File, lo, hi int64) error {
+	fi, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	hi = min(hi, fi.Size())
+	for off := lo; off < hi; {
+		data, err := nextData(src, off, hi)
+		if err != nil {
+			return err
+		}
+		if data >= hi {
+			return nil
+		}
+		hole, err := unix.Seek(int(src.Fd()), data, unix.SEEK_HOLE)
+		if err != nil || hole <= data {
+			hole = hi // no SEEK_HOLE here: copy the rest
+		}
+		hole = min(hole, hi)
+		if err := copyRange(dst, src, data, hole-data); err != nil {
+			return err
+		}
+		off = hole
+	}
+	return nil
+}

@@ -41,3 +41,17 @@ func lockDir(path string, shared bool) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// copyData copies [lo, hi) of src to the same offsets of dst, leaving
+// zeros unwritten and stopping at src's end.
+func copyData(dst, src *os.File, lo, hi int64) error {
+	fi, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	hi = min(hi, fi.Size())
+	if lo >= hi {
+		return nil
+	}
+	return copyRangeBuffered(dst, src, lo, hi-lo)
+}

@@ -47,7 +47,23 @@ const (
 	PathPlanRun = "/v1/plans/{name}/run"
 	// PathAlerts lists the active and recently cleared alerts (admin).
 	PathAlerts = "/v1/alerts"
+	// PathServer describes the server: roles, target storage (admin).
+	PathServer = "/v1/server"
 )
+
+// ServerInfo is the answer to GET /v1/server.
+type ServerInfo struct {
+	// Roles run by this server.
+	Roles []string `json:"roles"`
+	// StoreReflink says whether the file system of the local target
+	// storage shares extents between files (reflink); null when the
+	// target storage is not a local directory. Without it, every
+	// failover image starts with a full copy of the replica base's data.
+	StoreReflink *bool `json:"store_reflink"`
+	// StoreNote is a warning about the target storage with its remedy,
+	// or "" when there is none.
+	StoreNote string `json:"store_note,omitempty"`
+}
 
 // MaxSegmentBytes is the default limit on the size of one segment upload.
 const MaxSegmentBytes = 256 << 20

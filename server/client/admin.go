@@ -53,6 +53,13 @@ func (a *Admin) Alerts(ctx context.Context) (api.Alerts, error) {
 	return as, err
 }
 
+// Server describes the server (GET /v1/server).
+func (a *Admin) Server(ctx context.Context) (api.ServerInfo, error) {
+	var si api.ServerInfo
+	err := doJSON(ctx, a.hc, http.MethodGet, a.base+api.PathServer, nil, &si)
+	return si, err
+}
+
 // Points lists the recovery points of a machine, oldest first.
 func (a *Admin) Points(ctx context.Context, machine string) ([]api.Point, error) {
 	var ps []api.Point
