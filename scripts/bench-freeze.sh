@@ -3,7 +3,9 @@
 # frozen, with writes going on?
 #
 # It makes a file system (FS: ext4 or xfs) on a loop device (backing file in
-# TMPDIR, --direct-io=on), starts a fresh lifeboat-server and lifeboat-agent
+# TMPDIR, --direct-io=on; every flush the file system sends is then an fsync
+# of that file on the machine's disk) or on a zram device (DEV=zram: flushes
+# cost nothing, so what is left is the freeze itself), starts a fresh lifeboat-server and lifeboat-agent
 # protecting it (app points only on request), runs fio in the file system as
 # the load (random buffered writes with periodic fsync, RATE bytes/s, BS
 # block size), and takes POINTS app-consistent points one after another with
@@ -16,6 +18,7 @@
 # Run as root from the repository after `make build`.
 # Environment knobs (defaults in brackets):
 #   FS      ext4 or xfs [ext4]
+#   DEV     loop or zram [loop]
 #   POINTS  app points to take [40]
 #   RATE    fio write rate in bytes/s [20000000]
 #   BS      fio block size [64k]
@@ -31,6 +34,7 @@ prog=bench-freeze
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=$root/bin
 FS=${FS:-ext4}
+DEV=${DEV:-loop}
 POINTS=${POINTS:-40}
 RATE=${RATE:-20000000}
 BS=${BS:-64k}
@@ -45,6 +49,7 @@ die() {
 
 [ "$(id -u)" -eq 0 ] || die "needs root (loop devices, mount, eBPF)"
 case $FS in ext4 | xfs) ;; *) die "FS must be ext4 or xfs, got '$FS'" ;; esac
+case $DEV in loop | zram) ;; *) die "DEV must be loop or zram, got '$DEV'" ;; esac
 [[ $POINTS =~ ^[1-9][0-9]*$ ]] || die "POINTS must be a positive integer, got '$POINTS'"
 [[ $RATE =~ ^[1-9][0-9]*$ ]] || die "RATE must be bytes/s, got '$RATE'"
 for b in lifeboat-server lifeboat-agent agentctl lifeboat; do
@@ -52,7 +57,7 @@ for b in lifeboat-server lifeboat-agent agentctl lifeboat; do
 done
 command -v fio >/dev/null || die "fio not found: run 'make deps'"
 
-work= loop= mnt= pindir= server_pid= agent_pid= fio_pid=
+work= loop= zram= mnt= pindir= server_pid= agent_pid= fio_pid=
 cleanup() {
 	trap '' INT TERM
 	set +e
@@ -61,6 +66,7 @@ cleanup() {
 	done
 	[ -z "$mnt" ] || umount "$mnt"
 	[ -z "$loop" ] || losetup -d "$loop"
+	[ -z "$zram" ] || echo "$zram" >/sys/class/zram-control/hot_remove
 	[ -z "$pindir" ] || rm -rf "$pindir"
 	[ -z "$work" ] || rm -rf "$work"
 }
@@ -68,12 +74,20 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 work=$(mktemp -d "$tmp/$prog.XXXXXX")
-truncate -s "$SIZE" "$work/disk.img"
-loop=$(losetup --find --show --direct-io=on "$work/disk.img")
-if [ "$FS" = ext4 ]; then mkfs.ext4 -q -F "$loop"; else mkfs.xfs -q -f "$loop"; fi
+if [ "$DEV" = loop ]; then
+	truncate -s "$SIZE" "$work/disk.img"
+	loop=$(losetup --find --show --direct-io=on "$work/disk.img")
+	dev=$loop
+else
+	[ -e /sys/class/zram-control ] || modprobe zram num_devices=0 || die "no zram module"
+	zram=$(cat /sys/class/zram-control/hot_add)
+	echo "$SIZE" >"/sys/block/zram$zram/disksize"
+	dev=/dev/zram$zram
+fi
+if [ "$FS" = ext4 ]; then mkfs.ext4 -q -F "$dev"; else mkfs.xfs -q -f "$dev"; fi
 mnt=$work/mnt
 mkdir -p "$mnt"
-mount "$loop" "$mnt"
+mount "$dev" "$mnt"
 
 "$bin/lifeboat-server" init --data "$work/server" >"$work/server-init.log" 2>&1
 "$bin/lifeboat-server" run --data "$work/server" --api 127.0.0.1:0 --listen 127.0.0.1:0 >"$work/server.log" 2>&1 </dev/null &
@@ -88,7 +102,7 @@ done
 pindir=$(mktemp -d /sys/fs/bpf/lifeboat-bench-XXXXXX)
 mkdir -p "$work/scripts"
 "$bin/lifeboat-agent" run --server "$api" --passphrase-file "$work/server/passphrase" --state "$work/agent" \
-	--name bench --pin-dir "$pindir" --disk "$loop" --app-interval=-1s --scripts "$work/scripts" \
+	--name bench --pin-dir "$pindir" --disk "$dev" --app-interval=-1s --scripts "$work/scripts" \
 	>"$work/agent.log" 2>&1 </dev/null &
 agent_pid=$!
 for ((i = 0; i < 600; i++)); do
@@ -103,7 +117,7 @@ fio_pid=$!
 sleep 5
 busy() { awk '{ u = $2 + $3 + $4 + $7 + $8; t = u + $5 + $6; print u, t }' <(head -n 1 /proc/stat); }
 read -r u0 t0 < <(busy)
-echo "$prog: FS=$FS POINTS=$POINTS RATE=$RATE BS=$BS, fio running; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$prog: FS=$FS DEV=$DEV POINTS=$POINTS RATE=$RATE BS=$BS, fio running; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((i = 1; i <= POINTS; i++)); do
 	"$bin/agentctl" bookmark --state "$work/agent" --app-consistent --wait >/dev/null ||
 		echo "$prog: point $i failed: $(tail -n 2 "$work/agent.log")" >&2
