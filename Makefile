@@ -6,7 +6,7 @@ BIN := bin
 CMDS := lifeboat-agent agentctl lifeboat-server lifeboat
 TOOLS := fiocompare benchrepl
 
-.PHONY: help generate check-generate build package test vet demo demo-tracker bench-tracker bench-replication bench-recovery bench-failback deps clean
+.PHONY: help generate check-generate build package test vet demo demo-tracker bench-tracker bench-replication bench-recovery bench-failback bench-freeze deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench-recovery: ## materialize a point of a 10 GiB disk vs a full copy, on ext4 
 
 bench-failback: build ## failback bytes sent vs bytes that differ, scattered 4 KiB changes (see docs/PERFORMANCE.md)
 	./scripts/bench-failback.sh
+
+bench-freeze: build ## freeze time of app-consistent points under a fio writer, p50/p99 (see docs/PERFORMANCE.md)
+	./scripts/bench-freeze.sh
 
 clean: ## remove build output
 	rm -rf $(BIN) dist
