@@ -178,8 +178,13 @@ struct {
 	__type(value, struct lb_cpu_local);
 } cpu_local SEC(".maps");
 
+/* Requests in flight per generation slot, per CPU: a request counts +1 on
+ * the CPU that queued it and -1 on the CPU that completed it, so no cache
+ * line is shared between CPUs on the I/O path; user space sums the CPUs
+ * (modulo 2^64, which is exact). The adds are atomic because a completion
+ * may interrupt the queue program on the same CPU. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, GEN_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
