@@ -178,8 +178,13 @@ struct {
 	__type(value, struct lb_cpu_local);
 } cpu_local SEC(".maps");
 
+/* Requests in flight per generation slot, per CPU: a request counts +1 on
+ * the CPU that queued it and -1 on the CPU that completed it, so no cache
+ * line is shared between CPUs on the I/O path; user space sums the CPUs
+ * (modulo 2^64, which is exact). The adds are atomic because a completion
+ * may interrupt the queue program on the same CPU. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, GEN_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -386,15 +391,18 @@ int BPF_PROG(on_bio_queue, struct bio *bio)
 	__u32 dev, zero = 0, bytes;
 	int op;
 
-	dev = BPF_CORE_READ(bio, bi_bdev, bd_disk, part0, bd_dev);
+	/* Direct loads through the BTF-typed argument (the verifier turns
+	 * them into fault-safe loads, relocated by CO-RE): no helper call per
+	 * field, on a path that runs for every bio of the machine. */
+	dev = bio->bi_bdev->bd_disk->part0->bd_dev;
 	cfg = bpf_map_lookup_elem(&protected_disks, &dev);
 	if (!cfg)
 		return 0;
-	op = lb_op_of(BPF_CORE_READ(bio, bi_opf));
-	bytes = BPF_CORE_READ(bio, bi_iter.bi_size);
+	op = lb_op_of(bio->bi_opf);
+	bytes = bio->bi_iter.bi_size;
 	if (!op || bytes == 0)
 		return 0;
-	sector = BPF_CORE_READ(bio, bi_iter.bi_sector);
+	sector = bio->bi_iter.bi_sector;
 	nsect = ((__u64)bytes + 511) >> SECTOR_SHIFT;
 	if (sector >= cfg->end || sector + nsect <= cfg->start)
 		return 0;
@@ -413,7 +421,7 @@ int BPF_PROG(on_block_split, struct bio *split, unsigned int new_sector)
 	struct lb_inflight *parent, child = {};
 	__u64 pkey, ckey, rkey;
 
-	pkey = (__u64)BPF_CORE_READ(split, bi_private);
+	pkey = (__u64)split->bi_private;
 	parent = bpf_map_lookup_elem(&inflight, &pkey);
 	if (!parent)
 		return 0;
@@ -524,7 +532,7 @@ int BPF_PROG(on_rq_complete, struct request *rq, int error, unsigned int nr_byte
 {
 	struct rq_walk w = {};
 
-	w.bio = (__u64)BPF_CORE_READ(rq, bio);
+	w.bio = (__u64)rq->bio;
 	w.left = nr_bytes;
 	if (!w.bio)
 		return 0;

@@ -36,7 +36,7 @@ const pollInterval = 5 * time.Millisecond
 
 // ProgramVersion is stored in the pinned state; a process only adopts pins
 // of the same version.
-const ProgramVersion = 2
+const ProgramVersion = 3
 
 const (
 	maxDisks = 64
@@ -161,6 +161,8 @@ type Linux struct {
 	gaps    map[string]error
 	prior   *stateFile // what the state file said at open, nil if none
 	adopted bool       // pins existed: no gap
+	// takeover says why pins of another program version were replaced.
+	takeover string
 
 	cutMu   sync.Mutex
 	waiters map[uint64]chan struct{}
@@ -306,12 +308,28 @@ func (t *Linux) adopt(spec *ebpf.CollectionSpec) (bool, error) {
 		}
 		maps[name] = m
 	}
+	// The version is at byte 16 of the state in every version so far; a
+	// pinned tracker of another version has other maps and programs, so
+	// it is taken down and replaced (an upgrade): tracking has a gap
+	// there, and the disks it protected are resynced (a checksum compare).
+	raw := make([]byte, maps["state"].ValueSize())
+	if err := maps["state"].Lookup(uint32(0), &raw); err != nil || len(raw) < 24 {
+		return false, &PinError{Dir: dir, Err: fmt.Errorf("read pinned state: %v", err)}
+	}
+	if v := binary.LittleEndian.Uint64(raw[16:24]); v != ProgramVersion {
+		for _, m := range maps {
+			m.Close()
+		}
+		clear(maps)
+		if err := removePins(dir); err != nil {
+			return false, &PinError{Dir: dir, Err: fmt.Errorf("replace the pinned tracker of version %d: %w", v, err)}
+		}
+		t.takeover = fmt.Sprintf("tracker program replaced (pinned version %d, this agent's version %d)", v, ProgramVersion)
+		return false, nil
+	}
 	var st lbbpf.TrackerLbState
 	if err := maps["state"].Lookup(uint32(0), &st); err != nil {
 		return false, &PinError{Dir: dir, Err: fmt.Errorf("read pinned state: %w", err)}
-	}
-	if st.Version != ProgramVersion {
-		return false, &PinError{Dir: dir, Err: fmt.Errorf("pinned tracker is version %d, this program is version %d", st.Version, ProgramVersion)}
 	}
 	if st.BootIdHi != binary.BigEndian.Uint64(t.bootID[:8]) || st.BootIdLo != binary.BigEndian.Uint64(t.bootID[8:]) {
 		return false, &PinError{Dir: dir, Err: errors.New("pinned tracker belongs to another boot")}
@@ -485,6 +503,8 @@ func (t *Linux) Protect(path string) error {
 			reason := "tracker state lost while the machine was running"
 			if t.prior.BootID != formatBootID(t.bootID) {
 				reason = "machine rebooted"
+			} else if t.takeover != "" {
+				reason = t.takeover
 			}
 			t.gaps[info.path] = &ResyncRequiredError{Disk: info.path, Reason: reason}
 		}
@@ -737,9 +757,13 @@ func (t *Linux) Cut(ctx context.Context) (uint64, error) {
 			return 0, err
 		}
 	}
-	var n uint64
-	if err := t.maps.GenInflight.Lookup(uint32((gen+1)%genSlots), &n); err != nil {
+	var perCPU []uint64
+	if err := t.maps.GenInflight.Lookup(uint32((gen+1)%genSlots), &perCPU); err != nil {
 		return 0, fmt.Errorf("cut: read in-flight count: %w", err)
+	}
+	var n uint64
+	for _, v := range perCPU {
+		n += v
 	}
 	if n != 0 {
 		return 0, fmt.Errorf("cut: %d requests of generation %d are still in flight after %d cuts; wait for them", n, gen+1-genSlots, genSlots)
@@ -895,20 +919,33 @@ func (t *Linux) Completed(gen uint64) (bool, error) {
 	return true, nil
 }
 
-// genCounts reads the in-flight request count of every generation slot.
+// genCounts reads the in-flight request count of every generation slot,
+// summed over the CPUs (bpf/tracker.bpf.c). For generations already cut,
+// every increment happened before the read, so a sum of zero means none
+// of their requests is in flight.
 func (t *Linux) genCounts() ([]uint64, error) {
-	counts := make([]uint64, genSlots)
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, err
+	}
+	perCPU := make([]uint64, genSlots*ncpu)
 	keys := make([]uint32, genSlots)
 	for i := range keys {
 		keys[i] = uint32(i)
 	}
 	var cursor ebpf.MapBatchCursor
-	n, err := t.maps.GenInflight.BatchLookup(&cursor, keys, counts, nil)
+	n, err := t.maps.GenInflight.BatchLookup(&cursor, keys, perCPU, nil)
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return nil, fmt.Errorf("read in-flight counts: %w", err)
 	}
 	if n != genSlots {
 		return nil, fmt.Errorf("read in-flight counts: got %d of %d", n, genSlots)
+	}
+	counts := make([]uint64, genSlots)
+	for i := range counts {
+		for _, v := range perCPU[i*ncpu : (i+1)*ncpu] {
+			counts[i] += v
+		}
 	}
 	return counts, nil
 }

@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	lbbpf "github.com/lifeboat-dr/lifeboat/bpf"
@@ -1053,4 +1054,84 @@ func TestCompletionEventsOff(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPinsOfAnotherVersionAreReplaced: an agent upgraded to a tracker
+// program of another version takes the pinned one down, attaches its own,
+// and reports a gap (so the disk is resynced) instead of refusing to start.
+func TestPinsOfAnotherVersionAreReplaced(t *testing.T) {
+	testenv.RequireBPF(t)
+	pins := testenv.BPFFSDir(t)
+	state := filepath.Join(t.TempDir(), "tracker.json")
+	loop := testenv.NewLoop(t, 16*mib)
+	first, err := tracker.Open(tracker.Options{PinDir: pins, StateFile: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Protect(loop.Path); err != nil {
+		first.Detach()
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		first.Detach()
+		t.Fatal(err)
+	}
+	oldLink, err := link.LoadPinnedLink(filepath.Join(pins, "link_bio_queue"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldInfo, err := oldLink.Info()
+	oldLink.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Make the pinned state claim another program version.
+	st, err := ebpf.LoadPinnedMap(filepath.Join(pins, "state"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, st.ValueSize())
+	if err := st.Lookup(uint32(0), &raw); err != nil {
+		t.Fatal(err)
+	}
+	raw[16] ^= 0x80
+	if err := st.Update(uint32(0), raw, ebpf.UpdateExist); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	tr := openTracker(t, tracker.Options{PinDir: pins, StateFile: state})
+	if tr.Adopted() {
+		t.Fatal("adopted pins of another program version")
+	}
+	if err := tr.Protect(loop.Path); err != nil {
+		t.Fatal(err)
+	}
+	gap := tr.Gap(loop.Path)
+	if !errors.Is(gap, tracker.ErrResyncRequired) || !strings.Contains(gap.Error(), "version") {
+		t.Fatalf("gap after replacing another version's pins = %v; want a resync naming the version", gap)
+	}
+	newLink, err := link.LoadPinnedLink(filepath.Join(pins, "link_bio_queue"), nil)
+	if err != nil {
+		t.Fatalf("the new tracker is not pinned: %v", err)
+	}
+	newInfo, err := newLink.Info()
+	newLink.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newInfo.ID == oldInfo.ID {
+		t.Fatalf("the pinned link is still the old one (id %d)", oldInfo.ID)
+	}
+	// The old link is gone from the kernel: nothing runs the old program.
+	if l, err := link.NewFromID(oldInfo.ID); err == nil {
+		l.Close()
+		t.Fatalf("the old tracker's link %d is still attached", oldInfo.ID)
+	}
+	// And tracking works.
+	c := collect(t, tr)
+	w := newWriter(t, loop.Path)
+	w.writeDirect(0, 4096)
+	c.cut()
+	requireCovered(t, reported(c.snapshot(), loop.Path), func() *tracker.Set { var s tracker.Set; s.Add(0, 4096); return &s }(), "after the replacement")
 }
