@@ -16,7 +16,10 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
-require golang.org/x/term v0.48.0
+require (
+	github.com/google/btree v1.1.3
+	golang.org/x/term v0.48.0
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -166,9 +166,11 @@ func (r *rounds) Take(disk string, limit int64) []tracker.Range {
 		return nil
 	}
 	var out []tracker.Range
-	for _, rg := range d.pending.Ranges() {
+	// Only the ranges this round takes are visited, not the whole
+	// (possibly huge and fragmented) pending set.
+	d.pending.Ascend(func(rg tracker.Range) bool {
 		if limit <= 0 {
-			break
+			return false
 		}
 		n := min(rg.Len, limit)
 		// Ranges a small gap apart are read in one go: fewer, larger
@@ -176,11 +178,12 @@ func (r *rounds) Take(disk string, limit int64) []tracker.Range {
 		if k := len(out) - 1; k >= 0 && rg.Off-out[k].End() <= coalesceGap && rg.Off+n-out[k].Off <= maxCoalesced {
 			limit -= rg.Off + n - out[k].End()
 			out[k].Len = rg.Off + n - out[k].Off
-			continue
+			return true
 		}
 		out = append(out, tracker.Range{Off: rg.Off, Len: n})
 		limit -= n
-	}
+		return true
+	})
 	for _, rg := range out {
 		d.pending.Remove(rg.Off, rg.Len)
 	}
@@ -226,9 +229,10 @@ func (r *rounds) PendingRanges(disk string) []tracker.Range {
 		return nil
 	}
 	var merged tracker.Set
-	for _, rg := range d.pending.Ranges() {
+	d.pending.Ascend(func(rg tracker.Range) bool {
 		merged.Add(rg.Off, rg.Len)
-	}
+		return true
+	})
 	for _, cs := range d.incoming {
 		for _, c := range cs {
 			merged.Add(c.off, c.n)

@@ -4,7 +4,8 @@ import (
 	"cmp"
 	"math"
 	"slices"
-	"sort"
+
+	"github.com/google/btree"
 )
 
 // Range is the byte range [Off, Off+Len).
@@ -23,41 +24,72 @@ func validRange(off, n int64) bool {
 
 // Set is a set of byte ranges, kept sorted and merged: no two of its ranges
 // overlap or touch. The zero Set is empty and ready to use. A Set is not
-// safe for concurrent use.
+// safe for concurrent use, and must not be copied once used (it holds a
+// tree).
 //
 // Arguments that describe no valid range (a negative offset or length, or
 // an end beyond math.MaxInt64) leave the set unchanged; they do not panic.
+//
+// The ranges live in a B-tree ordered by offset, so Add, Remove, Covers
+// and Overlaps cost O(log n + k) for k ranges touched, however fragmented
+// the set is: a sorted slice had to move its tail on every insertion, which
+// dominated the agent's CPU under random small writes.
 type Set struct {
-	r     []Range
+	t     *btree.BTreeG[Range]
 	bytes int64
 }
 
-// search returns the index of the first range for which f is true; f must
-// be false for a prefix of the ranges and true for the rest.
-func (s *Set) search(from int, f func(Range) bool) int {
-	return from + sort.Search(len(s.r)-from, func(k int) bool { return f(s.r[from+k]) })
+func rangeLess(a, b Range) bool { return a.Off < b.Off }
+
+func (s *Set) tree() *btree.BTreeG[Range] {
+	if s.t == nil {
+		s.t = btree.NewG(32, rangeLess)
+	}
+	return s.t
+}
+
+// floor returns the range with the greatest offset <= off.
+func (s *Set) floor(off int64) (Range, bool) {
+	var out Range
+	found := false
+	s.tree().DescendLessOrEqual(Range{Off: off}, func(r Range) bool {
+		out, found = r, true
+		return false
+	})
+	return out, found
 }
 
 // Add adds the bytes [off, off+n), merging them with the ranges they
 // overlap or touch. A zero length is a no-op, and so are invalid arguments.
-// It costs O(log n + k) comparisons for k merged ranges, plus moving the
-// tail of the slice when the number of ranges changes.
 func (s *Set) Add(off, n int64) {
 	if n == 0 || !validRange(off, n) {
 		return
 	}
+	t := s.tree()
 	end := off + n
-	// Ranges i..j-1 overlap or touch [off, end).
-	i := s.search(0, func(r Range) bool { return r.End() >= off })
-	j := s.search(i, func(r Range) bool { return r.Off > end })
-	if i < j {
-		off = min(off, s.r[i].Off)
-		end = max(end, s.r[j-1].End())
-		for _, r := range s.r[i:j] {
-			s.bytes -= r.Len
+	if r, ok := s.floor(off); ok && r.End() >= off {
+		if r.End() >= end {
+			return // already in
 		}
+		off = r.Off
+		t.Delete(r)
+		s.bytes -= r.Len
 	}
-	s.r = slices.Replace(s.r, i, j, Range{off, end - off})
+	// Ranges that start in (off, end] overlap or touch.
+	var merged []Range
+	t.AscendGreaterOrEqual(Range{Off: off + 1}, func(r Range) bool {
+		if r.Off > end {
+			return false
+		}
+		merged = append(merged, r)
+		return true
+	})
+	for _, r := range merged {
+		t.Delete(r)
+		s.bytes -= r.Len
+		end = max(end, r.End())
+	}
+	t.ReplaceOrInsert(Range{off, end - off})
 	s.bytes += end - off
 }
 
@@ -65,43 +97,67 @@ func (s *Set) Add(off, n int64) {
 // the ranges they overlap. A zero length is a no-op, and so are invalid
 // arguments.
 func (s *Set) Remove(off, n int64) {
-	if n == 0 || !validRange(off, n) {
+	if n == 0 || !validRange(off, n) || s.t == nil {
 		return
 	}
+	t := s.t
 	end := off + n
-	// Ranges i..j-1 overlap [off, end).
-	i := s.search(0, func(r Range) bool { return r.End() > off })
-	j := s.search(i, func(r Range) bool { return r.Off >= end })
-	if i == j {
-		return
+	var hit []Range
+	if r, ok := s.floor(off); ok && r.End() > off {
+		hit = append(hit, r)
 	}
-	var keep [2]Range
-	nk := 0
-	if first := s.r[i]; first.Off < off {
-		keep[nk] = Range{first.Off, off - first.Off}
-		nk++
-	}
-	if last := s.r[j-1]; last.End() > end {
-		keep[nk] = Range{end, last.End() - end}
-		nk++
-	}
-	for _, r := range s.r[i:j] {
+	t.AscendGreaterOrEqual(Range{Off: off + 1}, func(r Range) bool {
+		if r.Off >= end {
+			return false
+		}
+		hit = append(hit, r)
+		return true
+	})
+	for _, r := range hit {
+		t.Delete(r)
 		s.bytes -= r.Len
+		if r.Off < off {
+			t.ReplaceOrInsert(Range{r.Off, off - r.Off})
+			s.bytes += off - r.Off
+		}
+		if r.End() > end {
+			t.ReplaceOrInsert(Range{end, r.End() - end})
+			s.bytes += r.End() - end
+		}
 	}
-	for _, r := range keep[:nk] {
-		s.bytes += r.Len
-	}
-	s.r = slices.Replace(s.r, i, j, keep[:nk]...)
 }
 
 // Ranges returns a copy of the ranges of the set in ascending order.
-func (s *Set) Ranges() []Range { return slices.Clone(s.r) }
+func (s *Set) Ranges() []Range {
+	if s.t == nil {
+		return nil
+	}
+	out := make([]Range, 0, s.t.Len())
+	s.t.Ascend(func(r Range) bool {
+		out = append(out, r)
+		return true
+	})
+	return out
+}
+
+// Ascend calls f with the ranges in ascending order of offset until f
+// returns false. f must not change the set.
+func (s *Set) Ascend(f func(Range) bool) {
+	if s.t != nil {
+		s.t.Ascend(f)
+	}
+}
 
 // Bytes returns the number of bytes in the set.
 func (s *Set) Bytes() int64 { return s.bytes }
 
 // Len returns the number of ranges in the set.
-func (s *Set) Len() int { return len(s.r) }
+func (s *Set) Len() int {
+	if s.t == nil {
+		return 0
+	}
+	return s.t.Len()
+}
 
 // Covers reports whether every byte of [off, off+n) is in the set. It is
 // true for a zero length and false for invalid arguments.
@@ -112,23 +168,32 @@ func (s *Set) Covers(off, n int64) bool {
 	if n == 0 {
 		return true
 	}
-	i := s.search(0, func(r Range) bool { return r.End() > off })
-	return i < len(s.r) && s.r[i].Off <= off && s.r[i].End() >= off+n
+	r, ok := s.floor(off)
+	return ok && r.End() >= off+n
 }
 
 // Overlaps reports whether any byte of [off, off+n) is in the set. It is
 // false for a zero length and for invalid arguments.
 func (s *Set) Overlaps(off, n int64) bool {
-	if n == 0 || !validRange(off, n) {
+	if n == 0 || !validRange(off, n) || s.t == nil {
 		return false
 	}
-	i := s.search(0, func(r Range) bool { return r.End() > off })
-	return i < len(s.r) && s.r[i].Off < off+n
+	if r, ok := s.floor(off); ok && r.End() > off {
+		return true
+	}
+	hit := false
+	s.t.AscendGreaterOrEqual(Range{Off: off + 1}, func(r Range) bool {
+		hit = r.Off < off+n
+		return false
+	})
+	return hit
 }
 
 // Clear empties the set, keeping its memory for reuse.
 func (s *Set) Clear() {
-	s.r = s.r[:0]
+	if s.t != nil {
+		s.t.Clear(true)
+	}
 	s.bytes = 0
 }
 
