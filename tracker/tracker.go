@@ -79,7 +79,9 @@ const (
 	// has not necessarily reached the disk yet.
 	EventQueued EventKind = iota + 1
 	// EventCompleted: the request with ID has completed (successfully or
-	// not); data read from its extent from now on is what it wrote.
+	// not); data read from its extent from now on is what it wrote. Sent
+	// only when asked for (Options.CompletionEvents on Linux); Completed
+	// answers the same question per generation without them.
 	EventCompleted
 	// EventDirty: a region changed while events could not be delivered
 	// (ring buffer full, bitmap mode). Extent.Op is OpDirty; Extent.Gen is
