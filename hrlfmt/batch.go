@@ -45,6 +45,7 @@ func (b *Batch) Data(off int64, gen uint64, data []byte) error {
 	if err := checkData(off, data, b.diskSize); err != nil {
 		return err
 	}
+	b.room(RecordHeaderSize + dataFixedSize + len(data))
 	rec, crc := b.enc.data(off, gen, data)
 	b.add(rec, crc, RecData, gen, int64(len(data)))
 	b.data += int64(len(data))
@@ -56,13 +57,24 @@ func (b *Batch) Zero(off, n int64, gen uint64, reason ZeroReason) error {
 	if err := checkZero(off, n, reason, b.diskSize); err != nil {
 		return err
 	}
+	b.room(RecordHeaderSize + zeroPayloadSize)
 	rec, crc := b.enc.zero(off, n, gen, reason)
 	b.add(rec, crc, RecZero, gen, 0)
 	return nil
 }
 
+// room makes the encoder encode the next record of at most n bytes in
+// place, at the end of buf.
+func (b *Batch) room(n int) {
+	if cap(b.buf)-len(b.buf) < n {
+		b.buf = append(b.buf[:cap(b.buf)], make([]byte, n+len(b.buf))...)[:len(b.buf)]
+	}
+	b.enc.buf = b.buf[len(b.buf):cap(b.buf)]
+}
+
+// add takes the record the encoder has just encoded at the end of buf.
 func (b *Batch) add(rec []byte, crc uint32, typ RecordType, gen uint64, dataLen int64) {
-	b.buf = append(b.buf, rec...)
+	b.buf = b.buf[:len(b.buf)+len(rec)]
 	b.recs = append(b.recs, batchRec{end: len(b.buf), crc: crc, typ: typ, gen: gen, dataLen: dataLen})
 }
 

@@ -1,0 +1,288 @@
+//go:build linux
+
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/tracker"
+	"golang.org/x/sys/unix"
+)
+
+// The read path of a round: a small pipeline per disk.
+//
+// The ranges a round took are cut into chunks of at most maxRead bytes.
+// Up to copySlots chunks are in flight at once, each in its own goroutine
+// and slot (an aligned read buffer and a record batch): it reads the chunk
+// with O_DIRECT, records when the read finished (ReadDone, for the taint
+// check of the next cut), fetches the replica's hashes in resync, and
+// encodes the chunk's ZERO and DATA records (zero detection, lz4) into the
+// slot's batch. The calling goroutine appends the batches to the journal
+// strictly in chunk order, so a round's records are in the same order as
+// when everything ran one step after another.
+//
+// Nothing here changes when a read may happen: round() calls it only after
+// tracker.WaitCompleted, so every write the round's reads cover has
+// completed before the first read is issued; several reads in flight only
+// overlap those reads with each other and with compression. Each chunk's
+// completion time is its own, so a change queued before it finished still
+// taints it.
+
+// copySlots is how many chunks may be read or encoded at once per disk;
+// each slot holds up to about 3 MiB (read buffer, batch, lz4 state).
+const copySlots = 4
+
+// copySlot is the memory of one chunk in flight.
+type copySlot struct {
+	buf   []byte // maxRead bytes, page aligned (mmap), for O_DIRECT
+	batch *hrlfmt.Batch
+}
+
+// copier holds the slots of one disk, reused round after round.
+type copier struct {
+	free chan *copySlot
+	all  []*copySlot
+}
+
+func newCopier(diskSize int64) (*copier, error) {
+	c := &copier{free: make(chan *copySlot, copySlots)}
+	for range copySlots {
+		buf, err := unix.Mmap(-1, 0, maxRead, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("read buffer: %w", err)
+		}
+		s := &copySlot{buf: buf, batch: hrlfmt.NewBatch(diskSize)}
+		c.all = append(c.all, s)
+		c.free <- s
+	}
+	return c, nil
+}
+
+func (c *copier) close() {
+	for _, s := range c.all {
+		unix.Munmap(s.buf)
+	}
+	c.all = nil
+}
+
+// chunk is one read of the pipeline: aligned, at most maxRead bytes.
+type chunk struct{ off, n int64 }
+
+// copyJob is a chunk in flight and what became of it.
+type copyJob struct {
+	chunk
+	slot       *copySlot
+	sent, same int64 // bytes encoded as DATA, bytes equal to the replica
+	err        error
+	done       chan struct{}
+}
+
+// chunks cuts ranges into the reads of the pipeline: aligned to the
+// device, widened to whole hash blocks in resync (compare), split at
+// maxRead.
+func chunks(dev *blockDev, size int64, ranges []tracker.Range, compare bool) []chunk {
+	var out []chunk
+	for _, rg := range ranges {
+		off, n := dev.alignRange(rg.Off, rg.Len)
+		if compare {
+			off = off / hashBlock * hashBlock
+			n = min((rg.End()+hashBlock-1)/hashBlock*hashBlock, size) - off
+		}
+		for n > 0 {
+			k := min(n, maxRead)
+			out = append(out, chunk{off, k})
+			off += k
+			n -= k
+		}
+	}
+	return out
+}
+
+// copyRanges reads the ranges a round took and journals them, with
+// several reads in flight (see above). In resync, blocks equal to the
+// replica's are left out. On an error, everything not journaled is pending
+// again.
+func (a *Agent) copyRanges(ctx context.Context, d *disk, ranges []tracker.Range) error {
+	if len(ranges) == 0 {
+		return nil
+	}
+	if d.cp == nil {
+		cp, err := newCopier(d.size)
+		if err != nil {
+			a.mu.Lock()
+			for _, rg := range ranges {
+				a.rounds.MarkPending(d.name, rg.Off, rg.Len)
+			}
+			a.mu.Unlock()
+			return err
+		}
+		d.cp = cp
+	}
+	compare := d.state == StateResync
+	protected := d.state == StateProtected
+	gen := a.readGen
+	cs := chunks(d.dev, d.size, ranges, compare)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	order := make(chan *copyJob, copySlots)
+	go func() {
+		defer close(order)
+		for _, c := range cs {
+			var s *copySlot
+			select {
+			case s = <-d.cp.free:
+			case <-ctx.Done():
+				return
+			}
+			j := &copyJob{chunk: c, slot: s, done: make(chan struct{})}
+			go func() {
+				defer close(j.done)
+				j.err = a.fill(ctx, d, j, gen, compare)
+			}()
+			order <- j
+		}
+	}()
+
+	var firstErr error
+	journaled := 0 // chunks journaled, in order
+	for j := range order {
+		<-j.done
+		if firstErr == nil {
+			firstErr = j.err
+			if firstErr == nil {
+				if err := d.w.WriteBatch(j.slot.batch); err != nil {
+					firstErr = fmt.Errorf("journal of %s: %w", d.name, err)
+				}
+			}
+			if firstErr == nil {
+				journaled++
+				d.sent += j.sent
+				d.same += j.same
+				d.unsealed.Add(j.slot.batch.DataBytes())
+				if !protected {
+					a.mu.Lock()
+					d.done = min(d.total, d.done+j.n)
+					a.mu.Unlock()
+				}
+			} else {
+				cancel() // stop issuing reads; drain what is in flight
+			}
+		}
+		d.cp.free <- j.slot
+	}
+	if firstErr == nil && journaled < len(cs) {
+		firstErr = ctx.Err() // the parent context ended
+		if firstErr == nil {
+			firstErr = errors.New("read pipeline stopped early")
+		}
+	}
+	if firstErr != nil {
+		// Give back what was not journaled: it stays to be read.
+		a.mu.Lock()
+		for _, c := range cs[journaled:] {
+			a.rounds.MarkPending(d.name, c.off, c.n)
+		}
+		a.mu.Unlock()
+	}
+	return firstErr
+}
+
+// fill reads a job's chunk, notes when the read finished, and encodes its
+// records into the job's batch.
+func (a *Agent) fill(ctx context.Context, d *disk, j *copyJob, gen uint64, compare bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	buf, err := readInto(d.dev, j.slot.buf, j.off, j.n)
+	if err != nil {
+		return err
+	}
+	done := monotonicNow()
+	a.mu.Lock()
+	a.rounds.ReadDone(d.name, j.off, j.n, done)
+	a.mu.Unlock()
+	var remote [][32]byte
+	if compare {
+		if remote, err = a.cfg.Client.Hashes(ctx, d.name, j.off, j.n, hashBlock); err != nil {
+			return fmt.Errorf("replica hashes of %s: %w", d.name, err)
+		}
+	}
+	j.slot.batch.Reset()
+	j.sent, j.same, err = encodeChunk(j.slot.batch, j.off, buf, gen, remote)
+	return err
+}
+
+// encodeChunk encodes a read buffer as ZERO and DATA records (64 KiB
+// blocks of zeros become ZERO records, runs of other blocks one DATA
+// record); with remote hashes, blocks equal to the replica's are left out.
+// It returns the bytes encoded as DATA and the bytes found equal.
+func encodeChunk(b *hrlfmt.Batch, off int64, buf []byte, gen uint64, remote [][32]byte) (sent, same int64, err error) {
+	const blk = 64 << 10
+	start := -1 // start of a run of data blocks
+	flushData := func(end int) error {
+		if start < 0 {
+			return nil
+		}
+		err := b.Data(off+int64(start), gen, buf[start:end])
+		sent += int64(end - start)
+		start = -1
+		return err
+	}
+	for i := 0; i < len(buf); i += blk {
+		j := min(i+blk, len(buf))
+		blkData := buf[i:j]
+		if remote != nil {
+			idx := i / hashBlock
+			if idx < len(remote) && sha256.Sum256(blkData) == remote[idx] {
+				same += int64(len(blkData))
+				if err := flushData(i); err != nil {
+					return sent, same, err
+				}
+				continue
+			}
+		}
+		if isZero(blkData) {
+			if err := flushData(i); err != nil {
+				return sent, same, err
+			}
+			if err := b.Zero(off+int64(i), int64(len(blkData)), gen, hrlfmt.ZeroZeroed); err != nil {
+				return sent, same, err
+			}
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	return sent, same, flushData(len(buf))
+}
+
+// pread is unix.Pread; tests replace it to hold reads back or fail them.
+var pread = unix.Pread
+
+// readInto reads [off, off+n) of the device (aligned, n <= maxRead) with
+// O_DIRECT into buf, an aligned buffer of at least n bytes. Concurrent
+// calls with different buffers are safe (pread).
+func readInto(b *blockDev, buf []byte, off, n int64) ([]byte, error) {
+	if n > maxRead || int64(len(buf)) < n || off%b.align != 0 || n%b.align != 0 && off+n != b.size {
+		return nil, fmt.Errorf("read %s [%d,+%d): unaligned", b.path, off, n)
+	}
+	got := 0
+	for int64(got) < n {
+		k, err := pread(int(b.f.Fd()), buf[got:n], off+int64(got))
+		if err != nil {
+			return nil, fmt.Errorf("read %s at %d: %w", b.path, off+int64(got), err)
+		}
+		if k == 0 {
+			return nil, fmt.Errorf("read %s at %d: unexpected end of device", b.path, off+int64(got))
+		}
+		got += k
+	}
+	return buf[:n], nil
+}
