@@ -637,7 +637,7 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 	}
 	a.mu.Unlock()
 	for _, d := range a.disks {
-		if _, err := d.w.RotateIfDue(); err != nil {
+		if _, err := d.w.RotateIfOlder(a.sealAge(d)); err != nil {
 			return false, fmt.Errorf("journal of %s: %w", d.name, err)
 		}
 		a.measureLag(d)

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/tracker"
@@ -285,4 +286,21 @@ func readInto(b *blockDev, buf []byte, off, n int64) ([]byte, error) {
 		got += k
 	}
 	return buf[:n], nil
+}
+
+// sealAge is how old the open segment of a disk must be to be sealed at
+// the end of a round: SegmentAge while the disk has changes left to read,
+// half of it once the round has read everything pending. Sealing then
+// ships the round's changes without waiting for the full age (RPO lag),
+// while a floor keeps a disk with a trickle of writes from sealing a
+// segment every round (each costs fsyncs on both sides and a file in the
+// server's journal).
+func (a *Agent) sealAge(d *disk) time.Duration {
+	a.mu.Lock()
+	pending := a.rounds.Pending(d.name)
+	a.mu.Unlock()
+	if pending > 0 {
+		return a.cfg.SegmentAge
+	}
+	return a.cfg.SegmentAge / 2
 }
