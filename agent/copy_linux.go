@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
@@ -17,8 +18,8 @@ import (
 // The read path of a round: a small pipeline per disk.
 //
 // The ranges a round took are cut into chunks of at most maxRead bytes.
-// Up to copySlots chunks are in flight at once, each in its own goroutine
-// and slot (an aligned read buffer and a record batch): it reads the chunk
+// Up to copySlots chunks (copyBytes bytes) are in flight at once, each in
+// its own goroutine and slot (an aligned read buffer and a record batch): it reads the chunk
 // with O_DIRECT, records when the read finished (ReadDone, for the taint
 // check of the next cut), fetches the replica's hashes in resync, and
 // encodes the chunk's ZERO and DATA records (zero detection, lz4) into the
@@ -33,9 +34,19 @@ import (
 // completion time is its own, so a change queued before it finished still
 // taints it.
 
-// copySlots is how many chunks may be read or encoded at once per disk;
-// each slot holds up to about 3 MiB (read buffer, batch, lz4 state).
-const copySlots = 4
+// copySlots is how many chunks may be read or encoded at once per disk,
+// and copyBytes how many bytes they may hold between them (the first chunk
+// always goes): 64 KiB extents of a random workload get up to 16 reads in
+// flight, the 1 MiB chunks of a sync 4. A slot keeps its memory (a read
+// buffer touched up to the largest chunk it read, a batch as large as its
+// largest chunk's records) for the next round; free slots are reused last
+// in, first out, so a sync's large chunks grow only the few slots it keeps
+// busy and the agent's memory stays bounded by about 2 x copyBytes plus
+// copySlots small buffers.
+const (
+	copySlots = 16
+	copyBytes = 4 << 20
+)
 
 // copySlot is the memory of one chunk in flight.
 type copySlot struct {
@@ -45,12 +56,16 @@ type copySlot struct {
 
 // copier holds the slots of one disk, reused round after round.
 type copier struct {
-	free chan *copySlot
-	all  []*copySlot
+	mu       sync.Mutex
+	cond     sync.Cond // signalled when a slot is freed
+	free     []*copySlot
+	all      []*copySlot
+	inflight int64 // bytes of the chunks holding slots
 }
 
 func newCopier(diskSize int64) (*copier, error) {
-	c := &copier{free: make(chan *copySlot, copySlots)}
+	c := &copier{}
+	c.cond.L = &c.mu
 	for range copySlots {
 		buf, err := unix.Mmap(-1, 0, maxRead, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 		if err != nil {
@@ -59,16 +74,49 @@ func newCopier(diskSize int64) (*copier, error) {
 		}
 		s := &copySlot{buf: buf, batch: hrlfmt.NewBatch(diskSize)}
 		c.all = append(c.all, s)
-		c.free <- s
+		c.free = append(c.free, s)
 	}
 	return c, nil
+}
+
+// acquire waits for a free slot and room for n more bytes in flight, or
+// for ctx to end (wake must be registered with context.AfterFunc).
+func (c *copier) acquire(ctx context.Context, n int64) (*copySlot, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.free) == 0 || c.inflight > 0 && c.inflight+n > copyBytes {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		c.cond.Wait()
+	}
+	s := c.free[len(c.free)-1]
+	c.free = c.free[:len(c.free)-1]
+	c.inflight += n
+	return s, nil
+}
+
+// release gives back a slot that held n bytes.
+func (c *copier) release(s *copySlot, n int64) {
+	c.mu.Lock()
+	c.free = append(c.free, s)
+	c.inflight -= n
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+// wake wakes acquire to notice that its context ended.
+func (c *copier) wake() {
+	c.mu.Lock()
+	c.mu.Unlock()
+	c.cond.Broadcast()
 }
 
 func (c *copier) close() {
 	for _, s := range c.all {
 		unix.Munmap(s.buf)
 	}
-	c.all = nil
+	c.all, c.free = nil, nil
 }
 
 // chunk is one read of the pipeline: aligned, at most maxRead bytes.
@@ -131,14 +179,13 @@ func (a *Agent) copyRanges(ctx context.Context, d *disk, ranges []tracker.Range)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer context.AfterFunc(ctx, d.cp.wake)()
 	order := make(chan *copyJob, copySlots)
 	go func() {
 		defer close(order)
 		for _, c := range cs {
-			var s *copySlot
-			select {
-			case s = <-d.cp.free:
-			case <-ctx.Done():
+			s, err := d.cp.acquire(ctx, c.n)
+			if err != nil {
 				return
 			}
 			j := &copyJob{chunk: c, slot: s, done: make(chan struct{})}
@@ -175,7 +222,7 @@ func (a *Agent) copyRanges(ctx context.Context, d *disk, ranges []tracker.Range)
 				cancel() // stop issuing reads; drain what is in flight
 			}
 		}
-		d.cp.free <- j.slot
+		d.cp.release(j.slot, j.n)
 	}
 	if firstErr == nil && journaled < len(cs) {
 		firstErr = ctx.Err() // the parent context ended

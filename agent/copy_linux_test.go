@@ -136,9 +136,9 @@ func TestCopyRangesOrderAndContent(t *testing.T) {
 	if len(cs) != 7 {
 		t.Fatalf("%d chunks, want 7: %v", len(cs), cs)
 	}
-	// The first chunk's read returns only after the reads of the other
-	// slots: they must be in flight at once.
-	hooked, returned := heldPread(0, copySlots-1)
+	// The first chunk's read returns only after three others: they must
+	// be in flight at once, and be journaled after it all the same.
+	hooked, returned := heldPread(0, 3)
 	pread = hooked
 	t.Cleanup(func() { pread = unix.Pread })
 
@@ -146,7 +146,7 @@ func TestCopyRangesOrderAndContent(t *testing.T) {
 	if err := a.copyRanges(context.Background(), d, ranges); err != nil {
 		t.Fatal(err)
 	}
-	if i := slices.Index(*returned, 0); i < copySlots-1 {
+	if i := slices.Index(*returned, 0); i < 3 {
 		t.Fatalf("reads returned in the order %v: the first was not held back (not several reads in flight)", *returned)
 	}
 	// Every chunk reported read, with a time after it started.
@@ -275,5 +275,65 @@ func TestCopyRangesCancel(t *testing.T) {
 	}
 	if !covers(a.rounds.disks["d"].pending, tracker.Range{Off: journaledEnd, Len: copyTestSize - journaledEnd}) {
 		t.Errorf("journaled up to %d, but pending is %v", journaledEnd, a.rounds.disks["d"].pending.Ranges())
+	}
+}
+
+// TestCopyRangesInFlight: small chunks get many reads in flight at once
+// (each read here waits until 12 are), and the bytes in flight never
+// exceed copyBytes, also when large chunks come.
+func TestCopyRangesInFlight(t *testing.T) {
+	a, d, content := copyTestAgent(t)
+	var ranges []tracker.Range
+	for off := int64(0); off < 4<<20; off += 128 << 10 {
+		ranges = append(ranges, tracker.Range{Off: off, Len: 64 << 10}) // 32 small chunks
+	}
+	ranges = append(ranges, tracker.Range{Off: 4 << 20, Len: 4 << 20}) // 4 chunks of 1 MiB
+	const want = 12
+	var mu sync.Mutex
+	var inFlight, bytesInFlight, maxBytes, most int
+	gathered := make(chan struct{})
+	pread = func(fd int, p []byte, off int64) (int, error) {
+		mu.Lock()
+		inFlight++
+		bytesInFlight += len(p)
+		maxBytes = max(maxBytes, bytesInFlight)
+		most = max(most, inFlight)
+		if inFlight == want {
+			close(gathered)
+		}
+		mu.Unlock()
+		if off < 4<<20 {
+			select {
+			case <-gathered:
+			case <-time.After(10 * time.Second): // let the test fail, not hang
+			}
+		}
+		k, err := unix.Pread(fd, p, off)
+		mu.Lock()
+		inFlight--
+		bytesInFlight -= len(p)
+		mu.Unlock()
+		return k, err
+	}
+	t.Cleanup(func() { pread = unix.Pread })
+	if err := a.copyRanges(context.Background(), d, ranges); err != nil {
+		t.Fatal(err)
+	}
+	if most < want {
+		t.Errorf("at most %d reads in flight, want %d", most, want)
+	}
+	if maxBytes > copyBytes {
+		t.Errorf("%d bytes in flight, more than %d", maxBytes, copyBytes)
+	}
+	img := make([]byte, copyTestSize)
+	for _, rec := range journalRecords(t, d) {
+		if rec.Type == hrlfmt.RecData {
+			copy(img[rec.Offset:], rec.Data)
+		}
+	}
+	for _, rg := range ranges {
+		if !bytes.Equal(img[rg.Off:rg.End()], content[rg.Off:rg.End()]) {
+			t.Errorf("range [%d,+%d): journal differs from the disk", rg.Off, rg.Len)
+		}
 	}
 }
