@@ -48,10 +48,20 @@ const (
 	copyBytes = 4 << 20
 )
 
+// bigChunk is the size above which a chunk makes its slot "big"; at most
+// maxBig slots keep the memory of a big chunk between chunks, the others
+// give it back when freed (measured: with every slot keeping 1 MiB chunks'
+// memory, the agent reached 84 MiB behind a 100 MB/s churn on tmpfs).
+const (
+	bigChunk = 256 << 10
+	maxBig   = copyBytes / maxRead
+)
+
 // copySlot is the memory of one chunk in flight.
 type copySlot struct {
 	buf   []byte // maxRead bytes, page aligned (mmap), for O_DIRECT
 	batch *hrlfmt.Batch
+	big   bool // keeps the memory of a big chunk
 }
 
 // copier holds the slots of one disk, reused round after round.
@@ -61,6 +71,7 @@ type copier struct {
 	free     []*copySlot
 	all      []*copySlot
 	inflight int64 // bytes of the chunks holding slots
+	big      int   // slots with big set
 }
 
 func newCopier(diskSize int64) (*copier, error) {
@@ -96,9 +107,19 @@ func (c *copier) acquire(ctx context.Context, n int64) (*copySlot, error) {
 	return s, nil
 }
 
-// release gives back a slot that held n bytes.
+// release gives back a slot that held a chunk of n bytes; beyond maxBig
+// slots, the memory of a big chunk is given back to the system.
 func (c *copier) release(s *copySlot, n int64) {
 	c.mu.Lock()
+	if n > bigChunk && !s.big {
+		if c.big < maxBig {
+			s.big = true
+			c.big++
+		} else {
+			s.batch.Free()
+			unix.Madvise(s.buf, unix.MADV_DONTNEED)
+		}
+	}
 	c.free = append(c.free, s)
 	c.inflight -= n
 	c.mu.Unlock()

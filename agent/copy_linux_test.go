@@ -337,3 +337,35 @@ func TestCopyRangesInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestCopierKeepsFewBigSlots: after rounds of large and small chunks with
+// reads finishing in every order, at most maxBig slots keep the memory of
+// a large chunk.
+func TestCopierKeepsFewBigSlots(t *testing.T) {
+	a, d, _ := copyTestAgent(t)
+	var ranges []tracker.Range
+	for off := int64(0); off < copyTestSize; off += 512 << 10 {
+		if off%(1<<20) == 0 {
+			ranges = append(ranges, tracker.Range{Off: off, Len: 448 << 10}) // big: > bigChunk
+		} else {
+			ranges = append(ranges, tracker.Range{Off: off, Len: 64 << 10})
+		}
+	}
+	for range 3 {
+		if err := a.copyRanges(context.Background(), d, ranges); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := 0
+	for _, s := range d.cp.all {
+		if s.batch.Retained() > bigChunk {
+			held++
+			if !s.big {
+				t.Errorf("a slot not marked big holds %d bytes", s.batch.Retained())
+			}
+		}
+	}
+	if held == 0 || held > maxBig || d.cp.big > maxBig {
+		t.Errorf("%d slots hold a big chunk's memory (%d marked big), want 1 to %d", held, d.cp.big, maxBig)
+	}
+}

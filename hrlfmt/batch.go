@@ -32,6 +32,16 @@ func (b *Batch) Reset() {
 	b.buf, b.recs, b.data = b.buf[:0], b.recs[:0], 0
 }
 
+// Free empties the Batch and lets go of its buffer, for a Batch that
+// grew large and will mostly hold small records from now on.
+func (b *Batch) Free() {
+	b.Reset()
+	b.buf, b.enc.buf = nil, nil
+}
+
+// Retained returns the bytes of buffer the Batch holds on to.
+func (b *Batch) Retained() int { return cap(b.buf) }
+
 // Len returns the number of records in the Batch.
 func (b *Batch) Len() int { return len(b.recs) }
 
