@@ -279,7 +279,7 @@ func TestCopyRangesCancel(t *testing.T) {
 }
 
 // TestCopyRangesInFlight: small chunks get many reads in flight at once
-// (each read here waits until 12 are), and the bytes in flight never
+// (each read here waits until all slots are busy), and the bytes in flight never
 // exceed copyBytes, also when large chunks come.
 func TestCopyRangesInFlight(t *testing.T) {
 	a, d, content := copyTestAgent(t)
@@ -288,7 +288,7 @@ func TestCopyRangesInFlight(t *testing.T) {
 		ranges = append(ranges, tracker.Range{Off: off, Len: 64 << 10}) // 32 small chunks
 	}
 	ranges = append(ranges, tracker.Range{Off: 4 << 20, Len: 4 << 20}) // 4 chunks of 1 MiB
-	const want = 12
+	const want = copySlots
 	var mu sync.Mutex
 	var inFlight, bytesInFlight, maxBytes, most int
 	gathered := make(chan struct{})

@@ -39,6 +39,17 @@ func (b *Batch) Free() {
 	b.buf, b.enc.buf = nil, nil
 }
 
+// Grow makes room for n more bytes of records, so that encoding them
+// allocates nothing (a DATA record takes its data's length plus 44 bytes at
+// most, a ZERO record 48).
+func (b *Batch) Grow(n int) {
+	if cap(b.buf)-len(b.buf) < n {
+		nb := make([]byte, len(b.buf), len(b.buf)+n)
+		copy(nb, b.buf)
+		b.buf = nb
+	}
+}
+
 // Retained returns the bytes of buffer the Batch holds on to.
 func (b *Batch) Retained() int { return cap(b.buf) }
 
