@@ -49,6 +49,14 @@ const (
 	copyBytes = 4 << 20
 )
 
+// copyParallel is how many of the copySlots chunks may be in flight at
+// once. It is 1 (reads one after another, encoding and journaling as
+// before) until a crash-consistency failure seen only with several reads
+// in flight is understood: e2e TestCrashConsistentPoints failed 2 of 5
+// runs with 8 (a point missing a write that later writes in it depend
+// on), 0 of 5 with 1. Tests raise it to exercise the pipeline.
+var copyParallel = 1
+
 // bigChunk is the size above which a chunk makes its slot "big"; at most
 // maxBig slots keep the memory of a big chunk between chunks, the others
 // give it back when freed (measured: with every slot keeping 1 MiB chunks'
@@ -78,7 +86,7 @@ type copier struct {
 func newCopier(diskSize int64) (*copier, error) {
 	c := &copier{}
 	c.cond.L = &c.mu
-	for range copySlots {
+	for range min(copySlots, max(1, copyParallel)) {
 		buf, err := unix.Mmap(-1, 0, maxRead, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 		if err != nil {
 			c.close()

@@ -59,6 +59,9 @@ func copyTestAgent(t *testing.T) (*Agent, *disk, []byte) {
 			d.cp.close()
 		}
 	})
+	prev := copyParallel
+	copyParallel = copySlots // the pipeline's machinery, with every slot
+	t.Cleanup(func() { copyParallel = prev })
 	a := &Agent{rounds: newRounds([]string{"d"}), readGen: 41}
 	return a, d, content
 }
