@@ -146,6 +146,10 @@ type Agent struct {
 	cutErr    string
 	spoolFull bool
 	readGen   uint64 // generation the reads of this round belong to
+	// cutSeen is one more than the generation of the last cut event the
+	// consumer has processed: every change of a lower generation has been
+	// observed (copy_linux.go, waitObserved).
+	cutSeen uint64
 
 	appWaiting []*pointRequest
 	appDue     time.Time
@@ -445,6 +449,10 @@ func (a *Agent) consume() {
 			a.mu.Lock()
 			a.rounds.Observe(filepath.Base(e.Extent.Disk), e.Extent.Offset, e.Extent.Length, e.Extent.Gen, int64(e.Time))
 			a.mu.Unlock()
+		case tracker.EventCut:
+			a.mu.Lock()
+			a.cutSeen = max(a.cutSeen, e.Extent.Gen+1)
+			a.mu.Unlock()
 		}
 	}
 }
@@ -503,6 +511,9 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 		}
 	}
 	a.readGen = gen - 1
+	if err := a.waitObserved(ctx, gen); err != nil {
+		return false, err
+	}
 	if d := time.Since(cutAt); d > 50*time.Millisecond {
 		a.log.Debug("slow cut", "took", d)
 	}

@@ -372,3 +372,37 @@ func TestCopierKeepsFewBigSlots(t *testing.T) {
 		t.Errorf("%d slots hold a big chunk's memory (%d marked big), want 1 to %d", held, d.cp.big, maxBig)
 	}
 }
+
+// TestWaitObserved: a round may begin only once the consumer has passed
+// on the cut event of the generation before it (and so every change ahead
+// of it).
+func TestWaitObserved(t *testing.T) {
+	a := &Agent{rounds: newRounds([]string{"d"})}
+	a.cutSeen = 5 // the cut event of generation 4 was processed
+	if err := a.waitObserved(context.Background(), 5); err != nil {
+		t.Fatalf("cut 5, events up to generation 4 observed: %v", err)
+	}
+	returned := make(chan error, 1)
+	go func() { returned <- a.waitObserved(context.Background(), 6) }()
+	select {
+	case err := <-returned:
+		t.Fatalf("returned (%v) before the cut event of generation 5 was observed", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	a.mu.Lock()
+	a.cutSeen = 6
+	a.mu.Unlock()
+	select {
+	case err := <-returned:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still waiting after the cut event was observed")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.waitObserved(ctx, 7); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled wait: %v", err)
+	}
+}
