@@ -5,7 +5,6 @@ package agent
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -165,6 +164,10 @@ type Agent struct {
 	cutErr    string
 	spoolFull bool
 	readGen   uint64 // generation the reads of this round belong to
+	// cutSeen is one more than the generation of the last cut event the
+	// consumer has processed: every change of a lower generation has been
+	// observed (copy_linux.go, waitObserved).
+	cutSeen uint64
 
 	appWaiting []*pointRequest
 	appDue     time.Time
@@ -207,6 +210,7 @@ type disk struct {
 	// unsealed counts bytes journaled into the open segment: part of the
 	// spool before the uploader knows of them.
 	unsealed atomic.Int64
+	cp       *copier // the read pipeline's buffers (copy_linux.go)
 }
 
 type lagMark struct {
@@ -498,6 +502,10 @@ func (a *Agent) consume() {
 			a.mu.Lock()
 			a.rounds.Observe(filepath.Base(e.Extent.Disk), e.Extent.Offset, e.Extent.Length, e.Extent.Gen, int64(e.Time))
 			a.mu.Unlock()
+		case tracker.EventCut:
+			a.mu.Lock()
+			a.cutSeen = max(a.cutSeen, e.Extent.Gen+1)
+			a.mu.Unlock()
 		}
 	}
 }
@@ -571,6 +579,9 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 		}
 	}
 	a.readGen = gen - 1
+	if err := a.waitObserved(ctx, gen); err != nil {
+		return false, err
+	}
 	if d := time.Since(cutAt); d > 50*time.Millisecond {
 		a.log.Debug("slow cut", "took", d)
 	}
@@ -686,18 +697,15 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 				return false, err
 			}
 		}
-		for i, rg := range ranges {
+		for _, rg := range ranges {
 			budget -= rg.Len
-			if err := a.copyRange(ctx, d, rg); err != nil {
-				// Give back what was not read: it stays to be read.
-				a.mu.Lock()
-				for _, rest := range ranges[i:] {
-					a.rounds.MarkPending(d.name, rest.Off, rest.Len)
-				}
-				a.rounds.Done()
-				a.mu.Unlock()
-				return false, err
-			}
+		}
+		if err := a.copyRanges(ctx, d, ranges); err != nil {
+			// What was not journaled is pending again: it stays to be read.
+			a.mu.Lock()
+			a.rounds.Done()
+			a.mu.Unlock()
+			return false, err
 		}
 		if seq, ok := d.w.Current(); ok && oldest > 0 && len(ranges) > 0 {
 			a.mu.Lock()
@@ -718,7 +726,7 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 	}
 	a.mu.Unlock()
 	for _, d := range a.disks {
-		if _, err := d.w.RotateIfDue(); err != nil {
+		if _, err := d.w.RotateIfOlder(a.sealAge(d)); err != nil {
 			return false, fmt.Errorf("journal of %s: %w", d.name, err)
 		}
 		a.measureLag(d)
@@ -757,93 +765,6 @@ func (a *Agent) checkGaps() {
 			a.mu.Unlock()
 		}
 	}
-}
-
-// copyRange reads a region and journals it. In resync, blocks equal to
-// the replica's are skipped.
-func (a *Agent) copyRange(ctx context.Context, d *disk, rg tracker.Range) error {
-	off, n := d.dev.alignRange(rg.Off, rg.Len)
-	compare := d.state == StateResync
-	if compare {
-		off = off / hashBlock * hashBlock
-		n = min((rg.End()+hashBlock-1)/hashBlock*hashBlock, d.size) - off
-	}
-	for n > 0 {
-		k := min(n, maxRead)
-		buf, err := d.dev.readAt(off, k)
-		if err != nil {
-			a.mu.Lock()
-			a.rounds.MarkPending(d.name, off, n)
-			a.mu.Unlock()
-			return err
-		}
-		done := monotonicNow()
-		a.mu.Lock()
-		a.rounds.ReadDone(d.name, off, k, done)
-		a.mu.Unlock()
-		var remote [][32]byte
-		if compare {
-			if remote, err = a.cfg.Client.Hashes(ctx, d.name, off, k, hashBlock); err != nil {
-				return fmt.Errorf("replica hashes of %s: %w", d.name, err)
-			}
-		}
-		if err := a.journal(d, off, buf, remote); err != nil {
-			return err
-		}
-		if d.state != StateProtected {
-			a.mu.Lock()
-			d.done = min(d.total, d.done+k)
-			a.mu.Unlock()
-		}
-		off += k
-		n -= k
-	}
-	return nil
-}
-
-// journal writes a read buffer as zero and data records; with remote
-// hashes, blocks equal to the replica are left out.
-func (a *Agent) journal(d *disk, off int64, buf []byte, remote [][32]byte) error {
-	const blk = 64 << 10
-	gen := a.readGen
-	start := -1 // start of a run of data blocks
-	flushData := func(end int) error {
-		if start < 0 {
-			return nil
-		}
-		err := d.w.WriteData(off+int64(start), gen, buf[start:end])
-		d.sent += int64(end - start)
-		d.unsealed.Add(int64(end - start))
-		start = -1
-		return err
-	}
-	for i := 0; i < len(buf); i += blk {
-		j := min(i+blk, len(buf))
-		b := buf[i:j]
-		if remote != nil {
-			idx := i / hashBlock
-			if idx < len(remote) && sha256.Sum256(b) == remote[idx] {
-				d.same += int64(len(b))
-				if err := flushData(i); err != nil {
-					return err
-				}
-				continue
-			}
-		}
-		if isZero(b) {
-			if err := flushData(i); err != nil {
-				return err
-			}
-			if err := d.w.WriteZero(off+int64(i), int64(len(b)), gen, hrlfmt.ZeroZeroed); err != nil {
-				return err
-			}
-			continue
-		}
-		if start < 0 {
-			start = i
-		}
-	}
-	return flushData(len(buf))
 }
 
 // flush seals the open segment of a disk and waits until the server has
@@ -981,6 +902,9 @@ func (a *Agent) stop() error {
 		}
 		p.State, p.NextSeq, p.Total, p.Done = d.state, d.nextSeq, d.total, d.done
 		d.dev.close()
+		if d.cp != nil {
+			d.cp.close()
+		}
 	}
 	a.st.Clean = len(errs) == 0
 	err := a.saveLocked()

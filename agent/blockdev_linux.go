@@ -18,9 +18,9 @@ type blockDev struct {
 	path  string
 	size  int64
 	align int64 // offsets and lengths of reads are multiples of it
-	buf   []byte
 }
 
+// maxRead is the largest read of the agent (copy_linux.go reads with it).
 const maxRead = 1 << 20
 
 func openBlockDev(path string) (*blockDev, error) {
@@ -38,32 +38,7 @@ func openBlockDev(path string) (*blockDev, error) {
 		f.Close()
 		return nil, fmt.Errorf("block size of %s: %w", path, err)
 	}
-	buf, err := unix.Mmap(-1, 0, maxRead, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("read buffer: %w", err)
-	}
-	return &blockDev{f: f, path: path, size: int64(size), align: max(int64(lbs), 4096), buf: buf}, nil
-}
-
-// readAt reads [off, off+n) (aligned, n <= maxRead) into the internal
-// buffer and returns it; valid until the next call.
-func (b *blockDev) readAt(off, n int64) ([]byte, error) {
-	if n > maxRead || off%b.align != 0 || n%b.align != 0 && off+n != b.size {
-		return nil, fmt.Errorf("read %s [%d,+%d): unaligned", b.path, off, n)
-	}
-	got := 0
-	for int64(got) < n {
-		k, err := unix.Pread(int(b.f.Fd()), b.buf[got:n], off+int64(got))
-		if err != nil {
-			return nil, fmt.Errorf("read %s at %d: %w", b.path, off+int64(got), err)
-		}
-		if k == 0 {
-			return nil, fmt.Errorf("read %s at %d: unexpected end of device", b.path, off+int64(got))
-		}
-		got += k
-	}
-	return b.buf[:n], nil
+	return &blockDev{f: f, path: path, size: int64(size), align: max(int64(lbs), 4096)}, nil
 }
 
 // alignRange widens [off, off+n) to the read alignment, clipped to the
@@ -75,7 +50,6 @@ func (b *blockDev) alignRange(off, n int64) (int64, int64) {
 }
 
 func (b *blockDev) close() error {
-	unix.Munmap(b.buf)
 	return b.f.Close()
 }
 

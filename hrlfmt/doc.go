@@ -16,8 +16,8 @@
 //
 // The package provides:
 //   - SegmentWriter, which writes one segment crash-safely (exclusive
-//     create, header durable before the first record, one write per record,
-//     failed writes rolled back, trailer and fsyncs on Close);
+//     create, header record first, one write per record, failed writes
+//     rolled back, trailer and the only fsyncs on Sync and Close);
 //   - Writer, a directory of segments named by sequence number, rotated by
 //     size and age, with Recover to seal the torn last segment a crash
 //     leaves;

@@ -215,12 +215,20 @@ func (w *Writer) Rotate() error {
 // and reports whether it did. Call it from a ticker, so that the changes of
 // a disk that has gone quiet are shipped within MaxSegmentAge.
 func (w *Writer) RotateIfDue() (bool, error) {
+	return w.RotateIfOlder(w.o.MaxSegmentAge)
+}
+
+// RotateIfOlder closes the current segment if it is at least age old, and
+// reports whether it did. A caller that knows no more records are coming
+// soon seals a segment younger than MaxSegmentAge with it, so that its
+// records travel sooner.
+func (w *Writer) RotateIfOlder(age time.Duration) (bool, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.usable(); err != nil {
 		return false, err
 	}
-	if w.seg == nil || w.o.Now().Sub(w.born) < w.o.MaxSegmentAge {
+	if w.seg == nil || w.o.Now().Sub(w.born) < age {
 		return false, nil
 	}
 	return true, w.rotate()

@@ -404,3 +404,35 @@ func TestWriterCurrent(t *testing.T) {
 		t.Fatalf("Current with segment 8 open = %d, %v", seq, ok)
 	}
 }
+
+// TestWriterRotateIfOlder: a segment younger than the age asked for stays
+// open; one at least that old is sealed, whatever MaxSegmentAge is.
+func TestWriterRotateIfOlder(t *testing.T) {
+	clock := &fixedClock{t: goldenTime}
+	o := testOptions(t.TempDir())
+	o.Now = clock.Now
+	var rs *[]rotation
+	o.OnRotate, rs = recordRotations()
+	w, err := NewWriter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := w.RotateIfOlder(0); ok || err != nil {
+		t.Fatalf("RotateIfOlder with no segment: %v, %v", ok, err)
+	}
+	if err := w.WriteZero(0, 512, 1, ZeroDiscarded); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(499 * time.Millisecond)
+	if ok, err := w.RotateIfOlder(500 * time.Millisecond); ok || err != nil || len(*rs) != 0 {
+		t.Fatalf("sealed a 499 ms old segment for an age of 500 ms: %v, %v", ok, err)
+	}
+	clock.Advance(time.Millisecond)
+	if ok, err := w.RotateIfOlder(500 * time.Millisecond); !ok || err != nil || len(*rs) != 1 {
+		t.Fatalf("500 ms old segment not sealed: %v, %v, %d rotations", ok, err, len(*rs))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkRotations(t, *rs, 10)
+}

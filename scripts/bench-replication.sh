@@ -65,6 +65,9 @@
 #   TMPDIR           where the work directory goes: backing files, server data,
 #                    agent state [/tmp]; must not be on a protected device
 #   GO               go command, to build the helper internal/cmd/benchrepl [go]
+#   BIN              directory of the lifeboat-server, lifeboat-agent and
+#                    agentctl binaries to measure [bin/ of the repository];
+#                    e.g. an older build, to compare two versions side by side
 #
 # Everything it creates (loop devices, backing files, server and agent
 # processes, bpffs pin directories, the work directory) is removed on exit,
@@ -73,7 +76,7 @@ set -euo pipefail
 
 prog=bench-replication
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bin=$root/bin
+bin=${BIN:-$root/bin}
 
 BENCHES=${BENCHES:-churn lag sync}
 RUNTIME=${RUNTIME:-60}

@@ -105,10 +105,15 @@ func (l *Local) apply(ctx context.Context, machine, disk string, seq uint64, seg
 	return writeFileAtomic(dir, appliedFile, append(b, '\n'))
 }
 
-// importSegment copies the segment at src into the journal directory jdir
-// as segment seq while reading and checking all of it: every record, the
-// trailer, and the header's machine, disk and sequence number. The copy is
-// durable when it returns. It returns the segment's header.
+// importSegment puts the segment at src into the journal directory jdir as
+// segment seq, after reading and checking all of it: every record, the
+// trailer, the end of the file, and the header's machine, disk and
+// sequence number. Where it can, it hard-links src into the journal
+// instead of copying it: the bytes are the same, and the store owns them
+// from then on (the process server only ever removes its name for the
+// file, never writes to it). Across file systems, or where links are
+// refused, it copies. The journal entry is durable when it returns. It
+// returns the segment's header.
 func importSegment(ctx context.Context, jdir, machine, disk string, seq uint64, src string) (hdr hrlfmt.Header, err error) {
 	// Temporary files of an Apply that was interrupted are garbage.
 	if ents, err := os.ReadDir(jdir); err == nil {
@@ -123,28 +128,65 @@ func importSegment(ctx context.Context, jdir, machine, disk string, seq uint64, 
 		return hrlfmt.Header{}, fmt.Errorf("open segment: %w", err)
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(jdir, importPrefix+"*")
-	if err != nil {
-		return hrlfmt.Header{}, fmt.Errorf("copy segment: %w", err)
+	if hdr, err = checkSegment(ctx, in, src, machine, disk, seq); err != nil {
+		return hrlfmt.Header{}, err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+	dst := filepath.Join(jdir, hrlfmt.SegmentName(seq))
+	// A journal copy of this sequence number is what an interrupted Apply
+	// left; its records may be in current.img, so it must be this segment.
+	if fi, err := os.Stat(dst); err == nil {
+		if si, serr := in.Stat(); serr == nil && os.SameFile(fi, si) {
+			return hdr, nil // the link an interrupted Apply made
 		}
-	}()
-	sum := sha256.New()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	copied := io.MultiWriter(bw, sum)
-	// Every byte the reader consumes goes to the copy: after the reader
-	// has checked that nothing follows the trailer, the copy is whole.
-	r, err := hrlfmt.NewReader(io.TeeReader(in, copied))
-	if err != nil {
-		return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", src, err)
+		prev, err := fileSum(dst)
+		if err != nil {
+			return hrlfmt.Header{}, fmt.Errorf("check journal: %w", err)
+		}
+		cur, err := fileSum(src)
+		if err != nil {
+			return hrlfmt.Header{}, fmt.Errorf("check segment: %w", err)
+		}
+		if !bytes.Equal(prev, cur) {
+			return hrlfmt.Header{}, fmt.Errorf("segment %s differs from the segment %d that an interrupted apply left in the journal: the replica may hold part of that one; resync the disk", src, seq)
+		}
+		return hdr, syncDir(jdir)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return hrlfmt.Header{}, fmt.Errorf("check journal: %w", err)
 	}
-	hdr = r.Header()
+	if err := os.Link(src, dst); err == nil {
+		// The caller made src durable; the fsync makes sure of it (and of
+		// the link count), the directory's of the new name.
+		if err := in.Sync(); err != nil {
+			os.Remove(dst)
+			return hrlfmt.Header{}, fmt.Errorf("link segment: %w", err)
+		}
+		if err := syncDir(jdir); err != nil {
+			os.Remove(dst)
+			return hrlfmt.Header{}, err
+		}
+		return hdr, nil
+	}
+	if err := copySegment(ctx, in, jdir, dst, machine, disk, seq); err != nil {
+		return hrlfmt.Header{}, err
+	}
+	return hdr, nil
+}
+
+// checkSegment reads the whole segment f (named name) and checks it: every
+// record, the trailer, that nothing follows it, and the header. It returns
+// the header.
+func checkSegment(ctx context.Context, f *os.File, name, machine, disk string, seq uint64) (hrlfmt.Header, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", name, err)
+	}
+	r, err := hrlfmt.NewReader(bufio.NewReaderSize(io.NewSectionReader(f, 0, fi.Size()), 1<<20))
+	if err != nil {
+		return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", name, err)
+	}
+	hdr := r.Header()
 	if err := checkHeader(hdr, machine, disk, seq); err != nil {
-		return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", src, err)
+		return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", name, err)
 	}
 	for n := 0; ; n++ {
 		_, err := r.Next()
@@ -152,7 +194,7 @@ func importSegment(ctx context.Context, jdir, machine, disk string, seq uint64, 
 			break
 		}
 		if err != nil {
-			return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", src, err)
+			return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", name, err)
 		}
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -160,35 +202,42 @@ func importSegment(ctx context.Context, jdir, machine, disk string, seq uint64, 
 			}
 		}
 	}
-	if n, err := io.Copy(copied, in); err != nil || n != 0 {
-		return hrlfmt.Header{}, fmt.Errorf("segment %s: %d bytes after the end (%v)", src, n, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return hrlfmt.Header{}, fmt.Errorf("copy segment: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return hrlfmt.Header{}, fmt.Errorf("copy segment: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return hrlfmt.Header{}, fmt.Errorf("copy segment: %w", err)
-	}
-	dst := filepath.Join(jdir, hrlfmt.SegmentName(seq))
-	// A journal copy of this sequence number is what an interrupted Apply
-	// left; its records may be in current.img, so it must be this segment.
-	if prev, err := fileSum(dst); err == nil {
-		if !bytes.Equal(prev, sum.Sum(nil)) {
-			return hrlfmt.Header{}, fmt.Errorf("segment %s differs from the segment %d that an interrupted apply left in the journal: the replica may hold part of that one; resync the disk", src, seq)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return hrlfmt.Header{}, fmt.Errorf("check journal: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return hrlfmt.Header{}, fmt.Errorf("copy segment: %w", err)
-	}
-	if err := syncDir(jdir); err != nil {
-		return hrlfmt.Header{}, err
+	if r.Offset() != fi.Size() {
+		return hrlfmt.Header{}, fmt.Errorf("segment %s: %d bytes after the end", name, fi.Size()-r.Offset())
 	}
 	return hdr, nil
+}
+
+// copySegment copies the segment in to dst in jdir, durably: a temporary
+// file, fsync, a check of the copy (the bytes the store will own), rename,
+// fsync of the directory.
+func copySegment(ctx context.Context, in *os.File, jdir, dst, machine, disk string, seq uint64) (err error) {
+	tmp, err := os.CreateTemp(jdir, importPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("copy segment: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := io.Copy(tmp, io.NewSectionReader(in, 0, 1<<62)); err != nil {
+		return fmt.Errorf("copy segment: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("copy segment: %w", err)
+	}
+	if _, err := checkSegment(ctx, tmp, tmp.Name(), machine, disk, seq); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("copy segment: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("copy segment: %w", err)
+	}
+	return syncDir(jdir)
 }
 
 // removeTemps removes the temporary files of metadata writes that a crash

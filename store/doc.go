@@ -35,13 +35,16 @@
 // # Apply
 //
 // Apply takes a segment the process server has verified and made durable
-// in its cache, and trusts none of it: in one pass it copies the segment
-// into the journal directory (a temporary file) while hrlfmt reads and
-// checks every record, the trailer included, and the header's machine, disk
-// and sequence number; a segment that fails any check is not kept and
-// nothing of it is applied. The copy is fsynced and renamed to
-// journal/%016x.hrl, and the directory fsynced. A second pass reads the
-// journal copy (the bytes just verified, which the store owns) and writes
+// in its cache, and trusts none of it: hrlfmt reads and checks every
+// record, the trailer included, that nothing follows it, and the header's
+// machine, disk and sequence number; a segment that fails any check is not
+// kept and nothing of it is applied. The checked file is then hard-linked
+// as journal/%016x.hrl (no copy: the process server never writes to a
+// cache file, it only removes its name once the segment is applied), the
+// file and the directory fsynced. Where a link is not possible (the cache
+// on another file system), it is copied into a temporary file, fsynced,
+// checked again, and renamed, and the directory fsynced. A second pass
+// reads the journal entry (the bytes just verified, which the store owns) and writes
 // its records to current.img in order: DATA with pwrite, ZERO by punching a
 // hole (FALLOC_FL_PUNCH_HOLE, or writing zeros where the file system cannot
 // punch), CUT by noting the cut with its place in the journal (sequence
