@@ -64,6 +64,11 @@ type Config struct {
 	// MaxAppAttempts bounds the freezes an app-consistent point may take
 	// (default 5).
 	MaxAppAttempts int
+	// ExpediteFreeze makes RCU grace periods expedited for the few
+	// milliseconds of an app or group point's freeze
+	// (/sys/kernel/rcu_expedited): FIFREEZE waits for several grace
+	// periods, 10-15 ms each on a busy machine (app_linux.go).
+	ExpediteFreeze bool
 	// Group configures group points (group_linux.go); a zero Listen
 	// turns them off.
 	Group GroupConfig

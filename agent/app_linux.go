@@ -39,7 +39,9 @@ type appNote struct {
 	// Where the freeze time went: FIFREEZE of every filesystem (it
 	// writes out what is dirty), the tracker cut, the read of what the
 	// freeze flushed (FrozenReadBytes of it) and FITHAW.
-	FreezeIoctlMS   float64 `json:"freeze_ioctl_ms"`
+	FreezeIoctlMS float64 `json:"freeze_ioctl_ms"`
+	// ExpeditedRCU: RCU grace periods were expedited during the freeze.
+	ExpeditedRCU    bool    `json:"expedited_rcu,omitempty"`
 	CutMS           float64 `json:"cut_ms"`
 	FrozenReadMS    float64 `json:"frozen_read_ms"`
 	FrozenReadBytes int64   `json:"frozen_read_bytes"`
@@ -163,6 +165,8 @@ type phases struct {
 	env   []string
 	fz    *fsutil.Frozen
 	start time.Time
+	// unexpedite restores /sys/kernel/rcu_expedited after the freeze.
+	unexpedite func()
 	// backlog: the cut's round left work for the next round.
 	backlog bool
 	posted  bool
@@ -177,6 +181,42 @@ func (a *Agent) journaledBytes() int64 {
 		n += d.sent
 	}
 	return n
+}
+
+// rcuExpedited is the kernel's switch that makes every RCU grace period
+// expedited (IPIs instead of waiting for each CPU to pass a quiescent
+// state).
+const rcuExpedited = "/sys/kernel/rcu_expedited"
+
+// expediteRCU turns expedited grace periods on, if they were off, and
+// returns what turns them off again. FIFREEZE takes the superblock's
+// per-CPU write locks level by level, each waiting for an RCU grace period:
+// under load that is most of the freeze (measured: about 40 ms of FIFREEZE
+// with a 20 MB/s writer, under 1 ms expedited). The switch is global, so it
+// is held only across the freeze and left alone when someone else turned it
+// on.
+func expediteRCU(log interface{ Warn(string, ...any) }) func() {
+	b, err := os.ReadFile(rcuExpedited)
+	if err != nil || strings.TrimSpace(string(b)) != "0" {
+		return nil
+	}
+	if err := os.WriteFile(rcuExpedited, []byte("1"), 0); err != nil {
+		log.Warn("cannot expedite RCU grace periods for the freeze: it will be longer", "err", err)
+		return nil
+	}
+	return func() {
+		if err := os.WriteFile(rcuExpedited, []byte("0"), 0); err != nil {
+			log.Warn("could not turn expedited RCU grace periods off again", "file", rcuExpedited, "err", err)
+		}
+	}
+}
+
+// restoreRCU undoes expediteRCU, once.
+func (p *phases) restoreRCU() {
+	if p.unexpedite != nil {
+		p.unexpedite()
+		p.unexpedite = nil
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -248,9 +288,14 @@ func (p *phases) prepare(ctx context.Context) error {
 
 // freeze freezes the filesystems; on error none stays frozen.
 func (p *phases) freeze() error {
+	if p.a.cfg.ExpediteFreeze {
+		p.unexpedite = expediteRCU(p.a.log)
+		p.att.note.ExpeditedRCU = p.unexpedite != nil
+	}
 	p.start = time.Now()
 	fz, err := fsutil.Freeze(p.mnts)
 	if err != nil {
+		p.restoreRCU()
 		return err
 	}
 	p.fz = fz
@@ -292,6 +337,7 @@ func (p *phases) thaw() error {
 	err := p.fz.Thaw()
 	p.fz = nil
 	p.att.note.ThawMS = ms(time.Since(t0))
+	p.restoreRCU()
 	p.att.freeze = time.Since(p.start)
 	p.att.note.FreezeMS = float64(p.att.freeze.Microseconds()) / 1000
 	if err != nil {

@@ -29,6 +29,8 @@ func TestAppConsistentPoints(t *testing.T) {
 				run(t, "mkfs.xfs", "-q", "-f", loop.Path)
 			}
 			mnt := mount(t, loop.Path)
+			rcu, _ := os.ReadFile("/sys/kernel/rcu_expedited")
+			rcuWasOff := strings.TrimSpace(string(rcu)) == "0"
 
 			scripts := t.TempDir()
 			log := filepath.Join(t.TempDir(), "scripts.log")
@@ -88,13 +90,31 @@ func TestAppConsistentPoints(t *testing.T) {
 			}
 			t.Logf("freeze held %.2f ms", st.LastApp.FreezeSeconds*1000)
 			found := false
+			var note struct {
+				FreezeIoctlMS *float64 `json:"freeze_ioctl_ms"`
+				ExpeditedRCU  bool     `json:"expedited_rcu"`
+			}
 			for _, p := range srv.points("app-" + fs) {
 				if p.ID == id {
 					found = p.Kind == "app"
+					if err := json.Unmarshal([]byte(p.Note), &note); err != nil {
+						t.Errorf("note of point %s: %v: %q", id, err, p.Note)
+					}
 				}
 			}
 			if !found {
 				t.Fatalf("point %s not listed as app", id)
+			}
+			// Where the freeze went is recorded; RCU grace periods were
+			// expedited for it (they were off before) and are off again.
+			if note.FreezeIoctlMS == nil {
+				t.Errorf("note of point %s lacks freeze_ioctl_ms", id)
+			}
+			if rcuWasOff && !note.ExpeditedRCU {
+				t.Errorf("note of point %s: RCU grace periods not expedited during the freeze", id)
+			}
+			if b, err := os.ReadFile("/sys/kernel/rcu_expedited"); err != nil || strings.TrimSpace(string(b)) != "0" && rcuWasOff {
+				t.Errorf("/sys/kernel/rcu_expedited after the point: %q, %v; want 0 again", b, err)
 			}
 
 			img := srv.failover("app-"+fs, id, filepath.Base(loop.Path))

@@ -195,6 +195,7 @@ type point struct {
 	Time  time.Time `json:"time"`
 	Kind  string    `json:"kind"`
 	Disks []string  `json:"disks"`
+	Note  string    `json:"note"`
 }
 
 func (s *server) points(machine string) []point {

@@ -50,6 +50,7 @@ type runOptions struct {
 	groupListen                                       string
 	groupTimeout, groupFrozenMax                      time.Duration
 	metricsAddr, logFormat, logLevel                  string
+	expedite                                          bool
 	// metricsExplicit: --metrics was given (flag, environment or file),
 	// so failing to bind it is an error rather than a warning.
 	metricsExplicit bool
@@ -75,6 +76,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	appEvery := fs.Duration("app-interval", time.Hour, "app-consistent point interval (negative: only on agentctl bookmark --app-consistent)")
 	scriptsDir := fs.String("scripts", "/etc/lifeboat/scripts.d", "directory of app-consistency scripts, run with pre before the freeze and post after the thaw")
 	scriptTimeout := fs.Duration("script-timeout", time.Minute, "time limit of each app-consistency script")
+	expedite := fs.Bool("freeze-expedite-rcu", true, "expedite the kernel's RCU grace periods (/sys/kernel/rcu_expedited) during the freeze of an app or group point: FIFREEZE waits for several, about 40 ms under load, under 1 ms expedited")
 	groupListen := fs.String("group-listen", ":20004", "address the group-point listener binds (mutual TLS; every member of the machine's replication group must reach it; \"\" turns group points off)")
 	groupTimeout := fs.Duration("group-timeout", 10*time.Second, "time a group point's phase may take on a member before the point fails")
 	groupFrozenMax := fs.Duration("group-frozen-max", 0, "hard limit of a group freeze: past it this machine thaws on its own (default twice --group-timeout)")
@@ -121,7 +123,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	}
 	return &runOptions{server: *server, passFile: *passFile, state: *state, name: *name, pinDir: *pinDir,
 		scriptsDir: *scriptsDir, disks: disks, pointEvery: *pointEvery, appEvery: *appEvery,
-		scriptTimeout: *scriptTimeout, spool: *spool, tokenFile: *tokenFile,
+		scriptTimeout: *scriptTimeout, spool: *spool, tokenFile: *tokenFile, expedite: *expedite,
 		groupListen: *groupListen, groupTimeout: *groupTimeout, groupFrozenMax: *groupFrozenMax,
 		metricsAddr: *metricsAddr, logFormat: *logFormat, logLevel: *logLevel,
 		metricsExplicit: sources["metrics"] != config.FromDefault && sources["metrics"] != ""}, nil
@@ -159,7 +161,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	cfg := agent.Config{
 		Machine: *name, Disks: disks, StateDir: *state, Client: metrics.Wrap(proc), PinDir: *pinDir,
 		PointInterval: *pointEvery, SpoolBytes: *spool, Log: log,
-		AppInterval: *appEvery, ScriptsDir: *scriptsDir, ScriptTimeout: *scriptTimeout,
+		AppInterval: *appEvery, ScriptsDir: *scriptsDir, ScriptTimeout: *scriptTimeout, ExpediteFreeze: o.expedite,
 		ServerAddr: id.processAddr, Certificate: id.cert.Leaf,
 		Redirect: func(addr string) error {
 			// Scale-out: the configuration server moved the machine.
