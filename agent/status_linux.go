@@ -4,10 +4,10 @@ package agent
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/tracker"
 	"github.com/lifeboat-dr/lifeboat/uploader"
 	"golang.org/x/sys/unix"
 )
@@ -155,8 +155,9 @@ func kernelRelease() string {
 	return unix.ByteSliceToString(u.Release[:])
 }
 
-// bootID is the kernel's boot id.
+// bootID is the kernel's boot id, as the tracker reads it to detect a
+// reboot ("" if unreadable).
 func bootID() string {
-	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	return strings.TrimSpace(string(b))
+	id, _ := tracker.BootID()
+	return id
 }

@@ -1334,6 +1334,16 @@ func readBootID() ([16]byte, error) {
 	return id, nil
 }
 
+// BootID returns the kernel's boot id as /proc/sys/kernel/random/boot_id
+// spells it: the id a change of which means a reboot, hence a tracking gap.
+func BootID() (string, error) {
+	id, err := readBootID()
+	if err != nil {
+		return "", err
+	}
+	return formatBootID(id), nil
+}
+
 func formatBootID(id [16]byte) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:16])
 }

@@ -1135,3 +1135,14 @@ func TestPinsOfAnotherVersionAreReplaced(t *testing.T) {
 	c.cut()
 	requireCovered(t, reported(c.snapshot(), loop.Path), func() *tracker.Set { var s tracker.Set; s.Add(0, 4096); return &s }(), "after the replacement")
 }
+
+func TestBootIDAsTheKernelSpellsIt(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tracker.BootID()
+	if err != nil || got != strings.TrimSpace(string(b)) {
+		t.Fatalf("BootID() = %q, %v; want %q", got, err, strings.TrimSpace(string(b)))
+	}
+}
