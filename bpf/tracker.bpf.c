@@ -12,8 +12,11 @@
  * generation N has settled, the half of N's parity holds only changes of
  * generations <= N, so user space can stamp them exactly.
  *
- * Completion: a queued bio is remembered in `inflight` (keyed by its
- * address) with a count of pieces. A split (block_split) adds the split-off
+ * Completion: a queued bio is remembered (keyed by its address) with a
+ * count of pieces: in its slot of the direct-mapped array `inflight_fast`
+ * (claimed with a compare-and-swap: no lock, no allocation, and the
+ * verifier inlines the lookup), or, when another bio holds that slot, in
+ * the hash map `inflight`. A split (block_split) adds the split-off
  * child as a piece of the same root. Only tracepoints are used (kernels
  * locked down for integrity refuse fentry and kprobes): on blk-mq devices
  * block_rq_complete reports a request's completed bytes, matched to the bios
@@ -109,6 +112,8 @@ struct lb_state {
 	__u64 boot_id_hi;
 	__u64 boot_id_lo;
 	__u64 created_ns;
+	__u64 overflow; /* entries in the `inflight` hash map now */
+	__u64 spilled;  /* bios ever put in the `inflight` hash map */
 };
 
 /* Per CPU: the busy window of on_bio_queue (see the top comment) and the
@@ -117,9 +122,11 @@ struct lb_state {
 struct lb_cpu_local {
 	__u64 busy;
 	__u64 seq;
+	__u64 addr[4]; /* see addr_of */
 };
 
 struct lb_inflight {
+	__u64 key; /* the bio's address; 0 for a free slot of inflight_fast */
 	__u64 id;
 	__u64 root; /* 0 for a root bio, else the root's address */
 	__u64 gen;
@@ -189,6 +196,18 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } gen_inflight SEC(".maps");
+
+/* Bios in flight, direct-mapped by address (see fast_index). With tens or
+ * hundreds of requests in flight a slot is rarely taken; a bio whose slot
+ * is goes to `inflight`, the hash map below. The loader sizes the array
+ * to 1 << fast_bits entries. */
+const volatile __u32 fast_bits = 15;
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << 15);
+	__type(key, __u32);
+	__type(value, struct lb_inflight);
+} inflight_fast SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -311,6 +330,120 @@ static __always_inline void busy_step(__u64 *p)
 	(void)old;
 }
 
+enum { AT_QUEUE = 0, AT_SPLIT = 1, AT_BIO_COMPLETE = 2, AT_RQ_COMPLETE = 3 };
+
+/* The address of a kernel object as a number: the verifier allows no
+ * arithmetic on a typed pointer, so it goes through this CPU's scratch
+ * word. Each program has its own word, because one may interrupt another
+ * on the same CPU (a program cannot interrupt itself). */
+static __always_inline __u64 addr_of(const void *p, int at)
+{
+	struct lb_cpu_local *cl;
+	__u32 zero = 0;
+
+	cl = bpf_map_lookup_elem(&cpu_local, &zero);
+	if (!cl)
+		return 0;
+	cl->addr[at & 3] = (__u64)p;
+	return *(volatile __u64 *)&cl->addr[at & 3];
+}
+
+/* Fibonacci hashing of a bio's address to its slot of inflight_fast. */
+static __always_inline __u32 fast_index(__u64 key)
+{
+	return (__u32)((key * 0x9E3779B97F4A7C15ULL) >> ((64 - fast_bits) & 63));
+}
+
+static __always_inline struct lb_state *state_of(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&state, &zero);
+}
+
+/* The in-flight entry of a bio, or NULL; *fast says where it is. */
+static __always_inline struct lb_inflight *inflight_find(__u64 key, int *fast)
+{
+	struct lb_inflight *f;
+	struct lb_state *s;
+	__u32 i = fast_index(key);
+
+	*fast = 1;
+	f = bpf_map_lookup_elem(&inflight_fast, &i);
+	if (f && f->key == key)
+		return f;
+	*fast = 0;
+	/* Completions run for every bio of the machine: look in the hash map
+	 * only when it holds something. */
+	s = state_of();
+	if (!s || !*(volatile __u64 *)&s->overflow)
+		return NULL;
+	return bpf_map_lookup_elem(&inflight, &key);
+}
+
+enum { INSERTED = 0, TRACKED = 1, NO_ROOM = 2 };
+
+/* Remembers a bio in flight (in->key is set here). Returns TRACKED when
+ * the bio is already remembered (resubmitted before it completed). */
+static __always_inline int inflight_insert(__u64 key, struct lb_inflight *in)
+{
+	struct lb_inflight *f;
+	struct lb_state *s;
+	__u32 i = fast_index(key);
+
+	in->key = key;
+	s = state_of();
+	if (!s)
+		return NO_ROOM;
+	f = bpf_map_lookup_elem(&inflight_fast, &i);
+	if (f && f->key == key)
+		return TRACKED;
+	if (*(volatile __u64 *)&s->overflow && bpf_map_lookup_elem(&inflight, &key))
+		return TRACKED;
+	if (f && __sync_val_compare_and_swap(&f->key, 0, key) == 0) {
+		/* Only this bio's own split and completion read the fields, and
+		 * both come after its queueing. */
+		f->id = in->id;
+		f->root = in->root;
+		f->gen = in->gen;
+		f->sector = in->sector;
+		f->bytes = in->bytes;
+		f->dev = in->dev;
+		f->pending = in->pending;
+		f->slot = in->slot;
+		f->op = in->op;
+		return INSERTED;
+	}
+	if (bpf_map_update_elem(&inflight, &key, in, BPF_NOEXIST) == 0) {
+		__sync_fetch_and_add(&s->overflow, 1);
+		__sync_fetch_and_add(&s->spilled, 1);
+		return INSERTED;
+	}
+	return bpf_map_lookup_elem(&inflight, &key) ? TRACKED : NO_ROOM;
+}
+
+/* Forgets a bio found by inflight_find. Returns 0 for the one caller that
+ * removed it (only that caller accounts for it), -1 for any other. */
+static __always_inline int inflight_delete(__u64 key, int fast)
+{
+	struct lb_inflight *f;
+	struct lb_state *s;
+	__u32 i = fast_index(key);
+
+	if (fast) {
+		f = bpf_map_lookup_elem(&inflight_fast, &i);
+		if (!f)
+			return -1;
+		return __sync_val_compare_and_swap(&f->key, key, 0) == key ? 0 : -1;
+	}
+	if (bpf_map_delete_elem(&inflight, &key) != 0)
+		return -1;
+	s = state_of();
+	if (s)
+		__sync_fetch_and_add(&s->overflow, -1);
+	return 0;
+}
+
 /* Records one queued bio of a protected disk; runs inside the CPU's busy
  * window (see the top comment). */
 static __always_inline void track_bio(struct bio *bio, const struct lb_disk_cfg *cfg,
@@ -321,11 +454,12 @@ static __always_inline void track_bio(struct bio *bio, const struct lb_disk_cfg 
 	struct lb_state *s;
 	struct lb_event *e;
 	struct lb_inflight in = {};
-	__u64 gen, key, *cnt;
-	__u32 zero = 0, gslot;
+	__u64 gen, *cnt;
+	__u32 gslot;
+	int r;
 
 	st = stats_of(cfg->slot);
-	s = bpf_map_lookup_elem(&state, &zero);
+	s = state_of();
 	if (!st || !s)
 		return;
 
@@ -341,13 +475,13 @@ static __always_inline void track_bio(struct bio *bio, const struct lb_disk_cfg 
 
 	/* Count the request in flight for its generation before anything
 	 * else, so a cut never misses it. */
-	key = (__u64)bio;
-	if (bpf_map_update_elem(&inflight, &key, &in, BPF_NOEXIST) == 0) {
+	r = inflight_insert(addr_of(bio, AT_QUEUE), &in);
+	if (r == INSERTED) {
 		gslot = gen & (GEN_SLOTS - 1);
 		cnt = bpf_map_lookup_elem(&gen_inflight, &gslot);
 		if (cnt)
 			__sync_fetch_and_add(cnt, 1);
-	} else if (bpf_map_lookup_elem(&inflight, &key)) {
+	} else if (r == TRACKED) {
 		/* Resubmitted bio still tracked: its completion is counted once. */
 		st->requeued++;
 	} else {
@@ -419,39 +553,40 @@ SEC("tp_btf/block_split")
 int BPF_PROG(on_block_split, struct bio *split, unsigned int new_sector)
 {
 	struct lb_inflight *parent, child = {};
-	__u64 pkey, ckey, rkey;
+	__u64 pkey, rkey;
+	int fast;
 
-	pkey = (__u64)split->bi_private;
-	parent = bpf_map_lookup_elem(&inflight, &pkey);
+	pkey = addr_of(split->bi_private, AT_SPLIT);
+	parent = inflight_find(pkey, &fast);
 	if (!parent)
 		return 0;
 	rkey = parent->root ? parent->root : pkey;
 	if (parent->root) {
-		parent = bpf_map_lookup_elem(&inflight, &rkey);
+		parent = inflight_find(rkey, &fast);
 		if (!parent)
 			return 0;
 	}
 	child.root = rkey;
 	child.id = parent->id;
-	ckey = (__u64)split;
 	__sync_fetch_and_add(&parent->pending, 1);
-	if (bpf_map_update_elem(&inflight, &ckey, &child, BPF_NOEXIST) != 0)
+	if (inflight_insert(addr_of(split, AT_SPLIT), &child) != INSERTED)
 		__sync_fetch_and_add(&parent->pending, -1);
 	return 0;
 }
 
-static __always_inline void root_done(__u64 rkey, struct lb_inflight *r)
+static __always_inline void root_done(__u64 rkey, struct lb_inflight *r, int fast)
 {
 	struct lb_disk_stats *st;
 	struct lb_event *e = NULL;
 	struct lb_state *s;
-	__u32 gslot, zero = 0;
+	__u32 gslot;
 	__u64 *cnt;
 
-	/* Only the caller that deletes the entry accounts for it. */
+	/* Only the caller that deletes the entry accounts for it. Everything
+	 * needed is read before the delete: a freed slot is taken at once. */
 	gslot = r->gen & (GEN_SLOTS - 1);
 	st = stats_of(r->slot);
-	s = bpf_map_lookup_elem(&state, &zero);
+	s = state_of();
 	if (s && (s->flags & LB_F_COMPLETION_EVENTS))
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (e) {
@@ -466,7 +601,7 @@ static __always_inline void root_done(__u64 rkey, struct lb_inflight *r)
 		e->slot = r->slot;
 		e->_pad = 0;
 	}
-	if (bpf_map_delete_elem(&inflight, &rkey) != 0) {
+	if (inflight_delete(rkey, fast) != 0) {
 		if (e)
 			bpf_ringbuf_discard(e, 0);
 		return;
@@ -486,21 +621,22 @@ static __always_inline void piece_done(__u64 key)
 {
 	struct lb_inflight *in, *r;
 	__u64 rkey;
+	int fast;
 
-	in = bpf_map_lookup_elem(&inflight, &key);
+	in = inflight_find(key, &fast);
 	if (!in)
 		return;
 	if (!in->root) {
 		if (__sync_fetch_and_add(&in->pending, -1) == 1)
-			root_done(key, in);
+			root_done(key, in, fast);
 		return;
 	}
 	rkey = in->root;
-	if (bpf_map_delete_elem(&inflight, &key) != 0)
+	if (inflight_delete(key, fast) != 0)
 		return;
-	r = bpf_map_lookup_elem(&inflight, &rkey);
+	r = inflight_find(rkey, &fast);
 	if (r && __sync_fetch_and_add(&r->pending, -1) == 1)
-		root_done(rkey, r);
+		root_done(rkey, r, fast);
 }
 
 struct rq_walk {
@@ -519,7 +655,7 @@ static long walk_bio(__u64 i, struct rq_walk *w)
 	if (size > w->left)
 		return 1; /* partly completed: it ends in a later update */
 	w->left -= size;
-	piece_done((__u64)b);
+	piece_done(addr_of(b, AT_RQ_COMPLETE));
 	w->bio = (__u64)BPF_CORE_READ(b, bi_next);
 	return 0;
 }
@@ -546,13 +682,14 @@ SEC("tp_btf/block_bio_complete")
 int BPF_PROG(on_bio_complete, struct request_queue *q, struct bio *bio)
 {
 	struct lb_inflight *in;
-	__u64 key = (__u64)bio;
+	__u64 key = addr_of(bio, AT_BIO_COMPLETE);
+	int fast;
 
-	in = bpf_map_lookup_elem(&inflight, &key);
+	in = inflight_find(key, &fast);
 	if (!in)
 		return 0;
 	if (!in->root) {
-		root_done(key, in);
+		root_done(key, in, fast);
 		return 0;
 	}
 	piece_done(key);

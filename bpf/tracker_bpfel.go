@@ -17,6 +17,7 @@ type TrackerLbCpuLocal struct {
 	_    structs.HostLayout
 	Busy uint64
 	Seq  uint64
+	Addr [4]uint64
 }
 
 type TrackerLbCutArgs struct {
@@ -65,6 +66,7 @@ type TrackerLbEvent struct {
 
 type TrackerLbInflight struct {
 	_       structs.HostLayout
+	Key     uint64
 	Id      uint64
 	Root    uint64
 	Gen     uint64
@@ -86,6 +88,8 @@ type TrackerLbState struct {
 	BootIdHi   uint64
 	BootIdLo   uint64
 	CreatedNs  uint64
+	Overflow   uint64
+	Spilled    uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -98,6 +102,7 @@ const (
 	TrackerMapEvents         = "events"
 	TrackerMapGenInflight    = "gen_inflight"
 	TrackerMapInflight       = "inflight"
+	TrackerMapInflightFast   = "inflight_fast"
 	TrackerMapProtectedDisks = "protected_disks"
 	TrackerMapState          = "state"
 	TrackerProgCut           = "cut"
@@ -105,6 +110,7 @@ const (
 	TrackerProgOnBioQueue    = "on_bio_queue"
 	TrackerProgOnBlockSplit  = "on_block_split"
 	TrackerProgOnRqComplete  = "on_rq_complete"
+	TrackerVarFastBits       = "fast_bits"
 	TrackerVarUnusedCutArgs  = "unused_cut_args"
 	TrackerVarUnusedEvent    = "unused_event"
 )
@@ -168,6 +174,7 @@ type TrackerMapSpecs struct {
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	GenInflight    *ebpf.MapSpec `ebpf:"gen_inflight"`
 	Inflight       *ebpf.MapSpec `ebpf:"inflight"`
+	InflightFast   *ebpf.MapSpec `ebpf:"inflight_fast"`
 	ProtectedDisks *ebpf.MapSpec `ebpf:"protected_disks"`
 	State          *ebpf.MapSpec `ebpf:"state"`
 }
@@ -176,6 +183,7 @@ type TrackerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TrackerVariableSpecs struct {
+	FastBits      *ebpf.VariableSpec `ebpf:"fast_bits"`
 	UnusedCutArgs *ebpf.VariableSpec `ebpf:"unused_cut_args"`
 	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
 }
@@ -206,6 +214,7 @@ type TrackerMaps struct {
 	Events         *ebpf.Map `ebpf:"events"`
 	GenInflight    *ebpf.Map `ebpf:"gen_inflight"`
 	Inflight       *ebpf.Map `ebpf:"inflight"`
+	InflightFast   *ebpf.Map `ebpf:"inflight_fast"`
 	ProtectedDisks *ebpf.Map `ebpf:"protected_disks"`
 	State          *ebpf.Map `ebpf:"state"`
 }
@@ -218,6 +227,7 @@ func (m *TrackerMaps) Close() error {
 		m.Events,
 		m.GenInflight,
 		m.Inflight,
+		m.InflightFast,
 		m.ProtectedDisks,
 		m.State,
 	)
@@ -227,6 +237,7 @@ func (m *TrackerMaps) Close() error {
 //
 // It can be passed to LoadTrackerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TrackerVariables struct {
+	FastBits      *ebpf.Variable `ebpf:"fast_bits"`
 	UnusedCutArgs *ebpf.Variable `ebpf:"unused_cut_args"`
 	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
 }

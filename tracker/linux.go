@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -36,7 +37,7 @@ const pollInterval = 5 * time.Millisecond
 
 // ProgramVersion is stored in the pinned state; a process only adopts pins
 // of the same version.
-const ProgramVersion = 3
+const ProgramVersion = 4
 
 const (
 	maxDisks = 64
@@ -97,6 +98,13 @@ type Options struct {
 	// each completion event costs a ring-buffer record per write. A
 	// process that adopts pins sets the flag its own way.
 	CompletionEvents bool
+	// InflightSlots is the size of the direct-mapped table in which the
+	// kernel program follows each write until it completes (a power of
+	// two, 2 to 1<<20; default 1<<15). A write whose slot is taken is
+	// followed in a hash map instead, which costs more per write:
+	// Stats.InFlightSpilled counts them. A process that adopts pins uses
+	// the pinned table's size.
+	InflightSlots int
 }
 
 func (o *Options) setDefaults() error {
@@ -121,6 +129,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.EventBuffer == 0 {
 		o.EventBuffer = 4096
+	}
+	if o.InflightSlots == 0 {
+		o.InflightSlots = 1 << 15
+	}
+	if o.InflightSlots < 2 || o.InflightSlots > 1<<20 || o.InflightSlots&(o.InflightSlots-1) != 0 {
+		return fmt.Errorf("in-flight slots %d: must be a power of two from 2 to %d", o.InflightSlots, 1<<20)
 	}
 	return nil
 }
@@ -228,6 +242,10 @@ func Open(opts Options) (*Linux, error) {
 	}
 	spec.Maps["events"].MaxEntries = uint32(opts.RingBufferSize)
 	spec.Maps["dirty"].MaxEntries = uint32(opts.BitmapWords)
+	spec.Maps["inflight_fast"].MaxEntries = uint32(opts.InflightSlots)
+	if err := spec.Variables["fast_bits"].Set(uint32(bits.TrailingZeros(uint(opts.InflightSlots)))); err != nil {
+		return nil, fmt.Errorf("size the in-flight table: %w", err)
+	}
 
 	if opts.PinDir != "" {
 		ok, err := t.adopt(spec)
@@ -280,7 +298,7 @@ func (t *Linux) start() {
 // pinnedMaps are every map the attached programs use: an adopting process
 // must read the same ones (cpu_local above all: a cut that waited on a
 // fresh copy of the busy counters would not wait at all).
-var pinnedMaps = []string{"protected_disks", "disk_stats", "state", "gen_inflight", "inflight", "events", "dirty", "cpu_local"}
+var pinnedMaps = []string{"protected_disks", "disk_stats", "state", "gen_inflight", "inflight_fast", "inflight", "events", "dirty", "cpu_local"}
 
 var linkPins = []string{"link_rq_complete", "link_bio_complete", "link_block_split", "link_bio_queue"}
 
@@ -344,6 +362,8 @@ func (t *Linux) adopt(spec *ebpf.CollectionSpec) (bool, error) {
 	// The ring buffer and bitmap sizes are those of the pinned maps.
 	spec.Maps["events"].MaxEntries = maps["events"].MaxEntries()
 	spec.Maps["dirty"].MaxEntries = maps["dirty"].MaxEntries()
+	spec.Maps["inflight_fast"].MaxEntries = maps["inflight_fast"].MaxEntries()
+	t.opts.InflightSlots = int(maps["inflight_fast"].MaxEntries())
 	t.opts.RingBufferSize = int(maps["events"].MaxEntries())
 	t.opts.BitmapWords = int(maps["dirty"].MaxEntries())
 
@@ -413,7 +433,8 @@ func (t *Linux) load(spec *ebpf.CollectionSpec) error {
 	mapsByName := map[string]*ebpf.Map{
 		"protected_disks": t.maps.ProtectedDisks, "disk_stats": t.maps.DiskStats,
 		"gen_inflight": t.maps.GenInflight, "inflight": t.maps.Inflight,
-		"events": t.maps.Events, "dirty": t.maps.Dirty, "state": t.maps.State,
+		"inflight_fast": t.maps.InflightFast,
+		"events":        t.maps.Events, "dirty": t.maps.Dirty, "state": t.maps.State,
 		"cpu_local": t.maps.CpuLocal,
 	}
 	// "state" last: its pin marks a complete set.
@@ -1019,11 +1040,11 @@ func (t *Linux) programs() []Program {
 
 // Stats returns the tracker's counters.
 func (t *Linux) Stats() (Stats, error) {
-	gen, err := t.Generation()
-	if err != nil {
-		return Stats{}, err
+	var st lbbpf.TrackerLbState
+	if err := t.maps.State.Lookup(uint32(0), &st); err != nil {
+		return Stats{}, fmt.Errorf("read tracker state: %w", err)
 	}
-	s := Stats{Generation: gen, MissedRuns: t.missedRuns(), Programs: t.programs()}
+	s := Stats{Generation: st.Gen, InFlightSpilled: st.Spilled, MissedRuns: t.missedRuns(), Programs: t.programs()}
 	counts, err := t.genCounts()
 	if err != nil {
 		return Stats{}, err

@@ -1146,3 +1146,90 @@ func TestBootIDAsTheKernelSpellsIt(t *testing.T) {
 		t.Fatalf("BootID() = %q, %v; want %q", got, err, strings.TrimSpace(string(b)))
 	}
 }
+
+// TestInflightSpillsToHashMap: with a direct-mapped in-flight table of two
+// slots, concurrent writes find their slot taken and are followed in the
+// overflow hash map; every write must still be reported, complete, and
+// leave nothing counted in flight, on blk-mq (loop) and bio-based (zram)
+// devices alike.
+func TestInflightSpillsToHashMap(t *testing.T) {
+	for _, dev := range []string{"loop", "zram"} {
+		t.Run(dev, func(t *testing.T) {
+			tr := openTracker(t, tracker.Options{CompletionEvents: true, InflightSlots: 2})
+			var path string
+			if dev == "zram" {
+				path = testenv.NewZram(t, 64*mib).Path
+			} else {
+				path = testenv.NewLoop(t, 64*mib).Path
+			}
+			if err := tr.Protect(path); err != nil {
+				t.Fatal(err)
+			}
+			c := collect(t, tr)
+			// Write until enough writes have spilled (how often two writes
+			// are in flight at once depends on the scheduler), at most 30 s.
+			const writers, spills = 8, 20
+			want := &tracker.Set{}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			stop := make(chan struct{})
+			for g := 0; g < writers; g++ {
+				w := newWriter(t, path)
+				base := int64(g) * 8 * mib
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := rand.New(rand.NewSource(int64(g)))
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						off := base + r.Int63n(8*mib/4096-16)*4096
+						n := int64(1+r.Intn(16)) * 4096
+						if _, err := w.direct.WriteAt(w.buf[:n], off); err != nil {
+							t.Errorf("O_DIRECT write [%d,+%d): %v", off, n, err)
+							return
+						}
+						mu.Lock()
+						want.Add(off, n)
+						mu.Unlock()
+					}
+				}()
+			}
+			var spilled uint64
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				st, err := tr.Stats()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if spilled = st.InFlightSpilled; spilled >= spills {
+					break
+				}
+			}
+			close(stop)
+			wg.Wait()
+			gen := c.cut()
+			evs := c.snapshot()
+			requireCovered(t, reported(evs, path), want, "writes spilled to the hash map")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := tracker.WaitCompleted(ctx, tr, gen-1); err != nil {
+				t.Fatalf("every write returned, but the tracker does not say so: %v", err)
+			}
+			checkCompletions(t, tr, evs, gen)
+			st, err := tr.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if spilled < spills {
+				t.Errorf("%d writes spilled to the hash map in 30 s with a 2-slot table and %d concurrent writers, want %d: the overflow path was hardly exercised", spilled, writers, spills)
+			}
+			if st.InFlight != 0 || st.Disks[0].Lost != 0 {
+				t.Errorf("in flight %d, lost %d after every write returned; want 0, 0", st.InFlight, st.Disks[0].Lost)
+			}
+			t.Logf("%s: %d events, %d writes spilled to the hash map", dev, st.Disks[0].Events, st.InFlightSpilled)
+		})
+	}
+}

@@ -145,6 +145,12 @@ type Stats struct {
 	Generation uint64      `json:"generation"`
 	InFlight   uint64      `json:"in_flight"`
 	Disks      []DiskStats `json:"disks"`
+	// InFlightSpilled counts writes whose completion was followed in the
+	// kernel program's overflow hash map because their slot of the
+	// direct-mapped table was taken: correct, only slower. A large share
+	// of all writes means the table is small for this machine's queue
+	// depths (raise Options.InflightSlots).
+	InFlightSpilled uint64 `json:"in_flight_spilled"`
 	// MissedRuns counts runs of the tracker's kernel programs that the
 	// kernel skipped (recursion); any value above zero means a resync.
 	MissedRuns uint64 `json:"missed_runs"`
