@@ -501,17 +501,17 @@ func (a *Agent) Run(ctx context.Context) error {
 // consume feeds the tracker's events into the round bookkeeping.
 func (a *Agent) consume() {
 	defer a.consumerWG.Done()
-	for e := range a.tr.Events() {
-		switch e.Kind {
-		case tracker.EventQueued, tracker.EventDirty:
-			a.mu.Lock()
-			a.rounds.Observe(filepath.Base(e.Extent.Disk), e.Extent.Offset, e.Extent.Length, e.Extent.Gen, int64(e.Time))
-			a.mu.Unlock()
-		case tracker.EventCut:
-			a.mu.Lock()
-			a.cutSeen = max(a.cutSeen, e.Extent.Gen+1)
-			a.mu.Unlock()
+	for batch := range a.tr.Events() {
+		a.mu.Lock()
+		for _, e := range batch {
+			switch e.Kind {
+			case tracker.EventQueued, tracker.EventDirty:
+				a.rounds.Observe(filepath.Base(e.Extent.Disk), e.Extent.Offset, e.Extent.Length, e.Extent.Gen, int64(e.Time))
+			case tracker.EventCut:
+				a.cutSeen = max(a.cutSeen, e.Extent.Gen+1)
+			}
 		}
+		a.mu.Unlock()
 	}
 }
 

@@ -414,19 +414,19 @@ func (f *Failback) compareDisk(ctx context.Context, d *fbDisk, buf []byte, verif
 // generations whose events have all been delivered.
 func (f *Failback) consume() {
 	defer close(f.consumerDone)
-	for e := range f.tr.Events() {
-		switch e.Kind {
-		case tracker.EventQueued, tracker.EventDirty:
-			f.mu.Lock()
-			f.pending = append(f.pending, e.Extent)
-			f.mu.Unlock()
-		case tracker.EventCut:
-			f.mu.Lock()
-			f.cutSeen = max(f.cutSeen, e.Extent.Gen)
-			close(f.cutWake)
-			f.cutWake = make(chan struct{})
-			f.mu.Unlock()
+	for batch := range f.tr.Events() {
+		f.mu.Lock()
+		for _, e := range batch {
+			switch e.Kind {
+			case tracker.EventQueued, tracker.EventDirty:
+				f.pending = append(f.pending, e.Extent)
+			case tracker.EventCut:
+				f.cutSeen = max(f.cutSeen, e.Extent.Gen)
+				close(f.cutWake)
+				f.cutWake = make(chan struct{})
+			}
 		}
+		f.mu.Unlock()
 	}
 }
 

@@ -90,7 +90,8 @@ type Options struct {
 	// StateFile, when set, records the boot id and the protected disks so
 	// that a gap across a reboot or a lost pin directory is detected.
 	StateFile string
-	// EventBuffer is the capacity of the Events channel. Default 4096.
+	// EventBuffer is how many events may wait for the consumer, in
+	// batches of up to MaxBatch. Default 4096.
 	EventBuffer int
 	// CompletionEvents sends an EventCompleted for every request when it
 	// completes. Off, only queue events, cut markers and dirty regions
@@ -181,7 +182,8 @@ type Linux struct {
 	cutMu   sync.Mutex
 	waiters map[uint64]chan struct{}
 
-	events    chan Event
+	events    chan []Event
+	batch     []Event // being filled by readLoop
 	done      chan struct{}
 	abort     chan struct{} // closed when Close stops waiting for the consumer
 	abandoned atomic.Uint64 // events read from the kernel but never delivered
@@ -219,7 +221,7 @@ func Open(opts Options) (*Linux, error) {
 		gaps:    map[string]error{},
 		gapBase: map[string][2]uint64{},
 		waiters: map[uint64]chan struct{}{},
-		events:  make(chan Event, opts.EventBuffer),
+		events:  make(chan []Event, max(1, opts.EventBuffer/MaxBatch)),
 		done:    make(chan struct{}),
 		abort:   make(chan struct{}),
 	}
@@ -700,8 +702,12 @@ func (t *Linux) SetMode(path string, m Mode) error {
 	return nil
 }
 
-// Events delivers the tracker's reports. Consume it concurrently with Cut.
-func (t *Linux) Events() <-chan Event {
+// MaxBatch is the most events one batch on Events holds.
+const MaxBatch = 256
+
+// Events delivers the tracker's reports in batches, in order. Consume it
+// concurrently with Cut.
+func (t *Linux) Events() <-chan []Event {
 	t.start()
 	return t.events
 }
@@ -1080,9 +1086,13 @@ func (t *Linux) readLoop() {
 	for {
 		// Records come without a wakeup until enough are waiting (see
 		// tracker.bpf.c): poll.
+		if len(t.batch) > 0 && t.reader.AvailableBytes() == 0 {
+			t.flush() // nothing more waiting: deliver what was read
+		}
 		t.reader.SetDeadline(time.Now().Add(pollInterval))
 		if err := t.reader.ReadInto(&rec); err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) {
+				t.flush()
 				return
 			}
 			continue
@@ -1126,6 +1136,7 @@ func (t *Linux) readLoop() {
 		case evCut:
 			t.drainBitmap(gen)
 			t.send(Event{Kind: EventCut, Extent: Extent{Gen: gen}, Time: time.Duration(ts)})
+			t.flush() // delivered before Cut returns
 			t.mu.Lock()
 			if ch, ok := t.waiters[gen]; ok {
 				close(ch)
@@ -1154,12 +1165,29 @@ func (t *Linux) named(dev uint32) []*protection {
 	return real
 }
 
+// send adds an event to the batch being filled; readLoop delivers it.
 func (t *Linux) send(e Event) {
-	select {
-	case t.events <- e:
-	case <-t.abort:
-		t.abandoned.Add(1)
+	if t.batch == nil {
+		t.batch = make([]Event, 0, MaxBatch)
 	}
+	t.batch = append(t.batch, e)
+	if len(t.batch) == MaxBatch {
+		t.flush()
+	}
+}
+
+// flush delivers the batch being filled. A delivered batch belongs to the
+// consumer: the next one is a new slice.
+func (t *Linux) flush() {
+	if len(t.batch) == 0 {
+		return
+	}
+	select {
+	case t.events <- t.batch:
+	case <-t.abort:
+		t.abandoned.Add(uint64(len(t.batch)))
+	}
+	t.batch = nil
 }
 
 // drainBitmap collects the bitmap half of gen's parity: after the cut of

@@ -45,11 +45,13 @@ func collect(t *testing.T, tr tracker.Tracker) *collector {
 	c.cond = sync.NewCond(&c.mu)
 	go func() {
 		defer close(c.done)
-		for e := range tr.Events() {
+		for batch := range tr.Events() {
 			c.mu.Lock()
-			c.events = append(c.events, e)
-			if e.Kind == tracker.EventCut {
-				c.cuts[e.Extent.Gen] = true
+			for _, e := range batch {
+				c.events = append(c.events, e)
+				if e.Kind == tracker.EventCut {
+					c.cuts[e.Extent.Gen] = true
+				}
 			}
 			c.cond.Broadcast()
 			c.mu.Unlock()

@@ -180,12 +180,13 @@ type Tracker interface {
 	Protect(path string) error
 	// Unprotect stops tracking the device.
 	Unprotect(path string) error
-	// Events delivers what the tracker sees, in order per request. The
-	// channel is closed by Close.
-	Events() <-chan Event
+	// Events delivers what the tracker sees, in order, in batches (one
+	// channel operation per batch, not per write); a batch belongs to
+	// the receiver. The channel is closed by Close.
+	Events() <-chan []Event
 	// Cut ends the current generation and returns the new one. When Cut
 	// returns N+1, every event of generation <= N has been delivered on
-	// Events, followed by an EventCut for N.
+	// Events, followed by an EventCut for N (the last event of its batch).
 	Cut(ctx context.Context) (uint64, error)
 	// Completed reports whether every request of generations <= gen has
 	// completed.

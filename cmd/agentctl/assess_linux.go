@@ -53,24 +53,26 @@ func measure(ctx context.Context, disks []string, d time.Duration) (Churn, error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for e := range t.Events() {
+		for batch := range t.Events() {
 			mu.Lock()
-			switch e.Kind {
-			case tracker.EventQueued:
-				n := e.Extent.Length
-				switch e.Extent.Op {
-				case tracker.OpWrite, tracker.OpWriteZeroes:
-					c.Writes++
-					c.Bytes += n
-					c.PerSecond[slot(int64(e.Time))] += n
-					addSize(c.Sizes, n)
-				case tracker.OpDiscard, tracker.OpSecureErase:
-					c.Discards += n
+			for _, e := range batch {
+				switch e.Kind {
+				case tracker.EventQueued:
+					n := e.Extent.Length
+					switch e.Extent.Op {
+					case tracker.OpWrite, tracker.OpWriteZeroes:
+						c.Writes++
+						c.Bytes += n
+						c.PerSecond[slot(int64(e.Time))] += n
+						addSize(c.Sizes, n)
+					case tracker.OpDiscard, tracker.OpSecureErase:
+						c.Discards += n
+					}
+				case tracker.EventDirty:
+					c.Bytes += e.Extent.Length
+					c.Dirty += e.Extent.Length
+					c.PerSecond[slot(0)] += e.Extent.Length
 				}
-			case tracker.EventDirty:
-				c.Bytes += e.Extent.Length
-				c.Dirty += e.Extent.Length
-				c.PerSecond[slot(0)] += e.Extent.Length
 			}
 			mu.Unlock()
 		}

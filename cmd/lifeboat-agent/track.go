@@ -106,12 +106,14 @@ func (c *trackCommand) Run(ctx context.Context, args []string) error {
 	cutting := false
 	for {
 		select {
-		case e, ok := <-t.Events():
+		case batch, ok := <-t.Events():
 			if !ok {
 				return errors.New("track: tracker stopped")
 			}
-			if err := print(e); err != nil {
-				return fmt.Errorf("track: write: %w", err)
+			for _, e := range batch {
+				if err := print(e); err != nil {
+					return fmt.Errorf("track: write: %w", err)
+				}
 			}
 			if len(t.Events()) == 0 {
 				w.Flush()
@@ -152,15 +154,17 @@ func (c *trackCommand) finish(t *tracker.Linux, cutting bool, cutErr chan error,
 	final := uint64(0)
 	for {
 		select {
-		case e, ok := <-t.Events():
+		case batch, ok := <-t.Events():
 			if !ok {
 				return nil
 			}
-			if err := print(e); err != nil {
-				return err
-			}
-			if e.Kind == tracker.EventCut && final != 0 && e.Extent.Gen >= final-1 {
-				return c.summary(t, w)
+			for _, e := range batch {
+				if err := print(e); err != nil {
+					return err
+				}
+				if e.Kind == tracker.EventCut && final != 0 && e.Extent.Gen >= final-1 {
+					return c.summary(t, w)
+				}
 			}
 		case g := <-gen:
 			if g == 0 {
@@ -170,8 +174,10 @@ func (c *trackCommand) finish(t *tracker.Linux, cutting bool, cutErr chan error,
 			// The cut's marker was delivered before Cut returned; drain
 			// what is buffered.
 			for len(t.Events()) > 0 {
-				if err := print(<-t.Events()); err != nil {
-					return err
+				for _, e := range <-t.Events() {
+					if err := print(e); err != nil {
+						return err
+					}
 				}
 			}
 			return c.summary(t, w)
