@@ -667,12 +667,20 @@ SEC("tp_btf/block_rq_complete")
 int BPF_PROG(on_rq_complete, struct request *rq, int error, unsigned int nr_bytes)
 {
 	struct rq_walk w = {};
+	struct bio *b = rq->bio;
+	__u32 size;
 
-	w.bio = (__u64)rq->bio;
-	w.left = nr_bytes;
-	if (!w.bio)
+	/* The first bio inline, with direct loads: most requests have one. */
+	if (!b)
 		return 0;
-	bpf_loop(512, walk_bio, &w, 0);
+	size = b->bi_iter.bi_size;
+	if (size > nr_bytes)
+		return 0; /* partly completed: it ends in a later update */
+	w.left = nr_bytes - size;
+	w.bio = (__u64)b->bi_next;
+	piece_done(addr_of(b, AT_RQ_COMPLETE));
+	if (w.bio)
+		bpf_loop(511, walk_bio, &w, 0);
 	return 0;
 }
 

@@ -30,14 +30,25 @@ func validRange(off, n int64) bool {
 // Arguments that describe no valid range (a negative offset or length, or
 // an end beyond math.MaxInt64) leave the set unchanged; they do not panic.
 //
-// The ranges live in a B-tree ordered by offset, so Add, Remove, Covers
-// and Overlaps cost O(log n + k) for k ranges touched, however fragmented
-// the set is: a sorted slice had to move its tail on every insertion, which
-// dominated the agent's CPU under random small writes.
+// The ranges live in a B-tree ordered by offset, so Remove, Covers and
+// Overlaps cost O(log n + k) for k ranges touched, however fragmented the
+// set is: a sorted slice had to move its tail on every insertion, which
+// dominated the agent's CPU under random small writes. Add only appends:
+// added ranges are sorted and merged with each other, then with the tree
+// (settle), before anything reads the set or once as many have piled up as
+// the tree holds (at least settleAt). Sorting a batch and merging two
+// sorted lists costs a fraction of inserting the ranges one by one, and
+// the batch is never larger than the set, so memory stays within twice
+// the set's.
 type Set struct {
 	t     *btree.BTreeG[Range]
-	bytes int64
+	bytes int64   // bytes in t
+	added []Range // added since the last settle: not in t, not in bytes
 }
+
+// settleAt is the fewest ranges Add keeps before merging them into the
+// tree.
+const settleAt = 4096
 
 func rangeLess(a, b Range) bool { return a.Off < b.Off }
 
@@ -65,6 +76,83 @@ func (s *Set) Add(off, n int64) {
 	if n == 0 || !validRange(off, n) {
 		return
 	}
+	s.added = append(s.added, Range{off, n})
+	if len(s.added) >= settleAt && (s.t == nil || len(s.added) >= s.t.Len()) {
+		s.settle()
+	}
+}
+
+// settle merges the ranges Add kept into the tree.
+func (s *Set) settle() {
+	if len(s.added) == 0 {
+		return
+	}
+	a := s.added
+	slices.SortFunc(a, func(x, y Range) int { return cmp.Compare(x.Off, y.Off) })
+	w := 0
+	for _, r := range a {
+		if w > 0 && a[w-1].End() >= r.Off {
+			a[w-1].Len = max(a[w-1].End(), r.End()) - a[w-1].Off
+			continue
+		}
+		a[w] = r
+		w++
+	}
+	a = a[:w]
+	t := s.tree()
+	switch {
+	case t.Len() == 0:
+		// Sorted, merged and apart: they go in as they are.
+		for _, r := range a {
+			t.ReplaceOrInsert(r)
+			s.bytes += r.Len
+		}
+	case len(a) < t.Len()/8:
+		// A few ranges into a large set: one by one.
+		for _, r := range a {
+			s.insert(r.Off, r.Len)
+		}
+	default:
+		// Merge the two sorted lists and rebuild the tree in order.
+		old := make([]Range, 0, t.Len())
+		t.Ascend(func(r Range) bool {
+			old = append(old, r)
+			return true
+		})
+		t.Clear(true)
+		s.bytes = 0
+		var cur Range
+		push := func(r Range) {
+			switch {
+			case cur.Len == 0:
+				cur = r
+			case cur.End() >= r.Off:
+				cur.Len = max(cur.End(), r.End()) - cur.Off
+			default:
+				t.ReplaceOrInsert(cur)
+				s.bytes += cur.Len
+				cur = r
+			}
+		}
+		i, j := 0, 0
+		for i < len(old) || j < len(a) {
+			if j == len(a) || (i < len(old) && old[i].Off <= a[j].Off) {
+				push(old[i])
+				i++
+			} else {
+				push(a[j])
+				j++
+			}
+		}
+		t.ReplaceOrInsert(cur)
+		s.bytes += cur.Len
+	}
+	s.added = s.added[:0]
+}
+
+// insert adds a valid, non-empty range to the tree, merging it with the
+// ranges it overlaps or touches.
+func (s *Set) insert(off, n int64) {
 	t := s.tree()
 	end := off + n
 	if r, ok := s.floor(off); ok && r.End() >= off {
@@ -97,6 +185,7 @@ func (s *Set) Add(off, n int64) {
 // the ranges they overlap. A zero length is a no-op, and so are invalid
 // arguments.
 func (s *Set) Remove(off, n int64) {
+	s.settle()
 	if n == 0 || !validRange(off, n) || s.t == nil {
 		return
 	}
@@ -129,6 +218,7 @@ func (s *Set) Remove(off, n int64) {
 
 // Ranges returns a copy of the ranges of the set in ascending order.
 func (s *Set) Ranges() []Range {
+	s.settle()
 	if s.t == nil {
 		return nil
 	}
@@ -143,16 +233,21 @@ func (s *Set) Ranges() []Range {
 // Ascend calls f with the ranges in ascending order of offset until f
 // returns false. f must not change the set.
 func (s *Set) Ascend(f func(Range) bool) {
+	s.settle()
 	if s.t != nil {
 		s.t.Ascend(f)
 	}
 }
 
 // Bytes returns the number of bytes in the set.
-func (s *Set) Bytes() int64 { return s.bytes }
+func (s *Set) Bytes() int64 {
+	s.settle()
+	return s.bytes
+}
 
 // Len returns the number of ranges in the set.
 func (s *Set) Len() int {
+	s.settle()
 	if s.t == nil {
 		return 0
 	}
@@ -168,6 +263,7 @@ func (s *Set) Covers(off, n int64) bool {
 	if n == 0 {
 		return true
 	}
+	s.settle()
 	r, ok := s.floor(off)
 	return ok && r.End() >= off+n
 }
@@ -175,6 +271,7 @@ func (s *Set) Covers(off, n int64) bool {
 // Overlaps reports whether any byte of [off, off+n) is in the set. It is
 // false for a zero length and for invalid arguments.
 func (s *Set) Overlaps(off, n int64) bool {
+	s.settle()
 	if n == 0 || !validRange(off, n) || s.t == nil {
 		return false
 	}
@@ -194,6 +291,7 @@ func (s *Set) Clear() {
 	if s.t != nil {
 		s.t.Clear(true)
 	}
+	s.added = s.added[:0]
 	s.bytes = 0
 }
 

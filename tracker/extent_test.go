@@ -464,3 +464,44 @@ func BenchmarkSetAdd(b *testing.B) {
 		}
 	}
 }
+
+// TestSetBatchedAdds: long runs of Add with no read in between (so ranges
+// pile up and are merged into the tree in batches, crossing settleAt), on a
+// set that is empty and on one that is not, then a read: the set must hold
+// exactly what the model holds.
+func TestSetBatchedAdds(t *testing.T) {
+	const size = 20000
+	for seed := int64(1); seed <= 6; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			rnd := rand.New(rand.NewSource(seed))
+			var s Set
+			m := make(byteModel, size)
+			for round := 0; round < 4; round++ {
+				adds := 1 + rnd.Intn(3*settleAt)
+				for i := 0; i < adds; i++ {
+					off := rnd.Int63n(size)
+					n := rnd.Int63n(min(24, size-off+1))
+					o := setOp{off: off, n: n}
+					o.apply(&s)
+					m.apply(o)
+				}
+				if rnd.Intn(2) == 0 {
+					off := rnd.Int63n(size)
+					o := setOp{remove: true, off: off, n: rnd.Int63n(min(500, size-off+1))}
+					o.apply(&s)
+					m.apply(o)
+				}
+				var bytes int64
+				for _, b := range m {
+					if b {
+						bytes++
+					}
+				}
+				if s.Bytes() != bytes {
+					t.Fatalf("round %d: Bytes() = %d, model has %d", round, s.Bytes(), bytes)
+				}
+				compareSet(t, &s, m, [][2]int64{{rnd.Int63n(size), 30}, {0, size}})
+			}
+		})
+	}
+}
