@@ -4,10 +4,11 @@
 /*
  * Lifeboat block-change tracker.
  *
- * Every write-like bio queued on a protected disk becomes a ring-buffer
- * event stamped with the current generation. When the ring buffer is full
- * (or the disk is in bitmap mode) the bio's range is marked in the disk's
- * slice of a dirty bitmap instead, so no change is ever lost. Each disk has
+ * Every write-like bio queued on a protected disk becomes a queue event
+ * stamped with the current generation, in the queue ring of the CPU that
+ * queued it (`qring`, read by user space through mmap). When that ring is
+ * full (or the disk is in bitmap mode) the bio's range is marked in the
+ * disk's slice of a dirty bitmap instead, so no change is ever lost. Each disk has
  * two bitmap halves, chosen by the parity of the generation: once a cut of
  * generation N has settled, the half of N's parity holds only changes of
  * generations <= N, so user space can stamp them exactly.
@@ -35,8 +36,12 @@
  * counter and waits until each odd one has changed: after that no program
  * that read the old generation is still running (the same guarantee as an
  * RCU grace period, in microseconds instead of milliseconds). It then asks
- * `cut` to put a CUT marker into the ring buffer: every event of the old
- * generation is in the buffer before that marker.
+ * `cut` to put a CUT marker into the ring buffer `events`: every queue
+ * event of the old generation was published in its CPU's queue ring before
+ * that marker was written, so user space, on reading the marker, drains
+ * the queue rings and then reports the cut. Completion events go through
+ * `events` too: their queue event was published before the write was
+ * submitted, so before them.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -216,7 +221,34 @@ struct {
 	__type(value, struct lb_inflight);
 } inflight SEC(".maps");
 
-/* Sized by the loader. */
+/* Queue events: one ring per CPU, slots [cpu << qring_shift, (cpu + 1) <<
+ * qring_shift) of this mmapped array. Only on_bio_queue writes a CPU's ring,
+ * on that CPU, and it cannot nest there: no lock, where the BPF ring
+ * buffer's reservation (a spin lock with interrupts off) cost about 100 ns
+ * per write. The loader sizes both arrays for the possible CPUs. */
+const volatile __u32 qring_shift = 12;
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 << 12);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct lb_event);
+} qring SEC(".maps");
+
+/* Per CPU, on cache lines of their own: the head of its queue ring at
+ * [cpu * 16] (records published, written by on_bio_queue after the record,
+ * with an atomic add) and the tail at [cpu * 16 + 8] (records consumed,
+ * written by user space once it has copied them). */
+#define QPOS_STRIDE 16
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * QPOS_STRIDE);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} qpos SEC(".maps");
+
+/* Completion events and cut markers. Sized by the loader. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
@@ -236,9 +268,9 @@ const struct lb_event *unused_event __attribute__((unused));
 const struct lb_cut_args *unused_cut_args __attribute__((unused));
 
 /* Waking the consumer for every record costs an interrupt per write (in a
- * VM, a trap to the hypervisor): records are submitted without a wakeup
- * until WAKEUP_BYTES are waiting; the consumer also polls every few ms,
- * and cut markers always wake it. */
+ * VM, a trap to the hypervisor): completion records are submitted without
+ * a wakeup until WAKEUP_BYTES are waiting; the consumer also polls every
+ * few ms (the queue rings never wake it), and cut markers always wake it. */
 #define WAKEUP_BYTES (64 << 10)
 
 static __always_inline __u64 submit_flags(void)
@@ -491,22 +523,37 @@ static __always_inline void track_bio(struct bio *bio, const struct lb_disk_cfg 
 	}
 
 	if (cfg->mode == LB_MODE_METADATA) {
-		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		if (e) {
-			e->id = in.id;
-			e->sector = sector;
-			e->ts = bpf_ktime_get_ns();
-			e->gen = gen;
-			e->bytes = bytes;
-			e->dev = dev;
-			e->kind = LB_EV_QUEUED;
-			e->op = op;
-			e->slot = cfg->slot;
-			e->_pad = 0;
-			bpf_ringbuf_submit(e, submit_flags());
-			st->events++;
-			st->bytes += bytes;
-			return;
+		__u32 cpu = bpf_get_smp_processor_id();
+		__u32 hk = cpu * QPOS_STRIDE, tk = hk + 8, idx;
+		__u64 *head = bpf_map_lookup_elem(&qpos, &hk);
+		__u64 *tail = bpf_map_lookup_elem(&qpos, &tk);
+		__u64 h;
+
+		if (head && tail) {
+			h = *head;
+			e = NULL;
+			if (h - *(volatile __u64 *)tail < (1ULL << qring_shift)) {
+				idx = (cpu << qring_shift) + (__u32)(h & ((1ULL << qring_shift) - 1));
+				e = bpf_map_lookup_elem(&qring, &idx);
+			}
+			if (e) {
+				e->id = in.id;
+				e->sector = sector;
+				e->ts = bpf_ktime_get_ns();
+				e->gen = gen;
+				e->bytes = bytes;
+				e->dev = dev;
+				e->kind = LB_EV_QUEUED;
+				e->op = op;
+				e->slot = cfg->slot;
+				e->_pad = 0;
+				/* Publish: the fetch form is a full barrier, so
+				 * the record is visible before the head moves. */
+				busy_step(head);
+				st->events++;
+				st->bytes += bytes;
+				return;
+			}
 		}
 		st->drops++;
 	}

@@ -104,6 +104,8 @@ const (
 	TrackerMapInflight       = "inflight"
 	TrackerMapInflightFast   = "inflight_fast"
 	TrackerMapProtectedDisks = "protected_disks"
+	TrackerMapQpos           = "qpos"
+	TrackerMapQring          = "qring"
 	TrackerMapState          = "state"
 	TrackerProgCut           = "cut"
 	TrackerProgOnBioComplete = "on_bio_complete"
@@ -111,6 +113,7 @@ const (
 	TrackerProgOnBlockSplit  = "on_block_split"
 	TrackerProgOnRqComplete  = "on_rq_complete"
 	TrackerVarFastBits       = "fast_bits"
+	TrackerVarQringShift     = "qring_shift"
 	TrackerVarUnusedCutArgs  = "unused_cut_args"
 	TrackerVarUnusedEvent    = "unused_event"
 )
@@ -176,6 +179,8 @@ type TrackerMapSpecs struct {
 	Inflight       *ebpf.MapSpec `ebpf:"inflight"`
 	InflightFast   *ebpf.MapSpec `ebpf:"inflight_fast"`
 	ProtectedDisks *ebpf.MapSpec `ebpf:"protected_disks"`
+	Qpos           *ebpf.MapSpec `ebpf:"qpos"`
+	Qring          *ebpf.MapSpec `ebpf:"qring"`
 	State          *ebpf.MapSpec `ebpf:"state"`
 }
 
@@ -184,6 +189,7 @@ type TrackerMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type TrackerVariableSpecs struct {
 	FastBits      *ebpf.VariableSpec `ebpf:"fast_bits"`
+	QringShift    *ebpf.VariableSpec `ebpf:"qring_shift"`
 	UnusedCutArgs *ebpf.VariableSpec `ebpf:"unused_cut_args"`
 	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
 }
@@ -216,6 +222,8 @@ type TrackerMaps struct {
 	Inflight       *ebpf.Map `ebpf:"inflight"`
 	InflightFast   *ebpf.Map `ebpf:"inflight_fast"`
 	ProtectedDisks *ebpf.Map `ebpf:"protected_disks"`
+	Qpos           *ebpf.Map `ebpf:"qpos"`
+	Qring          *ebpf.Map `ebpf:"qring"`
 	State          *ebpf.Map `ebpf:"state"`
 }
 
@@ -229,6 +237,8 @@ func (m *TrackerMaps) Close() error {
 		m.Inflight,
 		m.InflightFast,
 		m.ProtectedDisks,
+		m.Qpos,
+		m.Qring,
 		m.State,
 	)
 }
@@ -238,6 +248,7 @@ func (m *TrackerMaps) Close() error {
 // It can be passed to LoadTrackerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TrackerVariables struct {
 	FastBits      *ebpf.Variable `ebpf:"fast_bits"`
+	QringShift    *ebpf.Variable `ebpf:"qring_shift"`
 	UnusedCutArgs *ebpf.Variable `ebpf:"unused_cut_args"`
 	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
 }

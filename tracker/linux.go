@@ -37,7 +37,7 @@ const pollInterval = 5 * time.Millisecond
 
 // ProgramVersion is stored in the pinned state; a process only adopts pins
 // of the same version.
-const ProgramVersion = 4
+const ProgramVersion = 5
 
 const (
 	maxDisks = 64
@@ -78,8 +78,10 @@ type Options struct {
 	// maps are pinned there, and a new process opening the same directory
 	// continues tracking with no gap. When empty, tracking ends on Close.
 	PinDir string
-	// RingBufferSize in bytes (a power of two, a multiple of the page size).
-	// Default 8 MiB.
+	// RingBufferSize in bytes (a power of two, a multiple of the page size):
+	// the size of the ring buffer of completion events and cut markers,
+	// and the total of the per-CPU rings of queue events (each CPU gets a
+	// power of two of 48-byte records, at least 16). Default 8 MiB.
 	RingBufferSize int
 	// BitmapGranularity in bytes (power of two, >= 4 KiB). Default 64 KiB.
 	BitmapGranularity int64
@@ -165,6 +167,14 @@ type Linux struct {
 	dirty  []uint64 // the mmapped bitmap
 	mmap   []byte
 
+	// The per-CPU queue rings (see tracker.bpf.c), mmapped.
+	qring     []byte   // records of qrecSize bytes, cpu<<qshift + slot
+	qpos      []uint64 // head at [cpu*qposStride], tail at [cpu*qposStride+8]
+	qshift    uint     // log2 of the slots of one CPU's ring
+	ncpu      int
+	qringMmap []byte
+	qposMmap  []byte
+
 	bootID [16]byte
 
 	mu     sync.Mutex
@@ -243,6 +253,18 @@ func Open(opts Options) (*Linux, error) {
 		return nil, fmt.Errorf("load tracker spec: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = uint32(opts.RingBufferSize)
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("count possible CPUs: %w", err)
+	}
+	t.ncpu = ncpu
+	// The queue rings share RingBufferSize among the CPUs.
+	t.qshift = uint(max(4, bits.Len(uint(opts.RingBufferSize/qrecSize/ncpu))-1))
+	spec.Maps["qring"].MaxEntries = uint32(ncpu << t.qshift)
+	spec.Maps["qpos"].MaxEntries = uint32(ncpu * qposStride)
+	if err := spec.Variables["qring_shift"].Set(uint32(t.qshift)); err != nil {
+		return nil, fmt.Errorf("size the queue rings: %w", err)
+	}
 	spec.Maps["dirty"].MaxEntries = uint32(opts.BitmapWords)
 	spec.Maps["inflight_fast"].MaxEntries = uint32(opts.InflightSlots)
 	if err := spec.Variables["fast_bits"].Set(uint32(bits.TrailingZeros(uint(opts.InflightSlots)))); err != nil {
@@ -274,6 +296,10 @@ func Open(opts Options) (*Linux, error) {
 		t.closeHandles()
 		return nil, err
 	}
+	if err := t.mapQueues(); err != nil {
+		t.closeHandles()
+		return nil, err
+	}
 	if err := t.restoreProtections(); err != nil {
 		t.closeHandles()
 		return nil, err
@@ -300,7 +326,7 @@ func (t *Linux) start() {
 // pinnedMaps are every map the attached programs use: an adopting process
 // must read the same ones (cpu_local above all: a cut that waited on a
 // fresh copy of the busy counters would not wait at all).
-var pinnedMaps = []string{"protected_disks", "disk_stats", "state", "gen_inflight", "inflight_fast", "inflight", "events", "dirty", "cpu_local"}
+var pinnedMaps = []string{"protected_disks", "disk_stats", "state", "gen_inflight", "inflight_fast", "inflight", "qring", "qpos", "events", "dirty", "cpu_local"}
 
 var linkPins = []string{"link_rq_complete", "link_bio_complete", "link_block_split", "link_bio_queue"}
 
@@ -365,6 +391,12 @@ func (t *Linux) adopt(spec *ebpf.CollectionSpec) (bool, error) {
 	spec.Maps["events"].MaxEntries = maps["events"].MaxEntries()
 	spec.Maps["dirty"].MaxEntries = maps["dirty"].MaxEntries()
 	spec.Maps["inflight_fast"].MaxEntries = maps["inflight_fast"].MaxEntries()
+	spec.Maps["qring"].MaxEntries = maps["qring"].MaxEntries()
+	spec.Maps["qpos"].MaxEntries = maps["qpos"].MaxEntries()
+	if cpus := int(maps["qpos"].MaxEntries()) / qposStride; cpus != t.ncpu {
+		return false, &PinError{Dir: dir, Err: fmt.Errorf("pinned tracker was sized for %d CPUs, this machine has %d", cpus, t.ncpu)}
+	}
+	t.qshift = uint(bits.TrailingZeros(uint(maps["qring"].MaxEntries()) / uint(t.ncpu)))
 	t.opts.InflightSlots = int(maps["inflight_fast"].MaxEntries())
 	t.opts.RingBufferSize = int(maps["events"].MaxEntries())
 	t.opts.BitmapWords = int(maps["dirty"].MaxEntries())
@@ -435,8 +467,8 @@ func (t *Linux) load(spec *ebpf.CollectionSpec) error {
 	mapsByName := map[string]*ebpf.Map{
 		"protected_disks": t.maps.ProtectedDisks, "disk_stats": t.maps.DiskStats,
 		"gen_inflight": t.maps.GenInflight, "inflight": t.maps.Inflight,
-		"inflight_fast": t.maps.InflightFast,
-		"events":        t.maps.Events, "dirty": t.maps.Dirty, "state": t.maps.State,
+		"inflight_fast": t.maps.InflightFast, "qring": t.maps.Qring, "qpos": t.maps.Qpos,
+		"events": t.maps.Events, "dirty": t.maps.Dirty, "state": t.maps.State,
 		"cpu_local": t.maps.CpuLocal,
 	}
 	// "state" last: its pin marks a complete set.
@@ -451,6 +483,30 @@ func (t *Linux) load(spec *ebpf.CollectionSpec) error {
 	if err := t.maps.State.Pin(filepath.Join(t.opts.PinDir, "state")); err != nil {
 		return &PinError{Dir: t.opts.PinDir, Err: fmt.Errorf("pin map state: %w", err)}
 	}
+	return nil
+}
+
+// A queue ring record is a struct lb_event; qposStride words per CPU keep
+// a CPU's head and tail on cache lines of their own.
+const (
+	qrecSize   = 48
+	qposStride = 16
+)
+
+func (t *Linux) mapQueues() error {
+	n := int(t.maps.Qring.MaxEntries()) * qrecSize
+	b, err := unix.Mmap(t.maps.Qring.FD(), 0, n, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap queue rings: %w", err)
+	}
+	t.qringMmap, t.qring = b, b
+	words := int(t.maps.Qpos.MaxEntries())
+	p, err := unix.Mmap(t.maps.Qpos.FD(), 0, words*8, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap queue positions: %w", err)
+	}
+	t.qposMmap = p
+	t.qpos = unsafe.Slice((*uint64)(unsafe.Pointer(&p[0])), words)
 	return nil
 }
 
@@ -1075,20 +1131,21 @@ func (t *Linux) Stats() (Stats, error) {
 	return s, nil
 }
 
-// readLoop turns ring-buffer records into Events until Close.
+// readLoop turns the kernel's records into Events until Close: queue
+// events from the per-CPU queue rings, completion events and cut markers
+// from the ring buffer.
 func (t *Linux) readLoop() {
 	defer t.wg.Done()
 	defer close(t.events)
 	var rec ringbuf.Record
-	// What names each device's events, valid while protGen is unchanged.
-	names := map[uint32][]*protection{}
-	namesGen := t.protGen.Load()
+	r := recordReader{t: t, names: map[uint32][]*protection{}, namesGen: t.protGen.Load()}
 	for {
-		// Records come without a wakeup until enough are waiting (see
-		// tracker.bpf.c): poll.
+		r.drainQueues()
 		if len(t.batch) > 0 && t.reader.AvailableBytes() == 0 {
 			t.flush() // nothing more waiting: deliver what was read
 		}
+		// Neither the queue rings nor (except for cut markers) the ring
+		// buffer wake the reader: poll.
 		t.reader.SetDeadline(time.Now().Add(pollInterval))
 		if err := t.reader.ReadInto(&rec); err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) {
@@ -1098,44 +1155,22 @@ func (t *Linux) readLoop() {
 			continue
 		}
 		raw := rec.RawSample
-		if len(raw) < 44 {
+		if len(raw) < qrecSize-4 {
 			continue
 		}
-		id := binary.LittleEndian.Uint64(raw[0:])
-		sector := binary.LittleEndian.Uint64(raw[8:])
-		ts := binary.LittleEndian.Uint64(raw[16:])
-		gen := binary.LittleEndian.Uint64(raw[24:])
-		bytes := binary.LittleEndian.Uint32(raw[32:])
-		dev := binary.LittleEndian.Uint32(raw[36:])
-		kind := raw[40]
-		op := Op(raw[41])
-		switch kind {
-		case evQueued, evCompleted:
-			k := EventQueued
-			if kind == evCompleted {
-				k = EventCompleted
-			}
-			off, end := int64(sector)*512, int64(sector)*512+int64(bytes)
-			if g := t.protGen.Load(); g != namesGen {
-				clear(names)
-				namesGen = g
-			}
-			named, ok := names[dev]
-			if !ok {
-				named = t.named(dev)
-				names[dev] = named
-			}
-			for _, p := range named {
-				a, b := max(off, p.start), min(end, p.end)
-				if a >= b {
-					continue
-				}
-				t.send(Event{Kind: k, ID: id, Time: time.Duration(ts),
-					Extent: Extent{Disk: p.path, Offset: a, Length: b - a, Op: op, Gen: gen}})
-			}
+		switch raw[40] {
+		case evCompleted:
+			// Its queue event was published before the write was
+			// submitted, so before this record: deliver that first.
+			r.drainQueues()
+			r.event(raw)
 		case evCut:
+			// The marker is written after the cut's quiescence: every
+			// queue record of the generations before is published.
+			r.drainQueues()
+			gen := binary.LittleEndian.Uint64(raw[24:])
 			t.drainBitmap(gen)
-			t.send(Event{Kind: EventCut, Extent: Extent{Gen: gen}, Time: time.Duration(ts)})
+			t.send(Event{Kind: EventCut, Extent: Extent{Gen: gen}, Time: time.Duration(binary.LittleEndian.Uint64(raw[16:]))})
 			t.flush() // delivered before Cut returns
 			t.mu.Lock()
 			if ch, ok := t.waiters[gen]; ok {
@@ -1144,6 +1179,70 @@ func (t *Linux) readLoop() {
 			}
 			t.mu.Unlock()
 		}
+	}
+}
+
+// recordReader is readLoop's: it decodes records and caches what names
+// each device's events while protGen is unchanged.
+type recordReader struct {
+	t        *Linux
+	names    map[uint32][]*protection
+	namesGen uint64
+}
+
+// drainQueues delivers every record published in the per-CPU queue rings
+// and gives their slots back to the kernel.
+func (r *recordReader) drainQueues() {
+	t := r.t
+	mask := uint64(1)<<t.qshift - 1
+	for cpu := 0; cpu < t.ncpu; cpu++ {
+		head := &t.qpos[cpu*qposStride]
+		tail := &t.qpos[cpu*qposStride+8]
+		h, tl := atomic.LoadUint64(head), atomic.LoadUint64(tail)
+		if h == tl {
+			continue
+		}
+		base := cpu << t.qshift
+		for ; tl != h; tl++ {
+			at := (base + int(tl&mask)) * qrecSize
+			r.event(t.qring[at : at+qrecSize])
+		}
+		atomic.StoreUint64(tail, h)
+	}
+}
+
+// event delivers a queue or completion record as events of the protected
+// paths it touches.
+func (r *recordReader) event(raw []byte) {
+	t := r.t
+	id := binary.LittleEndian.Uint64(raw[0:])
+	sector := binary.LittleEndian.Uint64(raw[8:])
+	ts := binary.LittleEndian.Uint64(raw[16:])
+	gen := binary.LittleEndian.Uint64(raw[24:])
+	bytes := binary.LittleEndian.Uint32(raw[32:])
+	dev := binary.LittleEndian.Uint32(raw[36:])
+	k := EventQueued
+	if raw[40] == evCompleted {
+		k = EventCompleted
+	}
+	op := Op(raw[41])
+	off, end := int64(sector)*512, int64(sector)*512+int64(bytes)
+	if g := t.protGen.Load(); g != r.namesGen {
+		clear(r.names)
+		r.namesGen = g
+	}
+	named, ok := r.names[dev]
+	if !ok {
+		named = t.named(dev)
+		r.names[dev] = named
+	}
+	for _, p := range named {
+		a, b := max(off, p.start), min(end, p.end)
+		if a >= b {
+			continue
+		}
+		t.send(Event{Kind: k, ID: id, Time: time.Duration(ts),
+			Extent: Extent{Disk: p.path, Offset: a, Length: b - a, Op: op, Gen: gen}})
 	}
 }
 
@@ -1283,6 +1382,14 @@ func (t *Linux) closeHandles() {
 	if t.mmap != nil {
 		unix.Munmap(t.mmap)
 		t.mmap, t.dirty = nil, nil
+	}
+	if t.qringMmap != nil {
+		unix.Munmap(t.qringMmap)
+		t.qringMmap, t.qring = nil, nil
+	}
+	if t.qposMmap != nil {
+		unix.Munmap(t.qposMmap)
+		t.qposMmap, t.qpos = nil, nil
 	}
 	for _, p := range t.progs {
 		p.Close()
