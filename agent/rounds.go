@@ -51,10 +51,17 @@ type readChunk struct {
 }
 
 type roundDisk struct {
-	oldest   int64 // queue time of the oldest change in pending, 0 if none
-	pending  tracker.Set
-	incoming map[uint64][]change // by generation, not yet folded
-	reads    []readChunk         // of the previous round, by offset
+	// oldest is a lower bound of the queue times of the changes in
+	// pending, 0 if none is known. Take sweeps pending from a cursor, so a
+	// change waits at most one sweep: once a sweep ends, every change still
+	// pending came during it, and oldest becomes sweepOldest, the oldest
+	// queue time folded since the sweep began.
+	oldest      int64
+	sweepOldest int64
+	cursor      int64 // where the next Take starts
+	pending     tracker.Set
+	incoming    map[uint64][]change // by generation, not yet folded
+	reads       []readChunk         // of the previous round, by offset
 }
 
 func newRounds(disks []string) *rounds {
@@ -132,6 +139,9 @@ func (r *rounds) Begin(gen uint64) (clean bool, pointGen uint64, tainted int64) 
 				if c.ts > 0 && (d.oldest == 0 || c.ts < d.oldest) {
 					d.oldest = c.ts
 				}
+				if c.ts > 0 && (d.sweepOldest == 0 || c.ts < d.sweepOldest) {
+					d.sweepOldest = c.ts
+				}
 			}
 			delete(d.incoming, g)
 		}
@@ -158,9 +168,12 @@ func (d *roundDisk) taint(c change) int64 {
 	return n
 }
 
-// Take removes up to limit bytes of pending regions of a disk (lowest
-// offsets first) for this round to read. Report each read with ReadDone,
-// or give back what was not read with MarkPending.
+// Take removes up to limit bytes of pending regions of a disk for this
+// round to read, in ascending offsets from where the last Take stopped,
+// wrapping around at the end: under a standing backlog every region waits
+// at most one sweep of the disk, where lowest-offsets-first let the high
+// offsets wait for ever. Report each read with ReadDone, or give back what
+// was not read with MarkPending.
 func (r *rounds) Take(disk string, limit int64) []tracker.Range {
 	d := r.disks[disk]
 	if d == nil {
@@ -169,14 +182,14 @@ func (r *rounds) Take(disk string, limit int64) []tracker.Range {
 	var out []tracker.Range
 	// Only the ranges this round takes are visited, not the whole
 	// (possibly huge and fragmented) pending set.
-	d.pending.Ascend(func(rg tracker.Range) bool {
+	visit := func(rg tracker.Range) bool {
 		if limit <= 0 {
 			return false
 		}
 		n := min(rg.Len, limit)
 		// Ranges a small gap apart are read in one go: fewer, larger
 		// reads (the gap is read too, harmlessly: it equals the replica).
-		if k := len(out) - 1; k >= 0 && rg.Off-out[k].End() <= coalesceGap && rg.Off+n-out[k].Off <= maxCoalesced {
+		if k := len(out) - 1; k >= 0 && rg.Off >= out[k].End() && rg.Off-out[k].End() <= coalesceGap && rg.Off+n-out[k].Off <= maxCoalesced {
 			limit -= rg.Off + n - out[k].End()
 			out[k].Len = rg.Off + n - out[k].Off
 			return true
@@ -184,12 +197,26 @@ func (r *rounds) Take(disk string, limit int64) []tracker.Range {
 		out = append(out, tracker.Range{Off: rg.Off, Len: n})
 		limit -= n
 		return true
-	})
+	}
+	d.pending.AscendFrom(d.cursor, visit)
+	if limit > 0 {
+		// The sweep reached the end: what is still pending (behind the
+		// cursor) came during the sweep.
+		d.oldest, d.sweepOldest = d.sweepOldest, 0
+		start := d.cursor
+		d.cursor = 0
+		d.pending.Ascend(func(rg tracker.Range) bool {
+			return rg.Off < start && visit(rg)
+		})
+	}
+	if len(out) > 0 {
+		d.cursor = out[len(out)-1].End()
+	}
 	for _, rg := range out {
 		d.pending.Remove(rg.Off, rg.Len)
 	}
 	if d.pending.Bytes() == 0 {
-		d.oldest = 0
+		d.oldest, d.sweepOldest, d.cursor = 0, 0, 0
 	}
 	return out
 }

@@ -164,3 +164,51 @@ func simulate(t *testing.T, seed int64) {
 		t.Fatalf("seed %d: no point in 60 rounds at a write rate of %.2f", seed, writeRate)
 	}
 }
+
+// TestRoundsSweepDoesNotStarveHighOffsets: under a standing backlog (new
+// changes at low offsets every round, more pending than a round reads), a
+// change at a high offset must still be read within one sweep, and Oldest
+// must move on once the change it stood for has been taken.
+func TestRoundsSweepDoesNotStarveHighOffsets(t *testing.T) {
+	r := newRounds([]string{"a"})
+	const block = 64 << 10
+	// Generation 0: 64 changes across the first 64 MiB, the last one at
+	// the highest offset, queued at time 1..64.
+	for i := int64(0); i < 64; i++ {
+		r.Observe("a", i<<20, block, 0, i+1)
+	}
+	r.Begin(1)
+	high := int64(63 << 20)
+	takenIn, movedIn := uint64(0), uint64(0)
+	for round := uint64(1); round <= 40; round++ {
+		o := r.Oldest("a")
+		if o == 0 {
+			t.Fatalf("round %d: Oldest = 0 with changes pending", round)
+		}
+		if o >= 1000 && movedIn == 0 {
+			movedIn = round
+		}
+		// A round reads 8 blocks, fewer than are pending.
+		for _, rg := range r.Take("a", 8*block) {
+			if rg.Off <= high && high < rg.End() && takenIn == 0 {
+				takenIn = round
+			}
+			r.ReadDone("a", rg.Off, rg.Len, int64(round)*1000)
+		}
+		// Meanwhile more than a round reads changes again at the lowest
+		// offsets: the backlog never drains.
+		for i := int64(0); i < 9; i++ {
+			r.Observe("a", i*block, block, round, int64(round)*1000+i)
+		}
+		r.Done()
+		r.Begin(round + 1)
+	}
+	if takenIn == 0 || takenIn > 20 {
+		t.Fatalf("the change at the highest offset was read in round %d (0: never), want within 20: low offsets starve it", takenIn)
+	}
+	// Once the sweep that took it wraps, Oldest is no older than what came
+	// during the sweep (times >= 1000), not the first change (time 1).
+	if movedIn == 0 {
+		t.Fatalf("Oldest stayed %d for 40 rounds after the change it stood for was read: the lag would keep growing", r.Oldest("a"))
+	}
+}

@@ -239,6 +239,16 @@ func (s *Set) Ascend(f func(Range) bool) {
 	}
 }
 
+// AscendFrom calls f with the ranges that start at or after off, in
+// ascending order of offset, until f returns false. f must not change the
+// set.
+func (s *Set) AscendFrom(off int64, f func(Range) bool) {
+	s.settle()
+	if s.t != nil {
+		s.t.AscendGreaterOrEqual(Range{Off: off}, f)
+	}
+}
+
 // Bytes returns the number of bytes in the set.
 func (s *Set) Bytes() int64 {
 	s.settle()
