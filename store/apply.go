@@ -122,9 +122,9 @@ func (l *Local) apply(ctx context.Context, machine, disk string, seq uint64, seg
 // segment seq, after reading and checking all of it: every record, the
 // trailer, the end of the file, and the header's machine, disk and
 // sequence number; with the Map m of a caller that did that, only m's
-// header and completeness and the file's size. Where it can, it hard-links src into the journal
-// instead of copying it: the bytes are the same, and the store owns them
-// from then on (the process server only ever removes its name for the
+// header and completeness and the file's size. Where it can, it
+// hard-links src into the journal instead of copying it: the bytes are the
+// same, and the store owns them from then on (the process server only ever removes its name for the
 // file, never writes to it). Across file systems, or where links are
 // refused, it copies. The journal entry is durable when it returns. It
 // returns the Map of the journal entry.

@@ -52,9 +52,9 @@
 // second pass writes the records of the journal entry (the bytes verified,
 // which the store owns) to current.img in order: raw DATA with
 // copy_file_range from the journal file (pread and pwrite where the file
-// system refuses), lz4 DATA read, uncompressed and written with pwrite, ZERO by punching a
-// hole (FALLOC_FL_PUNCH_HOLE, or writing zeros where the file system cannot
-// punch), CUT by noting the cut with its place in the journal (sequence
+// system refuses), lz4 DATA read, uncompressed and written with pwrite,
+// ZERO by punching a hole (FALLOC_FL_PUNCH_HOLE, or writing zeros where
+// the file system cannot punch), CUT by noting the cut with its place in the journal (sequence
 // number and byte offset of the record), NOTE by noting what it says of
 // its point; the same pass lists the segment's DATA and ZERO records for
 // its extent index. current.img (and base.img, grown when a header gives a
