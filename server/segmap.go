@@ -40,8 +40,11 @@ type segMap struct {
 }
 
 // reserveMap takes m's records from the budget and reports whether they
-// fitted.
+// fitted (never for target storage that cannot use a map).
 func (d *diskState) reserveMap(m *hrlfmt.Map) bool {
+	if _, ok := d.s.store.(mappedApplier); !ok {
+		return false
+	}
 	n := int64(len(m.Records))
 	if d.s.mapRecords.Add(n) > mapBudget {
 		d.s.mapRecords.Add(-n)
@@ -65,17 +68,24 @@ func (d *diskState) keepMap(seq uint64, sm segMap, reserved bool) {
 }
 
 // takeMap removes and returns the map of segment seq, if the server has
-// one and the cache file is still the file it was made from.
+// one and the cache file is still the file it was made from. It drops the
+// maps of earlier segments too (skipped by resync).
 func (d *diskState) takeMap(seq uint64) *hrlfmt.Map {
 	d.mu.Lock()
 	sm, ok := d.maps[seq]
-	delete(d.maps, seq)
+	for s, old := range d.maps {
+		if s <= seq {
+			d.s.mapRecords.Add(-int64(len(old.m.Records)))
+			delete(d.maps, s)
+		}
+	}
 	d.mu.Unlock()
 	if !ok {
 		return nil
 	}
-	d.s.mapRecords.Add(-int64(len(sm.m.Records)))
-	if fi, err := os.Stat(d.segPath(seq)); err != nil || !os.SameFile(fi, sm.fi) || fi.Size() != sm.fi.Size() {
+	// Same inode, size and modification time: a file written anew under
+	// the name (even one that got the freed inode number) differs.
+	if fi, err := os.Stat(d.segPath(seq)); err != nil || !os.SameFile(fi, sm.fi) || fi.Size() != sm.fi.Size() || !fi.ModTime().Equal(sm.fi.ModTime()) {
 		return nil
 	}
 	return sm.m
@@ -94,10 +104,9 @@ func (d *diskState) dropMaps() {
 // applySegment applies durable segment seq to target storage: from its
 // map when the server has one, else checking all of it again.
 func (d *diskState) applySegment(ctx context.Context, seq uint64) error {
-	if ma, ok := d.s.store.(mappedApplier); ok {
-		if m := d.takeMap(seq); m != nil {
-			return ma.ApplyMapped(ctx, d.machine, d.name, seq, d.segPath(seq), m)
-		}
+	m := d.takeMap(seq)
+	if ma, ok := d.s.store.(mappedApplier); ok && m != nil {
+		return ma.ApplyMapped(ctx, d.machine, d.name, seq, d.segPath(seq), m)
 	}
 	return d.s.store.Apply(ctx, d.machine, d.name, seq, d.segPath(seq))
 }
