@@ -295,6 +295,8 @@ type Record struct {
 	Type RecordType
 	// Pos is the byte offset of the record in the segment.
 	Pos int64
+	// Size is the size in bytes of the whole record in the segment.
+	Size int64
 	// Offset is the disk byte offset of a DATA or ZERO extent.
 	Offset int64
 	// Length is the length in bytes of a DATA or ZERO extent (for DATA,

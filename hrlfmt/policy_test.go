@@ -106,3 +106,46 @@ func TestSegmentFsyncs(t *testing.T) {
 		t.Errorf("sealed segment: %+v, %v", s, err)
 	}
 }
+
+// TestAdaptiveProbing: after a run of extents lz4 cannot shrink, the
+// encoder tries only one extent in probeEvery, and returns to trying every
+// extent once one gains: compressible data that follows is compressed
+// again within probeEvery extents, and from then on every extent is. The
+// same holds for extents too short to probe, tried whole.
+func TestAdaptiveProbing(t *testing.T) {
+	for _, size := range []int{64 << 10, 4 << 10} {
+		const weak, text = 3 * rawStreak, 3 * probeEvery
+		var recs []Record
+		for i := range weak {
+			recs = append(recs, dataRec(int64(i)*int64(size), 1, weaklyCompressible(uint64(i), size)))
+		}
+		for i := range text {
+			recs = append(recs, dataRec(int64(weak+i)*int64(size), 1, textBytes(uint64(i), size)))
+		}
+		h := testHeader(1)
+		h.DiskSize = 1 << 30
+		_, back, err := readAll(mustRead(t, writeSegment(t, t.TempDir(), h, recs)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := -1
+		for i, r := range back {
+			if !bytes.Equal(r.Data, recs[i].Data) {
+				t.Fatalf("%d bytes: record %d reads back different data", size, i)
+			}
+			switch {
+			case i < weak && r.Compression != CompressNone:
+				t.Errorf("%d bytes: weakly compressible record %d stored with %v", size, i, r.Compression)
+			case i >= weak && first < 0 && r.Compression == CompressLZ4:
+				first = i - weak
+			case i >= weak && first >= 0 && r.Compression != CompressLZ4:
+				t.Errorf("%d bytes: text record %d stored raw after text was found compressible", size, i)
+			}
+		}
+		// 0 would mean that every extent was still tried after the run
+		// of weak ones: no probes saved.
+		if first <= 0 || first >= probeEvery {
+			t.Errorf("%d bytes: first compressed text record is number %d, want one of 1 to %d", size, first, probeEvery-1)
+		}
+	}
+}

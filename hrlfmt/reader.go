@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -32,6 +31,10 @@ type Reader struct {
 	st     trailer // running state over the good records
 	done   bool    // trailer checked, io.EOF returned
 	err    error   // sticky
+	// noData: DATA records come without their data (Record.Data nil),
+	// checked all the same (an lz4 block is decoded into scratch).
+	noData  bool
+	scratch []byte
 }
 
 // OpenSegment opens the segment at path and reads and checks its header.
@@ -121,7 +124,7 @@ func (r *Reader) next() (Record, error) {
 		var rec Record
 		switch h.typ {
 		case RecData:
-			rec, err = parseData(p, r.hdr.DiskSize)
+			rec, err = r.parseData(p)
 		case RecZero:
 			rec, err = parseZero(p, r.hdr.DiskSize)
 		case RecCut:
@@ -155,7 +158,12 @@ func (r *Reader) next() (Record, error) {
 		}
 		rec.Type = h.typ
 		rec.Pos = pos
-		r.st.add(h.typ, h.size, h.crc, rec.Gen, int64(len(rec.Data)))
+		rec.Size = int64(h.size)
+		var dataBytes int64
+		if h.typ == RecData {
+			dataBytes = rec.Length
+		}
+		r.st.add(h.typ, h.size, h.crc, rec.Gen, dataBytes)
 		r.off += int64(h.size)
 		return rec, nil
 	}
@@ -329,7 +337,10 @@ func (r *Reader) checkTrailer(p []byte) error {
 	return fmt.Errorf("%w: %s", ErrCorrupt, what)
 }
 
-func parseData(p []byte, diskSize int64) (Record, error) {
+// parseData parses a DATA record's payload p: its data uncompressed into a
+// new slice, or with noData checked and dropped.
+func (r *Reader) parseData(p []byte) (Record, error) {
+	diskSize := r.hdr.DiskSize
 	off := binary.LittleEndian.Uint64(p[0:])
 	gen := binary.LittleEndian.Uint64(p[8:])
 	n := binary.LittleEndian.Uint32(p[16:])
@@ -353,21 +364,41 @@ func parseData(p []byte, diskSize int64) (Record, error) {
 		if len(stored) != int(n) {
 			return Record{}, fmt.Errorf("%w: data record: %d bytes stored for a length of %d", ErrCorrupt, len(stored), n)
 		}
-		data = bytes.Clone(stored)
+		if !r.noData {
+			data = bytes.Clone(stored)
+		}
 	case CompressLZ4:
 		// n is bounded by MaxDataLength above; the output must fill it.
-		data = make([]byte, n)
-		k, err := lz4.UncompressBlock(stored, data)
-		if err != nil {
-			return Record{}, fmt.Errorf("%w: data record: lz4: %v", ErrCorrupt, err)
+		if r.noData {
+			if cap(r.scratch) < int(n) {
+				r.scratch = make([]byte, n)
+			}
+			data = r.scratch[:n]
+		} else {
+			data = make([]byte, n)
 		}
-		if k != int(n) {
-			return Record{}, fmt.Errorf("%w: data record: lz4 block gives %d bytes, want %d", ErrCorrupt, k, n)
+		if err := uncompress(stored, data); err != nil {
+			return Record{}, err
+		}
+		if r.noData {
+			data = nil
 		}
 	default:
 		return Record{}, fmt.Errorf("%w: data record: unknown %v", ErrCorrupt, comp)
 	}
 	return Record{Offset: int64(off), Length: int64(n), Gen: gen, Data: data, Compression: comp}, nil
+}
+
+// uncompress decodes the lz4 block stored, which must fill dst exactly.
+func uncompress(stored, dst []byte) error {
+	k, err := lz4.UncompressBlock(stored, dst)
+	if err != nil {
+		return fmt.Errorf("%w: data record: lz4: %v", ErrCorrupt, err)
+	}
+	if k != len(dst) {
+		return fmt.Errorf("%w: data record: lz4 block gives %d bytes, want %d", ErrCorrupt, k, len(dst))
+	}
+	return nil
 }
 
 func parseZero(p []byte, diskSize int64) (Record, error) {
@@ -462,9 +493,9 @@ type Summary struct {
 	Complete bool
 }
 
-// VerifySegment reads and checks the whole segment at path. Its error is
-// what Reader.Next would return (nil for a complete segment); the Summary
-// describes the good records before it in any case.
+// VerifySegment reads and checks the whole segment at path, keeping no
+// data. Its error is what Reader.Next would return (nil for a complete
+// segment); the Summary describes the good records before it in any case.
 func VerifySegment(path string) (Summary, error) {
 	s, _, err := verify(path)
 	return s, err
@@ -478,27 +509,8 @@ func verify(path string) (Summary, trailer, error) {
 		return Summary{}, trailer{}, err
 	}
 	defer r.Close()
-	s := Summary{Header: r.Header()}
-	for {
-		rec, err := r.Next()
-		if err != nil {
-			s.ValidBytes = r.Offset()
-			s.Complete = r.Complete()
-			s.Skipped = int(r.st.records) - s.Records
-			if errors.Is(err, io.EOF) {
-				err = nil
-			}
-			return s, r.st, err
-		}
-		s.Records++
-		s.LastGen = max(s.LastGen, rec.Gen)
-		switch rec.Type {
-		case RecData:
-			s.DataBytes += rec.Length
-		case RecCut:
-			s.Cuts = append(s.Cuts, *rec.Cut)
-		case RecNote:
-			s.Notes = append(s.Notes, *rec.Note)
-		}
-	}
+	r.noData = true
+	var m Map
+	err = m.fill(r, false)
+	return m.Summary, r.st, err
 }

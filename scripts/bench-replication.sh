@@ -253,6 +253,7 @@ chmod 700 "$workdir"
 # takes must not change what is measured halfway.
 mkdir "$workdir/bin"
 cp -p "$bin/lifeboat-server" "$bin/lifeboat-agent" "$bin/agentctl" "$workdir/bin/"
+binsrc=$bin
 binfo="$(date -u -r "$bin/lifeboat-agent" +%FT%TZ), agent sha256 $(sha256sum "$bin/lifeboat-agent" | cut -c1-12)"
 bin=$workdir/bin
 
@@ -337,6 +338,15 @@ usage_between() {
 			(y[n-6] - x[n-6]) * 512 / s / 1e6, (y[n-5] - x[n-5]) * 512 / s / 1e6,
 			(y[n-4] - x[n-4]) / s / 1e7, (y[n-3] - x[n-3]) / s / 1e7,
 			(y[n-2] - x[n-2]) / s / 1e7, (y[n-1] - x[n-1]) / s / 1e7
+	}')"
+}
+
+# cpu_between SNAP_A SNAP_B: sets c_agent and c_server, the CPU seconds the
+# agent and the server used between the two snapshots.
+cpu_between() {
+	kv "$(awk -v a="$1" -v b="$2" 'BEGIN {
+		n = split(a, x, " "); split(b, y, " ")
+		printf "c_agent=%.2f c_server=%.2f\n", (y[n-4] - x[n-4]) / 1e9, (y[n-2] - x[n-2]) / 1e9
 	}')"
 }
 
@@ -624,7 +634,7 @@ churn_run() {
 results=()
 
 echo "$prog: $(nproc) CPUs, $(uname -r), $(fio --version), lifeboat $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')"
-echo "$prog: binaries copied from $root/bin (built $binfo) to $bin"
+echo "$prog: binaries copied from $binsrc (built $binfo) to $bin"
 echo "$prog: work directory $workdir on ${wd_disk:-no block device} ($(df --output=fstype "$workdir" | tail -n 1)), loop direct I/O $LOOP_DIRECT_IO"
 echo "$prog: the agent, the server and fio share this machine's CPUs and disk"
 
@@ -684,7 +694,7 @@ bench_lag() {
 
 # sync_once KIND DEV RUN: one initial sync of DEV by a fresh agent.
 sync_once() {
-	local kind=$1 dev=$2 i=$3 dir s0 s1 t_durable id span rc=0
+	local kind=$1 dev=$2 i=$3 dir s0 s1 s2 t_durable id span rc=0
 	run_no=$((run_no + 1))
 	dir=$workdir/run$run_no
 	mkdir -p "$dir"
@@ -698,6 +708,8 @@ sync_once() {
 	show "$bin/agentctl" bookmark --state "$state" --wait
 	run_bg bg_pid "$bin/agentctl" bookmark --state "$state" --wait >"$dir/bookmark.out" 2>"$dir/bookmark.err" || rc=$?
 	t_durable=$(now)
+	s2=$(snapshot)
+	cpu_between "$s0" "$s2"
 	id=$(cat "$dir/bookmark.out")
 	[ "$rc" -eq 0 ] || {
 		cat "$dir/bookmark.err" >&2
@@ -711,7 +723,9 @@ sync_once() {
 		"$i" "$sync_s" "$(calc %.0f "$4 / $sync_s / 1e6")" "$span" "$id" "$durable_s"
 	printf '               agent CPU %s%% (run-queue wait %s%%), server CPU %s%% (wait %s%%); machine %s%% busy, iowait %s%% | %s write %s MB/s | agent VmHWM %s MiB\n' \
 		"$u_agent" "$u_agent_wait" "$u_server" "$u_server_wait" "$u_busy" "$u_iowait" "${wd_disk:-(no disk)}" "$(calc %.0f "$u_wr")" "$(calc %.1f "$hwm_kb / 1024")"
-	echo "$kind $i agent $sync_s $(calc %.0f "$4 / $sync_s / 1e6") $durable_s $span $u_agent/$u_agent_wait $u_server/$u_server_wait $u_busy $u_iowait $(calc %.0f "$u_wr") $(calc %.1f "$hwm_kb / 1024") $busy0" >>"$workdir/synctable"
+	printf '               CPU from start until all on the server: agent %s s, server %s s (%s s per GiB of the device)\n' \
+		"$c_agent" "$c_server" "$(calc %.2f "$c_server * 1073741824 / $4")"
+	echo "$kind $i agent $sync_s $(calc %.0f "$4 / $sync_s / 1e6") $durable_s $span $u_agent/$u_agent_wait $u_server/$u_server_wait $u_busy $u_iowait $(calc %.0f "$u_wr") $(calc %.1f "$hwm_kb / 1024") $busy0 $c_server" >>"$workdir/synctable"
 	stop_run "$dir" "run$run_no-sync-$kind-$i"
 	rm -rf -- "$dir"
 }
@@ -729,7 +743,7 @@ dd_once() {
 	usage_between "$s0" "$s1"
 	secs=$(calc %.2f "$t1 - $t0")
 	printf '  run %d dd:    %s s | %s MB/s | machine %s%% busy, iowait %s%%\n' "$i" "$secs" "$(calc %.0f "$4 / $secs / 1e6")" "$u_busy" "$u_iowait"
-	echo "$kind $i dd $secs $(calc %.0f "$4 / $secs / 1e6") - - - - $u_busy $u_iowait $(calc %.0f "$u_wr") - $busy0" >>"$workdir/synctable"
+	echo "$kind $i dd $secs $(calc %.0f "$4 / $secs / 1e6") - - - - $u_busy $u_iowait $(calc %.0f "$u_wr") - $busy0 -" >>"$workdir/synctable"
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -778,11 +792,12 @@ bench_sync() {
 	done
 	echo
 	{
-		echo "disk run who seconds MB/s durable_s sync_in_log_s agent% server% busy% iowait% ${wd_disk:-disk}_wr_MB/s agent_hwm_MiB busy_before%"
+		echo "disk run who seconds MB/s durable_s sync_in_log_s agent% server% busy% iowait% ${wd_disk:-disk}_wr_MB/s agent_hwm_MiB busy_before% server_cpu_s"
 		cat "$workdir/synctable"
 	} | column -t | sed 's/^/  /'
 	echo "  (seconds: dd's, or the agent's from start to state protected; durable_s: until agentctl bookmark --wait returned;"
-	echo "   agent%/server%: CPU/run-queue wait, % of one CPU and % of the wall time)"
+	echo "   agent%/server%: CPU/run-queue wait, % of one CPU and % of the wall time, until protected;"
+	echo "   server_cpu_s: the server's CPU seconds from the agent's start until durable_s)"
 }
 
 for b in $BENCHES; do

@@ -57,6 +57,9 @@ type diskState struct {
 	applyErr string
 	changed  chan struct{} // closed and replaced when applied moves
 	wake     chan struct{} // one token: there may be work for the applier
+	// maps are the maps of received segments not yet applied, by
+	// sequence number (segmap.go); nil once the applier has stopped.
+	maps map[uint64]segMap
 	// stop ends the applier (the machine moved to another process
 	// server: releaseMachine).
 	stop context.CancelFunc
@@ -119,6 +122,7 @@ func (s *Server) disk(machine, name string) (*diskState, error) {
 		cuts:    make(map[string]cutEntry),
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
+		maps:    make(map[uint64]segMap),
 	}
 	if err := d.load(s.ctx); err != nil {
 		return nil, fmt.Errorf("load disk %s/%s: %w", machine, name, err)
@@ -293,6 +297,7 @@ func (d *diskState) waitApplied(ctx context.Context, seq uint64) error {
 // done, retrying failures with exponential backoff.
 func (d *diskState) applier(ctx context.Context) {
 	log := d.alog
+	defer d.dropMaps()
 	backoff := time.Duration(0)
 	for {
 		next, applied := d.state()
@@ -314,7 +319,7 @@ func (d *diskState) applier(ctx context.Context) {
 			}
 		}
 		seq := applied
-		err := d.s.store.Apply(ctx, d.machine, d.name, seq, d.segPath(seq))
+		err := d.applySegment(ctx, seq)
 		if err != nil {
 			if ctx.Err() != nil {
 				return

@@ -7,13 +7,18 @@
 // data directory (see docs/server.md for its files).
 //
 // The process role receives a segment by streaming it into a temporary
-// file of its cache, fsyncs it, verifies it whole with hrlfmt (every
-// checksum, the trailer, and a header that names the certificate's machine,
-// the URL's disk and sequence number), notes its cuts in the disk's cut log,
-// renames it to its final name and fsyncs the directory; only then does it
-// acknowledge it. One applier goroutine per disk applies the durable
-// segments in order to target storage (a store.Store) and deletes each from
-// the cache once applied; it retries with backoff.
+// file of its cache while verifying it whole with hrlfmt as it streams
+// (hrlfmt.Scan: every checksum, the trailer, and a header that names the
+// certificate's machine, the URL's disk and sequence number), fsyncs it,
+// notes its cuts in the disk's cut log, renames it to its final name and
+// fsyncs the directory; only then does it acknowledge it. One applier
+// goroutine per disk applies the durable segments in order to target
+// storage (a store.Store) and deletes each from the cache once applied; it
+// retries with backoff. The applier passes the map the receipt's check
+// made of the segment (segmap.go), so that target storage does not decode
+// it again; a segment without one (acknowledged before a restart, over the
+// maps' memory budget, or a cache file that is not the one received) is
+// read and checked again by store.Apply.
 //
 // Restart: the next sequence number of a disk is derived from target
 // storage's applied sequence and the contiguous cached segments after it,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
-	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -207,15 +206,14 @@ func (s *Server) putSegment(w http.ResponseWriter, r *http.Request, machine stri
 	if r.ContentLength > max {
 		return tooLarge(r.ContentLength, max)
 	}
-	tmp, err := d.receive(w, r, max)
+	tmp, m, verr, err := d.receive(w, r, max)
 	if tmp != "" {
 		defer os.Remove(tmp)
 	}
 	if err != nil {
 		return err
 	}
-	sum, verr := hrlfmt.VerifySegment(tmp)
-	h := sum.Header
+	h := m.Header
 	if h.Machine != "" && h.Machine != machine {
 		return errorf(http.StatusForbidden, fmt.Sprintf("segment of machine %q, but the certificate is %q's", h.Machine, machine),
 			"an agent may only send its own machine's segments: check the agent's --name and its certificate")
@@ -228,7 +226,7 @@ func (s *Server) putSegment(w http.ResponseWriter, r *http.Request, machine stri
 		}
 		return &Error{Status: http.StatusInternalServerError, Msg: "read received segment", Hint: "see the server's log", Err: verr}
 	}
-	if !sum.Complete {
+	if !m.Summary.Complete {
 		return errorf(http.StatusBadRequest, "segment has no trailer", "send only sealed segments")
 	}
 	if h.Disk != disk {
@@ -237,7 +235,7 @@ func (s *Server) putSegment(w http.ResponseWriter, r *http.Request, machine stri
 	if h.Seq != seq {
 		return errorf(http.StatusBadRequest, fmt.Sprintf("segment %d sent as segment %d", h.Seq, seq), "send each segment to the URL of the sequence number its header holds")
 	}
-	ack, err := d.commitSegment(seq, tmp, sum.Cuts)
+	ack, err := d.commitSegment(seq, tmp, m)
 	if err != nil {
 		return err
 	}
@@ -271,43 +269,6 @@ func (d *diskState) checkSeq(seq uint64) (*api.SegmentAck, error) {
 	return nil, nil
 }
 
-// receive streams the body into a temporary file of the cache and fsyncs
-// it. It returns the file's path, also with an error once it exists.
-func (d *diskState) receive(w http.ResponseWriter, r *http.Request, max int64) (string, error) {
-	f, err := os.CreateTemp(d.dir, tmpPrefix+"*.hrl")
-	if err != nil {
-		return "", storageError("create cache file", err)
-	}
-	tmp := f.Name()
-	body := http.MaxBytesReader(w, r.Body, max)
-	n, err := io.Copy(f, body)
-	if err != nil {
-		f.Close()
-		var mbe *http.MaxBytesError
-		var pe *os.PathError
-		switch {
-		case errors.As(err, &mbe):
-			return tmp, tooLarge(-1, max)
-		case isNoSpace(err), errors.As(err, &pe):
-			// Our own disk failed mid-body: read the rest (bounded by
-			// max), so the agent gets this answer and not a connection
-			// reset while it is still sending.
-			io.Copy(io.Discard, body)
-			return tmp, storageError("write cache file", err)
-		}
-		return tmp, &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("segment body cut short after %d bytes", n),
-			Hint: "the connection broke during the upload: send the segment again", Err: err}
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return tmp, storageError("sync cache file", err)
-	}
-	return tmp, nil
-}
-
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
@@ -324,7 +285,8 @@ func storageError(what string, err error) error {
 // commitSegment makes a verified temporary segment the durable segment
 // seq: cut log, rename, fsync of the directory. Only then is seq
 // acknowledged.
-func (d *diskState) commitSegment(seq uint64, tmp string, cuts []hrlfmt.Cut) (*api.SegmentAck, error) {
+func (d *diskState) commitSegment(seq uint64, tmp string, m *hrlfmt.Map) (*api.SegmentAck, error) {
+	cuts := m.Summary.Cuts
 	d.commit.Lock()
 	defer d.commit.Unlock()
 	if ack, err := d.checkSeq(seq); ack != nil || err != nil {
@@ -336,6 +298,10 @@ func (d *diskState) commitSegment(seq uint64, tmp string, cuts []hrlfmt.Cut) (*a
 	if err := d.appendCuts(seq, cuts); err != nil {
 		return nil, storageError("write cut log", err)
 	}
+	fi, err := os.Stat(tmp)
+	if err != nil {
+		return nil, storageError("stat cache file", err)
+	}
 	if err := os.Rename(tmp, d.segPath(seq)); err != nil {
 		return nil, storageError("rename cache file", err)
 	}
@@ -345,8 +311,10 @@ func (d *diskState) commitSegment(seq uint64, tmp string, cuts []hrlfmt.Cut) (*a
 		os.Remove(d.segPath(seq))
 		return nil, storageError("sync cache directory", err)
 	}
+	keep := d.reserveMap(m)
 	d.mu.Lock()
 	d.next = seq + 1
+	d.keepMap(seq, segMap{m: m, fi: fi}, keep)
 	for _, c := range cuts {
 		if _, dup := d.cuts[c.PointID]; !dup {
 			d.cuts[c.PointID] = cutEntry{Seq: seq, ID: c.PointID, Kind: c.Kind.String(), Gen: c.Gen, Time: c.Time.UTC()}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/server/api"
 	"github.com/lifeboat-dr/lifeboat/server/client"
@@ -402,6 +403,15 @@ func (l lockedStore) Materialize(ctx context.Context, machine, pointID, outDir s
 	}
 	defer unlock()
 	return l.Store.Materialize(ctx, machine, pointID, outDir)
+}
+
+// ApplyMapped applies a segment the server has checked in full through the
+// wrapped store, from its map where the store takes one.
+func (l lockedStore) ApplyMapped(ctx context.Context, machine, disk string, seq uint64, segmentPath string, m *hrlfmt.Map) error {
+	if ma, ok := l.Store.(mappedApplier); ok {
+		return ma.ApplyMapped(ctx, machine, disk, seq, segmentPath, m)
+	}
+	return l.Store.Apply(ctx, machine, disk, seq, segmentPath)
 }
 
 // Close closes the wrapped store.

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/recovery"
@@ -241,6 +242,10 @@ type Server struct {
 	ctx    context.Context // of the appliers
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// mapRecords counts the records of the segment maps kept for the
+	// appliers, against mapBudget (segmap.go).
+	mapRecords atomic.Int64
 
 	mu       sync.Mutex
 	disks    map[diskKey]*diskState

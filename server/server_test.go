@@ -40,6 +40,7 @@ type countingStore struct {
 	store.Store
 	mu      sync.Mutex
 	applied map[string]int // "machine/disk/seq" → calls
+	mapped  int            // of them, from the server's map
 	fail    atomic.Bool
 }
 
@@ -57,6 +58,32 @@ func (c *countingStore) Apply(ctx context.Context, machine, disk string, seq uin
 	}
 	c.applied[machine+"/"+disk+"/"+string(rune('0'+seq))]++
 	return nil
+}
+
+// ApplyMapped is Apply from the server's map of the segment (its hot
+// path), counted apart in mapped too.
+func (c *countingStore) ApplyMapped(ctx context.Context, machine, disk string, seq uint64, path string, m *hrlfmt.Map) error {
+	if c.fail.Load() {
+		return errors.New("injected apply failure")
+	}
+	if err := c.Store.(*store.Local).ApplyMapped(ctx, machine, disk, seq, path, m); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.applied == nil {
+		c.applied = map[string]int{}
+	}
+	c.applied[machine+"/"+disk+"/"+string(rune('0'+seq))]++
+	c.mapped++
+	return nil
+}
+
+// mappedCalls counts the applies that did work from the server's map.
+func (c *countingStore) mappedCalls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mapped
 }
 
 func (c *countingStore) calls(machine, disk string, seq uint64) int {

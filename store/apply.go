@@ -33,19 +33,31 @@ const importPrefix = ".import-"
 // durable when it returns nil; after an error or a crash, Apply of the same
 // segment completes it.
 func (l *Local) Apply(ctx context.Context, machine, disk string, seq uint64, segmentPath string) error {
+	return l.ApplyMapped(ctx, machine, disk, seq, segmentPath, nil)
+}
+
+// ApplyMapped is Apply of a segment that the caller has already read and
+// checked in full: m is the hrlfmt.Map that hrlfmt.Scan gave for exactly
+// the bytes of the file at segmentPath, which have not changed since. Apply
+// then trusts m for the records and does not decode the segment again: it
+// checks only that m is of a complete segment of this machine, disk and
+// sequence number and of the file's size, and copies raw DATA records from
+// the file to the replica in the kernel. A nil m is Apply: the segment is
+// read and checked in full first.
+func (l *Local) ApplyMapped(ctx context.Context, machine, disk string, seq uint64, segmentPath string, m *hrlfmt.Map) error {
 	if err := CheckName(machine); err != nil {
 		return fmt.Errorf("apply: machine: %w", err)
 	}
 	if err := CheckName(disk); err != nil {
 		return fmt.Errorf("apply: disk: %w", err)
 	}
-	if err := l.apply(ctx, machine, disk, seq, segmentPath); err != nil {
+	if err := l.apply(ctx, machine, disk, seq, segmentPath, m); err != nil {
 		return fmt.Errorf("apply %s/%s segment %d: %w", machine, disk, seq, err)
 	}
 	return nil
 }
 
-func (l *Local) apply(ctx context.Context, machine, disk string, seq uint64, segmentPath string) error {
+func (l *Local) apply(ctx context.Context, machine, disk string, seq uint64, segmentPath string, m *hrlfmt.Map) error {
 	locks := l.locks(machine, disk)
 	locks.apply.Lock()
 	defer locks.apply.Unlock()
@@ -71,15 +83,16 @@ func (l *Local) apply(ctx context.Context, machine, disk string, seq uint64, seg
 	if err := mkdirAllSync(jdir); err != nil {
 		return err
 	}
-	hdr, err := importSegment(ctx, jdir, machine, disk, seq, segmentPath)
+	m, err = importSegment(ctx, jdir, machine, disk, seq, segmentPath, m)
 	if err != nil {
 		return err
 	}
+	hdr := m.Header
 	if err := l.runHook("imported"); err != nil {
 		return err
 	}
 	size := max(st.Size, hdr.DiskSize)
-	applied, err := l.applyRecords(ctx, locks, dir, machine, disk, seq, size)
+	applied, err := l.applyRecords(ctx, locks, dir, seq, size, m)
 	if err != nil {
 		return err
 	}
@@ -108,13 +121,14 @@ func (l *Local) apply(ctx context.Context, machine, disk string, seq uint64, seg
 // importSegment puts the segment at src into the journal directory jdir as
 // segment seq, after reading and checking all of it: every record, the
 // trailer, the end of the file, and the header's machine, disk and
-// sequence number. Where it can, it hard-links src into the journal
-// instead of copying it: the bytes are the same, and the store owns them
-// from then on (the process server only ever removes its name for the
+// sequence number; with the Map m of a caller that did that, only m's
+// header and completeness and the file's size. Where it can, it
+// hard-links src into the journal instead of copying it: the bytes are the
+// same, and the store owns them from then on (the process server only ever removes its name for the
 // file, never writes to it). Across file systems, or where links are
 // refused, it copies. The journal entry is durable when it returns. It
-// returns the segment's header.
-func importSegment(ctx context.Context, jdir, machine, disk string, seq uint64, src string) (hdr hrlfmt.Header, err error) {
+// returns the Map of the journal entry.
+func importSegment(ctx context.Context, jdir, machine, disk string, seq uint64, src string, m *hrlfmt.Map) (*hrlfmt.Map, error) {
 	// Temporary files of an Apply that was interrupted are garbage.
 	if ents, err := os.ReadDir(jdir); err == nil {
 		for _, e := range ents {
@@ -125,96 +139,107 @@ func importSegment(ctx context.Context, jdir, machine, disk string, seq uint64, 
 	}
 	in, err := os.Open(src)
 	if err != nil {
-		return hrlfmt.Header{}, fmt.Errorf("open segment: %w", err)
+		return nil, fmt.Errorf("open segment: %w", err)
 	}
 	defer in.Close()
-	if hdr, err = checkSegment(ctx, in, src, machine, disk, seq); err != nil {
-		return hrlfmt.Header{}, err
+	if m != nil {
+		err = checkMap(m, in, src, machine, disk, seq)
+	} else {
+		m, err = checkSegment(ctx, in, src, machine, disk, seq)
+	}
+	if err != nil {
+		return nil, err
 	}
 	dst := filepath.Join(jdir, hrlfmt.SegmentName(seq))
 	// A journal copy of this sequence number is what an interrupted Apply
 	// left; its records may be in current.img, so it must be this segment.
 	if fi, err := os.Stat(dst); err == nil {
 		if si, serr := in.Stat(); serr == nil && os.SameFile(fi, si) {
-			return hdr, nil // the link an interrupted Apply made
+			return m, nil // the link an interrupted Apply made
 		}
 		prev, err := fileSum(dst)
 		if err != nil {
-			return hrlfmt.Header{}, fmt.Errorf("check journal: %w", err)
+			return nil, fmt.Errorf("check journal: %w", err)
 		}
 		cur, err := fileSum(src)
 		if err != nil {
-			return hrlfmt.Header{}, fmt.Errorf("check segment: %w", err)
+			return nil, fmt.Errorf("check segment: %w", err)
 		}
 		if !bytes.Equal(prev, cur) {
-			return hrlfmt.Header{}, fmt.Errorf("segment %s differs from the segment %d that an interrupted apply left in the journal: the replica may hold part of that one; resync the disk", src, seq)
+			return nil, fmt.Errorf("segment %s differs from the segment %d that an interrupted apply left in the journal: the replica may hold part of that one; resync the disk", src, seq)
 		}
-		return hdr, syncDir(jdir)
+		return m, syncDir(jdir)
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return hrlfmt.Header{}, fmt.Errorf("check journal: %w", err)
+		return nil, fmt.Errorf("check journal: %w", err)
 	}
 	if err := os.Link(src, dst); err == nil {
 		// The caller made src durable; the fsync makes sure of it (and of
 		// the link count), the directory's of the new name.
 		if err := in.Sync(); err != nil {
 			os.Remove(dst)
-			return hrlfmt.Header{}, fmt.Errorf("link segment: %w", err)
+			return nil, fmt.Errorf("link segment: %w", err)
 		}
 		if err := syncDir(jdir); err != nil {
 			os.Remove(dst)
-			return hrlfmt.Header{}, err
+			return nil, err
 		}
-		return hdr, nil
+		return m, nil
 	}
-	if err := copySegment(ctx, in, jdir, dst, machine, disk, seq); err != nil {
-		return hrlfmt.Header{}, err
-	}
-	return hdr, nil
+	// The copy is checked in full: its bytes are the ones the store keeps.
+	return copySegment(ctx, in, jdir, dst, machine, disk, seq)
 }
 
 // checkSegment reads the whole segment f (named name) and checks it: every
 // record, the trailer, that nothing follows it, and the header. It returns
-// the header.
-func checkSegment(ctx context.Context, f *os.File, name, machine, disk string, seq uint64) (hrlfmt.Header, error) {
+// the segment's Map.
+func checkSegment(ctx context.Context, f *os.File, name, machine, disk string, seq uint64) (*hrlfmt.Map, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", name, err)
+		return nil, fmt.Errorf("segment %s: %w", name, err)
 	}
-	r, err := hrlfmt.NewReader(bufio.NewReaderSize(io.NewSectionReader(f, 0, fi.Size()), 1<<20))
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m, err := hrlfmt.Scan(bufio.NewReaderSize(io.NewSectionReader(f, 0, fi.Size()), 1<<20))
 	if err != nil {
-		return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", name, err)
-	}
-	hdr := r.Header()
-	if err := checkHeader(hdr, machine, disk, seq); err != nil {
-		return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", name, err)
-	}
-	for n := 0; ; n++ {
-		_, err := r.Next()
-		if err == io.EOF {
-			break
+		if m.Summary.Header == (hrlfmt.Header{}) {
+			return nil, fmt.Errorf("segment %s: %w", name, err)
 		}
-		if err != nil {
-			return hrlfmt.Header{}, fmt.Errorf("segment %s: %w", name, err)
+		if herr := checkHeader(m.Header, machine, disk, seq); herr != nil {
+			return nil, fmt.Errorf("segment %s: %w", name, herr)
 		}
-		if n%256 == 0 {
-			if err := ctx.Err(); err != nil {
-				return hrlfmt.Header{}, err
-			}
-		}
+		return nil, fmt.Errorf("segment %s: %w", name, err)
 	}
-	if r.Offset() != fi.Size() {
-		return hrlfmt.Header{}, fmt.Errorf("segment %s: %d bytes after the end", name, fi.Size()-r.Offset())
+	return m, checkMap(m, f, name, machine, disk, seq)
+}
+
+// checkMap checks the Map m against segment seq of machine's disk and
+// against f, the segment's file (named name): a complete segment, of f's
+// size.
+func checkMap(m *hrlfmt.Map, f *os.File, name, machine, disk string, seq uint64) error {
+	if err := checkHeader(m.Header, machine, disk, seq); err != nil {
+		return fmt.Errorf("segment %s: %w", name, err)
 	}
-	return hdr, nil
+	if !m.Summary.Complete {
+		return fmt.Errorf("segment %s: no trailer", name)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("segment %s: %w", name, err)
+	}
+	if fi.Size() != m.Summary.ValidBytes {
+		return fmt.Errorf("segment %s: %d bytes, but the checked segment had %d", name, fi.Size(), m.Summary.ValidBytes)
+	}
+	return nil
 }
 
 // copySegment copies the segment in to dst in jdir, durably: a temporary
 // file, fsync, a check of the copy (the bytes the store will own), rename,
 // fsync of the directory.
-func copySegment(ctx context.Context, in *os.File, jdir, dst, machine, disk string, seq uint64) (err error) {
+func copySegment(ctx context.Context, in *os.File, jdir, dst, machine, disk string, seq uint64) (m *hrlfmt.Map, err error) {
 	tmp, err := os.CreateTemp(jdir, importPrefix+"*")
 	if err != nil {
-		return fmt.Errorf("copy segment: %w", err)
+		return nil, fmt.Errorf("copy segment: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -223,21 +248,21 @@ func copySegment(ctx context.Context, in *os.File, jdir, dst, machine, disk stri
 		}
 	}()
 	if _, err := io.Copy(tmp, io.NewSectionReader(in, 0, 1<<62)); err != nil {
-		return fmt.Errorf("copy segment: %w", err)
+		return nil, fmt.Errorf("copy segment: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("copy segment: %w", err)
+		return nil, fmt.Errorf("copy segment: %w", err)
 	}
-	if _, err := checkSegment(ctx, tmp, tmp.Name(), machine, disk, seq); err != nil {
-		return err
+	if m, err = checkSegment(ctx, tmp, tmp.Name(), machine, disk, seq); err != nil {
+		return nil, err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("copy segment: %w", err)
+		return nil, fmt.Errorf("copy segment: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("copy segment: %w", err)
+		return nil, fmt.Errorf("copy segment: %w", err)
 	}
-	return syncDir(jdir)
+	return m, syncDir(jdir)
 }
 
 // removeTemps removes the temporary files of metadata writes that a crash
@@ -301,10 +326,13 @@ type appliedSegment struct {
 	index segIndex
 }
 
-// applyRecords writes the records of journal segment seq to current.img,
-// grown to size (and base.img with it), and makes them durable. It
-// returns the segment's cuts, notes and extent index.
-func (l *Local) applyRecords(ctx context.Context, locks *diskLocks, dir, machine, disk string, seq uint64, size int64) (seg appliedSegment, err error) {
+// applyRecords writes the records of journal segment seq, whose Map is m,
+// to current.img, grown to size (and base.img with it), and makes them
+// durable. Raw DATA records go from the journal file to the image without
+// passing through user space where the file system allows
+// (copy_file_range); lz4 ones are read and uncompressed. It returns the
+// segment's cuts, notes and extent index.
+func (l *Local) applyRecords(ctx context.Context, locks *diskLocks, dir string, seq uint64, size int64, m *hrlfmt.Map) (seg appliedSegment, err error) {
 	locks.cur.Lock()
 	defer locks.cur.Unlock()
 	cur, curNew, err := openGrow(filepath.Join(dir, currentImg), size)
@@ -325,30 +353,23 @@ func (l *Local) applyRecords(ctx context.Context, locks *diskLocks, dir, machine
 			return seg, err
 		}
 	}
-	r, err := hrlfmt.OpenSegment(filepath.Join(dir, journalDir, hrlfmt.SegmentName(seq)))
+	jf, err := os.Open(filepath.Join(dir, journalDir, hrlfmt.SegmentName(seq)))
 	if err != nil {
-		return seg, err
-	}
-	defer r.Close()
-	if err := checkHeader(r.Header(), machine, disk, seq); err != nil {
 		return seg, fmt.Errorf("journal segment: %w", err)
 	}
-	seg.index = segIndex{Seq: seq, HeaderLen: r.Offset()}
-	for i := 0; ; i++ {
-		rec, err := r.Next()
-		if err == io.EOF {
-			break
+	defer jf.Close()
+	seg.index = segIndex{Seq: seq, HeaderLen: m.HeaderSize, Entries: make([]indexEntry, 0, len(m.Records))}
+	var buf, stored []byte
+	for i, rec := range m.Records {
+		if i%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return seg, err
+			}
 		}
-		if err != nil {
-			return seg, err
-		}
-		if err := ctx.Err(); err != nil {
-			return seg, err
-		}
-		if err := applyRecord(cur, rec, size); err != nil {
+		if err := applyRecord(cur, jf, rec, size, &buf, &stored); err != nil {
 			return seg, fmt.Errorf("record %d at offset %d: %w", i, rec.Pos, err)
 		}
-		seg.index.add(rec, r.Offset())
+		seg.index.add(rec, rec.Pos+rec.Size)
 		switch rec.Type {
 		case hrlfmt.RecCut:
 			c := rec.Cut
@@ -366,16 +387,17 @@ func (l *Local) applyRecords(ctx context.Context, locks *diskLocks, dir, machine
 			}
 		}
 	}
-	seg.index.SegSize = r.Offset()
+	seg.index.SegSize = m.Summary.ValidBytes
 	if err := cur.Sync(); err != nil {
 		return seg, fmt.Errorf("sync replica: %w", err)
 	}
 	return seg, nil
 }
 
-// applyRecord writes a DATA or ZERO record to an image of size bytes; a
-// CUT or a NOTE changes nothing.
-func applyRecord(img *os.File, rec hrlfmt.Record, size int64) error {
+// applyRecord writes a DATA or ZERO record of the journal segment jf to an
+// image of size bytes, with buf and stored as scratch space; a CUT or a
+// NOTE changes nothing.
+func applyRecord(img, jf *os.File, rec hrlfmt.Record, size int64, buf, stored *[]byte) error {
 	switch rec.Type {
 	case hrlfmt.RecData, hrlfmt.RecZero:
 		if rec.Offset < 0 || rec.Length <= 0 || rec.Offset > size-rec.Length {
@@ -384,10 +406,32 @@ func applyRecord(img *os.File, rec hrlfmt.Record, size int64) error {
 	}
 	switch rec.Type {
 	case hrlfmt.RecData:
-		if int64(len(rec.Data)) != rec.Length {
-			return fmt.Errorf("data record of %d bytes for a length of %d", len(rec.Data), rec.Length)
+		off, n := rec.DataSpan()
+		if rec.Compression == hrlfmt.CompressNone {
+			if n != rec.Length {
+				return fmt.Errorf("data record of %d bytes for a length of %d", n, rec.Length)
+			}
+			if err := copyExtent(img, rec.Offset, jf, off, n, buf); err != nil {
+				return fmt.Errorf("write image: %w", err)
+			}
+			return nil
 		}
-		if err := writeFull(img, rec.Data, rec.Offset); err != nil {
+		if n <= 0 || n > hrlfmt.MaxPayload {
+			return fmt.Errorf("data record of %d stored bytes", n)
+		}
+		if int64(cap(*stored)) < n {
+			*stored = make([]byte, n)
+		}
+		st := (*stored)[:n]
+		if _, err := jf.ReadAt(st, off); err != nil {
+			return fmt.Errorf("read journal segment: %w", err)
+		}
+		data, err := hrlfmt.DecodeData(rec, st, *buf)
+		if err != nil {
+			return err
+		}
+		*buf = data[:cap(data)]
+		if err := writeFull(img, data, rec.Offset); err != nil {
 			return fmt.Errorf("write image: %w", err)
 		}
 	case hrlfmt.RecZero:
@@ -406,6 +450,25 @@ func applyRecord(img *os.File, rec hrlfmt.Record, size int64) error {
 		return fmt.Errorf("unexpected %v record", rec.Type)
 	}
 	return nil
+}
+
+// applyDecoded writes a DATA or ZERO record, decoded with its data, to an
+// image of size bytes; a CUT or a NOTE changes nothing.
+func applyDecoded(img *os.File, rec hrlfmt.Record, size int64) error {
+	switch rec.Type {
+	case hrlfmt.RecData:
+		if rec.Offset < 0 || rec.Length <= 0 || rec.Offset > size-rec.Length {
+			return fmt.Errorf("extent [%d, +%d) beyond the image's %d bytes", rec.Offset, rec.Length, size)
+		}
+		if int64(len(rec.Data)) != rec.Length {
+			return fmt.Errorf("data record of %d bytes for a length of %d", len(rec.Data), rec.Length)
+		}
+		if err := writeFull(img, rec.Data, rec.Offset); err != nil {
+			return fmt.Errorf("write image: %w", err)
+		}
+		return nil
+	}
+	return applyRecord(img, nil, rec, size, nil, nil)
 }
 
 // updateCuts replaces the cuts and pending notes of segment seq and later

@@ -43,11 +43,18 @@
 // cache file, it only removes its name once the segment is applied), the
 // file and the directory fsynced. Where a link is not possible (the cache
 // on another file system), it is copied into a temporary file, fsynced,
-// checked again, and renamed, and the directory fsynced. A second pass
-// reads the journal entry (the bytes just verified, which the store owns) and writes
-// its records to current.img in order: DATA with pwrite, ZERO by punching a
-// hole (FALLOC_FL_PUNCH_HOLE, or writing zeros where the file system cannot
-// punch), CUT by noting the cut with its place in the journal (sequence
+// checked again, and renamed, and the directory fsynced. The check gives
+// the segment's hrlfmt.Map (every record and where it lies, without data).
+// ApplyMapped is Apply for a caller that has checked the whole file itself
+// (the process server, as the segment arrived) and passes the Map it got:
+// only the header, the trailer's presence and the file's size are checked
+// again, and the segment is not decoded a second time. From the Map, a
+// second pass writes the records of the journal entry (the bytes verified,
+// which the store owns) to current.img in order: raw DATA with
+// copy_file_range from the journal file (pread and pwrite where the file
+// system refuses), lz4 DATA read, uncompressed and written with pwrite,
+// ZERO by punching a hole (FALLOC_FL_PUNCH_HOLE, or writing zeros where
+// the file system cannot punch), CUT by noting the cut with its place in the journal (sequence
 // number and byte offset of the record), NOTE by noting what it says of
 // its point; the same pass lists the segment's DATA and ZERO records for
 // its extent index. current.img (and base.img, grown when a header gives a

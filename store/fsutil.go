@@ -138,3 +138,23 @@ func copyRangeBuffered(dst, src *os.File, off, n int64) error {
 	}
 	return nil
 }
+
+// copyExtentBuffered copies n bytes of src at srcOff to dst at dstOff
+// through *buf (grown to at most 1 MiB), zeros included.
+func copyExtentBuffered(dst *os.File, dstOff int64, src *os.File, srcOff, n int64, buf *[]byte) error {
+	if int64(cap(*buf)) < min(n, 1<<20) {
+		*buf = make([]byte, min(n, 1<<20))
+	}
+	b := (*buf)[:cap(*buf)]
+	for n > 0 {
+		k := min(n, int64(len(b)))
+		if _, err := src.ReadAt(b[:k], srcOff); err != nil {
+			return fmt.Errorf("read segment: %w", err)
+		}
+		if err := writeFull(dst, b[:k], dstOff); err != nil {
+			return fmt.Errorf("write image: %w", err)
+		}
+		srcOff, dstOff, n = srcOff+k, dstOff+k, n-k
+	}
+	return nil
+}

@@ -310,7 +310,7 @@ func (l *Local) foldSegment(ctx context.Context, dir, path, machine, disk string
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := applyRecord(base, rec, fi.Size()); err != nil {
+		if err := applyDecoded(base, rec, fi.Size()); err != nil {
 			return fmt.Errorf("journal segment %s: record %d at offset %d: %w", path, i, rec.Pos, err)
 		}
 		if l.hook != nil {

@@ -149,3 +149,17 @@ func copyData(dst, src *os.File, lo, hi int64) error {
 	}
 	return nil
 }
+
+// copyExtent copies n bytes of src at srcOff to dst at dstOff, in the
+// kernel (copy_file_range: no copy through user space) where it can, else
+// through buf.
+func copyExtent(dst *os.File, dstOff int64, src *os.File, srcOff, n int64, buf *[]byte) error {
+	for n > 0 {
+		k, err := unix.CopyFileRange(int(src.Fd()), &srcOff, int(dst.Fd()), &dstOff, int(min(n, 1<<30)), 0)
+		if err != nil || k == 0 {
+			return copyExtentBuffered(dst, dstOff, src, srcOff, n, buf)
+		}
+		n -= int64(k)
+	}
+	return nil
+}

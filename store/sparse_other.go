@@ -55,3 +55,8 @@ func copyData(dst, src *os.File, lo, hi int64) error {
 	}
 	return copyRangeBuffered(dst, src, lo, hi-lo)
 }
+
+// copyExtent copies n bytes of src at srcOff to dst at dstOff through buf.
+func copyExtent(dst *os.File, dstOff int64, src *os.File, srcOff, n int64, buf *[]byte) error {
+	return copyExtentBuffered(dst, dstOff, src, srcOff, n, buf)
+}

@@ -25,7 +25,7 @@
 //	    Prints shell assignments from fio's --output-format=json: write
 //	    bandwidth (bytes/s), IOPS, runtime (ms), and fio's own CPU.
 //	benchrepl logspan --log FILE --from MSG --to MSG
-//	    Seconds between the first JSON log line (slog) whose msg is MSG
+//	    Seconds between the first JSON log line whose msg (or message) is MSG
 //	    and the first later one whose msg is the other MSG.
 //
 // The status fields used are those of agentctl status --json (docs/agent.md).
@@ -400,11 +400,15 @@ func logspan(args []string) error {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var l struct {
-			Time time.Time `json:"time"`
-			Msg  string    `json:"msg"`
+			Time    time.Time `json:"time"`
+			Msg     string    `json:"msg"`
+			Message string    `json:"message"` // the agent's JSON logs
 		}
 		if json.Unmarshal(sc.Bytes(), &l) != nil {
 			continue
+		}
+		if l.Msg == "" {
+			l.Msg = l.Message
 		}
 		switch {
 		case t0.IsZero() && l.Msg == *from:
