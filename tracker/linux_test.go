@@ -1018,21 +1018,29 @@ func TestCutWaitsForBusyCPUs(t *testing.T) {
 	}
 }
 
+// protectNew makes a device of the kind ("zram" or "loop"), removed when
+// the test ends, and protects it with tr. It returns its path.
+func protectNew(t *testing.T, tr tracker.Tracker, kind string, size int64) string {
+	t.Helper()
+	var path string
+	if kind == "zram" {
+		path = testenv.NewZram(t, size).Path
+	} else {
+		path = testenv.NewLoop(t, size).Path
+	}
+	if err := tr.Protect(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestCompletionEventsOff: by default no completion event travels through
 // the ring buffer, and Completed still knows when every write is done.
 func TestCompletionEventsOff(t *testing.T) {
 	for _, dev := range []string{"zram", "loop"} {
 		t.Run(dev, func(t *testing.T) {
 			tr := openTracker(t, tracker.Options{})
-			var path string
-			if dev == "zram" {
-				path = testenv.NewZram(t, 64*mib).Path
-			} else {
-				path = testenv.NewLoop(t, 64*mib).Path
-			}
-			if err := tr.Protect(path); err != nil {
-				t.Fatal(err)
-			}
+			path := protectNew(t, tr, dev, 64*mib)
 			c := collect(t, tr)
 			all, _ := workload(t, newWriter(t, path), 0, 64*mib, 4, false)
 			gen := c.cut()
@@ -1158,15 +1166,7 @@ func TestInflightSpillsToHashMap(t *testing.T) {
 	for _, dev := range []string{"loop", "zram"} {
 		t.Run(dev, func(t *testing.T) {
 			tr := openTracker(t, tracker.Options{CompletionEvents: true, InflightSlots: 2})
-			var path string
-			if dev == "zram" {
-				path = testenv.NewZram(t, 64*mib).Path
-			} else {
-				path = testenv.NewLoop(t, 64*mib).Path
-			}
-			if err := tr.Protect(path); err != nil {
-				t.Fatal(err)
-			}
+			path := protectNew(t, tr, dev, 64*mib)
 			c := collect(t, tr)
 			// Write until enough writes have spilled (how often two writes
 			// are in flight at once depends on the scheduler), at most 30 s.
