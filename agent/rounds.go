@@ -35,8 +35,7 @@ type rounds struct {
 }
 
 // change is a reported change; ts is when the kernel saw it queued
-// (CLOCK_MONOTONIC ns, possibly up to a tick early, never late: an early
-// time only makes taint more careful), 0 when unknown (a bitmap region).
+// (CLOCK_MONOTONIC ns), 0 when unknown (a bitmap region).
 type change struct {
 	off, n int64
 	ts     int64

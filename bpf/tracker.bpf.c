@@ -128,8 +128,6 @@ struct lb_cpu_local {
 	__u64 busy;
 	__u64 seq;
 	__u64 addr[4]; /* see addr_of */
-	__u64 tick;    /* jiffies when tick_ns was read (see queue_time) */
-	__u64 tick_ns;
 };
 
 struct lb_inflight {
@@ -478,23 +476,6 @@ static __always_inline int inflight_delete(__u64 key, int fast)
 	return 0;
 }
 
-/* The queue time of an event: the clock read at most once per scheduler
- * tick on each CPU (a clock read costs about 55 ns of a program that costs
- * about 215), so a time at most one tick earlier than the true one, never
- * later: the agent's taint check stays safe with an earlier time, it only
- * errs towards distrusting a read. Only on_bio_queue uses it, and it cannot
- * nest on a CPU. */
-static __always_inline __u64 queue_time(struct lb_cpu_local *cl)
-{
-	__u64 j = bpf_jiffies64();
-
-	if (j != cl->tick) {
-		cl->tick_ns = bpf_ktime_get_ns();
-		cl->tick = j;
-	}
-	return cl->tick_ns;
-}
-
 /* Records one queued bio of a protected disk; runs inside the CPU's busy
  * window (see the top comment). */
 static __always_inline void track_bio(struct bio *bio, const struct lb_disk_cfg *cfg,
@@ -558,7 +539,7 @@ static __always_inline void track_bio(struct bio *bio, const struct lb_disk_cfg 
 			if (e) {
 				e->id = in.id;
 				e->sector = sector;
-				e->ts = queue_time(cl);
+				e->ts = bpf_ktime_get_ns();
 				e->gen = gen;
 				e->bytes = bytes;
 				e->dev = dev;

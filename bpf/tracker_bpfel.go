@@ -14,12 +14,10 @@ import (
 )
 
 type TrackerLbCpuLocal struct {
-	_      structs.HostLayout
-	Busy   uint64
-	Seq    uint64
-	Addr   [4]uint64
-	Tick   uint64
-	TickNs uint64
+	_    structs.HostLayout
+	Busy uint64
+	Seq  uint64
+	Addr [4]uint64
 }
 
 type TrackerLbCutArgs struct {

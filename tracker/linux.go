@@ -37,7 +37,7 @@ const pollInterval = 5 * time.Millisecond
 
 // ProgramVersion is stored in the pinned state; a process only adopts pins
 // of the same version.
-const ProgramVersion = 6
+const ProgramVersion = 5
 
 const (
 	maxDisks = 64

@@ -118,9 +118,7 @@ type Event struct {
 	ID     uint64
 	Extent Extent
 	// Time is when the kernel saw the request (monotonic clock, as
-	// nanoseconds since boot), zero when unknown. For a queue event of the
-	// Linux tracker it may be up to one scheduler tick early, never late:
-	// the clock is read once per tick on each CPU.
+	// nanoseconds since boot), zero when unknown.
 	Time time.Duration
 }
 
