@@ -79,9 +79,9 @@ type Options struct {
 	// continues tracking with no gap. When empty, tracking ends on Close.
 	PinDir string
 	// RingBufferSize in bytes (a power of two, a multiple of the page size):
-	// the size of the ring buffer of completion events and cut markers,
-	// and the total of the per-CPU rings of queue events (each CPU gets a
-	// power of two of 48-byte records, at least 16). Default 8 MiB.
+	// the size of the ring buffer of completion events and cut markers;
+	// the per-CPU rings of queue events share a quarter of it (each CPU
+	// gets a power of two of 48-byte records, at least 16). Default 8 MiB.
 	RingBufferSize int
 	// BitmapGranularity in bytes (power of two, >= 4 KiB). Default 64 KiB.
 	BitmapGranularity int64
@@ -258,8 +258,11 @@ func Open(opts Options) (*Linux, error) {
 		return nil, fmt.Errorf("count possible CPUs: %w", err)
 	}
 	t.ncpu = ncpu
-	// The queue rings share RingBufferSize among the CPUs.
-	t.qshift = uint(max(4, bits.Len(uint(opts.RingBufferSize/qrecSize/ncpu))-1))
+	// The queue rings share a quarter of RingBufferSize among the CPUs:
+	// the reader empties them every few ms (16 Ki records a CPU by
+	// default, millions of writes a second), and every page of them that
+	// the reader touches counts in the agent's memory.
+	t.qshift = uint(max(4, bits.Len(uint(opts.RingBufferSize/4/qrecSize/ncpu))-1))
 	spec.Maps["qring"].MaxEntries = uint32(ncpu << t.qshift)
 	spec.Maps["qpos"].MaxEntries = uint32(ncpu * qposStride)
 	if err := spec.Variables["qring_shift"].Set(uint32(t.qshift)); err != nil {
