@@ -10,14 +10,16 @@
 //
 //   - Every write-like request to a protected disk is reported, keyed on the
 //     whole disk: a partition's writes come at their whole-disk offset.
-//   - Nothing is lost silently. A request the ring buffer cannot take is
-//     marked in the disk's dirty bitmap and comes out as an EventDirty at
+//   - Nothing is lost silently. Queue events travel through one ring per
+//     CPU (an mmapped array only that CPU's program writes); a request its
+//     ring cannot take is marked in the disk's dirty bitmap and comes out as an EventDirty at
 //     the next cut; what the bitmap cannot take is counted in Lost, and Gap
 //     then returns a *ResyncRequiredError.
 //   - Cut is exact: when Cut returns N+1, every request issued in
 //     generation <= N has been delivered before the EventCut of N (a bump,
 //     a wait until no CPU is inside a queue-program run that may have read
-//     the old generation, then a marker in the ring buffer), and
+//     the old generation, then a marker in the BPF ring buffer, on which the
+//     reader drains every CPU's ring before it reports the cut), and
 //     Completed(N) tells when all of them have completed.
 //   - Completion is known, not guessed: a request counts as in flight from
 //     its queue event until the last piece of it (splits included) has

@@ -58,7 +58,7 @@ const (
 type Mode uint32
 
 const (
-	// ModeMetadata sends every extent through the ring buffer (default).
+	// ModeMetadata sends every extent through the queue rings (default).
 	ModeMetadata Mode = 0
 	// ModeBitmap only marks the dirty bitmap; extents come out at cuts, one
 	// region per dirty granule run. The fallback under pressure.
