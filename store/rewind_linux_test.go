@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/lifeboat-dr/lifeboat/internal/testenv"
 )
 
@@ -22,17 +20,7 @@ func TestProbeReflink(t *testing.T) {
 	}{
 		{"xfs-reflink", func(t *testing.T) string { return testenv.NewXFS(t, 320<<20, true) }, true},
 		{"xfs-noreflink", func(t *testing.T) string { return testenv.NewXFS(t, 320<<20, false) }, false},
-		{"tmp", func(t *testing.T) string {
-			dir := t.TempDir()
-			var st unix.Statfs_t
-			if err := unix.Statfs(dir, &st); err != nil {
-				t.Fatal(err)
-			}
-			if st.Type != unix.EXT4_SUPER_MAGIC && st.Type != unix.TMPFS_MAGIC {
-				t.Skipf("TMPDIR is on a file system of type %#x, neither ext4 nor tmpfs", st.Type)
-			}
-			return dir
-		}, false},
+		{"tmp", func(t *testing.T) string { return testenv.NewNoReflinkDir(t) }, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := c.dir(t)

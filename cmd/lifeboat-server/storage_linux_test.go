@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/lifeboat-dr/lifeboat/internal/testenv"
 	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
@@ -27,17 +25,7 @@ func TestStorageReflink(t *testing.T) {
 		parent  func(t *testing.T) string
 		reflink bool
 	}{
-		{"tmp", func(t *testing.T) string {
-			dir := t.TempDir()
-			var st unix.Statfs_t
-			if err := unix.Statfs(dir, &st); err != nil {
-				t.Fatal(err)
-			}
-			if st.Type != unix.EXT4_SUPER_MAGIC && st.Type != unix.TMPFS_MAGIC {
-				t.Skipf("TMPDIR is on a file system of type %#x, neither ext4 nor tmpfs", st.Type)
-			}
-			return dir
-		}, false},
+		{"tmp", func(t *testing.T) string { return testenv.NewNoReflinkDir(t) }, false},
 		{"xfs-noreflink", func(t *testing.T) string { return testenv.NewXFS(t, 320<<20, false) }, false},
 		{"xfs-reflink", func(t *testing.T) string { return testenv.NewXFS(t, 320<<20, true) }, true},
 	} {

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/lifeboat-dr/lifeboat/internal/testenv"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
@@ -22,17 +20,7 @@ func TestMachinesStorageNote(t *testing.T) {
 		parent  func(t *testing.T) string
 		reflink bool
 	}{
-		{"tmp", func(t *testing.T) string {
-			dir := t.TempDir()
-			var st unix.Statfs_t
-			if err := unix.Statfs(dir, &st); err != nil {
-				t.Fatal(err)
-			}
-			if st.Type != unix.EXT4_SUPER_MAGIC && st.Type != unix.TMPFS_MAGIC {
-				t.Skipf("TMPDIR is on a file system of type %#x, neither ext4 nor tmpfs", st.Type)
-			}
-			return dir
-		}, false},
+		{"tmp", func(t *testing.T) string { return testenv.NewNoReflinkDir(t) }, false},
 		{"xfs-reflink", func(t *testing.T) string { return testenv.NewXFS(t, 320<<20, true) }, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -48,3 +48,30 @@ func NewXFS(t testing.TB, size int64, reflink bool) string {
 	})
 	return dir
 }
+
+// NewNoReflinkDir returns a new directory on a file system that cannot share
+// extents: the test's temporary directory when it is ext4 or tmpfs, and
+// else a tmpfs mounted for the test (unmounted by a cleanup, which needs
+// root: see RequireRoot). Tests of the reflink probe and of the remedy
+// shown without reflink use it next to NewXFS.
+func NewNoReflinkDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatalf("testenv: NewNoReflinkDir: statfs %s: %v", dir, err)
+	}
+	if st.Type == unix.EXT4_SUPER_MAGIC || st.Type == unix.TMPFS_MAGIC {
+		return dir
+	}
+	RequireRoot(t)
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=512m"); err != nil {
+		t.Fatalf("testenv: NewNoReflinkDir: TMPDIR is on a file system of type %#x; mount tmpfs on %s: %v", st.Type, dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("testenv: NewNoReflinkDir: unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
