@@ -398,28 +398,3 @@ func (a *Agent) sealAge(d *disk) time.Duration {
 	}
 	return a.cfg.SegmentAge / 2
 }
-
-// waitObserved returns once the consumer has observed every change of a
-// generation below gen. The tracker's Cut returns when its cut event is in
-// the events channel, which may still hold changes ahead of it that the
-// consumer has not passed to rounds.Observe; a Begin before they are
-// observed would fold them one round late, where they no longer taint the
-// reads they overlapped (seen as a point missing a write, more often with
-// several reads in flight competing with the consumer for the CPUs).
-func (a *Agent) waitObserved(ctx context.Context, gen uint64) error {
-	d := 20 * time.Microsecond
-	for {
-		a.mu.Lock()
-		seen := a.cutSeen
-		a.mu.Unlock()
-		if seen >= gen {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for the changes before cut %d: %w", gen, ctx.Err())
-		case <-time.After(d):
-		}
-		d = min(2*d, 5*time.Millisecond)
-	}
-}
