@@ -53,22 +53,6 @@ func (b *blockDev) close() error {
 	return b.f.Close()
 }
 
-// isZero reports whether p holds only zero bytes.
-func isZero(p []byte) bool {
-	for len(p) >= 8 {
-		if p[0]|p[1]|p[2]|p[3]|p[4]|p[5]|p[6]|p[7] != 0 {
-			return false
-		}
-		p = p[8:]
-	}
-	for _, c := range p {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // filesystemDisk returns the whole disk (major:minor) holding the
 // filesystem of path.
 func filesystemDisk(path string) (string, error) {

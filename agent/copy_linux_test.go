@@ -406,22 +406,3 @@ func TestWaitObserved(t *testing.T) {
 		t.Fatalf("canceled wait: %v", err)
 	}
 }
-
-func TestZeroBlock(t *testing.T) {
-	for _, n := range []int{0, 1, 4095, 4096, 64 << 10, 64<<10 + 1, 1 << 20} {
-		p := make([]byte, n)
-		if !zeroBlock(p) {
-			t.Errorf("%d zeros: not zero", n)
-		}
-		for _, i := range []int{0, n / 2, n - 1} {
-			if n == 0 {
-				continue
-			}
-			p[i] = 1
-			if zeroBlock(p) {
-				t.Errorf("%d bytes with byte %d set: zero", n, i)
-			}
-			p[i] = 0
-		}
-	}
-}

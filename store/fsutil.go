@@ -3,11 +3,12 @@ package store
 import (
 	"errors"
 	"fmt"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
 
 // Permissions of what the store creates: replicas hold customers' data.
@@ -107,18 +108,6 @@ func writeZeros(f io.WriterAt, off, n int64) error {
 	return nil
 }
 
-// isZero reports whether b holds only zero bytes.
-func isZero(b []byte) bool {
-	for len(b) > 0 {
-		k := min(len(b), len(zeroBuf))
-		if string(b[:k]) != string(zeroBuf[:k]) {
-			return false
-		}
-		b = b[k:]
-	}
-	return true
-}
-
 // copyRangeBuffered copies [off, off+n) of src to the same offsets of dst
 // through a buffer, leaving holes where src reads as zeros.
 func copyRangeBuffered(dst, src *os.File, off, n int64) error {
@@ -128,7 +117,7 @@ func copyRangeBuffered(dst, src *os.File, off, n int64) error {
 		if _, err := src.ReadAt(buf[:k], off); err != nil {
 			return fmt.Errorf("read image: %w", err)
 		}
-		if !isZero(buf[:k]) {
+		if !fsutil.IsZero(buf[:k]) {
 			if err := writeFull(dst, buf[:k], off); err != nil {
 				return fmt.Errorf("write image: %w", err)
 			}

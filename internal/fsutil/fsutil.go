@@ -3,7 +3,8 @@
 // rename, fsync of the directory. It must never leave a half-written file
 // under the target's name. On Linux it also owns the few helpers that
 // find and freeze the mounted filesystems of a disk (FIFREEZE/FITHAW),
-// which must always be thawed.
+// which must always be thawed; and IsZero, the zero-block test of the
+// agent's reads and the store's sparse copies.
 package fsutil
 
 import (

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
 
 // ReplicateImage sends the content of the disk image at img (its data
@@ -65,7 +66,7 @@ func ReplicateImage(t testing.TB, a *Agent, disk, img string, seq, gen uint64, c
 			if _, err := f.ReadAt(buf[:n], p); err != nil && !errors.Is(err, io.EOF) {
 				t.Fatal(err)
 			}
-			if !allZero(buf[:n]) {
+			if !fsutil.IsZero(buf[:n]) {
 				writes = append(writes, Write{Off: p, Data: bytes.Clone(buf[:n])})
 				pending += n
 			}
@@ -78,13 +79,4 @@ func ReplicateImage(t testing.TB, a *Agent, disk, img string, seq, gen uint64, c
 	}
 	flush(true)
 	return seq
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
