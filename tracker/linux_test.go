@@ -1235,3 +1235,18 @@ func TestInflightSpillsToHashMap(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenRejectsBadInflightSlots: a table size that is not a power of two
+// from 2 to 1 Mi is refused before anything is loaded, with the rule.
+func TestOpenRejectsBadInflightSlots(t *testing.T) {
+	for _, n := range []int{-1, 1, 3, 1000, 1<<20 + 1, 1 << 21} {
+		tr, err := tracker.Open(tracker.Options{InflightSlots: n})
+		if err == nil {
+			tr.Close()
+			t.Fatalf("InflightSlots %d accepted", n)
+		}
+		if !strings.Contains(err.Error(), "must be a power of two from 2 to") {
+			t.Errorf("InflightSlots %d: error %q does not say what is accepted", n, err)
+		}
+	}
+}
