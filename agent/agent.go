@@ -983,8 +983,19 @@ func newPointID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
+// readTime dates the end of a read on the clock of the tracker's queue
+// times, handing it to the tracker: a change queued later carries a time
+// no earlier, so it does not taint the read. Without a tracker (unit
+// tests of the copy) it is the clock alone.
+func (a *Agent) readTime() int64 {
+	if a.tr == nil {
+		return monotonicNow()
+	}
+	return int64(a.tr.Now())
+}
+
 // monotonicNow is CLOCK_MONOTONIC in ns, the clock of the kernel's event
-// times (bpf_ktime_get_ns).
+// times.
 func monotonicNow() int64 {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)

@@ -281,7 +281,9 @@ func (a *Agent) fill(ctx context.Context, d *disk, j *copyJob, gen uint64, compa
 	if err != nil {
 		return err
 	}
-	done := monotonicNow()
+	// Dated by the tracker's clock: a change queued after this is stamped
+	// no earlier, so it cannot taint the read.
+	done := a.readTime()
 	a.mu.Lock()
 	a.rounds.ReadDone(d.name, j.off, j.n, done)
 	a.mu.Unlock()

@@ -38,6 +38,13 @@ type TrackerLbDiskCfg struct {
 	Pad     uint32
 }
 
+type TrackerLbDiskFast struct {
+	_     structs.HostLayout
+	Dev   uint32
+	Spill uint32
+	Cfg   TrackerLbDiskCfg
+}
+
 type TrackerLbDiskStats struct {
 	_           structs.HostLayout
 	Events      uint64
@@ -96,8 +103,10 @@ type TrackerLbState struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	TrackerMapClock          = "clock"
 	TrackerMapCpuLocal       = "cpu_local"
 	TrackerMapDirty          = "dirty"
+	TrackerMapDiskFast       = "disk_fast"
 	TrackerMapDiskStats      = "disk_stats"
 	TrackerMapEvents         = "events"
 	TrackerMapGenInflight    = "gen_inflight"
@@ -112,9 +121,12 @@ const (
 	TrackerProgOnBioQueue    = "on_bio_queue"
 	TrackerProgOnBlockSplit  = "on_block_split"
 	TrackerProgOnRqComplete  = "on_rq_complete"
+	TrackerVarDiskBits       = "disk_bits"
 	TrackerVarFastBits       = "fast_bits"
 	TrackerVarQringShift     = "qring_shift"
+	TrackerVarTso            = "tso"
 	TrackerVarUnusedCutArgs  = "unused_cut_args"
+	TrackerVarUnusedDiskFast = "unused_disk_fast"
 	TrackerVarUnusedEvent    = "unused_event"
 )
 
@@ -171,8 +183,10 @@ type TrackerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TrackerMapSpecs struct {
+	Clock          *ebpf.MapSpec `ebpf:"clock"`
 	CpuLocal       *ebpf.MapSpec `ebpf:"cpu_local"`
 	Dirty          *ebpf.MapSpec `ebpf:"dirty"`
+	DiskFast       *ebpf.MapSpec `ebpf:"disk_fast"`
 	DiskStats      *ebpf.MapSpec `ebpf:"disk_stats"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	GenInflight    *ebpf.MapSpec `ebpf:"gen_inflight"`
@@ -188,10 +202,13 @@ type TrackerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TrackerVariableSpecs struct {
-	FastBits      *ebpf.VariableSpec `ebpf:"fast_bits"`
-	QringShift    *ebpf.VariableSpec `ebpf:"qring_shift"`
-	UnusedCutArgs *ebpf.VariableSpec `ebpf:"unused_cut_args"`
-	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
+	DiskBits       *ebpf.VariableSpec `ebpf:"disk_bits"`
+	FastBits       *ebpf.VariableSpec `ebpf:"fast_bits"`
+	QringShift     *ebpf.VariableSpec `ebpf:"qring_shift"`
+	Tso            *ebpf.VariableSpec `ebpf:"tso"`
+	UnusedCutArgs  *ebpf.VariableSpec `ebpf:"unused_cut_args"`
+	UnusedDiskFast *ebpf.VariableSpec `ebpf:"unused_disk_fast"`
+	UnusedEvent    *ebpf.VariableSpec `ebpf:"unused_event"`
 }
 
 // TrackerObjects contains all objects after they have been loaded into the kernel.
@@ -214,8 +231,10 @@ func (o *TrackerObjects) Close() error {
 //
 // It can be passed to LoadTrackerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TrackerMaps struct {
+	Clock          *ebpf.Map `ebpf:"clock"`
 	CpuLocal       *ebpf.Map `ebpf:"cpu_local"`
 	Dirty          *ebpf.Map `ebpf:"dirty"`
+	DiskFast       *ebpf.Map `ebpf:"disk_fast"`
 	DiskStats      *ebpf.Map `ebpf:"disk_stats"`
 	Events         *ebpf.Map `ebpf:"events"`
 	GenInflight    *ebpf.Map `ebpf:"gen_inflight"`
@@ -229,8 +248,10 @@ type TrackerMaps struct {
 
 func (m *TrackerMaps) Close() error {
 	return _TrackerClose(
+		m.Clock,
 		m.CpuLocal,
 		m.Dirty,
+		m.DiskFast,
 		m.DiskStats,
 		m.Events,
 		m.GenInflight,
@@ -247,10 +268,13 @@ func (m *TrackerMaps) Close() error {
 //
 // It can be passed to LoadTrackerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TrackerVariables struct {
-	FastBits      *ebpf.Variable `ebpf:"fast_bits"`
-	QringShift    *ebpf.Variable `ebpf:"qring_shift"`
-	UnusedCutArgs *ebpf.Variable `ebpf:"unused_cut_args"`
-	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
+	DiskBits       *ebpf.Variable `ebpf:"disk_bits"`
+	FastBits       *ebpf.Variable `ebpf:"fast_bits"`
+	QringShift     *ebpf.Variable `ebpf:"qring_shift"`
+	Tso            *ebpf.Variable `ebpf:"tso"`
+	UnusedCutArgs  *ebpf.Variable `ebpf:"unused_cut_args"`
+	UnusedDiskFast *ebpf.Variable `ebpf:"unused_disk_fast"`
+	UnusedEvent    *ebpf.Variable `ebpf:"unused_event"`
 }
 
 // TrackerPrograms contains all programs after they have been loaded into the kernel.

@@ -24,6 +24,11 @@
 //   - Completion is known, not guessed: a request counts as in flight from
 //     its queue event until the last piece of it (splits included) has
 //     completed on the device.
+//   - Queue times are never late: the program stamps a queue event with the
+//     last time user space handed it (Now, and every poll of the reader),
+//     not with its own clock read, so a time may be a poll interval early;
+//     a read dated with Now is tainted exactly by the changes queued
+//     before it ended.
 //   - With Options.PinDir, a process may stop and a new one continue with no
 //     gap; tracking gaps across reboots or lost pins are detected through
 //     Options.StateFile.

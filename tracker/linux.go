@@ -37,7 +37,7 @@ const pollInterval = 5 * time.Millisecond
 
 // ProgramVersion is stored in the pinned state; a process only adopts pins
 // of the same version.
-const ProgramVersion = 5
+const ProgramVersion = 6
 
 const (
 	maxDisks = 64
@@ -108,6 +108,12 @@ type Options struct {
 	// Stats.InFlightSpilled counts them. A process that adopts pins uses
 	// the pinned table's size.
 	InflightSlots int
+	// DiskSlots is the size of the direct-mapped table in which the
+	// kernel program finds a protected disk by its device number (a power
+	// of two, 1 to 1024; default 256). A disk whose slot another disk
+	// holds is found in a hash map instead, which costs more per write.
+	// A process that adopts pins uses the pinned table's size.
+	DiskSlots int
 }
 
 func (o *Options) setDefaults() error {
@@ -138,6 +144,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.InflightSlots < 2 || o.InflightSlots > 1<<20 || o.InflightSlots&(o.InflightSlots-1) != 0 {
 		return fmt.Errorf("in-flight slots %d: must be a power of two from 2 to %d", o.InflightSlots, 1<<20)
+	}
+	if o.DiskSlots == 0 {
+		o.DiskSlots = 256
+	}
+	if o.DiskSlots < 1 || o.DiskSlots > 1024 || o.DiskSlots&(o.DiskSlots-1) != 0 {
+		return fmt.Errorf("disk slots %d: must be a power of two from 1 to 1024", o.DiskSlots)
 	}
 	return nil
 }
@@ -174,6 +186,17 @@ type Linux struct {
 	ncpu      int
 	qringMmap []byte
 	qposMmap  []byte
+
+	// The clock queue events are stamped with (see Now), mmapped; nil
+	// once closed.
+	clockMu   sync.RWMutex
+	clock     *uint64
+	clockMmap []byte
+
+	// The mmapped direct-mapped copy of protected_disks (disk_fast in
+	// tracker.bpf.c), kept by syncFastLocked.
+	diskFast     []lbbpf.TrackerLbDiskFast
+	diskFastMmap []byte
 
 	bootID [16]byte
 
@@ -273,6 +296,16 @@ func Open(opts Options) (*Linux, error) {
 	if err := spec.Variables["fast_bits"].Set(uint32(bits.TrailingZeros(uint(opts.InflightSlots)))); err != nil {
 		return nil, fmt.Errorf("size the in-flight table: %w", err)
 	}
+	spec.Maps["disk_fast"].MaxEntries = uint32(opts.DiskSlots)
+	if err := spec.Variables["disk_bits"].Set(uint32(bits.TrailingZeros(uint(opts.DiskSlots)))); err != nil {
+		return nil, fmt.Errorf("size the disk table: %w", err)
+	}
+	// x86 keeps stores in order: the program publishes with plain stores.
+	if runtime.GOARCH == "amd64" || runtime.GOARCH == "386" {
+		if err := spec.Variables["tso"].Set(uint32(1)); err != nil {
+			return nil, fmt.Errorf("set the store order: %w", err)
+		}
+	}
 
 	if opts.PinDir != "" {
 		ok, err := t.adopt(spec)
@@ -307,6 +340,11 @@ func Open(opts Options) (*Linux, error) {
 		t.closeHandles()
 		return nil, err
 	}
+	// A process stopped between its two writes leaves the copy behind.
+	if err := t.syncFastLocked(); err != nil {
+		t.closeHandles()
+		return nil, err
+	}
 	rd, err := ringbuf.NewReader(t.maps.Events)
 	if err != nil {
 		t.closeHandles()
@@ -329,7 +367,7 @@ func (t *Linux) start() {
 // pinnedMaps are every map the attached programs use: an adopting process
 // must read the same ones (cpu_local above all: a cut that waited on a
 // fresh copy of the busy counters would not wait at all).
-var pinnedMaps = []string{"protected_disks", "disk_stats", "state", "gen_inflight", "inflight_fast", "inflight", "qring", "qpos", "events", "dirty", "cpu_local"}
+var pinnedMaps = []string{"protected_disks", "disk_stats", "state", "gen_inflight", "inflight_fast", "inflight", "qring", "qpos", "clock", "disk_fast", "events", "dirty", "cpu_local"}
 
 var linkPins = []string{"link_rq_complete", "link_bio_complete", "link_block_split", "link_bio_queue"}
 
@@ -401,6 +439,8 @@ func (t *Linux) adopt(spec *ebpf.CollectionSpec) (bool, error) {
 	}
 	t.qshift = uint(bits.TrailingZeros(uint(maps["qring"].MaxEntries()) / uint(t.ncpu)))
 	t.opts.InflightSlots = int(maps["inflight_fast"].MaxEntries())
+	spec.Maps["disk_fast"].MaxEntries = maps["disk_fast"].MaxEntries()
+	t.opts.DiskSlots = int(maps["disk_fast"].MaxEntries())
 	t.opts.RingBufferSize = int(maps["events"].MaxEntries())
 	t.opts.BitmapWords = int(maps["dirty"].MaxEntries())
 
@@ -471,6 +511,7 @@ func (t *Linux) load(spec *ebpf.CollectionSpec) error {
 		"protected_disks": t.maps.ProtectedDisks, "disk_stats": t.maps.DiskStats,
 		"gen_inflight": t.maps.GenInflight, "inflight": t.maps.Inflight,
 		"inflight_fast": t.maps.InflightFast, "qring": t.maps.Qring, "qpos": t.maps.Qpos,
+		"clock": t.maps.Clock, "disk_fast": t.maps.DiskFast,
 		"events": t.maps.Events, "dirty": t.maps.Dirty, "state": t.maps.State,
 		"cpu_local": t.maps.CpuLocal,
 	}
@@ -496,6 +537,8 @@ const (
 	qposStride = 16
 )
 
+// mapQueues maps what user space shares with the program through memory:
+// the queue rings and their positions, the clock and the disk table.
 func (t *Linux) mapQueues() error {
 	n := int(t.maps.Qring.MaxEntries()) * qrecSize
 	b, err := unix.Mmap(t.maps.Qring.FD(), 0, n, unix.PROT_READ, unix.MAP_SHARED)
@@ -510,7 +553,116 @@ func (t *Linux) mapQueues() error {
 	}
 	t.qposMmap = p
 	t.qpos = unsafe.Slice((*uint64)(unsafe.Pointer(&p[0])), words)
+	c, err := unix.Mmap(t.maps.Clock.FD(), 0, int(max(8, t.maps.Clock.ValueSize())), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap queue clock: %w", err)
+	}
+	t.clockMmap, t.clock = c, (*uint64)(unsafe.Pointer(&c[0]))
+	t.Now()
+	n = int(t.maps.DiskFast.MaxEntries()) * int(unsafe.Sizeof(lbbpf.TrackerLbDiskFast{}))
+	f, err := unix.Mmap(t.maps.DiskFast.FD(), 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap disk table: %w", err)
+	}
+	t.diskFastMmap = f
+	t.diskFast = unsafe.Slice((*lbbpf.TrackerLbDiskFast)(unsafe.Pointer(&f[0])), t.maps.DiskFast.MaxEntries())
 	return nil
+}
+
+// diskFastIndex is the slot of a dev_t in disk_fast (as in tracker.bpf.c).
+func diskFastIndex(dev uint32, slots int) int {
+	return int(uint64(dev*0x9E3779B1) >> (32 - bits.TrailingZeros(uint(slots))))
+}
+
+// syncFastLocked makes disk_fast mirror protected_disks, which has just
+// changed: a disk gone leaves its slot (dev cleared first), a disk new to
+// a free slot is written there before its dev, a disk already in its slot
+// gets its changed fields one atomic store each, and a disk whose slot
+// another disk holds is looked up in protected_disks (its slot's spill set).
+// A program that matched a disk just removed may read the fields of the
+// next disk written to that slot: at worst it marks a range of that disk
+// dirty that did not change (more is copied, nothing is missed).
+func (t *Linux) syncFastLocked() error {
+	cfgs, err := t.diskConfigs()
+	if err != nil {
+		return err
+	}
+	for i := range t.diskFast {
+		f := &t.diskFast[i]
+		if d := atomic.LoadUint32(&f.Dev); d != 0 {
+			if _, ok := cfgs[d]; !ok || diskFastIndex(d, len(t.diskFast)) != i {
+				atomic.StoreUint32(&f.Dev, 0)
+			}
+		}
+	}
+	devs := make([]uint32, 0, len(cfgs))
+	for d := range cfgs {
+		devs = append(devs, d)
+	}
+	sort.Slice(devs, func(i, j int) bool { return devs[i] < devs[j] })
+	spill := make([]bool, len(t.diskFast))
+	for _, d := range devs {
+		c := cfgs[d]
+		i := diskFastIndex(d, len(t.diskFast))
+		f := &t.diskFast[i]
+		switch atomic.LoadUint32(&f.Dev) {
+		case d:
+			atomic.StoreUint64(&f.Cfg.Start, c.Start)
+			atomic.StoreUint64(&f.Cfg.End, c.End)
+			atomic.StoreUint32(&f.Cfg.Mode, c.Mode)
+			if f.Cfg.Slot != c.Slot || f.Cfg.BmBase != c.BmBase || f.Cfg.BmWords != c.BmWords || f.Cfg.BmShift != c.BmShift {
+				// Only a new disk gets a new stats slot or bitmap.
+				atomic.StoreUint32(&f.Dev, 0)
+				f.Cfg = c
+				atomic.StoreUint32(&f.Dev, d)
+			}
+		case 0:
+			f.Cfg = c
+			atomic.StoreUint32(&f.Dev, d)
+		default:
+			spill[i] = true
+		}
+	}
+	for i, sp := range spill {
+		var v uint32
+		if sp {
+			v = 1
+		}
+		if atomic.LoadUint32(&t.diskFast[i].Spill) != v {
+			atomic.StoreUint32(&t.diskFast[i].Spill, v)
+		}
+	}
+	return nil
+}
+
+// Now returns the monotonic time (CLOCK_MONOTONIC, ns since boot) after
+// handing it to the kernel program, which stamps queue events with the
+// last time handed to it rather than read the clock for every write: a
+// request queued after Now returns T carries a Time >= T, and every
+// request carries a Time no later than when it was queued. The reader
+// hands the time over on every poll (so queue times are at most a few
+// milliseconds early while it keeps up); call Now when an event must be
+// dated against something that just happened, such as the end of a read.
+func (t *Linux) Now() time.Duration {
+	now := uint64(monotonicNow())
+	t.clockMu.RLock()
+	defer t.clockMu.RUnlock()
+	if t.clock == nil {
+		return time.Duration(now)
+	}
+	for {
+		old := atomic.LoadUint64(t.clock)
+		if old >= now || atomic.CompareAndSwapUint64(t.clock, old, now) {
+			return time.Duration(now)
+		}
+	}
+}
+
+// monotonicNow is CLOCK_MONOTONIC in ns.
+func monotonicNow() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
 }
 
 func (t *Linux) mapBitmap() error {
@@ -635,7 +787,7 @@ func (t *Linux) putDiskLocked(dev uint32, prots []*protection) error {
 	if err := t.maps.ProtectedDisks.Update(dev, &cfg, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("add to protected disks: %w", err)
 	}
-	return nil
+	return t.syncFastLocked()
 }
 
 func (t *Linux) diskConfigs() (map[uint32]lbbpf.TrackerLbDiskCfg, error) {
@@ -729,6 +881,9 @@ func (t *Linux) Unprotect(path string) error {
 		if err := t.maps.ProtectedDisks.Delete(p.dev); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("unprotect %s: %w", path, err)
 		}
+		if err := t.syncFastLocked(); err != nil {
+			return fmt.Errorf("unprotect %s: %w", path, err)
+		}
 		delete(t.byDev, p.dev)
 	} else {
 		if err := t.putDiskLocked(p.dev, rest); err != nil {
@@ -756,6 +911,9 @@ func (t *Linux) SetMode(path string, m Mode) error {
 	}
 	cfg.Mode = uint32(m)
 	if err := t.maps.ProtectedDisks.Update(p.dev, &cfg, ebpf.UpdateExist); err != nil {
+		return fmt.Errorf("set mode of %s: %w", path, err)
+	}
+	if err := t.syncFastLocked(); err != nil {
 		return fmt.Errorf("set mode of %s: %w", path, err)
 	}
 	return nil
@@ -1148,7 +1306,9 @@ func (t *Linux) readLoop() {
 			t.flush() // nothing more waiting: deliver what was read
 		}
 		// Neither the queue rings nor (except for cut markers) the ring
-		// buffer wake the reader: poll.
+		// buffer wake the reader: poll, and keep the queue clock within
+		// a poll of the truth.
+		t.Now()
 		t.reader.SetDeadline(time.Now().Add(pollInterval))
 		if err := t.reader.ReadInto(&rec); err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) {
@@ -1394,6 +1554,16 @@ func (t *Linux) closeHandles() {
 		unix.Munmap(t.qposMmap)
 		t.qposMmap, t.qpos = nil, nil
 	}
+	if t.diskFastMmap != nil {
+		unix.Munmap(t.diskFastMmap)
+		t.diskFastMmap, t.diskFast = nil, nil
+	}
+	t.clockMu.Lock()
+	if t.clockMmap != nil {
+		unix.Munmap(t.clockMmap)
+		t.clockMmap, t.clock = nil, nil
+	}
+	t.clockMu.Unlock()
 	for _, p := range t.progs {
 		p.Close()
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -1249,4 +1250,133 @@ func TestOpenRejectsBadInflightSlots(t *testing.T) {
 			t.Errorf("InflightSlots %d: error %q does not say what is accepted", n, err)
 		}
 	}
+}
+
+// TestDiskTableSpill protects three disks with a one-slot disk table, so
+// all but one are found through the hash map: each disk's writes are
+// reported, under its own name, while disks come and go and change mode,
+// in the table's slot or out of it.
+func TestDiskTableSpill(t *testing.T) {
+	tr := openTracker(t, tracker.Options{DiskSlots: 1})
+	a, b, c := testenv.NewLoop(t, 16*mib), testenv.NewLoop(t, 16*mib), testenv.NewLoop(t, 16*mib)
+	col := collect(t, tr)
+	ws := map[string]*writer{a.Path: newWriter(t, a.Path), b.Path: newWriter(t, b.Path), c.Path: newWriter(t, c.Path)}
+	// step writes 4 KiB at off on every disk, cuts, and checks that
+	// exactly the disks in want reported it (as extents, or as dirty
+	// regions when dirty is set).
+	step := func(what string, off int64, dirty bool, want ...string) {
+		t.Helper()
+		start := len(col.snapshot())
+		for _, w := range ws {
+			w.writeDirect(off, 4096)
+		}
+		col.cut()
+		evs := col.snapshot()[start:]
+		for path := range ws {
+			got := reported(evs, path)
+			if slices.Contains(want, path) != got.Covers(off, 4096) {
+				t.Errorf("%s: %s: reported %v, want the write at %d reported: %v", what, path, got.Ranges(), off, slices.Contains(want, path))
+			}
+		}
+		for _, e := range evs {
+			if dirty && e.Kind == tracker.EventQueued {
+				t.Errorf("%s: extent in bitmap mode: %+v", what, e)
+			}
+		}
+	}
+	for _, p := range []string{a.Path, b.Path} {
+		if err := tr.Protect(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step("two disks, one slot", 0, false, a.Path, b.Path)
+	if err := tr.Unprotect(a.Path); err != nil {
+		t.Fatal(err)
+	}
+	step("the slot's disk unprotected", mib, false, b.Path)
+	if err := tr.Protect(c.Path); err != nil {
+		t.Fatal(err)
+	}
+	step("a third disk", 2*mib, false, b.Path, c.Path)
+	for _, p := range []string{b.Path, c.Path} {
+		if err := tr.SetMode(p, tracker.ModeBitmap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step("both in bitmap mode", 3*mib, true, b.Path, c.Path)
+	for _, p := range []string{b.Path, c.Path} {
+		if err := tr.SetMode(p, tracker.ModeMetadata); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.Unprotect(c.Path); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Protect(a.Path); err != nil {
+		t.Fatal(err)
+	}
+	step("back in metadata mode, the first disk again", 4*mib, false, a.Path, b.Path)
+}
+
+// TestOpenRejectsBadDiskSlots: a disk table size that is not a power of
+// two from 1 to 1024 is refused, with the rule.
+func TestOpenRejectsBadDiskSlots(t *testing.T) {
+	for _, n := range []int{-1, 3, 1000, 2048} {
+		tr, err := tracker.Open(tracker.Options{DiskSlots: n})
+		if err == nil {
+			tr.Close()
+			t.Fatalf("DiskSlots %d accepted", n)
+		}
+		if !strings.Contains(err.Error(), "must be a power of two from 1 to 1024") {
+			t.Errorf("DiskSlots %d: error %q does not say what is accepted", n, err)
+		}
+	}
+}
+
+// TestQueueTimes: a queue event's time is never before a Now that
+// returned before the write nor after the write returned, and the reader
+// keeps the kernel's clock moving without any call to Now.
+func TestQueueTimes(t *testing.T) {
+	tr := openTracker(t, tracker.Options{})
+	path := protectNew(t, tr, "loop", 16*mib)
+	c := collect(t, tr)
+	w := newWriter(t, path)
+	mono := func() time.Duration {
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ts.Nano())
+	}
+	check := func(off int64, lo, hi time.Duration, what string) {
+		t.Helper()
+		var found bool
+		for _, e := range c.snapshot() {
+			if e.Kind != tracker.EventQueued || e.Extent.Offset != off {
+				continue
+			}
+			found = true
+			if e.Time < lo || e.Time > hi {
+				t.Errorf("%s: queue time %v, want within [%v, %v]", what, e.Time, lo, hi)
+			}
+		}
+		if !found {
+			t.Fatalf("%s: write at %d not reported", what, off)
+		}
+	}
+	for i := int64(0); i < 20; i++ {
+		lo := tr.Now()
+		w.writeDirect(i*65536, 4096)
+		hi := mono()
+		c.cut()
+		check(i*65536, lo, hi, "after Now")
+	}
+	// No Now for a while: the reader's polls alone date the next write
+	// within a poll interval, far closer than the 2 s slept.
+	time.Sleep(2 * time.Second)
+	lo := mono()
+	w.writeDirect(2*mib, 4096)
+	hi := mono()
+	c.cut()
+	check(2*mib, lo-time.Second, hi, "without Now")
 }

@@ -118,7 +118,9 @@ type Event struct {
 	ID     uint64
 	Extent Extent
 	// Time is when the kernel saw the request (monotonic clock, as
-	// nanoseconds since boot), zero when unknown.
+	// nanoseconds since boot), zero when unknown. It may be early (by up
+	// to a poll interval of the reader on Linux) but is never late: a
+	// request queued after Now returned T has a Time >= T.
 	Time time.Duration
 }
 
@@ -188,6 +190,10 @@ type Tracker interface {
 	// returns N+1, every event of generation <= N has been delivered on
 	// Events, followed by an EventCut for N (the last event of its batch).
 	Cut(ctx context.Context) (uint64, error)
+	// Now returns the current time on the clock of Event.Time, such that
+	// every request queued after Now returns carries a Time >= it: what
+	// a read is dated with, to tell which changes it may have seen.
+	Now() time.Duration
 	// Completed reports whether every request of generations <= gen has
 	// completed.
 	Completed(gen uint64) (bool, error)
