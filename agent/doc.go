@@ -7,7 +7,10 @@
 // The cut (DESIGN.md §4): a round starts with a tracker cut (generation
 // G); everything changed before it is read once its writes completed; the
 // next cut tells which changes were queued after G and before each read
-// finished (CLOCK_MONOTONIC times from the kernel). A round none of whose
+// finished (CLOCK_MONOTONIC times: the kernel stamps each write with the
+// last time the tracker handed it, never late, and each read's end is
+// dated with tracker Now, so a write queued after a read ended does not
+// count against it). A round none of whose
 // reads was touched so, and which read everything pending, closes a point
 // at G-1; its cut marker goes into every disk's journal. Under writes
 // that keep landing on the blocks being read, a point may not converge:
