@@ -1380,3 +1380,66 @@ func TestQueueTimes(t *testing.T) {
 	c.cut()
 	check(2*mib, lo-time.Second, hi, "without Now")
 }
+
+// TestUnprotectWithWriteInFlight unprotects a disk while one of its writes
+// is held in flight, once while the disk holds its slot of the disk table
+// and once while it is found through the hash map: when the write ends,
+// its generation still completes: a completion program that skipped the
+// bios of disks it no longer finds would leave the count up for ever, and
+// every later cut would wait on it.
+func TestUnprotectWithWriteInFlight(t *testing.T) {
+	for _, spilled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spilled=%v", spilled), func(t *testing.T) {
+			testenv.RequireBPF(t)
+			fs := testenv.NewSlowFS(t)
+			loop := testenv.NewLoop(t, 16*mib, testenv.WithBacking(fs.CreateFile("disk.img", 16*mib)))
+			tr := openTracker(t, tracker.Options{DiskSlots: 1})
+			if spilled {
+				// The first disk protected holds the only slot.
+				if err := tr.Protect(testenv.NewLoop(t, 16*mib).Path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tr.Protect(loop.Path); err != nil {
+				t.Fatal(err)
+			}
+			c := collect(t, tr)
+			w := newWriter(t, loop.Path)
+			fs.Hold()
+			released := false
+			defer func() {
+				if !released {
+					fs.Release()
+				}
+			}()
+			wrote := make(chan error, 1)
+			go func() {
+				_, err := w.direct.WriteAt(w.buf[:4096], mib)
+				wrote <- err
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := fs.WaitHeld(ctx, 1); err != nil {
+				t.Fatalf("write never reached the FUSE file: %v", err)
+			}
+			c.waitFor(func() bool { return reported(c.events, loop.Path).Covers(mib, 4096) }, "queued event")
+			gen := c.cut()
+			if err := tr.Unprotect(loop.Path); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := tr.Completed(gen - 1); err != nil || ok {
+				t.Fatalf("Completed(%d) = %v, %v while a write of that generation is in flight", gen-1, ok, err)
+			}
+			fs.Release()
+			released = true
+			if err := <-wrote; err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer wcancel()
+			if err := tracker.WaitCompleted(wctx, tr, gen-1); err != nil {
+				t.Fatalf("the write returned after its disk was unprotected, but its generation never completes: %v", err)
+			}
+		})
+	}
+}
