@@ -434,6 +434,48 @@ func TestTrackOnlyProtected(t *testing.T) {
 	}
 }
 
+// heldWrite is an O_DIRECT write that a slow FUSE file holds.
+type heldWrite struct {
+	t        *testing.T
+	fs       *testenv.SlowFS
+	wrote    chan error
+	released bool
+}
+
+// holdWrite starts an O_DIRECT write of n bytes at off and returns once
+// the FUSE file holds it. The write is let go at the end of the test in
+// any case.
+func holdWrite(t *testing.T, fs *testenv.SlowFS, w *writer, off, n int64) *heldWrite {
+	t.Helper()
+	h := &heldWrite{t: t, fs: fs, wrote: make(chan error, 1)}
+	fs.Hold()
+	t.Cleanup(func() {
+		if !h.released {
+			fs.Release()
+		}
+	})
+	go func() {
+		_, err := w.direct.WriteAt(w.buf[:n], off)
+		h.wrote <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := fs.WaitHeld(ctx, 1); err != nil {
+		t.Fatalf("write never reached the FUSE file: %v", err)
+	}
+	return h
+}
+
+// release lets the write go and fails the test if it failed.
+func (h *heldWrite) release() {
+	h.t.Helper()
+	h.fs.Release()
+	h.released = true
+	if err := <-h.wrote; err != nil {
+		h.t.Fatalf("write: %v", err)
+	}
+}
+
 func TestTrackWriteInFlight(t *testing.T) {
 	testenv.RequireBPF(t)
 	fs := testenv.NewSlowFS(t)
@@ -449,23 +491,7 @@ func TestTrackWriteInFlight(t *testing.T) {
 	for _, size := range []int64{4096, 4 * mib} { // 4 MiB is split into several requests
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			start := len(c.snapshot())
-			fs.Hold()
-			released := false
-			defer func() {
-				if !released {
-					fs.Release()
-				}
-			}()
-			wrote := make(chan error, 1)
-			go func() {
-				_, err := w.direct.WriteAt(w.buf[:size], 2*mib)
-				wrote <- err
-			}()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if err := fs.WaitHeld(ctx, 1); err != nil {
-				t.Fatalf("write never reached the FUSE file: %v", err)
-			}
+			h := holdWrite(t, fs, w, 2*mib, size)
 			var id uint64
 			c.waitFor(func() bool {
 				for _, e := range c.events[start:] {
@@ -487,15 +513,11 @@ func TestTrackWriteInFlight(t *testing.T) {
 				t.Fatalf("Completed(%d) = %v, %v while a write of that generation is in flight", gen-1, ok, err)
 			}
 			select {
-			case err := <-wrote:
+			case err := <-h.wrote:
 				t.Fatalf("write returned while held: %v", err)
 			default:
 			}
-			fs.Release()
-			released = true
-			if err := <-wrote; err != nil {
-				t.Fatalf("write: %v", err)
-			}
+			h.release()
 			c.waitFor(func() bool {
 				for _, e := range c.events[start:] {
 					if e.Kind == tracker.EventCompleted && e.ID == id {
@@ -1237,17 +1259,30 @@ func TestInflightSpillsToHashMap(t *testing.T) {
 	}
 }
 
-// TestOpenRejectsBadInflightSlots: a table size that is not a power of two
-// from 2 to 1 Mi is refused before anything is loaded, with the rule.
-func TestOpenRejectsBadInflightSlots(t *testing.T) {
-	for _, n := range []int{-1, 1, 3, 1000, 1<<20 + 1, 1 << 21} {
-		tr, err := tracker.Open(tracker.Options{InflightSlots: n})
-		if err == nil {
-			tr.Close()
-			t.Fatalf("InflightSlots %d accepted", n)
-		}
-		if !strings.Contains(err.Error(), "must be a power of two from 2 to") {
-			t.Errorf("InflightSlots %d: error %q does not say what is accepted", n, err)
+// TestOpenRejectsBadTableSizes: a table size out of its rule is refused
+// before anything is loaded, with the rule.
+func TestOpenRejectsBadTableSizes(t *testing.T) {
+	cases := []struct {
+		name string
+		rule string
+		bad  []int
+		opts func(n int) tracker.Options
+	}{
+		{"InflightSlots", "must be a power of two from 2 to", []int{-1, 1, 3, 1000, 1<<20 + 1, 1 << 21},
+			func(n int) tracker.Options { return tracker.Options{InflightSlots: n} }},
+		{"DiskSlots", "must be a power of two from 1 to 1024", []int{-1, 3, 1000, 2048},
+			func(n int) tracker.Options { return tracker.Options{DiskSlots: n} }},
+	}
+	for _, c := range cases {
+		for _, n := range c.bad {
+			tr, err := tracker.Open(c.opts(n))
+			if err == nil {
+				tr.Close()
+				t.Fatalf("%s %d accepted", c.name, n)
+			}
+			if !strings.Contains(err.Error(), c.rule) {
+				t.Errorf("%s %d: error %q does not say what is accepted", c.name, n, err)
+			}
 		}
 	}
 }
@@ -1316,21 +1351,6 @@ func TestDiskTableSpill(t *testing.T) {
 		t.Fatal(err)
 	}
 	step("back in metadata mode, the first disk again", 4*mib, false, a.Path, b.Path)
-}
-
-// TestOpenRejectsBadDiskSlots: a disk table size that is not a power of
-// two from 1 to 1024 is refused, with the rule.
-func TestOpenRejectsBadDiskSlots(t *testing.T) {
-	for _, n := range []int{-1, 3, 1000, 2048} {
-		tr, err := tracker.Open(tracker.Options{DiskSlots: n})
-		if err == nil {
-			tr.Close()
-			t.Fatalf("DiskSlots %d accepted", n)
-		}
-		if !strings.Contains(err.Error(), "must be a power of two from 1 to 1024") {
-			t.Errorf("DiskSlots %d: error %q does not say what is accepted", n, err)
-		}
-	}
 }
 
 // TestQueueTimes: a queue event's time is never before a Now that
@@ -1404,24 +1424,7 @@ func TestUnprotectWithWriteInFlight(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := collect(t, tr)
-			w := newWriter(t, loop.Path)
-			fs.Hold()
-			released := false
-			defer func() {
-				if !released {
-					fs.Release()
-				}
-			}()
-			wrote := make(chan error, 1)
-			go func() {
-				_, err := w.direct.WriteAt(w.buf[:4096], mib)
-				wrote <- err
-			}()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if err := fs.WaitHeld(ctx, 1); err != nil {
-				t.Fatalf("write never reached the FUSE file: %v", err)
-			}
+			h := holdWrite(t, fs, newWriter(t, loop.Path), mib, 4096)
 			c.waitFor(func() bool { return reported(c.events, loop.Path).Covers(mib, 4096) }, "queued event")
 			gen := c.cut()
 			if err := tr.Unprotect(loop.Path); err != nil {
@@ -1430,11 +1433,7 @@ func TestUnprotectWithWriteInFlight(t *testing.T) {
 			if ok, err := tr.Completed(gen - 1); err != nil || ok {
 				t.Fatalf("Completed(%d) = %v, %v while a write of that generation is in flight", gen-1, ok, err)
 			}
-			fs.Release()
-			released = true
-			if err := <-wrote; err != nil {
-				t.Fatalf("write: %v", err)
-			}
+			h.release()
 			wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer wcancel()
 			if err := tracker.WaitCompleted(wctx, tr, gen-1); err != nil {
