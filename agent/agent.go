@@ -21,7 +21,6 @@ import (
 	"github.com/lifeboat-dr/lifeboat/server/api"
 	"github.com/lifeboat-dr/lifeboat/tracker"
 	"github.com/lifeboat-dr/lifeboat/uploader"
-	"golang.org/x/sys/unix"
 )
 
 // Config configures an agent.
@@ -994,13 +993,8 @@ func (a *Agent) readTime() int64 {
 	return int64(a.tr.Now())
 }
 
-// monotonicNow is CLOCK_MONOTONIC in ns, the clock of the kernel's event
-// times.
-func monotonicNow() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
-}
+// monotonicNow is the clock of the tracker's event times, in ns.
+func monotonicNow() int64 { return int64(tracker.MonotonicNow()) }
 
 // measureLag turns the rounds whose segments the server has acknowledged
 // into RPO lag samples: from the oldest write of the round being queued to

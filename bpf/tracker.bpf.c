@@ -7,12 +7,13 @@
  * Every write-like bio queued on a protected disk (found in `disk_fast`,
  * a direct-mapped copy of `protected_disks`) becomes a queue event stamped
  * with the current generation and the time in `clock`, in the queue ring
- * of the CPU that queued it (`qring`, read by user space through mmap). When that ring is
- * full (or the disk is in bitmap mode) the bio's range is marked in the
- * disk's slice of a dirty bitmap instead, so no change is ever lost. Each disk has
- * two bitmap halves, chosen by the parity of the generation: once a cut of
- * generation N has settled, the half of N's parity holds only changes of
- * generations <= N, so user space can stamp them exactly.
+ * of the CPU that queued it (`qring`, read by user space through mmap).
+ * When that ring is full (or the disk is in bitmap mode) the bio's range
+ * is marked in the disk's slice of a dirty bitmap instead, so no change is
+ * ever lost. Each disk has two bitmap halves, chosen by the parity of the
+ * generation: once a cut of generation N has settled, the half of N's
+ * parity holds only changes of generations <= N, so user space can stamp
+ * them exactly.
  *
  * Completion: a queued bio is remembered (keyed by its address) with a
  * count of pieces: in its slot of the direct-mapped array `inflight_fast`
@@ -33,8 +34,8 @@
  * event, count and bitmap (even: outside). The first add is a fully
  * ordered atomic (the store of busy must be visible before the load of
  * the generation); the second needs only to come after the window's
- * stores (publish_step). The program cannot nest on one CPU (the kernel skips a
- * recursive run and counts it as missed). The `cut` syscall program bumps
+ * stores (publish_step). The program cannot nest on one CPU (the kernel
+ * skips a recursive run and counts it as missed). The `cut` syscall program bumps
  * the generation with an atomic add; user space then reads every CPU's busy
  * counter and waits until each odd one has changed: after that no program
  * that read the old generation is still running (the same guarantee as an
@@ -588,10 +589,9 @@ static __always_inline void track_bio(struct bio *bio, const struct lb_disk_cfg 
 		__u32 hk = cpu * QPOS_STRIDE, tk = hk + 8, idx;
 		__u64 *head = bpf_map_lookup_elem(&qpos, &hk);
 		__u64 *tail = bpf_map_lookup_elem(&qpos, &tk);
-		__u64 h;
-
 		__u32 zero = 0;
 		__u64 *now = bpf_map_lookup_elem(&clock, &zero);
+		__u64 h;
 
 		if (head && tail && now) {
 			h = *head;

@@ -644,7 +644,7 @@ func (t *Linux) syncFastLocked() error {
 // milliseconds early while it keeps up); call Now when an event must be
 // dated against something that just happened, such as the end of a read.
 func (t *Linux) Now() time.Duration {
-	now := uint64(monotonicNow())
+	now := uint64(MonotonicNow())
 	t.clockMu.RLock()
 	defer t.clockMu.RUnlock()
 	if t.clock == nil {
@@ -658,11 +658,13 @@ func (t *Linux) Now() time.Duration {
 	}
 }
 
-// monotonicNow is CLOCK_MONOTONIC in ns.
-func monotonicNow() int64 {
+// MonotonicNow reads the clock of Event.Time (CLOCK_MONOTONIC, since
+// boot) without handing it to the kernel program: to measure how old a
+// change is, not to date a read (see Now).
+func MonotonicNow() time.Duration {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
+	return time.Duration(ts.Nano())
 }
 
 func (t *Linux) mapBitmap() error {
