@@ -17,8 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
-	"github.com/lifeboat-dr/lifeboat/server/api"
 	"github.com/lifeboat-dr/lifeboat/tracker"
 	"github.com/lifeboat-dr/lifeboat/uploader"
 )
@@ -422,7 +422,7 @@ func checkNotOnProtected(dir string, disks []string) error {
 		pd, err := wholeDiskOf(d)
 		if err == nil && pd == fsDisk {
 			return &ConfigError{Err: fmt.Errorf("state directory %s is on %s, a protected disk", dir, d),
-				Hint: "put --state on a disk that is not protected (the spool's writes would replicate themselves)"}
+				Remedy: "put --state on a disk that is not protected (the spool's writes would replicate themselves)"}
 		}
 	}
 	return nil
@@ -430,11 +430,14 @@ func checkNotOnProtected(dir string, disks []string) error {
 
 // ConfigError is a set-up the agent refuses, with what to do.
 type ConfigError struct {
-	Err  error
-	Hint string
+	Err    error
+	Remedy string
 }
 
-func (e *ConfigError) Error() string { return e.Err.Error() + " (" + e.Hint + ")" }
+func (e *ConfigError) Error() string { return e.Err.Error() }
+
+// Hint tells the operator what to do.
+func (e *ConfigError) Hint() string  { return e.Remedy }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Run replicates until ctx ends, then stops in order: the next start

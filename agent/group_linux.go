@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
-	"github.com/lifeboat-dr/lifeboat/server/api"
 )
 
 // Group points (DESIGN.md §4): the machines of a replication group cut

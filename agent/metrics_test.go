@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // fakeSender answers uploads with the acks and errors it is given.

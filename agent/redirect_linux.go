@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -62,11 +61,4 @@ func (a *Agent) processServer() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.serverAddr
-}
-
-// movedError reports whether an upload error is a process server's
-// refusal of a machine assigned elsewhere or being moved (server/servers.go).
-func movedError(msg string) bool {
-	return strings.Contains(msg, "is assigned to process server") || strings.Contains(msg, "is not assigned to process server") ||
-		strings.Contains(msg, "is being moved")
 }

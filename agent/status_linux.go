@@ -4,7 +4,6 @@ package agent
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/tracker"
@@ -85,10 +84,10 @@ func (a *Agent) Status() Status {
 		}
 		mergeServer(&s.Server, ds.Spool, len(s.Disks) == 0)
 		switch {
-		case strings.Contains(ds.Spool.LastError, uploader.ErrRetired.Error()):
+		case ds.Spool.Refused == uploader.RefusedRetired:
 			s.Problems = append(s.Problems, Problem{Code: ProblemRetired, Disk: d.name, What: d.name + ": " + ds.Spool.LastError,
 				Remedy: "this machine was failed over and committed: replication has stopped; to protect it again, move its --state away and register it again"})
-		case ds.Spool.LastError != "" && ds.Spool.Connected && movedError(ds.Spool.LastError):
+		case ds.Spool.LastError != "" && ds.Spool.Connected && ds.Spool.Refused == uploader.RefusedMoved:
 			s.Problems = append(s.Problems, Problem{Code: ProblemProcessMoved, Disk: d.name,
 				What:   fmt.Sprintf("%s: process server %s does not serve this machine now: %s", d.name, s.Server.Address, ds.Spool.LastError),
 				Remedy: "the machine is being moved or was moved to another process server: the agent learns the new one from the configuration server (--server) within seconds; if this lasts, check that the agent reaches the configuration server and see 'lifeboat machines' there"})

@@ -23,8 +23,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/internal/testenv"
-	"github.com/lifeboat-dr/lifeboat/server/client"
 )
 
 // The cross-disk writer: write k goes to slot k/2 of the file on disk A

@@ -83,10 +83,10 @@ type FailbackStatus struct {
 // FailbackError is a failback the master target refuses or could not
 // finish, with what the operator should do.
 type FailbackError struct {
-	Disk string
-	Msg  string
-	Hint string
-	Err  error
+	Disk   string
+	Msg    string
+	Remedy string
+	Err    error
 }
 
 func (e *FailbackError) Error() string {
@@ -101,6 +101,9 @@ func (e *FailbackError) Error() string {
 }
 
 func (e *FailbackError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *FailbackError) Hint() string { return e.Remedy }
 
 // Failback is a failback session: StartFailback opens the disks and starts
 // tracking, Run compares and sends deltas until Complete, then makes the
@@ -139,7 +142,7 @@ type fbDisk struct {
 // the source itself. Close releases everything.
 func StartFailback(cfg FailbackConfig) (_ *Failback, err error) {
 	if len(cfg.Disks) == 0 {
-		return nil, &FailbackError{Msg: "no disk to fail back", Hint: "give --to DEV"}
+		return nil, &FailbackError{Msg: "no disk to fail back", Remedy: "give --to DEV"}
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
@@ -164,15 +167,15 @@ func StartFailback(cfg FailbackConfig) (_ *Failback, err error) {
 			return nil, err
 		}
 		if prev, ok := targets[fd.dst.rdev]; ok {
-			return nil, &FailbackError{Disk: d.Name, Msg: "target " + d.Target + " is also the target of disk " + prev, Hint: "give each disk its own --to DISK=DEV"}
+			return nil, &FailbackError{Disk: d.Name, Msg: "target " + d.Target + " is also the target of disk " + prev, Remedy: "give each disk its own --to DISK=DEV"}
 		}
 		targets[fd.dst.rdev] = d.Name
 		if fd.src.rdev != 0 && fd.src.rdev == fd.dst.rdev {
-			return nil, &FailbackError{Disk: d.Name, Msg: "target " + d.Target + " is the recovered disk itself", Hint: "give --to the on-premises disk to write back to"}
+			return nil, &FailbackError{Disk: d.Name, Msg: "target " + d.Target + " is the recovered disk itself", Remedy: "give --to the on-premises disk to write back to"}
 		}
 		if fd.dst.size < fd.src.size {
 			return nil, &FailbackError{Disk: d.Name, Msg: fmt.Sprintf("target %s holds %d bytes, the recovered disk %d", d.Target, fd.dst.size, fd.src.size),
-				Hint: "give --to a disk at least as large as the recovered one"}
+				Remedy: "give --to a disk at least as large as the recovered one"}
 		}
 		if fd.tracked {
 			fd.srcDev, err = fsutil.WholeDisk(unix.Major(fd.src.rdev), unix.Minor(fd.src.rdev))
@@ -187,11 +190,11 @@ func StartFailback(cfg FailbackConfig) (_ *Failback, err error) {
 		}
 		if f.tr == nil {
 			if f.tr, err = tracker.Open(tracker.Options{}); err != nil {
-				return nil, &FailbackError{Msg: "start the eBPF tracker", Hint: "the master target needs root, BTF and bpffs to track the recovered disk; or stop the recovered machine and detach its disk so its image file is read instead", Err: err}
+				return nil, &FailbackError{Msg: "start the eBPF tracker", Remedy: "the master target needs root, BTF and bpffs to track the recovered disk; or stop the recovered machine and detach its disk so its image file is read instead", Err: err}
 			}
 		}
 		if err := f.tr.Protect(d.Source); err != nil {
-			return nil, &FailbackError{Disk: d.Name, Msg: "track " + d.Source, Hint: "the recovered disk must be a whole block device", Err: err}
+			return nil, &FailbackError{Disk: d.Name, Msg: "track " + d.Source, Remedy: "the recovered disk must be a whole block device", Err: err}
 		}
 		abs, _ := filepath.Abs(d.Source)
 		d.trPath = abs
@@ -208,7 +211,7 @@ func StartFailback(cfg FailbackConfig) (_ *Failback, err error) {
 func openSource(d FailbackDisk) (*device, bool, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(d.Source, &st); err != nil {
-		return nil, false, &FailbackError{Disk: d.Name, Msg: "recovered disk " + d.Source + " not found", Hint: "give --from DISK=PATH: the block device (or image) the recovered machine uses", Err: err}
+		return nil, false, &FailbackError{Disk: d.Name, Msg: "recovered disk " + d.Source + " not found", Remedy: "give --from DISK=PATH: the block device (or image) the recovered machine uses", Err: err}
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFBLK:
@@ -224,7 +227,7 @@ func openSource(d FailbackDisk) (*device, bool, error) {
 		}
 		return dev, false, nil
 	}
-	return nil, false, &FailbackError{Disk: d.Name, Msg: d.Source + " is neither a block device nor an image file", Hint: "give --from DISK=PATH: the block device (or image) the recovered machine uses"}
+	return nil, false, &FailbackError{Disk: d.Name, Msg: d.Source + " is neither a block device nor an image file", Remedy: "give --from DISK=PATH: the block device (or image) the recovered machine uses"}
 }
 
 // openTarget opens the on-premises disk for writing, exclusively: the
@@ -232,10 +235,10 @@ func openSource(d FailbackDisk) (*device, bool, error) {
 func openTarget(d FailbackDisk) (*device, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(d.Target, &st); err != nil {
-		return nil, &FailbackError{Disk: d.Name, Msg: "target " + d.Target + " not found", Hint: "give --to the block device of the on-premises disk (lsblk lists them)", Err: err}
+		return nil, &FailbackError{Disk: d.Name, Msg: "target " + d.Target + " not found", Remedy: "give --to the block device of the on-premises disk (lsblk lists them)", Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
-		return nil, &FailbackError{Disk: d.Name, Msg: "target " + d.Target + " is not a block device", Hint: "failback writes a whole disk: give --to a block device such as /dev/sdb, not a file"}
+		return nil, &FailbackError{Disk: d.Name, Msg: "target " + d.Target + " is not a block device", Remedy: "failback writes a whole disk: give --to a block device such as /dev/sdb, not a file"}
 	}
 	tracked, err := tracker.TrackedAnywhere(d.Target)
 	if err != nil {
@@ -243,12 +246,12 @@ func openTarget(d FailbackDisk) (*device, error) {
 	}
 	if tracked {
 		return nil, &FailbackError{Disk: d.Name, Msg: "target " + d.Target + " is protected by a running Lifeboat tracker",
-			Hint: "stop the agent that protects it and remove its tracker ('lifeboat-agent uninstall', or remove its bpffs pin directory): its writes would be replicated as new changes"}
+			Remedy: "stop the agent that protects it and remove its tracker ('lifeboat-agent uninstall', or remove its bpffs pin directory): its writes would be replicated as new changes"}
 	}
 	dev, err := openDevice(d.Target, os.O_RDWR|unix.O_EXCL)
 	if errors.Is(err, unix.EBUSY) {
 		return nil, &FailbackError{Disk: d.Name, Msg: "target " + d.Target + " is in use (mounted, or held by another program)",
-			Hint: "unmount every filesystem of " + d.Target + " and stop what holds it (findmnt, lsblk), then try again", Err: err}
+			Remedy: "unmount every filesystem of " + d.Target + " and stop what holds it (findmnt, lsblk), then try again", Err: err}
 	}
 	if err != nil {
 		return nil, &FailbackError{Disk: d.Name, Msg: "open target " + d.Target, Err: err}
@@ -343,7 +346,7 @@ loop:
 	}
 	fz, err := fsutil.Freeze(mnts)
 	if err != nil {
-		return &FailbackError{Msg: "final cut: freeze the recovered machine's filesystems", Hint: "stop the recovered machine (unmount its filesystems) and complete again", Err: err}
+		return &FailbackError{Msg: "final cut: freeze the recovered machine's filesystems", Remedy: "stop the recovered machine (unmount its filesystems) and complete again", Err: err}
 	}
 	frozenAt := time.Now()
 	thawed := false
@@ -404,7 +407,7 @@ func (f *Failback) compareDisk(ctx context.Context, d *fbDisk, buf []byte, verif
 		}
 		f.mu.Unlock()
 		if err != nil {
-			return &FailbackError{Disk: d.Name, Msg: "compare", Hint: "see the server's log; fix the device and start the failback again: the compare sends only what still differs", Err: err}
+			return &FailbackError{Disk: d.Name, Msg: "compare", Remedy: "see the server's log; fix the device and start the failback again: the compare sends only what still differs", Err: err}
 		}
 	}
 	return nil
@@ -505,7 +508,7 @@ func (f *Failback) deltaPass(ctx context.Context, buf []byte) error {
 				f.mu.Lock()
 				f.pending = append(f.pending, tracker.Extent{Disk: d.trPath, Offset: off, Length: n, Op: tracker.OpDirty})
 				f.mu.Unlock()
-				return &FailbackError{Disk: d.Name, Msg: "delta", Hint: "see the server's log; start the failback again: the compare sends only what still differs", Err: err}
+				return &FailbackError{Disk: d.Name, Msg: "delta", Remedy: "see the server's log; start the failback again: the compare sends only what still differs", Err: err}
 			}
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
@@ -85,7 +85,7 @@ func (s *Server) checkAdmin(r *http.Request) error {
 	}
 	cn, err := s.ca.VerifyClient(r.TLS.PeerCertificates)
 	if err != nil {
-		return &Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Hint: adminHint, Err: err}
+		return &Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Remedy: adminHint, Err: err}
 	}
 	if cn != api.AdminName {
 		return errorf(http.StatusForbidden, fmt.Sprintf("certificate of machine %q cannot use the admin API", cn), adminHint)
@@ -165,11 +165,11 @@ func (s *Server) registerAnswer(certPEM []byte, proc, nonce, key string) api.Reg
 func (s *Server) registerMachine(r *http.Request, req api.RegisterRequest, log *slog.Logger) (certPEM []byte, proc string, err error) {
 	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
 	if err != nil {
-		return nil, "", &Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Hint: "send one PEM CERTIFICATE REQUEST signed with the agent's key", Err: err}
+		return nil, "", &Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST signed with the agent's key", Err: err}
 	}
 	certPEM, err = s.ca.IssueMachine(req.Name, csr, time.Now())
 	if err != nil {
-		return nil, "", &Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Hint: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
+		return nil, "", &Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Remedy: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
 	}
 	proc, assigned, err := s.assignProcessServer(r, req.Name)
 	if err != nil {

@@ -50,7 +50,7 @@ func TestCacheDiskFull(t *testing.T) {
 		Writes: []servertest.Write{{Off: 0, Data: randomBytes(800 << 10)}}}
 	_, err = put(t, a, "sda", 1, big.Build(t, t.TempDir()))
 	ae := wantStatus(t, err, http.StatusInsufficientStorage)
-	t.Logf("507: %s; hint: %s", ae.Message, ae.Hint)
+	t.Logf("507: %s; hint: %s", ae.Message, ae.Hint())
 	st, err := a.Process.DiskState(ctx(t), "sda")
 	if err != nil || st.NextSeq != 1 {
 		t.Errorf("state after 507: %+v, %v", st, err)

@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // Error is an error answer: an HTTP status, a short message and a hint for
@@ -14,9 +14,11 @@ import (
 type Error struct {
 	Status   int
 	Msg      string
-	Hint     string
+	Remedy   string
 	Expected *uint64
-	Err      error
+	// Code is the answer's api.Error Code.
+	Code string
+	Err  error
 }
 
 func (e *Error) Error() string {
@@ -28,8 +30,18 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Hint tells the operator what to do.
+func (e *Error) Hint() string { return e.Remedy }
+
 func errorf(status int, msg, hint string) *Error {
-	return &Error{Status: status, Msg: msg, Hint: hint}
+	return &Error{Status: status, Msg: msg, Remedy: hint}
+}
+
+// movingError is the 503 answer to a machine being moved to another
+// process server (api.ErrMoving for the agent).
+func movingError(msg string) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Msg: msg, Code: api.CodeMoving,
+		Remedy: "the agent learns its new process server from the configuration server within seconds and resumes there"}
 }
 
 // handlerFunc is an HTTP handler that returns its error answer.
@@ -44,14 +56,14 @@ func handle(log *slog.Logger, h handlerFunc) http.Handler {
 		}
 		var e *Error
 		if !errors.As(err, &e) {
-			e = &Error{Status: http.StatusInternalServerError, Msg: "internal error", Hint: "see the server's log", Err: err}
+			e = &Error{Status: http.StatusInternalServerError, Msg: "internal error", Remedy: "see the server's log", Err: err}
 		}
 		lvl := slog.LevelWarn
 		if e.Status >= 500 {
 			lvl = slog.LevelError
 		}
 		log.Log(r.Context(), lvl, "request failed", "method", r.Method, "path", r.URL.Path, LogStatus, e.Status, LogRemote, r.RemoteAddr, LogErr, e.Error())
-		writeJSON(w, e.Status, api.Error{Error: e.Msg, Hint: e.Hint, Expected: e.Expected})
+		writeJSON(w, e.Status, api.Error{Error: e.Msg, Hint: e.Remedy, Expected: e.Expected, Code: e.Code})
 	})
 }
 
@@ -69,9 +81,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &Error{Status: http.StatusRequestEntityTooLarge, Msg: "request body too large", Hint: "the body must be a small JSON object", Err: err}
+			return &Error{Status: http.StatusRequestEntityTooLarge, Msg: "request body too large", Remedy: "the body must be a small JSON object", Err: err}
 		}
-		return &Error{Status: http.StatusBadRequest, Msg: "bad json body: " + err.Error(), Hint: "see docs/protocol.md for the body of this request", Err: err}
+		return &Error{Status: http.StatusBadRequest, Msg: "bad json body: " + err.Error(), Remedy: "see docs/protocol.md for the body of this request", Err: err}
 	}
 	return nil
 }

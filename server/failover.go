@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/recovery"
-	"github.com/lifeboat-dr/lifeboat/server/api"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -58,7 +58,7 @@ func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequ
 	}
 	log := s.cfg.Logger.With(LogComponent, "config", LogMachine, m, LogPoint, pt.ID)
 	if err := os.MkdirAll(req.Out, 0o755); err != nil {
-		return api.FailoverResult{}, &Error{Status: http.StatusBadRequest, Msg: "cannot create the output directory: " + err.Error(), Hint: "give --out a directory the server may write", Err: err}
+		return api.FailoverResult{}, &Error{Status: http.StatusBadRequest, Msg: "cannot create the output directory: " + err.Error(), Remedy: "give --out a directory the server may write", Err: err}
 	}
 	log.Info("materializing", "test", req.Test, "out", req.Out)
 	imgs, err := s.store.Materialize(ctx, m, pt.ID, req.Out)
@@ -110,17 +110,17 @@ func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequ
 func materializeError(err error) error {
 	switch {
 	case errors.Is(err, store.ErrPruned):
-		return &Error{Status: http.StatusConflict, Msg: "the point was dropped by retention while the failover started", Hint: "choose a point that 'lifeboat points MACHINE' shows as materializable", Err: err}
+		return &Error{Status: http.StatusConflict, Msg: "the point was dropped by retention while the failover started", Remedy: "choose a point that 'lifeboat points MACHINE' shows as materializable", Err: err}
 	case errors.Is(err, store.ErrNotFound):
-		return &Error{Status: http.StatusNotFound, Msg: "point not found in target storage", Hint: "'lifeboat points MACHINE' lists the points", Err: err}
+		return &Error{Status: http.StatusNotFound, Msg: "point not found in target storage", Remedy: "'lifeboat points MACHINE' lists the points", Err: err}
 	case isNoSpace(err):
-		return &Error{Status: http.StatusInsufficientStorage, Msg: "output disk full", Hint: "free space where --out points, or choose another --out", Err: err}
+		return &Error{Status: http.StatusInsufficientStorage, Msg: "output disk full", Remedy: "free space where --out points, or choose another --out", Err: err}
 	case errors.Is(err, os.ErrExist):
-		return &Error{Status: http.StatusConflict, Msg: "an image already exists in the output directory", Hint: "failover never overwrites an image: choose an empty --out", Err: err}
+		return &Error{Status: http.StatusConflict, Msg: "an image already exists in the output directory", Remedy: "failover never overwrites an image: choose an empty --out", Err: err}
 	case errors.Is(err, context.Canceled):
 		return err
 	}
-	return &Error{Status: http.StatusInternalServerError, Msg: "materialize failed: " + err.Error(), Hint: "see the server's log", Err: err}
+	return &Error{Status: http.StatusInternalServerError, Msg: "materialize failed: " + err.Error(), Remedy: "see the server's log", Err: err}
 }
 
 // checkImage checks the filesystems of one image read-only.

@@ -17,8 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
-	"github.com/lifeboat-dr/lifeboat/server/api"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -94,7 +94,7 @@ func (s *Server) readGroup(name string) (groupRecord, error) {
 	}
 	if err := json.Unmarshal(b, &g); err != nil {
 		return g, &Error{Status: http.StatusInternalServerError, Msg: "group file " + s.groupPath(name) + " is damaged",
-			Hint: "fix or delete the file and create the group again", Err: err}
+			Remedy: "fix or delete the file and create the group again", Err: err}
 	}
 	g.Name = name
 	return g, nil
@@ -461,7 +461,7 @@ func (s *Server) agentMachine(r *http.Request) (string, error) {
 	}
 	cn, err := s.ca.VerifyClient(r.TLS.PeerCertificates)
 	if err != nil {
-		return "", &Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Hint: "register the agent with this server", Err: err}
+		return "", &Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Remedy: "register the agent with this server", Err: err}
 	}
 	if cn == api.AdminName || api.ValidName(cn) != nil {
 		return "", errorf(http.StatusForbidden, "certificate names no machine", "use the agent's machine certificate")

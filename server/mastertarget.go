@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/recovery"
-	"github.com/lifeboat-dr/lifeboat/server/api"
 )
 
 // masterTarget is the master-target role: it owns the failback sessions,
@@ -184,7 +184,7 @@ func failbackDisks(m string, imgs []api.Image, req []api.FailbackDiskRequest) ([
 		if src == "" {
 			loop, err := recovery.LoopOf(im.Path)
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, &Error{Status: http.StatusConflict, Msg: "look for the loop device of " + im.Path, Hint: "give --from " + im.Disk + "=DEV", Err: err}
+				return nil, &Error{Status: http.StatusConflict, Msg: "look for the loop device of " + im.Path, Remedy: "give --from " + im.Disk + "=DEV", Err: err}
 			}
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, errorf(http.StatusConflict, "failover image "+im.Path+" is gone", "give --from "+im.Disk+"=PATH: the disk the recovered machine uses")
@@ -203,11 +203,11 @@ func failbackDisks(m string, imgs []api.Image, req []api.FailbackDiskRequest) ([
 func failbackError(err error) error {
 	var fe *recovery.FailbackError
 	if errors.As(err, &fe) {
-		hint := fe.Hint
+		hint := fe.Remedy
 		if hint == "" {
 			hint = "see the server's log"
 		}
-		return &Error{Status: http.StatusConflict, Msg: fe.Error(), Hint: hint}
+		return &Error{Status: http.StatusConflict, Msg: fe.Error(), Remedy: hint}
 	}
 	return err
 }
@@ -354,7 +354,7 @@ func (s *Server) failbackStatus(sess *fbSession) api.FailbackStatus {
 		st.Error = rs.Err.Error()
 		var fe *recovery.FailbackError
 		if errors.As(rs.Err, &fe) {
-			st.Hint = fe.Hint
+			st.Hint = fe.Remedy
 		}
 		if st.Hint == "" {
 			st.Hint = "see the server's log; start the failback again: its compare sends only what still differs"

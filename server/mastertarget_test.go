@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 func TestFailbackDisks(t *testing.T) {
@@ -41,7 +41,7 @@ func TestFailbackDisks(t *testing.T) {
 				return
 			}
 			var e *Error
-			if !errors.As(err, &e) || !strings.Contains(e.Msg, tc.want) || e.Hint == "" || e.Status < http.StatusBadRequest {
+			if !errors.As(err, &e) || !strings.Contains(e.Msg, tc.want) || e.Remedy == "" || e.Status < http.StatusBadRequest {
 				t.Fatalf("err %v; want an *Error with a hint containing %q", err, tc.want)
 			}
 		})

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // DefaultScriptTimeout bounds a plan's script when the plan sets no
@@ -63,7 +63,7 @@ func (s *Server) readPlan(name string) (api.Plan, error) {
 	}
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, &Error{Status: http.StatusInternalServerError, Msg: "plan file " + s.planPath(name) + " is damaged",
-			Hint: "fix or delete the file and create the plan again", Err: err}
+			Remedy: "fix or delete the file and create the plan again", Err: err}
 	}
 	p.Name = name
 	return p, nil
@@ -143,7 +143,7 @@ func checkScript(path string) error {
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Msg: "script " + path + ": " + err.Error(), Hint: hint, Err: err}
+		return &Error{Status: http.StatusBadRequest, Msg: "script " + path + ": " + err.Error(), Remedy: hint, Err: err}
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 		return errorf(http.StatusBadRequest, "script "+path+" is not an executable file", hint+" (chmod +x)")
@@ -374,8 +374,8 @@ func (s *Server) planMachine(ctx context.Context, m string, req api.PlanRequest,
 func errorText(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
-		if e.Hint != "" {
-			return e.Msg + " (hint: " + e.Hint + ")"
+		if e.Remedy != "" {
+			return e.Msg + " (hint: " + e.Remedy + ")"
 		}
 		return e.Msg
 	}

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // postProbe reads and discards the body of an authenticated machine's

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
-	"github.com/lifeboat-dr/lifeboat/server/client"
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 )
 
@@ -30,7 +30,7 @@ func TestProbe(t *testing.T) {
 	}
 	_, _, err = ag.Process.Probe(ctx, api.MaxProbeBytes+1)
 	var ae *client.APIError
-	if !errors.As(err, &ae) || ae.Status != http.StatusRequestEntityTooLarge || ae.Hint == "" {
+	if !errors.As(err, &ae) || ae.Status != http.StatusRequestEntityTooLarge || ae.Hint() == "" {
 		t.Fatalf("oversized probe: %v", err)
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
-	"github.com/lifeboat-dr/lifeboat/server/api"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -118,7 +118,7 @@ func (s *Server) putMachine(w http.ResponseWriter, r *http.Request, machine stri
 		infos[i] = store.DiskInfo{Name: d.Name, Size: d.Size}
 	}
 	if err := s.store.SetDisks(r.Context(), machine, infos); err != nil {
-		return &Error{Status: http.StatusInternalServerError, Msg: "target storage refused the disk set", Hint: "see the server's log", Err: err}
+		return &Error{Status: http.StatusInternalServerError, Msg: "target storage refused the disk set", Remedy: "see the server's log", Err: err}
 	}
 	if err := s.updateMachine(machine, func(m *machineRecord) { m.Disks = disks }); err != nil {
 		return err
@@ -222,9 +222,9 @@ func (s *Server) putSegment(w http.ResponseWriter, r *http.Request, machine stri
 		var fe *hrlfmt.FormatError
 		if errors.As(verr, &fe) {
 			return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("corrupt segment: offset %d: %v", fe.Offset, fe.Err),
-				Hint: "the segment was damaged or cut short in transit, or on the agent's spool: send it again; if it fails again, the agent must resync", Err: verr}
+				Remedy: "the segment was damaged or cut short in transit, or on the agent's spool: send it again; if it fails again, the agent must resync", Err: verr}
 		}
-		return &Error{Status: http.StatusInternalServerError, Msg: "read received segment", Hint: "see the server's log", Err: verr}
+		return &Error{Status: http.StatusInternalServerError, Msg: "read received segment", Remedy: "see the server's log", Err: verr}
 	}
 	if !m.Summary.Complete {
 		return errorf(http.StatusBadRequest, "segment has no trailer", "send only sealed segments")
@@ -264,7 +264,7 @@ func (d *diskState) checkSeq(seq uint64) (*api.SegmentAck, error) {
 		return &api.SegmentAck{Acked: seq, Duplicate: true}, nil
 	case seq > next:
 		return nil, &Error{Status: http.StatusConflict, Msg: "out of order", Expected: &next,
-			Hint: fmt.Sprintf("send segment %d first: the server has every segment before it", next)}
+			Remedy: fmt.Sprintf("send segment %d first: the server has every segment before it", next)}
 	}
 	return nil, nil
 }
@@ -277,9 +277,9 @@ func isNoSpace(err error) bool {
 func storageError(what string, err error) error {
 	if isNoSpace(err) {
 		return &Error{Status: http.StatusInsufficientStorage, Msg: "process server cache disk full",
-			Hint: "free space in the server's data directory (cache/), or wait for segments to be applied; the agent keeps its segments and retries", Err: err}
+			Remedy: "free space in the server's data directory (cache/), or wait for segments to be applied; the agent keeps its segments and retries", Err: err}
 	}
-	return &Error{Status: http.StatusInternalServerError, Msg: what, Hint: "see the server's log", Err: err}
+	return &Error{Status: http.StatusInternalServerError, Msg: what, Remedy: "see the server's log", Err: err}
 }
 
 // commitSegment makes a verified temporary segment the durable segment
@@ -356,11 +356,11 @@ func (s *Server) getHashes(w http.ResponseWriter, r *http.Request, machine strin
 	defer cancel()
 	if err := d.waitApplied(ctx, next); err != nil {
 		return &Error{Status: http.StatusServiceUnavailable, Msg: "segments not yet applied to target storage",
-			Hint: "the replica is behind the segments already acknowledged: retry in a moment; if it stays so, see the server's log for apply errors", Err: err}
+			Remedy: "the replica is behind the segments already acknowledged: retry in a moment; if it stays so, see the server's log for apply errors", Err: err}
 	}
 	hs, err := s.store.Hashes(r.Context(), machine, disk, off, n, block)
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Status: http.StatusNotFound, Msg: "disk has no replica yet", Hint: "declare the disk with PUT /v1/machine or send its segments first", Err: err}
+		return &Error{Status: http.StatusNotFound, Msg: "disk has no replica yet", Remedy: "declare the disk with PUT /v1/machine or send its segments first", Err: err}
 	}
 	if err != nil {
 		return err

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/server"
-	"github.com/lifeboat-dr/lifeboat/server/api"
-	"github.com/lifeboat-dr/lifeboat/server/client"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
@@ -193,7 +193,7 @@ func TestPruneErrors(t *testing.T) {
 	e.waitApplied(db, "sda", 1)
 	adm := servertest.Admin(t, e.srv, e.dir)
 	_, err := adm.Prune(ctx(t), "web1")
-	if ae := wantStatus(t, err, http.StatusInternalServerError); ae != nil && (!strings.Contains(ae.Message, "injected prune failure") || ae.Hint == "") {
+	if ae := wantStatus(t, err, http.StatusInternalServerError); ae != nil && (!strings.Contains(ae.Message, "injected prune failure") || ae.Hint() == "") {
 		t.Errorf("prune error: %+v", ae)
 	}
 	// Fail db1 over for real and commit it: the pruner stops pruning it.
@@ -274,7 +274,7 @@ func TestFailoverCommit(t *testing.T) {
 			t.Errorf("committed: %+v", m)
 		}
 		_, err := put(t, a, "sda", 2, seg(t, "web1", "sda", 2, 0, 'c', "p2"))
-		if ae := wantStatus(t, err, http.StatusGone); ae != nil && (!strings.Contains(ae.Message, "committed at") || !strings.Contains(ae.Hint, "register")) {
+		if ae := wantStatus(t, err, http.StatusGone); ae != nil && (!strings.Contains(ae.Message, "committed at") || !strings.Contains(ae.Hint(), "register")) {
 			t.Errorf("segment after commit: %+v", ae)
 		}
 		_, err = a.Process.DiskState(ctx(t), "sda")

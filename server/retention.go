@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -90,11 +90,11 @@ func (s *Server) pruneNow(w http.ResponseWriter, r *http.Request) error {
 	}
 	ans, err := s.prune(r.Context(), m)
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Status: http.StatusNotFound, Msg: "machine " + m + " has no data in target storage yet", Hint: "nothing to prune until its agent has replicated", Err: err}
+		return &Error{Status: http.StatusNotFound, Msg: "machine " + m + " has no data in target storage yet", Remedy: "nothing to prune until its agent has replicated", Err: err}
 	}
 	if err != nil {
 		return &Error{Status: http.StatusInternalServerError, Msg: "prune failed: " + err.Error(),
-			Hint: "target storage could not apply the retention policy; replication goes on: see the server's log, and 'lifeboat machines' for the problem", Err: err}
+			Remedy: "target storage could not apply the retention policy; replication goes on: see the server's log, and 'lifeboat machines' for the problem", Err: err}
 	}
 	writeJSON(w, http.StatusOK, ans)
 	return nil

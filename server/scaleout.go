@@ -12,10 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
-	"github.com/lifeboat-dr/lifeboat/server/api"
-	"github.com/lifeboat-dr/lifeboat/server/client"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
@@ -111,7 +111,7 @@ type JoinOptions struct {
 func Join(ctx context.Context, o JoinOptions) error {
 	for _, f := range []string{pki.CACertFile, JoinFile} {
 		if _, err := os.Lstat(filepath.Join(o.DataDir, f)); err == nil {
-			return &Error{Msg: fmt.Sprintf("%s already holds %s", o.DataDir, f), Hint: "give the joining server a data directory of its own"}
+			return &Error{Msg: fmt.Sprintf("%s already holds %s", o.DataDir, f), Remedy: "give the joining server a data directory of its own"}
 		}
 	}
 	key, err := pki.NewKey()
@@ -158,7 +158,7 @@ func (s *Server) joined() bool { return s.so.join != nil }
 // configuration server and its last known assignment.
 func (s *Server) openJoined(ji JoinInfo) error {
 	if s.cfg.Roles.Config {
-		return &Error{Msg: "this data directory joined configuration server " + ji.ConfigServer, Hint: "run it with --roles process (a joined server has no CA key)"}
+		return &Error{Msg: "this data directory joined configuration server " + ji.ConfigServer, Remedy: "run it with --roles process (a joined server has no CA key)"}
 	}
 	if s.cfg.ConfigServer != "" {
 		ji.ConfigServer = s.cfg.ConfigServer
@@ -319,8 +319,7 @@ func (s *Server) checkJoinedAssigned(machine string) error {
 	}
 	a, ok := s.so.assigned[machine]
 	if e, drained := s.so.released[machine]; ok && drained && a.Epoch <= e {
-		return errorf(http.StatusServiceUnavailable, "machine "+machine+" is being moved away from process server "+s.localID(),
-			"the agent learns its new process server from the configuration server within seconds and resumes there")
+		return movingError("machine " + machine + " is being moved away from process server " + s.localID())
 	}
 	if !ok {
 		return errorf(http.StatusMisdirectedRequest, fmt.Sprintf("machine %s is not assigned to process server %s", machine, s.localID()),
@@ -432,19 +431,19 @@ func (s *Server) openStore() error {
 	if !s.cfg.SharedStore {
 		l, err := store.OpenLocal(dir)
 		if err != nil {
-			return &Error{Msg: "open target storage", Hint: "is another lifeboat-server running on this --data directory? (servers sharing a --store need --shared-store)", Err: err}
+			return &Error{Msg: "open target storage", Remedy: "is another lifeboat-server running on this --data directory? (servers sharing a --store need --shared-store)", Err: err}
 		}
 		s.store, s.ownStore = l, true
 		return nil
 	}
 	lock, err := tryFlock(filepath.Join(s.dir, "server.lock"))
 	if err != nil {
-		return &Error{Msg: "lock data directory", Hint: "is another lifeboat-server running on this --data directory?", Err: err}
+		return &Error{Msg: "lock data directory", Remedy: "is another lifeboat-server running on this --data directory?", Err: err}
 	}
 	l, err := store.OpenLocalShared(dir)
 	if err != nil {
 		lock()
-		return &Error{Msg: "open shared target storage " + dir, Hint: "every server on a shared --store needs --shared-store", Err: err}
+		return &Error{Msg: "open shared target storage " + dir, Remedy: "every server on a shared --store needs --shared-store", Err: err}
 	}
 	s.store, s.ownStore = lockedStore{Store: l, dir: l.Dir()}, true
 	s.so.unlockData = lock

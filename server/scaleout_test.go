@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/server"
-	"github.com/lifeboat-dr/lifeboat/server/api"
-	"github.com/lifeboat-dr/lifeboat/server/client"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 )
@@ -234,8 +234,8 @@ func TestScaleOutJoinAssignMove(t *testing.T) {
 		t.Errorf("m2's problems do not name its silent process server: %q", m.Problems)
 	}
 	_, err = e.admin.Move(ctx(t), "m2", api.MoveRequest{To: "ps1"})
-	if ae := wantStatus(t, err, http.StatusBadGateway); !strings.Contains(ae.Hint, "--force") {
-		t.Errorf("hint of a move off a dead server: %s", ae.Hint)
+	if ae := wantStatus(t, err, http.StatusBadGateway); !strings.Contains(ae.Hint(), "--force") {
+		t.Errorf("hint of a move off a dead server: %s", ae.Hint())
 	}
 	if _, err := e.admin.Move(ctx(t), "m2", api.MoveRequest{To: "ps1", Force: true}); err != nil {
 		t.Fatalf("forced move: %v", err)

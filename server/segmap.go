@@ -163,7 +163,7 @@ func receiveError(body *errReader, out *errWriter, max int64) error {
 		return tooLarge(-1, max)
 	}
 	return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("segment body cut short after %d bytes", body.n),
-		Hint: "the connection broke during the upload: send the segment again", Err: body.err}
+		Remedy: "the connection broke during the upload: send the segment again", Err: body.err}
 }
 
 // errReader remembers the first error of r other than io.EOF, and counts

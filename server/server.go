@@ -19,8 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/recovery"
-	"github.com/lifeboat-dr/lifeboat/server/api"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
@@ -280,7 +280,7 @@ type Server struct {
 // stops it all.
 func Open(cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
-		return nil, &Error{Msg: "no data directory", Hint: "pass --data DIR (made by 'lifeboat-server init')"}
+		return nil, &Error{Msg: "no data directory", Remedy: "pass --data DIR (made by 'lifeboat-server init')"}
 	}
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
@@ -492,9 +492,9 @@ func (s *Server) listen() error {
 
 func listenError(role, addr, flag string, err error) error {
 	return &Error{
-		Msg:  fmt.Sprintf("%s role: listen on %s", role, addr),
-		Hint: fmt.Sprintf("the port is in use or needs privileges: choose another with %s", flag),
-		Err:  err,
+		Msg:    fmt.Sprintf("%s role: listen on %s", role, addr),
+		Remedy: fmt.Sprintf("the port is in use or needs privileges: choose another with %s", flag),
+		Err:    err,
 	}
 }
 

@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/server"
-	"github.com/lifeboat-dr/lifeboat/server/api"
-	"github.com/lifeboat-dr/lifeboat/server/client"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 	"github.com/lifeboat-dr/lifeboat/store"
@@ -176,7 +176,7 @@ func wantStatus(t *testing.T, err error, status int) *client.APIError {
 	if ae.Status != status {
 		t.Fatalf("status %d (%s), want %d", ae.Status, ae.Message, status)
 	}
-	if ae.Message == "" || ae.Hint == "" {
+	if ae.Message == "" || ae.Hint() == "" {
 		t.Errorf("error answer without error or hint: %+v", ae)
 	}
 	return ae

@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
-	"github.com/lifeboat-dr/lifeboat/server/api"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 )
 
@@ -106,11 +106,11 @@ func (s *Server) joinServer(w http.ResponseWriter, r *http.Request) error {
 	}
 	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Hint: "send one PEM CERTIFICATE REQUEST", Err: err}
+		return &Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST", Err: err}
 	}
 	certPEM, err := s.ca.IssueJoined(req.ID, csr, req.SANs, time.Now())
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Hint: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
+		return &Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Remedy: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
 	}
 	cert, err := pki.ParseCertificatePEM(certPEM)
 	if err != nil {
@@ -151,7 +151,7 @@ func (s *Server) joinedServer(r *http.Request) (string, error) {
 	}
 	cn, err := s.ca.VerifyClient(r.TLS.PeerCertificates)
 	if err != nil {
-		return "", &Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Hint: hint, Err: err}
+		return "", &Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Remedy: hint, Err: err}
 	}
 	id, ok := strings.CutPrefix(cn, pki.ServerCNPrefix)
 	if !ok || api.ValidName(id) != nil {
@@ -426,8 +426,7 @@ func (s *Server) checkAssigned(machine string) error {
 	moving := s.so.moving[machine]
 	s.so.mu.Unlock()
 	if moving {
-		return errorf(http.StatusServiceUnavailable, "machine "+machine+" is being moved to another process server",
-			"the agent learns its new process server from the configuration server within seconds and resumes there")
+		return movingError("machine " + machine + " is being moved to another process server")
 	}
 	if rec.Assigned != "" {
 		id, addr := s.assignedAddr(nil, machine)
@@ -541,7 +540,7 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 	delete(s.so.moving, m)
 	s.so.mu.Unlock()
 	if err != nil {
-		return res, &Error{Status: http.StatusInternalServerError, Msg: "record the move", Hint: "run the move again", Err: err}
+		return res, &Error{Status: http.StatusInternalServerError, Msg: "record the move", Remedy: "run the move again", Err: err}
 	}
 	log.Info("machine moved", "from", fromID, "to", toID, "epoch", epoch)
 	return res, nil
@@ -570,7 +569,7 @@ func (s *Server) drainLocal(ctx context.Context, m string) ([]api.DiskState, err
 		if err := d.waitApplied(ctx, next); err != nil {
 			_, applied := d.state()
 			return nil, &Error{Status: http.StatusGatewayTimeout, Msg: fmt.Sprintf("disk %s: %d acknowledged segments not yet applied to target storage", d.name, next-applied),
-				Hint: "the process server cannot apply them (see its log and 'lifeboat machines'): fix that and move again", Err: err}
+				Remedy: "the process server cannot apply them (see its log and 'lifeboat machines'): fix that and move again", Err: err}
 		}
 		st := api.DiskState{Disk: d.name, NextSeq: next}
 		if next > 0 {
@@ -606,7 +605,7 @@ func (s *Server) drainRemote(ctx context.Context, id, m string, req api.DrainReq
 	s.so.mu.Unlock()
 	fail := func(err error) error {
 		return &Error{Status: http.StatusBadGateway, Msg: fmt.Sprintf("drain machine %s on process server %s (%s)", m, id, addr),
-			Hint: "the old process server must apply what it acknowledged before the move: start it again and retry; if it is gone for good, move with --force (the disks then resync)", Err: err}
+			Remedy: "the old process server must apply what it acknowledged before the move: start it again and retry; if it is gone for good, move with --force (the disks then resync)", Err: err}
 	}
 	if addr == "" {
 		return nil, fail(errors.New("it has not reported its address"))

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
-	"github.com/lifeboat-dr/lifeboat/server/api"
 )
 
 // TokensFile holds the one-time registration tokens not yet used nor
@@ -173,7 +173,7 @@ func (ts *tokens) use(id, machine string, now time.Time, f func(secret string) e
 	}
 	if t.Machine != "" && t.Machine != machine {
 		return &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("registration token %s is for machine %q, not %q", id, t.Machine, machine),
-			Hint: "set the agent's --name to the machine the token was issued for, or issue a token for this name"}
+			Remedy: "set the agent's --name to the machine the token was issued for, or issue a token for this name"}
 	}
 	if err := f(t.Secret); err != nil {
 		return err

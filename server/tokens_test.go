@@ -8,9 +8,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/server"
-	"github.com/lifeboat-dr/lifeboat/server/api"
-	"github.com/lifeboat-dr/lifeboat/server/client"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 )
 
@@ -67,14 +67,14 @@ func TestTokenRegistersOnce(t *testing.T) {
 
 	// Bound to web1: another name is refused and the token stays.
 	err = registerToken(t, e, "web2", tok.Token)
-	if ae := wantStatus(t, err, http.StatusForbidden); !strings.Contains(ae.Message, `for machine "web1"`) || ae.Hint == "" {
-		t.Fatalf("other name: %v (hint %q)", err, ae.Hint)
+	if ae := wantStatus(t, err, http.StatusForbidden); !strings.Contains(ae.Message, `for machine "web1"`) || ae.Hint() == "" {
+		t.Fatalf("other name: %v (hint %q)", err, ae.Hint())
 	}
 	// A wrong secret with the right id: refused, token unused.
 	id, secret, _ := api.ParseToken(tok.Token)
 	forged := api.TokenPrefix + id + "." + strings.Repeat("0", len(secret))
 	ae := wantStatus(t, registerToken(t, e, "web1", forged), http.StatusUnauthorized)
-	if !strings.Contains(ae.Message, "unknown, already used") || !strings.Contains(ae.Hint, "--token-file") {
+	if !strings.Contains(ae.Message, "unknown, already used") || !strings.Contains(ae.Hint(), "--token-file") {
 		t.Fatalf("forged token: %+v", ae)
 	}
 	if err := registerToken(t, e, "web1", tok.Token); err != nil {
@@ -109,7 +109,7 @@ func TestTokenRegistersOnce(t *testing.T) {
 	wantStatus(t, err, http.StatusBadRequest)
 	_, err = a.CreateToken(ctx(t), api.TokenRequest{Machine: "admin"})
 	wantStatus(t, err, http.StatusBadRequest)
-	if err := registerToken(t, e, "web1", "not-a-token"); err == nil || client.Hint(err) == "" {
+	if err := registerToken(t, e, "web1", "not-a-token"); err == nil || api.Hint(err) == "" {
 		t.Fatalf("malformed token: %v, want an error with a hint", err)
 	}
 	// The passphrase still registers.

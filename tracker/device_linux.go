@@ -42,13 +42,13 @@ func inspectDevice(path string) (*protection, error) {
 	if err := unix.Stat(abs, &st); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil, &DeviceError{Path: path, Err: errors.New("no such device"),
-				Hint: "give the path of a block device, e.g. /dev/sdb or /dev/nvme0n1p2 (lsblk lists them)"}
+				Remedy: "give the path of a block device, e.g. /dev/sdb or /dev/nvme0n1p2 (lsblk lists them)"}
 		}
 		return nil, &DeviceError{Path: path, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
 		return nil, &DeviceError{Path: path, Err: errors.New("not a block device"),
-			Hint: "give the path of a disk or partition, e.g. /dev/sdb or /dev/nvme0n1p2 (lsblk lists them); files and directories cannot be protected"}
+			Remedy: "give the path of a disk or partition, e.g. /dev/sdb or /dev/nvme0n1p2 (lsblk lists them); files and directories cannot be protected"}
 	}
 	major, minor := unix.Major(st.Rdev), unix.Minor(st.Rdev)
 	sys := sysBlock(major, minor)
@@ -83,7 +83,7 @@ func inspectDevice(path string) (*protection, error) {
 	}
 	if size == 0 {
 		return nil, &DeviceError{Path: path, Err: errors.New("device has size 0"),
-			Hint: "attach a backing file or medium first (for a loop device: losetup)"}
+			Remedy: "attach a backing file or medium first (for a loop device: losetup)"}
 	}
 	return p, nil
 }

@@ -723,7 +723,7 @@ func (t *Linux) Protect(path string) error {
 	for _, p := range t.byDev[info.dev] {
 		if !p.restored && p.start < info.end && info.start < p.end {
 			return &DeviceError{Path: path, Err: fmt.Errorf("overlaps %s, which is already protected", p.path),
-				Hint: "protect either the whole disk or its partitions, not both"}
+				Remedy: "protect either the whole disk or its partitions, not both"}
 		}
 	}
 	if err := t.putDiskLocked(info.dev, append(t.byDev[info.dev], info)); err != nil {

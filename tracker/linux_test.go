@@ -745,7 +745,7 @@ func TestProtectRejectsNonBlockDevices(t *testing.T) {
 	for _, path := range []string{"/etc/hostname", t.TempDir(), "/dev/null", "/nonexistent/disk"} {
 		err := tr.Protect(path)
 		var de *tracker.DeviceError
-		if !errors.As(err, &de) || de.Hint == "" {
+		if !errors.As(err, &de) || de.Remedy == "" {
 			t.Errorf("Protect(%s) = %v; want a DeviceError with a hint", path, err)
 		}
 	}

@@ -262,16 +262,15 @@ func (e *ResyncRequiredError) Hint() string {
 type DeviceError struct {
 	Path string
 	Err  error
-	// Hint tells the operator what to do.
-	Hint string
+	// Remedy tells the operator what to do.
+	Remedy string
 }
 
 func (e *DeviceError) Error() string {
-	s := fmt.Sprintf("protect %s: %v", e.Path, e.Err)
-	if e.Hint != "" {
-		s += " (" + e.Hint + ")"
-	}
-	return s
+	return fmt.Sprintf("protect %s: %v", e.Path, e.Err)
 }
 
 func (e *DeviceError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *DeviceError) Hint() string { return e.Remedy }

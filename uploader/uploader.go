@@ -5,16 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
-	"github.com/lifeboat-dr/lifeboat/server/api"
-	"github.com/lifeboat-dr/lifeboat/server/client"
 )
 
 // Sender sends one sealed segment file; *client.Process implements it.
@@ -96,12 +94,15 @@ func (u *Uploader) Kick() {
 
 // Status is what the uploader reports.
 type Status struct {
-	Queued    int       `json:"queued_segments"`
-	Bytes     int64     `json:"queued_bytes"`
-	NextSeq   uint64    `json:"next_seq"`
-	Connected bool      `json:"connected"`
-	LastError string    `json:"last_error,omitempty"`
-	LastOK    time.Time `json:"last_ok"`
+	Queued    int    `json:"queued_segments"`
+	Bytes     int64  `json:"queued_bytes"`
+	NextSeq   uint64 `json:"next_seq"`
+	Connected bool   `json:"connected"`
+	LastError string `json:"last_error,omitempty"`
+	// Refused names why the server refused the last upload, when it did:
+	// RefusedRetired, RefusedMoved, RefusedGap, RefusedCacheFull.
+	Refused string    `json:"refused,omitempty"`
+	LastOK  time.Time `json:"last_ok"`
 	// ErrorSince is when the current run of failures began (zero when the
 	// last attempt succeeded).
 	ErrorSince time.Time `json:"error_since,omitzero"`
@@ -114,8 +115,31 @@ func (u *Uploader) Status() Status {
 	s := Status{Queued: len(u.sealed), Bytes: u.bytes, NextSeq: u.acked, Connected: u.connected, LastOK: u.lastOK, ErrorSince: u.errSince}
 	if u.lastErr != nil {
 		s.LastError = u.lastErr.Error()
+		s.Refused = refusal(u.lastErr)
 	}
 	return s
+}
+
+// Reasons of Status.Refused.
+const (
+	RefusedRetired   = "retired"    // api.ErrRetired: protection ended
+	RefusedMoved     = "moved"      // api.ErrMisdirected, api.ErrMoving
+	RefusedGap       = "gap"        // api.ErrSequenceGap: resync needed
+	RefusedCacheFull = "cache-full" // api.ErrCacheFull
+)
+
+func refusal(err error) string {
+	switch {
+	case errors.Is(err, api.ErrRetired):
+		return RefusedRetired
+	case errors.Is(err, api.ErrMisdirected), errors.Is(err, api.ErrMoving):
+		return RefusedMoved
+	case errors.Is(err, api.ErrSequenceGap):
+		return RefusedGap
+	case errors.Is(err, api.ErrCacheFull):
+		return RefusedCacheFull
+	}
+	return ""
 }
 
 // WaitIdle returns once every segment sealed so far has been acknowledged.
@@ -173,7 +197,7 @@ func (u *Uploader) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, ErrRetired) {
+		if errors.Is(err, api.ErrRetired) {
 			// Final: nothing more is sent; status shows it.
 			u.log.Error("the server no longer accepts this machine's segments", "disk", u.disk, "err", err)
 			<-ctx.Done()
@@ -203,30 +227,19 @@ func (u *Uploader) first() (uint64, string, bool) {
 	return seqs[0], u.sealed[seqs[0]], true
 }
 
-// ErrRetired means the server retired the machine (it was failed over and
-// committed): replication of this machine is over until it registers again.
-var ErrRetired = errors.New("machine failed over and committed on the server")
-
-// ErrSequenceGap means the server expects a segment the agent no longer
-// has: the replica cannot be continued and the disk needs a resync.
-var ErrSequenceGap = errors.New("server expects a segment this agent no longer has")
-
 func (u *Uploader) send(ctx context.Context, seq uint64, path string) error {
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	_, err := u.client.PutSegmentFile(sctx, u.disk, seq, path)
-	var ae *client.APIError
-	if errors.As(err, &ae) && ae.Status == http.StatusConflict && ae.Expected != nil {
+	var ae *api.StatusError
+	if errors.Is(err, api.ErrSequenceGap) && errors.As(err, &ae) {
 		exp := *ae.Expected
 		if exp > seq {
 			// The server already has it (an ack lost in a disconnect).
 			err = nil
 		} else {
-			return fmt.Errorf("segment %d: %w (server expects %d)", seq, ErrSequenceGap, exp)
+			return fmt.Errorf("segment %d: %w: the server expects %d, which this agent no longer has", seq, err, exp)
 		}
-	}
-	if errors.As(err, &ae) && ae.Status == http.StatusGone {
-		return fmt.Errorf("segment %d: %w: %s", seq, ErrRetired, ae.Message)
 	}
 	if err != nil {
 		return fmt.Errorf("segment %d: %w", seq, err)
@@ -249,6 +262,6 @@ func (u *Uploader) send(ctx context.Context, seq uint64, path string) error {
 }
 
 func isAPIError(err error) bool {
-	var ae *client.APIError
+	var ae *api.StatusError
 	return errors.As(err, &ae)
 }

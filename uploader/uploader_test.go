@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
-	"github.com/lifeboat-dr/lifeboat/server/api"
-	"github.com/lifeboat-dr/lifeboat/server/client"
 )
 
 // fakeServer acks segments in order and can fail on demand.
@@ -39,15 +38,15 @@ func (f *fakeServer) PutSegmentFile(ctx context.Context, disk string, seq uint64
 	}
 	if f.gone {
 		f.got = append(f.got, seq)
-		return api.SegmentAck{}, &client.APIError{Status: 410, Message: "machine committed"}
+		return api.SegmentAck{}, &api.StatusError{Status: 410, Message: "machine committed"}
 	}
 	if f.expected != nil {
 		e := *f.expected
-		return api.SegmentAck{}, &client.APIError{Status: 409, Message: "out of order", Expected: &e}
+		return api.SegmentAck{}, &api.StatusError{Status: 409, Message: "out of order", Expected: &e}
 	}
 	if seq != f.next {
 		e := f.next
-		return api.SegmentAck{}, &client.APIError{Status: 409, Message: "out of order", Expected: &e}
+		return api.SegmentAck{}, &api.StatusError{Status: 409, Message: "out of order", Expected: &e}
 	}
 	f.got = append(f.got, seq)
 	f.next++
@@ -129,7 +128,7 @@ func TestUploaderKeepsSegmentsTheServerDoesNotHave(t *testing.T) {
 	defer cancel()
 	u.Run(ctx)
 	st := u.Status()
-	if st.Queued != 2 || !errors.Is(u.lastErr, ErrSequenceGap) {
+	if st.Queued != 2 || !errors.Is(u.lastErr, api.ErrSequenceGap) || st.Refused != RefusedGap {
 		t.Fatalf("status %+v, last error %v; want both segments kept and a sequence gap", st, u.lastErr)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 2 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/lifeboat-dr/lifeboat/api"
 	"io"
 	"math"
 	"os"
@@ -13,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/client"
+	"github.com/lifeboat-dr/lifeboat/client"
 )
 
 // Churn is what assess measured on the disks, all together.
@@ -233,7 +234,7 @@ func probe(ctx context.Context, state, addr string, n int64) (*Link, error) {
 	defer cancel()
 	res, took, err := p.Probe(ctx, n)
 	if err != nil {
-		if h := client.Hint(err); h != "" {
+		if h := api.Hint(err); h != "" {
 			return nil, fmt.Errorf("probe %s: %w (%s)", addr, err, h)
 		}
 		return nil, fmt.Errorf("probe %s: %w", addr, err)

@@ -20,6 +20,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cli"
+
 	"github.com/lifeboat-dr/lifeboat/agent"
 )
 
@@ -42,7 +45,7 @@ func main() {
 	defer stop()
 	code, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "agentctl:", err)
+		cli.PrintError(os.Stderr, "agentctl", err)
 	}
 	os.Exit(code)
 }
@@ -120,10 +123,7 @@ func call(ctx context.Context, state, method, path string, out any) error {
 			Error, Hint string
 		}
 		json.NewDecoder(resp.Body).Decode(&e)
-		if e.Hint != "" {
-			return fmt.Errorf("%s (%s)", e.Error, e.Hint)
-		}
-		return errors.New(e.Error)
+		return api.WithHint(errors.New(e.Error), e.Hint)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }

@@ -10,11 +10,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
+	"github.com/lifeboat-dr/lifeboat/internal/cli"
+
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
-	"github.com/lifeboat-dr/lifeboat/internal/config"
 )
 
 const usage = `lifeboat-agent: Lifeboat's mobility agent
@@ -38,10 +38,7 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
 		}
-		fmt.Fprintln(os.Stderr, "lifeboat-agent:", err)
-		if h := config.Hint(err); h != "" && !strings.Contains(err.Error(), h) {
-			fmt.Fprintln(os.Stderr, "hint:", h)
-		}
+		cli.PrintError(os.Stderr, "lifeboat-agent", err)
 		os.Exit(sysservice.ExitCode(err))
 	}
 }

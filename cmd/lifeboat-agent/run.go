@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/lifeboat-dr/lifeboat/api"
 	"io"
 	"log/slog"
 	"net"
@@ -24,10 +25,10 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/agent"
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/internal/logging"
-	"github.com/lifeboat-dr/lifeboat/server/client"
 )
 
 type runCommand struct {
@@ -270,7 +271,7 @@ func loadOrRegister(ctx context.Context, dir, server, passFile, tokenFile, name 
 		certPEM, caPEM, processAddr, err = client.Register(rctx, server, name, strings.TrimSpace(string(pass)), key)
 	}
 	if err != nil {
-		if h := client.Hint(err); h != "" {
+		if h := api.Hint(err); h != "" {
 			return nil, fmt.Errorf("register with %s: %w (%s)", server, err, h)
 		}
 		return nil, fmt.Errorf("register with %s: %w", server, err)

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/server"
-	"github.com/lifeboat-dr/lifeboat/server/client"
 )
 
 // join runs 'lifeboat-server init --join URL': the data directory of a
@@ -29,7 +29,7 @@ func (c *InitCommand) join(ctx context.Context, dir, url, id, passFile string, s
 	defer cancel()
 	if err := server.Join(jctx, server.JoinOptions{DataDir: dir, ConfigServer: url, ID: id,
 		Passphrase: strings.TrimSpace(string(pass)), SANs: sans}); err != nil {
-		if h := client.Hint(err); h != "" {
+		if h := api.Hint(err); h != "" {
 			return fmt.Errorf("init: join %s: %w (%s)", url, err, h)
 		}
 		return fmt.Errorf("init: join %s: %w", url, err)

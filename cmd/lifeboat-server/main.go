@@ -11,13 +11,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
+	"github.com/lifeboat-dr/lifeboat/internal/cli"
+
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
-	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/server"
-	"github.com/lifeboat-dr/lifeboat/server/pki"
 )
 
 const usage = `lifeboat-server: Lifeboat's configuration, process and master-target server
@@ -80,21 +79,6 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 }
 
-// printError prints err and the operator hint it carries, if any.
-func printError(w io.Writer, err error) {
-	fmt.Fprintln(w, "lifeboat-server:", err)
-	var se *server.Error
-	var pe *pki.Error
-	switch {
-	case errors.As(err, &se) && se.Hint != "":
-		fmt.Fprintln(w, "hint:", se.Hint)
-	case errors.As(err, &pe) && pe.Hint != "":
-		fmt.Fprintln(w, "hint:", pe.Hint)
-	case config.Hint(err) != "" && !strings.Contains(err.Error(), config.Hint(err)):
-		fmt.Fprintln(w, "hint:", config.Hint(err))
-	}
-}
-
 // stringList is a repeatable string flag.
 type stringList []string
 
@@ -108,3 +92,6 @@ func noArgs(fs *flag.FlagSet) error {
 	}
 	return nil
 }
+
+// printError prints err and its hint as every command does.
+func printError(w io.Writer, err error) { cli.PrintError(w, "lifeboat-server", err) }

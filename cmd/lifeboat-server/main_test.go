@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/server"
-	"github.com/lifeboat-dr/lifeboat/server/api"
-	"github.com/lifeboat-dr/lifeboat/server/client"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 )

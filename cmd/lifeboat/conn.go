@@ -5,13 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/lifeboat-dr/lifeboat/api"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/server"
-	"github.com/lifeboat-dr/lifeboat/server/client"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 )
 
@@ -47,15 +48,15 @@ func (c *Conn) Admin() (*client.Admin, string, error) {
 			st, err := server.ReadState(c.Data)
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, "", &Error{
-					Err:  fmt.Errorf("no %s in %s", server.StateFile, c.Data),
-					Hint: "is 'lifeboat-server run --data " + c.Data + "' running? it writes that file when it serves",
+					Err:    fmt.Errorf("no %s in %s", server.StateFile, c.Data),
+					Remedy: "is 'lifeboat-server run --data " + c.Data + "' running? it writes that file when it serves",
 				}
 			}
 			if err != nil {
 				return nil, "", err
 			}
 			if st.APIURL == "" {
-				return nil, "", &Error{Err: errors.New("the server runs no configuration role"), Hint: "run lifeboat-server with --roles including config"}
+				return nil, "", &Error{Err: errors.New("the server runs no configuration role"), Remedy: "run lifeboat-server with --roles including config"}
 			}
 			u = st.APIURL
 		}
@@ -70,15 +71,15 @@ func (c *Conn) Admin() (*client.Admin, string, error) {
 		}
 	}
 	if u == "" {
-		return nil, "", &Error{Err: errors.New("no server given"), Hint: connHint}
+		return nil, "", &Error{Err: errors.New("no server given"), Remedy: connHint}
 	}
 	if ca == "" || cert == "" || key == "" {
-		return nil, "", &Error{Err: errors.New("--server needs --ca, --cert and --key"), Hint: connHint}
+		return nil, "", &Error{Err: errors.New("--server needs --ca, --cert and --key"), Remedy: connHint}
 	}
 	read := func(f string) ([]byte, error) {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, &Error{Err: err, Hint: connHint}
+			return nil, &Error{Err: err, Remedy: connHint}
 		}
 		return b, nil
 	}
@@ -96,20 +97,20 @@ func (c *Conn) Admin() (*client.Admin, string, error) {
 	}
 	a, err := client.NewAdmin(u, caPEM, certPEM, keyPEM)
 	if err != nil {
-		return nil, "", &Error{Err: err, Hint: connHint}
+		return nil, "", &Error{Err: err, Remedy: connHint}
 	}
 	return a, u, nil
 }
 
 // callError adds a hint to an error of a call to the server at u.
 func callError(err error, u string) error {
-	if client.Hint(err) != "" || errors.Is(err, context.Canceled) {
+	if api.Hint(err) != "" || errors.Is(err, context.Canceled) {
 		return err
 	}
 	var ue *url.Error
 	var oe *net.OpError
 	if errors.As(err, &oe) || errors.As(err, &ue) {
-		return &Error{Err: err, Hint: "cannot reach " + u + ": is lifeboat-server running, and is the address right?"}
+		return &Error{Err: err, Remedy: "cannot reach " + u + ": is lifeboat-server running, and is the address right?"}
 	}
 	return err
 }

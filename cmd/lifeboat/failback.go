@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // FailbackCommand is 'lifeboat failback'.
@@ -65,10 +65,10 @@ func (c *FailbackCommand) Run(ctx context.Context, args []string) error {
 	}
 	m := pos[0]
 	if *cancel && (*complete || len(to) > 0) {
-		return &Error{Err: errors.New("failback: --cancel goes alone"), Hint: "run 'lifeboat failback " + m + " --cancel'"}
+		return &Error{Err: errors.New("failback: --cancel goes alone"), Remedy: "run 'lifeboat failback " + m + " --cancel'"}
 	}
 	if len(from) > 0 && len(to) == 0 {
-		return &Error{Err: errors.New("failback: --from needs --to"), Hint: "give --to DEV for the on-premises disk"}
+		return &Error{Err: errors.New("failback: --from needs --to"), Remedy: "give --to DEV for the on-premises disk"}
 	}
 	req := api.FailbackRequest{Disks: to, IntervalSeconds: interval.Seconds()}
 	for _, f := range from {
@@ -80,7 +80,7 @@ func (c *FailbackCommand) Run(ctx context.Context, args []string) error {
 			}
 		}
 		if !matched {
-			return &Error{Err: fmt.Errorf("failback: --from %s=%s names no disk given to --to", f.Disk, f.To), Hint: "use the same DISK in --to DISK=DEV and --from DISK=PATH"}
+			return &Error{Err: fmt.Errorf("failback: --from %s=%s names no disk given to --to", f.Disk, f.To), Remedy: "use the same DISK in --to DISK=DEV and --from DISK=PATH"}
 		}
 	}
 	a, u, err := c.conn.Admin()
@@ -131,7 +131,7 @@ func (c *FailbackCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	if st.Phase == api.FailbackFailed {
-		return &Error{Err: fmt.Errorf("failback of %s failed: %s", m, st.Error), Hint: st.Hint}
+		return &Error{Err: fmt.Errorf("failback of %s failed: %s", m, st.Error), Remedy: st.Hint}
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // FailoverCommand is 'lifeboat failover'.
@@ -47,10 +47,10 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 		return errors.New("failover: give one MACHINE")
 	}
 	if *point == "" {
-		return &Error{Err: errors.New("failover: --point is required"), Hint: "give --point latest, --point latest-app, or an id from 'lifeboat points " + pos[0] + "'"}
+		return &Error{Err: errors.New("failover: --point is required"), Remedy: "give --point latest, --point latest-app, or an id from 'lifeboat points " + pos[0] + "'"}
 	}
 	if *out == "" {
-		return &Error{Err: errors.New("failover: --out is required"), Hint: "give --out DIR: the server writes DIR/<disk>.img on its host"}
+		return &Error{Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<disk>.img on its host"}
 	}
 	dir, err := filepath.Abs(*out)
 	if err != nil {
@@ -149,7 +149,7 @@ func checkFailed(res api.FailoverResult) error {
 			if !res.Test {
 				hint += "; the machine's state did not change"
 			}
-			return &Error{Err: fmt.Errorf("failover: filesystem check failed: disk %s, %s: %s: %s", c.Disk, part, c.Result, c.Summary), Hint: hint}
+			return &Error{Err: fmt.Errorf("failover: filesystem check failed: disk %s, %s: %s: %s", c.Disk, part, c.Result, c.Summary), Remedy: hint}
 		}
 	}
 	return &Error{Err: errors.New("failover: filesystem check failed")}
@@ -161,10 +161,10 @@ func (c *FailoverCommand) runGroup(ctx context.Context, pos []string, group, poi
 		return errors.New("failover: give MACHINE or --group, not both")
 	}
 	if point == "" {
-		return &Error{Err: errors.New("failover: --point is required"), Hint: "give --point latest or an id from 'lifeboat points --group " + group + "'"}
+		return &Error{Err: errors.New("failover: --point is required"), Remedy: "give --point latest or an id from 'lifeboat points --group " + group + "'"}
 	}
 	if out == "" {
-		return &Error{Err: errors.New("failover: --out is required"), Hint: "give --out DIR: the server writes DIR/<machine>/<disk>.img on its host"}
+		return &Error{Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<machine>/<disk>.img on its host"}
 	}
 	dir, err := filepath.Abs(out)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // GroupCommand is 'lifeboat group'.
@@ -61,13 +61,13 @@ func (c *GroupCommand) Run(ctx context.Context, args []string) error {
 	switch sub {
 	case "create":
 		if *machines == "" {
-			return &Error{Err: errors.New("group create: --machines is required"), Hint: "give --machines A,B: the machines 'lifeboat machines' lists"}
+			return &Error{Err: errors.New("group create: --machines is required"), Remedy: "give --machines A,B: the machines 'lifeboat machines' lists"}
 		}
 		iv := int64(*interval / time.Second)
 		if *interval < 0 {
 			iv = -1
 		} else if iv == 0 {
-			return &Error{Err: errors.New("group create: --interval under 1s"), Hint: "give at least 1s, or a negative value for points on request only"}
+			return &Error{Err: errors.New("group create: --interval under 1s"), Remedy: "give at least 1s, or a negative value for points on request only"}
 		}
 		g, err := a.CreateGroup(ctx, api.GroupRequest{Name: pos[0], Machines: strings.Split(*machines, ","), IntervalSeconds: iv})
 		if err != nil {
@@ -134,7 +134,7 @@ func (c *GroupCommand) Run(ctx context.Context, args []string) error {
 		}
 		if !r.OK {
 			return &Error{Err: fmt.Errorf("group point %s of %s failed at %s (machines %s): %s", r.ID, r.Group, r.Phase, strings.Join(r.Failed, ","), r.Error),
-				Hint: "replication goes on; check that those agents run and reach each other's --group-listen address, then try again"}
+				Remedy: "replication goes on; check that those agents run and reach each other's --group-listen address, then try again"}
 		}
 		return nil
 	default:

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/lifeboat-dr/lifeboat/server/client"
+	"github.com/lifeboat-dr/lifeboat/client"
 )
 
 // MachinesCommand is 'lifeboat machines'.

@@ -14,7 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/lifeboat-dr/lifeboat/server/client"
+	"github.com/lifeboat-dr/lifeboat/internal/cli"
 )
 
 const usage = `lifeboat: Lifeboat's admin CLI
@@ -122,25 +122,15 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 
 // Error is an error of the CLI with a hint for the operator.
 type Error struct {
-	Err  error
-	Hint string
+	Err    error
+	Remedy string
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
-// printError prints err and the hint it carries, if any.
-func printError(w io.Writer, err error) {
-	fmt.Fprintln(w, "lifeboat:", err)
-	var ce *Error
-	hint := client.Hint(err)
-	if errors.As(err, &ce) && ce.Hint != "" {
-		hint = ce.Hint
-	}
-	if hint != "" {
-		fmt.Fprintln(w, "hint:", hint)
-	}
-}
+// Hint tells the operator what to do.
+func (e *Error) Hint() string { return e.Remedy }
 
 // parseInterspersed parses flags that may come before, between and after
 // positional arguments, and returns the positional ones.
@@ -158,3 +148,6 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = args[1:]
 	}
 }
+
+// printError prints err and its hint as every command does.
+func printError(w io.Writer, err error) { cli.PrintError(w, "lifeboat", err) }

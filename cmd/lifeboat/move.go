@@ -6,7 +6,7 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // MoveCommand is 'lifeboat move'.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // PlanCommand is 'lifeboat plan create|show|list|delete|test|run'.
@@ -85,7 +85,7 @@ func (c *PlanCommand) Run(ctx context.Context, args []string) error {
 		}
 	case "test", "run":
 		if *out == "" {
-			return &Error{Err: fmt.Errorf("plan %s: --out is required", sub), Hint: "give --out DIR: the server writes DIR/<machine>/<disk>.img on its host"}
+			return &Error{Err: fmt.Errorf("plan %s: --out is required", sub), Remedy: "give --out DIR: the server writes DIR/<machine>/<disk>.img on its host"}
 		}
 		dir, err := filepath.Abs(*out)
 		if err != nil {
@@ -178,7 +178,7 @@ func (c *PlanCommand) Run(ctx context.Context, args []string) error {
 			where = "script " + st.Script
 		}
 		return &Error{Err: fmt.Errorf("plan %s stopped at group %d: %s: %s", res.Plan, st.Group, where, st.Error),
-			Hint: "groups after it were not failed over; the images written so far are kept under " + res.Out}
+			Remedy: "groups after it were not failed over; the images written so far are kept under " + res.Out}
 	}
 	return nil
 }
@@ -187,7 +187,7 @@ func (c *PlanCommand) Run(ctx context.Context, args []string) error {
 func parsePlan(name string, groups, scripts stringList, timeout durationFlag) (api.Plan, error) {
 	p := api.Plan{Name: name, Scripts: []api.PlanScript{}}
 	if len(groups) == 0 {
-		return p, &Error{Err: errors.New("plan create: no --group"), Hint: "give --group M1,M2 for each group, in the order they fail over"}
+		return p, &Error{Err: errors.New("plan create: no --group"), Remedy: "give --group M1,M2 for each group, in the order they fail over"}
 	}
 	for _, g := range groups {
 		var ms []string
@@ -197,7 +197,7 @@ func parsePlan(name string, groups, scripts stringList, timeout durationFlag) (a
 			}
 		}
 		if len(ms) == 0 {
-			return p, &Error{Err: fmt.Errorf("plan create: empty --group %q", g), Hint: "each --group names machines, comma-separated"}
+			return p, &Error{Err: fmt.Errorf("plan create: empty --group %q", g), Remedy: "each --group names machines, comma-separated"}
 		}
 		p.Groups = append(p.Groups, ms)
 	}
@@ -205,13 +205,13 @@ func parsePlan(name string, groups, scripts stringList, timeout durationFlag) (a
 		n, path, ok := strings.Cut(s, "=")
 		g, err := strconv.Atoi(n)
 		if !ok || err != nil || path == "" {
-			return p, &Error{Err: fmt.Errorf("plan create: bad --script-after-group %q", s), Hint: "give N=PATH: a group number and an absolute path on the server host"}
+			return p, &Error{Err: fmt.Errorf("plan create: bad --script-after-group %q", s), Remedy: "give N=PATH: a group number and an absolute path on the server host"}
 		}
 		p.Scripts = append(p.Scripts, api.PlanScript{AfterGroup: g, Path: path})
 	}
 	if timeout.set {
 		if timeout.d < time.Second {
-			return p, &Error{Err: errors.New("plan create: --script-timeout under one second"), Hint: "give a duration such as 10m"}
+			return p, &Error{Err: errors.New("plan create: --script-timeout under one second"), Remedy: "give a duration such as 10m"}
 		}
 		p.ScriptTimeoutSeconds = int64(timeout.d / time.Second)
 	}

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // PolicyCommand is 'lifeboat policy set|show'.
@@ -68,10 +68,10 @@ func (c *PolicyCommand) Run(ctx context.Context, args []string) error {
 	}
 	if sub == "set" {
 		if *def && (window.set || keepAll.set || thin.set) {
-			return &Error{Err: errors.New("policy set: --default with --window, --keep-all or --thin"), Hint: "give either --default or the durations"}
+			return &Error{Err: errors.New("policy set: --default with --window, --keep-all or --thin"), Remedy: "give either --default or the durations"}
 		}
 		if !*def && !window.set && !keepAll.set && !thin.set {
-			return &Error{Err: errors.New("policy set: nothing to set"), Hint: "give --window, --keep-all, --thin or --default"}
+			return &Error{Err: errors.New("policy set: nothing to set"), Remedy: "give --window, --keep-all, --thin or --default"}
 		}
 		// Flags not given keep their current value.
 		np := api.Policy{WindowSeconds: p.WindowSeconds, KeepAllSeconds: p.KeepAllSeconds, ThinSeconds: p.ThinSeconds, Default: *def}

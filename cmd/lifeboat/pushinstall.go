@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/sshx"
 	"github.com/lifeboat-dr/lifeboat/server"
-	"github.com/lifeboat-dr/lifeboat/server/api"
 	"github.com/lifeboat-dr/lifeboat/server/pushinstall"
 )
 
@@ -99,25 +99,25 @@ func (c *PushInstallCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(missing) > 0 {
 		fs.Usage()
-		return &Error{Err: fmt.Errorf("push-install: missing %s", strings.Join(missing, ", ")), Hint: "see docs/server.md, 'Push install'"}
+		return &Error{Err: fmt.Errorf("push-install: missing %s", strings.Join(missing, ", ")), Remedy: "see docs/server.md, 'Push install'"}
 	}
 	if *name == "" {
 		*name = *host
 		if api.ValidName(*name) != nil {
-			return &Error{Err: fmt.Errorf("push-install: --host %q is not a machine name", *host), Hint: "give --name MACHINE ([A-Za-z0-9._-]{1,63})"}
+			return &Error{Err: fmt.Errorf("push-install: --host %q is not a machine name", *host), Remedy: "give --name MACHINE ([A-Za-z0-9._-]{1,63})"}
 		}
 	}
 	if err := api.ValidName(*name); err != nil {
-		return &Error{Err: fmt.Errorf("push-install: --name: %w", err), Hint: "machine names are [A-Za-z0-9._-]{1,63}"}
+		return &Error{Err: fmt.Errorf("push-install: --name: %w", err), Remedy: "machine names are [A-Za-z0-9._-]{1,63}"}
 	}
 	settings := map[string]string{}
 	for _, s := range sets {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok || k == "" {
-			return &Error{Err: fmt.Errorf("push-install: --set %q: want KEY=VALUE", s), Hint: "KEY is a flag of 'lifeboat-agent run' without its dashes"}
+			return &Error{Err: fmt.Errorf("push-install: --set %q: want KEY=VALUE", s), Remedy: "KEY is a flag of 'lifeboat-agent run' without its dashes"}
 		}
 		if slices.Contains([]string{"server", "name", "disk", "token-file", "passphrase-file", "config"}, k) {
-			return &Error{Err: fmt.Errorf("push-install: --set %s: push-install sets it", k), Hint: "use --agent-server, --name or --disk"}
+			return &Error{Err: fmt.Errorf("push-install: --set %s: push-install sets it", k), Remedy: "use --agent-server, --name or --disk"}
 		}
 		settings[k] = v
 	}
@@ -163,8 +163,8 @@ func (c *PushInstallCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	if err != nil {
-		if h := pushinstall.Hint(err); h != "" {
-			return &Error{Err: fmt.Errorf("push-install: %w", err), Hint: h}
+		if api.Hint(err) != "" {
+			return fmt.Errorf("push-install: %w", err)
 		}
 		return callError(fmt.Errorf("push-install: %w", err), u)
 	}
@@ -186,7 +186,7 @@ func newestPackage() (string, error) {
 	}
 	if best == "" {
 		return "", &Error{Err: errors.New("push-install: no agent package: no --package, and no dist/lifeboat-agent_*_" + runtime.GOARCH + ".deb here"),
-			Hint: "build it with 'make package' in the source tree, or give --package FILE (.deb or .rpm)"}
+			Remedy: "build it with 'make package' in the source tree, or give --package FILE (.deb or .rpm)"}
 	}
 	return best, nil
 }
@@ -202,7 +202,7 @@ func (c *PushInstallCommand) defaultAgentServer(apiURL, host string) (string, er
 	}
 	h, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", &Error{Err: fmt.Errorf("push-install: server address %q: %w", addr, err), Hint: "give --agent-server HOST:PORT"}
+		return "", &Error{Err: fmt.Errorf("push-install: server address %q: %w", addr, err), Remedy: "give --agent-server HOST:PORT"}
 	}
 	ip := net.ParseIP(h)
 	hostIsLocal := host == "localhost"
@@ -211,7 +211,7 @@ func (c *PushInstallCommand) defaultAgentServer(apiURL, host string) (string, er
 	}
 	if h == "" || ip != nil && ip.IsUnspecified() || ip != nil && ip.IsLoopback() && !hostIsLocal {
 		return "", &Error{Err: fmt.Errorf("push-install: the server's API listens on %s, which the host %s may not reach", addr, host),
-			Hint: "give --agent-server HOST:PORT: the configuration server's address as the host reaches it"}
+			Remedy: "give --agent-server HOST:PORT: the configuration server's address as the host reaches it"}
 	}
 	return addr, nil
 }

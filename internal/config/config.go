@@ -39,10 +39,10 @@ type Options struct {
 
 // Error is a bad configuration, with what to do about it.
 type Error struct {
-	File string // the file, or "" for the environment
-	Key  string
-	Err  error
-	Hint string
+	File   string // the file, or "" for the environment
+	Key    string
+	Err    error
+	Remedy string
 }
 
 func (e *Error) Error() string {
@@ -55,13 +55,13 @@ func (e *Error) Error() string {
 		msg += ": " + e.Key
 	}
 	msg += ": " + e.Err.Error()
-	if e.Hint != "" {
-		msg += " (" + e.Hint + ")"
-	}
 	return msg
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *Error) Hint() string { return e.Remedy }
 
 // ErrUnknownKey is wrapped by the error for a key that is not a flag.
 var ErrUnknownKey = errors.New("unknown key")
@@ -96,7 +96,7 @@ func Apply(fs *flag.FlagSet, o Options) (map[string]Source, error) {
 		for _, k := range sortedKeys(file) {
 			if fs.Lookup(k) == nil || skip[k] {
 				return nil, &Error{File: o.File, Key: k, Err: ErrUnknownKey,
-					Hint: "keys are the flags of the command without dashes; known keys: " + strings.Join(knownKeys(fs, skip), ", ")}
+					Remedy: "keys are the flags of the command without dashes; known keys: " + strings.Join(knownKeys(fs, skip), ", ")}
 			}
 		}
 	}
@@ -114,7 +114,7 @@ func Apply(fs *flag.FlagSet, o Options) (map[string]Source, error) {
 					vals = splitList(v)
 				}
 				if err := setAll(f, vals); err != nil {
-					errs = append(errs, &Error{Key: name, Err: err, Hint: "the variable takes what --" + f.Name + " takes"})
+					errs = append(errs, &Error{Key: name, Err: err, Remedy: "the variable takes what --" + f.Name + " takes"})
 					return
 				}
 				src[f.Name] = FromEnv
@@ -130,7 +130,7 @@ func Apply(fs *flag.FlagSet, o Options) (map[string]Source, error) {
 			err = setAll(f, vals)
 		}
 		if err != nil {
-			errs = append(errs, &Error{File: o.File, Key: f.Name, Err: err, Hint: "the key takes what --" + f.Name + " takes"})
+			errs = append(errs, &Error{File: o.File, Key: f.Name, Err: err, Remedy: "the key takes what --" + f.Name + " takes"})
 			return
 		}
 		src[f.Name] = FromFile
@@ -141,26 +141,17 @@ func Apply(fs *flag.FlagSet, o Options) (map[string]Source, error) {
 	return src, nil
 }
 
-// Hint returns the operator hint of a configuration error, if any.
-func Hint(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Hint
-	}
-	return ""
-}
-
 func readFile(path string) (map[string]any, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, &Error{File: path, Err: errors.New("no such file"), Hint: "give an existing file with --config, or none"}
+			return nil, &Error{File: path, Err: errors.New("no such file"), Remedy: "give an existing file with --config, or none"}
 		}
 		return nil, &Error{File: path, Err: err}
 	}
 	m := map[string]any{}
 	if _, err := toml.Decode(string(b), &m); err != nil {
-		return nil, &Error{File: path, Err: err, Hint: "the file is TOML: key = value, strings in double quotes"}
+		return nil, &Error{File: path, Err: err, Remedy: "the file is TOML: key = value, strings in double quotes"}
 	}
 	return m, nil
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 type list []string
@@ -143,9 +145,10 @@ func TestApplyErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
+			said := err.Error() + " (" + api.Hint(err) + ")"
 			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not say %q", err, w)
+				if !strings.Contains(said, w) {
+					t.Errorf("error and hint %q do not say %q", said, w)
 				}
 			}
 			if tc.is != nil && !errors.Is(err, tc.is) {
@@ -162,8 +165,8 @@ func TestApplyMissingFile(t *testing.T) {
 	f := newFlags()
 	f.fs.Parse(nil)
 	_, err := Apply(f.fs, Options{File: filepath.Join(t.TempDir(), "nope.toml")})
-	if err == nil || !strings.Contains(err.Error(), "nope.toml") || Hint(err) == "" {
-		t.Fatalf("missing file: %v (hint %q)", err, Hint(err))
+	if err == nil || !strings.Contains(err.Error(), "nope.toml") || api.Hint(err) == "" {
+		t.Fatalf("missing file: %v (hint %q)", err, api.Hint(err))
 	}
 }
 

@@ -31,11 +31,14 @@ type Error struct {
 	// Fingerprint is the host key's SHA256 fingerprint (host key errors).
 	Fingerprint string
 	Err         error
-	Hint        string
+	Remedy      string
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *Error) Hint() string { return e.Remedy }
 
 // Config says how to connect.
 type Config struct {
@@ -89,7 +92,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, &Error{Kind: KindConnect, Err: fmt.Errorf("connect to %s: %w", addr, err),
-			Hint: "check --host and --port, that sshd runs there and that no firewall is in the way"}
+			Remedy: "check --host and --port, that sshd runs there and that no firewall is in the way"}
 	}
 	conn.SetDeadline(time.Now().Add(cfg.Timeout))
 	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
@@ -107,11 +110,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			return nil, &Error{Kind: KindAuth,
 				Err: fmt.Errorf("ssh %s@%s: authentication failed with key %s", cfg.User, addr, cfg.KeyFile),
-				Hint: fmt.Sprintf("the host does not accept this key for user %q: add the public key (%s) to ~%s/.ssh/authorized_keys on the host, or give the right --key/--user",
+				Remedy: fmt.Sprintf("the host does not accept this key for user %q: add the public key (%s) to ~%s/.ssh/authorized_keys on the host, or give the right --key/--user",
 					cfg.User, pubLine(signer), cfg.User)}
 		}
 		return nil, &Error{Kind: KindConnect, Err: fmt.Errorf("ssh handshake with %s: %w", addr, err),
-			Hint: "is an SSH server listening on that port?"}
+			Remedy: "is an SSH server listening on that port?"}
 	}
 	conn.SetDeadline(time.Time{})
 	cl.c = ssh.NewClient(sc, chans, reqs)
@@ -125,17 +128,17 @@ func pubLine(s ssh.Signer) string {
 func loadKey(file string) (ssh.Signer, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, &Error{Kind: KindKey, Err: fmt.Errorf("ssh key: %w", err), Hint: "give --key the private key file whose public key is in the host's authorized_keys"}
+		return nil, &Error{Kind: KindKey, Err: fmt.Errorf("ssh key: %w", err), Remedy: "give --key the private key file whose public key is in the host's authorized_keys"}
 	}
 	s, err := ssh.ParsePrivateKey(b)
 	var pe *ssh.PassphraseMissingError
 	if errors.As(err, &pe) {
 		return nil, &Error{Kind: KindKey, Err: fmt.Errorf("ssh key %s is protected by a passphrase", file),
-			Hint: "push-install needs a key without a passphrase: make one for it (ssh-keygen -t ed25519 -N '' -f FILE) and authorize it on the host"}
+			Remedy: "push-install needs a key without a passphrase: make one for it (ssh-keygen -t ed25519 -N '' -f FILE) and authorize it on the host"}
 	}
 	if err != nil {
 		return nil, &Error{Kind: KindKey, Err: fmt.Errorf("ssh key %s: %w", file, err),
-			Hint: "--key must be a private key (OpenSSH or PEM format), not the .pub file"}
+			Remedy: "--key must be a private key (OpenSSH or PEM format), not the .pub file"}
 	}
 	return s, nil
 }
@@ -144,7 +147,7 @@ func loadKey(file string) (ssh.Signer, error) {
 func hostKeyCallback(cfg Config, cl *Client) (ssh.HostKeyCallback, error) {
 	if cfg.KnownHosts == "" {
 		return nil, &Error{Kind: KindUnknownHost, Err: errors.New("no known_hosts file given"),
-			Hint: "give --known-hosts FILE (e.g. ~/.ssh/known_hosts); the host's key must be in it"}
+			Remedy: "give --known-hosts FILE (e.g. ~/.ssh/known_hosts); the host's key must be in it"}
 	}
 	if _, err := os.Stat(cfg.KnownHosts); errors.Is(err, os.ErrNotExist) {
 		// An empty file: every host is unknown.
@@ -158,7 +161,7 @@ func hostKeyCallback(cfg Config, cl *Client) (ssh.HostKeyCallback, error) {
 	kh, err := knownhosts.New(cfg.KnownHosts)
 	if err != nil {
 		return nil, &Error{Kind: KindUnknownHost, Err: fmt.Errorf("known_hosts %s: %w", cfg.KnownHosts, err),
-			Hint: "fix or remove the bad line of that file"}
+			Remedy: "fix or remove the bad line of that file"}
 	}
 	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		fp := ssh.FingerprintSHA256(key)
@@ -171,7 +174,7 @@ func hostKeyCallback(cfg Config, cl *Client) (ssh.HostKeyCallback, error) {
 		case errors.As(err, &ke) && len(ke.Want) > 0:
 			return &Error{Kind: KindChangedHost, Fingerprint: fp,
 				Err: fmt.Errorf("host key of %s CHANGED: it offers %s %s, %s:%d holds another", hostname, key.Type(), fp, ke.Want[0].Filename, ke.Want[0].Line),
-				Hint: fmt.Sprintf("someone may be intercepting the connection; if the host was reinstalled, check its new key on its console (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), remove the old line (ssh-keygen -R '%s' -f %s) and accept the new key",
+				Remedy: fmt.Sprintf("someone may be intercepting the connection; if the host was reinstalled, check its new key on its console (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), remove the old line (ssh-keygen -R '%s' -f %s) and accept the new key",
 					keyFileType(key), knownhosts.Normalize(hostname), cfg.KnownHosts)}
 		case errors.As(err, &ke):
 			if cfg.AcceptHostKey != "" && cfg.AcceptHostKey == fp {
@@ -195,7 +198,7 @@ func hostKeyCallback(cfg Config, cl *Client) (ssh.HostKeyCallback, error) {
 				msg += fmt.Sprintf(" (--accept-host-key %s does not match)", cfg.AcceptHostKey)
 			}
 			return &Error{Kind: KindUnknownHost, Fingerprint: fp, Err: errors.New(msg),
-				Hint: fmt.Sprintf("check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), then accept it with --accept-host-key %s, or add it with: ssh-keyscan -p %d %s >> %s",
+				Remedy: fmt.Sprintf("check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), then accept it with --accept-host-key %s, or add it with: ssh-keyscan -p %d %s >> %s",
 					keyFileType(key), fp, portOf(hostname, cfg.Port), cfg.Host, cfg.KnownHosts)}
 		default:
 			return err

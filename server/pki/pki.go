@@ -48,12 +48,15 @@ var ErrInitialized = errors.New("already initialized")
 
 // Error is an error with a hint for the operator.
 type Error struct {
-	Err  error
-	Hint string
+	Err    error
+	Remedy string
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *Error) Hint() string { return e.Remedy }
 
 // Options tune Init.
 type Options struct {
@@ -72,8 +75,8 @@ func Init(dir string, o Options) error {
 	for _, f := range []string{CACertFile, CAKeyFile} {
 		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
 			return &Error{
-				Err:  fmt.Errorf("%s %w; use another --data or remove it", dir, ErrInitialized),
-				Hint: "init never overwrites a CA: every registered agent trusts it",
+				Err:    fmt.Errorf("%s %w; use another --data or remove it", dir, ErrInitialized),
+				Remedy: "init never overwrites a CA: every registered agent trusts it",
 			}
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("init: %w", err)
@@ -183,8 +186,8 @@ func LoadCA(dir string) (*CA, error) {
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, &Error{
-				Err:  fmt.Errorf("load ca: %s has no %s", dir, CACertFile),
-				Hint: fmt.Sprintf("run 'lifeboat-server init --data %s' first, or point --data at an initialized directory", dir),
+				Err:    fmt.Errorf("load ca: %s has no %s", dir, CACertFile),
+				Remedy: fmt.Sprintf("run 'lifeboat-server init --data %s' first, or point --data at an initialized directory", dir),
 			}
 		}
 		return nil, fmt.Errorf("load ca: %w", err)

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/sshx"
-	"github.com/lifeboat-dr/lifeboat/server/api"
 )
 
 // Paths on the host (those of the agent package).
@@ -53,26 +53,16 @@ const (
 
 // Error is a failed step with what to do about it.
 type Error struct {
-	Kind string
-	Err  error
-	Hint string
+	Kind   string
+	Err    error
+	Remedy string
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
-// Hint returns the hint of a push-install or SSH error in err's chain.
-func Hint(err error) string {
-	var pe *Error
-	if errors.As(err, &pe) {
-		return pe.Hint
-	}
-	var se *sshx.Error
-	if errors.As(err, &se) {
-		return se.Hint
-	}
-	return ""
-}
+// Hint tells the operator what to do.
+func (e *Error) Hint() string { return e.Remedy }
 
 // Kind returns the kind of a push-install or SSH error, or "".
 func Kind(err error) string {
@@ -169,7 +159,7 @@ func (r *run) step(name string, f func() (string, error)) error {
 	detail, err := f()
 	s := Step{Step: name, OK: err == nil, Detail: detail, Seconds: time.Since(start).Seconds()}
 	if err != nil {
-		s.Error, s.Kind, s.Hint = err.Error(), Kind(err), Hint(err)
+		s.Error, s.Kind, s.Hint = err.Error(), Kind(err), api.Hint(err)
 	}
 	r.steps = append(r.steps, s)
 	r.o.Report(s)
@@ -185,7 +175,7 @@ func (r *run) all(ctx context.Context) error {
 	if err != nil || !pkg.Mode().IsRegular() {
 		return r.step(StepConnect, func() (string, error) {
 			return "", &Error{Kind: KindPackageMissing, Err: fmt.Errorf("agent package %q: not a readable file", o.Package),
-				Hint: "build it with 'make package' (dist/lifeboat-agent_<version>_<arch>.deb or .rpm) and give it with --package"}
+				Remedy: "build it with 'make package' (dist/lifeboat-agent_<version>_<arch>.deb or .rpm) and give it with --package"}
 		})
 	}
 	switch {
@@ -196,7 +186,7 @@ func (r *run) all(ctx context.Context) error {
 	default:
 		return r.step(StepConnect, func() (string, error) {
 			return "", &Error{Kind: KindPackageType, Err: fmt.Errorf("agent package %q is neither a .deb nor a .rpm", o.Package),
-				Hint: "give --package the .deb or .rpm 'make package' built"}
+				Remedy: "give --package the .deb or .rpm 'make package' built"}
 		})
 	}
 	if err := r.step(StepConnect, func() (string, error) {
@@ -312,8 +302,8 @@ func (r *run) checkRoot(ctx context.Context) (string, error) {
 		why = "sudo is not installed"
 	}
 	return "", &Error{Kind: KindNoRoot,
-		Err:  fmt.Errorf("user %s on %s is not root and cannot sudo without a password (%s)", r.o.SSH.User, r.o.SSH.Host, why),
-		Hint: fmt.Sprintf("log in as root (--user root), or let %s run sudo without a password (a sudoers line '%s ALL=(root) NOPASSWD: ALL')", r.o.SSH.User, r.o.SSH.User)}
+		Err:    fmt.Errorf("user %s on %s is not root and cannot sudo without a password (%s)", r.o.SSH.User, r.o.SSH.Host, why),
+		Remedy: fmt.Sprintf("log in as root (--user root), or let %s run sudo without a password (a sudoers line '%s ALL=(root) NOPASSWD: ALL')", r.o.SSH.User, r.o.SSH.User)}
 }
 
 func (r *run) checkHost(ctx context.Context) (string, error) {
@@ -329,12 +319,12 @@ func (r *run) checkHost(ctx context.Context) (string, error) {
 	}
 	tool := map[string]string{"deb": "dpkg", "rpm": "rpm"}[r.pkgFmt]
 	if !strings.HasPrefix(uname, "Linux") {
-		return "", &Error{Kind: KindPackageType, Err: fmt.Errorf("host runs %s, not Linux", uname), Hint: "push-install installs the Linux agent only"}
+		return "", &Error{Kind: KindPackageType, Err: fmt.Errorf("host runs %s, not Linux", uname), Remedy: "push-install installs the Linux agent only"}
 	}
 	if !have[tool] {
 		other := map[string]string{"deb": "rpm", "rpm": "deb"}[r.pkgFmt]
 		return "", &Error{Kind: KindPackageType, Err: fmt.Errorf("host has no %s to install a .%s", tool, r.pkgFmt),
-			Hint: fmt.Sprintf("give --package the .%s of the agent (make package builds both)", other)}
+			Remedy: fmt.Sprintf("give --package the .%s of the agent (make package builds both)", other)}
 	}
 	if r.pkgFmt == "deb" {
 		// Does the package's architecture suit the host?
@@ -343,7 +333,7 @@ func (r *run) checkHost(ctx context.Context) (string, error) {
 			arch := strings.TrimSpace(res.Stdout)
 			if !strings.HasSuffix(r.o.Package, "_"+arch+".deb") && !strings.HasSuffix(r.o.Package, "_all.deb") {
 				return "", &Error{Kind: KindPackageType, Err: fmt.Errorf("package %s is not for the host's architecture %s", filepath.Base(r.o.Package), arch),
-					Hint: fmt.Sprintf("build it for %s: make package ARCH=%s", arch, arch)}
+					Remedy: fmt.Sprintf("build it for %s: make package ARCH=%s", arch, arch)}
 			}
 		}
 	}
@@ -379,8 +369,8 @@ func (r *run) checkSpace(ctx context.Context, size int64) (string, error) {
 	need := size/1024 + 1024 // and 1 MiB of margin
 	if up < need {
 		return "", &Error{Kind: KindNoSpace,
-			Err:  fmt.Errorf("no space on the host: %s has %s free, the package needs %s", r.o.UploadDir, kib(up), kib(need)),
-			Hint: fmt.Sprintf("free space in %s on the host, or give --upload-dir a directory with room", r.o.UploadDir)}
+			Err:    fmt.Errorf("no space on the host: %s has %s free, the package needs %s", r.o.UploadDir, kib(up), kib(need)),
+			Remedy: fmt.Sprintf("free space in %s on the host, or give --upload-dir a directory with room", r.o.UploadDir)}
 	}
 	usr, err := r.freeKiB(ctx, "/usr")
 	if err != nil {
@@ -389,8 +379,8 @@ func (r *run) checkSpace(ctx context.Context, size int64) (string, error) {
 	needUsr := installFactor*size/1024 + 1024
 	if usr < needUsr {
 		return "", &Error{Kind: KindNoSpace,
-			Err:  fmt.Errorf("no space on the host: /usr has %s free, installing needs about %s", kib(usr), kib(needUsr)),
-			Hint: "free space on the host's /usr filesystem, then run push-install again"}
+			Err:    fmt.Errorf("no space on the host: /usr has %s free, installing needs about %s", kib(usr), kib(needUsr)),
+			Remedy: "free space on the host's /usr filesystem, then run push-install again"}
 	}
 	return fmt.Sprintf("%s free in %s, %s in /usr; package %s", kib(up), r.o.UploadDir, kib(usr), kib(size/1024)), nil
 }
@@ -406,7 +396,7 @@ func kib(k int64) string {
 func (r *run) spaceOrErr(err error, where string) error {
 	if strings.Contains(err.Error(), "No space left on device") {
 		return &Error{Kind: KindNoSpace, Err: fmt.Errorf("no space on the host: %w", err),
-			Hint: fmt.Sprintf("free space on the host (%s), then run push-install again", where)}
+			Remedy: fmt.Sprintf("free space on the host (%s), then run push-install again", where)}
 	}
 	return err
 }
@@ -468,10 +458,10 @@ func (r *run) install(ctx context.Context, remotePkg string) (string, error) {
 		last := lastLines(out, 6)
 		if strings.Contains(out, "No space left on device") {
 			return "", &Error{Kind: KindNoSpace, Err: fmt.Errorf("no space on the host: the package manager failed: %s", last),
-				Hint: "free space on the host's root and /usr filesystems (df -h), then run push-install again; dpkg --audit shows what is half installed"}
+				Remedy: "free space on the host's root and /usr filesystems (df -h), then run push-install again; dpkg --audit shows what is half installed"}
 		}
 		return "", &Error{Kind: KindInstall, Err: fmt.Errorf("install failed (exit %d): %s", res.Exit, last),
-			Hint: "fix what the package manager says on the host, then run push-install again"}
+			Remedy: "fix what the package manager says on the host, then run push-install again"}
 	}
 }
 
@@ -536,7 +526,7 @@ func (r *run) writeConfig(ctx context.Context, token string) (string, error) {
 	}
 	if res.Exit != 0 {
 		return "", &Error{Kind: KindStart, Err: fmt.Errorf("the agent refuses its configuration: %s", strings.TrimSpace(res.Stdout)),
-			Hint: "fix --disk, --name or --set and run push-install again"}
+			Remedy: "fix --disk, --name or --set and run push-install again"}
 	}
 	return fmt.Sprintf("%s (server %s, name %s, disks %s) and the token in %s", ConfigFile, r.o.AgentServer, r.o.Machine, strings.Join(r.o.Disks, ","), TokenFile), nil
 }
@@ -562,7 +552,7 @@ func (r *run) start(ctx context.Context) (string, error) {
 	}
 	if res.Exit != 0 {
 		return "", &Error{Kind: KindStart, Err: fmt.Errorf("cannot start the agent: service: %s; directly: %s", lastLines(first, 2), strings.TrimSpace(res.Stderr)),
-			Hint: "see /var/log/lifeboat-agent.log on the host, and run 'lifeboat-agent check-config' there"}
+			Remedy: "see /var/log/lifeboat-agent.log on the host, and run 'lifeboat-agent check-config' there"}
 	}
 	return fmt.Sprintf("the service did not start (%s): started directly, pid %s, log /var/log/lifeboat-agent.log", lastLines(first, 1), strings.TrimSpace(res.Stdout)), nil
 }
@@ -583,8 +573,8 @@ func (r *run) waitRegistered(ctx context.Context) (string, error) {
 		if time.Now().After(deadline) {
 			log, _ := r.sh(ctx, "tail -n 5 /var/log/lifeboat-agent.err /var/log/lifeboat-agent.log 2>/dev/null", nil)
 			return "", &Error{Kind: KindRegister,
-				Err:  fmt.Errorf("the agent did not register within %s; its log ends: %s", r.o.Wait, lastLines(strings.TrimSpace(log.Stdout), 6)),
-				Hint: fmt.Sprintf("can the host reach the configuration server at %s? check the agent's log on the host ('lifeboat-agent status')", r.o.AgentServer)}
+				Err:    fmt.Errorf("the agent did not register within %s; its log ends: %s", r.o.Wait, lastLines(strings.TrimSpace(log.Stdout), 6)),
+				Remedy: fmt.Sprintf("can the host reach the configuration server at %s? check the agent's log on the host ('lifeboat-agent status')", r.o.AgentServer)}
 		}
 		select {
 		case <-ctx.Done():

@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // Register registers the machine name with the configuration server at
@@ -41,7 +41,7 @@ func Register(ctx context.Context, addr, name, passphrase string, key crypto.Sig
 func RegisterWithToken(ctx context.Context, addr, name, token string, key crypto.Signer) (cert, caPEM []byte, processAddr string, err error) {
 	id, secret, err := api.ParseToken(token)
 	if err != nil {
-		return nil, nil, "", &Error{Err: fmt.Errorf("register: %w", err), Hint: "the token file must hold the token the server issued (POST /v1/tokens), on one line"}
+		return nil, nil, "", &Error{Err: fmt.Errorf("register: %w", err), Remedy: "the token file must hold the token the server issued (POST /v1/tokens), on one line"}
 	}
 	return register(ctx, addr, name, id, secret, key)
 }
@@ -102,8 +102,8 @@ func register(ctx context.Context, addr, name, tokenID, passphrase string, key c
 func checkRegistration(cs *tls.ConnectionState, ans api.RegisterResponse, passphrase, nonce, name string, pub crypto.PublicKey) error {
 	forged := func(format string, args ...any) error {
 		return &Error{
-			Err:  fmt.Errorf("%w: "+format, append([]any{ErrServerProof}, args...)...),
-			Hint: "this is not the configuration server that issued the passphrase (or the passphrase is wrong): check --server and the passphrase file",
+			Err:    fmt.Errorf("%w: "+format, append([]any{ErrServerProof}, args...)...),
+			Remedy: "this is not the configuration server that issued the passphrase (or the passphrase is wrong): check --server and the passphrase file",
 		}
 	}
 	if !api.ProofEqual(ans.ServerProof, api.ServerProof(passphrase, nonce, ans.CA)) {

@@ -2,7 +2,7 @@
 // Lifeboat server: Register (an agent's one-time registration, with the
 // checks that make a forged server fail), Process (the replication
 // endpoints, for the agent's uploader), and Admin (the admin API, for the
-// lifeboat CLI). Every request and answer is a type of server/api.
+// lifeboat CLI). Every request and answer is a type of package api.
 //
 // It must never send the passphrase itself, never trust a registration
 // answer whose server proof or TLS peer chain does not check out, and never

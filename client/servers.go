@@ -14,7 +14,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // Join joins process server id to the configuration server at addr with

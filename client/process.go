@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // ProcessTLSConfig returns the TLS configuration of a connection to a

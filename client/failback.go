@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // StartFailback starts the failback of a machine on the master target: a

@@ -104,7 +104,13 @@ type Error struct {
 	// Expected is the sequence number the server waits for, on a 409
 	// answer to a segment upload.
 	Expected *uint64 `json:"expected,omitempty"`
+	// Code, when set, names the condition for programs: CodeMoving.
+	Code string `json:"code,omitempty"`
 }
+
+// CodeMoving is the Code of a 503 answer to a machine that is being moved
+// to another process server (errors.Is(err, ErrMoving) on the client).
+const CodeMoving = "moving"
 
 // RegisterRequest is the body of POST /v1/register.
 type RegisterRequest struct {

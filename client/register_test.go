@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server/api"
-	"github.com/lifeboat-dr/lifeboat/server/client"
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 )
@@ -57,7 +57,7 @@ func TestRegisterWrongPassphrase(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
 		t.Fatalf("err %v, want a 401 APIError", err)
 	}
-	if ae.Hint == "" {
+	if ae.Hint() == "" {
 		t.Error("401 without a hint")
 	}
 }
@@ -135,7 +135,7 @@ func TestRegisterForgedServer(t *testing.T) {
 			if !errors.Is(err, client.ErrServerProof) {
 				t.Fatalf("err %v, want ErrServerProof", err)
 			}
-			if client.Hint(err) == "" {
+			if api.Hint(err) == "" {
 				t.Error("no hint")
 			}
 		})
