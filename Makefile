@@ -6,7 +6,7 @@ BIN := bin
 CMDS := lifeboat-agent agentctl lifeboat-server lifeboat
 TOOLS := fiocompare benchrepl
 
-.PHONY: help generate check-generate build package test vet demo demo-tracker bench-tracker bench-replication bench-recovery bench-failback bench-freeze deps clean
+.PHONY: help generate check-generate build package test vet fmt demo demo-tracker bench-tracker bench-replication bench-recovery bench-failback bench-freeze deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -25,9 +25,19 @@ build: ## build the binaries into bin/
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS)) $(addprefix ./internal/cmd/,$(TOOLS))
 
-vet: ## gofmt and go vet
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+GOFILES = $$(git ls-files '*.go' ':!:bpf/*_bpfel.go')
+IMPORT_GROUPS := -s standard -s default -s "prefix(github.com/lifeboat-dr/lifeboat)"
+
+vet: ## gofmt, import groups (gci), go vet, staticcheck, and go vet of the Windows build
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	@out=$$($(GO) tool gci list $(IMPORT_GROUPS) $(GOFILES)); if [ -n "$$out" ]; then echo "imports not grouped std / other / lifeboat (make fmt): $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	@# GOOS=windows vet joins once the agent core is portable (issue 11)
+
+fmt: ## gofmt and group the imports of every Go file
+	gofmt -w $(GOFILES)
+	$(GO) tool gci write $(IMPORT_GROUPS) $(GOFILES)
 
 package: ## .deb and .rpm of lifeboat-agent and lifeboat-server into dist/ (VERSION=x.y.z; default from git describe)
 	GO=$(GO) ./scripts/package.sh

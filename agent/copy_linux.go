@@ -10,10 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/tracker"
-	"golang.org/x/sys/unix"
 )
 
 // The read path of a round: a small pipeline per disk.
@@ -137,8 +138,10 @@ func (c *copier) release(s *copySlot, n int64) {
 
 // wake wakes acquire to notice that its context ended.
 func (c *copier) wake() {
+	// Taking the lock orders this wake-up after a waiter that checked its
+	// context under it and is about to Wait.
 	c.mu.Lock()
-	c.mu.Unlock()
+	c.mu.Unlock() //lint:ignore SA2001 the empty section is the point: see above
 	c.cond.Broadcast()
 }
 

@@ -8,11 +8,12 @@ import (
 	"os"
 	"sync"
 
-	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 )
 
 // DefaultMetricsAddr is the listen address of the agent's /metrics that

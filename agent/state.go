@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"os"
 	"path/filepath"
+
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
 
 // DiskState is the replication state of a disk (DESIGN.md §2).

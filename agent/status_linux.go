@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lifeboat-dr/lifeboat/tracker"
 	"github.com/lifeboat-dr/lifeboat/uploader"
-	"golang.org/x/sys/unix"
 )
 
 // Status returns the agent's state.

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -175,7 +173,6 @@ func (s *server) start() {
 	}
 }
 
-func (s *server) kill9()   { s.p.kill9() }
 func (s *server) restart() { s.p.kill9(); s.start() }
 
 // lifeboat runs the admin CLI on the server's data directory.
@@ -378,20 +375,6 @@ func (p *proxy) serve() {
 		go pipe(u, c)
 		go pipe(c, u)
 	}
-}
-
-func sha256File(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // sameContent fails the test if the image differs from the device, and

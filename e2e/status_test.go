@@ -85,7 +85,7 @@ func TestStatusStates(t *testing.T) {
 	ag.bookmark()
 
 	// Protected and healthy: exit 0, with everything an operator looks at.
-	st, code := ag.waitStatus("protected and healthy", time.Minute, func(s lbagent.Status, c int) bool {
+	st, _ := ag.waitStatus("protected and healthy", time.Minute, func(s lbagent.Status, c int) bool {
 		return c == 0 && len(s.Disks) == 1 && s.Disks[0].State == lbagent.StateProtected && s.Server.Connected
 	})
 	if st.Disks[0].Sync != nil || st.Disks[0].Progress != 1 {
@@ -121,7 +121,7 @@ func TestStatusStates(t *testing.T) {
 	setDiskState(t, ag.state, filepath.Base(loop.Path), size)
 	srv.proxy.cut()
 	ag.startAgain()
-	st, code = ag.waitStatus("initial sync stuck on a full spool and no server", 2*time.Minute, func(s lbagent.Status, c int) bool {
+	st, code := ag.waitStatus("initial sync stuck on a full spool and no server", 2*time.Minute, func(s lbagent.Status, c int) bool {
 		return problem(s, lbagent.ProblemServerUnreachable) != nil && problem(s, lbagent.ProblemSpoolFull) != nil
 	})
 	d := st.Disks[0]

@@ -3,11 +3,12 @@ package hrlfmt
 import (
 	"errors"
 	"fmt"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
 
 // Recovery reports what Recover found and did.

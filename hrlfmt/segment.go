@@ -4,12 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/pierrec/lz4/v4"
+
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
 
 // segFile is what a SegmentWriter needs of its file; tests substitute it to

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -228,18 +227,4 @@ func checkMaterializeSome(t testing.TB, l *Local, plans []*timedPlan, every int)
 		n++
 	}
 	return n
-}
-
-// fileEqual reports whether two files have the same content.
-func fileEqual(t testing.TB, a, b string) bool {
-	t.Helper()
-	x, err := os.ReadFile(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := os.ReadFile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.Equal(x, y)
 }

@@ -203,7 +203,6 @@ func (w *writer) ioctlRange(req uint, off, n int64) {
 
 func (w *writer) discard(off, n int64) { w.ioctlRange(unix.BLKDISCARD, off, n) }
 func (w *writer) zeroOut(off, n int64) { w.ioctlRange(unix.BLKZEROOUT, off, n) }
-func (w *writer) sectorSize() int64    { return 512 }
 func randSize(r *rand.Rand, align int64) int64 {
 	// 512 B to 4 MiB, skewed towards small sizes.
 	n := int64(512) << r.Intn(14)

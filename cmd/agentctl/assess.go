@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/lifeboat-dr/lifeboat/api"
 	"io"
 	"math"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
 )
 
@@ -133,7 +133,7 @@ func judge(c Churn, linkBps float64) Verdict {
 		v.Text = fmt.Sprintf("KEEPS UP ON AVERAGE: average %s/s fits the link's %s/s (%.1fx), but peaks of %s/s do not: the spool absorbs up to %s and the RPO lag grows during peaks",
 			bytesString(int64(c.AvgBps)), bytesString(int64(linkBps)), v.Headroom, bytesString(int64(c.PeakBps)), bytesString(v.MaxBacklogBytes))
 		if v.MaxBacklogBytes > defaultSpool {
-			v.Text += fmt.Sprintf(" (more than the default 1 GiB spool: raise --spool-bytes)")
+			v.Text += " (more than the default 1 GiB spool: raise --spool-bytes)"
 		}
 	default:
 		v.Code = "keeps-up"

@@ -20,10 +20,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/agent"
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
-
-	"github.com/lifeboat-dr/lifeboat/agent"
 )
 
 // DefaultState is the agent's state directory when --state is not given.

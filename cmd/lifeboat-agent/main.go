@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
-
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
 )
 

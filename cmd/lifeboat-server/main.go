@@ -14,7 +14,6 @@ import (
 	"syscall"
 
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
-
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
 	"github.com/lifeboat-dr/lifeboat/server"
 )

@@ -14,13 +14,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
 
 // Files of the data directory that this package writes.
