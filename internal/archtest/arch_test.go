@@ -1,7 +1,6 @@
 package archtest
 
 import (
-	"fmt"
 	"go/token"
 	"os"
 	"path/filepath"
@@ -232,13 +231,4 @@ func TestRulesNameTheirPackages(t *testing.T) {
 			t.Errorf("rule %q forbids nothing", r.Name)
 		}
 	}
-}
-
-// fmtChains is a test helper: the violations as strings.
-func fmtChains(vs []violation) []string {
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		out[i] = fmt.Sprint(v)
-	}
-	return out
 }

@@ -69,17 +69,13 @@ func TestCheckerFindsViolations(t *testing.T) {
 	}, {
 		r: rule{Name: "clean", From: []string{"clean", "store"}, Deny: []string{"server/...", "api/..."}},
 	}} {
-		got := fmtChains(tc.r.check(g))
+		got := fmtChains(g.check(tc.r))
 		slices.Sort(got)
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("rule %s:\n got  %q\n want %q", tc.r.Name, got, tc.want)
 		}
 	}
 }
-
-// check is a method of the graph; the table above reads better with the
-// rule first.
-func (r rule) check(g *graph) []violation { return g.check(r) }
 
 func TestMatches(t *testing.T) {
 	for _, tc := range []struct {
@@ -147,4 +143,13 @@ func TestCitations(t *testing.T) {
 	if got, want := mdCitations("a.md", md, outsideDoc), []string{"a.md:3"}; !slices.Equal(got, want) {
 		t.Errorf("mdCitations = %q, want %q", got, want)
 	}
+}
+
+// fmtChains returns the violations as strings.
+func fmtChains(vs []violation) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.String()
+	}
+	return out
 }
