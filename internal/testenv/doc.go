@@ -8,7 +8,7 @@
 //
 //   - The environment checks: RequireRoot, RequireBPF, RequireCommand. Outside
 //     CI they skip the test with a one-line reason; with CI=true they fail it,
-//     because in CI these tests must run (DESIGN.md §10).
+//     because in CI these tests must run (docs/ARCHITECTURE.md §10).
 //   - Every object it creates: loop devices (NewLoop), partition device nodes it
 //     had to create itself because there is no udev, zram devices (NewZram),
 //     directories under /sys/fs/bpf (BPFFSDir) and FUSE mounts (NewSlowFS).
