@@ -235,6 +235,9 @@ func WaitCompleted(ctx context.Context, t Tracker, gen uint64) error {
 // platform or kernel cannot provide.
 var ErrNotSupported = errors.New("not supported on this platform")
 
+// ErrCompletionUnknown: the tracker cannot tell when some requests complete.
+var ErrCompletionUnknown = errors.New("completion of some requests is unknown")
+
 // ErrResyncRequired is wrapped by every *ResyncRequiredError.
 var ErrResyncRequired = errors.New("resync required")
 
@@ -274,3 +277,20 @@ func (e *DeviceError) Unwrap() error { return e.Err }
 
 // Hint tells the operator what to do.
 func (e *DeviceError) Hint() string { return e.Remedy }
+
+// MaxBatch is the most events one batch on Events holds.
+const MaxBatch = 256
+
+// PinError is a problem with the pin directory.
+type PinError struct {
+	Dir string
+	Err error
+}
+
+func (e *PinError) Error() string { return fmt.Sprintf("tracker pins in %s: %v", e.Dir, e.Err) }
+func (e *PinError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *PinError) Hint() string {
+	return "remove " + e.Dir + " to start tracking anew; the disks will then be resynced"
+}
