@@ -21,6 +21,12 @@ import (
 // of the same version.
 const ProgramVersion = 6
 
+// stateVersionAt is the byte of struct lb_state where the program version
+// is, in every version so far: a process reads it there before it knows
+// whether the rest of a pinned state has the layout it knows. It must
+// never move (TestRecordLayout).
+const stateVersionAt = 16
+
 // pinnedMaps are every map the attached programs use: an adopting process
 // must read the same ones (cpu_local above all: a cut that waited on a
 // fresh copy of the busy counters would not wait at all).
@@ -52,15 +58,15 @@ func (t *Linux) adopt(spec *ebpf.CollectionSpec) (bool, error) {
 		}
 		maps[name] = m
 	}
-	// The version is at byte 16 of the state in every version so far; a
+	// The version is at stateVersionAt in every version so far; a
 	// pinned tracker of another version has other maps and programs, so
 	// it is taken down and replaced (an upgrade): tracking has a gap
 	// there, and the disks it protected are resynced (a checksum compare).
 	raw := make([]byte, maps["state"].ValueSize())
-	if err := maps["state"].Lookup(uint32(0), &raw); err != nil || len(raw) < 24 {
+	if err := maps["state"].Lookup(uint32(0), &raw); err != nil || len(raw) < stateVersionAt+8 {
 		return false, &PinError{Dir: dir, Err: fmt.Errorf("read pinned state: %v", err)}
 	}
-	if v := binary.LittleEndian.Uint64(raw[16:24]); v != ProgramVersion {
+	if v := binary.LittleEndian.Uint64(raw[stateVersionAt:]); v != ProgramVersion {
 		for _, m := range maps {
 			m.Close()
 		}

@@ -48,10 +48,10 @@ func (t *Linux) readLoop() {
 			continue
 		}
 		raw := rec.RawSample
-		if len(raw) < qrecSize-4 {
+		if len(raw) < recMin {
 			continue
 		}
-		switch raw[40] {
+		switch raw[recKind] {
 		case evCompleted:
 			// Its queue event was published before the write was
 			// submitted, so before this record: deliver that first.
@@ -61,9 +61,9 @@ func (t *Linux) readLoop() {
 			// The marker is written after the cut's quiescence: every
 			// queue record of the generations before is published.
 			r.drainQueues()
-			gen := binary.LittleEndian.Uint64(raw[24:])
+			gen := binary.LittleEndian.Uint64(raw[recGen:])
 			t.drainBitmap(gen)
-			t.send(Event{Kind: EventCut, Extent: Extent{Gen: gen}, Time: time.Duration(binary.LittleEndian.Uint64(raw[16:]))})
+			t.send(Event{Kind: EventCut, Extent: Extent{Gen: gen}, Time: time.Duration(binary.LittleEndian.Uint64(raw[recTs:]))})
 			t.flush() // delivered before Cut returns
 			t.mu.Lock()
 			if ch, ok := t.waiters[gen]; ok {
@@ -108,17 +108,17 @@ func (r *recordReader) drainQueues() {
 // paths it touches.
 func (r *recordReader) event(raw []byte) {
 	t := r.t
-	id := binary.LittleEndian.Uint64(raw[0:])
-	sector := binary.LittleEndian.Uint64(raw[8:])
-	ts := binary.LittleEndian.Uint64(raw[16:])
-	gen := binary.LittleEndian.Uint64(raw[24:])
-	bytes := binary.LittleEndian.Uint32(raw[32:])
-	dev := binary.LittleEndian.Uint32(raw[36:])
+	id := binary.LittleEndian.Uint64(raw[recID:])
+	sector := binary.LittleEndian.Uint64(raw[recSector:])
+	ts := binary.LittleEndian.Uint64(raw[recTs:])
+	gen := binary.LittleEndian.Uint64(raw[recGen:])
+	bytes := binary.LittleEndian.Uint32(raw[recBytes:])
+	dev := binary.LittleEndian.Uint32(raw[recDev:])
 	k := EventQueued
-	if raw[40] == evCompleted {
+	if raw[recKind] == evCompleted {
 		k = EventCompleted
 	}
-	op := Op(raw[41])
+	op := Op(raw[recOp])
 	off, end := int64(sector)*512, int64(sector)*512+int64(bytes)
 	if g := t.protGen.Load(); g != r.namesGen {
 		clear(r.names)

@@ -13,12 +13,30 @@ import (
 	lbbpf "github.com/lifeboat-dr/lifeboat/bpf"
 )
 
-// A queue ring record is a struct lb_event; qposStride words per CPU keep
-// a CPU's head and tail on cache lines of their own.
+// A record of the queue rings and of the ring buffer is a struct lb_event
+// of tracker.bpf.c, lbbpf.TrackerLbEvent in Go. The reader decodes its
+// fields at the offsets of that generated type (constants: the same code
+// as literal offsets), so regenerating after a change of the C struct
+// moves them too; TestRecordLayout ties them to the object's BTF.
 const (
-	qrecSize   = 48
-	qposStride = 16
+	qrecSize = int(unsafe.Sizeof(lbbpf.TrackerLbEvent{}))
+	// recMin is the shortest record the reader accepts: every field but
+	// the trailing padding.
+	recMin = int(unsafe.Offsetof(lbbpf.TrackerLbEvent{}.Pad))
+
+	recID     = unsafe.Offsetof(lbbpf.TrackerLbEvent{}.Id)
+	recSector = unsafe.Offsetof(lbbpf.TrackerLbEvent{}.Sector)
+	recTs     = unsafe.Offsetof(lbbpf.TrackerLbEvent{}.Ts)
+	recGen    = unsafe.Offsetof(lbbpf.TrackerLbEvent{}.Gen)
+	recBytes  = unsafe.Offsetof(lbbpf.TrackerLbEvent{}.Bytes)
+	recDev    = unsafe.Offsetof(lbbpf.TrackerLbEvent{}.Dev)
+	recKind   = unsafe.Offsetof(lbbpf.TrackerLbEvent{}.Kind)
+	recOp     = unsafe.Offsetof(lbbpf.TrackerLbEvent{}.Op)
 )
+
+// qposStride is QPOS_STRIDE of tracker.bpf.c: words per CPU in qpos, so
+// that a CPU's head and tail sit on cache lines of their own.
+const qposStride = 16
 
 // mapQueues maps what user space shares with the program through memory:
 // the queue rings and their positions, the clock and the disk table.
