@@ -6,9 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"math/bits"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -27,43 +30,79 @@ const ProgramVersion = 6
 // never move (TestRecordLayout).
 const stateVersionAt = 16
 
-// pinnedMaps are every map the attached programs use: an adopting process
-// must read the same ones (cpu_local above all: a cut that waited on a
-// fresh copy of the busy counters would not wait at all).
-var pinnedMaps = []string{"protected_disks", "disk_stats", "state", "gen_inflight", "inflight_fast", "inflight", "qring", "qpos", "clock", "disk_fast", "events", "dirty", "cpu_local"}
+// The pins are derived from the generated bindings of package bpf, not
+// kept by hand. Every map of the program (every field of
+// lbbpf.TrackerMaps) is pinned under its name: an adopting process must
+// read the same ones (cpu_local above all: a cut that waited on a fresh
+// copy of the busy counters would not wait at all). Every hook's link is
+// pinned as linkPin of its program's name. TestPinNames holds the names
+// of this ProgramVersion: pins of the same version keep their names.
 
-var linkPins = []string{"link_rq_complete", "link_bio_complete", "link_block_split", "link_bio_queue"}
+// hooks are the tracing programs in the order they are attached:
+// completion hooks first, so that no queued bio misses its completion.
+// TestPinNames checks that they are every tracing program of the object.
+var hooks = []string{
+	lbbpf.TrackerProgOnRqComplete,
+	lbbpf.TrackerProgOnBioComplete,
+	lbbpf.TrackerProgOnBlockSplit,
+	lbbpf.TrackerProgOnBioQueue,
+}
+
+// linkPin is the pin name of the link of a hook: on_bio_queue is pinned
+// as link_bio_queue.
+func linkPin(prog string) string { return "link_" + strings.TrimPrefix(prog, "on_") }
+
+// objects yields the fields of a bpf2go struct (lbbpf.TrackerMaps,
+// lbbpf.TrackerPrograms, ...) with the names of their objects, in the
+// order of the struct. s points to the struct; T is its fields' type.
+func objects[T any](s any) iter.Seq2[string, *T] {
+	v := reflect.ValueOf(s).Elem()
+	return func(yield func(string, *T) bool) {
+		for i := range v.NumField() {
+			name := v.Type().Field(i).Tag.Get("ebpf")
+			if name == "" {
+				continue
+			}
+			if !yield(name, v.Field(i).Addr().Interface().(*T)) {
+				return
+			}
+		}
+	}
+}
 
 // adopt takes over a pinned tracker. It returns false (and cleans the
 // directory) when there is nothing complete to adopt.
-func (t *Linux) adopt(spec *ebpf.CollectionSpec) (bool, error) {
+func (t *Linux) adopt(spec *ebpf.CollectionSpec, specs *lbbpf.TrackerSpecs) (bool, error) {
 	dir := t.opts.PinDir
-	if _, err := os.Stat(filepath.Join(dir, "state")); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, lbbpf.TrackerMapState)); errors.Is(err, os.ErrNotExist) {
 		// Nothing pinned, or a pin set that never completed: start anew.
 		if err := removePins(dir); err != nil {
 			return false, err
 		}
 		return false, nil
 	}
+	// The pinned maps; the cut program below is loaded with clones of
+	// them (MapReplacements), so these handles are closed on return.
+	var pinned lbbpf.TrackerMaps
 	maps := map[string]*ebpf.Map{}
 	defer func() {
 		for _, m := range maps {
 			m.Close()
 		}
 	}()
-	for _, name := range pinnedMaps {
-		m, err := ebpf.LoadPinnedMap(filepath.Join(dir, name), nil)
+	for name, m := range objects[*ebpf.Map](&pinned) {
+		pm, err := ebpf.LoadPinnedMap(filepath.Join(dir, name), nil)
 		if err != nil {
 			return false, &PinError{Dir: dir, Err: fmt.Errorf("load pinned map %s: %w", name, err)}
 		}
-		maps[name] = m
+		*m, maps[name] = pm, pm
 	}
 	// The version is at stateVersionAt in every version so far; a
 	// pinned tracker of another version has other maps and programs, so
 	// it is taken down and replaced (an upgrade): tracking has a gap
 	// there, and the disks it protected are resynced (a checksum compare).
-	raw := make([]byte, maps["state"].ValueSize())
-	if err := maps["state"].Lookup(uint32(0), &raw); err != nil || len(raw) < stateVersionAt+8 {
+	raw := make([]byte, pinned.State.ValueSize())
+	if err := pinned.State.Lookup(uint32(0), &raw); err != nil || len(raw) < stateVersionAt+8 {
 		return false, &PinError{Dir: dir, Err: fmt.Errorf("read pinned state: %v", err)}
 	}
 	if v := binary.LittleEndian.Uint64(raw[stateVersionAt:]); v != ProgramVersion {
@@ -78,13 +117,14 @@ func (t *Linux) adopt(spec *ebpf.CollectionSpec) (bool, error) {
 		return false, nil
 	}
 	var st lbbpf.TrackerLbState
-	if err := maps["state"].Lookup(uint32(0), &st); err != nil {
+	if err := pinned.State.Lookup(uint32(0), &st); err != nil {
 		return false, &PinError{Dir: dir, Err: fmt.Errorf("read pinned state: %w", err)}
 	}
 	if st.BootIdHi != binary.BigEndian.Uint64(t.bootID[:8]) || st.BootIdLo != binary.BigEndian.Uint64(t.bootID[8:]) {
 		return false, &PinError{Dir: dir, Err: errors.New("pinned tracker belongs to another boot")}
 	}
-	for _, name := range linkPins {
+	for _, prog := range hooks {
+		name := linkPin(prog)
 		l, err := link.LoadPinnedLink(filepath.Join(dir, name), nil)
 		if err != nil {
 			return false, &PinError{Dir: dir, Err: fmt.Errorf("load pinned link %s: %w", name, err)}
@@ -92,20 +132,20 @@ func (t *Linux) adopt(spec *ebpf.CollectionSpec) (bool, error) {
 		t.links = append(t.links, l)
 	}
 	// The ring buffer and bitmap sizes are those of the pinned maps.
-	spec.Maps["events"].MaxEntries = maps["events"].MaxEntries()
-	spec.Maps["dirty"].MaxEntries = maps["dirty"].MaxEntries()
-	spec.Maps["inflight_fast"].MaxEntries = maps["inflight_fast"].MaxEntries()
-	spec.Maps["qring"].MaxEntries = maps["qring"].MaxEntries()
-	spec.Maps["qpos"].MaxEntries = maps["qpos"].MaxEntries()
-	if cpus := int(maps["qpos"].MaxEntries()) / qposStride; cpus != t.ncpu {
+	specs.Events.MaxEntries = pinned.Events.MaxEntries()
+	specs.Dirty.MaxEntries = pinned.Dirty.MaxEntries()
+	specs.InflightFast.MaxEntries = pinned.InflightFast.MaxEntries()
+	specs.Qring.MaxEntries = pinned.Qring.MaxEntries()
+	specs.Qpos.MaxEntries = pinned.Qpos.MaxEntries()
+	if cpus := int(pinned.Qpos.MaxEntries()) / qposStride; cpus != t.ncpu {
 		return false, &PinError{Dir: dir, Err: fmt.Errorf("pinned tracker was sized for %d CPUs, this machine has %d", cpus, t.ncpu)}
 	}
-	t.qshift = uint(bits.TrailingZeros(uint(maps["qring"].MaxEntries()) / uint(t.ncpu)))
-	t.opts.InflightSlots = int(maps["inflight_fast"].MaxEntries())
-	spec.Maps["disk_fast"].MaxEntries = maps["disk_fast"].MaxEntries()
-	t.opts.DiskSlots = int(maps["disk_fast"].MaxEntries())
-	t.opts.RingBufferSize = int(maps["events"].MaxEntries())
-	t.opts.BitmapWords = int(maps["dirty"].MaxEntries())
+	t.qshift = uint(bits.TrailingZeros(uint(pinned.Qring.MaxEntries()) / uint(t.ncpu)))
+	t.opts.InflightSlots = int(pinned.InflightFast.MaxEntries())
+	specs.DiskFast.MaxEntries = pinned.DiskFast.MaxEntries()
+	t.opts.DiskSlots = int(pinned.DiskFast.MaxEntries())
+	t.opts.RingBufferSize = int(pinned.Events.MaxEntries())
+	t.opts.BitmapWords = int(pinned.Dirty.MaxEntries())
 
 	// Load only the cut program, bound to the pinned maps.
 	var objs struct {
@@ -131,7 +171,15 @@ func (t *Linux) load(spec *ebpf.CollectionSpec) error {
 	}
 	t.maps = objs.TrackerMaps
 	t.cut = objs.Cut
-	t.progs = []*ebpf.Program{objs.OnRqComplete, objs.OnBioComplete, objs.OnBlockSplit, objs.OnBioQueue, objs.Cut}
+	// The hooks in attach order, then the cut program.
+	progs := map[string]*ebpf.Program{}
+	for name, p := range objects[*ebpf.Program](&objs.TrackerPrograms) {
+		progs[name] = *p
+	}
+	for _, name := range hooks {
+		t.progs = append(t.progs, progs[name])
+	}
+	t.progs = append(t.progs, objs.Cut)
 
 	st := lbbpf.TrackerLbState{
 		Version:   ProgramVersion,
@@ -142,20 +190,10 @@ func (t *Linux) load(spec *ebpf.CollectionSpec) error {
 	if err := t.maps.State.Update(uint32(0), &st, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("init tracker state: %w", err)
 	}
-	// Completion hooks first, so no queued bio misses its completion.
-	attach := []struct {
-		prog *ebpf.Program
-		pin  string
-	}{
-		{objs.OnRqComplete, "link_rq_complete"},
-		{objs.OnBioComplete, "link_bio_complete"},
-		{objs.OnBlockSplit, "link_block_split"},
-		{objs.OnBioQueue, "link_bio_queue"},
-	}
-	for _, a := range attach {
-		l, err := link.AttachTracing(link.TracingOptions{Program: a.prog})
+	for _, prog := range t.progs[:len(hooks)] {
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
 		if err != nil {
-			return fmt.Errorf("attach %s: %w", a.prog, err)
+			return fmt.Errorf("attach %s: %w", prog, err)
 		}
 		t.links = append(t.links, l)
 	}
@@ -165,30 +203,23 @@ func (t *Linux) load(spec *ebpf.CollectionSpec) error {
 	if err := os.MkdirAll(t.opts.PinDir, 0o700); err != nil {
 		return &PinError{Dir: t.opts.PinDir, Err: err}
 	}
-	for i, a := range attach {
-		if err := t.links[i].Pin(filepath.Join(t.opts.PinDir, a.pin)); err != nil {
-			return &PinError{Dir: t.opts.PinDir, Err: fmt.Errorf("pin %s: %w", a.pin, err)}
+	for i, prog := range hooks {
+		name := linkPin(prog)
+		if err := t.links[i].Pin(filepath.Join(t.opts.PinDir, name)); err != nil {
+			return &PinError{Dir: t.opts.PinDir, Err: fmt.Errorf("pin %s: %w", name, err)}
 		}
 	}
-	mapsByName := map[string]*ebpf.Map{
-		"protected_disks": t.maps.ProtectedDisks, "disk_stats": t.maps.DiskStats,
-		"gen_inflight": t.maps.GenInflight, "inflight": t.maps.Inflight,
-		"inflight_fast": t.maps.InflightFast, "qring": t.maps.Qring, "qpos": t.maps.Qpos,
-		"clock": t.maps.Clock, "disk_fast": t.maps.DiskFast,
-		"events": t.maps.Events, "dirty": t.maps.Dirty, "state": t.maps.State,
-		"cpu_local": t.maps.CpuLocal,
-	}
-	// "state" last: its pin marks a complete set.
-	for _, name := range pinnedMaps {
-		if name == "state" {
+	// The state last: its pin marks a complete set.
+	for name, m := range objects[*ebpf.Map](&t.maps) {
+		if name == lbbpf.TrackerMapState {
 			continue
 		}
-		if err := mapsByName[name].Pin(filepath.Join(t.opts.PinDir, name)); err != nil {
+		if err := (*m).Pin(filepath.Join(t.opts.PinDir, name)); err != nil {
 			return &PinError{Dir: t.opts.PinDir, Err: fmt.Errorf("pin map %s: %w", name, err)}
 		}
 	}
-	if err := t.maps.State.Pin(filepath.Join(t.opts.PinDir, "state")); err != nil {
-		return &PinError{Dir: t.opts.PinDir, Err: fmt.Errorf("pin map state: %w", err)}
+	if err := t.maps.State.Pin(filepath.Join(t.opts.PinDir, lbbpf.TrackerMapState)); err != nil {
+		return &PinError{Dir: t.opts.PinDir, Err: fmt.Errorf("pin map %s: %w", lbbpf.TrackerMapState, err)}
 	}
 	return nil
 }

@@ -59,8 +59,8 @@ func (t *Linux) programs() []Program {
 			continue
 		}
 		name := fmt.Sprintf("link%d", i)
-		if i < len(linkPins) {
-			name = linkPins[i]
+		if i < len(hooks) {
+			name = linkPin(hooks[i])
 		}
 		ps = append(ps, Program{Name: name, ID: uint32(info.Program), LinkID: uint32(info.ID)})
 	}

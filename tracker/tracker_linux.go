@@ -178,7 +178,11 @@ func Open(opts Options) (*Linux, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tracker spec: %w", err)
 	}
-	spec.Maps["events"].MaxEntries = uint32(opts.RingBufferSize)
+	var specs lbbpf.TrackerSpecs
+	if err := spec.Assign(&specs); err != nil {
+		return nil, fmt.Errorf("load tracker spec: %w", err)
+	}
+	specs.Events.MaxEntries = uint32(opts.RingBufferSize)
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
 		return nil, fmt.Errorf("count possible CPUs: %w", err)
@@ -189,29 +193,29 @@ func Open(opts Options) (*Linux, error) {
 	// default, millions of writes a second), and every page of them that
 	// the reader touches counts in the agent's memory.
 	t.qshift = uint(max(4, bits.Len(uint(opts.RingBufferSize/4/qrecSize/ncpu))-1))
-	spec.Maps["qring"].MaxEntries = uint32(ncpu << t.qshift)
-	spec.Maps["qpos"].MaxEntries = uint32(ncpu * qposStride)
-	if err := spec.Variables["qring_shift"].Set(uint32(t.qshift)); err != nil {
+	specs.Qring.MaxEntries = uint32(ncpu << t.qshift)
+	specs.Qpos.MaxEntries = uint32(ncpu * qposStride)
+	if err := specs.QringShift.Set(uint32(t.qshift)); err != nil {
 		return nil, fmt.Errorf("size the queue rings: %w", err)
 	}
-	spec.Maps["dirty"].MaxEntries = uint32(opts.BitmapWords)
-	spec.Maps["inflight_fast"].MaxEntries = uint32(opts.InflightSlots)
-	if err := spec.Variables["fast_bits"].Set(uint32(bits.TrailingZeros(uint(opts.InflightSlots)))); err != nil {
+	specs.Dirty.MaxEntries = uint32(opts.BitmapWords)
+	specs.InflightFast.MaxEntries = uint32(opts.InflightSlots)
+	if err := specs.FastBits.Set(uint32(bits.TrailingZeros(uint(opts.InflightSlots)))); err != nil {
 		return nil, fmt.Errorf("size the in-flight table: %w", err)
 	}
-	spec.Maps["disk_fast"].MaxEntries = uint32(opts.DiskSlots)
-	if err := spec.Variables["disk_bits"].Set(uint32(bits.TrailingZeros(uint(opts.DiskSlots)))); err != nil {
+	specs.DiskFast.MaxEntries = uint32(opts.DiskSlots)
+	if err := specs.DiskBits.Set(uint32(bits.TrailingZeros(uint(opts.DiskSlots)))); err != nil {
 		return nil, fmt.Errorf("size the disk table: %w", err)
 	}
 	// x86 keeps stores in order: the program publishes with plain stores.
 	if runtime.GOARCH == "amd64" || runtime.GOARCH == "386" {
-		if err := spec.Variables["tso"].Set(uint32(1)); err != nil {
+		if err := specs.Tso.Set(uint32(1)); err != nil {
 			return nil, fmt.Errorf("set the store order: %w", err)
 		}
 	}
 
 	if opts.PinDir != "" {
-		ok, err := t.adopt(spec)
+		ok, err := t.adopt(spec, &specs)
 		if err != nil {
 			return nil, err
 		}
