@@ -150,13 +150,22 @@ func TestConstantsMatchC(t *testing.T) {
 		c[name] = n
 	}
 	for name, goVal := range map[string]int{
-		"MAX_DISKS": maxDisks, "GEN_SLOTS": genSlots, "QPOS_STRIDE": qposStride,
-		"LB_EV_QUEUED": evQueued, "LB_EV_COMPLETED": evCompleted, "LB_EV_CUT": evCut,
-		"LB_CUT_BUMP": cutBump, "LB_CUT_MARK": cutMark, "LB_CUT_FLAGS": cutFlags,
+		"MAX_DISKS":              maxDisks,
+		"GEN_SLOTS":              genSlots,
+		"QPOS_STRIDE":            qposStride,
+		"LB_EV_QUEUED":           evQueued,
+		"LB_EV_COMPLETED":        evCompleted,
+		"LB_EV_CUT":              evCut,
+		"LB_CUT_BUMP":            cutBump,
+		"LB_CUT_MARK":            cutMark,
+		"LB_CUT_FLAGS":           cutFlags,
 		"LB_F_COMPLETION_EVENTS": flagCompletionEvents,
-		"LB_MODE_METADATA": int(ModeMetadata), "LB_MODE_BITMAP": int(ModeBitmap),
-		"LB_OP_WRITE": int(OpWrite), "LB_OP_DISCARD": int(OpDiscard),
-		"LB_OP_WRITE_ZEROES": int(OpWriteZeroes), "LB_OP_SECURE_ERASE": int(OpSecureErase),
+		"LB_MODE_METADATA":       int(ModeMetadata),
+		"LB_MODE_BITMAP":         int(ModeBitmap),
+		"LB_OP_WRITE":            int(OpWrite),
+		"LB_OP_DISCARD":          int(OpDiscard),
+		"LB_OP_WRITE_ZEROES":     int(OpWriteZeroes),
+		"LB_OP_SECURE_ERASE":     int(OpSecureErase),
 	} {
 		cVal, ok := c[name]
 		if !ok {
