@@ -171,10 +171,10 @@ type Program struct {
 	LinkID uint32 `json:"link_id,omitempty"`
 }
 
-// Tracker reports every change to the protected disks of one machine. The
-// Linux implementation hooks the block layer with eBPF; the Windows one
-// (windows/) uses a volume filter and VSS. Everything above this interface
-// is platform-free.
+// Tracker reports every change to the protected disks of one machine
+// (docs/ARCHITECTURE.md §3). The Linux implementation hooks the block
+// layer with eBPF; a Windows tracker is planned (issue 14) and will
+// implement this same interface. Everything above it is platform-free.
 type Tracker interface {
 	// Protect starts tracking the block device at path (a whole disk or a
 	// partition). If the device was tracked before and tracking had a gap
