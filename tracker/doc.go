@@ -63,4 +63,9 @@
 //
 // tracker_other.go stands in on other systems: Open and the functions
 // that need a kernel fail with errors wrapping ErrNotSupported.
+//
+// The tests follow the same split. bindings_linux_test.go needs no
+// kernel: it ties the Go side (record offsets, constants, pin names) to
+// the compiled object and the C source. The other _linux_test.go files
+// need root and eBPF; with CI=true they fail instead of skipping.
 package tracker
