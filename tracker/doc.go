@@ -1,7 +1,8 @@
-// Package tracker owns change tracking: the Tracker interface that the
-// Linux eBPF tracker (here) and the Windows VSS tracker (windows/) implement,
-// the extent and event types everything above it uses, extent coalescing
-// (Set, Coalesce) and the math of the overflow dirty bitmap.
+// Package tracker owns change tracking (docs/ARCHITECTURE.md §3): the
+// Tracker interface, which the Linux eBPF tracker here implements and a
+// planned Windows tracker (issue 14) will implement too, the extent and
+// event types everything above it uses, extent coalescing (Set, Coalesce)
+// and the math of the overflow dirty bitmap.
 //
 // The Linux tracker (Open) loads the programs of package bpf and attaches
 // them to block-layer tracepoints only (block_bio_queue, block_split,
@@ -35,4 +36,36 @@
 //
 // It must never read disk data, block the I/O path, or decide what to
 // replicate: that belongs to the agent.
+//
+// # Files
+//
+// Platform-free, built everywhere:
+//
+//   - tracker.go: the Tracker interface, events, extents, stats, errors.
+//   - options.go: Options and Mode.
+//   - extent.go, bitmap.go: Set and Coalesce; the dirty bitmap's math.
+//
+// The Linux tracker, one concern per file:
+//
+//   - tracker_linux.go: the Linux type, Open, Close and Detach.
+//   - adopt_linux.go: loading the programs of package bpf and pinning
+//     them, or adopting a pinned set (ProgramVersion); the pin names come
+//     from the generated bindings.
+//   - rings_linux.go: the memory shared with the programs (the queue
+//     rings, the dirty bitmap, the clock of Now), the layout of a record.
+//   - reader_linux.go: the reader that turns records into events.
+//   - protect_linux.go: Protect, Unprotect, SetMode and the kernel's disk
+//     tables (protected_disks and its direct-mapped copy).
+//   - cut_linux.go: Cut, Generation and Completed.
+//   - stats_linux.go: Stats.
+//   - state_linux.go: the state file, the boot id, Gap and AckGap.
+//   - device_linux.go, inuse_linux.go: block devices; TrackedAnywhere.
+//
+// tracker_other.go stands in on other systems: Open and the functions
+// that need a kernel fail with errors wrapping ErrNotSupported.
+//
+// The tests follow the same split. bindings_linux_test.go needs no
+// kernel: it ties the Go side (record offsets, constants, pin names) to
+// the compiled object and the C source. The other _linux_test.go files
+// need root and eBPF; with CI=true they fail instead of skipping.
 package tracker

@@ -37,7 +37,7 @@ func TrackedAnywhere(path string) (bool, error) {
 			continue // gone meanwhile
 		}
 		found := false
-		if mi, err := m.Info(); err == nil && mi.Name == "protected_disks" && mi.KeySize == 4 {
+		if mi, err := m.Info(); err == nil && mi.Name == lbbpf.TrackerMapProtectedDisks && mi.KeySize == 4 {
 			var cfg lbbpf.TrackerLbDiskCfg
 			found = m.Lookup(info.dev, &cfg) == nil
 		}

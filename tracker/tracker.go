@@ -171,10 +171,10 @@ type Program struct {
 	LinkID uint32 `json:"link_id,omitempty"`
 }
 
-// Tracker reports every change to the protected disks of one machine. The
-// Linux implementation hooks the block layer with eBPF; the Windows one
-// (windows/) uses a volume filter and VSS. Everything above this interface
-// is platform-free.
+// Tracker reports every change to the protected disks of one machine
+// (docs/ARCHITECTURE.md §3). The Linux implementation hooks the block
+// layer with eBPF; a Windows tracker is planned (issue 14) and will
+// implement this same interface. Everything above it is platform-free.
 type Tracker interface {
 	// Protect starts tracking the block device at path (a whole disk or a
 	// partition). If the device was tracked before and tracking had a gap
@@ -235,6 +235,9 @@ func WaitCompleted(ctx context.Context, t Tracker, gen uint64) error {
 // platform or kernel cannot provide.
 var ErrNotSupported = errors.New("not supported on this platform")
 
+// ErrCompletionUnknown: the tracker cannot tell when some requests complete.
+var ErrCompletionUnknown = errors.New("completion of some requests is unknown")
+
 // ErrResyncRequired is wrapped by every *ResyncRequiredError.
 var ErrResyncRequired = errors.New("resync required")
 
@@ -274,3 +277,20 @@ func (e *DeviceError) Unwrap() error { return e.Err }
 
 // Hint tells the operator what to do.
 func (e *DeviceError) Hint() string { return e.Remedy }
+
+// MaxBatch is the most events one batch on Events holds.
+const MaxBatch = 256
+
+// PinError is a problem with the pin directory.
+type PinError struct {
+	Dir string
+	Err error
+}
+
+func (e *PinError) Error() string { return fmt.Sprintf("tracker pins in %s: %v", e.Dir, e.Err) }
+func (e *PinError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *PinError) Hint() string {
+	return "remove " + e.Dir + " to start tracking anew; the disks will then be resynced"
+}
