@@ -222,16 +222,6 @@ type lagMark struct {
 	oldest int64  // CLOCK_MONOTONIC ns
 }
 
-// Point is a recovery point the agent cut.
-type Point struct {
-	ID   string    `json:"id"`
-	Time time.Time `json:"time"`
-	Gen  uint64    `json:"gen"`
-	Kind string    `json:"kind"`
-	// FreezeSeconds is how long the filesystems were frozen (app points).
-	FreezeSeconds float64 `json:"freeze_seconds,omitempty"`
-}
-
 type pointRequest struct {
 	app  bool
 	at   time.Time // the point must be cut at or after this
@@ -469,7 +459,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.consumerWG.Add(1)
 	go a.consume()
-	api, err := a.serveAPI(ctx)
+	local, err := a.serveAPI(ctx)
 	if err != nil {
 		a.log.Warn("local API unavailable", "err", err)
 	}
@@ -491,8 +481,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopErr := a.stop()
 	cancel()
 	upWG.Wait()
-	if api != nil {
-		api.Close()
+	if local != nil {
+		local.Close()
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err

@@ -7,20 +7,21 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
 
-// DiskState is the replication state of a disk (DESIGN.md §2).
-type DiskState string
+// DiskState is the replication state of a disk (docs/ARCHITECTURE.md §2).
+type DiskState = api.AgentDiskState
 
 const (
 	// StateInitialSync: the first full copy, with tracking already on.
-	StateInitialSync DiskState = "initial-sync"
+	StateInitialSync = api.AgentStateInitialSync
 	// StateProtected: delta replication.
-	StateProtected DiskState = "protected"
+	StateProtected = api.AgentStateProtected
 	// StateResync: after a loss of tracking, a checksum compare that sends
 	// only the blocks that differ from the replica.
-	StateResync DiskState = "resync"
+	StateResync = api.AgentStateResync
 )
 
 // persisted is the agent's state file (STATE/agent.json).
