@@ -1,5 +1,3 @@
-//go:build linux
-
 package agent
 
 import (
@@ -80,6 +78,11 @@ type Config struct {
 	// called when the configuration server names another one for this
 	// machine (redirect_linux.go). nil: the agent never switches.
 	Redirect func(addr string) error
+
+	// platform and freezer replace the operating system's (unit tests);
+	// nil: defaultPlatform(), defaultFreezer().
+	platform platform
+	freezer  freezer
 }
 
 func (c *Config) defaults() error {
@@ -151,7 +154,9 @@ const hashBlock = 64 << 10
 type Agent struct {
 	cfg   Config
 	log   *slog.Logger
-	tr    *tracker.Linux
+	tr    Tracker
+	sys   platform
+	fz    freezer
 	disks []*disk
 	st    *persisted
 
@@ -255,19 +260,26 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log.With("component", "agent"), pointReq: make(chan *pointRequest), started: time.Now(),
-		kernel: kernelRelease(), bootID: bootID(), serverAddr: cfg.ServerAddr}
+		sys: cfg.platform, fz: cfg.freezer, serverAddr: cfg.ServerAddr}
+	if a.sys == nil {
+		a.sys = defaultPlatform()
+	}
+	if a.fz == nil {
+		a.fz = defaultFreezer()
+	}
+	a.kernel, a.bootID = a.sys.kernelRelease(), a.sys.bootID()
 	if cfg.Group.Listen != "" {
 		a.group = &groupState{cfg: cfg.Group, sessions: make(chan *groupConn), reqs: make(chan *pointRequest)}
 	}
 	for _, d := range cfg.Disks {
-		if err := tracker.CheckDevice(d); err != nil {
+		if err := a.sys.checkDisk(d); err != nil {
 			return nil, err
 		}
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	if err := checkNotOnProtected(cfg.StateDir, cfg.Disks); err != nil {
+	if err := a.sys.checkStateDir(cfg.StateDir, cfg.Disks); err != nil {
 		return nil, err
 	}
 	st, err := loadState(cfg.StateDir)
@@ -284,7 +296,7 @@ func New(cfg Config) (*Agent, error) {
 	wasClean := st.Clean
 	a.st = st
 
-	tr, err := tracker.Open(tracker.Options{PinDir: cfg.PinDir, StateFile: filepath.Join(cfg.StateDir, "tracker.json")})
+	tr, err := a.sys.openTracker(cfg.PinDir, filepath.Join(cfg.StateDir, "tracker.json"))
 	if err != nil {
 		return nil, fmt.Errorf("start tracker: %w", err)
 	}
@@ -318,7 +330,7 @@ func New(cfg Config) (*Agent, error) {
 // openDisk decides where a disk starts: initial sync, resync or where it
 // stopped.
 func (a *Agent) openDisk(d *disk, wasClean bool) error {
-	dev, err := openBlockDev(d.path)
+	dev, err := a.sys.openDisk(d.path)
 	if err != nil {
 		return err
 	}
@@ -398,23 +410,6 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 		return fmt.Errorf("journal of %s: %w", d.name, err)
 	}
 	d.w = w
-	return nil
-}
-
-// checkNotOnProtected refuses a state directory on a protected disk: the
-// agent's own writes would replicate themselves.
-func checkNotOnProtected(dir string, disks []string) error {
-	fsDisk, err := filesystemDisk(dir)
-	if err != nil {
-		return nil // cannot tell (e.g. tmpfs, overlay): nothing to refuse
-	}
-	for _, d := range disks {
-		pd, err := wholeDiskOf(d)
-		if err == nil && pd == fsDisk {
-			return &ConfigError{Err: fmt.Errorf("state directory %s is on %s, a protected disk", dir, d),
-				Remedy: "put --state on a disk that is not protected (the spool's writes would replicate themselves)"}
-		}
-	}
 	return nil
 }
 
@@ -689,13 +684,11 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 	full := spool >= a.cfg.SpoolBytes
 	if full != a.spoolFull {
 		a.spoolFull = full
-		mode := tracker.ModeMetadata
 		if full {
-			mode = tracker.ModeBitmap
 			a.log.Warn("spool full: keeping only the dirty set until the server catches up", "spool_bytes", spool)
 		}
 		for _, d := range a.disks {
-			a.tr.SetMode(d.path, mode)
+			a.sys.keepDirtySetOnly(a.tr, d.path, full)
 		}
 	}
 	a.mu.Unlock()
@@ -985,9 +978,6 @@ func (a *Agent) readTime() int64 {
 	}
 	return int64(a.tr.Now())
 }
-
-// monotonicNow is the clock of the tracker's event times, in ns.
-func monotonicNow() int64 { return int64(tracker.MonotonicNow()) }
 
 // measureLag turns the rounds whose segments the server has acknowledged
 // into RPO lag samples: from the oldest write of the round being queued to

@@ -1,12 +1,8 @@
-//go:build linux
-
 package agent
 
 import (
 	"fmt"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/tracker"
@@ -162,20 +158,4 @@ func mergeServer(s *ServerStatus, u uploader.Status, first bool) {
 	if u.LastOK.After(s.LastOK) {
 		s.LastOK = u.LastOK
 	}
-}
-
-// kernelRelease is uname -r.
-func kernelRelease() string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return ""
-	}
-	return unix.ByteSliceToString(u.Release[:])
-}
-
-// bootID is the kernel's boot id, as the tracker reads it to detect a
-// reboot ("" if unreadable).
-func bootID() string {
-	id, _ := tracker.BootID()
-	return id
 }
