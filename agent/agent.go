@@ -585,102 +585,162 @@ func (a *Agent) loop(ctx context.Context) error {
 	}
 }
 
-// round runs one round of the optimistic cut; it reports whether work is
-// left for the next round right away.
+// round runs one round of the optimistic cut (docs/ARCHITECTURE.md §4); it
+// reports whether work is left for the next round right away. A round
+// cuts the tracker (unless its caller, an app or group point's freeze,
+// already did at gen), validates what the previous round read, cuts the
+// points that validation allows, then reads and journals what changed.
 func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, error) {
+	gen, cutAt, err := a.cutGeneration(ctx, gen, cutAt)
+	if err != nil {
+		return false, err
+	}
+	v := a.validatePrevious(gen, cutAt)
+	appDone, err := a.settleAppCut(v)
+	if err != nil {
+		return false, err
+	}
+	if err := a.settleCrashPoint(v, appDone); err != nil {
+		return false, err
+	}
+	// Requests made during an initial sync or resync wait for it: a point
+	// needs every disk complete in the journal.
+	if err := tracker.WaitCompleted(ctx, a.tr, gen-1); err != nil {
+		return false, err
+	}
+	a.checkGaps()
+	spool, full := a.checkSpool()
+	backlog, err := a.readChanges(ctx, spool, full)
+	if err != nil {
+		return false, err
+	}
+	a.markSynchronised()
+	if err := a.sealSegments(); err != nil {
+		return false, err
+	}
+	return backlog && !full, nil
+}
+
+// cutGeneration cuts the tracker, unless gen is a cut already made at
+// cutAt, and waits until every change before the cut has been observed.
+func (a *Agent) cutGeneration(ctx context.Context, gen uint64, cutAt time.Time) (uint64, time.Time, error) {
 	if gen == 0 {
 		cutAt = time.Now()
 		var err error
 		if gen, err = a.tr.Cut(ctx); err != nil {
-			return false, fmt.Errorf("cut: %w", err)
+			return 0, cutAt, fmt.Errorf("cut: %w", err)
 		}
 	}
 	a.readGen = gen - 1
 	if err := a.waitObserved(ctx, gen); err != nil {
-		return false, err
+		return 0, cutAt, err
 	}
 	if d := time.Since(cutAt); d > 50*time.Millisecond {
 		a.log.Debug("slow cut", "took", d)
 	}
+	return gen, cutAt, nil
+}
+
+// validation is what the cut at the start of a round tells about the
+// reads of the previous round.
+type validation struct {
+	// clean: nothing the previous round read was touched after it was
+	// cut, and it read everything pending; its point closes pointGen.
+	clean    bool
+	pointGen uint64
+	tainted  int64     // bytes of the previous round's reads written since
+	prevCut  time.Time // when the previous round's cut was made
+}
+
+// validatePrevious folds the changes before the cut gen into the rounds
+// and checks the previous round's reads against them.
+func (a *Agent) validatePrevious(gen uint64, cutAt time.Time) validation {
 	a.mu.Lock()
-	clean, pointGen, tainted := a.rounds.Begin(gen)
-	prevCut := a.lastCut
+	defer a.mu.Unlock()
+	var v validation
+	v.clean, v.pointGen, v.tainted = a.rounds.Begin(gen)
+	v.prevCut = a.lastCut
 	a.lastCut = cutAt
 	a.lastRound = cutAt
 	a.cutErr = ""
-	a.mu.Unlock()
+	return v
+}
 
-	// An app cut's round is validated now: its point, or a new attempt.
-	appDone := false
-	if app := a.app; app != nil && app.decide != nil {
-		a.app = nil
-		if app.decide(clean && pointGen == app.gen-1) {
-			p, err := a.writeGroupPoint(app)
-			app.done(p, err)
-			if err != nil {
-				return false, err
-			}
-			appDone = true
-		}
-	} else if app != nil {
-		a.app = nil
-		if clean && pointGen == app.gen-1 {
-			if err := a.writeAppPoint(app); err != nil {
-				return false, err
-			}
-			appDone = true
-		} else {
-			a.appTries++
-			msg := fmt.Sprintf("app-consistent point: writes after the thaw landed on %d bytes not yet read (attempt %d of %d)", tainted, a.appTries, a.cfg.MaxAppAttempts)
-			a.log.Warn(msg)
-			if a.appTries >= a.cfg.MaxAppAttempts {
-				a.failApp(errors.New(msg + ": giving up until the next interval"))
-			} else {
-				a.appDue = time.Now()
-			}
-		}
+// settleAppCut decides an app or group cut waiting for this round: its
+// point is written if its frozen reads are valid, else it is tried again
+// (app) or the group is told (group). It reports whether a point was
+// written.
+func (a *Agent) settleAppCut(v validation) (bool, error) {
+	app := a.app
+	if app == nil {
+		return false, nil
 	}
+	a.app = nil
+	valid := v.clean && v.pointGen == app.gen-1
+	if app.decide != nil {
+		if !app.decide(valid) {
+			return false, nil
+		}
+		p, err := a.writeGroupPoint(app)
+		app.done(p, err)
+		return err == nil, err
+	}
+	if valid {
+		return true, a.writeAppPoint(app)
+	}
+	a.appTries++
+	msg := fmt.Sprintf("app-consistent point: writes after the thaw landed on %d bytes not yet read (attempt %d of %d)", v.tainted, a.appTries, a.cfg.MaxAppAttempts)
+	a.log.Warn(msg)
+	if a.appTries >= a.cfg.MaxAppAttempts {
+		a.failApp(errors.New(msg + ": giving up until the next interval"))
+	} else {
+		a.appDue = time.Now()
+	}
+	return false, nil
+}
 
+// settleCrashPoint answers the point requests and the interval with the
+// crash-consistent point the validation allows, or counts a round that
+// did not converge.
+func (a *Agent) settleCrashPoint(v validation, appDone bool) error {
 	// The validated point is of the previous cut: it answers only the
 	// requests made before that cut.
 	var ready []*pointRequest
 	for _, w := range a.waiting {
-		if !w.at.After(prevCut) {
+		if !w.at.After(v.prevCut) {
 			ready = append(ready, w)
 		}
 	}
 	due := !time.Now().Before(a.pointDue)
 	want := len(a.waiting) > 0 || due
-	if appDone {
+	switch {
+	case appDone:
 		// The app or group point is crash-consistent too.
 		a.answer(ready, a.lastPoint)
 		a.pointDue = time.Now().Add(a.cfg.PointInterval)
-	} else if want && a.allProtected() {
-		if clean && (due || len(ready) > 0) {
-			if err := a.writePoint(pointGen, prevCut, ready); err != nil {
-				return false, err
+	case !want || !a.allProtected():
+	case v.clean && (due || len(ready) > 0):
+		return a.writePoint(v.pointGen, v.prevCut, ready)
+	case !v.clean:
+		a.attempts++
+		if a.attempts >= a.cfg.MaxRounds {
+			msg := fmt.Sprintf("point did not converge in %d rounds: writes keep landing on the blocks being read (%d bytes tainted in the last round)", a.attempts, v.tainted)
+			if v.tainted == 0 {
+				msg = fmt.Sprintf("point did not converge in %d rounds: more changed than one round reads (%d bytes waiting); the agent is behind the disks' churn", a.attempts, a.unread())
 			}
-		} else if !clean {
-			a.attempts++
-			if a.attempts >= a.cfg.MaxRounds {
-				msg := fmt.Sprintf("point did not converge in %d rounds: writes keep landing on the blocks being read (%d bytes tainted in the last round)", a.attempts, tainted)
-				if tainted == 0 {
-					msg = fmt.Sprintf("point did not converge in %d rounds: more changed than one round reads (%d bytes waiting); the agent is behind the disks' churn", a.attempts, a.unread())
-				}
-				a.log.Warn(msg)
-				a.failPoints(errors.New(msg))
-			}
+			a.log.Warn(msg)
+			a.failPoints(errors.New(msg))
 		}
 	}
-	// Requests made during an initial sync or resync wait for it: a point
-	// needs every disk complete in the journal.
+	return nil
+}
 
-	if err := tracker.WaitCompleted(ctx, a.tr, gen-1); err != nil {
-		return false, err
-	}
-	a.checkGaps()
+// checkSpool returns the spool's bytes and whether it is full, and makes
+// the tracker keep only the dirty set while it is.
+func (a *Agent) checkSpool() (int64, bool) {
 	spool := a.spoolBytes()
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	full := spool >= a.cfg.SpoolBytes
 	if full != a.spoolFull {
 		a.spoolFull = full
@@ -691,8 +751,13 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 			a.sys.keepDirtySetOnly(a.tr, d.path, full)
 		}
 	}
-	a.mu.Unlock()
-	backlog := false
+	return spool, full
+}
+
+// readChanges reads and journals what is pending on every disk, within
+// the round's budget and the spool's room; it reports whether anything is
+// left.
+func (a *Agent) readChanges(ctx context.Context, spool int64, full bool) (bool, error) {
 	// Never journal more than the spool has room for: what does not fit
 	// stays in the dirty set.
 	budget := min(a.cfg.RoundBytes, max(0, a.cfg.SpoolBytes-spool))
@@ -729,24 +794,39 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 		}
 	}
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.rounds.Done()
+	backlog := false
 	for _, d := range a.disks {
-		left := a.rounds.Pending(d.name)
-		backlog = backlog || left > 0
-		if d.state != StateProtected && left == 0 {
+		backlog = backlog || a.rounds.Pending(d.name) > 0
+	}
+	return backlog, nil
+}
+
+// markSynchronised turns a disk whose initial sync or resync has read
+// everything into a protected one.
+func (a *Agent) markSynchronised() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, d := range a.disks {
+		if d.state != StateProtected && a.rounds.Pending(d.name) == 0 {
 			a.log.Info("disk synchronised", "disk", d.name, "was", d.state, "sent", d.sent, "equal", d.same)
 			d.state = StateProtected
 			d.done = d.total
 		}
 	}
-	a.mu.Unlock()
+}
+
+// sealSegments seals the open segments old enough to travel and measures
+// the RPO lag of what the server acknowledged.
+func (a *Agent) sealSegments() error {
 	for _, d := range a.disks {
 		if _, err := d.w.RotateIfOlder(a.sealAge(d)); err != nil {
-			return false, fmt.Errorf("journal of %s: %w", d.name, err)
+			return fmt.Errorf("journal of %s: %w", d.name, err)
 		}
 		a.measureLag(d)
 	}
-	return backlog && !full, nil
+	return nil
 }
 
 func (a *Agent) allProtected() bool {
