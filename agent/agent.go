@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/agent/group"
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/tracker"
@@ -269,7 +270,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.kernel, a.bootID = a.sys.kernelRelease(), a.sys.bootID()
 	if cfg.Group.Listen != "" {
-		a.group = &groupState{cfg: cfg.Group, sessions: make(chan *groupConn), reqs: make(chan *pointRequest)}
+		a.group = &groupState{cfg: cfg.Group, sessions: make(chan *group.Conn), reqs: make(chan *pointRequest)}
 	}
 	for _, d := range cfg.Disks {
 		if err := a.sys.checkDisk(d); err != nil {
@@ -530,7 +531,7 @@ func (a *Agent) waitObserved(ctx context.Context, gen uint64) error {
 func (a *Agent) loop(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var sessions chan *groupConn
+	var sessions chan *group.Conn
 	var groupReqs chan *pointRequest
 	if a.group != nil {
 		sessions, groupReqs = a.group.sessions, a.group.reqs

@@ -1,38 +1,27 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/agent/group"
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 )
 
-// Group points (DESIGN.md §4): the machines of a replication group cut
-// together. The coordinator (the group's first machine by name) opens one
-// mutual-TLS connection to every other member's group listener and walks
-// them all through the phases of a freezing point, one message a phase,
-// each answered before the next is sent:
-//
-//	prepare (pre-scripts, syncfs, drain) → freeze (all) → cut (all, same
-//	point id) → thaw (all) → validate (each member's next round says
-//	whether its frozen reads were untouched) → commit or abort
-//
-// A member writes its CUT of kind group only on commit. Any member that
-// fails or does not answer within the phase timeout fails the point for
-// the whole group: everybody is told to abort, and thaws. A member frozen
-// by a coordinator that vanished thaws on its own once FrozenMax has
-// passed since its freeze, or at once if the connection drops.
+// Group points (docs/ARCHITECTURE.md §4): the machines of a replication
+// group cut together. The protocol, the coordinator's walk through the
+// phases and a member's are package group; this file keeps the agent's
+// side: the listener and its sessions, the sync of the group assignment
+// with the configuration server, when a group point is due, and
+// groupLocal, this machine's part of a point (the freezing phases of
+// app.go and the round that validates them).
 
 // GroupServer is the configuration server as group points use it;
 // *client.AgentConfig implements it.
@@ -67,28 +56,6 @@ type GroupConfig struct {
 	SyncInterval time.Duration
 }
 
-// group message operations.
-const (
-	opPrepare  = "prepare"
-	opFreeze   = "freeze"
-	opCut      = "cut"
-	opThaw     = "thaw"
-	opValidate = "validate"
-	opCommit   = "commit"
-	opAbort    = "abort"
-)
-
-// groupMsg is one line of the group protocol (docs/protocol.md): a
-// request of the coordinator, or a member's answer with the same op.
-type groupMsg struct {
-	Op      string `json:"op"`
-	Group   string `json:"group,omitempty"`
-	ID      string `json:"id,omitempty"`
-	Machine string `json:"machine,omitempty"`
-	OK      bool   `json:"ok"`
-	Error   string `json:"error,omitempty"`
-}
-
 // groupState is the agent's group bookkeeping, guarded by Agent.mu but
 // for the fields only the loop uses.
 type groupState struct {
@@ -101,7 +68,7 @@ type groupState struct {
 	last      Point
 	err       string
 
-	sessions chan *groupConn    // accepted, first message read
+	sessions chan *group.Conn   // accepted, first message read
 	reqs     chan *pointRequest // agentctl bookmark --group
 	// loop only:
 	due      time.Time
@@ -125,79 +92,6 @@ func (g *GroupConfig) defaults(scriptTimeout time.Duration) {
 	}
 }
 
-// groupConn is one connection of the group protocol.
-type groupConn struct {
-	c     net.Conn
-	r     *bufio.Reader
-	peer  string // the machine at the other end (its certificate's name)
-	first groupMsg
-	mu    sync.Mutex
-}
-
-func newGroupConn(c net.Conn, peer string) *groupConn {
-	return &groupConn{c: c, r: bufio.NewReaderSize(c, 4096), peer: peer}
-}
-
-func (g *groupConn) send(m groupMsg, deadline time.Time) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	b, _ := json.Marshal(m)
-	g.c.SetWriteDeadline(deadline)
-	_, err := g.c.Write(append(b, '\n'))
-	return err
-}
-
-func (g *groupConn) recv(deadline time.Time) (groupMsg, error) {
-	var m groupMsg
-	g.c.SetReadDeadline(deadline)
-	line, err := g.r.ReadSlice('\n')
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return m, fmt.Errorf("%s did not answer in time", g.peer)
-		}
-		return m, fmt.Errorf("connection to %s: %w", g.peer, err)
-	}
-	if err := json.Unmarshal(line, &m); err != nil {
-		return m, fmt.Errorf("bad message from %s: %w", g.peer, err)
-	}
-	return m, nil
-}
-
-// reply answers op with err (nil: ok).
-func (g *groupConn) reply(op string, err error, deadline time.Time) error {
-	m := groupMsg{Op: op, OK: err == nil}
-	if err != nil {
-		m.Error = err.Error()
-	}
-	return g.send(m, deadline)
-}
-
-// verifyMember checks a chain against the CA, for a machine certificate
-// (client auth usage: machine certificates serve both ends here), and
-// returns its machine name.
-func verifyMember(pool *x509.CertPool, raw [][]byte) (string, error) {
-	if len(raw) == 0 {
-		return "", errors.New("no certificate")
-	}
-	certs := make([]*x509.Certificate, len(raw))
-	for i, r := range raw {
-		c, err := x509.ParseCertificate(r)
-		if err != nil {
-			return "", err
-		}
-		certs[i] = c
-	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		return "", err
-	}
-	return certs[0].Subject.CommonName, nil
-}
-
 func (a *Agent) groupPool() (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(a.group.cfg.CA) {
@@ -214,13 +108,7 @@ func (a *Agent) startGroup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{g.cfg.Cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
-	}
-	ln, err := tls.Listen("tcp", g.cfg.Listen, cfg)
+	ln, err := tls.Listen("tcp", g.cfg.Listen, group.ListenConfig(g.cfg.Cert, pool))
 	if err != nil {
 		// Only a machine in a group needs the listener: the error is a
 		// problem of its status then (groupProblem), not before.
@@ -304,8 +192,8 @@ func (a *Agent) handleGroupConn(ctx context.Context, c *tls.Conn) {
 		return
 	}
 	peer := c.ConnectionState().PeerCertificates[0].Subject.CommonName
-	gc := newGroupConn(c, peer)
-	m, err := gc.recv(deadline)
+	gc := group.NewConn(c, peer)
+	m, err := gc.Recv(deadline)
 	if err != nil {
 		a.log.Warn("group: first message", "err", err)
 		c.Close()
@@ -320,8 +208,8 @@ func (a *Agent) handleGroupConn(ctx context.Context, c *tls.Conn) {
 		asg = a.assignment()
 	}
 	switch {
-	case m.Op != opPrepare:
-		err = fmt.Errorf("expected %s, got %q", opPrepare, m.Op)
+	case m.Op != api.GroupOpPrepare:
+		err = fmt.Errorf("expected %s, got %q", api.GroupOpPrepare, m.Op)
 	case asg.Group == "" || m.Group != asg.Group:
 		err = fmt.Errorf("machine %s is not in group %q (its group: %q)", a.cfg.Machine, m.Group, asg.Group)
 	case peer != asg.Coordinator:
@@ -331,15 +219,15 @@ func (a *Agent) handleGroupConn(ctx context.Context, c *tls.Conn) {
 	}
 	if err != nil {
 		a.log.Warn("group: refused a session", "peer", peer, "err", err)
-		gc.reply(opPrepare, err, deadline)
+		gc.Reply(api.GroupOpPrepare, err, deadline)
 		c.Close()
 		return
 	}
-	gc.first = m
+	gc.First = m
 	select {
 	case g.sessions <- gc:
 	case <-time.After(g.cfg.PhaseTimeout):
-		gc.reply(opPrepare, errors.New("busy: the agent's loop did not take the session in time"), time.Now().Add(time.Second))
+		gc.Reply(api.GroupOpPrepare, errors.New("busy: the agent's loop did not take the session in time"), time.Now().Add(time.Second))
 		c.Close()
 	case <-ctx.Done():
 		c.Close()
@@ -357,130 +245,78 @@ func (a *Agent) setGroupResult(p *Point, err error) {
 	a.group.last, a.group.err = *p, ""
 }
 
+// groupLocal is this machine's part of a group point (group.Local): the
+// freezing phases of app.go and the round that validates them.
+type groupLocal struct {
+	a   *Agent
+	att *appAttempt
+	ph  *phases
+	// member: check, before preparing, that this machine can take part
+	// (the coordinator checks before it connects).
+	member bool
+	// roundErr is a replication round's error met on the way: the
+	// loop's error, not only the point's.
+	roundErr error
+}
+
+func (a *Agent) newGroupLocal(att *appAttempt, member bool) *groupLocal {
+	return &groupLocal{a: a, att: att, ph: a.newPhases(att), member: member}
+}
+
+// keep notes the round's error inside err, if any, and returns err.
+func (l *groupLocal) keep(err error) error {
+	var re *errRound
+	if errors.As(err, &re) {
+		l.roundErr = re.err
+	}
+	return err
+}
+
+func (l *groupLocal) Prepare(ctx context.Context) error {
+	a := l.a
+	if l.member {
+		if a.app != nil {
+			// An app point waits for its validating round: run it first.
+			if _, err := a.round(ctx, 0, time.Time{}); err != nil {
+				l.roundErr = err
+				return err
+			}
+		}
+		if !a.allProtected() {
+			return errors.New("a disk is still in initial sync or resync")
+		}
+	}
+	return l.keep(l.ph.prepare(ctx))
+}
+
+func (l *groupLocal) Freeze() error                  { return l.ph.freeze() }
+func (l *groupLocal) Cut(ctx context.Context) error  { return l.keep(l.ph.cut(ctx)) }
+func (l *groupLocal) Thaw(ctx context.Context) error { return l.ph.abort(ctx) }
+
+func (l *groupLocal) Validate(ctx context.Context, decide func(valid bool) bool, written func(p Point, err error)) error {
+	l.att.decide, l.att.done = decide, written
+	l.a.app = l.att
+	if _, err := l.a.round(ctx, 0, time.Time{}); err != nil {
+		l.a.app = nil
+		l.roundErr = err
+		return err
+	}
+	return nil
+}
+
 // member runs this machine's side of a group point that the coordinator
 // opened with gc; it returns only a round's error.
-func (a *Agent) member(ctx context.Context, gc *groupConn) error {
-	defer gc.c.Close()
+func (a *Agent) member(ctx context.Context, gc *group.Conn) error {
+	defer gc.Close()
 	g := a.group
-	id := gc.first.ID
-	log := a.log.With("group", gc.first.Group, "point", id, "coordinator", gc.peer)
-	phase := func() time.Time { return time.Now().Add(g.cfg.PhaseTimeout) }
-	fail := func(op string, err error) {
-		gc.reply(op, err, phase())
-		a.setGroupResult(nil, fmt.Errorf("group point %s (%s): %w", id, op, err))
-	}
-	if a.app != nil {
-		// An app point waits for its validating round: run it first.
-		if _, err := a.round(ctx, 0, time.Time{}); err != nil {
-			fail(opPrepare, err)
-			return err
-		}
-	}
-	if !a.allProtected() {
-		fail(opPrepare, errors.New("a disk is still in initial sync or resync"))
-		return nil
-	}
+	id := gc.First.ID
+	log := a.log.With("group", gc.First.Group, "point", id, "coordinator", gc.Peer)
 	att := &appAttempt{id: id, kind: hrlfmt.CutGroup}
-	att.note.Group = gc.first.Group
-	ph := a.newPhases(att)
-	if err := ph.prepare(ctx); err != nil {
-		fail(opPrepare, err)
-		var re *errRound
-		if errors.As(err, &re) {
-			return re.err
-		}
-		return nil
-	}
-	gc.reply(opPrepare, nil, phase())
-	// wait reads the next request; while frozen never past the hard
-	// local limit.
-	frozenUntil := time.Time{}
-	wait := func(want string) error {
-		d := phase()
-		if !frozenUntil.IsZero() {
-			d = frozenUntil
-		}
-		m, err := gc.recv(d)
-		if err == nil && m.Op != want {
-			err = fmt.Errorf("coordinator sent %s (%s) instead of %s", m.Op, m.Error, want)
-		}
-		return err
-	}
-	abort := func(op string, err error) {
-		if thawErr := ph.abort(ctx); thawErr != nil {
-			err = errors.Join(err, thawErr)
-		}
-		if !frozenUntil.IsZero() {
-			log.Warn("group point abandoned: thawed on our own", "err", err)
-		}
-		fail(op, err)
-	}
-	if err := wait(opFreeze); err != nil {
-		abort(opFreeze, err)
-		return nil
-	}
-	if err := ph.freeze(); err != nil {
-		abort(opFreeze, err)
-		return nil
-	}
-	frozenUntil = time.Now().Add(g.cfg.FrozenMax)
-	gc.reply(opFreeze, nil, frozenUntil)
-	if err := wait(opCut); err != nil {
-		abort(opCut, err)
-		return nil
-	}
-	if err := ph.cut(ctx); err != nil {
-		abort(opCut, err)
-		var re *errRound
-		if errors.As(err, &re) {
-			return re.err
-		}
-		return nil
-	}
-	gc.reply(opCut, nil, frozenUntil)
-	waitErr := wait(opThaw)
-	frozenUntil = time.Time{}
-	if err := errors.Join(waitErr, ph.abort(ctx)); err != nil {
-		fail(opThaw, err)
-		return nil
-	}
-	gc.reply(opThaw, nil, phase())
-	if err := wait(opValidate); err != nil {
-		fail(opValidate, err)
-		return nil
-	}
-	var commitErr error = errors.New("not decided")
-	att.decide = func(valid bool) bool {
-		var verr error
-		if !valid {
-			verr = errors.New("writes landed on blocks read while frozen before they were validated")
-		}
-		if err := gc.reply(opValidate, verr, phase()); err != nil || verr != nil {
-			commitErr = errors.Join(verr, err)
-			return false
-		}
-		if err := wait(opCommit); err != nil {
-			commitErr = err
-			return false
-		}
-		return true
-	}
-	att.done = func(p Point, err error) {
-		commitErr = err
-		gc.reply(opCommit, err, phase())
-	}
-	a.app = att
-	if _, err := a.round(ctx, 0, time.Time{}); err != nil {
-		a.app = nil
-		fail(opValidate, err)
-		return err
-	}
-	if commitErr != nil {
-		if att.done != nil && commitErr.Error() == "not decided" {
-			commitErr = errors.New("no validating round")
-		}
-		a.setGroupResult(nil, fmt.Errorf("group point %s: %w", id, commitErr))
-		return nil
+	att.note.Group = gc.First.Group
+	l := a.newGroupLocal(att, true)
+	if err := group.Member(ctx, gc, l, group.MemberTimeouts{Phase: g.cfg.PhaseTimeout, FrozenMax: g.cfg.FrozenMax}, log); err != nil {
+		a.setGroupResult(nil, err)
+		return l.roundErr
 	}
 	p := a.lastPoint
 	a.setGroupResult(&p, nil)
@@ -504,12 +340,6 @@ func (a *Agent) writeGroupPoint(att *appAttempt) (Point, error) {
 	return p, a.save()
 }
 
-// peerCall is one member's answer to a phase.
-type peerCall struct {
-	peer string
-	err  error
-}
-
 // coordinate runs a group point across the group's members and reports
 // its outcome to the server.
 func (a *Agent) coordinate(ctx context.Context, asg api.GroupAssignment, request string) (Point, error) {
@@ -517,14 +347,15 @@ func (a *Agent) coordinate(ctx context.Context, asg api.GroupAssignment, request
 	id := newPointID()
 	res := api.GroupPointResult{Group: asg.Group, ID: id, Request: request, Time: time.Now().UTC(), Failed: []string{}}
 	log := a.log.With("group", asg.Group, "point", id)
-	p, phase, failed, err := a.runGroupPoint(ctx, asg, id, log)
+	p, err := a.runGroupPoint(ctx, asg, id)
 	if err != nil {
-		res.Phase, res.Error = phase, err.Error()
-		if failed == nil {
-			failed = []string{}
+		var pe *group.PhaseError
+		errors.As(err, &pe)
+		res.Phase, res.Error = pe.Phase, pe.Err.Error()
+		if pe.Members != nil {
+			res.Failed = pe.Members
 		}
-		res.Failed = failed
-		err = fmt.Errorf("group point %s failed at %s: %w", id, phase, err)
+		err = fmt.Errorf("group point %s %w", id, err)
 		a.setGroupResult(nil, err)
 	} else {
 		res.OK = true
@@ -540,251 +371,43 @@ func (a *Agent) coordinate(ctx context.Context, asg api.GroupAssignment, request
 	return p, err
 }
 
-// runGroupPoint is the coordinator's walk through the phases; on error it
-// returns the phase and the machines that failed.
-func (a *Agent) runGroupPoint(ctx context.Context, asg api.GroupAssignment, id string, log interface{ Warn(string, ...any) }) (Point, string, []string, error) {
+// runGroupPoint checks that this machine can coordinate a group point and
+// runs it (group.Coordinate); its error is a *group.PhaseError.
+func (a *Agent) runGroupPoint(ctx context.Context, asg api.GroupAssignment, id string) (Point, error) {
 	g := a.group
+	self := a.cfg.Machine
 	if a.app != nil {
 		if _, err := a.round(ctx, 0, time.Time{}); err != nil {
-			return Point{}, opPrepare, []string{a.cfg.Machine}, err
+			return Point{}, &group.PhaseError{Phase: api.GroupOpPrepare, Members: []string{self}, Err: err}
 		}
 	}
 	if !a.allProtected() {
-		return Point{}, opPrepare, []string{a.cfg.Machine}, errors.New(a.cfg.Machine + ": a disk is still in initial sync or resync")
+		return Point{}, &group.PhaseError{Phase: api.GroupOpPrepare, Members: []string{self}, Err: errors.New(self + ": a disk is still in initial sync or resync")}
 	}
-	// Connect to every other member.
 	pool, err := a.groupPool()
 	if err != nil {
-		return Point{}, "connect", nil, err
+		return Point{}, &group.PhaseError{Phase: group.PhaseConnect, Err: err}
 	}
 	addrs := map[string]string{}
 	for _, m := range asg.Members {
 		addrs[m.Machine] = m.Addr
 	}
-	var peers []*groupConn
-	defer func() {
-		for _, p := range peers {
-			p.c.Close()
-		}
-	}()
-	var mu sync.Mutex
-	var failed []string
-	var errs []error
-	var wg sync.WaitGroup
-	for _, m := range asg.Machines {
-		if m == a.cfg.Machine {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			gc, err := a.dialMember(ctx, pool, m, addrs[m])
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failed = append(failed, m)
-				errs = append(errs, fmt.Errorf("%s: %w", m, err))
-				return
-			}
-			peers = append(peers, gc)
-		}()
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		slices.Sort(failed)
-		return Point{}, "connect", failed, errors.Join(errs...)
-	}
-	// call sends op to every peer and, once local has run here, collects
-	// their answers until deadline.
-	call := func(op string, timeout time.Duration, local func() error) ([]string, error) {
-		deadline := time.Now().Add(timeout)
-		ch := make(chan peerCall, len(peers))
-		for _, p := range peers {
-			go func() {
-				err := p.send(groupMsg{Op: op, Group: asg.Group, ID: id, Machine: a.cfg.Machine}, deadline)
-				if err == nil {
-					var m groupMsg
-					m, err = p.recv(deadline)
-					if err == nil && (m.Op != op || !m.OK) {
-						err = fmt.Errorf("%s: %s", op, m.Error)
-					}
-				}
-				ch <- peerCall{p.peer, err}
-			}()
-		}
-		var failed []string
-		var errs []error
-		if local != nil {
-			if err := local(); err != nil {
-				failed = append(failed, a.cfg.Machine)
-				errs = append(errs, fmt.Errorf("%s: %w", a.cfg.Machine, err))
-			}
-		}
-		for range peers {
-			r := <-ch
-			if r.err != nil {
-				failed = append(failed, r.peer)
-				errs = append(errs, fmt.Errorf("%s: %w", r.peer, r.err))
-			}
-		}
-		slices.Sort(failed)
-		return failed, errors.Join(errs...)
-	}
-	abortAll := func() {
-		for _, p := range peers {
-			p.send(groupMsg{Op: opAbort, Group: asg.Group, ID: id, Machine: a.cfg.Machine}, time.Now().Add(time.Second))
-		}
-	}
 	att := &appAttempt{id: id, kind: hrlfmt.CutGroup}
 	att.note.Group = asg.Group
 	att.note.Machines = asg.Machines
-	ph := a.newPhases(att)
-	fail := func(phase string, failed []string, err error) (Point, string, []string, error) {
-		abortAll()
-		if terr := ph.abort(ctx); terr != nil {
-			err = errors.Join(err, terr)
-		}
-		return Point{}, phase, failed, err
-	}
-	var roundErr error
-	local := func(f func() error) func() error {
-		return func() error {
-			err := f()
-			var re *errRound
-			if errors.As(err, &re) {
-				roundErr = re.err
-			}
-			return err
-		}
-	}
-	steps := []struct {
-		op      string
-		timeout time.Duration
-		run     func() error
-	}{
-		{opPrepare, g.cfg.PrepareTimeout, local(func() error { return ph.prepare(ctx) })},
-		{opFreeze, g.cfg.PhaseTimeout, ph.freeze},
-		{opCut, g.cfg.PhaseTimeout, local(func() error { return ph.cut(ctx) })},
-		{opThaw, g.cfg.PhaseTimeout, func() error { err := ph.thaw(); ph.post(ctx); return err }},
-	}
-	for _, st := range steps {
-		if f, err := call(st.op, st.timeout, st.run); err != nil {
-			p, phase, failed, err := fail(st.op, f, err)
-			if roundErr != nil {
-				return p, phase, failed, roundErr
-			}
-			return p, phase, failed, err
-		}
-	}
-	// Validate: every member's next round checks its frozen reads; the
-	// point is committed only if all are valid.
-	validateCh := make(chan peerCall, len(peers))
-	deadline := time.Now().Add(g.cfg.PhaseTimeout)
-	for _, p := range peers {
-		go func() {
-			err := p.send(groupMsg{Op: opValidate, Group: asg.Group, ID: id, Machine: a.cfg.Machine}, deadline)
-			if err == nil {
-				var m groupMsg
-				if m, err = p.recv(deadline); err == nil && (m.Op != opValidate || !m.OK) {
-					err = fmt.Errorf("validate: %s", m.Error)
-				}
-			}
-			validateCh <- peerCall{p.peer, err}
-		}()
-	}
-	var vfailed []string
-	var verrs []error
-	var commitErr error
-	committed := false
-	att.decide = func(valid bool) bool {
-		if !valid {
-			vfailed = append(vfailed, a.cfg.Machine)
-			verrs = append(verrs, errors.New(a.cfg.Machine+": writes landed on blocks read while frozen"))
-		}
-		for range peers {
-			r := <-validateCh
-			if r.err != nil {
-				vfailed = append(vfailed, r.peer)
-				verrs = append(verrs, fmt.Errorf("%s: %w", r.peer, r.err))
-			}
-		}
-		if len(verrs) > 0 {
-			abortAll()
-			return false
-		}
-		committed = true
-		return true
-	}
-	var point Point
-	att.done = func(p Point, err error) {
-		point, commitErr = p, err
-	}
-	a.app = att
-	if _, err := a.round(ctx, 0, time.Time{}); err != nil {
-		a.app = nil
-		abortAll()
-		return Point{}, opValidate, []string{a.cfg.Machine}, err
-	}
-	if !committed {
-		if len(verrs) == 0 {
-			verrs = append(verrs, errors.New("no validating round"))
-		}
-		slices.Sort(vfailed)
-		return Point{}, opValidate, vfailed, errors.Join(verrs...)
-	}
-	// Commit: each member writes its CUT and says so.
-	var cfailed []string
-	var cerrs []error
-	if commitErr != nil {
-		cfailed = append(cfailed, a.cfg.Machine)
-		cerrs = append(cerrs, commitErr)
-	}
-	f, err := call(opCommit, g.cfg.PhaseTimeout, nil)
-	if err != nil || commitErr != nil {
-		cfailed = append(cfailed, f...)
-		cerrs = append(cerrs, err)
-		slices.Sort(cfailed)
-		return Point{}, opCommit, cfailed, errors.Join(cerrs...)
-	}
-	point.FreezeSeconds = att.freeze.Seconds()
-	return point, "", nil, nil
-}
-
-// dialMember opens the group connection to member m at addr and checks
-// that the certificate there is m's.
-func (a *Agent) dialMember(ctx context.Context, pool *x509.CertPool, m, addr string) (*groupConn, error) {
-	if addr == "" {
-		return nil, errors.New("its agent has not reported a group listen address (is it running, with --group-listen?)")
-	}
-	g := a.group
-	cfg := &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{g.cfg.Cert},
-		// The name is checked below: members are named by their
-		// certificates' CommonName, not by host names.
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			cn, err := verifyMember(pool, raw)
-			if err != nil {
-				return fmt.Errorf("certificate at %s: %w", addr, err)
-			}
-			if cn != m {
-				return fmt.Errorf("%s answers as %q, not %q", addr, cn, m)
-			}
-			return nil
-		},
-	}
-	dctx, cancel := context.WithTimeout(ctx, g.cfg.PhaseTimeout)
-	defer cancel()
-	d := tls.Dialer{Config: cfg}
-	c, err := d.DialContext(dctx, "tcp", addr)
+	l := a.newGroupLocal(att, false)
+	p, err := group.Coordinate(ctx, group.Session{Group: asg.Group, ID: id, Self: self, Machines: asg.Machines, Addrs: addrs,
+		Cert: g.cfg.Cert, Pool: pool, Phase: g.cfg.PhaseTimeout, Prepare: g.cfg.PrepareTimeout}, l)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("no answer from %s within %s", addr, g.cfg.PhaseTimeout)
+		// A round that failed here is what the point reports.
+		var pe *group.PhaseError
+		if errors.As(err, &pe) && l.roundErr != nil {
+			pe.Err = l.roundErr
 		}
-		return nil, err
+		return Point{}, err
 	}
-	return newGroupConn(c, m), nil
+	p.FreezeSeconds = att.freeze.Seconds()
+	return p, nil
 }
 
 // groupDue tells whether this agent, as coordinator, should start a group
