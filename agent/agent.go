@@ -65,9 +65,9 @@ type Config struct {
 	// ExpediteFreeze makes RCU grace periods expedited for the few
 	// milliseconds of an app or group point's freeze
 	// (/sys/kernel/rcu_expedited): FIFREEZE waits for several grace
-	// periods, 10-15 ms each on a busy machine (app_linux.go).
+	// periods, 10-15 ms each on a busy machine (app.go).
 	ExpediteFreeze bool
-	// Group configures group points (group_linux.go); a zero Listen
+	// Group configures group points (group.go); a zero Listen
 	// turns them off.
 	Group GroupConfig
 	Log   *slog.Logger
@@ -77,7 +77,7 @@ type Config struct {
 	Certificate *x509.Certificate
 	// Redirect points the Client at another process server; it is
 	// called when the configuration server names another one for this
-	// machine (redirect_linux.go). nil: the agent never switches.
+	// machine (redirect.go). nil: the agent never switches.
 	Redirect func(addr string) error
 
 	// platform and freezer replace the operating system's (unit tests);
@@ -220,7 +220,7 @@ type disk struct {
 	// unsealed counts bytes journaled into the open segment: part of the
 	// spool before the uploader knows of them.
 	unsealed atomic.Int64
-	cp       *copier // the read pipeline's buffers (copy_linux.go)
+	cp       *copier // the read pipeline's buffers (copy.go)
 }
 
 type lagMark struct {
@@ -244,7 +244,7 @@ type appAttempt struct {
 	kind   hrlfmt.CutKind
 	// decide, for a group point, is told whether this member's reads
 	// are valid and answers whether the group commits the point; done
-	// is told how writing the point went (group_linux.go).
+	// is told how writing the point went (group.go).
 	decide func(valid bool) bool
 	done   func(p Point, err error)
 }
@@ -292,7 +292,8 @@ func New(cfg Config) (*Agent, error) {
 		st = &persisted{Machine: cfg.Machine, Disks: map[string]*diskPersisted{}}
 	}
 	if st.Machine != cfg.Machine {
-		return nil, fmt.Errorf("state directory %s belongs to machine %q, not %q: give each machine its own --state", cfg.StateDir, st.Machine, cfg.Machine)
+		return nil, &ConfigError{Err: fmt.Errorf("state directory %s belongs to machine %q, not %q", cfg.StateDir, st.Machine, cfg.Machine),
+			Remedy: "give each machine its own --state"}
 	}
 	wasClean := st.Clean
 	a.st = st
@@ -341,7 +342,7 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 	}
 	rec, err := hrlfmt.Recover(d.spoolDir)
 	if err != nil {
-		return fmt.Errorf("recover spool of %s: %w (move %s away; the disk will be resynced)", d.name, err, d.spoolDir)
+		return api.WithHint(fmt.Errorf("recover spool of %s: %w", d.name, err), "move "+d.spoolDir+" away; the disk will be resynced")
 	}
 	p := a.st.Disks[d.name]
 	switch {

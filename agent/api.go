@@ -41,6 +41,9 @@ func (a *Agent) serveAPI(ctx context.Context) (*http.Server, error) {
 		}
 		if err != nil {
 			hint := "see agentctl status"
+			if h := api.Hint(err); h != "" {
+				hint = h
+			}
 			if errors.Is(err, context.DeadlineExceeded) && !a.allProtected() {
 				err = errors.New("no point yet: a disk is still in initial sync or resync")
 				hint = "agentctl status shows the progress; ask again once every disk is protected"

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 )
 
@@ -123,7 +124,7 @@ func noteText(n appNote) string {
 }
 
 // The phases of a point that freezes filesystems, shared by
-// app-consistent points and group points (group_linux.go):
+// app-consistent points and group points (group.go):
 // prepare (pre-scripts, syncfs and rounds that drain what is dirty) →
 // freeze (FIFREEZE) → cut (tracker cut and the read of what the freeze
 // flushed) → thaw (FITHAW) → post (post-scripts). The round after the
@@ -294,7 +295,7 @@ func (p *phases) thaw() error {
 	p.att.note.FreezeMS = float64(p.att.freeze.Microseconds()) / 1000
 	if err != nil {
 		p.a.log.Error("thaw failed: filesystems may stay frozen", "err", err)
-		return fmt.Errorf("%w (run fsfreeze --unfreeze on them)", err)
+		return api.WithHint(err, "run fsfreeze --unfreeze on them")
 	}
 	return nil
 }

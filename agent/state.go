@@ -56,7 +56,7 @@ func loadState(dir string) (*persisted, error) {
 	}
 	var p persisted
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("read agent state %s: %w (move it away to start anew; the disks will be resynced)", filepath.Join(dir, "agent.json"), err)
+		return nil, api.WithHint(fmt.Errorf("read agent state %s: %w", filepath.Join(dir, "agent.json"), err), "move it away to start anew; the disks will be resynced")
 	}
 	if p.Disks == nil {
 		p.Disks = map[string]*diskPersisted{}

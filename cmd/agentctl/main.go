@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		if err != nil {
 			var na *errNoAgent
 			if errors.As(err, &na) {
-				return exitNoAgent, fmt.Errorf("%w (%s)", err, na.Remedy())
+				return exitNoAgent, na
 			}
 			return 1, err
 		}

@@ -38,15 +38,15 @@ func (e *errNoAgent) Error() string {
 
 func (e *errNoAgent) Unwrap() error { return e.err }
 
-// Remedy says what to do about it.
-func (e *errNoAgent) Remedy() string {
+// Hint says what to do about it.
+func (e *errNoAgent) Hint() string {
 	return fmt.Sprintf("start it (lifeboat-agent start, or lifeboat-agent run ... --state %s); if it runs, give agentctl the same --state", e.state)
 }
 
 // noAgentStatus is what --json prints when no agent answers, so that
 // scripts read one format.
 func noAgentStatus(e *errNoAgent, now time.Time) api.AgentStatus {
-	return api.AgentStatus{Time: now, Problems: []api.AgentProblem{{Code: problemNoAgent, What: e.Error(), Remedy: e.Remedy()}}}
+	return api.AgentStatus{Time: now, Problems: []api.AgentProblem{{Code: problemNoAgent, What: e.Error(), Remedy: e.Hint()}}}
 }
 
 // output is where and how status is printed.
@@ -101,7 +101,7 @@ func printOnce(out output, st api.AgentStatus, err error, asJSON bool, stderr io
 		if asJSON {
 			writeJSON(out.w, noAgentStatus(na, time.Now()))
 		}
-		fmt.Fprintf(stderr, "agentctl: %v\n  remedy: %s\n", na, na.Remedy())
+		fmt.Fprintf(stderr, "agentctl: %v\n  remedy: %s\n", na, na.Hint())
 		return exitNoAgent, nil
 	}
 	if err != nil {
