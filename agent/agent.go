@@ -938,9 +938,13 @@ func (a *Agent) failPoints(err error) {
 // Bookmark asks for a point now (app: app-consistent, with scripts and a
 // freeze) and returns it once its cut is in the journal.
 func (a *Agent) Bookmark(ctx context.Context, app bool) (Point, error) {
-	req := &pointRequest{at: time.Now(), app: app, resp: make(chan pointResult, 1)}
+	return requestPoint(ctx, a.pointReq, &pointRequest{at: time.Now(), app: app, resp: make(chan pointResult, 1)})
+}
+
+// requestPoint hands req to the loop on ch and waits for its answer.
+func requestPoint(ctx context.Context, ch chan<- *pointRequest, req *pointRequest) (Point, error) {
 	select {
-	case a.pointReq <- req:
+	case ch <- req:
 	case <-ctx.Done():
 		return Point{}, ctx.Err()
 	}

@@ -272,7 +272,14 @@ func (ta *testAgent) journal(t *testing.T, i int) []hrlfmt.Record {
 	if err := d.w.Rotate(); err != nil {
 		t.Fatal(err)
 	}
-	paths, _ := filepath.Glob(filepath.Join(d.spoolDir, "*.hrl"))
+	return spoolRecords(t, d.spoolDir)
+}
+
+// spoolRecords returns the records of the segments in a spool directory,
+// in journal order.
+func spoolRecords(t *testing.T, dir string) []hrlfmt.Record {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.hrl"))
 	sort.Strings(paths)
 	var out []hrlfmt.Record
 	for _, p := range paths {

@@ -475,18 +475,7 @@ func (a *Agent) GroupBookmark(ctx context.Context) (Point, error) {
 	if a.group == nil {
 		return Point{}, errors.New("group points are off: start the agent with --group-listen")
 	}
-	req := &pointRequest{at: time.Now(), resp: make(chan pointResult, 1)}
-	select {
-	case a.group.reqs <- req:
-	case <-ctx.Done():
-		return Point{}, ctx.Err()
-	}
-	select {
-	case r := <-req.resp:
-		return r.p, r.err
-	case <-ctx.Done():
-		return Point{}, ctx.Err()
-	}
+	return requestPoint(ctx, a.group.reqs, &pointRequest{at: time.Now(), resp: make(chan pointResult, 1)})
 }
 
 func (a *Agent) groupStatus() *GroupStatus {
