@@ -18,7 +18,7 @@ func serveLocal(t *testing.T, h http.Handler) string {
 	dir := t.TempDir()
 	l, err := net.Listen("unix", filepath.Join(dir, api.AgentSocketName))
 	if err != nil {
-		t.Skipf("no unix sockets here: %v", err)
+		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: h}
 	go srv.Serve(l)
