@@ -1,5 +1,3 @@
-//go:build linux
-
 package agent
 
 import (
@@ -17,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/agent/group"
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/tracker"
@@ -66,9 +65,9 @@ type Config struct {
 	// ExpediteFreeze makes RCU grace periods expedited for the few
 	// milliseconds of an app or group point's freeze
 	// (/sys/kernel/rcu_expedited): FIFREEZE waits for several grace
-	// periods, 10-15 ms each on a busy machine (app_linux.go).
+	// periods, 10-15 ms each on a busy machine (app.go).
 	ExpediteFreeze bool
-	// Group configures group points (group_linux.go); a zero Listen
+	// Group configures group points (group.go); a zero Listen
 	// turns them off.
 	Group GroupConfig
 	Log   *slog.Logger
@@ -78,8 +77,13 @@ type Config struct {
 	Certificate *x509.Certificate
 	// Redirect points the Client at another process server; it is
 	// called when the configuration server names another one for this
-	// machine (redirect_linux.go). nil: the agent never switches.
+	// machine (redirect.go). nil: the agent never switches.
 	Redirect func(addr string) error
+
+	// platform and freezer replace the operating system's (unit tests);
+	// nil: defaultPlatform(), defaultFreezer().
+	platform platform
+	freezer  freezer
 }
 
 func (c *Config) defaults() error {
@@ -151,7 +155,9 @@ const hashBlock = 64 << 10
 type Agent struct {
 	cfg   Config
 	log   *slog.Logger
-	tr    *tracker.Linux
+	tr    Tracker
+	sys   platform
+	fz    freezer
 	disks []*disk
 	st    *persisted
 
@@ -214,22 +220,12 @@ type disk struct {
 	// unsealed counts bytes journaled into the open segment: part of the
 	// spool before the uploader knows of them.
 	unsealed atomic.Int64
-	cp       *copier // the read pipeline's buffers (copy_linux.go)
+	cp       *copier // the read pipeline's buffers (copy.go)
 }
 
 type lagMark struct {
 	seq    uint64 // the round's last records are in segment seq
 	oldest int64  // CLOCK_MONOTONIC ns
-}
-
-// Point is a recovery point the agent cut.
-type Point struct {
-	ID   string    `json:"id"`
-	Time time.Time `json:"time"`
-	Gen  uint64    `json:"gen"`
-	Kind string    `json:"kind"`
-	// FreezeSeconds is how long the filesystems were frozen (app points).
-	FreezeSeconds float64 `json:"freeze_seconds,omitempty"`
 }
 
 type pointRequest struct {
@@ -248,7 +244,7 @@ type appAttempt struct {
 	kind   hrlfmt.CutKind
 	// decide, for a group point, is told whether this member's reads
 	// are valid and answers whether the group commits the point; done
-	// is told how writing the point went (group_linux.go).
+	// is told how writing the point went (group.go).
 	decide func(valid bool) bool
 	done   func(p Point, err error)
 }
@@ -265,19 +261,26 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log.With("component", "agent"), pointReq: make(chan *pointRequest), started: time.Now(),
-		kernel: kernelRelease(), bootID: bootID(), serverAddr: cfg.ServerAddr}
+		sys: cfg.platform, fz: cfg.freezer, serverAddr: cfg.ServerAddr}
+	if a.sys == nil {
+		a.sys = defaultPlatform()
+	}
+	if a.fz == nil {
+		a.fz = defaultFreezer()
+	}
+	a.kernel, a.bootID = a.sys.kernelRelease(), a.sys.bootID()
 	if cfg.Group.Listen != "" {
-		a.group = &groupState{cfg: cfg.Group, sessions: make(chan *groupConn), reqs: make(chan *pointRequest)}
+		a.group = &groupState{cfg: cfg.Group, sessions: make(chan *group.Conn), reqs: make(chan *pointRequest)}
 	}
 	for _, d := range cfg.Disks {
-		if err := tracker.CheckDevice(d); err != nil {
+		if err := a.sys.checkDisk(d); err != nil {
 			return nil, err
 		}
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	if err := checkNotOnProtected(cfg.StateDir, cfg.Disks); err != nil {
+	if err := a.sys.checkStateDir(cfg.StateDir, cfg.Disks); err != nil {
 		return nil, err
 	}
 	st, err := loadState(cfg.StateDir)
@@ -289,12 +292,13 @@ func New(cfg Config) (*Agent, error) {
 		st = &persisted{Machine: cfg.Machine, Disks: map[string]*diskPersisted{}}
 	}
 	if st.Machine != cfg.Machine {
-		return nil, fmt.Errorf("state directory %s belongs to machine %q, not %q: give each machine its own --state", cfg.StateDir, st.Machine, cfg.Machine)
+		return nil, &ConfigError{Err: fmt.Errorf("state directory %s belongs to machine %q, not %q", cfg.StateDir, st.Machine, cfg.Machine),
+			Remedy: "give each machine its own --state"}
 	}
 	wasClean := st.Clean
 	a.st = st
 
-	tr, err := tracker.Open(tracker.Options{PinDir: cfg.PinDir, StateFile: filepath.Join(cfg.StateDir, "tracker.json")})
+	tr, err := a.sys.openTracker(cfg.PinDir, filepath.Join(cfg.StateDir, "tracker.json"))
 	if err != nil {
 		return nil, fmt.Errorf("start tracker: %w", err)
 	}
@@ -328,7 +332,7 @@ func New(cfg Config) (*Agent, error) {
 // openDisk decides where a disk starts: initial sync, resync or where it
 // stopped.
 func (a *Agent) openDisk(d *disk, wasClean bool) error {
-	dev, err := openBlockDev(d.path)
+	dev, err := a.sys.openDisk(d.path)
 	if err != nil {
 		return err
 	}
@@ -338,7 +342,7 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 	}
 	rec, err := hrlfmt.Recover(d.spoolDir)
 	if err != nil {
-		return fmt.Errorf("recover spool of %s: %w (move %s away; the disk will be resynced)", d.name, err, d.spoolDir)
+		return api.WithHint(fmt.Errorf("recover spool of %s: %w", d.name, err), "move "+d.spoolDir+" away; the disk will be resynced")
 	}
 	p := a.st.Disks[d.name]
 	switch {
@@ -411,23 +415,6 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 	return nil
 }
 
-// checkNotOnProtected refuses a state directory on a protected disk: the
-// agent's own writes would replicate themselves.
-func checkNotOnProtected(dir string, disks []string) error {
-	fsDisk, err := filesystemDisk(dir)
-	if err != nil {
-		return nil // cannot tell (e.g. tmpfs, overlay): nothing to refuse
-	}
-	for _, d := range disks {
-		pd, err := wholeDiskOf(d)
-		if err == nil && pd == fsDisk {
-			return &ConfigError{Err: fmt.Errorf("state directory %s is on %s, a protected disk", dir, d),
-				Remedy: "put --state on a disk that is not protected (the spool's writes would replicate themselves)"}
-		}
-	}
-	return nil
-}
-
 // ConfigError is a set-up the agent refuses, with what to do.
 type ConfigError struct {
 	Err    error
@@ -469,7 +456,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.consumerWG.Add(1)
 	go a.consume()
-	api, err := a.serveAPI(ctx)
+	local, err := a.serveAPI(ctx)
 	if err != nil {
 		a.log.Warn("local API unavailable", "err", err)
 	}
@@ -491,8 +478,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopErr := a.stop()
 	cancel()
 	upWG.Wait()
-	if api != nil {
-		api.Close()
+	if local != nil {
+		local.Close()
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -545,7 +532,7 @@ func (a *Agent) waitObserved(ctx context.Context, gen uint64) error {
 func (a *Agent) loop(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var sessions chan *groupConn
+	var sessions chan *group.Conn
 	var groupReqs chan *pointRequest
 	if a.group != nil {
 		sessions, groupReqs = a.group.sessions, a.group.reqs
@@ -600,116 +587,179 @@ func (a *Agent) loop(ctx context.Context) error {
 	}
 }
 
-// round runs one round of the optimistic cut; it reports whether work is
-// left for the next round right away.
+// round runs one round of the optimistic cut (docs/ARCHITECTURE.md §4); it
+// reports whether work is left for the next round right away. A round
+// cuts the tracker (unless its caller, an app or group point's freeze,
+// already did at gen), validates what the previous round read, cuts the
+// points that validation allows, then reads and journals what changed.
 func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, error) {
+	gen, cutAt, err := a.cutGeneration(ctx, gen, cutAt)
+	if err != nil {
+		return false, err
+	}
+	v := a.validatePrevious(gen, cutAt)
+	appDone, err := a.settleAppCut(v)
+	if err != nil {
+		return false, err
+	}
+	if err := a.settleCrashPoint(v, appDone); err != nil {
+		return false, err
+	}
+	// Requests made during an initial sync or resync wait for it: a point
+	// needs every disk complete in the journal.
+	if err := tracker.WaitCompleted(ctx, a.tr, gen-1); err != nil {
+		return false, err
+	}
+	a.checkGaps()
+	spool, full := a.checkSpool()
+	backlog, err := a.readChanges(ctx, spool, full)
+	if err != nil {
+		return false, err
+	}
+	a.markSynchronised()
+	if err := a.sealSegments(); err != nil {
+		return false, err
+	}
+	return backlog && !full, nil
+}
+
+// cutGeneration cuts the tracker, unless gen is a cut already made at
+// cutAt, and waits until every change before the cut has been observed.
+func (a *Agent) cutGeneration(ctx context.Context, gen uint64, cutAt time.Time) (uint64, time.Time, error) {
 	if gen == 0 {
 		cutAt = time.Now()
 		var err error
 		if gen, err = a.tr.Cut(ctx); err != nil {
-			return false, fmt.Errorf("cut: %w", err)
+			return 0, cutAt, fmt.Errorf("cut: %w", err)
 		}
 	}
 	a.readGen = gen - 1
 	if err := a.waitObserved(ctx, gen); err != nil {
-		return false, err
+		return 0, cutAt, err
 	}
 	if d := time.Since(cutAt); d > 50*time.Millisecond {
 		a.log.Debug("slow cut", "took", d)
 	}
+	return gen, cutAt, nil
+}
+
+// validation is what the cut at the start of a round tells about the
+// reads of the previous round.
+type validation struct {
+	// clean: nothing the previous round read was touched after it was
+	// cut, and it read everything pending; its point closes pointGen.
+	clean    bool
+	pointGen uint64
+	tainted  int64     // bytes of the previous round's reads written since
+	prevCut  time.Time // when the previous round's cut was made
+}
+
+// validatePrevious folds the changes before the cut gen into the rounds
+// and checks the previous round's reads against them.
+func (a *Agent) validatePrevious(gen uint64, cutAt time.Time) validation {
 	a.mu.Lock()
-	clean, pointGen, tainted := a.rounds.Begin(gen)
-	prevCut := a.lastCut
+	defer a.mu.Unlock()
+	var v validation
+	v.clean, v.pointGen, v.tainted = a.rounds.Begin(gen)
+	v.prevCut = a.lastCut
 	a.lastCut = cutAt
 	a.lastRound = cutAt
 	a.cutErr = ""
-	a.mu.Unlock()
+	return v
+}
 
-	// An app cut's round is validated now: its point, or a new attempt.
-	appDone := false
-	if app := a.app; app != nil && app.decide != nil {
-		a.app = nil
-		if app.decide(clean && pointGen == app.gen-1) {
-			p, err := a.writeGroupPoint(app)
-			app.done(p, err)
-			if err != nil {
-				return false, err
-			}
-			appDone = true
-		}
-	} else if app != nil {
-		a.app = nil
-		if clean && pointGen == app.gen-1 {
-			if err := a.writeAppPoint(app); err != nil {
-				return false, err
-			}
-			appDone = true
-		} else {
-			a.appTries++
-			msg := fmt.Sprintf("app-consistent point: writes after the thaw landed on %d bytes not yet read (attempt %d of %d)", tainted, a.appTries, a.cfg.MaxAppAttempts)
-			a.log.Warn(msg)
-			if a.appTries >= a.cfg.MaxAppAttempts {
-				a.failApp(errors.New(msg + ": giving up until the next interval"))
-			} else {
-				a.appDue = time.Now()
-			}
-		}
+// settleAppCut decides an app or group cut waiting for this round: its
+// point is written if its frozen reads are valid, else it is tried again
+// (app) or the group is told (group). It reports whether a point was
+// written.
+func (a *Agent) settleAppCut(v validation) (bool, error) {
+	app := a.app
+	if app == nil {
+		return false, nil
 	}
+	a.app = nil
+	valid := v.clean && v.pointGen == app.gen-1
+	if app.decide != nil {
+		if !app.decide(valid) {
+			return false, nil
+		}
+		p, err := a.writeGroupPoint(app)
+		app.done(p, err)
+		return err == nil, err
+	}
+	if valid {
+		return true, a.writeAppPoint(app)
+	}
+	a.appTries++
+	msg := fmt.Sprintf("app-consistent point: writes after the thaw landed on %d bytes not yet read (attempt %d of %d)", v.tainted, a.appTries, a.cfg.MaxAppAttempts)
+	a.log.Warn(msg)
+	if a.appTries >= a.cfg.MaxAppAttempts {
+		a.failApp(errors.New(msg + ": giving up until the next interval"))
+	} else {
+		a.appDue = time.Now()
+	}
+	return false, nil
+}
 
+// settleCrashPoint answers the point requests and the interval with the
+// crash-consistent point the validation allows, or counts a round that
+// did not converge.
+func (a *Agent) settleCrashPoint(v validation, appDone bool) error {
 	// The validated point is of the previous cut: it answers only the
 	// requests made before that cut.
 	var ready []*pointRequest
 	for _, w := range a.waiting {
-		if !w.at.After(prevCut) {
+		if !w.at.After(v.prevCut) {
 			ready = append(ready, w)
 		}
 	}
 	due := !time.Now().Before(a.pointDue)
 	want := len(a.waiting) > 0 || due
-	if appDone {
+	switch {
+	case appDone:
 		// The app or group point is crash-consistent too.
 		a.answer(ready, a.lastPoint)
 		a.pointDue = time.Now().Add(a.cfg.PointInterval)
-	} else if want && a.allProtected() {
-		if clean && (due || len(ready) > 0) {
-			if err := a.writePoint(pointGen, prevCut, ready); err != nil {
-				return false, err
+	case !want || !a.allProtected():
+	case v.clean && (due || len(ready) > 0):
+		return a.writePoint(v.pointGen, v.prevCut, ready)
+	case !v.clean:
+		a.attempts++
+		if a.attempts >= a.cfg.MaxRounds {
+			msg := fmt.Sprintf("point did not converge in %d rounds: writes keep landing on the blocks being read (%d bytes tainted in the last round)", a.attempts, v.tainted)
+			if v.tainted == 0 {
+				msg = fmt.Sprintf("point did not converge in %d rounds: more changed than one round reads (%d bytes waiting); the agent is behind the disks' churn", a.attempts, a.unread())
 			}
-		} else if !clean {
-			a.attempts++
-			if a.attempts >= a.cfg.MaxRounds {
-				msg := fmt.Sprintf("point did not converge in %d rounds: writes keep landing on the blocks being read (%d bytes tainted in the last round)", a.attempts, tainted)
-				if tainted == 0 {
-					msg = fmt.Sprintf("point did not converge in %d rounds: more changed than one round reads (%d bytes waiting); the agent is behind the disks' churn", a.attempts, a.unread())
-				}
-				a.log.Warn(msg)
-				a.failPoints(errors.New(msg))
-			}
+			a.log.Warn(msg)
+			a.failPoints(errors.New(msg))
 		}
 	}
-	// Requests made during an initial sync or resync wait for it: a point
-	// needs every disk complete in the journal.
+	return nil
+}
 
-	if err := tracker.WaitCompleted(ctx, a.tr, gen-1); err != nil {
-		return false, err
-	}
-	a.checkGaps()
+// checkSpool returns the spool's bytes and whether it is full, and makes
+// the tracker keep only the dirty set while it is.
+func (a *Agent) checkSpool() (int64, bool) {
 	spool := a.spoolBytes()
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	full := spool >= a.cfg.SpoolBytes
 	if full != a.spoolFull {
 		a.spoolFull = full
-		mode := tracker.ModeMetadata
 		if full {
-			mode = tracker.ModeBitmap
 			a.log.Warn("spool full: keeping only the dirty set until the server catches up", "spool_bytes", spool)
 		}
 		for _, d := range a.disks {
-			a.tr.SetMode(d.path, mode)
+			a.sys.keepDirtySetOnly(a.tr, d.path, full)
 		}
 	}
-	a.mu.Unlock()
-	backlog := false
+	return spool, full
+}
+
+// readChanges reads and journals what is pending on every disk, within
+// the round's budget and the spool's room; it reports whether anything is
+// left.
+func (a *Agent) readChanges(ctx context.Context, spool int64, full bool) (bool, error) {
 	// Never journal more than the spool has room for: what does not fit
 	// stays in the dirty set.
 	budget := min(a.cfg.RoundBytes, max(0, a.cfg.SpoolBytes-spool))
@@ -746,24 +796,39 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 		}
 	}
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.rounds.Done()
+	backlog := false
 	for _, d := range a.disks {
-		left := a.rounds.Pending(d.name)
-		backlog = backlog || left > 0
-		if d.state != StateProtected && left == 0 {
+		backlog = backlog || a.rounds.Pending(d.name) > 0
+	}
+	return backlog, nil
+}
+
+// markSynchronised turns a disk whose initial sync or resync has read
+// everything into a protected one.
+func (a *Agent) markSynchronised() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, d := range a.disks {
+		if d.state != StateProtected && a.rounds.Pending(d.name) == 0 {
 			a.log.Info("disk synchronised", "disk", d.name, "was", d.state, "sent", d.sent, "equal", d.same)
 			d.state = StateProtected
 			d.done = d.total
 		}
 	}
-	a.mu.Unlock()
+}
+
+// sealSegments seals the open segments old enough to travel and measures
+// the RPO lag of what the server acknowledged.
+func (a *Agent) sealSegments() error {
 	for _, d := range a.disks {
 		if _, err := d.w.RotateIfOlder(a.sealAge(d)); err != nil {
-			return false, fmt.Errorf("journal of %s: %w", d.name, err)
+			return fmt.Errorf("journal of %s: %w", d.name, err)
 		}
 		a.measureLag(d)
 	}
-	return backlog && !full, nil
+	return nil
 }
 
 func (a *Agent) allProtected() bool {
@@ -873,9 +938,13 @@ func (a *Agent) failPoints(err error) {
 // Bookmark asks for a point now (app: app-consistent, with scripts and a
 // freeze) and returns it once its cut is in the journal.
 func (a *Agent) Bookmark(ctx context.Context, app bool) (Point, error) {
-	req := &pointRequest{at: time.Now(), app: app, resp: make(chan pointResult, 1)}
+	return requestPoint(ctx, a.pointReq, &pointRequest{at: time.Now(), app: app, resp: make(chan pointResult, 1)})
+}
+
+// requestPoint hands req to the loop on ch and waits for its answer.
+func requestPoint(ctx context.Context, ch chan<- *pointRequest, req *pointRequest) (Point, error) {
 	select {
-	case a.pointReq <- req:
+	case ch <- req:
 	case <-ctx.Done():
 		return Point{}, ctx.Err()
 	}
@@ -995,9 +1064,6 @@ func (a *Agent) readTime() int64 {
 	}
 	return int64(a.tr.Now())
 }
-
-// monotonicNow is the clock of the tracker's event times, in ns.
-func monotonicNow() int64 { return int64(tracker.MonotonicNow()) }
 
 // measureLag turns the rounds whose segments the server has acknowledged
 // into RPO lag samples: from the oldest write of the round being queued to

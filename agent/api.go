@@ -1,5 +1,3 @@
-//go:build linux
-
 package agent
 
 import (
@@ -11,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // SocketName is the local API's unix socket in the state directory.
-const SocketName = "agent.sock"
+const SocketName = api.AgentSocketName
 
 // serveAPI serves the local API on the state directory's socket.
 func (a *Agent) serveAPI(ctx context.Context) (*http.Server, error) {
@@ -26,10 +26,10 @@ func (a *Agent) serveAPI(ctx context.Context) (*http.Server, error) {
 	}
 	os.Chmod(path, 0o600)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+api.PathAgentStatus, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Status())
 	})
-	mux.HandleFunc("POST /v1/bookmark", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST "+api.PathAgentBookmark, func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 		defer cancel()
 		var p Point
@@ -41,17 +41,20 @@ func (a *Agent) serveAPI(ctx context.Context) (*http.Server, error) {
 		}
 		if err != nil {
 			hint := "see agentctl status"
+			if h := api.Hint(err); h != "" {
+				hint = h
+			}
 			if errors.Is(err, context.DeadlineExceeded) && !a.allProtected() {
 				err = errors.New("no point yet: a disk is still in initial sync or resync")
 				hint = "agentctl status shows the progress; ask again once every disk is protected"
 			}
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error(), "hint": hint})
+			writeJSON(w, http.StatusServiceUnavailable, api.AgentError{Error: err.Error(), Hint: hint})
 			return
 		}
 		if r.URL.Query().Get("wait") == "1" {
 			if err := a.WaitListed(ctx, p.ID); err != nil {
-				writeJSON(w, http.StatusGatewayTimeout, map[string]string{"error": err.Error(), "id": p.ID,
-					"hint": "the point is in the journal but the server has not listed it; see agentctl status"})
+				writeJSON(w, http.StatusGatewayTimeout, api.AgentError{Error: err.Error(), ID: p.ID,
+					Hint: "the point is in the journal but the server has not listed it; see agentctl status"})
 				return
 			}
 		}

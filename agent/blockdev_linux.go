@@ -1,5 +1,3 @@
-//go:build linux
-
 package agent
 
 import (
@@ -10,18 +8,6 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
-
-// blockDev reads a protected disk with O_DIRECT, so what it reads is what
-// reached the device, never a page cache that may be ahead of it.
-type blockDev struct {
-	f     *os.File
-	path  string
-	size  int64
-	align int64 // offsets and lengths of reads are multiples of it
-}
-
-// maxRead is the largest read of the agent (copy_linux.go reads with it).
-const maxRead = 1 << 20
 
 func openBlockDev(path string) (*blockDev, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECT, 0)
@@ -41,16 +27,12 @@ func openBlockDev(path string) (*blockDev, error) {
 	return &blockDev{f: f, path: path, size: int64(size), align: max(int64(lbs), 4096)}, nil
 }
 
-// alignRange widens [off, off+n) to the read alignment, clipped to the
-// device.
-func (b *blockDev) alignRange(off, n int64) (int64, int64) {
-	start := off / b.align * b.align
-	end := min((off+n+b.align-1)/b.align*b.align, b.size)
-	return start, max(0, end-start)
-}
+// pread is unix.Pread; tests replace it to hold reads back or fail them.
+var pread = unix.Pread
 
-func (b *blockDev) close() error {
-	return b.f.Close()
+// readAt is one pread of the device.
+func (b *blockDev) readAt(p []byte, off int64) (int, error) {
+	return pread(int(b.f.Fd()), p, off)
 }
 
 // filesystemDisk returns the whole disk (major:minor) holding the

@@ -24,18 +24,6 @@ func (l *lagStats) add(d time.Duration) {
 	l.total++
 }
 
-// Lag is the RPO lag of a disk: from a write being queued to its data being
-// durable on the process server, over the latest samples (one per round
-// that carried changes).
-type Lag struct {
-	Samples uint64  `json:"samples"`
-	P50     float64 `json:"p50_seconds"`
-	P99     float64 `json:"p99_seconds"`
-	Max     float64 `json:"max_seconds"`
-	// Current is how long the oldest change not yet durable has waited.
-	Current float64 `json:"current_seconds"`
-}
-
 func (l *lagStats) summary() Lag {
 	s := Lag{Samples: l.total}
 	if len(l.samples) == 0 {

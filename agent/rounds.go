@@ -6,8 +6,9 @@ import (
 	"github.com/lifeboat-dr/lifeboat/tracker"
 )
 
-// rounds is the bookkeeping of the optimistic cut (DESIGN.md §4), for all
-// disks of a machine at once, free of any I/O so it can be tested alone.
+// rounds is the bookkeeping of the optimistic cut (docs/ARCHITECTURE.md
+// §4), for all disks of a machine at once, free of any I/O so it can be
+// tested alone.
 //
 // A round starts with a cut that returns generation G: every change of
 // generations < G has been delivered (Observe), and folds them into the

@@ -7,20 +7,21 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
 
-// DiskState is the replication state of a disk (DESIGN.md §2).
-type DiskState string
+// DiskState is the replication state of a disk (docs/ARCHITECTURE.md §2).
+type DiskState = api.AgentDiskState
 
 const (
 	// StateInitialSync: the first full copy, with tracking already on.
-	StateInitialSync DiskState = "initial-sync"
+	StateInitialSync = api.AgentStateInitialSync
 	// StateProtected: delta replication.
-	StateProtected DiskState = "protected"
+	StateProtected = api.AgentStateProtected
 	// StateResync: after a loss of tracking, a checksum compare that sends
 	// only the blocks that differ from the replica.
-	StateResync DiskState = "resync"
+	StateResync = api.AgentStateResync
 )
 
 // persisted is the agent's state file (STATE/agent.json).
@@ -55,7 +56,7 @@ func loadState(dir string) (*persisted, error) {
 	}
 	var p persisted
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("read agent state %s: %w (move it away to start anew; the disks will be resynced)", filepath.Join(dir, "agent.json"), err)
+		return nil, api.WithHint(fmt.Errorf("read agent state %s: %w", filepath.Join(dir, "agent.json"), err), "move it away to start anew; the disks will be resynced")
 	}
 	if p.Disks == nil {
 		p.Disks = map[string]*diskPersisted{}

@@ -92,21 +92,9 @@ func (u *Uploader) Kick() {
 	}
 }
 
-// Status is what the uploader reports.
-type Status struct {
-	Queued    int    `json:"queued_segments"`
-	Bytes     int64  `json:"queued_bytes"`
-	NextSeq   uint64 `json:"next_seq"`
-	Connected bool   `json:"connected"`
-	LastError string `json:"last_error,omitempty"`
-	// Refused names why the server refused the last upload, when it did:
-	// RefusedRetired, RefusedMoved, RefusedGap, RefusedCacheFull.
-	Refused string    `json:"refused,omitempty"`
-	LastOK  time.Time `json:"last_ok"`
-	// ErrorSince is when the current run of failures began (zero when the
-	// last attempt succeeded).
-	ErrorSince time.Time `json:"error_since,omitzero"`
-}
+// Status is the state of the uploads of one disk, as the agent's local
+// API shows it.
+type Status = api.SpoolStatus
 
 // Status returns the uploader's state.
 func (u *Uploader) Status() Status {
@@ -122,10 +110,10 @@ func (u *Uploader) Status() Status {
 
 // Reasons of Status.Refused.
 const (
-	RefusedRetired   = "retired"    // api.ErrRetired: protection ended
-	RefusedMoved     = "moved"      // api.ErrMisdirected, api.ErrMoving
-	RefusedGap       = "gap"        // api.ErrSequenceGap: resync needed
-	RefusedCacheFull = "cache-full" // api.ErrCacheFull
+	RefusedRetired   = api.SpoolRefusedRetired   // api.ErrRetired: protection ended
+	RefusedMoved     = api.SpoolRefusedMoved     // api.ErrMisdirected, api.ErrMoving
+	RefusedGap       = api.SpoolRefusedGap       // api.ErrSequenceGap: resync needed
+	RefusedCacheFull = api.SpoolRefusedCacheFull // api.ErrCacheFull
 )
 
 func refusal(err error) string {

@@ -7,20 +7,53 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lifeboat-dr/lifeboat/internal/testenv"
 )
 
+var (
+	builtAgent    string
+	builtAgentErr error
+	buildAgent    sync.Once
+)
+
+// useBuiltAgent makes assess run a lifeboat-agent built from this tree.
+func useBuiltAgent(t *testing.T) {
+	t.Helper()
+	buildAgent.Do(func() {
+		dir, err := os.MkdirTemp("", "agentctl-test")
+		if err != nil {
+			builtAgentErr = err
+			return
+		}
+		builtAgent = filepath.Join(dir, "lifeboat-agent")
+		out, err := exec.Command("go", "build", "-o", builtAgent, "github.com/lifeboat-dr/lifeboat/cmd/lifeboat-agent").CombinedOutput()
+		if err != nil {
+			builtAgentErr = fmt.Errorf("build lifeboat-agent: %v\n%s", err, out)
+		}
+	})
+	if builtAgentErr != nil {
+		t.Fatal(builtAgentErr)
+	}
+	prev := agentBinary
+	agentBinary = func() (string, error) { return builtAgent, nil }
+	t.Cleanup(func() { agentBinary = prev })
+}
+
 // TestAssessMeasuresFio: fio writes a known amount to a loop device while
-// assess measures it with its own tracker; the bytes, the size histogram
+// assess measures it with its own tracker (lifeboat-agent track); the bytes, the size histogram
 // and the rates match what fio wrote, and the verdict follows the link
 // rate given.
 func TestAssessMeasuresFio(t *testing.T) {
 	testenv.RequireBPF(t)
 	testenv.RequireCommand(t, "fio")
+	useBuiltAgent(t)
 	loop := testenv.NewLoop(t, 128<<20)
 	const written = 32 << 20
 	for _, c := range []struct {
@@ -102,6 +135,7 @@ func TestAssessMeasuresFio(t *testing.T) {
 // assess still measures but says the link is unknown and how to give it.
 func TestAssessWithoutIdentity(t *testing.T) {
 	testenv.RequireBPF(t)
+	useBuiltAgent(t)
 	loop := testenv.NewLoop(t, 16<<20)
 	var out, errOut bytes.Buffer
 	code, err := run(context.Background(), []string{"assess", "--disk", loop.Path, "--duration", "1s", "--state", t.TempDir()}, &out, &errOut)

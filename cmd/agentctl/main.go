@@ -1,27 +1,24 @@
 // Command agentctl diagnoses the local mobility agent and acts on it:
 // `status` and `bookmark` talk to the agent's unix socket in its state
 // directory; `assess` measures the churn of disks before they are
-// protected, with its own short-lived tracker. One file per subcommand;
-// render.go draws the status for humans.
+// protected, with a short-lived tracker of its own (lifeboat-agent track,
+// run as a child process: agentctl links no tracker). The local API is
+// asked through client.Local. One file per subcommand; render.go draws the
+// status for humans.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
-	"time"
 
-	"github.com/lifeboat-dr/lifeboat/agent"
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
 )
 
@@ -69,21 +66,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2, nil
 		}
-		q := "?"
-		if *app {
-			q += "app=1&"
-		}
-		if *group {
-			q += "group=1&"
-		}
-		if *wait {
-			q += "wait=1"
-		}
-		var p agent.Point
-		if err := call(ctx, *state, http.MethodPost, "/v1/bookmark"+q, &p); err != nil {
+		p, err := ask(*state, func(l *client.Local) (api.AgentPoint, error) {
+			return l.Bookmark(ctx, client.BookmarkOptions{App: *app, Group: *group, Wait: *wait})
+		})
+		if err != nil {
 			var na *errNoAgent
 			if errors.As(err, &na) {
-				return exitNoAgent, fmt.Errorf("%w (%s)", err, na.Remedy())
+				return exitNoAgent, na
 			}
 			return 1, err
 		}
@@ -97,32 +86,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	return 2, fmt.Errorf("unknown command %q", args[0])
 }
 
-func call(ctx context.Context, state, method, path string, out any) error {
-	sock := filepath.Join(state, agent.SocketName)
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://agent"+path, nil)
-	if err != nil {
-		return err
+// ask runs one request of the local API on the agent of state; nothing
+// listening there is an *errNoAgent.
+func ask[T any](state string, f func(*client.Local) (T, error)) (T, error) {
+	v, err := f(client.NewLocal(state))
+	var na *client.NoAgentError
+	if errors.As(err, &na) {
+		return v, &errNoAgent{sock: na.Socket, state: state, err: na.Err}
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			return &errNoAgent{sock: sock, state: state, err: err}
-		}
-		return fmt.Errorf("ask the agent: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error, Hint string
-		}
-		json.NewDecoder(resp.Body).Decode(&e)
-		return api.WithHint(errors.New(e.Error), e.Hint)
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return v, err
 }

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/agent"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // view says how to draw: on a terminal with progress bars, or as plain
@@ -18,7 +18,7 @@ type view struct {
 
 // renderStatus prints a status for a human. Every time is shown relative
 // to st.Time, so the same Status always prints the same text.
-func renderStatus(w io.Writer, st agent.Status, v view) {
+func renderStatus(w io.Writer, st api.AgentStatus, v view) {
 	health := "healthy"
 	if !st.Healthy {
 		health = fmt.Sprintf("UNHEALTHY (%d %s)", len(st.Problems), plural(len(st.Problems), "problem", "problems"))
@@ -32,7 +32,7 @@ func renderStatus(w io.Writer, st agent.Status, v view) {
 		switch {
 		case c.DaysLeft < 0 || !st.Time.Before(c.NotAfter):
 			warn = "  EXPIRED"
-		case c.DaysLeft < agent.CertWarnDays:
+		case c.DaysLeft < api.AgentCertWarnDays:
 			warn = "  EXPIRES SOON"
 		}
 		fmt.Fprintf(w, "  certificate  %s, valid until %s (%d days)%s\n", c.Subject, c.NotAfter.UTC().Format(time.DateOnly), c.DaysLeft, warn)
@@ -79,7 +79,7 @@ func renderStatus(w io.Writer, st agent.Status, v view) {
 	}
 }
 
-func serverLine(st agent.Status) string {
+func serverLine(st api.AgentStatus) string {
 	s := st.Server
 	addr := orUnknown(s.Address)
 	switch {
@@ -100,7 +100,7 @@ func serverLine(st agent.Status) string {
 	return addr + " not contacted yet (nothing to send)"
 }
 
-func pointLine(p *agent.Point, now time.Time) string {
+func pointLine(p *api.AgentPoint, now time.Time) string {
 	if p == nil {
 		return "none yet"
 	}
@@ -113,7 +113,7 @@ func pointLine(p *agent.Point, now time.Time) string {
 
 // syncLine is the progress of an initial sync or resync: a bar on a
 // terminal, a plain line otherwise.
-func syncLine(d agent.DiskStatus, v view) string {
+func syncLine(d api.AgentDiskStatus, v view) string {
 	sy := d.Sync
 	eta := "ETA unknown"
 	if sy.ETA >= 0 {
@@ -124,7 +124,7 @@ func syncLine(d agent.DiskStatus, v view) string {
 		rate = bytesString(int64(sy.Rate)) + "/s"
 	}
 	nums := fmt.Sprintf("%5.1f%%  %s of %s  %s  %s", 100*d.Progress, bytesString(sy.DoneBytes), bytesString(sy.TotalBytes), rate, eta)
-	if d.State == agent.StateResync {
+	if d.State == api.AgentStateResync {
 		nums += fmt.Sprintf("  (%s sent, %s equal)", bytesString(d.SentBytes), bytesString(d.EqualBytes))
 	}
 	line := "progress     " + strings.TrimLeft(nums, " ")
@@ -150,7 +150,7 @@ func bar(f float64, w int) string {
 
 // summaryLine is one line of the state that matters for --watch without
 // a terminal: a new line is printed when it changes.
-func summaryLine(st agent.Status) string {
+func summaryLine(st api.AgentStatus) string {
 	var b strings.Builder
 	if st.Healthy {
 		b.WriteString("healthy")
@@ -159,7 +159,7 @@ func summaryLine(st agent.Status) string {
 	}
 	for _, d := range st.Disks {
 		fmt.Fprintf(&b, "; %s %s", d.Name, d.State)
-		if d.State != agent.StateProtected {
+		if d.State != api.AgentStateProtected {
 			fmt.Fprintf(&b, " %.0f%%", 100*d.Progress)
 		}
 	}

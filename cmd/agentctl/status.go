@@ -7,13 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"time"
 
 	"golang.org/x/term"
 
-	"github.com/lifeboat-dr/lifeboat/agent"
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
 )
 
 // Exit codes of agentctl status (docs/agent.md).
@@ -38,15 +38,15 @@ func (e *errNoAgent) Error() string {
 
 func (e *errNoAgent) Unwrap() error { return e.err }
 
-// Remedy says what to do about it.
-func (e *errNoAgent) Remedy() string {
+// Hint says what to do about it.
+func (e *errNoAgent) Hint() string {
 	return fmt.Sprintf("start it (lifeboat-agent start, or lifeboat-agent run ... --state %s); if it runs, give agentctl the same --state", e.state)
 }
 
 // noAgentStatus is what --json prints when no agent answers, so that
 // scripts read one format.
-func noAgentStatus(e *errNoAgent, now time.Time) agent.Status {
-	return agent.Status{Time: now, Problems: []agent.Problem{{Code: problemNoAgent, What: e.Error(), Remedy: e.Remedy()}}}
+func noAgentStatus(e *errNoAgent, now time.Time) api.AgentStatus {
+	return api.AgentStatus{Time: now, Problems: []api.AgentProblem{{Code: problemNoAgent, What: e.Error(), Remedy: e.Hint()}}}
 }
 
 // output is where and how status is printed.
@@ -83,10 +83,8 @@ func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return exitUsage, fmt.Errorf("status: --interval %s: must be at least 100ms", *interval)
 	}
 	out := newOutput(stdout)
-	get := func(ctx context.Context) (agent.Status, error) {
-		var st agent.Status
-		err := call(ctx, *state, http.MethodGet, "/v1/status", &st)
-		return st, err
+	get := func(ctx context.Context) (api.AgentStatus, error) {
+		return ask(*state, func(l *client.Local) (api.AgentStatus, error) { return l.Status(ctx) })
 	}
 	if *watch {
 		return watchStatus(ctx, get, out, *asJSON, *interval, stderr)
@@ -97,13 +95,13 @@ func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 // printOnce prints one status (or why there is none) and returns the exit
 // code.
-func printOnce(out output, st agent.Status, err error, asJSON bool, stderr io.Writer) (int, error) {
+func printOnce(out output, st api.AgentStatus, err error, asJSON bool, stderr io.Writer) (int, error) {
 	var na *errNoAgent
 	if errors.As(err, &na) {
 		if asJSON {
 			writeJSON(out.w, noAgentStatus(na, time.Now()))
 		}
-		fmt.Fprintf(stderr, "agentctl: %v\n  remedy: %s\n", na, na.Remedy())
+		fmt.Fprintf(stderr, "agentctl: %v\n  remedy: %s\n", na, na.Hint())
 		return exitNoAgent, nil
 	}
 	if err != nil {
@@ -117,7 +115,7 @@ func printOnce(out output, st agent.Status, err error, asJSON bool, stderr io.Wr
 	return exitCode(st), nil
 }
 
-func exitCode(st agent.Status) int {
+func exitCode(st api.AgentStatus) int {
 	if !st.Healthy {
 		return exitUnhealthy
 	}

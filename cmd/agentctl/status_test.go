@@ -15,9 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/agent"
-	"github.com/lifeboat-dr/lifeboat/tracker"
-	"github.com/lifeboat-dr/lifeboat/uploader"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // -update (or LIFEBOAT_UPDATE_GOLDEN=1) rewrites the golden files.
@@ -26,65 +24,65 @@ var update = flag.Bool("update", os.Getenv("LIFEBOAT_UPDATE_GOLDEN") == "1", "re
 var t0 = time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
 
 // base is a healthy, protected machine with one disk, at t0.
-func base() agent.Status {
-	st := agent.Status{
+func base() api.AgentStatus {
+	st := api.AgentStatus{
 		Machine: "web1", Healthy: true, Problems: nil, Uptime: "3h0m0s",
 		Time: t0, Started: t0.Add(-3 * time.Hour), Kernel: "6.18.0-lifeboat", BootID: "0f4c2b1e-6f2a-4c1e-9a4b-3d2e1f0a9b8c",
-		Server:      agent.ServerStatus{Address: "ps.example:9443", Connected: true, LastOK: t0.Add(-2 * time.Second)},
-		Certificate: &agent.CertStatus{Subject: "web1", NotAfter: t0.Add(200 * 24 * time.Hour), DaysLeft: 200},
-		Tracker: agent.TrackerStatus{Generation: 4711, InFlight: 2, PinDir: "/sys/fs/bpf/lifeboat-web1",
-			Programs: []tracker.Program{{Name: "link_rq_complete", ID: 101, LinkID: 11}, {Name: "link_bio_complete", ID: 102, LinkID: 12},
+		Server:      api.AgentServerStatus{Address: "ps.example:9443", Connected: true, LastOK: t0.Add(-2 * time.Second)},
+		Certificate: &api.AgentCertStatus{Subject: "web1", NotAfter: t0.Add(200 * 24 * time.Hour), DaysLeft: 200},
+		Tracker: api.AgentTrackerStatus{Generation: 4711, InFlight: 2, PinDir: "/sys/fs/bpf/lifeboat-web1",
+			Programs: []api.TrackerProgram{{Name: "link_rq_complete", ID: 101, LinkID: 11}, {Name: "link_bio_complete", ID: 102, LinkID: 12},
 				{Name: "link_block_split", ID: 103, LinkID: 13}, {Name: "link_bio_queue", ID: 104, LinkID: 14}, {Name: "cut", ID: 105}}},
-		LastPoint: &agent.Point{ID: "5b0e8f7a-1c2d-4e3f-8a9b-0c1d2e3f4a5b", Time: t0.Add(-40 * time.Second), Gen: 4700, Kind: "crash"},
-		LastApp:   &agent.Point{ID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", Time: t0.Add(-25 * time.Minute), Gen: 4100, Kind: "app", FreezeSeconds: 0.004},
-		Freeze:    agent.Lag{Samples: 3, P50: 0.004, P99: 0.006, Max: 0.006},
+		LastPoint: &api.AgentPoint{ID: "5b0e8f7a-1c2d-4e3f-8a9b-0c1d2e3f4a5b", Time: t0.Add(-40 * time.Second), Gen: 4700, Kind: "crash"},
+		LastApp:   &api.AgentPoint{ID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", Time: t0.Add(-25 * time.Minute), Gen: 4100, Kind: "app", FreezeSeconds: 0.004},
+		Freeze:    api.AgentLag{Samples: 3, P50: 0.004, P99: 0.006, Max: 0.006},
 	}
-	st.Disks = []agent.DiskStatus{{
-		Name: "sdb", Path: "/dev/sdb", Size: 64 << 30, State: agent.StateProtected, Progress: 1,
+	st.Disks = []api.AgentDiskStatus{{
+		Name: "sdb", Path: "/dev/sdb", Size: 64 << 30, State: api.AgentStateProtected, Progress: 1,
 		PendingBytes: 128 << 10, SentBytes: 64 << 30,
-		Spool:   uploader.Status{Queued: 1, Bytes: 3 << 20, NextSeq: 812, Connected: true, LastOK: t0.Add(-2 * time.Second)},
-		Lag:     agent.Lag{Samples: 5120, P50: 0.8, P99: 2.3, Max: 4.1, Current: 0.6},
-		Tracker: tracker.DiskStats{Disk: "/dev/sdb", Events: 91234, Bytes: 3 << 30, Mode: "metadata"},
+		Spool:   api.SpoolStatus{Queued: 1, Bytes: 3 << 20, NextSeq: 812, Connected: true, LastOK: t0.Add(-2 * time.Second)},
+		Lag:     api.AgentLag{Samples: 5120, P50: 0.8, P99: 2.3, Max: 4.1, Current: 0.6},
+		Tracker: api.TrackerDiskStats{Disk: "/dev/sdb", Events: 91234, Bytes: 3 << 30, Mode: "metadata"},
 	}}
 	return st
 }
 
-func unhealthy(st *agent.Status, p agent.Problem) {
+func unhealthy(st *api.AgentStatus, p api.AgentProblem) {
 	st.Problems = append(st.Problems, p)
 	st.Healthy = false
 }
 
 // fixtures is one Status per state agentctl must show.
-func fixtures() map[string]agent.Status {
-	m := map[string]agent.Status{}
+func fixtures() map[string]api.AgentStatus {
+	m := map[string]api.AgentStatus{}
 	m["protected"] = base()
 
 	st := base()
 	st.LastPoint, st.LastApp = nil, nil
 	d := &st.Disks[0]
-	d.State, d.Progress, d.SentBytes, d.PendingBytes = agent.StateInitialSync, 0.25, 16<<30, 48<<30
-	d.Lag = agent.Lag{}
-	d.Sync = &agent.SyncStatus{Started: t0.Add(-20 * time.Minute), TotalBytes: 64 << 30, DoneBytes: 16 << 30,
+	d.State, d.Progress, d.SentBytes, d.PendingBytes = api.AgentStateInitialSync, 0.25, 16<<30, 48<<30
+	d.Lag = api.AgentLag{}
+	d.Sync = &api.AgentSyncStatus{Started: t0.Add(-20 * time.Minute), TotalBytes: 64 << 30, DoneBytes: 16 << 30,
 		Rate: float64(16<<30) / 1200, ETA: 3600}
 	m["initial-sync"] = st
 
 	st = base()
 	d = &st.Disks[0]
-	d.State, d.Progress, d.SentBytes, d.EqualBytes = agent.StateResync, 0.5, 20<<20, 32<<30-20<<20
-	d.Sync = &agent.SyncStatus{Reason: "machine rebooted", Started: t0.Add(-5 * time.Minute), TotalBytes: 64 << 30, DoneBytes: 32 << 30,
+	d.State, d.Progress, d.SentBytes, d.EqualBytes = api.AgentStateResync, 0.5, 20<<20, 32<<30-20<<20
+	d.Sync = &api.AgentSyncStatus{Reason: "machine rebooted", Started: t0.Add(-5 * time.Minute), TotalBytes: 64 << 30, DoneBytes: 32 << 30,
 		Rate: float64(32<<30) / 300, ETA: 300}
-	unhealthy(&st, agent.Problem{Code: agent.ProblemTrackingGap, Disk: "sdb",
+	unhealthy(&st, api.AgentProblem{Code: api.AgentProblemTrackingGap, Disk: "sdb",
 		What:   "sdb: tracking gap (machine rebooted): resync running, 50% compared; no new points until it ends",
 		Remedy: "nothing to do: the disk is compared with its replica and only blocks that differ are sent; to avoid gaps, stop the agent with SIGTERM, never kill it"})
 	m["resync"] = st
 
 	st = base()
 	d = &st.Disks[0]
-	d.Spool = uploader.Status{Queued: 3, Bytes: 1 << 30, NextSeq: 812, Connected: true, LastOK: t0.Add(-3 * time.Minute)}
+	d.Spool = api.SpoolStatus{Queued: 3, Bytes: 1 << 30, NextSeq: 812, Connected: true, LastOK: t0.Add(-3 * time.Minute)}
 	d.Tracker.Mode = "bitmap"
 	d.Lag.Current = 190
 	d.PendingBytes = 700 << 20
-	unhealthy(&st, agent.Problem{Code: agent.ProblemSpoolFull,
+	unhealthy(&st, api.AgentProblem{Code: api.AgentProblemSpoolFull,
 		What:   "spool full (1073741824 of 1073741824 bytes): only the dirty set is kept until the process server catches up",
 		Remedy: "check the connection to the process server and its cache space (or raise --spool-bytes); nothing is lost, the backlog is sent when there is room"})
 	m["spool-full"] = st
@@ -93,27 +91,27 @@ func fixtures() map[string]agent.Status {
 	d = &st.Disks[0]
 	since := t0.Add(-7 * time.Minute)
 	e := "segment 812: Put \"https://ps.example:9443/v1/disks/sdb/segments/812\": dial tcp 10.0.0.9:9443: connect: connection refused"
-	d.Spool = uploader.Status{Queued: 9, Bytes: 140 << 20, NextSeq: 812, Connected: false, LastError: e, ErrorSince: since, LastOK: since.Add(-time.Second)}
+	d.Spool = api.SpoolStatus{Queued: 9, Bytes: 140 << 20, NextSeq: 812, Connected: false, LastError: e, ErrorSince: since, LastOK: since.Add(-time.Second)}
 	d.Lag.Current = 421
-	st.Server = agent.ServerStatus{Address: "ps.example:9443", LastError: e, ErrorSince: since, LastOK: since.Add(-time.Second)}
-	unhealthy(&st, agent.Problem{Code: agent.ProblemServerUnreachable, Disk: "sdb",
+	st.Server = api.AgentServerStatus{Address: "ps.example:9443", LastError: e, ErrorSince: since, LastOK: since.Add(-time.Second)}
+	unhealthy(&st, api.AgentProblem{Code: api.AgentProblemServerUnreachable, Disk: "sdb",
 		What:   "sdb: process server ps.example:9443 unreachable since 2026-03-14T11:53:00Z: " + e,
 		Remedy: "check the network and that lifeboat-server runs; the agent retries and keeps the journal in its spool"})
 	m["server-unreachable"] = st
 
 	st = base()
 	d = &st.Disks[0]
-	d.State, d.Progress, d.SentBytes = agent.StateResync, 0.02, 0
-	d.Sync = &agent.SyncStatus{Reason: "tracker state lost while the machine was running", Started: t0.Add(-3 * time.Second),
+	d.State, d.Progress, d.SentBytes = api.AgentStateResync, 0.02, 0
+	d.Sync = &api.AgentSyncStatus{Reason: "tracker state lost while the machine was running", Started: t0.Add(-3 * time.Second),
 		TotalBytes: 64 << 30, DoneBytes: 0, ETA: -1}
-	unhealthy(&st, agent.Problem{Code: agent.ProblemTrackingGap, Disk: "sdb",
+	unhealthy(&st, api.AgentProblem{Code: api.AgentProblemTrackingGap, Disk: "sdb",
 		What:   "sdb: tracking gap (tracker state lost while the machine was running): resync running, 0% compared; no new points until it ends",
 		Remedy: "nothing to do: the disk is compared with its replica and only blocks that differ are sent; to avoid gaps, stop the agent with SIGTERM, never kill it"})
 	m["tracking-gap"] = st
 
 	st = base()
-	st.Certificate = &agent.CertStatus{Subject: "web1", NotAfter: t0.Add(12 * 24 * time.Hour), DaysLeft: 12}
-	unhealthy(&st, agent.Problem{Code: agent.ProblemCertExpiring, What: "machine certificate expires in 12 days (2026-03-26)",
+	st.Certificate = &api.AgentCertStatus{Subject: "web1", NotAfter: t0.Add(12 * 24 * time.Hour), DaysLeft: 12}
+	unhealthy(&st, api.AgentProblem{Code: api.AgentProblemCertExpiring, What: "machine certificate expires in 12 days (2026-03-26)",
 		Remedy: "renew it before then: move STATE/identity away and start the agent with --passphrase-file to register again (no resync)"})
 	m["certificate-expiring"] = st
 	return m
@@ -200,14 +198,14 @@ func TestStatusJSONKeepsFields(t *testing.T) {
 type fakeAgent struct {
 	dir string
 	mu  sync.Mutex
-	st  agent.Status
+	st  api.AgentStatus
 	n   int
 }
 
-func newFakeAgent(t *testing.T, st agent.Status) *fakeAgent {
+func newFakeAgent(t *testing.T, st api.AgentStatus) *fakeAgent {
 	t.Helper()
 	f := &fakeAgent{dir: t.TempDir(), st: st}
-	l, err := net.Listen("unix", filepath.Join(f.dir, agent.SocketName))
+	l, err := net.Listen("unix", filepath.Join(f.dir, api.AgentSocketName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +221,7 @@ func newFakeAgent(t *testing.T, st agent.Status) *fakeAgent {
 	return f
 }
 
-func (f *fakeAgent) set(st agent.Status) {
+func (f *fakeAgent) set(st api.AgentStatus) {
 	f.mu.Lock()
 	f.st = st
 	f.mu.Unlock()
@@ -248,7 +246,7 @@ func TestStatusExitCodes(t *testing.T) {
 			if err != nil || code != c.want {
 				t.Fatalf("exit %d, %v; want %d", code, err, c.want)
 			}
-			var got agent.Status
+			var got api.AgentStatus
 			if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.Machine != "web1" {
 				t.Fatalf("json %v: %s", err, out.Bytes())
 			}
@@ -261,7 +259,7 @@ func TestStatusExitCodes(t *testing.T) {
 		if err != nil || code != exitNoAgent {
 			t.Fatalf("exit %d, %v; want %d", code, err, exitNoAgent)
 		}
-		var got agent.Status
+		var got api.AgentStatus
 		if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 			t.Fatal(err)
 		}

@@ -9,14 +9,14 @@ import (
 	"io"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/agent"
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // watchStatus asks the agent every interval until ctx ends (SIGINT). On a
 // terminal it redraws the screen; otherwise it appends a line each time the
 // summary changes (with --json: the whole status, one object a line). It
 // returns the exit code of the last status seen.
-func watchStatus(ctx context.Context, get func(context.Context) (agent.Status, error), out output, asJSON bool, interval time.Duration, stderr io.Writer) (int, error) {
+func watchStatus(ctx context.Context, get func(context.Context) (api.AgentStatus, error), out output, asJSON bool, interval time.Duration, stderr io.Writer) (int, error) {
 	last := ""
 	code := exitNoAgent
 	tick := time.NewTicker(interval)
@@ -31,7 +31,7 @@ func watchStatus(ctx context.Context, get func(context.Context) (agent.Status, e
 		case errors.As(err, &na):
 			st, code = noAgentStatus(na, time.Now()), exitNoAgent
 		case err != nil:
-			st, code = agent.Status{Time: time.Now(), Problems: []agent.Problem{{Code: "ask-failed", What: err.Error(), Remedy: "see the agent's log"}}}, exitAskFailed
+			st, code = api.AgentStatus{Time: time.Now(), Problems: []api.AgentProblem{{Code: "ask-failed", What: err.Error(), Remedy: "see the agent's log"}}}, exitAskFailed
 		default:
 			code = exitCode(st)
 		}

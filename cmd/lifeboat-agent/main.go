@@ -49,8 +49,14 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	switch args[0] {
 	case "track":
+		if err := unsupported("track"); err != nil {
+			return err
+		}
 		return (&trackCommand{out: stdout, errOut: stderr}).Run(ctx, args[1:])
 	case "run":
+		if err := unsupported("run"); err != nil {
+			return err
+		}
 		return (&runCommand{out: stdout, errOut: stderr}).Run(ctx, args[1:])
 	case "install", "uninstall", "start", "stop", "restart", "status", "check-config":
 		return sysservice.Command(args[0], args[1:], agentService(stdout, stderr), stdout, stderr)

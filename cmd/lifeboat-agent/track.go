@@ -14,6 +14,20 @@ import (
 	"github.com/lifeboat-dr/lifeboat/tracker"
 )
 
+// trackedDisks is the tracker as track uses it (track_linux.go opens it).
+type trackedDisks interface {
+	tracker.Tracker
+	Adopted() bool
+}
+
+// trackerOptions are the tracker's options that track's flags set.
+type trackerOptions struct {
+	pinDir      string
+	ringSize    int
+	granularity int64
+	completions bool
+}
+
 // trackCommand prints the extents the tracker sees, live.
 type trackCommand struct {
 	out, errOut io.Writer
@@ -60,11 +74,11 @@ func (c *trackCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("track: unexpected argument %q", fs.Arg(0))
 	}
 	for _, d := range disks {
-		if err := tracker.CheckDevice(d); err != nil {
+		if err := checkDevice(d); err != nil {
 			return fmt.Errorf("track: %w", err)
 		}
 	}
-	t, err := tracker.Open(tracker.Options{PinDir: *pinDir, RingBufferSize: *ringSize, BitmapGranularity: *gran, CompletionEvents: *completions && !*summary})
+	t, err := openTracker(trackerOptions{pinDir: *pinDir, ringSize: *ringSize, granularity: *gran, completions: *completions && !*summary})
 	if err != nil {
 		return fmt.Errorf("track: %w", err)
 	}
@@ -136,7 +150,7 @@ func (c *trackCommand) Run(ctx context.Context, args []string) error {
 
 // finish cuts once more so that everything seen so far, bitmap regions
 // included, is printed before exiting.
-func (c *trackCommand) finish(t *tracker.Linux, cutting bool, cutErr chan error, print func(tracker.Event) error, w *bufio.Writer) error {
+func (c *trackCommand) finish(t trackedDisks, cutting bool, cutErr chan error, print func(tracker.Event) error, w *bufio.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if cutting {
@@ -187,7 +201,7 @@ func (c *trackCommand) finish(t *tracker.Linux, cutting bool, cutErr chan error,
 	}
 }
 
-func (c *trackCommand) summary(t *tracker.Linux, w *bufio.Writer) error {
+func (c *trackCommand) summary(t trackedDisks, w *bufio.Writer) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}

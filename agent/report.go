@@ -1,13 +1,10 @@
-//go:build linux
-
 package agent
 
 import (
 	"fmt"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/tracker"
 	"github.com/lifeboat-dr/lifeboat/uploader"
 )
@@ -18,8 +15,7 @@ func (a *Agent) Status() Status {
 	s := Status{Machine: a.cfg.Machine, Uptime: now.Sub(a.started).Round(time.Second).String(),
 		Time: now, Started: a.started, Kernel: a.kernel, BootID: a.bootID}
 	ts, terr := a.tr.Stats()
-	s.Tracker = TrackerStatus{Generation: ts.Generation, InFlight: ts.InFlight, PinDir: a.cfg.PinDir,
-		MissedRuns: ts.MissedRuns, Programs: ts.Programs}
+	s.Tracker = trackerStatus(ts, a.cfg.PinDir)
 	s.Server.Address = a.processServer()
 	if c := a.cfg.Certificate; c != nil {
 		s.Certificate = &CertStatus{Subject: c.Subject.CommonName, NotAfter: c.NotAfter,
@@ -80,7 +76,7 @@ func (a *Agent) Status() Status {
 		}
 		for _, t := range ts.Disks {
 			if t.Disk == d.path {
-				ds.Tracker = t
+				ds.Tracker = trackerDiskStats(t)
 			}
 		}
 		mergeServer(&s.Server, ds.Spool, len(s.Disks) == 0)
@@ -134,6 +130,24 @@ func (a *Agent) Status() Status {
 	return s
 }
 
+// trackerStatus is the local API's view of the tracker's counters.
+func trackerStatus(ts tracker.Stats, pinDir string) TrackerStatus {
+	s := TrackerStatus{Generation: ts.Generation, InFlight: ts.InFlight, PinDir: pinDir, MissedRuns: ts.MissedRuns}
+	if ts.Programs != nil {
+		s.Programs = make([]api.TrackerProgram, 0, len(ts.Programs))
+	}
+	for _, p := range ts.Programs {
+		s.Programs = append(s.Programs, api.TrackerProgram{Name: p.Name, ID: p.ID, LinkID: p.LinkID})
+	}
+	return s
+}
+
+// trackerDiskStats is the local API's view of a disk's tracker counters.
+func trackerDiskStats(t tracker.DiskStats) api.TrackerDiskStats {
+	return api.TrackerDiskStats{Disk: t.Disk, Events: t.Events, Bytes: t.Bytes, Drops: t.Drops,
+		BitmapRegions: t.BitmapRegions, Lost: t.Lost, Mode: t.Mode}
+}
+
 // mergeServer folds one disk's upload state into the machine's: connected
 // only if every disk is, the oldest error, the latest success.
 func mergeServer(s *ServerStatus, u uploader.Status, first bool) {
@@ -144,20 +158,4 @@ func mergeServer(s *ServerStatus, u uploader.Status, first bool) {
 	if u.LastOK.After(s.LastOK) {
 		s.LastOK = u.LastOK
 	}
-}
-
-// kernelRelease is uname -r.
-func kernelRelease() string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return ""
-	}
-	return unix.ByteSliceToString(u.Release[:])
-}
-
-// bootID is the kernel's boot id, as the tracker reads it to detect a
-// reboot ("" if unreadable).
-func bootID() string {
-	id, _ := tracker.BootID()
-	return id
 }

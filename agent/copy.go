@@ -1,5 +1,3 @@
-//go:build linux
-
 package agent
 
 import (
@@ -9,8 +7,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
@@ -69,7 +65,7 @@ const (
 
 // copySlot is the memory of one chunk in flight.
 type copySlot struct {
-	buf   []byte // maxRead bytes, page aligned (mmap), for O_DIRECT
+	buf   []byte // maxRead bytes, page aligned (newReadBuf), for O_DIRECT
 	batch *hrlfmt.Batch
 	big   bool // keeps the memory of a big chunk
 }
@@ -88,7 +84,7 @@ func newCopier(diskSize int64) (*copier, error) {
 	c := &copier{}
 	c.cond.L = &c.mu
 	for range min(copySlots, max(1, copyParallel)) {
-		buf, err := unix.Mmap(-1, 0, maxRead, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		buf, err := newReadBuf(maxRead)
 		if err != nil {
 			c.close()
 			return nil, fmt.Errorf("read buffer: %w", err)
@@ -127,7 +123,7 @@ func (c *copier) release(s *copySlot, n int64) {
 			c.big++
 		} else {
 			s.batch.Free()
-			unix.Madvise(s.buf, unix.MADV_DONTNEED)
+			dropReadBuf(s.buf)
 		}
 	}
 	c.free = append(c.free, s)
@@ -147,7 +143,7 @@ func (c *copier) wake() {
 
 func (c *copier) close() {
 	for _, s := range c.all {
-		unix.Munmap(s.buf)
+		freeReadBuf(s.buf)
 	}
 	c.all, c.free = nil, nil
 }
@@ -348,9 +344,6 @@ func encodeChunk(b *hrlfmt.Batch, off int64, buf []byte, gen uint64, remote [][3
 	return sent, same, flushData(len(buf))
 }
 
-// pread is unix.Pread; tests replace it to hold reads back or fail them.
-var pread = unix.Pread
-
 // readInto reads [off, off+n) of the device (aligned, n <= maxRead) with
 // O_DIRECT into buf, an aligned buffer of at least n bytes. Concurrent
 // calls with different buffers are safe (pread).
@@ -360,7 +353,7 @@ func readInto(b *blockDev, buf []byte, off, n int64) ([]byte, error) {
 	}
 	got := 0
 	for int64(got) < n {
-		k, err := pread(int(b.f.Fd()), buf[got:n], off+int64(got))
+		k, err := b.readAt(buf[got:n], off+int64(got))
 		if err != nil {
 			return nil, fmt.Errorf("read %s at %d: %w", b.path, off+int64(got), err)
 		}

@@ -1,5 +1,3 @@
-//go:build linux
-
 package agent
 
 import (
@@ -15,10 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
 
 // ScriptResult is one run of an app-consistency script.
@@ -118,19 +114,6 @@ func lastLines(s string, n int) string {
 	return out
 }
 
-// syncFS flushes each filesystem without freezing it, so that the freeze
-// that follows has little left to write.
-func syncFS(mnts []string) {
-	for _, m := range mnts {
-		fd, err := unix.Open(m, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			continue
-		}
-		unix.Syncfs(fd)
-		unix.Close(fd)
-	}
-}
-
 func noteText(n appNote) string {
 	b, _ := json.Marshal(n)
 	if len(b) > 4000 {
@@ -140,19 +123,8 @@ func noteText(n appNote) string {
 	return string(b)
 }
 
-// protectedDiskNumbers returns the major:minor of the protected whole disks.
-func (a *Agent) protectedDiskNumbers() map[string]bool {
-	out := map[string]bool{}
-	for _, d := range a.disks {
-		if n, err := wholeDiskOf(d.path); err == nil {
-			out[n] = true
-		}
-	}
-	return out
-}
-
 // The phases of a point that freezes filesystems, shared by
-// app-consistent points and group points (group_linux.go):
+// app-consistent points and group points (group.go):
 // prepare (pre-scripts, syncfs and rounds that drain what is dirty) →
 // freeze (FIFREEZE) → cut (tracker cut and the read of what the freeze
 // flushed) → thaw (FITHAW) → post (post-scripts). The round after the
@@ -163,13 +135,22 @@ type phases struct {
 	mnts  []string
 	ran   []string // pre-scripts that ran, for their post
 	env   []string
-	fz    *fsutil.Frozen
+	fz    func() error // thaws what is frozen; nil: nothing is
 	start time.Time
 	// unexpedite restores /sys/kernel/rcu_expedited after the freeze.
 	unexpedite func()
 	// backlog: the cut's round left work for the next round.
 	backlog bool
 	posted  bool
+}
+
+// diskPaths returns the protected devices.
+func (a *Agent) diskPaths() []string {
+	out := make([]string, len(a.disks))
+	for i, d := range a.disks {
+		out[i] = d.path
+	}
+	return out
 }
 
 // journaledBytes is the data journaled so far, on all disks.
@@ -181,34 +162,6 @@ func (a *Agent) journaledBytes() int64 {
 		n += d.sent
 	}
 	return n
-}
-
-// rcuExpedited is the kernel's switch that makes every RCU grace period
-// expedited (IPIs instead of waiting for each CPU to pass a quiescent
-// state).
-const rcuExpedited = "/sys/kernel/rcu_expedited"
-
-// expediteRCU turns expedited grace periods on, if they were off, and
-// returns what turns them off again. FIFREEZE takes the superblock's
-// per-CPU write locks level by level, each waiting for an RCU grace period:
-// under load that is most of the freeze (measured: about 40 ms of FIFREEZE
-// with a 20 MB/s writer, under 1 ms expedited). The switch is global, so it
-// is held only across the freeze and left alone when someone else turned it
-// on.
-func expediteRCU(log interface{ Warn(string, ...any) }) func() {
-	b, err := os.ReadFile(rcuExpedited)
-	if err != nil || strings.TrimSpace(string(b)) != "0" {
-		return nil
-	}
-	if err := os.WriteFile(rcuExpedited, []byte("1"), 0); err != nil {
-		log.Warn("cannot expedite RCU grace periods for the freeze: it will be longer", "err", err)
-		return nil
-	}
-	return func() {
-		if err := os.WriteFile(rcuExpedited, []byte("0"), 0); err != nil {
-			log.Warn("could not turn expedited RCU grace periods off again", "file", rcuExpedited, "err", err)
-		}
-	}
 }
 
 // restoreRCU undoes expediteRCU, once.
@@ -245,7 +198,7 @@ func (a *Agent) newPhases(att *appAttempt) *phases {
 // post-scripts of what ran have run.
 func (p *phases) prepare(ctx context.Context) error {
 	a := p.a
-	mnts, err := fsutil.MountsOn(a.protectedDiskNumbers())
+	mnts, err := a.fz.filesystems(a.diskPaths())
 	if err != nil {
 		return fmt.Errorf("find the filesystems: %w", err)
 	}
@@ -268,7 +221,7 @@ func (p *phases) prepare(ctx context.Context) error {
 	// is read during the freeze.
 	var pending int64
 	for i := 0; i < 8; i++ {
-		syncFS(mnts)
+		a.fz.syncFS(mnts)
 		t0 := time.Now()
 		if _, err := a.round(ctx, 0, time.Time{}); err != nil {
 			p.post(ctx)
@@ -289,16 +242,16 @@ func (p *phases) prepare(ctx context.Context) error {
 // freeze freezes the filesystems; on error none stays frozen.
 func (p *phases) freeze() error {
 	if p.a.cfg.ExpediteFreeze {
-		p.unexpedite = expediteRCU(p.a.log)
+		p.unexpedite = p.a.fz.expediteRCU(p.a.log)
 		p.att.note.ExpeditedRCU = p.unexpedite != nil
 	}
 	p.start = time.Now()
-	fz, err := fsutil.Freeze(p.mnts)
+	thaw, err := p.a.fz.freeze(p.mnts)
 	if err != nil {
 		p.restoreRCU()
 		return err
 	}
-	p.fz = fz
+	p.fz = thaw
 	p.att.note.FreezeIoctlMS = ms(time.Since(p.start))
 	return nil
 }
@@ -334,7 +287,7 @@ func (p *phases) thaw() error {
 		return nil
 	}
 	t0 := time.Now()
-	err := p.fz.Thaw()
+	err := p.fz()
 	p.fz = nil
 	p.att.note.ThawMS = ms(time.Since(t0))
 	p.restoreRCU()
@@ -342,7 +295,7 @@ func (p *phases) thaw() error {
 	p.att.note.FreezeMS = float64(p.att.freeze.Microseconds()) / 1000
 	if err != nil {
 		p.a.log.Error("thaw failed: filesystems may stay frozen", "err", err)
-		return fmt.Errorf("%w (run fsfreeze --unfreeze on them)", err)
+		return api.WithHint(err, "run fsfreeze --unfreeze on them")
 	}
 	return nil
 }
