@@ -54,6 +54,11 @@ var rules = []rule{
 		Deny: []string{"server/..."},
 	},
 	{
+		Name: "the group protocol knows only the wire contract",
+		From: []string{"agent/group"},
+		Only: []string{"api"},
+	},
+	{
 		Name: "tracker imports no agent, server, uploader or store",
 		From: []string{"tracker/..."},
 		Deny: []string{"agent/...", "server/...", "uploader/...", "store/..."},
