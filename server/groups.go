@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,7 +16,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
+	"github.com/lifeboat-dr/lifeboat/server/recdir"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -56,48 +54,47 @@ func (s *Server) groupState() *groupsState {
 	return s.groups
 }
 
-func (s *Server) groupPath(name string) string {
-	return filepath.Join(s.dir, GroupsDir, name+".json")
+// groupDir is DataDir/groups.
+func (s *Server) groupDir() *recdir.Dir[groupRecord] {
+	return recdir.New[groupRecord](filepath.Join(s.dir, GroupsDir), api.ValidName)
 }
 
 func (s *Server) readGroups() ([]groupRecord, error) {
-	ents, err := os.ReadDir(filepath.Join(s.dir, GroupsDir))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+	recs, err := s.groupDir().List()
+	var ce *recdir.CorruptError
+	if errors.As(err, &ce) {
+		return nil, damagedGroup(ce)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
-	var out []groupRecord
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || api.ValidName(name) != nil {
-			continue
-		}
-		g, err := s.readGroup(name)
-		if err != nil {
-			return nil, err
-		}
+	out := make([]groupRecord, 0, len(recs))
+	for _, r := range recs {
+		g := r.Value
+		g.Name = r.Name
 		out = append(out, g)
 	}
 	return out, nil
 }
 
 func (s *Server) readGroup(name string) (groupRecord, error) {
-	var g groupRecord
-	b, err := os.ReadFile(s.groupPath(name))
-	if errors.Is(err, os.ErrNotExist) {
+	g, err := s.groupDir().Get(name)
+	var ce *recdir.CorruptError
+	switch {
+	case errors.Is(err, recdir.ErrNotFound):
 		return g, errorf(http.StatusNotFound, "no group "+strconv.Quote(name), "'lifeboat group list' lists the groups")
-	}
-	if err != nil {
+	case errors.As(err, &ce):
+		return g, damagedGroup(ce)
+	case err != nil:
 		return g, fmt.Errorf("read group: %w", err)
-	}
-	if err := json.Unmarshal(b, &g); err != nil {
-		return g, &Error{Status: http.StatusInternalServerError, Msg: "group file " + s.groupPath(name) + " is damaged",
-			Remedy: "fix or delete the file and create the group again", Err: err}
 	}
 	g.Name = name
 	return g, nil
+}
+
+func damagedGroup(ce *recdir.CorruptError) error {
+	return &Error{Status: http.StatusInternalServerError, Msg: "group file " + ce.File + " is damaged",
+		Remedy: "fix or delete the file and create the group again", Err: ce.Err}
 }
 
 // groupOf returns the group machine m is in, if any.
@@ -172,11 +169,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	g := groupRecord{Name: req.Name, Machines: ms, IntervalSeconds: iv, Created: time.Now().UTC()}
-	b, _ := json.MarshalIndent(g, "", "  ")
-	if err := os.MkdirAll(filepath.Join(s.dir, GroupsDir), 0o700); err != nil {
-		return fmt.Errorf("save group: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(s.groupPath(g.Name), append(b, '\n'), 0o600); err != nil {
+	if err := s.groupDir().Put(g.Name, g); err != nil {
 		return fmt.Errorf("save group: %w", err)
 	}
 	s.cfg.Logger.With(LogComponent, "config").Info("group created", "group", g.Name, "machines", ms, "interval_seconds", iv)
@@ -237,7 +230,7 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(s.groupPath(name)); err != nil {
+	if err := s.groupDir().Delete(name); err != nil {
 		return fmt.Errorf("delete group: %w", err)
 	}
 	st, err := s.groupStatus(r.Context(), g)

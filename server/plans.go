@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,7 +15,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
+	"github.com/lifeboat-dr/lifeboat/server/recdir"
 )
 
 // DefaultScriptTimeout bounds a plan's script when the plan sets no
@@ -32,8 +31,9 @@ const (
 	EnvMachines = "LIFEBOAT_MACHINES"
 )
 
-func (s *Server) planPath(name string) string {
-	return filepath.Join(s.dir, PlansDir, name+".json")
+// planDir is DataDir/plans.
+func (s *Server) planDir() *recdir.Dir[api.Plan] {
+	return recdir.New[api.Plan](filepath.Join(s.dir, PlansDir), api.ValidName)
 }
 
 // planParam returns the plan name of the URL, checked.
@@ -53,17 +53,16 @@ func (s *Server) loadPlan(name string) (api.Plan, error) {
 }
 
 func (s *Server) readPlan(name string) (api.Plan, error) {
-	var p api.Plan
-	b, err := os.ReadFile(s.planPath(name))
-	if errors.Is(err, os.ErrNotExist) {
+	p, err := s.planDir().Get(name)
+	var ce *recdir.CorruptError
+	switch {
+	case errors.Is(err, recdir.ErrNotFound):
 		return p, errorf(http.StatusNotFound, "no plan "+strconv.Quote(name), "'lifeboat plan list' lists the plans")
-	}
-	if err != nil {
+	case errors.As(err, &ce):
+		return p, &Error{Status: http.StatusInternalServerError, Msg: "plan file " + ce.File + " is damaged",
+			Remedy: "fix or delete the file and create the plan again", Err: ce.Err}
+	case err != nil:
 		return p, fmt.Errorf("read plan: %w", err)
-	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, &Error{Status: http.StatusInternalServerError, Msg: "plan file " + s.planPath(name) + " is damaged",
-			Remedy: "fix or delete the file and create the plan again", Err: err}
 	}
 	p.Name = name
 	return p, nil
@@ -73,16 +72,12 @@ func (s *Server) readPlan(name string) (api.Plan, error) {
 func (s *Server) listPlans(w http.ResponseWriter, r *http.Request) error {
 	s.plansMu.Lock()
 	defer s.plansMu.Unlock()
-	ents, err := os.ReadDir(filepath.Join(s.dir, PlansDir))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	names, err := s.planDir().Names()
+	if err != nil {
 		return fmt.Errorf("list plans: %w", err)
 	}
 	out := []api.Plan{}
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || api.ValidName(name) != nil || e.IsDir() {
-			continue
-		}
+	for _, name := range names {
 		p, err := s.readPlan(name)
 		if err != nil {
 			return err
@@ -125,10 +120,7 @@ func (s *Server) deletePlan(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(s.planPath(name)); err != nil {
-		return fmt.Errorf("delete plan: %w", err)
-	}
-	if err := fsutil.SyncDir(filepath.Join(s.dir, PlansDir)); err != nil {
+	if err := s.planDir().Delete(name); err != nil {
 		return fmt.Errorf("delete plan: %w", err)
 	}
 	writeJSON(w, http.StatusOK, p)
@@ -204,20 +196,15 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) error {
 		p.ScriptTimeoutSeconds = int64(DefaultScriptTimeout / time.Second)
 	}
 	p.Created = time.Now().UTC()
-	b, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return err
-	}
 	s.plansMu.Lock()
 	defer s.plansMu.Unlock()
-	dir := filepath.Join(s.dir, PlansDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	pd := s.planDir()
+	if exists, err := pd.Exists(p.Name); err != nil {
 		return fmt.Errorf("save plan: %w", err)
-	}
-	if _, err := os.Stat(s.planPath(p.Name)); err == nil {
+	} else if exists {
 		return errorf(http.StatusConflict, "plan "+p.Name+" already exists", "'lifeboat plan delete "+p.Name+"' first, or choose another name")
 	}
-	if err := fsutil.WriteFileAtomic(s.planPath(p.Name), append(b, '\n'), 0o600); err != nil {
+	if err := pd.Put(p.Name, p); err != nil {
 		return fmt.Errorf("save plan: %w", err)
 	}
 	s.cfg.Logger.With(LogComponent, "config", "plan", p.Name).Info("plan created", "groups", len(p.Groups), "scripts", len(p.Scripts))

@@ -22,6 +22,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/recovery"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
+	"github.com/lifeboat-dr/lifeboat/server/recdir"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -685,30 +686,20 @@ func (m *machineRecord) policy() store.Retention {
 	return store.DefaultRetention
 }
 
+// machineDir is DataDir/machines.
+func (s *Server) machineDir() *recdir.Dir[machineRecord] {
+	return recdir.New[machineRecord](filepath.Join(s.dir, MachinesDir), api.ValidName)
+}
+
 func (s *Server) loadMachines() error {
-	dir := filepath.Join(s.dir, MachinesDir)
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	recs, err := s.machineDir().List()
 	if err != nil {
 		return fmt.Errorf("load machines: %w", err)
 	}
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || api.ValidName(name) != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return fmt.Errorf("load machines: %w", err)
-		}
-		var m machineRecord
-		if err := json.Unmarshal(b, &m); err != nil {
-			return fmt.Errorf("load machines: %s: %w", e.Name(), err)
-		}
-		m.Name = name
-		s.machines[name] = &m
+	for _, r := range recs {
+		m := r.Value
+		m.Name = r.Name
+		s.machines[r.Name] = &m
 	}
 	return nil
 }
@@ -733,15 +724,7 @@ func (s *Server) updateMachineErr(name string, f func(m *machineRecord) error) e
 	if err := f(&c); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(&c, "", "  ")
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(s.dir, MachinesDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save machine: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(dir, name+".json"), append(b, '\n'), 0o600); err != nil {
+	if err := s.machineDir().Put(name, c); err != nil {
 		return fmt.Errorf("save machine: %w", err)
 	}
 	s.machines[name] = &c

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,8 +18,8 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
+	"github.com/lifeboat-dr/lifeboat/server/recdir"
 )
 
 // ServersDir holds one JSON record per process server that joined the
@@ -55,30 +54,20 @@ func (s *Server) localID() string { return s.cfg.Name }
 // configuration server itself.
 func (s *Server) hasLocalProcess() bool { return s.cfg.Roles.Process || s.cfg.Advertise != "" }
 
+// serverDir is DataDir/servers.
+func (s *Server) serverDir() *recdir.Dir[serverRecord] {
+	return recdir.New[serverRecord](filepath.Join(s.dir, ServersDir), api.ValidName)
+}
+
 func (s *Server) loadServers() error {
-	dir := filepath.Join(s.dir, ServersDir)
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	recs, err := s.serverDir().List()
 	if err != nil {
 		return fmt.Errorf("load servers: %w", err)
 	}
-	for _, e := range ents {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || api.ValidName(id) != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return fmt.Errorf("load servers: %w", err)
-		}
-		var rec serverRecord
-		if err := json.Unmarshal(b, &rec); err != nil {
-			return fmt.Errorf("load servers: %s: %w", e.Name(), err)
-		}
-		rec.ID = id
-		s.so.servers[id] = &rec
+	for _, r := range recs {
+		rec := r.Value
+		rec.ID = r.Name
+		s.so.servers[r.Name] = &rec
 	}
 	return nil
 }
@@ -117,12 +106,7 @@ func (s *Server) joinServer(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rec := serverRecord{ID: req.ID, Joined: time.Now().UTC(), Serial: cert.SerialNumber.Text(16), SANs: req.SANs}
-	b, _ := json.MarshalIndent(rec, "", "  ")
-	dir := filepath.Join(s.dir, ServersDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save server: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(dir, req.ID+".json"), append(b, '\n'), 0o600); err != nil {
+	if err := s.serverDir().Put(req.ID, rec); err != nil {
 		return fmt.Errorf("save server: %w", err)
 	}
 	s.so.mu.Lock()

@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,7 +14,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
+	"github.com/lifeboat-dr/lifeboat/server/recdir"
 )
 
 // TokensFile holds the one-time registration tokens not yet used nor
@@ -55,18 +54,12 @@ func (ts *tokens) loadLocked() error {
 		return nil
 	}
 	m := map[string]tokenRecord{}
-	b, err := os.ReadFile(ts.path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	var list []tokenRecord
+	if err := recdir.ReadFile(ts.path, &list); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("load tokens: %w", err)
 	}
-	if err == nil {
-		var list []tokenRecord
-		if err := json.Unmarshal(b, &list); err != nil {
-			return fmt.Errorf("load tokens: %s: %w", ts.path, err)
-		}
-		for _, t := range list {
-			m[t.ID] = t
-		}
+	for _, t := range list {
+		m[t.ID] = t
 	}
 	ts.m = m
 	return nil
@@ -83,11 +76,7 @@ func (ts *tokens) saveLocked(now time.Time) error {
 		list = append(list, t)
 	}
 	slices.SortFunc(list, func(a, b tokenRecord) int { return a.Created.Compare(b.Created) })
-	b, err := json.MarshalIndent(list, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := fsutil.WriteFileAtomic(ts.path, append(b, '\n'), 0o600); err != nil {
+	if err := recdir.WriteFile(ts.path, list); err != nil {
 		return fmt.Errorf("save tokens: %w", err)
 	}
 	return nil
