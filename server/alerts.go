@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -116,11 +117,11 @@ func (s *Server) evaluateAlerts(ctx context.Context) {
 		// Keep the alerts as they are rather than clear them on a
 		// failure to look.
 		if ctx.Err() == nil {
-			s.log.Warn("evaluate alerts", LogErr, err)
+			s.log.Warn("evaluate alerts", httpapi.LogErr, err)
 		}
 		return
 	}
-	log := s.cfg.Logger.With(LogComponent, "alerts")
+	log := s.cfg.Logger.With(httpapi.LogComponent, "alerts")
 	a := &s.alerts
 	a.amu.Lock()
 	defer a.amu.Unlock()
@@ -135,7 +136,7 @@ func (s *Server) evaluateAlerts(ctx context.Context) {
 		c.Since = now.UTC()
 		a.active[k] = &c
 		a.raised[c.Alert]++
-		log.Warn("alert raised", "alert", c.Alert, LogMachine, c.Machine, LogDisk, c.Disk, "detail", c.Message, "remedy", c.Remedy)
+		log.Warn("alert raised", "alert", c.Alert, httpapi.LogMachine, c.Machine, httpapi.LogDisk, c.Disk, "detail", c.Message, "remedy", c.Remedy)
 	}
 	for k, cur := range a.active {
 		if seen[k] {
@@ -148,7 +149,7 @@ func (s *Server) evaluateAlerts(ctx context.Context) {
 			a.cleared = a.cleared[:keepCleared]
 		}
 		delete(a.active, k)
-		log.Info("alert cleared", "alert", k.alert, LogMachine, k.machine, LogDisk, k.disk, "active_for", t.Sub(cur.Since).Round(time.Second).String())
+		log.Info("alert cleared", "alert", k.alert, httpapi.LogMachine, k.machine, httpapi.LogDisk, k.disk, "active_for", t.Sub(cur.Since).Round(time.Second).String())
 	}
 	a.evaluated = now.UTC()
 }
@@ -291,6 +292,6 @@ func (s *Server) Alerts(ctx context.Context) api.Alerts {
 
 // listAlerts handles GET /v1/alerts.
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, s.Alerts(r.Context()))
+	httpapi.WriteJSON(w, http.StatusOK, s.Alerts(r.Context()))
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -110,15 +111,15 @@ func (s *Server) disk(machine, name string) (*diskState, error) {
 		return d, nil
 	}
 	if s.ctx.Err() != nil {
-		return nil, errorf(503, "server shutting down", "retry in a moment")
+		return nil, httpapi.Errorf(503, "server shutting down", "retry in a moment")
 	}
 	d := &diskState{
 		s:       s,
 		machine: machine,
 		name:    name,
 		dir:     filepath.Join(s.dir, CacheDir, machine, name),
-		log:     s.cfg.Logger.With(LogComponent, "process", LogMachine, machine, LogDisk, name),
-		alog:    s.cfg.Logger.With(LogComponent, "applier", LogMachine, machine, LogDisk, name),
+		log:     s.cfg.Logger.With(httpapi.LogComponent, "process", httpapi.LogMachine, machine, httpapi.LogDisk, name),
+		alog:    s.cfg.Logger.With(httpapi.LogComponent, "applier", httpapi.LogMachine, machine, httpapi.LogDisk, name),
 		cuts:    make(map[string]cutEntry),
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
@@ -196,7 +197,7 @@ func (d *diskState) load(ctx context.Context) error {
 	for _, seq := range seqs {
 		if seq != next {
 			d.log.Error("cache holds a segment after a gap; it will be replaced when the agent sends it again",
-				LogSeq, seq, "expected", next)
+				httpapi.LogSeq, seq, "expected", next)
 			break
 		}
 		next++
@@ -329,7 +330,7 @@ func (d *diskState) applier(ctx context.Context) {
 				backoff = 0
 				continue
 			}
-			log.Error("apply failed; will retry", LogSeq, seq, LogErr, err, "retry_in", backoff.String())
+			log.Error("apply failed; will retry", httpapi.LogSeq, seq, httpapi.LogErr, err, "retry_in", backoff.String())
 			d.mu.Lock()
 			d.applyErr = fmt.Sprintf("segment %d: %v", seq, err)
 			d.mu.Unlock()
@@ -338,9 +339,9 @@ func (d *diskState) applier(ctx context.Context) {
 		backoff = 0
 		if err := os.Remove(d.segPath(seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			// Harmless: the next start deletes it as applied.
-			log.Warn("remove applied segment from cache", LogSeq, seq, LogErr, err)
+			log.Warn("remove applied segment from cache", httpapi.LogSeq, seq, httpapi.LogErr, err)
 		}
-		log.Debug("applied", LogSeq, seq)
+		log.Debug("applied", httpapi.LogSeq, seq)
 		d.mu.Lock()
 		d.applied = seq + 1
 		d.applyErr = ""

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/recovery"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 )
 
 // masterTarget is the master-target role: it owns the failback sessions,
@@ -45,7 +46,7 @@ func newMasterTarget(log *slog.Logger) *masterTarget {
 
 func (s *Server) requireMasterTarget() error {
 	if s.mt == nil {
-		return errorf(http.StatusConflict, "this server does not run the master-target role",
+		return httpapi.Errorf(http.StatusConflict, "this server does not run the master-target role",
 			"failback runs on the master target, in the process of the configuration role: run lifeboat-server with --roles config,mastertarget (the default runs every role) on the host of the on-premises disks")
 	}
 	return nil
@@ -61,21 +62,21 @@ func (s *Server) startFailback(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req api.FailbackRequest
-	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		return err
 	}
 	rec, _ := s.machine(m)
 	switch rec.State {
 	case api.StateFailedOver, api.StateCommitted:
 	case api.StateFailedBack:
-		return errorf(http.StatusConflict, "machine "+m+" has already failed back",
+		return httpapi.Errorf(http.StatusConflict, "machine "+m+" has already failed back",
 			"register its agent again to protect it anew; a new failback needs a new failover")
 	default:
-		return errorf(http.StatusConflict, "machine "+m+" has not failed over",
+		return httpapi.Errorf(http.StatusConflict, "machine "+m+" has not failed over",
 			"failback follows a real failover: 'lifeboat failover "+m+" --point ID|latest --out DIR' (without --test)")
 	}
 	if rec.Failover == nil || len(rec.Failover.Images) == 0 {
-		return errorf(http.StatusConflict, "machine "+m+" has no failover images on record", "fail it over again: 'lifeboat failover "+m+" --point latest --out DIR'")
+		return httpapi.Errorf(http.StatusConflict, "machine "+m+" has no failover images on record", "fail it over again: 'lifeboat failover "+m+" --point latest --out DIR'")
 	}
 	disks, err := failbackDisks(m, rec.Failover.Images, req.Disks)
 	if err != nil {
@@ -83,7 +84,7 @@ func (s *Server) startFailback(w http.ResponseWriter, r *http.Request) error {
 	}
 	interval := time.Second
 	if req.IntervalSeconds < 0 || req.IntervalSeconds > 3600 {
-		return errorf(http.StatusBadRequest, "interval_seconds must be between 0 and 3600", "leave it out for the default of 1 s")
+		return httpapi.Errorf(http.StatusBadRequest, "interval_seconds must be between 0 and 3600", "leave it out for the default of 1 s")
 	} else if req.IntervalSeconds > 0 {
 		interval = time.Duration(req.IntervalSeconds * float64(time.Second))
 	}
@@ -92,10 +93,10 @@ func (s *Server) startFailback(w http.ResponseWriter, r *http.Request) error {
 	mt.mu.Lock()
 	if old := mt.sessions[m]; old != nil && old.running() {
 		mt.mu.Unlock()
-		return errorf(http.StatusConflict, "a failback of machine "+m+" is already running",
+		return httpapi.Errorf(http.StatusConflict, "a failback of machine "+m+" is already running",
 			"'lifeboat failback "+m+"' shows it; finish it with --complete, or stop it with --cancel")
 	}
-	log := mt.log.With(LogMachine, m)
+	log := mt.log.With(httpapi.LogMachine, m)
 	fb, err := recovery.StartFailback(recovery.FailbackConfig{Disks: disks, Interval: interval, Log: log})
 	if err != nil {
 		mt.mu.Unlock()
@@ -126,26 +127,26 @@ func (s *Server) startFailback(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		if cerr := fb.Close(); cerr != nil {
-			log.Warn("failback: close", LogErr, cerr)
+			log.Warn("failback: close", httpapi.LogErr, cerr)
 		}
 		cancel()
 		sess.mu.Lock()
 		sess.final = &st
 		sess.mu.Unlock()
 		if runErr != nil {
-			log.Error("failback ended", "phase", st.Phase, LogErr, runErr)
+			log.Error("failback ended", "phase", st.Phase, httpapi.LogErr, runErr)
 		} else {
 			log.Warn("failback done: switched back", "compared_bytes", st.ComparedBytes, "differ_bytes", st.DifferBytes, "sent_bytes", st.SentBytes)
 		}
 	}()
-	writeJSON(w, http.StatusOK, s.failbackStatus(sess))
+	httpapi.WriteJSON(w, http.StatusOK, s.failbackStatus(sess))
 	return nil
 }
 
 // failbackDisks maps the disks of a failover to the devices asked for.
 func failbackDisks(m string, imgs []api.Image, req []api.FailbackDiskRequest) ([]recovery.FailbackDisk, error) {
 	if len(req) == 0 {
-		return nil, errorf(http.StatusBadRequest, "no target disk given", "give --to DEV (or --to DISK=DEV for each disk of a machine with several)")
+		return nil, httpapi.Errorf(http.StatusBadRequest, "no target disk given", "give --to DEV (or --to DISK=DEV for each disk of a machine with several)")
 	}
 	names := make([]string, len(imgs))
 	for i, im := range imgs {
@@ -155,22 +156,22 @@ func failbackDisks(m string, imgs []api.Image, req []api.FailbackDiskRequest) ([
 	for _, d := range req {
 		if d.Disk == "" {
 			if len(imgs) != 1 {
-				return nil, errorf(http.StatusBadRequest, fmt.Sprintf("machine %s has %d disks (%s): say which disk each target is for", m, len(imgs), strings.Join(names, ", ")),
+				return nil, httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("machine %s has %d disks (%s): say which disk each target is for", m, len(imgs), strings.Join(names, ", ")),
 					"give --to DISK=DEV for each disk")
 			}
 			d.Disk = imgs[0].Disk
 		}
 		if !slices.Contains(names, d.Disk) {
-			return nil, errorf(http.StatusBadRequest, fmt.Sprintf("machine %s has no disk %q (its disks: %s)", m, d.Disk, strings.Join(names, ", ")), "give --to DISK=DEV with a disk of the machine")
+			return nil, httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("machine %s has no disk %q (its disks: %s)", m, d.Disk, strings.Join(names, ", ")), "give --to DISK=DEV with a disk of the machine")
 		}
 		if _, dup := byDisk[d.Disk]; dup {
-			return nil, errorf(http.StatusBadRequest, "disk "+d.Disk+" given twice", "give one --to per disk")
+			return nil, httpapi.Errorf(http.StatusBadRequest, "disk "+d.Disk+" given twice", "give one --to per disk")
 		}
 		if d.To == "" || !strings.HasPrefix(d.To, "/") {
-			return nil, errorf(http.StatusBadRequest, "disk "+d.Disk+": target must be an absolute device path", "give --to /dev/...")
+			return nil, httpapi.Errorf(http.StatusBadRequest, "disk "+d.Disk+": target must be an absolute device path", "give --to /dev/...")
 		}
 		if d.From != "" && !strings.HasPrefix(d.From, "/") {
-			return nil, errorf(http.StatusBadRequest, "disk "+d.Disk+": --from must be an absolute path", "give --from DISK=/dev/... or leave it out")
+			return nil, httpapi.Errorf(http.StatusBadRequest, "disk "+d.Disk+": --from must be an absolute path", "give --from DISK=/dev/... or leave it out")
 		}
 		byDisk[d.Disk] = d
 	}
@@ -178,16 +179,16 @@ func failbackDisks(m string, imgs []api.Image, req []api.FailbackDiskRequest) ([
 	for _, im := range imgs {
 		d, ok := byDisk[im.Disk]
 		if !ok {
-			return nil, errorf(http.StatusBadRequest, "no target for disk "+im.Disk, "give --to "+im.Disk+"=DEV: every disk of the machine fails back")
+			return nil, httpapi.Errorf(http.StatusBadRequest, "no target for disk "+im.Disk, "give --to "+im.Disk+"=DEV: every disk of the machine fails back")
 		}
 		src := d.From
 		if src == "" {
 			loop, err := recovery.LoopOf(im.Path)
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, &Error{Status: http.StatusConflict, Msg: "look for the loop device of " + im.Path, Remedy: "give --from " + im.Disk + "=DEV", Err: err}
+				return nil, &httpapi.Error{Status: http.StatusConflict, Msg: "look for the loop device of " + im.Path, Remedy: "give --from " + im.Disk + "=DEV", Err: err}
 			}
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, errorf(http.StatusConflict, "failover image "+im.Path+" is gone", "give --from "+im.Disk+"=PATH: the disk the recovered machine uses")
+				return nil, httpapi.Errorf(http.StatusConflict, "failover image "+im.Path+" is gone", "give --from "+im.Disk+"=PATH: the disk the recovered machine uses")
 			}
 			src = loop
 			if src == "" {
@@ -207,7 +208,7 @@ func failbackError(err error) error {
 		if hint == "" {
 			hint = "see the server's log"
 		}
-		return &Error{Status: http.StatusConflict, Msg: fe.Error(), Remedy: hint}
+		return &httpapi.Error{Status: http.StatusConflict, Msg: fe.Error(), Remedy: hint}
 	}
 	return err
 }
@@ -220,9 +221,9 @@ func (s *Server) getFailback(w http.ResponseWriter, r *http.Request) error {
 	}
 	st := s.currentFailback(m)
 	if st == nil {
-		return errorf(http.StatusNotFound, "machine "+m+" has no failback", "start one with 'lifeboat failback "+m+" --to DEV'")
+		return httpapi.Errorf(http.StatusNotFound, "machine "+m+" has no failback", "start one with 'lifeboat failback "+m+" --to DEV'")
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpapi.WriteJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -240,10 +241,10 @@ func (s *Server) completeFailback(w http.ResponseWriter, r *http.Request) error 
 	sess := s.session(m)
 	if sess == nil || !sess.running() {
 		if st := s.currentFailback(m); st != nil && st.Phase == api.FailbackDone {
-			writeJSON(w, http.StatusOK, st)
+			httpapi.WriteJSON(w, http.StatusOK, st)
 			return nil
 		}
-		return errorf(http.StatusConflict, "no failback of machine "+m+" is running", "start one with 'lifeboat failback "+m+" --to DEV'")
+		return httpapi.Errorf(http.StatusConflict, "no failback of machine "+m+" is running", "start one with 'lifeboat failback "+m+" --to DEV'")
 	}
 	sess.fb.Complete()
 	select {
@@ -253,9 +254,9 @@ func (s *Server) completeFailback(w http.ResponseWriter, r *http.Request) error 
 	}
 	st := s.failbackStatus(sess)
 	if st.Phase != api.FailbackDone {
-		return errorf(http.StatusInternalServerError, "failback of "+m+" "+st.Phase+": "+st.Error, st.Hint)
+		return httpapi.Errorf(http.StatusInternalServerError, "failback of "+m+" "+st.Phase+": "+st.Error, st.Hint)
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpapi.WriteJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -272,11 +273,11 @@ func (s *Server) cancelFailback(w http.ResponseWriter, r *http.Request) error {
 	}
 	sess := s.session(m)
 	if sess == nil || !sess.running() {
-		return errorf(http.StatusConflict, "no failback of machine "+m+" is running", "nothing to cancel")
+		return httpapi.Errorf(http.StatusConflict, "no failback of machine "+m+" is running", "nothing to cancel")
 	}
 	sess.cancel()
 	<-sess.done
-	writeJSON(w, http.StatusOK, s.failbackStatus(sess))
+	httpapi.WriteJSON(w, http.StatusOK, s.failbackStatus(sess))
 	return nil
 }
 
@@ -371,11 +372,11 @@ func (s *Server) failbackStatus(sess *fbSession) api.FailbackStatus {
 // failedBackError is the process role's answer to the old source of a
 // machine that has failed back: its disks now hold the recovered data, so
 // what its agent would send predates them.
-func failedBackError(m string, rec machineRecord) *Error {
+func failedBackError(m string, rec machineRecord) *httpapi.Error {
 	when := "?"
 	if rec.FailedBack != nil {
 		when = rec.FailedBack.UTC().Format(time.RFC3339)
 	}
-	return errorf(http.StatusGone, fmt.Sprintf("machine %s failed back at %s: its old protection has ended", m, when),
+	return httpapi.Errorf(http.StatusGone, fmt.Sprintf("machine %s failed back at %s: its old protection has ended", m, when),
 		"register the agent again to protect the failed-back disks: it then resyncs against the replica, sending only blocks that differ")
 }

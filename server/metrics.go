@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -223,7 +224,7 @@ func (s *Server) listenMetrics() error {
 	ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
 	if err != nil {
 		if s.cfg.MetricsBestEffort {
-			s.log.Warn("metrics disabled: cannot listen", LogAddr, s.cfg.MetricsAddr, LogErr, err,
+			s.log.Warn("metrics disabled: cannot listen", httpapi.LogAddr, s.cfg.MetricsAddr, httpapi.LogErr, err,
 				"hint", "another process holds the port: pass --metrics ADDR to choose one, or --metrics '' to silence this")
 			return nil
 		}
@@ -233,7 +234,7 @@ func (s *Server) listenMetrics() error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.MetricsHandler())
 	s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
-	s.cfg.Logger.With(LogComponent, "metrics").Info("listening", LogAddr, ln.Addr().String())
+	s.cfg.Logger.With(httpapi.LogComponent, "metrics").Info("listening", httpapi.LogAddr, ln.Addr().String())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

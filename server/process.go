@@ -14,15 +14,16 @@ import (
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
 // processHandler routes the replication endpoints of the process role.
 func (s *Server) processHandler() http.Handler {
-	log := s.cfg.Logger.With(LogComponent, "process")
+	log := s.cfg.Logger.With(httpapi.LogComponent, "process")
 	mux := http.NewServeMux()
 	route := func(pattern string, h func(w http.ResponseWriter, r *http.Request, machine string) error) {
-		mux.Handle(pattern, handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		mux.Handle(pattern, httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 			m, err := s.processMachine(r)
 			if err != nil {
 				return err
@@ -43,9 +44,9 @@ func (s *Server) processHandler() http.Handler {
 	route("GET "+api.PathHashes, s.getHashes)
 	route("GET "+api.PathPoint, s.getPoint)
 	route("POST "+api.PathProbe, s.postProbe)
-	mux.Handle("POST "+api.PathDrain, handle(log, s.drain))
-	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the process role's endpoints")
+	mux.Handle("POST "+api.PathDrain, httpapi.Handle(log, s.drain))
+	mux.Handle("/", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		return httpapi.Errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the process role's endpoints")
 	}))
 	return mux
 }
@@ -55,14 +56,14 @@ func (s *Server) processHandler() http.Handler {
 // CA.
 func (s *Server) processMachine(r *http.Request) (string, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return "", errorf(http.StatusUnauthorized, "no client certificate", "register the agent first: it gets its certificate from the configuration server")
+		return "", httpapi.Errorf(http.StatusUnauthorized, "no client certificate", "register the agent first: it gets its certificate from the configuration server")
 	}
 	cn := r.TLS.PeerCertificates[0].Subject.CommonName
 	if cn == api.AdminName {
-		return "", errorf(http.StatusForbidden, "the admin certificate cannot replicate", "replication needs a machine certificate, which an agent gets by registering")
+		return "", httpapi.Errorf(http.StatusForbidden, "the admin certificate cannot replicate", "replication needs a machine certificate, which an agent gets by registering")
 	}
 	if err := api.ValidName(cn); err != nil {
-		return "", errorf(http.StatusForbidden, "certificate names no valid machine: "+err.Error(), "register the agent again")
+		return "", httpapi.Errorf(http.StatusForbidden, "certificate names no valid machine: "+err.Error(), "register the agent again")
 	}
 	return cn, nil
 }
@@ -78,7 +79,7 @@ func (s *Server) checkProtected(r *http.Request, m string) error {
 		return failedBackError(m, rec)
 	}
 	if rec.SerialOnly && r.TLS.PeerCertificates[0].SerialNumber.Text(16) != rec.Serial {
-		return errorf(http.StatusForbidden, "certificate of machine "+m+" retired when its failover was committed",
+		return httpapi.Errorf(http.StatusForbidden, "certificate of machine "+m+" retired when its failover was committed",
 			"only the certificate of the latest registration may replicate this machine: register the agent again")
 	}
 	return nil
@@ -88,26 +89,26 @@ func (s *Server) checkProtected(r *http.Request, m string) error {
 func diskParam(r *http.Request) (string, error) {
 	disk := r.PathValue("disk")
 	if err := api.ValidName(disk); err != nil {
-		return "", errorf(http.StatusBadRequest, "bad disk name: "+err.Error(), "disk names are [A-Za-z0-9._-]{1,63}")
+		return "", httpapi.Errorf(http.StatusBadRequest, "bad disk name: "+err.Error(), "disk names are [A-Za-z0-9._-]{1,63}")
 	}
 	return disk, nil
 }
 
 func (s *Server) putMachine(w http.ResponseWriter, r *http.Request, machine string) error {
 	var req api.MachineRequest
-	if err := decodeJSON(w, r, 1<<20, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 1<<20, &req); err != nil {
 		return err
 	}
 	seen := map[string]bool{}
 	for _, d := range req.Disks {
 		if err := api.ValidName(d.Name); err != nil {
-			return errorf(http.StatusBadRequest, "bad disk name: "+err.Error(), "disk names are [A-Za-z0-9._-]{1,63}")
+			return httpapi.Errorf(http.StatusBadRequest, "bad disk name: "+err.Error(), "disk names are [A-Za-z0-9._-]{1,63}")
 		}
 		if d.Size <= 0 {
-			return errorf(http.StatusBadRequest, fmt.Sprintf("disk %s: size %d", d.Name, d.Size), "give each disk's size in bytes")
+			return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("disk %s: size %d", d.Name, d.Size), "give each disk's size in bytes")
 		}
 		if seen[d.Name] {
-			return errorf(http.StatusBadRequest, "disk "+d.Name+" listed twice", "list each disk once")
+			return httpapi.Errorf(http.StatusBadRequest, "disk "+d.Name+" listed twice", "list each disk once")
 		}
 		seen[d.Name] = true
 	}
@@ -118,17 +119,17 @@ func (s *Server) putMachine(w http.ResponseWriter, r *http.Request, machine stri
 		infos[i] = store.DiskInfo{Name: d.Name, Size: d.Size}
 	}
 	if err := s.store.SetDisks(r.Context(), machine, infos); err != nil {
-		return &Error{Status: http.StatusInternalServerError, Msg: "target storage refused the disk set", Remedy: "see the server's log", Err: err}
+		return &httpapi.Error{Status: http.StatusInternalServerError, Msg: "target storage refused the disk set", Remedy: "see the server's log", Err: err}
 	}
 	if err := s.updateMachine(machine, func(m *machineRecord) { m.Disks = disks }); err != nil {
 		return err
 	}
-	s.cfg.Logger.With(LogComponent, "process", LogMachine, machine).Info("disk set", "disks", len(disks))
+	s.cfg.Logger.With(httpapi.LogComponent, "process", httpapi.LogMachine, machine).Info("disk set", "disks", len(disks))
 	m, err := s.machineStatus(r.Context(), machine)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, m)
+	httpapi.WriteJSON(w, http.StatusOK, m)
 	return nil
 }
 
@@ -141,7 +142,7 @@ func (s *Server) getDiskState(w http.ResponseWriter, r *http.Request, machine st
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpapi.WriteJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -188,7 +189,7 @@ func (s *Server) putSegment(w http.ResponseWriter, r *http.Request, machine stri
 	}
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 	if err != nil {
-		return errorf(http.StatusBadRequest, "bad sequence number "+strconv.Quote(r.PathValue("seq")), "the sequence number is a decimal integer")
+		return httpapi.Errorf(http.StatusBadRequest, "bad sequence number "+strconv.Quote(r.PathValue("seq")), "the sequence number is a decimal integer")
 	}
 	d, err := s.disk(machine, disk)
 	if err != nil {
@@ -198,7 +199,7 @@ func (s *Server) putSegment(w http.ResponseWriter, r *http.Request, machine stri
 	// "Expect: 100-continue" the agent does not even send it).
 	if ack, err := d.checkSeq(seq); ack != nil || err != nil {
 		if ack != nil {
-			writeJSON(w, http.StatusOK, ack)
+			httpapi.WriteJSON(w, http.StatusOK, ack)
 		}
 		return err
 	}
@@ -215,31 +216,31 @@ func (s *Server) putSegment(w http.ResponseWriter, r *http.Request, machine stri
 	}
 	h := m.Header
 	if h.Machine != "" && h.Machine != machine {
-		return errorf(http.StatusForbidden, fmt.Sprintf("segment of machine %q, but the certificate is %q's", h.Machine, machine),
+		return httpapi.Errorf(http.StatusForbidden, fmt.Sprintf("segment of machine %q, but the certificate is %q's", h.Machine, machine),
 			"an agent may only send its own machine's segments: check the agent's --name and its certificate")
 	}
 	if verr != nil {
 		var fe *hrlfmt.FormatError
 		if errors.As(verr, &fe) {
-			return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("corrupt segment: offset %d: %v", fe.Offset, fe.Err),
+			return &httpapi.Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("corrupt segment: offset %d: %v", fe.Offset, fe.Err),
 				Remedy: "the segment was damaged or cut short in transit, or on the agent's spool: send it again; if it fails again, the agent must resync", Err: verr}
 		}
-		return &Error{Status: http.StatusInternalServerError, Msg: "read received segment", Remedy: "see the server's log", Err: verr}
+		return &httpapi.Error{Status: http.StatusInternalServerError, Msg: "read received segment", Remedy: "see the server's log", Err: verr}
 	}
 	if !m.Summary.Complete {
-		return errorf(http.StatusBadRequest, "segment has no trailer", "send only sealed segments")
+		return httpapi.Errorf(http.StatusBadRequest, "segment has no trailer", "send only sealed segments")
 	}
 	if h.Disk != disk {
-		return errorf(http.StatusBadRequest, fmt.Sprintf("segment of disk %q sent as disk %q", h.Disk, disk), "send each segment to the URL of the disk its header names")
+		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("segment of disk %q sent as disk %q", h.Disk, disk), "send each segment to the URL of the disk its header names")
 	}
 	if h.Seq != seq {
-		return errorf(http.StatusBadRequest, fmt.Sprintf("segment %d sent as segment %d", h.Seq, seq), "send each segment to the URL of the sequence number its header holds")
+		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("segment %d sent as segment %d", h.Seq, seq), "send each segment to the URL of the sequence number its header holds")
 	}
 	ack, err := d.commitSegment(seq, tmp, m)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ack)
+	httpapi.WriteJSON(w, http.StatusOK, ack)
 	return nil
 }
 
@@ -250,7 +251,7 @@ func tooLarge(n, max int64) error {
 	if n < 0 {
 		msg = fmt.Sprintf("segment larger than the limit of %d bytes", max)
 	}
-	return errorf(http.StatusRequestEntityTooLarge, msg,
+	return httpapi.Errorf(http.StatusRequestEntityTooLarge, msg,
 		"make the agent rotate segments sooner (smaller segments), or raise the server's --max-segment-bytes")
 }
 
@@ -263,7 +264,7 @@ func (d *diskState) checkSeq(seq uint64) (*api.SegmentAck, error) {
 	case seq < next:
 		return &api.SegmentAck{Acked: seq, Duplicate: true}, nil
 	case seq > next:
-		return nil, &Error{Status: http.StatusConflict, Msg: "out of order", Expected: &next,
+		return nil, &httpapi.Error{Status: http.StatusConflict, Msg: "out of order", Expected: &next,
 			Remedy: fmt.Sprintf("send segment %d first: the server has every segment before it", next)}
 	}
 	return nil, nil
@@ -276,10 +277,10 @@ func isNoSpace(err error) bool {
 // storageError is the answer to a failure of the server's own disk.
 func storageError(what string, err error) error {
 	if isNoSpace(err) {
-		return &Error{Status: http.StatusInsufficientStorage, Msg: "process server cache disk full",
+		return &httpapi.Error{Status: http.StatusInsufficientStorage, Msg: "process server cache disk full",
 			Remedy: "free space in the server's data directory (cache/), or wait for segments to be applied; the agent keeps its segments and retries", Err: err}
 	}
-	return &Error{Status: http.StatusInternalServerError, Msg: what, Remedy: "see the server's log", Err: err}
+	return &httpapi.Error{Status: http.StatusInternalServerError, Msg: what, Remedy: "see the server's log", Err: err}
 }
 
 // commitSegment makes a verified temporary segment the durable segment
@@ -322,7 +323,7 @@ func (d *diskState) commitSegment(seq uint64, tmp string, m *hrlfmt.Map) (*api.S
 	}
 	d.mu.Unlock()
 	d.kick()
-	d.log.Debug("segment durable", LogSeq, seq, "cuts", len(cuts))
+	d.log.Debug("segment durable", httpapi.LogSeq, seq, "cuts", len(cuts))
 	return &api.SegmentAck{Acked: seq}, nil
 }
 
@@ -336,16 +337,16 @@ func (s *Server) getHashes(w http.ResponseWriter, r *http.Request, machine strin
 	for i, k := range []string{"offset", "length", "block"} {
 		n, err := strconv.ParseInt(q.Get(k), 10, 64)
 		if err != nil || n < 0 {
-			return errorf(http.StatusBadRequest, "bad or missing "+k, "give offset, length and block as non-negative decimal integers")
+			return httpapi.Errorf(http.StatusBadRequest, "bad or missing "+k, "give offset, length and block as non-negative decimal integers")
 		}
 		v[i] = n
 	}
 	off, n, block := v[0], v[1], v[2]
 	if block == 0 {
-		return errorf(http.StatusBadRequest, "block is 0", "give a block size in bytes")
+		return httpapi.Errorf(http.StatusBadRequest, "block is 0", "give a block size in bytes")
 	}
 	if (n+block-1)/block > api.MaxHashBlocks {
-		return errorf(http.StatusBadRequest, fmt.Sprintf("%d blocks, more than %d", (n+block-1)/block, api.MaxHashBlocks), "ask for a smaller range or larger blocks")
+		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("%d blocks, more than %d", (n+block-1)/block, api.MaxHashBlocks), "ask for a smaller range or larger blocks")
 	}
 	d, err := s.disk(machine, disk)
 	if err != nil {
@@ -355,12 +356,12 @@ func (s *Server) getHashes(w http.ResponseWriter, r *http.Request, machine strin
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.HashesWait)
 	defer cancel()
 	if err := d.waitApplied(ctx, next); err != nil {
-		return &Error{Status: http.StatusServiceUnavailable, Msg: "segments not yet applied to target storage",
+		return &httpapi.Error{Status: http.StatusServiceUnavailable, Msg: "segments not yet applied to target storage",
 			Remedy: "the replica is behind the segments already acknowledged: retry in a moment; if it stays so, see the server's log for apply errors", Err: err}
 	}
 	hs, err := s.store.Hashes(r.Context(), machine, disk, off, n, block)
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Status: http.StatusNotFound, Msg: "disk has no replica yet", Remedy: "declare the disk with PUT /v1/machine or send its segments first", Err: err}
+		return &httpapi.Error{Status: http.StatusNotFound, Msg: "disk has no replica yet", Remedy: "declare the disk with PUT /v1/machine or send its segments first", Err: err}
 	}
 	if err != nil {
 		return err
@@ -378,7 +379,7 @@ func (s *Server) getHashes(w http.ResponseWriter, r *http.Request, machine strin
 func (s *Server) getPoint(w http.ResponseWriter, r *http.Request, machine string) error {
 	id := r.PathValue("id")
 	if id == "" || len(id) > hrlfmt.MaxPointIDLength {
-		return errorf(http.StatusBadRequest, "bad point id", "a point id has 1 to 64 bytes")
+		return httpapi.Errorf(http.StatusBadRequest, "bad point id", "a point id has 1 to 64 bytes")
 	}
 	disks, err := s.machineDisks(r.Context(), machine)
 	if err != nil {
@@ -404,7 +405,7 @@ func (s *Server) getPoint(w http.ResponseWriter, r *http.Request, machine string
 			st.Listed = true
 		}
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpapi.WriteJSON(w, http.StatusOK, st)
 	return nil
 }
 

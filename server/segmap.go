@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 )
 
 // A segment is decoded once on its hot path: receive checks every record
@@ -162,7 +163,7 @@ func receiveError(body *errReader, out *errWriter, max int64) error {
 	if errors.As(body.err, &mbe) {
 		return tooLarge(-1, max)
 	}
-	return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("segment body cut short after %d bytes", body.n),
+	return &httpapi.Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("segment body cut short after %d bytes", body.n),
 		Remedy: "the connection broke during the upload: send the segment again", Err: body.err}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/recovery"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/recdir"
 	"github.com/lifeboat-dr/lifeboat/store"
@@ -225,7 +226,7 @@ func storeReflink(st store.Store) (*bool, string) {
 // serverInfo handles GET /v1/server.
 func (s *Server) serverInfo(w http.ResponseWriter, r *http.Request) error {
 	ref, note := storeReflink(s.store)
-	writeJSON(w, http.StatusOK, api.ServerInfo{Roles: s.cfg.Roles.List(), StoreReflink: ref, StoreNote: note})
+	httpapi.WriteJSON(w, http.StatusOK, api.ServerInfo{Roles: s.cfg.Roles.List(), StoreReflink: ref, StoreNote: note})
 	return nil
 }
 
@@ -281,7 +282,7 @@ type Server struct {
 // stops it all.
 func Open(cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
-		return nil, &Error{Msg: "no data directory", Remedy: "pass --data DIR (made by 'lifeboat-server init')"}
+		return nil, &httpapi.Error{Msg: "no data directory", Remedy: "pass --data DIR (made by 'lifeboat-server init')"}
 	}
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
@@ -337,7 +338,7 @@ func Open(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		dir:      dir,
-		log:      cfg.Logger.With(LogComponent, "server"),
+		log:      cfg.Logger.With(httpapi.LogComponent, "server"),
 		disks:    make(map[diskKey]*diskState),
 		machines: make(map[string]*machineRecord),
 		running:  make(map[string]bool),
@@ -349,7 +350,7 @@ func Open(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.checker = &recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(LogComponent, "check")}
+	s.checker = &recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}
 	if joined {
 		s.ca, err = pki.LoadCACert(dir)
 	} else {
@@ -410,9 +411,9 @@ func Open(cfg Config) (*Server, error) {
 		}()
 	}
 	if cfg.Roles.MasterTarget {
-		s.mt = newMasterTarget(cfg.Logger.With(LogComponent, "mastertarget"))
+		s.mt = newMasterTarget(cfg.Logger.With(httpapi.LogComponent, "mastertarget"))
 		if !cfg.Roles.Config {
-			cfg.Logger.With(LogComponent, "mastertarget").Warn("master-target role without the configuration role: failback is reached through the configuration role's API, so nothing will use it")
+			cfg.Logger.With(httpapi.LogComponent, "mastertarget").Warn("master-target role without the configuration role: failback is reached through the configuration role's API, so nothing will use it")
 		}
 	}
 	if err := s.listen(); err != nil {
@@ -442,7 +443,7 @@ func Open(cfg Config) (*Server, error) {
 
 // listen binds and serves the listeners of the roles.
 func (s *Server) listen() error {
-	errLog := slog.NewLogLogger(s.cfg.Logger.With(LogComponent, "http").Handler(), slog.LevelWarn)
+	errLog := slog.NewLogLogger(s.cfg.Logger.With(httpapi.LogComponent, "http").Handler(), slog.LevelWarn)
 	if s.cfg.Roles.Process {
 		cfg := &tls.Config{
 			MinVersion:   tls.VersionTLS13,
@@ -492,7 +493,7 @@ func (s *Server) listen() error {
 }
 
 func listenError(role, addr, flag string, err error) error {
-	return &Error{
+	return &httpapi.Error{
 		Msg:    fmt.Sprintf("%s role: listen on %s", role, addr),
 		Remedy: fmt.Sprintf("the port is in use or needs privileges: choose another with %s", flag),
 		Err:    err,
@@ -500,7 +501,7 @@ func listenError(role, addr, flag string, err error) error {
 }
 
 func (s *Server) serve(role string, srv *http.Server, ln net.Listener) {
-	s.cfg.Logger.With(LogComponent, role).Info("listening", LogAddr, ln.Addr().String())
+	s.cfg.Logger.With(httpapi.LogComponent, role).Info("listening", httpapi.LogAddr, ln.Addr().String())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -579,7 +580,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		s.log.Info("shutting down")
 	case err = <-s.serveErr:
-		s.log.Error("listener failed, shutting down", LogErr, err)
+		s.log.Error("listener failed, shutting down", httpapi.LogErr, err)
 	}
 	if cerr := s.Close(); err == nil {
 		err = cerr

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/recdir"
 )
@@ -76,30 +77,30 @@ func (s *Server) loadServers() error {
 // knows the registration passphrase and gets its certificate.
 func (s *Server) joinServer(w http.ResponseWriter, r *http.Request) error {
 	var req api.JoinRequest
-	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		return err
 	}
 	if err := api.ValidName(req.ID); err != nil {
-		return errorf(http.StatusBadRequest, "bad process server id: "+err.Error(), "ids are [A-Za-z0-9._-]{1,63}: set --name")
+		return httpapi.Errorf(http.StatusBadRequest, "bad process server id: "+err.Error(), "ids are [A-Za-z0-9._-]{1,63}: set --name")
 	}
 	if req.ID == s.localID() {
-		return errorf(http.StatusConflict, fmt.Sprintf("process server id %q is the configuration server's own", req.ID), "give the joining server another --name")
+		return httpapi.Errorf(http.StatusConflict, fmt.Sprintf("process server id %q is the configuration server's own", req.ID), "give the joining server another --name")
 	}
 	if nb, err := hex.DecodeString(req.Nonce); err != nil || len(nb) != 32 {
-		return errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the join request")
+		return httpapi.Errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the join request")
 	}
-	log := s.cfg.Logger.With(LogComponent, "config", "server_id", req.ID, LogRemote, r.RemoteAddr)
+	log := s.cfg.Logger.With(httpapi.LogComponent, "config", "server_id", req.ID, httpapi.LogRemote, r.RemoteAddr)
 	if !api.ProofEqual(req.Proof, api.JoinProof(s.pass, req.ID, req.Nonce, req.CSR)) {
 		log.Warn("join refused: wrong passphrase proof")
-		return errorf(http.StatusUnauthorized, "wrong passphrase", "the passphrase file must hold the line in the configuration server's DATA/passphrase")
+		return httpapi.Errorf(http.StatusUnauthorized, "wrong passphrase", "the passphrase file must hold the line in the configuration server's DATA/passphrase")
 	}
 	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST", Err: err}
+		return &httpapi.Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST", Err: err}
 	}
 	certPEM, err := s.ca.IssueJoined(req.ID, csr, req.SANs, time.Now())
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Remedy: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
+		return &httpapi.Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Remedy: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
 	}
 	cert, err := pki.ParseCertificatePEM(certPEM)
 	if err != nil {
@@ -117,7 +118,7 @@ func (s *Server) joinServer(w http.ResponseWriter, r *http.Request) error {
 		log.Warn("process server joined again: its previous certificate is refused from now on")
 	}
 	log.Info("process server joined", "serial", rec.Serial)
-	writeJSON(w, http.StatusOK, api.JoinResponse{
+	httpapi.WriteJSON(w, http.StatusOK, api.JoinResponse{
 		Certificate: string(certPEM),
 		CA:          string(s.ca.CertPEM),
 		ConfigID:    s.localID(),
@@ -131,24 +132,24 @@ func (s *Server) joinServer(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) joinedServer(r *http.Request) (string, error) {
 	const hint = "a process server reports with the certificate 'lifeboat-server init --join' got"
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return "", errorf(http.StatusUnauthorized, "no client certificate", hint)
+		return "", httpapi.Errorf(http.StatusUnauthorized, "no client certificate", hint)
 	}
 	cn, err := s.ca.VerifyClient(r.TLS.PeerCertificates)
 	if err != nil {
-		return "", &Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Remedy: hint, Err: err}
+		return "", &httpapi.Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Remedy: hint, Err: err}
 	}
 	id, ok := strings.CutPrefix(cn, pki.ServerCNPrefix)
 	if !ok || api.ValidName(id) != nil {
-		return "", errorf(http.StatusForbidden, "certificate names no process server", hint)
+		return "", httpapi.Errorf(http.StatusForbidden, "certificate names no process server", hint)
 	}
 	s.so.mu.Lock()
 	rec := s.so.servers[id]
 	s.so.mu.Unlock()
 	if rec == nil {
-		return "", errorf(http.StatusForbidden, "process server "+strconv.Quote(id)+" has not joined", "join it with 'lifeboat-server init --join URL --name "+id+"'")
+		return "", httpapi.Errorf(http.StatusForbidden, "process server "+strconv.Quote(id)+" has not joined", "join it with 'lifeboat-server init --join URL --name "+id+"'")
 	}
 	if r.TLS.PeerCertificates[0].SerialNumber.Text(16) != rec.Serial {
-		return "", errorf(http.StatusForbidden, "certificate of process server "+strconv.Quote(id)+" retired: it joined again since",
+		return "", httpapi.Errorf(http.StatusForbidden, "certificate of process server "+strconv.Quote(id)+" retired: it joined again since",
 			"use the data directory of its latest join, or join it again")
 	}
 	return id, nil
@@ -161,11 +162,11 @@ func (s *Server) serverHeartbeat(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var hb api.Heartbeat
-	if err := decodeJSON(w, r, 4<<20, &hb); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 4<<20, &hb); err != nil {
 		return err
 	}
 	if _, _, err := net.SplitHostPort(hb.Address); err != nil {
-		return errorf(http.StatusBadRequest, "bad address "+strconv.Quote(hb.Address), "run the process server with --advertise HOST:PORT")
+		return httpapi.Errorf(http.StatusBadRequest, "bad address "+strconv.Quote(hb.Address), "run the process server with --advertise HOST:PORT")
 	}
 	beat := serverBeat{at: time.Now().UTC(), addr: hb.Address, roles: hb.Roles, machines: map[string]api.ServedMachine{}}
 	for _, m := range hb.Machines {
@@ -190,7 +191,7 @@ func (s *Server) serverHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.mu.Unlock()
 	slices.SortFunc(ans.Machines, func(a, b api.Assignment) int { return strings.Compare(a.Machine, b.Machine) })
-	writeJSON(w, http.StatusOK, ans)
+	httpapi.WriteJSON(w, http.StatusOK, ans)
 	return nil
 }
 
@@ -267,7 +268,7 @@ func (s *Server) listServers(w http.ResponseWriter, r *http.Request) error {
 	if out == nil {
 		out = []api.ProcessServer{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -310,7 +311,7 @@ func (s *Server) assignProcessServer(r *http.Request, machine string) (addr, id 
 		if ok && b.addr != "" {
 			return b.addr, rec.Assigned, nil
 		}
-		return "", "", errorf(http.StatusServiceUnavailable, fmt.Sprintf("machine %s is assigned to process server %s, which has not reported", machine, rec.Assigned),
+		return "", "", httpapi.Errorf(http.StatusServiceUnavailable, fmt.Sprintf("machine %s is assigned to process server %s, which has not reported", machine, rec.Assigned),
 			"start that process server, or move the machine with 'lifeboat move "+machine+" --to SERVER' first")
 	}
 	if rec.Registered != nil && s.hasLocalProcess() {
@@ -414,11 +415,11 @@ func (s *Server) checkAssigned(machine string) error {
 	}
 	if rec.Assigned != "" {
 		id, addr := s.assignedAddr(nil, machine)
-		return errorf(http.StatusMisdirectedRequest, fmt.Sprintf("machine %s is assigned to process server %s (%s), not to this one", machine, id, addr),
+		return httpapi.Errorf(http.StatusMisdirectedRequest, fmt.Sprintf("machine %s is assigned to process server %s (%s), not to this one", machine, id, addr),
 			"the agent learns its process server from the configuration server within seconds; 'lifeboat machines' shows the assignment")
 	}
 	if !s.hasLocalProcess() {
-		return errorf(http.StatusMisdirectedRequest, "this server runs no process role", "see 'lifeboat machines' for the machine's process server")
+		return httpapi.Errorf(http.StatusMisdirectedRequest, "this server runs no process role", "see 'lifeboat machines' for the machine's process server")
 	}
 	return nil
 }
@@ -430,14 +431,14 @@ func (s *Server) moveMachine(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req api.MoveRequest
-	if err := decodeJSON(w, r, 4<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 4<<10, &req); err != nil {
 		return err
 	}
 	res, err := s.move(r.Context(), m, req)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpapi.WriteJSON(w, http.StatusOK, res)
 	return nil
 }
 
@@ -449,7 +450,7 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 	defer s.so.moveMu.Unlock()
 	rec, _ := s.machine(m)
 	if rec.State != "" && rec.State != api.StateProtected {
-		return api.MoveResult{}, errorf(http.StatusConflict, fmt.Sprintf("machine %s is %s", m, rec.state()), "only a protected machine can move")
+		return api.MoveResult{}, httpapi.Errorf(http.StatusConflict, fmt.Sprintf("machine %s is %s", m, rec.state()), "only a protected machine can move")
 	}
 	to := req.To
 	if to == s.localID() {
@@ -458,7 +459,7 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 	toID := req.To
 	if to == "" {
 		if !s.hasLocalProcess() {
-			return api.MoveResult{}, errorf(http.StatusBadRequest, "the configuration server runs no process role", "'lifeboat servers' lists the process servers")
+			return api.MoveResult{}, httpapi.Errorf(http.StatusBadRequest, "the configuration server runs no process role", "'lifeboat servers' lists the process servers")
 		}
 		toID = s.localID()
 	} else {
@@ -467,10 +468,10 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 		b := s.so.beats[to]
 		s.so.mu.Unlock()
 		if !joined {
-			return api.MoveResult{}, errorf(http.StatusNotFound, "unknown process server "+strconv.Quote(req.To), "'lifeboat servers' lists the process servers")
+			return api.MoveResult{}, httpapi.Errorf(http.StatusNotFound, "unknown process server "+strconv.Quote(req.To), "'lifeboat servers' lists the process servers")
 		}
 		if !s.serverHealthy(b, time.Now()) || b.addr == "" {
-			return api.MoveResult{}, errorf(http.StatusConflict, "process server "+req.To+" is not healthy",
+			return api.MoveResult{}, httpapi.Errorf(http.StatusConflict, "process server "+req.To+" is not healthy",
 				"start it and wait for 'lifeboat servers' to show it healthy")
 		}
 	}
@@ -479,9 +480,9 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 		fromID = s.localID()
 	}
 	if from == to {
-		return api.MoveResult{}, errorf(http.StatusConflict, fmt.Sprintf("machine %s is on process server %s already", m, toID), "'lifeboat machines' shows the assignment")
+		return api.MoveResult{}, httpapi.Errorf(http.StatusConflict, fmt.Sprintf("machine %s is on process server %s already", m, toID), "'lifeboat machines' shows the assignment")
 	}
-	log := s.cfg.Logger.With(LogComponent, "config", LogMachine, m)
+	log := s.cfg.Logger.With(httpapi.LogComponent, "config", httpapi.LogMachine, m)
 	// The epoch is durable before the drain: a server drained for it
 	// refuses the machine until assigned it with a larger one.
 	epoch := rec.Epoch + 1
@@ -524,7 +525,7 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 	delete(s.so.moving, m)
 	s.so.mu.Unlock()
 	if err != nil {
-		return res, &Error{Status: http.StatusInternalServerError, Msg: "record the move", Remedy: "run the move again", Err: err}
+		return res, &httpapi.Error{Status: http.StatusInternalServerError, Msg: "record the move", Remedy: "run the move again", Err: err}
 	}
 	log.Info("machine moved", "from", fromID, "to", toID, "epoch", epoch)
 	return res, nil
@@ -552,7 +553,7 @@ func (s *Server) drainLocal(ctx context.Context, m string) ([]api.DiskState, err
 		d.commit.Unlock()
 		if err := d.waitApplied(ctx, next); err != nil {
 			_, applied := d.state()
-			return nil, &Error{Status: http.StatusGatewayTimeout, Msg: fmt.Sprintf("disk %s: %d acknowledged segments not yet applied to target storage", d.name, next-applied),
+			return nil, &httpapi.Error{Status: http.StatusGatewayTimeout, Msg: fmt.Sprintf("disk %s: %d acknowledged segments not yet applied to target storage", d.name, next-applied),
 				Remedy: "the process server cannot apply them (see its log and 'lifeboat machines'): fix that and move again", Err: err}
 		}
 		st := api.DiskState{Disk: d.name, NextSeq: next}
@@ -588,7 +589,7 @@ func (s *Server) drainRemote(ctx context.Context, id, m string, req api.DrainReq
 	addr := s.so.beats[id].addr
 	s.so.mu.Unlock()
 	fail := func(err error) error {
-		return &Error{Status: http.StatusBadGateway, Msg: fmt.Sprintf("drain machine %s on process server %s (%s)", m, id, addr),
+		return &httpapi.Error{Status: http.StatusBadGateway, Msg: fmt.Sprintf("drain machine %s on process server %s (%s)", m, id, addr),
 			Remedy: "the old process server must apply what it acknowledged before the move: start it again and retry; if it is gone for good, move with --force (the disks then resync)", Err: err}
 	}
 	if addr == "" {
