@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,19 +18,17 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/recovery"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/recdir"
+	"github.com/lifeboat-dr/lifeboat/server/statefile"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
 // Files and directories of the data directory that the server owns (pki
 // owns the certificates, keys and passphrase).
 const (
-	// StateFile describes the running server: its bound addresses.
-	StateFile = "server.json"
 	// CacheDir holds the durable segments not yet applied:
 	// cache/<machine>/<disk>/%016x.hrl, and each disk's cut log.
 	CacheDir = "cache"
@@ -176,35 +173,6 @@ type Config struct {
 	ConfigServer string
 }
 
-// State is the content of DataDir/server.json, written once the listeners
-// are bound and removed at shutdown.
-type State struct {
-	// PID of the server process.
-	PID int `json:"pid"`
-	// Roles run.
-	Roles []string `json:"roles"`
-	// API is the bound address of the configuration role ("" if not run).
-	API string `json:"api"`
-	// APIURL is the URL the lifeboat CLI uses on this host.
-	APIURL string `json:"api_url"`
-	// Process is the bound address of the process role ("" if not run).
-	Process string `json:"process"`
-	// Metrics is the bound address of /metrics ("" if not served).
-	Metrics string `json:"metrics,omitempty"`
-	// Started is when the server started.
-	Started time.Time `json:"started"`
-	// StoreReflink says whether the local target storage's file system
-	// shares extents (reflink); absent when the target storage is not a
-	// local directory. See StoreNote.
-	StoreReflink *bool `json:"store_reflink,omitempty"`
-	// StoreNote is a warning about the target storage with its remedy.
-	StoreNote string `json:"store_note,omitempty"`
-}
-
-// NoReflinkNote is the warning about local target storage on a file
-// system that cannot share extents.
-const NoReflinkNote = "the target storage's file system cannot share extents (no reflink): every failover image starts with a full copy of the replica's base data, so failover time follows the disk's data, not the changes; put the data directory (its store/) on XFS made with reflink=1 (the mkfs.xfs default) or on btrfs"
-
 // reflinker is target storage that can say whether its file system
 // shares extents (store.Local).
 type reflinker interface{ Reflink() bool }
@@ -220,7 +188,7 @@ func storeReflink(st store.Store) (*bool, string) {
 	if v {
 		return &v, ""
 	}
-	return &v, NoReflinkNote
+	return &v, statefile.NoReflinkNote
 }
 
 // serverInfo handles GET /v1/server.
@@ -537,7 +505,7 @@ func localURL(addr string) string {
 }
 
 func (s *Server) writeState() error {
-	st := State{
+	st := statefile.State{
 		PID:     os.Getpid(),
 		Roles:   s.cfg.Roles.List(),
 		API:     s.APIAddr(),
@@ -549,27 +517,7 @@ func (s *Server) writeState() error {
 	if st.API != "" {
 		st.APIURL = localURL(st.API)
 	}
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(s.dir, StateFile), append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", StateFile, err)
-	}
-	return nil
-}
-
-// ReadState reads DataDir/server.json.
-func ReadState(dataDir string) (State, error) {
-	var st State
-	b, err := os.ReadFile(filepath.Join(dataDir, StateFile))
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("read %s: %w", StateFile, err)
-	}
-	return st, nil
+	return statefile.Write(s.dir, st)
 }
 
 // Run serves until ctx is done or a listener fails, then shuts down
@@ -606,7 +554,7 @@ func (s *Server) Close() error {
 				srv.Close()
 			}
 		}
-		if err := os.Remove(filepath.Join(s.dir, StateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(filepath.Join(s.dir, statefile.File)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 		if err := s.stop(); err != nil {
