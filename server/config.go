@@ -62,10 +62,10 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathGroupPoints, s.listGroupPoints)
 	admin("POST "+api.PathGroupPoint, s.requestGroupPoint)
 	admin("POST "+api.PathGroupFailover, s.groupFailover)
-	admin("POST "+api.PathFailback, s.startFailback)
-	admin("GET "+api.PathFailback, s.getFailback)
-	admin("DELETE "+api.PathFailback, s.cancelFailback)
-	admin("POST "+api.PathFailbackComplete, s.completeFailback)
+	admin("POST "+api.PathFailback, s.failback.Start)
+	admin("GET "+api.PathFailback, s.failback.Get)
+	admin("DELETE "+api.PathFailback, s.failback.Cancel)
+	admin("POST "+api.PathFailbackComplete, s.failback.Complete)
 	admin("GET "+api.PathAlerts, s.listAlerts)
 	admin("GET "+api.PathServers, s.listServers)
 	admin("POST "+api.PathMove, s.moveMachine)
@@ -312,7 +312,7 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 	m.Committed = rec.Committed
 	m.LastPrune = rec.lastPrune
 	m.Problems = []string{}
-	if fb := s.currentFailback(name); fb != nil {
+	if fb := s.failback.Current(name); fb != nil {
 		m.Failback = fb
 		m.State = fb.State
 		if fb.Phase == api.FailbackFailed {

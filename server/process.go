@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
@@ -447,4 +448,16 @@ func (s *Server) machineDisks(ctx context.Context, machine string) ([]string, er
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// failedBackError is the process role's answer to the old source of a
+// machine that has failed back: its disks now hold the recovered data, so
+// what its agent would send predates them.
+func failedBackError(m string, rec machineRecord) *httpapi.Error {
+	when := "?"
+	if rec.FailedBack != nil {
+		when = rec.FailedBack.UTC().Format(time.RFC3339)
+	}
+	return httpapi.Errorf(http.StatusGone, fmt.Sprintf("machine %s failed back at %s: its old protection has ended", m, when),
+		"register the agent again to protect the failed-back disks: it then resyncs against the replica, sending only blocks that differ")
 }

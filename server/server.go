@@ -20,6 +20,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/recovery"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/mastertarget"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/recdir"
 	"github.com/lifeboat-dr/lifeboat/server/statefile"
@@ -61,6 +62,14 @@ type Roles struct {
 
 // AllRoles runs every role.
 var AllRoles = Roles{Config: true, Process: true, MasterTarget: true}
+
+// DefaultRoles returns the roles run when none are given: every role
+// that can run on this system (the master target needs Linux).
+func DefaultRoles() Roles {
+	r := AllRoles
+	r.MasterTarget = mastertarget.Supported()
+	return r
+}
 
 // ParseRoles parses a comma-separated list of "config", "process" and
 // "mastertarget".
@@ -110,7 +119,8 @@ type Config struct {
 	// ListenAddr is the listen address of the process role; "" means
 	// DefaultListenAddr.
 	ListenAddr string
-	// Roles to run; the zero value means AllRoles.
+	// Roles to run; the zero value means DefaultRoles() (AllRoles on
+	// Linux).
 	Roles Roles
 	// Advertise is the process server's host:port given to agents at
 	// registration; "" means the host the agent reached the configuration
@@ -228,10 +238,11 @@ type Server struct {
 	tokensOnce sync.Once
 	tokens     *tokens // one-time registration tokens (tokens.go)
 
-	pruneMu sync.Mutex // one prune at a time
-	plansMu sync.Mutex // plan files
-	checker *recovery.Checker
-	mt      *masterTarget // nil unless the master-target role runs
+	pruneMu  sync.Mutex // one prune at a time
+	plansMu  sync.Mutex // plan files
+	checker  *recovery.Checker
+	mt       *mastertarget.MasterTarget // nil unless the master-target role runs
+	failback *mastertarget.API
 
 	apiSrv, procSrv   *http.Server
 	apiAddr, procAddr net.Addr
@@ -257,7 +268,7 @@ func Open(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("open server: %w", err)
 	}
 	if cfg.Roles == (Roles{}) {
-		cfg.Roles = AllRoles
+		cfg.Roles = DefaultRoles()
 	}
 	if cfg.APIAddr == "" {
 		cfg.APIAddr = DefaultAPIAddr
@@ -379,11 +390,14 @@ func Open(cfg Config) (*Server, error) {
 		}()
 	}
 	if cfg.Roles.MasterTarget {
-		s.mt = newMasterTarget(cfg.Logger.With(httpapi.LogComponent, "mastertarget"))
+		if s.mt, err = mastertarget.New(mastertarget.Options{Log: cfg.Logger.With(httpapi.LogComponent, "mastertarget"), Machines: mtMachines{s}}); err != nil {
+			return nil, err
+		}
 		if !cfg.Roles.Config {
 			cfg.Logger.With(httpapi.LogComponent, "mastertarget").Warn("master-target role without the configuration role: failback is reached through the configuration role's API, so nothing will use it")
 		}
 	}
+	s.failback = &mastertarget.API{MT: s.mt, Machines: mtMachines{s}}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -569,6 +583,9 @@ func (s *Server) Close() error {
 func (s *Server) stop() error {
 	if s.cancel != nil {
 		s.cancel()
+	}
+	if s.mt != nil {
+		s.mt.Close()
 	}
 	s.wg.Wait()
 	var err error

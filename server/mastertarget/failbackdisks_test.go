@@ -1,4 +1,6 @@
-package server
+//go:build linux
+
+package mastertarget
 
 import (
 	"errors"
