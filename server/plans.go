@@ -291,7 +291,7 @@ func (s *Server) executePlan(ctx context.Context, p api.Plan, req api.PlanReques
 		for _, mr := range g.Machines {
 			if !mr.OK {
 				res.OK = false
-				res.Stopped = &api.PlanStop{Group: gi + 1, Machine: mr.Machine, Error: mr.Error}
+				res.Stopped = &api.PlanStop{Group: gi + 1, Machine: mr.Machine, Error: mr.Error, Hint: mr.Hint}
 				log.Error("plan stopped: failover failed", "group", gi+1, httpapi.LogMachine, mr.Machine, httpapi.LogErr, mr.Error)
 				res.Finished = time.Now().UTC()
 				return res
@@ -312,7 +312,7 @@ func (s *Server) executePlan(ctx context.Context, p api.Plan, req api.PlanReques
 			res.Groups[gi].Scripts = append(res.Groups[gi].Scripts, sr)
 			if sr.Error != "" {
 				res.OK = false
-				res.Stopped = &api.PlanStop{Group: gi + 1, Script: sc.Path, Error: sr.Error}
+				res.Stopped = &api.PlanStop{Group: gi + 1, Script: sc.Path, Error: sr.Error, Hint: sr.Hint}
 				log.Error("plan stopped: script failed", "group", gi+1, "script", sc.Path, httpapi.LogErr, sr.Error)
 				res.Finished = time.Now().UTC()
 				return res
@@ -335,12 +335,12 @@ func (s *Server) planMachine(ctx context.Context, m string, req api.PlanRequest,
 		err = httpapi.Errorf(http.StatusNotFound, "unknown machine "+strconv.Quote(m), "'lifeboat machines' lists the machines")
 	}
 	if err != nil {
-		mr.Error = errorText(err)
+		mr.Error, mr.Hint = errorText(err)
 		return mr
 	}
 	fr, err := s.runFailover(ctx, m, api.FailoverRequest{Point: req.Point, Test: test, Out: filepath.Join(req.Out, m), Check: req.Check})
 	if err != nil {
-		mr.Error = errorText(err)
+		mr.Error, mr.Hint = errorText(err)
 		return mr
 	}
 	mr.Failover = &fr
@@ -357,17 +357,13 @@ func (s *Server) planMachine(ctx context.Context, m string, req api.PlanRequest,
 	return mr
 }
 
-// errorText is the message of an error for a result: an *httpapi.Error's message
-// and hint.
-func errorText(err error) string {
+// errorText is the message and the hint of an error for a result.
+func errorText(err error) (msg, hint string) {
 	var e *httpapi.Error
 	if errors.As(err, &e) {
-		if e.Remedy != "" {
-			return e.Msg + " (hint: " + e.Remedy + ")"
-		}
-		return e.Msg
+		return e.Msg, e.Remedy
 	}
-	return err.Error()
+	return err.Error(), api.Hint(err)
 }
 
 // runScript runs a plan's script with a timeout and the plan's
@@ -376,7 +372,7 @@ func runScript(ctx context.Context, path string, timeout time.Duration, dir stri
 	sr := api.PlanScriptResult{Path: path, ExitStatus: -1, Started: time.Now().UTC()}
 	defer func() { sr.DurationSeconds = time.Since(sr.Started).Seconds() }()
 	if err := checkScript(path); err != nil {
-		sr.Error = errorText(err)
+		sr.Error, sr.Hint = errorText(err)
 		return sr
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)

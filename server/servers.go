@@ -612,9 +612,9 @@ func (s *Server) drainRemote(ctx context.Context, id, m string, req api.DrainReq
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error, Hint string }
+		var e api.Error
 		json.Unmarshal(b, &e)
-		return nil, fail(fmt.Errorf("%s: %s (%s)", resp.Status, e.Error, e.Hint))
+		return nil, fail(&api.StatusError{Status: resp.StatusCode, Message: e.Error, Remedy: e.Hint, Code: e.Code})
 	}
 	var dr api.DrainResult
 	if err := json.Unmarshal(b, &dr); err != nil {

@@ -27,7 +27,7 @@ type Point struct {
 	Materializable bool `json:"materializable"`
 }
 
-// Retention is a machine's retention policy (DESIGN.md §4).
+// Retention is a machine's retention policy (docs/ARCHITECTURE.md §4).
 type Retention struct {
 	// Window: every point younger than this can be materialized (default
 	// 24 h). Journal data older than the oldest point kept is merged into
