@@ -34,6 +34,9 @@ const (
 	remedyCacheLow  = "free space on the file system of the server's data directory (cache/) or move --data to a larger disk; when it is full, agents keep their segments in their spool and retry"
 )
 
+// diskKey names a disk of a machine.
+type diskKey struct{ machine, disk string }
+
 // alertState is the server's alerts: recomputed from the server's state,
 // never persisted (docs/metrics.md).
 type alertState struct {

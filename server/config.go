@@ -324,7 +324,7 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 		m.Problems = append(m.Problems, "prune failed: "+p.Error)
 	}
 	for _, d := range disks {
-		if msg := s.applyProblem(name, d); msg != "" {
+		if msg := s.proc.ApplyProblem(name, d); msg != "" {
 			m.Problems = append(m.Problems, "apply of disk "+d+" failing: "+msg)
 		}
 	}
@@ -332,20 +332,6 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 		s.assignmentStatus(&m, rec)
 	}
 	return m, nil
-}
-
-// applyProblem returns the error of the last failed apply of a disk whose
-// applier is retrying, or "".
-func (s *Server) applyProblem(machine, disk string) string {
-	s.mu.Lock()
-	d := s.disks[diskKey{machine, disk}]
-	s.mu.Unlock()
-	if d == nil {
-		return ""
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.applyErr
 }
 
 // points returns the listed points of a machine, oldest first.

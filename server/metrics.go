@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,21 +136,12 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(mRPO, now.Sub(newest).Seconds(), name)
 		}
 	}
-	s.mu.Lock()
-	var loaded []*diskState
-	for _, d := range s.disks {
-		loaded = append(loaded, d)
-	}
-	s.mu.Unlock()
-	for _, d := range loaded {
-		d.mu.Lock()
-		next, applied, failing := d.next, d.applied, d.applyErr != ""
-		d.mu.Unlock()
-		counter(mSegReceived, float64(next), d.machine, d.name)
-		counter(mSegApplied, float64(applied), d.machine, d.name)
-		gauge(mSegPending, float64(next-min(applied, next)), d.machine, d.name)
-		gauge(mApplyFailing, b2f(failing), d.machine, d.name)
-		gauge(mCacheBytes, float64(cachedBytes(d.dir)), d.machine, d.name)
+	for _, d := range s.proc.Counters() {
+		counter(mSegReceived, float64(d.Next), d.Machine, d.Disk)
+		counter(mSegApplied, float64(d.Applied), d.Machine, d.Disk)
+		gauge(mSegPending, float64(d.Next-min(d.Applied, d.Next)), d.Machine, d.Disk)
+		gauge(mApplyFailing, b2f(d.Failing), d.Machine, d.Disk)
+		gauge(mCacheBytes, float64(d.CacheBytes), d.Machine, d.Disk)
 	}
 	a := &s.alerts
 	a.amu.Lock()
@@ -187,24 +177,6 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-// cachedBytes sums the sizes of the segments in a disk's cache directory.
-func cachedBytes(dir string) int64 {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".hrl") || strings.HasPrefix(e.Name(), tmpPrefix) {
-			continue
-		}
-		if fi, err := e.Info(); err == nil {
-			n += fi.Size()
-		}
-	}
-	return n
 }
 
 // MetricsHandler returns the handler of /metrics: the server's collector,

@@ -18,6 +18,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
+	"github.com/lifeboat-dr/lifeboat/server/process"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -229,7 +230,7 @@ func (s *Server) heartbeat(ctx context.Context) error {
 				if st, err := s.diskStatus(ctx, m, d); err == nil {
 					sm.Disks = append(sm.Disks, st)
 				}
-				if msg := s.applyProblem(m, d); msg != "" {
+				if msg := s.proc.ApplyProblem(m, d); msg != "" {
 					sm.Problems = append(sm.Problems, "apply of disk "+d+" failing on process server "+s.localID()+": "+msg)
 				}
 			}
@@ -408,7 +409,7 @@ func (l lockedStore) Materialize(ctx context.Context, machine, pointID, outDir s
 // ApplyMapped applies a segment the server has checked in full through the
 // wrapped store, from its map where the store takes one.
 func (l lockedStore) ApplyMapped(ctx context.Context, machine, disk string, seq uint64, segmentPath string, m *hrlfmt.Map) error {
-	if ma, ok := l.Store.(mappedApplier); ok {
+	if ma, ok := l.Store.(process.MappedApplier); ok {
 		return ma.ApplyMapped(ctx, machine, disk, seq, segmentPath, m)
 	}
 	return l.Store.Apply(ctx, machine, disk, seq, segmentPath)

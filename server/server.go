@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
@@ -22,6 +21,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/mastertarget"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
+	"github.com/lifeboat-dr/lifeboat/server/process"
 	"github.com/lifeboat-dr/lifeboat/server/recdir"
 	"github.com/lifeboat-dr/lifeboat/server/statefile"
 	"github.com/lifeboat-dr/lifeboat/store"
@@ -223,12 +223,7 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// mapRecords counts the records of the segment maps kept for the
-	// appliers, against mapBudget (segmap.go).
-	mapRecords atomic.Int64
-
 	mu       sync.Mutex
-	disks    map[diskKey]*diskState
 	machines map[string]*machineRecord
 	running  map[string]bool // plans being run
 
@@ -241,6 +236,7 @@ type Server struct {
 	pruneMu  sync.Mutex // one prune at a time
 	plansMu  sync.Mutex // plan files
 	checker  *recovery.Checker
+	proc     *process.Role              // nil unless the process role runs
 	mt       *mastertarget.MasterTarget // nil unless the master-target role runs
 	failback *mastertarget.API
 
@@ -318,7 +314,6 @@ func Open(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		dir:      dir,
 		log:      cfg.Logger.With(httpapi.LogComponent, "server"),
-		disks:    make(map[diskKey]*diskState),
 		machines: make(map[string]*machineRecord),
 		running:  make(map[string]bool),
 		serveErr: make(chan error, 3),
@@ -378,7 +373,8 @@ func Open(cfg Config) (*Server, error) {
 		}
 	}()
 	if cfg.Roles.Process {
-		if err := s.recoverCache(); err != nil {
+		if s.proc, err = process.New(process.Options{CacheDir: filepath.Join(dir, CacheDir), Store: s.store, Machines: procMachines{s},
+			Log: cfg.Logger, MaxSegmentBytes: cfg.MaxSegmentBytes, HashesWait: cfg.HashesWait, RetryMax: cfg.RetryMax}); err != nil {
 			return nil, err
 		}
 	}
@@ -586,6 +582,9 @@ func (s *Server) stop() error {
 	}
 	if s.mt != nil {
 		s.mt.Close()
+	}
+	if s.proc != nil {
+		s.proc.Close()
 	}
 	s.wg.Wait()
 	var err error

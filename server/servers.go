@@ -535,53 +535,11 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 // caller marked it), waits until every segment it acknowledged is
 // applied, then forgets the machine's disks.
 func (s *Server) drainLocal(ctx context.Context, m string) ([]api.DiskState, error) {
-	s.mu.Lock()
-	var ds []*diskState
-	for k, d := range s.disks {
-		if k.machine == m {
-			ds = append(ds, d)
-		}
-	}
-	s.mu.Unlock()
-	slices.SortFunc(ds, func(a, b *diskState) int { return strings.Compare(a.name, b.name) })
-	out := []api.DiskState{}
-	for _, d := range ds {
-		// An upload that passed the check before the mark commits
-		// under d.commit: once we hold it, none is left.
-		d.commit.Lock()
-		next, _ := d.state()
-		d.commit.Unlock()
-		if err := d.waitApplied(ctx, next); err != nil {
-			_, applied := d.state()
-			return nil, &httpapi.Error{Status: http.StatusGatewayTimeout, Msg: fmt.Sprintf("disk %s: %d acknowledged segments not yet applied to target storage", d.name, next-applied),
-				Remedy: "the process server cannot apply them (see its log and 'lifeboat machines'): fix that and move again", Err: err}
-		}
-		st := api.DiskState{Disk: d.name, NextSeq: next}
-		if next > 0 {
-			st.Applied, st.AppliedSeq = true, next-1
-		}
-		out = append(out, st)
-	}
-	s.releaseMachine(m)
-	return out, nil
+	return s.proc.Drain(ctx, m)
 }
 
-// releaseMachine forgets the disks of a machine and stops their appliers:
-// another process server writes it now, so what this one knew is stale.
-func (s *Server) releaseMachine(m string) {
-	s.mu.Lock()
-	var ds []*diskState
-	for k, d := range s.disks {
-		if k.machine == m {
-			ds = append(ds, d)
-			delete(s.disks, k)
-		}
-	}
-	s.mu.Unlock()
-	for _, d := range ds {
-		d.stop()
-	}
-}
+// releaseMachine forgets the disks of a machine and stops their appliers.
+func (s *Server) releaseMachine(m string) { s.proc.Release(m) }
 
 // drainRemote asks joined process server id to drain a machine.
 func (s *Server) drainRemote(ctx context.Context, id, m string, req api.DrainRequest) ([]api.DiskState, error) {

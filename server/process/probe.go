@@ -1,4 +1,4 @@
-package server
+package process
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 // postProbe reads and discards the body of an authenticated machine's
 // link probe (agentctl assess), up to api.MaxProbeBytes, and says how much
 // it read in how long. Nothing is stored.
-func (s *Server) postProbe(w http.ResponseWriter, r *http.Request, machine string) error {
+func (p *Role) postProbe(w http.ResponseWriter, r *http.Request, machine string) error {
 	if r.ContentLength > api.MaxProbeBytes {
 		return httpapi.Errorf(http.StatusRequestEntityTooLarge, "probe too large", "send at most 1 GiB per probe")
 	}

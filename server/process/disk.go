@@ -1,4 +1,4 @@
-package server
+package process
 
 import (
 	"bufio"
@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
@@ -41,7 +40,7 @@ type cutEntry struct {
 
 // diskState is the process role's state of one disk.
 type diskState struct {
-	s             *Server
+	p             *Role
 	machine, name string
 	dir           string       // DataDir/cache/<machine>/<disk>
 	log, alog     *slog.Logger // of the process role, of the applier
@@ -62,7 +61,7 @@ type diskState struct {
 	// sequence number (segmap.go); nil once the applier has stopped.
 	maps map[uint64]segMap
 	// stop ends the applier (the machine moved to another process
-	// server: releaseMachine).
+	// server: Release).
 	stop context.CancelFunc
 }
 
@@ -70,80 +69,10 @@ func (d *diskState) segPath(seq uint64) string {
 	return filepath.Join(d.dir, hrlfmt.SegmentName(seq))
 }
 
-// recoverCache loads every disk that has a cache directory, so that the
-// segments acknowledged before a restart get applied.
-func (s *Server) recoverCache() error {
-	root := filepath.Join(s.dir, CacheDir)
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return fmt.Errorf("cache: %w", err)
-	}
-	ms, err := os.ReadDir(root)
-	if err != nil {
-		return fmt.Errorf("cache: %w", err)
-	}
-	for _, m := range ms {
-		if !m.IsDir() || api.ValidName(m.Name()) != nil {
-			continue
-		}
-		ds, err := os.ReadDir(filepath.Join(root, m.Name()))
-		if err != nil {
-			return fmt.Errorf("cache: %w", err)
-		}
-		for _, d := range ds {
-			if !d.IsDir() || api.ValidName(d.Name()) != nil {
-				continue
-			}
-			if _, err := s.disk(m.Name(), d.Name()); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// disk returns the state of a disk, loading it (and starting its applier)
-// on first use. Names must have passed api.ValidName.
-func (s *Server) disk(machine, name string) (*diskState, error) {
-	k := diskKey{machine, name}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if d := s.disks[k]; d != nil {
-		return d, nil
-	}
-	if s.ctx.Err() != nil {
-		return nil, httpapi.Errorf(503, "server shutting down", "retry in a moment")
-	}
-	d := &diskState{
-		s:       s,
-		machine: machine,
-		name:    name,
-		dir:     filepath.Join(s.dir, CacheDir, machine, name),
-		log:     s.cfg.Logger.With(httpapi.LogComponent, "process", httpapi.LogMachine, machine, httpapi.LogDisk, name),
-		alog:    s.cfg.Logger.With(httpapi.LogComponent, "applier", httpapi.LogMachine, machine, httpapi.LogDisk, name),
-		cuts:    make(map[string]cutEntry),
-		changed: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		maps:    make(map[uint64]segMap),
-	}
-	if err := d.load(s.ctx); err != nil {
-		return nil, fmt.Errorf("load disk %s/%s: %w", machine, name, err)
-	}
-	s.disks[k] = d
-	actx, stop := context.WithCancel(s.ctx)
-	d.stop = stop
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		d.applier(actx)
-	}()
-	d.kick()
-	return d, nil
-}
-
 // storeApplied returns the first sequence number target storage has not
 // applied for the disk.
 func (d *diskState) storeApplied(ctx context.Context) (uint64, error) {
-	infos, err := d.s.store.Disks(ctx, d.machine)
+	infos, err := d.p.store.Disks(ctx, d.machine)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil
 	}
@@ -325,7 +254,7 @@ func (d *diskState) applier(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			backoff = min(max(2*backoff, 100*time.Millisecond), d.s.cfg.RetryMax)
+			backoff = min(max(2*backoff, 100*time.Millisecond), d.p.retryMax)
 			if errors.Is(err, store.ErrOutOfOrder) && d.resync(ctx, log) {
 				backoff = 0
 				continue
