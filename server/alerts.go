@@ -178,12 +178,12 @@ func (s *Server) alertConditions(ctx context.Context, now time.Time) ([]api.Aler
 		return nil, err
 	}
 	for _, name := range names {
-		rec, known := s.machine(name)
+		rec, known := s.machines.Get(name)
 		if rec.State == api.StateCommitted {
 			continue // protection ended: nothing is expected of it
 		}
 		if cfg.Roles.Process && cfg.AlertHeartbeat > 0 && known {
-			last, since := rec.lastSeen, "last contact "
+			last, since := rec.LastSeen, "last contact "
 			if last.IsZero() {
 				last, since = s.alerts.started, "no contact since the server started "
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
@@ -182,7 +183,7 @@ func (s *Server) registerMachine(r *http.Request, req api.RegisterRequest, log *
 	}
 	now := time.Now().UTC()
 	reprotected := false
-	if err := s.updateMachine(req.Name, func(m *machineRecord) {
+	if err := s.machines.Update(req.Name, func(m *machines.Record) {
 		m.Registered = &now
 		m.Serial = cert.SerialNumber.Text(16)
 		m.Assigned = assigned
@@ -251,11 +252,7 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) error {
 // machineNames lists, sorted, every machine registered or with data.
 func (s *Server) machineNames(ctx context.Context) ([]string, error) {
 	set := map[string]bool{}
-	s.mu.Lock()
-	for n := range s.machines {
-		set[n] = true
-	}
-	s.mu.Unlock()
+	s.machines.Each(func(n string, _ *machines.Record) { set[n] = true })
 	ms, err := s.store.Machines(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("target storage: %w", err)
@@ -282,10 +279,10 @@ func (s *Server) machineNames(ctx context.Context) ([]string, error) {
 
 // machineStatus returns what the admin API shows of a machine.
 func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, error) {
-	rec, _ := s.machine(name)
+	rec, _ := s.machines.Get(name)
 	m := api.Machine{Name: name, Registered: rec.Registered, Disks: []api.DiskState{}}
-	if !rec.lastSeen.IsZero() {
-		t := rec.lastSeen
+	if !rec.LastSeen.IsZero() {
+		t := rec.LastSeen
 		m.LastSeen = &t
 	}
 	disks, err := s.machineDisks(ctx, name)
@@ -307,10 +304,10 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 	if len(pts) > 0 {
 		m.LatestPoint = &pts[len(pts)-1]
 	}
-	m.State = rec.state()
+	m.State = rec.StateName()
 	m.Failover = rec.Failover
 	m.Committed = rec.Committed
-	m.LastPrune = rec.lastPrune
+	m.LastPrune = rec.LastPrune
 	m.Problems = []string{}
 	if fb := s.failback.Current(name); fb != nil {
 		m.Failback = fb
@@ -320,7 +317,7 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 		}
 	}
 	m.Alerts = s.activeAlerts(name)
-	if p := rec.lastPrune; p != nil && p.Error != "" {
+	if p := rec.LastPrune; p != nil && p.Error != "" {
 		m.Problems = append(m.Problems, "prune failed: "+p.Error)
 	}
 	for _, d := range disks {

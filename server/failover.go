@@ -14,6 +14,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/recovery"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -47,7 +48,7 @@ func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequ
 	if req.Out == "" || !filepath.IsAbs(req.Out) {
 		return api.FailoverResult{}, httpapi.Errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
 	}
-	if rec, _ := s.machine(m); !req.Test && rec.State == api.StateCommitted {
+	if rec, _ := s.machines.Get(m); !req.Test && rec.State == api.StateCommitted {
 		return api.FailoverResult{}, committedError(m, rec, "a committed machine cannot fail over again: use --test to materialize its points, or register it again to protect it anew")
 	}
 	pts, err := s.points(ctx, m)
@@ -85,11 +86,11 @@ func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequ
 		}
 		log.Info("filesystems checked", "ok", res.CheckOK, "filesystems", len(res.Checks))
 	}
-	rec, _ := s.machine(m)
-	res.State = rec.state()
+	rec, _ := s.machines.Get(m)
+	res.State = rec.StateName()
 	if !req.Test && res.CheckOK {
 		now := time.Now().UTC()
-		err := s.updateMachineErr(m, func(rec *machineRecord) error {
+		err := s.machines.UpdateErr(m, func(rec *machines.Record) error {
 			if rec.State == api.StateCommitted {
 				return committedError(m, *rec, "the machine was committed while the failover ran; its images are kept in --out")
 			}
@@ -178,7 +179,7 @@ func selectPoint(pts []api.Point, sel, machine string) (api.Point, error) {
 }
 
 // committedError is the answer to what a committed machine may no longer do.
-func committedError(m string, rec machineRecord, hint string) *httpapi.Error {
+func committedError(m string, rec machines.Record, hint string) *httpapi.Error {
 	when := "?"
 	if rec.Committed != nil {
 		when = rec.Committed.UTC().Format(time.RFC3339)
@@ -194,7 +195,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := time.Now().UTC()
-	err = s.updateMachineErr(m, func(rec *machineRecord) error {
+	err = s.machines.UpdateErr(m, func(rec *machines.Record) error {
 		switch rec.State {
 		case api.StateCommitted:
 			return committedError(m, *rec, "nothing to do: it is already committed")
@@ -221,7 +222,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request) error {
 
 // goneError is the process role's answer to a machine whose failover was
 // committed.
-func goneError(m string, rec machineRecord) *httpapi.Error {
+func goneError(m string, rec machines.Record) *httpapi.Error {
 	when := "?"
 	if rec.Committed != nil {
 		when = rec.Committed.UTC().Format(time.RFC3339)

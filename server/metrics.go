@@ -103,16 +103,16 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		names = nil
 	}
 	for _, name := range names {
-		rec, _ := s.machine(name)
+		rec, _ := s.machines.Get(name)
 		for _, st := range machineStateNames {
 			v := 0.0
-			if rec.state() == st {
+			if rec.StateName() == st {
 				v = 1
 			}
 			gauge(mMachineState, v, name, st)
 		}
-		if !rec.lastSeen.IsZero() {
-			gauge(mLastSeen, unixSeconds(rec.lastSeen), name)
+		if !rec.LastSeen.IsZero() {
+			gauge(mLastSeen, unixSeconds(rec.LastSeen), name)
 		}
 		for _, d := range rec.Disks {
 			gauge(mDiskSize, float64(d.Size), name, d.Name)

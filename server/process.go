@@ -9,6 +9,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/process"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
@@ -34,19 +35,19 @@ func (a procMachines) Admit(r *http.Request, m string) error {
 	if err := a.s.checkAssigned(m); err != nil {
 		return err
 	}
-	a.s.seen(m)
+	a.s.machines.Seen(m)
 	return a.s.checkProtected(r, m)
 }
 
 func (a procMachines) CheckAssigned(m string) error { return a.s.checkAssigned(m) }
 
 func (a procMachines) Disks(m string) []api.DiskSpec {
-	rec, _ := a.s.machine(m)
+	rec, _ := a.s.machines.Get(m)
 	return rec.Disks
 }
 
 func (a procMachines) SetDisks(m string, disks []api.DiskSpec) error {
-	return a.s.updateMachine(m, func(rec *machineRecord) { rec.Disks = disks })
+	return a.s.machines.Update(m, func(rec *machines.Record) { rec.Disks = disks })
 }
 
 func (a procMachines) Status(ctx context.Context, m string) (api.Machine, error) {
@@ -56,7 +57,7 @@ func (a procMachines) Status(ctx context.Context, m string) (api.Machine, error)
 // checkProtected refuses a machine whose failover was committed (410), and
 // after a re-protection any certificate but the latest.
 func (s *Server) checkProtected(r *http.Request, m string) error {
-	rec, _ := s.machine(m)
+	rec, _ := s.machines.Get(m)
 	if rec.State == api.StateCommitted {
 		return goneError(m, rec)
 	}
@@ -76,7 +77,7 @@ func (s *Server) diskStatus(ctx context.Context, machine, disk string) (api.Disk
 		return s.proc.DiskState(machine, disk)
 	}
 	st := api.DiskState{Disk: disk}
-	if m, ok := s.machine(machine); ok {
+	if m, ok := s.machines.Get(machine); ok {
 		for _, d := range m.Disks {
 			if d.Name == disk {
 				st.Size = d.Size
@@ -100,14 +101,14 @@ func (s *Server) diskStatus(ctx context.Context, machine, disk string) (api.Disk
 // or else every disk target storage knows or the process role holds
 // segments of.
 func (s *Server) machineDisks(ctx context.Context, machine string) ([]string, error) {
-	rec, _ := s.machine(machine)
+	rec, _ := s.machines.Get(machine)
 	return process.DiskNames(ctx, s.store, machine, rec.Disks, s.proc.Received(machine))
 }
 
 // failedBackError is the process role's answer to the old source of a
 // machine that has failed back: its disks now hold the recovered data, so
 // what its agent would send predates them.
-func failedBackError(m string, rec machineRecord) *httpapi.Error {
+func failedBackError(m string, rec machines.Record) *httpapi.Error {
 	when := "?"
 	if rec.FailedBack != nil {
 		when = rec.FailedBack.UTC().Format(time.RFC3339)

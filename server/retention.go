@@ -10,6 +10,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -25,8 +26,8 @@ func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec, _ := s.machine(m)
-	httpapi.WriteJSON(w, http.StatusOK, apiPolicy(m, rec.policy(), rec.Policy == nil))
+	rec, _ := s.machines.Get(m)
+	httpapi.WriteJSON(w, http.StatusOK, apiPolicy(m, rec.Retention(), rec.Policy == nil))
 	return nil
 }
 
@@ -68,13 +69,13 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) error {
 		}
 		pol = &ret
 	}
-	if err := s.updateMachine(m, func(rec *machineRecord) { rec.Policy = pol }); err != nil {
+	if err := s.machines.Update(m, func(rec *machines.Record) { rec.Policy = pol }); err != nil {
 		return err
 	}
-	rec, _ := s.machine(m)
+	rec, _ := s.machines.Get(m)
 	s.cfg.Logger.With(httpapi.LogComponent, "config", httpapi.LogMachine, m).Info("retention policy set",
-		"window", rec.policy().Window.String(), "keep_all", rec.policy().KeepAll.String(), "thin", rec.policy().Thin.String(), "default", pol == nil)
-	httpapi.WriteJSON(w, http.StatusOK, apiPolicy(m, rec.policy(), rec.Policy == nil))
+		"window", rec.Retention().Window.String(), "keep_all", rec.Retention().KeepAll.String(), "thin", rec.Retention().Thin.String(), "default", pol == nil)
+	httpapi.WriteJSON(w, http.StatusOK, apiPolicy(m, rec.Retention(), rec.Policy == nil))
 	return nil
 }
 
@@ -106,8 +107,8 @@ func (s *Server) pruneNow(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) prune(ctx context.Context, m string) (api.PruneAnswer, error) {
 	s.pruneMu.Lock()
 	defer s.pruneMu.Unlock()
-	rec, _ := s.machine(m)
-	pol := rec.policy()
+	rec, _ := s.machines.Get(m)
+	pol := rec.Retention()
 	now := time.Now().UTC()
 	log := s.cfg.Logger.With(httpapi.LogComponent, "pruner", httpapi.LogMachine, m)
 	res, err := s.store.Prune(ctx, m, pol, now)
@@ -125,14 +126,7 @@ func (s *Server) prune(ctx context.Context, m string) (api.PruneAnswer, error) {
 		log.Info("pruned", "merged_segments", res.Merged, "merged_bytes", res.MergedBytes, "dropped_points", len(res.Dropped))
 	}
 	if ctx.Err() == nil || err == nil {
-		s.mu.Lock()
-		r := s.machines[m]
-		if r == nil {
-			r = &machineRecord{Name: m}
-			s.machines[m] = r
-		}
-		r.lastPrune = st
-		s.mu.Unlock()
+		s.machines.Touch(m, func(r *machines.Record) { r.LastPrune = st })
 	}
 	if err != nil {
 		return api.PruneAnswer{}, err
@@ -165,7 +159,7 @@ func (s *Server) pruner(ctx context.Context, interval time.Duration) {
 			if ctx.Err() != nil {
 				return
 			}
-			if rec, _ := s.machine(m); rec.State != "" || !s.servesHere(m) {
+			if rec, _ := s.machines.Get(m); rec.State != "" || !s.servesHere(m) {
 				continue // another process server prunes it
 			}
 			s.prune(ctx, m) // logged and noted by prune

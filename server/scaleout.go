@@ -17,6 +17,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/process"
 	"github.com/lifeboat-dr/lifeboat/store"
@@ -220,9 +221,9 @@ func (s *Server) heartbeat(ctx context.Context) error {
 			continue
 		}
 		sm := api.ServedMachine{Machine: m, Disks: []api.DiskState{}, Problems: []string{}}
-		rec, _ := s.machine(m)
-		if !rec.lastSeen.IsZero() {
-			t := rec.lastSeen
+		rec, _ := s.machines.Get(m)
+		if !rec.LastSeen.IsZero() {
+			t := rec.LastSeen
 			sm.LastSeen = &t
 		}
 		if disks, err := s.machineDisks(ctx, m); err == nil {
@@ -289,19 +290,20 @@ func (s *Server) applyAssignments(as []api.Assignment, save bool) {
 		if state == api.StateProtected {
 			state = ""
 		}
-		s.mu.Lock()
-		rec := s.machines[a.Machine]
-		if rec == nil {
-			rec = &machineRecord{Name: a.Machine}
-			s.machines[a.Machine] = rec
+		if _, onFile := s.machines.Get(a.Machine); !save && onFile {
+			// At start the record on file wins over the saved
+			// answer, as it always has; the next heartbeat applies
+			// the answer to it.
+			continue
 		}
-		rec.State, rec.Serial, rec.SerialOnly, rec.Epoch = state, a.Serial, a.SerialOnly, a.Epoch
-		if a.Policy.Default {
-			rec.Policy = nil
-		} else {
-			rec.Policy = &pol
-		}
-		s.mu.Unlock()
+		s.machines.Touch(a.Machine, func(rec *machines.Record) {
+			rec.State, rec.Serial, rec.SerialOnly, rec.Epoch = state, a.Serial, a.SerialOnly, a.Epoch
+			if a.Policy.Default {
+				rec.Policy = nil
+			} else {
+				rec.Policy = &pol
+			}
+		})
 	}
 	if save {
 		b, _ := json.MarshalIndent(as, "", "  ")

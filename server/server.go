@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,10 +18,10 @@ import (
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/recovery"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/mastertarget"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/process"
-	"github.com/lifeboat-dr/lifeboat/server/recdir"
 	"github.com/lifeboat-dr/lifeboat/server/statefile"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
@@ -224,7 +223,7 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
-	machines map[string]*machineRecord
+	machines *machines.Registry
 	running  map[string]bool // plans being run
 
 	groupsOnce sync.Once
@@ -314,7 +313,6 @@ func Open(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		dir:      dir,
 		log:      cfg.Logger.With(httpapi.LogComponent, "server"),
-		machines: make(map[string]*machineRecord),
 		running:  make(map[string]bool),
 		serveErr: make(chan error, 3),
 	}
@@ -322,6 +320,9 @@ func Open(cfg Config) (*Server, error) {
 	s.so.init()
 	ji, joined, err := ReadJoin(dir)
 	if err != nil {
+		return nil, err
+	}
+	if s.machines, err = machines.Open(filepath.Join(dir, MachinesDir)); err != nil {
 		return nil, err
 	}
 	s.checker = &recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}
@@ -347,9 +348,6 @@ func Open(cfg Config) (*Server, error) {
 		if s.pass, err = pki.ReadPassphrase(dir); err != nil {
 			return nil, err
 		}
-	}
-	if err := s.loadMachines(); err != nil {
-		return nil, err
 	}
 	s.store = cfg.Store
 	if s.store == nil {
@@ -598,127 +596,6 @@ func (s *Server) stop() error {
 		s.so.unlockData = nil
 	}
 	return err
-}
-
-// machineRecord is DataDir/machines/<name>.json.
-type machineRecord struct {
-	Name       string         `json:"name"`
-	Registered *time.Time     `json:"registered,omitempty"`
-	Serial     string         `json:"serial,omitempty"`
-	Disks      []api.DiskSpec `json:"disks,omitempty"`
-	// Policy is the machine's retention policy; nil means
-	// store.DefaultRetention.
-	Policy *store.Retention `json:"policy,omitempty"`
-	// State is "" (protected), api.StateFailedOver,
-	// api.StateCommitted or api.StateFailedBack.
-	State string `json:"state,omitempty"`
-	// Failover is the last real failover, while failed over or
-	// committed.
-	Failover *api.FailoverRecord `json:"failover,omitempty"`
-	// Committed is when the failover was committed.
-	Committed *time.Time `json:"committed,omitempty"`
-	// Failback is the completed failback, once failed back.
-	Failback *api.FailbackStatus `json:"failback,omitempty"`
-	// FailedBack is when the failback completed.
-	FailedBack *time.Time `json:"failed_back,omitempty"`
-	// SerialOnly: the process role accepts only the certificate Serial
-	// (set when a committed machine registers again, so that the old
-	// source's certificate stays refused).
-	SerialOnly bool `json:"serial_only,omitempty"`
-	// Assigned is the id of the joined process server the machine is
-	// assigned to; "" means this server's own process role. Epoch grows
-	// with every move.
-	Assigned string `json:"assigned,omitempty"`
-	Epoch    uint64 `json:"epoch,omitempty"`
-
-	lastSeen  time.Time        // in memory only
-	lastPrune *api.PruneStatus // in memory only
-}
-
-// state returns the machine's state as the API names it.
-func (m *machineRecord) state() string {
-	if m.State == "" {
-		return api.StateProtected
-	}
-	return m.State
-}
-
-// policy returns the machine's retention policy.
-func (m *machineRecord) policy() store.Retention {
-	if m.Policy != nil {
-		return *m.Policy
-	}
-	return store.DefaultRetention
-}
-
-// machineDir is DataDir/machines.
-func (s *Server) machineDir() *recdir.Dir[machineRecord] {
-	return recdir.New[machineRecord](filepath.Join(s.dir, MachinesDir), api.ValidName)
-}
-
-func (s *Server) loadMachines() error {
-	recs, err := s.machineDir().List()
-	if err != nil {
-		return fmt.Errorf("load machines: %w", err)
-	}
-	for _, r := range recs {
-		m := r.Value
-		m.Name = r.Name
-		s.machines[r.Name] = &m
-	}
-	return nil
-}
-
-// updateMachine changes the record of a machine under s.mu and writes it.
-func (s *Server) updateMachine(name string, f func(m *machineRecord)) error {
-	return s.updateMachineErr(name, func(m *machineRecord) error { f(m); return nil })
-}
-
-// updateMachineErr changes the record of a machine under s.mu and writes
-// it, unless f returns an error: then nothing changes and that error is
-// returned. f must replace pointer fields, never change what they point to.
-func (s *Server) updateMachineErr(name string, f func(m *machineRecord) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.machines[name]
-	if m == nil {
-		m = &machineRecord{Name: name}
-	}
-	c := *m
-	c.Disks = slices.Clone(m.Disks)
-	if err := f(&c); err != nil {
-		return err
-	}
-	if err := s.machineDir().Put(name, c); err != nil {
-		return fmt.Errorf("save machine: %w", err)
-	}
-	s.machines[name] = &c
-	return nil
-}
-
-// seen notes a request of a machine.
-func (s *Server) seen(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.machines[name]
-	if m == nil {
-		m = &machineRecord{Name: name}
-		s.machines[name] = m
-	}
-	m.lastSeen = time.Now().UTC()
-}
-
-// machine returns a copy of the record of a machine.
-func (s *Server) machine(name string) (machineRecord, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.machines[name]
-	if m == nil {
-		return machineRecord{Name: name}, false
-	}
-	c := *m
-	c.Disks = slices.Clone(m.Disks)
-	return c, true
 }
 
 // defaultDuration returns def for 0, and d otherwise.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/recdir"
 )
@@ -178,18 +179,16 @@ func (s *Server) serverHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	s.so.beats[id] = beat
 	s.so.mu.Unlock()
 	ans := api.HeartbeatAnswer{ID: id, Machines: []api.Assignment{}, IntervalSeconds: api.DefaultHeartbeatSeconds}
-	s.mu.Lock()
-	for name, m := range s.machines {
+	s.machines.Each(func(name string, m *machines.Record) {
 		if m.Assigned != id {
-			continue
+			return
 		}
-		if sm, ok := beat.machines[name]; ok && sm.LastSeen != nil && sm.LastSeen.After(m.lastSeen) {
-			m.lastSeen = *sm.LastSeen
+		if sm, ok := beat.machines[name]; ok && sm.LastSeen != nil && sm.LastSeen.After(m.LastSeen) {
+			m.LastSeen = *sm.LastSeen
 		}
 		ans.Machines = append(ans.Machines, api.Assignment{Machine: name, Epoch: m.Epoch, State: m.State,
-			Serial: m.Serial, SerialOnly: m.SerialOnly, Policy: apiPolicy(name, m.policy(), m.Policy == nil)})
-	}
-	s.mu.Unlock()
+			Serial: m.Serial, SerialOnly: m.SerialOnly, Policy: apiPolicy(name, m.Retention(), m.Policy == nil)})
+	})
 	slices.SortFunc(ans.Machines, func(a, b api.Assignment) int { return strings.Compare(a.Machine, b.Machine) })
 	httpapi.WriteJSON(w, http.StatusOK, ans)
 	return nil
@@ -204,13 +203,11 @@ func (s *Server) serverHealthy(b serverBeat, now time.Time) bool {
 func (s *Server) processServers() []api.ProcessServer {
 	now := time.Now()
 	counts := map[string][]string{}
-	s.mu.Lock()
-	for name, m := range s.machines {
+	s.machines.Each(func(name string, m *machines.Record) {
 		if m.Registered != nil || m.Assigned != "" {
 			counts[m.Assigned] = append(counts[m.Assigned], name)
 		}
-	}
-	s.mu.Unlock()
+	})
 	var out []api.ProcessServer
 	if s.hasLocalProcess() {
 		ps := api.ProcessServer{ID: s.localID(), Address: s.localProcessAddr(""), Roles: s.cfg.Roles.List(), Local: true,
@@ -303,7 +300,7 @@ func (s *Server) localProcessAddr(reqHost string) string {
 // already, else the healthy one with the fewest machines, the local one
 // on a tie.
 func (s *Server) assignProcessServer(r *http.Request, machine string) (addr, id string, err error) {
-	rec, _ := s.machine(machine)
+	rec, _ := s.machines.Get(machine)
 	if rec.Assigned != "" {
 		s.so.mu.Lock()
 		b, ok := s.so.beats[rec.Assigned]
@@ -344,7 +341,7 @@ func (s *Server) assignProcessServer(r *http.Request, machine string) (addr, id 
 // assignedAddr returns the id and address of the process server of a
 // machine, for agents that reached the configuration role through r.
 func (s *Server) assignedAddr(r *http.Request, machine string) (id, addr string) {
-	rec, _ := s.machine(machine)
+	rec, _ := s.machines.Get(machine)
 	if rec.Assigned == "" {
 		if !s.hasLocalProcess() {
 			return "", ""
@@ -363,7 +360,7 @@ func (s *Server) assignedAddr(r *http.Request, machine string) (id, addr string)
 // assignmentStatus completes a machine's listing with its process server:
 // for a machine assigned to a joined server, the disks and last contact
 // that server reported, and a problem when it is silent.
-func (s *Server) assignmentStatus(m *api.Machine, rec machineRecord) {
+func (s *Server) assignmentStatus(m *api.Machine, rec machines.Record) {
 	m.ProcessServer, m.ProcessAddress = s.assignedAddr(nil, m.Name)
 	if rec.Assigned == "" {
 		return
@@ -406,7 +403,7 @@ func (s *Server) checkAssigned(machine string) error {
 	if s.joined() {
 		return s.checkJoinedAssigned(machine)
 	}
-	rec, _ := s.machine(machine)
+	rec, _ := s.machines.Get(machine)
 	s.so.mu.Lock()
 	moving := s.so.moving[machine]
 	s.so.mu.Unlock()
@@ -448,9 +445,9 @@ func (s *Server) moveMachine(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.MoveResult, error) {
 	s.so.moveMu.Lock()
 	defer s.so.moveMu.Unlock()
-	rec, _ := s.machine(m)
+	rec, _ := s.machines.Get(m)
 	if rec.State != "" && rec.State != api.StateProtected {
-		return api.MoveResult{}, httpapi.Errorf(http.StatusConflict, fmt.Sprintf("machine %s is %s", m, rec.state()), "only a protected machine can move")
+		return api.MoveResult{}, httpapi.Errorf(http.StatusConflict, fmt.Sprintf("machine %s is %s", m, rec.StateName()), "only a protected machine can move")
 	}
 	to := req.To
 	if to == s.localID() {
@@ -486,7 +483,7 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 	// The epoch is durable before the drain: a server drained for it
 	// refuses the machine until assigned it with a larger one.
 	epoch := rec.Epoch + 1
-	if err := s.updateMachine(m, func(mr *machineRecord) { mr.Epoch = epoch }); err != nil {
+	if err := s.machines.Update(m, func(mr *machines.Record) { mr.Epoch = epoch }); err != nil {
 		return api.MoveResult{}, err
 	}
 	res := api.MoveResult{Machine: m, From: fromID, To: toID, Epoch: epoch, Drained: []api.DiskState{}, Forced: req.Force}
@@ -520,7 +517,7 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 	if to == "" {
 		s.releaseMachine(m) // what this server knew of it is stale
 	}
-	err := s.updateMachine(m, func(mr *machineRecord) { mr.Assigned = to })
+	err := s.machines.Update(m, func(mr *machines.Record) { mr.Assigned = to })
 	s.so.mu.Lock()
 	delete(s.so.moving, m)
 	s.so.mu.Unlock()
