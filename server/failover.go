@@ -223,11 +223,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request) error {
 // goneError is the process role's answer to a machine whose failover was
 // committed.
 func goneError(m string, rec machines.Record) *httpapi.Error {
-	when := "?"
-	if rec.Committed != nil {
-		when = rec.Committed.UTC().Format(time.RFC3339)
-	}
-	return httpapi.Errorf(http.StatusGone, fmt.Sprintf("machine %s was failed over and committed at %s: its protection has ended", m, when),
+	return httpapi.Errorf(http.StatusGone, fmt.Sprintf("machine %s was failed over and committed at %s: its protection has ended", m, whenRFC3339(rec.Committed)),
 		"nothing from the old source is accepted any more; to protect this machine (or the recovered one) again, register its agent again: it then resyncs against the kept replica")
 }
 

@@ -109,10 +109,14 @@ func (s *Server) machineDisks(ctx context.Context, machine string) ([]string, er
 // machine that has failed back: its disks now hold the recovered data, so
 // what its agent would send predates them.
 func failedBackError(m string, rec machines.Record) *httpapi.Error {
-	when := "?"
-	if rec.FailedBack != nil {
-		when = rec.FailedBack.UTC().Format(time.RFC3339)
-	}
-	return httpapi.Errorf(http.StatusGone, fmt.Sprintf("machine %s failed back at %s: its old protection has ended", m, when),
+	return httpapi.Errorf(http.StatusGone, fmt.Sprintf("machine %s failed back at %s: its old protection has ended", m, whenRFC3339(rec.FailedBack)),
 		"register the agent again to protect the failed-back disks: it then resyncs against the replica, sending only blocks that differ")
+}
+
+// whenRFC3339 formats a time of a record, "?" when there is none.
+func whenRFC3339(t *time.Time) string {
+	if t == nil {
+		return "?"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -44,8 +44,6 @@ const (
 const (
 	DefaultAPIAddr    = ":443"
 	DefaultListenAddr = ":9443"
-	DefaultHashesWait = 30 * time.Second
-	DefaultRetryMax   = 30 * time.Second
 	// DefaultPruneInterval is how often the pruner applies every
 	// machine's retention policy.
 	DefaultPruneInterval = 5 * time.Minute
@@ -133,10 +131,10 @@ type Config struct {
 	// MaxSegmentBytes limits one segment; 0 means api.MaxSegmentBytes.
 	MaxSegmentBytes int64
 	// HashesWait bounds how long a hashes request waits for the durable
-	// segments to be applied; 0 means DefaultHashesWait.
+	// segments to be applied; 0 means process.DefaultHashesWait.
 	HashesWait time.Duration
 	// RetryMax caps the backoff of a failing Apply; 0 means
-	// DefaultRetryMax.
+	// process.DefaultRetryMax.
 	RetryMax time.Duration
 	// PruneInterval is how often the pruner applies the retention
 	// policy of every protected machine (process role); 0 means
@@ -270,15 +268,6 @@ func Open(cfg Config) (*Server, error) {
 	}
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = DefaultListenAddr
-	}
-	if cfg.MaxSegmentBytes <= 0 {
-		cfg.MaxSegmentBytes = api.MaxSegmentBytes
-	}
-	if cfg.HashesWait <= 0 {
-		cfg.HashesWait = DefaultHashesWait
-	}
-	if cfg.RetryMax <= 0 {
-		cfg.RetryMax = DefaultRetryMax
 	}
 	if cfg.PruneInterval == 0 {
 		cfg.PruneInterval = DefaultPruneInterval

@@ -311,15 +311,11 @@ func (a *API) Get(w http.ResponseWriter, r *http.Request) error {
 // final cut, the last delta, the verification and the switch-back. It
 // answers once they are done.
 func (a *API) Complete(w http.ResponseWriter, r *http.Request) error {
-	if err := a.requireMasterTarget(); err != nil {
-		return err
-	}
-	m, err := a.Machines.MachineParam(r)
+	m, sess, err := a.running(r)
 	if err != nil {
 		return err
 	}
-	sess := a.session(m)
-	if sess == nil || !sess.running() {
+	if sess == nil {
 		if st := a.Current(m); st != nil && st.Phase == api.FailbackDone {
 			httpapi.WriteJSON(w, http.StatusOK, st)
 			return nil
@@ -344,21 +340,33 @@ func (a *API) Complete(w http.ResponseWriter, r *http.Request) error {
 // running session; the on-premises disks are left part-written, and the
 // machine's state does not change.
 func (a *API) Cancel(w http.ResponseWriter, r *http.Request) error {
-	if err := a.requireMasterTarget(); err != nil {
-		return err
-	}
-	m, err := a.Machines.MachineParam(r)
+	m, sess, err := a.running(r)
 	if err != nil {
 		return err
 	}
-	sess := a.session(m)
-	if sess == nil || !sess.running() {
+	if sess == nil {
 		return httpapi.Errorf(http.StatusConflict, "no failback of machine "+m+" is running", "nothing to cancel")
 	}
 	sess.cancel()
 	<-sess.done
 	httpapi.WriteJSON(w, http.StatusOK, a.MT.status(sess))
 	return nil
+}
+
+// running returns the machine of a request to the role and its running
+// session, nil if none runs.
+func (a *API) running(r *http.Request) (string, *fbSession, error) {
+	if err := a.requireMasterTarget(); err != nil {
+		return "", nil, err
+	}
+	m, err := a.Machines.MachineParam(r)
+	if err != nil {
+		return "", nil, err
+	}
+	if sess := a.session(m); sess != nil && sess.running() {
+		return m, sess, nil
+	}
+	return m, nil, nil
 }
 
 func (a *API) session(m string) *fbSession {
