@@ -514,6 +514,8 @@ type PlanStop struct {
 	Script string `json:"script"`
 	// Error says what went wrong.
 	Error string `json:"error"`
+	// Hint says what to do about it, when the server knows.
+	Hint string `json:"hint,omitempty"`
 }
 
 // PlanGroupResult is one group of a plan's run.
@@ -530,6 +532,8 @@ type PlanMachineResult struct {
 	OK bool `json:"ok"`
 	// Error says why it failed, "" if it did not.
 	Error string `json:"error"`
+	// Hint says what to do about Error, when the server knows.
+	Hint string `json:"hint,omitempty"`
 	// Failover is the failover's result; null when it failed before
 	// materializing.
 	Failover *FailoverResult `json:"failover"`
@@ -546,6 +550,8 @@ type PlanScriptResult struct {
 	TimedOut bool `json:"timed_out"`
 	// Error says why the script failed, "" when it exited 0.
 	Error string `json:"error"`
+	// Hint says what to do about Error, when the server knows.
+	Hint string `json:"hint,omitempty"`
 	// Output is the end of its output (stdout and stderr, 4 KiB at most).
 	Output string `json:"output"`
 	// Started and DurationSeconds time the script.

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 )
 
 // Block sizes of the failback checksum compare: a coarse block whose
@@ -152,3 +154,88 @@ func alignFine(off, n, size int64) (int64, int64) {
 	end := min((off+n+FailbackFine-1)/FailbackFine*FailbackFine, size)
 	return start, max(0, end-start)
 }
+
+// FailbackDisk is one disk of a failback: the recovered disk it reads and
+// the on-premises disk it writes.
+type FailbackDisk struct {
+	// Name is the machine's name for the disk ("loop3").
+	Name string
+	// Source is the recovered disk: a block device (tracked, so the
+	// recovered machine may keep running) or an image file (not
+	// tracked: the recovered machine must be stopped).
+	Source string
+	// Target is the on-premises block device written back to.
+	Target string
+}
+
+// FailbackConfig configures a failback session.
+type FailbackConfig struct {
+	Disks []FailbackDisk
+	// Interval is the pause between delta passes (default 1 s).
+	Interval time.Duration
+	Log      *slog.Logger
+}
+
+// Failback phases (FailbackStatus.Phase).
+const (
+	PhaseComparing = "comparing"
+	PhaseDelta     = "delta"
+	PhaseFinal     = "final"
+	PhaseVerifying = "verifying"
+	PhaseDone      = "done"
+	PhaseFailed    = "failed"
+	PhaseCanceled  = "canceled"
+)
+
+// FailbackDiskStatus is the progress of one disk.
+type FailbackDiskStatus struct {
+	Name, Source, Target string
+	// Tracked: the source is a block device tracked by the eBPF tracker.
+	Tracked bool
+	// Size of the recovered disk; TargetSize of the target.
+	Size, TargetSize int64
+	FailbackCounters
+	// Verified: bytes compared by the final verification.
+	Verified int64
+}
+
+// FailbackStatus is a snapshot of a session.
+type FailbackStatus struct {
+	Phase string
+	// Passes counts delta passes.
+	Passes   int
+	Started  time.Time
+	Finished time.Time
+	// Frozen lists the filesystems frozen for the final cut.
+	Frozen []string
+	// Freeze is how long they stayed frozen.
+	Freeze time.Duration
+	Disks  []FailbackDiskStatus
+	// Err is why the session failed, nil otherwise.
+	Err error
+}
+
+// FailbackError is a failback the master target refuses or could not
+// finish, with what the operator should do.
+type FailbackError struct {
+	Disk   string
+	Msg    string
+	Remedy string
+	Err    error
+}
+
+func (e *FailbackError) Error() string {
+	s := e.Msg
+	if e.Disk != "" {
+		s = "disk " + e.Disk + ": " + s
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *FailbackError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *FailbackError) Hint() string { return e.Remedy }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -32,6 +33,9 @@ const (
 	remedyResync    = "nothing to do while it runs ('agentctl status' shows its progress); it follows a tracking gap (reboot, crash, lost changes): if it recurs, see the agent's log for the reason"
 	remedyCacheLow  = "free space on the file system of the server's data directory (cache/) or move --data to a larger disk; when it is full, agents keep their segments in their spool and retry"
 )
+
+// diskKey names a disk of a machine.
+type diskKey struct{ machine, disk string }
 
 // alertState is the server's alerts: recomputed from the server's state,
 // never persisted (docs/metrics.md).
@@ -116,11 +120,11 @@ func (s *Server) evaluateAlerts(ctx context.Context) {
 		// Keep the alerts as they are rather than clear them on a
 		// failure to look.
 		if ctx.Err() == nil {
-			s.log.Warn("evaluate alerts", LogErr, err)
+			s.log.Warn("evaluate alerts", httpapi.LogErr, err)
 		}
 		return
 	}
-	log := s.cfg.Logger.With(LogComponent, "alerts")
+	log := s.cfg.Logger.With(httpapi.LogComponent, "alerts")
 	a := &s.alerts
 	a.amu.Lock()
 	defer a.amu.Unlock()
@@ -135,7 +139,7 @@ func (s *Server) evaluateAlerts(ctx context.Context) {
 		c.Since = now.UTC()
 		a.active[k] = &c
 		a.raised[c.Alert]++
-		log.Warn("alert raised", "alert", c.Alert, LogMachine, c.Machine, LogDisk, c.Disk, "detail", c.Message, "remedy", c.Remedy)
+		log.Warn("alert raised", "alert", c.Alert, httpapi.LogMachine, c.Machine, httpapi.LogDisk, c.Disk, "detail", c.Message, "remedy", c.Remedy)
 	}
 	for k, cur := range a.active {
 		if seen[k] {
@@ -148,7 +152,7 @@ func (s *Server) evaluateAlerts(ctx context.Context) {
 			a.cleared = a.cleared[:keepCleared]
 		}
 		delete(a.active, k)
-		log.Info("alert cleared", "alert", k.alert, LogMachine, k.machine, LogDisk, k.disk, "active_for", t.Sub(cur.Since).Round(time.Second).String())
+		log.Info("alert cleared", "alert", k.alert, httpapi.LogMachine, k.machine, httpapi.LogDisk, k.disk, "active_for", t.Sub(cur.Since).Round(time.Second).String())
 	}
 	a.evaluated = now.UTC()
 }
@@ -174,12 +178,12 @@ func (s *Server) alertConditions(ctx context.Context, now time.Time) ([]api.Aler
 		return nil, err
 	}
 	for _, name := range names {
-		rec, known := s.machine(name)
+		rec, known := s.machines.Get(name)
 		if rec.State == api.StateCommitted {
 			continue // protection ended: nothing is expected of it
 		}
 		if cfg.Roles.Process && cfg.AlertHeartbeat > 0 && known {
-			last, since := rec.lastSeen, "last contact "
+			last, since := rec.LastSeen, "last contact "
 			if last.IsZero() {
 				last, since = s.alerts.started, "no contact since the server started "
 			}
@@ -291,6 +295,6 @@ func (s *Server) Alerts(ctx context.Context) api.Alerts {
 
 // listAlerts handles GET /v1/alerts.
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, s.Alerts(r.Context()))
+	httpapi.WriteJSON(w, http.StatusOK, s.Alerts(r.Context()))
 	return nil
 }

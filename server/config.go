@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
@@ -23,15 +25,15 @@ import (
 // configHandler routes the configuration role: registration and the admin
 // API.
 func (s *Server) configHandler() http.Handler {
-	log := s.cfg.Logger.With(LogComponent, "config")
+	log := s.cfg.Logger.With(httpapi.LogComponent, "config")
 	mux := http.NewServeMux()
-	mux.Handle("POST "+api.PathRegister, handle(log, s.register))
-	mux.Handle("PUT "+api.PathAgentGroup, handle(log, s.syncAgentGroup))
-	mux.Handle("POST "+api.PathAgentGroupResult, handle(log, s.agentGroupResult))
-	mux.Handle("POST "+api.PathServerJoin, handle(log, s.joinServer))
-	mux.Handle("PUT "+api.PathServerHeartbeat, handle(log, s.serverHeartbeat))
-	admin := func(pattern string, h handlerFunc) {
-		mux.Handle(pattern, handle(log, func(w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("POST "+api.PathRegister, httpapi.Handle(log, s.register))
+	mux.Handle("PUT "+api.PathAgentGroup, httpapi.Handle(log, s.syncAgentGroup))
+	mux.Handle("POST "+api.PathAgentGroupResult, httpapi.Handle(log, s.agentGroupResult))
+	mux.Handle("POST "+api.PathServerJoin, httpapi.Handle(log, s.joinServer))
+	mux.Handle("PUT "+api.PathServerHeartbeat, httpapi.Handle(log, s.serverHeartbeat))
+	admin := func(pattern string, h httpapi.HandlerFunc) {
+		mux.Handle(pattern, httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 			if err := s.checkAdmin(r); err != nil {
 				return err
 			}
@@ -61,16 +63,16 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathGroupPoints, s.listGroupPoints)
 	admin("POST "+api.PathGroupPoint, s.requestGroupPoint)
 	admin("POST "+api.PathGroupFailover, s.groupFailover)
-	admin("POST "+api.PathFailback, s.startFailback)
-	admin("GET "+api.PathFailback, s.getFailback)
-	admin("DELETE "+api.PathFailback, s.cancelFailback)
-	admin("POST "+api.PathFailbackComplete, s.completeFailback)
+	admin("POST "+api.PathFailback, s.failback.Start)
+	admin("GET "+api.PathFailback, s.failback.Get)
+	admin("DELETE "+api.PathFailback, s.failback.Cancel)
+	admin("POST "+api.PathFailbackComplete, s.failback.Complete)
 	admin("GET "+api.PathAlerts, s.listAlerts)
 	admin("GET "+api.PathServers, s.listServers)
 	admin("POST "+api.PathMove, s.moveMachine)
 	admin("GET "+api.PathServer, s.serverInfo)
-	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
+	mux.Handle("/", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		return httpapi.Errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
 	}))
 	return mux
 }
@@ -81,14 +83,14 @@ const adminHint = "the admin API needs the administrator's certificate: run life
 // server's CA.
 func (s *Server) checkAdmin(r *http.Request) error {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return errorf(http.StatusUnauthorized, "no client certificate", adminHint)
+		return httpapi.Errorf(http.StatusUnauthorized, "no client certificate", adminHint)
 	}
 	cn, err := s.ca.VerifyClient(r.TLS.PeerCertificates)
 	if err != nil {
-		return &Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Remedy: adminHint, Err: err}
+		return &httpapi.Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Remedy: adminHint, Err: err}
 	}
 	if cn != api.AdminName {
-		return errorf(http.StatusForbidden, fmt.Sprintf("certificate of machine %q cannot use the admin API", cn), adminHint)
+		return httpapi.Errorf(http.StatusForbidden, fmt.Sprintf("certificate of machine %q cannot use the admin API", cn), adminHint)
 	}
 	return nil
 }
@@ -96,30 +98,30 @@ func (s *Server) checkAdmin(r *http.Request) error {
 // register handles POST /v1/register (docs/protocol.md).
 func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	var req api.RegisterRequest
-	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		return err
 	}
 	if err := api.ValidName(req.Name); err != nil {
-		return errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "machine names are [A-Za-z0-9._-]{1,63}: set the agent's --name")
+		return httpapi.Errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "machine names are [A-Za-z0-9._-]{1,63}: set the agent's --name")
 	}
 	if req.Name == api.AdminName {
-		return errorf(http.StatusBadRequest, "machine name \"admin\" is reserved", "give the agent another --name")
+		return httpapi.Errorf(http.StatusBadRequest, "machine name \"admin\" is reserved", "give the agent another --name")
 	}
 	if nb, err := hex.DecodeString(req.Nonce); err != nil || len(nb) != 32 {
-		return errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the registration request")
+		return httpapi.Errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the registration request")
 	}
-	log := s.cfg.Logger.With(LogComponent, "config", LogMachine, req.Name, LogRemote, r.RemoteAddr)
+	log := s.cfg.Logger.With(httpapi.LogComponent, "config", httpapi.LogMachine, req.Name, httpapi.LogRemote, r.RemoteAddr)
 	if req.TokenID == "" {
 		if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(s.pass, req.Name, req.Nonce, req.CSR)) {
 			log.Warn("registration refused: wrong passphrase proof")
-			return errorf(http.StatusUnauthorized, "wrong passphrase",
+			return httpapi.Errorf(http.StatusUnauthorized, "wrong passphrase",
 				"the agent's passphrase file must hold the line in the server's DATA/passphrase")
 		}
 		cert, proc, err := s.registerMachine(r, req, log)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, s.registerAnswer(cert, proc, req.Nonce, s.pass))
+		httpapi.WriteJSON(w, http.StatusOK, s.registerAnswer(cert, proc, req.Nonce, s.pass))
 		return nil
 	}
 	// A one-time token: its secret keys both proofs, and it is used up
@@ -138,13 +140,13 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	})
 	if errors.Is(err, errTokenUnknown) {
 		log.Warn("registration refused: bad token", "token_id", req.TokenID)
-		return errorf(http.StatusUnauthorized, errTokenUnknown.Error(), tokenHint)
+		return httpapi.Errorf(http.StatusUnauthorized, errTokenUnknown.Error(), tokenHint)
 	}
 	if err != nil {
 		return err
 	}
 	log.Info("registration token used", "token_id", req.TokenID)
-	writeJSON(w, http.StatusOK, ans)
+	httpapi.WriteJSON(w, http.StatusOK, ans)
 	return nil
 }
 
@@ -165,11 +167,11 @@ func (s *Server) registerAnswer(certPEM []byte, proc, nonce, key string) api.Reg
 func (s *Server) registerMachine(r *http.Request, req api.RegisterRequest, log *slog.Logger) (certPEM []byte, proc string, err error) {
 	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
 	if err != nil {
-		return nil, "", &Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST signed with the agent's key", Err: err}
+		return nil, "", &httpapi.Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST signed with the agent's key", Err: err}
 	}
 	certPEM, err = s.ca.IssueMachine(req.Name, csr, time.Now())
 	if err != nil {
-		return nil, "", &Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Remedy: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
+		return nil, "", &httpapi.Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Remedy: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
 	}
 	proc, assigned, err := s.assignProcessServer(r, req.Name)
 	if err != nil {
@@ -181,7 +183,7 @@ func (s *Server) registerMachine(r *http.Request, req api.RegisterRequest, log *
 	}
 	now := time.Now().UTC()
 	reprotected := false
-	if err := s.updateMachine(req.Name, func(m *machineRecord) {
+	if err := s.machines.Update(req.Name, func(m *machines.Record) {
 		m.Registered = &now
 		m.Serial = cert.SerialNumber.Text(16)
 		m.Assigned = assigned
@@ -209,7 +211,7 @@ func (s *Server) processServerFor(r *http.Request) (string, error) {
 		return s.cfg.Advertise, nil
 	}
 	if s.procAddr == nil {
-		return "", errorf(http.StatusServiceUnavailable, "this server runs no process role",
+		return "", httpapi.Errorf(http.StatusServiceUnavailable, "this server runs no process role",
 			"run lifeboat-server with --roles including process, or give --advertise HOST:PORT of a process server")
 	}
 	host, port, err := net.SplitHostPort(s.procAddr.String())
@@ -243,18 +245,14 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, m)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
 // machineNames lists, sorted, every machine registered or with data.
 func (s *Server) machineNames(ctx context.Context) ([]string, error) {
 	set := map[string]bool{}
-	s.mu.Lock()
-	for n := range s.machines {
-		set[n] = true
-	}
-	s.mu.Unlock()
+	s.machines.Each(func(n string, _ *machines.Record) { set[n] = true })
 	ms, err := s.store.Machines(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("target storage: %w", err)
@@ -281,10 +279,10 @@ func (s *Server) machineNames(ctx context.Context) ([]string, error) {
 
 // machineStatus returns what the admin API shows of a machine.
 func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, error) {
-	rec, _ := s.machine(name)
+	rec, _ := s.machines.Get(name)
 	m := api.Machine{Name: name, Registered: rec.Registered, Disks: []api.DiskState{}}
-	if !rec.lastSeen.IsZero() {
-		t := rec.lastSeen
+	if !rec.LastSeen.IsZero() {
+		t := rec.LastSeen
 		m.LastSeen = &t
 	}
 	disks, err := s.machineDisks(ctx, name)
@@ -306,12 +304,12 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 	if len(pts) > 0 {
 		m.LatestPoint = &pts[len(pts)-1]
 	}
-	m.State = rec.state()
+	m.State = rec.StateName()
 	m.Failover = rec.Failover
 	m.Committed = rec.Committed
-	m.LastPrune = rec.lastPrune
+	m.LastPrune = rec.LastPrune
 	m.Problems = []string{}
-	if fb := s.currentFailback(name); fb != nil {
+	if fb := s.failback.Current(name); fb != nil {
 		m.Failback = fb
 		m.State = fb.State
 		if fb.Phase == api.FailbackFailed {
@@ -319,11 +317,11 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 		}
 	}
 	m.Alerts = s.activeAlerts(name)
-	if p := rec.lastPrune; p != nil && p.Error != "" {
+	if p := rec.LastPrune; p != nil && p.Error != "" {
 		m.Problems = append(m.Problems, "prune failed: "+p.Error)
 	}
 	for _, d := range disks {
-		if msg := s.applyProblem(name, d); msg != "" {
+		if msg := s.proc.ApplyProblem(name, d); msg != "" {
 			m.Problems = append(m.Problems, "apply of disk "+d+" failing: "+msg)
 		}
 	}
@@ -331,20 +329,6 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 		s.assignmentStatus(&m, rec)
 	}
 	return m, nil
-}
-
-// applyProblem returns the error of the last failed apply of a disk whose
-// applier is retrying, or "".
-func (s *Server) applyProblem(machine, disk string) string {
-	s.mu.Lock()
-	d := s.disks[diskKey{machine, disk}]
-	s.mu.Unlock()
-	if d == nil {
-		return ""
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.applyErr
 }
 
 // points returns the listed points of a machine, oldest first.
@@ -373,14 +357,14 @@ func apiPoint(p store.Point) api.Point {
 func (s *Server) machineParam(r *http.Request) (string, error) {
 	m := r.PathValue("m")
 	if err := api.ValidName(m); err != nil {
-		return "", errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "'lifeboat machines' lists the machines")
+		return "", httpapi.Errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "'lifeboat machines' lists the machines")
 	}
 	names, err := s.machineNames(r.Context())
 	if err != nil {
 		return "", err
 	}
 	if !slices.Contains(names, m) {
-		return "", errorf(http.StatusNotFound, "unknown machine "+strconv.Quote(m), "'lifeboat machines' lists the machines")
+		return "", httpapi.Errorf(http.StatusNotFound, "unknown machine "+strconv.Quote(m), "'lifeboat machines' lists the machines")
 	}
 	return m, nil
 }
@@ -398,6 +382,6 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, pts)
+	httpapi.WriteJSON(w, http.StatusOK, pts)
 	return nil
 }

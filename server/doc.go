@@ -1,30 +1,31 @@
-// Package server is lifeboat-server: the configuration role (registration
-// and the admin API, over HTTPS), the process role (the replication
-// gateway of docs/protocol.md, over mutual TLS 1.3) and the master-target
-// role (mastertarget.go: failback sessions, at most one per machine, run
-// with recovery.Failback on this host and driven through the
-// configuration role's admin API). One Server runs the roles it is given on one
-// data directory (see docs/server.md for its files).
+// Package server is lifeboat-server: it composes the roles on one data
+// directory (see docs/server.md for its files) and owns their lifecycle:
+// Open binds the listeners of the roles it is given (TLS, the optional
+// /metrics), writes server.json (server/statefile), and Close shuts them
+// down. The roles:
 //
-// The process role receives a segment by streaming it into a temporary
-// file of its cache while verifying it whole with hrlfmt as it streams
-// (hrlfmt.Scan: every checksum, the trailer, and a header that names the
-// certificate's machine, the URL's disk and sequence number), fsyncs it,
-// notes its cuts in the disk's cut log, renames it to its final name and
-// fsyncs the directory; only then does it acknowledge it. One applier
-// goroutine per disk applies the durable segments in order to target
-// storage (a store.Store) and deletes each from the cache once applied; it
-// retries with backoff. The applier passes the map the receipt's check
-// made of the segment (segmap.go), so that target storage does not decode
-// it again; a segment without one (acknowledged before a restart, over the
-// maps' memory budget, or a cache file that is not the one received) is
-// read and checked again by store.Apply.
+//   - the configuration role (registration, the CA's use, tokens, the
+//     machine records, policies, groups, plans, failover, alerts, the
+//     scale-out coordination of process servers, the admin API, over
+//     HTTPS) still lives in this package: config.go, tokens.go,
+//     groups.go, plans.go, failover.go, retention.go, alerts.go,
+//     servers.go;
+//   - the process role (the replication gateway of docs/protocol.md, over
+//     mutual TLS 1.3: receive, verify, durable cache, acknowledge, apply)
+//     is server/process; it reaches the machine records through
+//     process.Machines (procMachines in process.go). A joined process
+//     server's membership (join.json, heartbeats, assignments, drain) is
+//     scaleout.go;
+//   - the master-target role (failback sessions, at most one per
+//     machine, driven through the configuration role's admin API) is
+//     server/mastertarget; it reaches the records through
+//     mastertarget.Machines (mtMachines in mastertarget.go) and refuses
+//     to start off Linux.
 //
-// Restart: the next sequence number of a disk is derived from target
-// storage's applied sequence and the contiguous cached segments after it,
-// so a server killed at any moment loses no acknowledged segment, and a
-// segment applied but not yet deleted from the cache is recognized and
-// deleted (Apply is idempotent anyway).
+// Shared plumbing: server/httpapi (error answers with their hint, JSON
+// helpers, log keys), server/recdir (the directories of JSON records:
+// machines/, groups/, plans/, servers/), server/pki (the CA), server/statefile
+// (server.json, readable by the CLI without linking the server).
 //
 // Recovery (failover.go, retention.go, plans.go): the configuration role
 // materializes a machine's disks at a point (store.Materialize), checks
@@ -37,8 +38,8 @@
 // the machine's problems, never fatal. Recovery plans (DataDir/plans/) fail
 // over machines group by group and run scripts between groups. The
 // orchestration lives here, next to the machine records it changes; image
-// inspection lives in recovery/ (DESIGN.md §9 puts all of recovery there:
-// the orchestration moves once failback needs it too).
+// inspection lives in recovery/ (docs/ARCHITECTURE.md §7 and §8 put all of
+// recovery there: the orchestration moves once failback needs it too).
 //
 // Scale-out (servers.go: configuration role; scaleout.go: joined process
 // server). Process servers that join with the registration passphrase get

@@ -8,10 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/recovery"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -22,14 +25,14 @@ func (s *Server) failover(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req api.FailoverRequest
-	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		return err
 	}
 	res, err := s.runFailover(r.Context(), m, req)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpapi.WriteJSON(w, http.StatusOK, res)
 	return nil
 }
 
@@ -40,12 +43,12 @@ func (s *Server) failover(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequest) (api.FailoverResult, error) {
 	start := time.Now()
 	if req.Point == "" {
-		return api.FailoverResult{}, errorf(http.StatusBadRequest, "no point given", "give a point id, latest or latest-app")
+		return api.FailoverResult{}, httpapi.Errorf(http.StatusBadRequest, "no point given", "give a point id, latest or latest-app")
 	}
 	if req.Out == "" || !filepath.IsAbs(req.Out) {
-		return api.FailoverResult{}, errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
+		return api.FailoverResult{}, httpapi.Errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
 	}
-	if rec, _ := s.machine(m); !req.Test && rec.State == api.StateCommitted {
+	if rec, _ := s.machines.Get(m); !req.Test && rec.State == api.StateCommitted {
 		return api.FailoverResult{}, committedError(m, rec, "a committed machine cannot fail over again: use --test to materialize its points, or register it again to protect it anew")
 	}
 	pts, err := s.points(ctx, m)
@@ -56,9 +59,9 @@ func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequ
 	if err != nil {
 		return api.FailoverResult{}, err
 	}
-	log := s.cfg.Logger.With(LogComponent, "config", LogMachine, m, LogPoint, pt.ID)
+	log := s.cfg.Logger.With(httpapi.LogComponent, "config", httpapi.LogMachine, m, httpapi.LogPoint, pt.ID)
 	if err := os.MkdirAll(req.Out, 0o755); err != nil {
-		return api.FailoverResult{}, &Error{Status: http.StatusBadRequest, Msg: "cannot create the output directory: " + err.Error(), Remedy: "give --out a directory the server may write", Err: err}
+		return api.FailoverResult{}, &httpapi.Error{Status: http.StatusBadRequest, Msg: "cannot create the output directory: " + err.Error(), Remedy: "give --out a directory the server may write", Err: err}
 	}
 	log.Info("materializing", "test", req.Test, "out", req.Out)
 	imgs, err := s.store.Materialize(ctx, m, pt.ID, req.Out)
@@ -83,11 +86,11 @@ func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequ
 		}
 		log.Info("filesystems checked", "ok", res.CheckOK, "filesystems", len(res.Checks))
 	}
-	rec, _ := s.machine(m)
-	res.State = rec.state()
+	rec, _ := s.machines.Get(m)
+	res.State = rec.StateName()
 	if !req.Test && res.CheckOK {
 		now := time.Now().UTC()
-		err := s.updateMachineErr(m, func(rec *machineRecord) error {
+		err := s.machines.UpdateErr(m, func(rec *machines.Record) error {
 			if rec.State == api.StateCommitted {
 				return committedError(m, *rec, "the machine was committed while the failover ran; its images are kept in --out")
 			}
@@ -110,17 +113,17 @@ func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequ
 func materializeError(err error) error {
 	switch {
 	case errors.Is(err, store.ErrPruned):
-		return &Error{Status: http.StatusConflict, Msg: "the point was dropped by retention while the failover started", Remedy: "choose a point that 'lifeboat points MACHINE' shows as materializable", Err: err}
+		return &httpapi.Error{Status: http.StatusConflict, Msg: "the point was dropped by retention while the failover started", Remedy: "choose a point that 'lifeboat points MACHINE' shows as materializable", Err: err}
 	case errors.Is(err, store.ErrNotFound):
-		return &Error{Status: http.StatusNotFound, Msg: "point not found in target storage", Remedy: "'lifeboat points MACHINE' lists the points", Err: err}
+		return &httpapi.Error{Status: http.StatusNotFound, Msg: "point not found in target storage", Remedy: "'lifeboat points MACHINE' lists the points", Err: err}
 	case isNoSpace(err):
-		return &Error{Status: http.StatusInsufficientStorage, Msg: "output disk full", Remedy: "free space where --out points, or choose another --out", Err: err}
+		return &httpapi.Error{Status: http.StatusInsufficientStorage, Msg: "output disk full", Remedy: "free space where --out points, or choose another --out", Err: err}
 	case errors.Is(err, os.ErrExist):
-		return &Error{Status: http.StatusConflict, Msg: "an image already exists in the output directory", Remedy: "failover never overwrites an image: choose an empty --out", Err: err}
+		return &httpapi.Error{Status: http.StatusConflict, Msg: "an image already exists in the output directory", Remedy: "failover never overwrites an image: choose an empty --out", Err: err}
 	case errors.Is(err, context.Canceled):
 		return err
 	}
-	return &Error{Status: http.StatusInternalServerError, Msg: "materialize failed: " + err.Error(), Remedy: "see the server's log", Err: err}
+	return &httpapi.Error{Status: http.StatusInternalServerError, Msg: "materialize failed: " + err.Error(), Remedy: "see the server's log", Err: err}
 }
 
 // checkImage checks the filesystems of one image read-only.
@@ -145,7 +148,7 @@ func (s *Server) checkImage(ctx context.Context, im api.Image) []api.FSCheck {
 // point can be failed over to.
 func selectPoint(pts []api.Point, sel, machine string) (api.Point, error) {
 	if len(pts) == 0 {
-		return api.Point{}, errorf(http.StatusNotFound, "machine "+machine+" has no recovery point yet",
+		return api.Point{}, httpapi.Errorf(http.StatusNotFound, "machine "+machine+" has no recovery point yet",
 			"wait until the agent has cut a point and it is applied: 'lifeboat points "+machine+"'")
 	}
 	switch sel {
@@ -156,32 +159,32 @@ func selectPoint(pts []api.Point, sel, machine string) (api.Point, error) {
 			}
 		}
 		if sel == api.PointLatestApp {
-			return api.Point{}, errorf(http.StatusNotFound, "machine "+machine+" has no app-consistent point",
+			return api.Point{}, httpapi.Errorf(http.StatusNotFound, "machine "+machine+" has no app-consistent point",
 				"take one with 'agentctl bookmark --app-consistent' on the machine, or use --point latest")
 		}
-		return api.Point{}, errorf(http.StatusNotFound, "machine "+machine+" has no materializable point",
+		return api.Point{}, httpapi.Errorf(http.StatusNotFound, "machine "+machine+" has no materializable point",
 			"retention merged every point into the replica base: wait for the agent to cut a new one")
 	}
 	for _, p := range pts {
 		if p.ID == sel {
 			if !p.Materializable {
-				return api.Point{}, errorf(http.StatusConflict, "point "+strconv.Quote(sel)+" of machine "+machine+" is no longer materializable",
+				return api.Point{}, httpapi.Errorf(http.StatusConflict, "point "+strconv.Quote(sel)+" of machine "+machine+" is no longer materializable",
 					"retention merged it into the replica base: choose a point that 'lifeboat points "+machine+"' shows as materializable")
 			}
 			return p, nil
 		}
 	}
-	return api.Point{}, errorf(http.StatusNotFound, "no point "+strconv.Quote(sel)+" for machine "+machine,
+	return api.Point{}, httpapi.Errorf(http.StatusNotFound, "no point "+strconv.Quote(sel)+" for machine "+machine,
 		"'lifeboat points "+machine+"' lists the points")
 }
 
 // committedError is the answer to what a committed machine may no longer do.
-func committedError(m string, rec machineRecord, hint string) *Error {
+func committedError(m string, rec machines.Record, hint string) *httpapi.Error {
 	when := "?"
 	if rec.Committed != nil {
 		when = rec.Committed.UTC().Format(time.RFC3339)
 	}
-	return errorf(http.StatusConflict, fmt.Sprintf("machine %s was failed over and committed at %s", m, when), hint)
+	return httpapi.Errorf(http.StatusConflict, fmt.Sprintf("machine %s was failed over and committed at %s", m, when), hint)
 }
 
 // commit handles POST /v1/machines/{m}/commit: it ends the protection of
@@ -192,13 +195,13 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := time.Now().UTC()
-	err = s.updateMachineErr(m, func(rec *machineRecord) error {
+	err = s.machines.UpdateErr(m, func(rec *machines.Record) error {
 		switch rec.State {
 		case api.StateCommitted:
 			return committedError(m, *rec, "nothing to do: it is already committed")
 		case api.StateFailedOver:
 		default:
-			return errorf(http.StatusConflict, "machine "+m+" has not failed over",
+			return httpapi.Errorf(http.StatusConflict, "machine "+m+" has not failed over",
 				"commit follows a real failover: 'lifeboat failover "+m+" --point ID|latest|latest-app --out DIR' (without --test)")
 		}
 		rec.State = api.StateCommitted
@@ -208,22 +211,23 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.cfg.Logger.With(LogComponent, "config", LogMachine, m).Warn("failover committed: the process role refuses the old source from now on")
+	s.cfg.Logger.With(httpapi.LogComponent, "config", httpapi.LogMachine, m).Warn("failover committed: the process role refuses the old source from now on")
 	st, err := s.machineStatus(r.Context(), m)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpapi.WriteJSON(w, http.StatusOK, st)
 	return nil
 }
 
 // goneError is the process role's answer to a machine whose failover was
 // committed.
-func goneError(m string, rec machineRecord) *Error {
-	when := "?"
-	if rec.Committed != nil {
-		when = rec.Committed.UTC().Format(time.RFC3339)
-	}
-	return errorf(http.StatusGone, fmt.Sprintf("machine %s was failed over and committed at %s: its protection has ended", m, when),
+func goneError(m string, rec machines.Record) *httpapi.Error {
+	return httpapi.Errorf(http.StatusGone, fmt.Sprintf("machine %s was failed over and committed at %s: its protection has ended", m, whenRFC3339(rec.Committed)),
 		"nothing from the old source is accepted any more; to protect this machine (or the recovered one) again, register its agent again: it then resyncs against the kept replica")
+}
+
+// isNoSpace reports a full disk (or quota).
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,7 +16,8 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/recdir"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -56,48 +55,47 @@ func (s *Server) groupState() *groupsState {
 	return s.groups
 }
 
-func (s *Server) groupPath(name string) string {
-	return filepath.Join(s.dir, GroupsDir, name+".json")
+// groupDir is DataDir/groups.
+func (s *Server) groupDir() *recdir.Dir[groupRecord] {
+	return recdir.New[groupRecord](filepath.Join(s.dir, GroupsDir), api.ValidName)
 }
 
 func (s *Server) readGroups() ([]groupRecord, error) {
-	ents, err := os.ReadDir(filepath.Join(s.dir, GroupsDir))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+	recs, err := s.groupDir().List()
+	var ce *recdir.CorruptError
+	if errors.As(err, &ce) {
+		return nil, damagedGroup(ce)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
-	var out []groupRecord
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || api.ValidName(name) != nil {
-			continue
-		}
-		g, err := s.readGroup(name)
-		if err != nil {
-			return nil, err
-		}
+	out := make([]groupRecord, 0, len(recs))
+	for _, r := range recs {
+		g := r.Value
+		g.Name = r.Name
 		out = append(out, g)
 	}
 	return out, nil
 }
 
 func (s *Server) readGroup(name string) (groupRecord, error) {
-	var g groupRecord
-	b, err := os.ReadFile(s.groupPath(name))
-	if errors.Is(err, os.ErrNotExist) {
-		return g, errorf(http.StatusNotFound, "no group "+strconv.Quote(name), "'lifeboat group list' lists the groups")
-	}
-	if err != nil {
+	g, err := s.groupDir().Get(name)
+	var ce *recdir.CorruptError
+	switch {
+	case errors.Is(err, recdir.ErrNotFound):
+		return g, httpapi.Errorf(http.StatusNotFound, "no group "+strconv.Quote(name), "'lifeboat group list' lists the groups")
+	case errors.As(err, &ce):
+		return g, damagedGroup(ce)
+	case err != nil:
 		return g, fmt.Errorf("read group: %w", err)
-	}
-	if err := json.Unmarshal(b, &g); err != nil {
-		return g, &Error{Status: http.StatusInternalServerError, Msg: "group file " + s.groupPath(name) + " is damaged",
-			Remedy: "fix or delete the file and create the group again", Err: err}
 	}
 	g.Name = name
 	return g, nil
+}
+
+func damagedGroup(ce *recdir.CorruptError) error {
+	return &httpapi.Error{Status: http.StatusInternalServerError, Msg: "group file " + ce.File + " is damaged",
+		Remedy: "fix or delete the file and create the group again", Err: ce.Err}
 }
 
 // groupOf returns the group machine m is in, if any.
@@ -117,7 +115,7 @@ func (s *Server) groupOf(m string) (groupRecord, bool, error) {
 func groupParam(r *http.Request) (string, error) {
 	g := r.PathValue("g")
 	if err := api.ValidName(g); err != nil {
-		return "", errorf(http.StatusBadRequest, "bad group name: "+err.Error(), "group names are [A-Za-z0-9._-]{1,63}")
+		return "", httpapi.Errorf(http.StatusBadRequest, "bad group name: "+err.Error(), "group names are [A-Za-z0-9._-]{1,63}")
 	}
 	return g, nil
 }
@@ -125,17 +123,17 @@ func groupParam(r *http.Request) (string, error) {
 // createGroup handles POST /v1/groups.
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 	var req api.GroupRequest
-	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		return err
 	}
 	if err := api.ValidName(req.Name); err != nil {
-		return errorf(http.StatusBadRequest, "bad group name: "+err.Error(), "group names are [A-Za-z0-9._-]{1,63}")
+		return httpapi.Errorf(http.StatusBadRequest, "bad group name: "+err.Error(), "group names are [A-Za-z0-9._-]{1,63}")
 	}
 	ms := slices.Clone(req.Machines)
 	slices.Sort(ms)
 	ms = slices.Compact(ms)
 	if len(ms) < 2 {
-		return errorf(http.StatusBadRequest, "a group needs at least two machines", "give --machines a,b[,...]")
+		return httpapi.Errorf(http.StatusBadRequest, "a group needs at least two machines", "give --machines a,b[,...]")
 	}
 	known, err := s.machineNames(r.Context())
 	if err != nil {
@@ -143,10 +141,10 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 	}
 	for _, m := range ms {
 		if err := api.ValidName(m); err != nil {
-			return errorf(http.StatusBadRequest, "bad machine name "+strconv.Quote(m)+": "+err.Error(), "'lifeboat machines' lists the machines")
+			return httpapi.Errorf(http.StatusBadRequest, "bad machine name "+strconv.Quote(m)+": "+err.Error(), "'lifeboat machines' lists the machines")
 		}
 		if !slices.Contains(known, m) {
-			return errorf(http.StatusNotFound, "unknown machine "+strconv.Quote(m), "register its agent first; 'lifeboat machines' lists the machines")
+			return httpapi.Errorf(http.StatusNotFound, "unknown machine "+strconv.Quote(m), "register its agent first; 'lifeboat machines' lists the machines")
 		}
 	}
 	iv := req.IntervalSeconds
@@ -162,29 +160,25 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 	}
 	for _, g := range gs {
 		if g.Name == req.Name {
-			return errorf(http.StatusConflict, "group "+req.Name+" exists", "delete it first, or choose another name")
+			return httpapi.Errorf(http.StatusConflict, "group "+req.Name+" exists", "delete it first, or choose another name")
 		}
 		for _, m := range ms {
 			if slices.Contains(g.Machines, m) {
-				return errorf(http.StatusConflict, "machine "+m+" is already in group "+g.Name,
+				return httpapi.Errorf(http.StatusConflict, "machine "+m+" is already in group "+g.Name,
 					"a machine cuts group points with one group only: delete group "+g.Name+" first")
 			}
 		}
 	}
 	g := groupRecord{Name: req.Name, Machines: ms, IntervalSeconds: iv, Created: time.Now().UTC()}
-	b, _ := json.MarshalIndent(g, "", "  ")
-	if err := os.MkdirAll(filepath.Join(s.dir, GroupsDir), 0o700); err != nil {
+	if err := s.groupDir().Put(g.Name, g); err != nil {
 		return fmt.Errorf("save group: %w", err)
 	}
-	if err := fsutil.WriteFileAtomic(s.groupPath(g.Name), append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("save group: %w", err)
-	}
-	s.cfg.Logger.With(LogComponent, "config").Info("group created", "group", g.Name, "machines", ms, "interval_seconds", iv)
+	s.cfg.Logger.With(httpapi.LogComponent, "config").Info("group created", "group", g.Name, "machines", ms, "interval_seconds", iv)
 	out, err := s.groupStatus(r.Context(), g)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, out)
+	httpapi.WriteJSON(w, http.StatusCreated, out)
 	return nil
 }
 
@@ -202,7 +196,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, st)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -220,7 +214,7 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpapi.WriteJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -237,14 +231,14 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(s.groupPath(name)); err != nil {
+	if err := s.groupDir().Delete(name); err != nil {
 		return fmt.Errorf("delete group: %w", err)
 	}
 	st, err := s.groupStatus(r.Context(), g)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpapi.WriteJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -349,7 +343,7 @@ func (s *Server) listGroupPoints(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, pts)
+	httpapi.WriteJSON(w, http.StatusOK, pts)
 	return nil
 }
 
@@ -367,7 +361,7 @@ func (s *Server) requestGroupPoint(w http.ResponseWriter, r *http.Request) error
 	wait := DefaultGroupPointWait
 	if v := r.URL.Query().Get("wait"); v != "" {
 		if wait, err = time.ParseDuration(v); err != nil || wait <= 0 {
-			return errorf(http.StatusBadRequest, "bad wait "+strconv.Quote(v), "give a duration such as 2m")
+			return httpapi.Errorf(http.StatusBadRequest, "bad wait "+strconv.Quote(v), "give a duration such as 2m")
 		}
 	}
 	var b [8]byte
@@ -389,10 +383,10 @@ func (s *Server) requestGroupPoint(w http.ResponseWriter, r *http.Request) error
 	}()
 	select {
 	case res := <-ch:
-		writeJSON(w, http.StatusOK, res)
+		httpapi.WriteJSON(w, http.StatusOK, res)
 		return nil
 	case <-time.After(wait):
-		return errorf(http.StatusGatewayTimeout, "the coordinator "+g.Machines[0]+" did not report a group point within "+wait.String(),
+		return httpapi.Errorf(http.StatusGatewayTimeout, "the coordinator "+g.Machines[0]+" did not report a group point within "+wait.String(),
 			"check that the agent of "+g.Machines[0]+" runs with --group-listen and reaches this server ('lifeboat group show "+g.Name+"')")
 	case <-r.Context().Done():
 		return r.Context().Err()
@@ -411,11 +405,11 @@ func (s *Server) groupFailover(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req api.GroupFailoverRequest
-	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		return err
 	}
 	if req.Out == "" || !filepath.IsAbs(req.Out) {
-		return errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
+		return httpapi.Errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
 	}
 	pts, err := s.groupPoints(r.Context(), g)
 	if err != nil {
@@ -429,18 +423,18 @@ func (s *Server) groupFailover(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if pt == nil {
-		return errorf(http.StatusNotFound, "no group point "+strconv.Quote(req.Point)+" of group "+g.Name,
+		return httpapi.Errorf(http.StatusNotFound, "no group point "+strconv.Quote(req.Point)+" of group "+g.Name,
 			"'lifeboat points --group "+g.Name+"' lists the group points that every member holds")
 	}
 	if !pt.Materializable {
-		return errorf(http.StatusConflict, "group point "+pt.ID+" is no longer materializable on every member",
+		return httpapi.Errorf(http.StatusConflict, "group point "+pt.ID+" is no longer materializable on every member",
 			"choose a newer one: 'lifeboat points --group "+g.Name+"'")
 	}
 	res := api.GroupFailoverResult{Group: g.Name, Point: *pt, Machines: []api.FailoverResult{}}
 	for _, m := range g.Machines {
 		fr, err := s.runFailover(r.Context(), m, api.FailoverRequest{Point: pt.ID, Test: req.Test, Out: filepath.Join(req.Out, m), Check: req.Check})
 		if err != nil {
-			var e *Error
+			var e *httpapi.Error
 			if errors.As(err, &e) {
 				e.Msg = "machine " + m + ": " + e.Msg
 				return e
@@ -449,7 +443,7 @@ func (s *Server) groupFailover(w http.ResponseWriter, r *http.Request) error {
 		}
 		res.Machines = append(res.Machines, fr)
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpapi.WriteJSON(w, http.StatusOK, res)
 	return nil
 }
 
@@ -457,14 +451,14 @@ func (s *Server) groupFailover(w http.ResponseWriter, r *http.Request) error {
 // configuration role: its certificate's name, verified against the CA.
 func (s *Server) agentMachine(r *http.Request) (string, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return "", errorf(http.StatusUnauthorized, "no client certificate", "the agent presents its machine certificate: register it first")
+		return "", httpapi.Errorf(http.StatusUnauthorized, "no client certificate", "the agent presents its machine certificate: register it first")
 	}
 	cn, err := s.ca.VerifyClient(r.TLS.PeerCertificates)
 	if err != nil {
-		return "", &Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Remedy: "register the agent with this server", Err: err}
+		return "", &httpapi.Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Remedy: "register the agent with this server", Err: err}
 	}
 	if cn == api.AdminName || api.ValidName(cn) != nil {
-		return "", errorf(http.StatusForbidden, "certificate names no machine", "use the agent's machine certificate")
+		return "", httpapi.Errorf(http.StatusForbidden, "certificate names no machine", "use the agent's machine certificate")
 	}
 	return cn, nil
 }
@@ -476,14 +470,14 @@ func (s *Server) syncAgentGroup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req api.GroupReport
-	if err := decodeJSON(w, r, 4<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 4<<10, &req); err != nil {
 		return err
 	}
 	addr := req.Addr
 	if addr != "" {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			return errorf(http.StatusBadRequest, "bad group listen address "+strconv.Quote(addr), "give --group-listen HOST:PORT")
+			return httpapi.Errorf(http.StatusBadRequest, "bad group listen address "+strconv.Quote(addr), "give --group-listen HOST:PORT")
 		}
 		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 			// Listening on every address: the others reach it where
@@ -521,7 +515,7 @@ func (s *Server) syncAgentGroup(w http.ResponseWriter, r *http.Request) error {
 		gst.mu.Unlock()
 	}
 	_, out.ProcessServer = s.assignedAddr(r, m)
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -533,7 +527,7 @@ func (s *Server) agentGroupResult(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	var res api.GroupPointResult
-	if err := decodeJSON(w, r, 64<<10, &res); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 64<<10, &res); err != nil {
 		return err
 	}
 	g, ok, err := s.groupOf(m)
@@ -541,14 +535,14 @@ func (s *Server) agentGroupResult(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if !ok || g.Name != res.Group || g.Machines[0] != m {
-		return errorf(http.StatusForbidden, "machine "+m+" does not coordinate group "+strconv.Quote(res.Group),
+		return httpapi.Errorf(http.StatusForbidden, "machine "+m+" does not coordinate group "+strconv.Quote(res.Group),
 			"only a group's first machine by name reports its points")
 	}
-	log := s.cfg.Logger.With(LogComponent, "config", "group", g.Name, LogPoint, res.ID)
+	log := s.cfg.Logger.With(httpapi.LogComponent, "config", "group", g.Name, httpapi.LogPoint, res.ID)
 	if res.OK {
 		log.Info("group point cut", "freeze_seconds", res.FreezeSeconds)
 	} else {
-		log.Warn("group point failed", "phase", res.Phase, "failed", res.Failed, LogErr, res.Error)
+		log.Warn("group point failed", "phase", res.Phase, "failed", res.Failed, httpapi.LogErr, res.Error)
 	}
 	gst := s.groupState()
 	gst.mu.Lock()

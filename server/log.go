@@ -6,19 +6,6 @@ import (
 	"os"
 )
 
-// Log keys, the same in every component.
-const (
-	LogComponent = "component"
-	LogMachine   = "machine"
-	LogDisk      = "disk"
-	LogSeq       = "seq"
-	LogAddr      = "addr"
-	LogErr       = "err"
-	LogPoint     = "point"
-	LogRemote    = "remote"
-	LogStatus    = "status"
-)
-
 // NewLogger returns a logger that writes text to w when it is a terminal
 // and JSON lines otherwise.
 func NewLogger(w io.Writer, level slog.Leveler) *slog.Logger {

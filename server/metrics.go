@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -103,16 +103,16 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		names = nil
 	}
 	for _, name := range names {
-		rec, _ := s.machine(name)
+		rec, _ := s.machines.Get(name)
 		for _, st := range machineStateNames {
 			v := 0.0
-			if rec.state() == st {
+			if rec.StateName() == st {
 				v = 1
 			}
 			gauge(mMachineState, v, name, st)
 		}
-		if !rec.lastSeen.IsZero() {
-			gauge(mLastSeen, unixSeconds(rec.lastSeen), name)
+		if !rec.LastSeen.IsZero() {
+			gauge(mLastSeen, unixSeconds(rec.LastSeen), name)
 		}
 		for _, d := range rec.Disks {
 			gauge(mDiskSize, float64(d.Size), name, d.Name)
@@ -136,21 +136,12 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(mRPO, now.Sub(newest).Seconds(), name)
 		}
 	}
-	s.mu.Lock()
-	var loaded []*diskState
-	for _, d := range s.disks {
-		loaded = append(loaded, d)
-	}
-	s.mu.Unlock()
-	for _, d := range loaded {
-		d.mu.Lock()
-		next, applied, failing := d.next, d.applied, d.applyErr != ""
-		d.mu.Unlock()
-		counter(mSegReceived, float64(next), d.machine, d.name)
-		counter(mSegApplied, float64(applied), d.machine, d.name)
-		gauge(mSegPending, float64(next-min(applied, next)), d.machine, d.name)
-		gauge(mApplyFailing, b2f(failing), d.machine, d.name)
-		gauge(mCacheBytes, float64(cachedBytes(d.dir)), d.machine, d.name)
+	for _, d := range s.proc.Counters() {
+		counter(mSegReceived, float64(d.Next), d.Machine, d.Disk)
+		counter(mSegApplied, float64(d.Applied), d.Machine, d.Disk)
+		gauge(mSegPending, float64(d.Next-min(d.Applied, d.Next)), d.Machine, d.Disk)
+		gauge(mApplyFailing, b2f(d.Failing), d.Machine, d.Disk)
+		gauge(mCacheBytes, float64(d.CacheBytes), d.Machine, d.Disk)
 	}
 	a := &s.alerts
 	a.amu.Lock()
@@ -188,24 +179,6 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// cachedBytes sums the sizes of the segments in a disk's cache directory.
-func cachedBytes(dir string) int64 {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".hrl") || strings.HasPrefix(e.Name(), tmpPrefix) {
-			continue
-		}
-		if fi, err := e.Info(); err == nil {
-			n += fi.Size()
-		}
-	}
-	return n
-}
-
 // MetricsHandler returns the handler of /metrics: the server's collector,
 // plus the Go runtime's and the process's.
 func (s *Server) MetricsHandler() http.Handler {
@@ -223,7 +196,7 @@ func (s *Server) listenMetrics() error {
 	ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
 	if err != nil {
 		if s.cfg.MetricsBestEffort {
-			s.log.Warn("metrics disabled: cannot listen", LogAddr, s.cfg.MetricsAddr, LogErr, err,
+			s.log.Warn("metrics disabled: cannot listen", httpapi.LogAddr, s.cfg.MetricsAddr, httpapi.LogErr, err,
 				"hint", "another process holds the port: pass --metrics ADDR to choose one, or --metrics '' to silence this")
 			return nil
 		}
@@ -233,7 +206,7 @@ func (s *Server) listenMetrics() error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.MetricsHandler())
 	s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
-	s.cfg.Logger.With(LogComponent, "metrics").Info("listening", LogAddr, ln.Addr().String())
+	s.cfg.Logger.With(httpapi.LogComponent, "metrics").Info("listening", httpapi.LogAddr, ln.Addr().String())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,7 +15,8 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/recdir"
 )
 
 // DefaultScriptTimeout bounds a plan's script when the plan sets no
@@ -32,15 +32,16 @@ const (
 	EnvMachines = "LIFEBOAT_MACHINES"
 )
 
-func (s *Server) planPath(name string) string {
-	return filepath.Join(s.dir, PlansDir, name+".json")
+// planDir is DataDir/plans.
+func (s *Server) planDir() *recdir.Dir[api.Plan] {
+	return recdir.New[api.Plan](filepath.Join(s.dir, PlansDir), api.ValidName)
 }
 
 // planParam returns the plan name of the URL, checked.
 func planParam(r *http.Request) (string, error) {
 	name := r.PathValue("name")
 	if err := api.ValidName(name); err != nil {
-		return "", errorf(http.StatusBadRequest, "bad plan name: "+err.Error(), "plan names are [A-Za-z0-9._-]{1,63}")
+		return "", httpapi.Errorf(http.StatusBadRequest, "bad plan name: "+err.Error(), "plan names are [A-Za-z0-9._-]{1,63}")
 	}
 	return name, nil
 }
@@ -53,17 +54,16 @@ func (s *Server) loadPlan(name string) (api.Plan, error) {
 }
 
 func (s *Server) readPlan(name string) (api.Plan, error) {
-	var p api.Plan
-	b, err := os.ReadFile(s.planPath(name))
-	if errors.Is(err, os.ErrNotExist) {
-		return p, errorf(http.StatusNotFound, "no plan "+strconv.Quote(name), "'lifeboat plan list' lists the plans")
-	}
-	if err != nil {
+	p, err := s.planDir().Get(name)
+	var ce *recdir.CorruptError
+	switch {
+	case errors.Is(err, recdir.ErrNotFound):
+		return p, httpapi.Errorf(http.StatusNotFound, "no plan "+strconv.Quote(name), "'lifeboat plan list' lists the plans")
+	case errors.As(err, &ce):
+		return p, &httpapi.Error{Status: http.StatusInternalServerError, Msg: "plan file " + ce.File + " is damaged",
+			Remedy: "fix or delete the file and create the plan again", Err: ce.Err}
+	case err != nil:
 		return p, fmt.Errorf("read plan: %w", err)
-	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, &Error{Status: http.StatusInternalServerError, Msg: "plan file " + s.planPath(name) + " is damaged",
-			Remedy: "fix or delete the file and create the plan again", Err: err}
 	}
 	p.Name = name
 	return p, nil
@@ -73,23 +73,19 @@ func (s *Server) readPlan(name string) (api.Plan, error) {
 func (s *Server) listPlans(w http.ResponseWriter, r *http.Request) error {
 	s.plansMu.Lock()
 	defer s.plansMu.Unlock()
-	ents, err := os.ReadDir(filepath.Join(s.dir, PlansDir))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	names, err := s.planDir().Names()
+	if err != nil {
 		return fmt.Errorf("list plans: %w", err)
 	}
 	out := []api.Plan{}
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || api.ValidName(name) != nil || e.IsDir() {
-			continue
-		}
+	for _, name := range names {
 		p, err := s.readPlan(name)
 		if err != nil {
 			return err
 		}
 		out = append(out, p)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -103,7 +99,7 @@ func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, p)
+	httpapi.WriteJSON(w, http.StatusOK, p)
 	return nil
 }
 
@@ -117,7 +113,7 @@ func (s *Server) deletePlan(w http.ResponseWriter, r *http.Request) error {
 	running := s.running[name]
 	s.mu.Unlock()
 	if running {
-		return errorf(http.StatusConflict, "plan "+name+" is running", "wait until it ends")
+		return httpapi.Errorf(http.StatusConflict, "plan "+name+" is running", "wait until it ends")
 	}
 	s.plansMu.Lock()
 	defer s.plansMu.Unlock()
@@ -125,13 +121,10 @@ func (s *Server) deletePlan(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(s.planPath(name)); err != nil {
+	if err := s.planDir().Delete(name); err != nil {
 		return fmt.Errorf("delete plan: %w", err)
 	}
-	if err := fsutil.SyncDir(filepath.Join(s.dir, PlansDir)); err != nil {
-		return fmt.Errorf("delete plan: %w", err)
-	}
-	writeJSON(w, http.StatusOK, p)
+	httpapi.WriteJSON(w, http.StatusOK, p)
 	return nil
 }
 
@@ -139,14 +132,14 @@ func (s *Server) deletePlan(w http.ResponseWriter, r *http.Request) error {
 func checkScript(path string) error {
 	const hint = "a script is an absolute path of an executable file on the server host"
 	if !filepath.IsAbs(path) {
-		return errorf(http.StatusBadRequest, "script "+strconv.Quote(path)+" is not an absolute path", hint)
+		return httpapi.Errorf(http.StatusBadRequest, "script "+strconv.Quote(path)+" is not an absolute path", hint)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Msg: "script " + path + ": " + err.Error(), Remedy: hint, Err: err}
+		return &httpapi.Error{Status: http.StatusBadRequest, Msg: "script " + path + ": " + err.Error(), Remedy: hint, Err: err}
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return errorf(http.StatusBadRequest, "script "+path+" is not an executable file", hint+" (chmod +x)")
+		return httpapi.Errorf(http.StatusBadRequest, "script "+path+" is not an executable file", hint+" (chmod +x)")
 	}
 	return nil
 }
@@ -154,14 +147,14 @@ func checkScript(path string) error {
 // createPlan handles POST /v1/plans.
 func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) error {
 	var p api.Plan
-	if err := decodeJSON(w, r, 1<<20, &p); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 1<<20, &p); err != nil {
 		return err
 	}
 	if err := api.ValidName(p.Name); err != nil {
-		return errorf(http.StatusBadRequest, "bad plan name: "+err.Error(), "plan names are [A-Za-z0-9._-]{1,63}")
+		return httpapi.Errorf(http.StatusBadRequest, "bad plan name: "+err.Error(), "plan names are [A-Za-z0-9._-]{1,63}")
 	}
 	if len(p.Groups) == 0 {
-		return errorf(http.StatusBadRequest, "a plan needs at least one group", "give --group M1,M2 (repeat it for each group, in order)")
+		return httpapi.Errorf(http.StatusBadRequest, "a plan needs at least one group", "give --group M1,M2 (repeat it for each group, in order)")
 	}
 	known, err := s.machineNames(r.Context())
 	if err != nil {
@@ -170,18 +163,18 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) error {
 	seen := map[string]int{}
 	for i, g := range p.Groups {
 		if len(g) == 0 {
-			return errorf(http.StatusBadRequest, fmt.Sprintf("group %d is empty", i+1), "each --group names at least one machine")
+			return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("group %d is empty", i+1), "each --group names at least one machine")
 		}
 		for _, m := range g {
 			if err := api.ValidName(m); err != nil {
-				return errorf(http.StatusBadRequest, fmt.Sprintf("group %d: bad machine name: %v", i+1, err), "'lifeboat machines' lists the machines")
+				return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("group %d: bad machine name: %v", i+1, err), "'lifeboat machines' lists the machines")
 			}
 			if j, dup := seen[m]; dup {
-				return errorf(http.StatusBadRequest, fmt.Sprintf("machine %s is in group %d and in group %d", m, j, i+1), "put each machine in one group")
+				return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("machine %s is in group %d and in group %d", m, j, i+1), "put each machine in one group")
 			}
 			seen[m] = i + 1
 			if !slices.Contains(known, m) {
-				return errorf(http.StatusNotFound, fmt.Sprintf("group %d: unknown machine %q", i+1, m), "'lifeboat machines' lists the machines")
+				return httpapi.Errorf(http.StatusNotFound, fmt.Sprintf("group %d: unknown machine %q", i+1, m), "'lifeboat machines' lists the machines")
 			}
 		}
 	}
@@ -190,7 +183,7 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) error {
 	}
 	for _, sc := range p.Scripts {
 		if sc.AfterGroup < 1 || sc.AfterGroup > len(p.Groups) {
-			return errorf(http.StatusBadRequest, fmt.Sprintf("script %s after group %d: the plan has groups 1 to %d", sc.Path, sc.AfterGroup, len(p.Groups)),
+			return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("script %s after group %d: the plan has groups 1 to %d", sc.Path, sc.AfterGroup, len(p.Groups)),
 				"give --script-after-group N=PATH with N a group number")
 		}
 		if err := checkScript(sc.Path); err != nil {
@@ -198,30 +191,25 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if p.ScriptTimeoutSeconds < 0 {
-		return errorf(http.StatusBadRequest, "negative script timeout", "give --script-timeout as a positive duration")
+		return httpapi.Errorf(http.StatusBadRequest, "negative script timeout", "give --script-timeout as a positive duration")
 	}
 	if p.ScriptTimeoutSeconds == 0 {
 		p.ScriptTimeoutSeconds = int64(DefaultScriptTimeout / time.Second)
 	}
 	p.Created = time.Now().UTC()
-	b, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return err
-	}
 	s.plansMu.Lock()
 	defer s.plansMu.Unlock()
-	dir := filepath.Join(s.dir, PlansDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	pd := s.planDir()
+	if exists, err := pd.Exists(p.Name); err != nil {
+		return fmt.Errorf("save plan: %w", err)
+	} else if exists {
+		return httpapi.Errorf(http.StatusConflict, "plan "+p.Name+" already exists", "'lifeboat plan delete "+p.Name+"' first, or choose another name")
+	}
+	if err := pd.Put(p.Name, p); err != nil {
 		return fmt.Errorf("save plan: %w", err)
 	}
-	if _, err := os.Stat(s.planPath(p.Name)); err == nil {
-		return errorf(http.StatusConflict, "plan "+p.Name+" already exists", "'lifeboat plan delete "+p.Name+"' first, or choose another name")
-	}
-	if err := fsutil.WriteFileAtomic(s.planPath(p.Name), append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("save plan: %w", err)
-	}
-	s.cfg.Logger.With(LogComponent, "config", "plan", p.Name).Info("plan created", "groups", len(p.Groups), "scripts", len(p.Scripts))
-	writeJSON(w, http.StatusOK, p)
+	s.cfg.Logger.With(httpapi.LogComponent, "config", "plan", p.Name).Info("plan created", "groups", len(p.Groups), "scripts", len(p.Scripts))
+	httpapi.WriteJSON(w, http.StatusOK, p)
 	return nil
 }
 
@@ -241,17 +229,17 @@ func (s *Server) planHandler(w http.ResponseWriter, r *http.Request, test bool) 
 		return err
 	}
 	var req api.PlanRequest
-	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		return err
 	}
 	if req.Point == "" {
 		req.Point = api.PointLatest
 	}
 	if req.Point != api.PointLatest && req.Point != api.PointLatestApp {
-		return errorf(http.StatusBadRequest, "a plan's point is latest or latest-app", "give --point latest or --point latest-app")
+		return httpapi.Errorf(http.StatusBadRequest, "a plan's point is latest or latest-app", "give --point latest or --point latest-app")
 	}
 	if req.Out == "" || !filepath.IsAbs(req.Out) {
-		return errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
+		return httpapi.Errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
 	}
 	p, err := s.loadPlan(name)
 	if err != nil {
@@ -260,7 +248,7 @@ func (s *Server) planHandler(w http.ResponseWriter, r *http.Request, test bool) 
 	s.mu.Lock()
 	if s.running[name] {
 		s.mu.Unlock()
-		return errorf(http.StatusConflict, "plan "+name+" is already running", "wait until it ends")
+		return httpapi.Errorf(http.StatusConflict, "plan "+name+" is already running", "wait until it ends")
 	}
 	s.running[name] = true
 	s.mu.Unlock()
@@ -273,7 +261,7 @@ func (s *Server) planHandler(w http.ResponseWriter, r *http.Request, test bool) 
 	if r.Context().Err() != nil {
 		return r.Context().Err()
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpapi.WriteJSON(w, http.StatusOK, res)
 	return nil
 }
 
@@ -282,7 +270,7 @@ func (s *Server) planHandler(w http.ResponseWriter, r *http.Request, test bool) 
 // scripts of a group after it. A failed machine or script stops the plan
 // after its group; the result says where.
 func (s *Server) executePlan(ctx context.Context, p api.Plan, req api.PlanRequest, test bool) api.PlanResult {
-	log := s.cfg.Logger.With(LogComponent, "plan", "plan", p.Name)
+	log := s.cfg.Logger.With(httpapi.LogComponent, "plan", "plan", p.Name)
 	res := api.PlanResult{Plan: p.Name, Test: test, Out: req.Out, Point: req.Point, Started: time.Now().UTC(), OK: true, Groups: []api.PlanGroupResult{}}
 	defer func() { res.Finished = time.Now().UTC() }()
 	log.Info("plan started", "test", test, "out", req.Out, "point", req.Point)
@@ -303,8 +291,8 @@ func (s *Server) executePlan(ctx context.Context, p api.Plan, req api.PlanReques
 		for _, mr := range g.Machines {
 			if !mr.OK {
 				res.OK = false
-				res.Stopped = &api.PlanStop{Group: gi + 1, Machine: mr.Machine, Error: mr.Error}
-				log.Error("plan stopped: failover failed", "group", gi+1, LogMachine, mr.Machine, LogErr, mr.Error)
+				res.Stopped = &api.PlanStop{Group: gi + 1, Machine: mr.Machine, Error: mr.Error, Hint: mr.Hint}
+				log.Error("plan stopped: failover failed", "group", gi+1, httpapi.LogMachine, mr.Machine, httpapi.LogErr, mr.Error)
 				res.Finished = time.Now().UTC()
 				return res
 			}
@@ -324,8 +312,8 @@ func (s *Server) executePlan(ctx context.Context, p api.Plan, req api.PlanReques
 			res.Groups[gi].Scripts = append(res.Groups[gi].Scripts, sr)
 			if sr.Error != "" {
 				res.OK = false
-				res.Stopped = &api.PlanStop{Group: gi + 1, Script: sc.Path, Error: sr.Error}
-				log.Error("plan stopped: script failed", "group", gi+1, "script", sc.Path, LogErr, sr.Error)
+				res.Stopped = &api.PlanStop{Group: gi + 1, Script: sc.Path, Error: sr.Error, Hint: sr.Hint}
+				log.Error("plan stopped: script failed", "group", gi+1, "script", sc.Path, httpapi.LogErr, sr.Error)
 				res.Finished = time.Now().UTC()
 				return res
 			}
@@ -344,15 +332,15 @@ func (s *Server) planMachine(ctx context.Context, m string, req api.PlanRequest,
 	defer func() { mr.DurationSeconds = time.Since(start).Seconds() }()
 	names, err := s.machineNames(ctx)
 	if err == nil && !slices.Contains(names, m) {
-		err = errorf(http.StatusNotFound, "unknown machine "+strconv.Quote(m), "'lifeboat machines' lists the machines")
+		err = httpapi.Errorf(http.StatusNotFound, "unknown machine "+strconv.Quote(m), "'lifeboat machines' lists the machines")
 	}
 	if err != nil {
-		mr.Error = errorText(err)
+		mr.Error, mr.Hint = errorText(err)
 		return mr
 	}
 	fr, err := s.runFailover(ctx, m, api.FailoverRequest{Point: req.Point, Test: test, Out: filepath.Join(req.Out, m), Check: req.Check})
 	if err != nil {
-		mr.Error = errorText(err)
+		mr.Error, mr.Hint = errorText(err)
 		return mr
 	}
 	mr.Failover = &fr
@@ -369,17 +357,13 @@ func (s *Server) planMachine(ctx context.Context, m string, req api.PlanRequest,
 	return mr
 }
 
-// errorText is the message of an error for a result: an *Error's message
-// and hint.
-func errorText(err error) string {
-	var e *Error
+// errorText is the message and the hint of an error for a result.
+func errorText(err error) (msg, hint string) {
+	var e *httpapi.Error
 	if errors.As(err, &e) {
-		if e.Remedy != "" {
-			return e.Msg + " (hint: " + e.Remedy + ")"
-		}
-		return e.Msg
+		return e.Msg, e.Remedy
 	}
-	return err.Error()
+	return err.Error(), api.Hint(err)
 }
 
 // runScript runs a plan's script with a timeout and the plan's
@@ -388,7 +372,7 @@ func runScript(ctx context.Context, path string, timeout time.Duration, dir stri
 	sr := api.PlanScriptResult{Path: path, ExitStatus: -1, Started: time.Now().UTC()}
 	defer func() { sr.DurationSeconds = time.Since(sr.Started).Seconds() }()
 	if err := checkScript(path); err != nil {
-		sr.Error = errorText(err)
+		sr.Error, sr.Hint = errorText(err)
 		return sr
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)

@@ -5,72 +5,59 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"slices"
-	"strconv"
-	"strings"
-	"syscall"
+	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/hrlfmt"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
+	"github.com/lifeboat-dr/lifeboat/server/process"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
-// processHandler routes the replication endpoints of the process role.
+// processHandler routes the replication endpoints of the process role
+// (server/process) and the drain of a joined process server.
 func (s *Server) processHandler() http.Handler {
-	log := s.cfg.Logger.With(LogComponent, "process")
+	log := s.cfg.Logger.With(httpapi.LogComponent, "process")
 	mux := http.NewServeMux()
-	route := func(pattern string, h func(w http.ResponseWriter, r *http.Request, machine string) error) {
-		mux.Handle(pattern, handle(log, func(w http.ResponseWriter, r *http.Request) error {
-			m, err := s.processMachine(r)
-			if err != nil {
-				return err
-			}
-			if err := s.checkAssigned(m); err != nil {
-				return err
-			}
-			s.seen(m)
-			if err := s.checkProtected(r, m); err != nil {
-				return err
-			}
-			return h(w, r, m)
-		}))
-	}
-	route("PUT "+api.PathMachine, s.putMachine)
-	route("GET "+api.PathDiskState, s.getDiskState)
-	route("PUT "+api.PathSegment, s.putSegment)
-	route("GET "+api.PathHashes, s.getHashes)
-	route("GET "+api.PathPoint, s.getPoint)
-	route("POST "+api.PathProbe, s.postProbe)
-	mux.Handle("POST "+api.PathDrain, handle(log, s.drain))
-	mux.Handle("/", handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the process role's endpoints")
+	s.proc.Routes(mux, log)
+	mux.Handle("POST "+api.PathDrain, httpapi.Handle(log, s.drain))
+	mux.Handle("/", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		return httpapi.Errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the process role's endpoints")
 	}))
 	return mux
 }
 
-// processMachine returns the machine a replication request comes from: the
-// CommonName of its client certificate, which TLS has verified against the
-// CA.
-func (s *Server) processMachine(r *http.Request) (string, error) {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return "", errorf(http.StatusUnauthorized, "no client certificate", "register the agent first: it gets its certificate from the configuration server")
+// procMachines gives the process role (server/process) the machine
+// records.
+type procMachines struct{ s *Server }
+
+func (a procMachines) Admit(r *http.Request, m string) error {
+	if err := a.s.checkAssigned(m); err != nil {
+		return err
 	}
-	cn := r.TLS.PeerCertificates[0].Subject.CommonName
-	if cn == api.AdminName {
-		return "", errorf(http.StatusForbidden, "the admin certificate cannot replicate", "replication needs a machine certificate, which an agent gets by registering")
-	}
-	if err := api.ValidName(cn); err != nil {
-		return "", errorf(http.StatusForbidden, "certificate names no valid machine: "+err.Error(), "register the agent again")
-	}
-	return cn, nil
+	a.s.machines.Seen(m)
+	return a.s.checkProtected(r, m)
+}
+
+func (a procMachines) CheckAssigned(m string) error { return a.s.checkAssigned(m) }
+
+func (a procMachines) Disks(m string) []api.DiskSpec {
+	rec, _ := a.s.machines.Get(m)
+	return rec.Disks
+}
+
+func (a procMachines) SetDisks(m string, disks []api.DiskSpec) error {
+	return a.s.machines.Update(m, func(rec *machines.Record) { rec.Disks = disks })
+}
+
+func (a procMachines) Status(ctx context.Context, m string) (api.Machine, error) {
+	return a.s.machineStatus(ctx, m)
 }
 
 // checkProtected refuses a machine whose failover was committed (410), and
 // after a re-protection any certificate but the latest.
 func (s *Server) checkProtected(r *http.Request, m string) error {
-	rec, _ := s.machine(m)
+	rec, _ := s.machines.Get(m)
 	if rec.State == api.StateCommitted {
 		return goneError(m, rec)
 	}
@@ -78,94 +65,24 @@ func (s *Server) checkProtected(r *http.Request, m string) error {
 		return failedBackError(m, rec)
 	}
 	if rec.SerialOnly && r.TLS.PeerCertificates[0].SerialNumber.Text(16) != rec.Serial {
-		return errorf(http.StatusForbidden, "certificate of machine "+m+" retired when its failover was committed",
+		return httpapi.Errorf(http.StatusForbidden, "certificate of machine "+m+" retired when its failover was committed",
 			"only the certificate of the latest registration may replicate this machine: register the agent again")
 	}
 	return nil
 }
 
-// diskParam returns the disk of the URL, checked.
-func diskParam(r *http.Request) (string, error) {
-	disk := r.PathValue("disk")
-	if err := api.ValidName(disk); err != nil {
-		return "", errorf(http.StatusBadRequest, "bad disk name: "+err.Error(), "disk names are [A-Za-z0-9._-]{1,63}")
-	}
-	return disk, nil
-}
-
-func (s *Server) putMachine(w http.ResponseWriter, r *http.Request, machine string) error {
-	var req api.MachineRequest
-	if err := decodeJSON(w, r, 1<<20, &req); err != nil {
-		return err
-	}
-	seen := map[string]bool{}
-	for _, d := range req.Disks {
-		if err := api.ValidName(d.Name); err != nil {
-			return errorf(http.StatusBadRequest, "bad disk name: "+err.Error(), "disk names are [A-Za-z0-9._-]{1,63}")
-		}
-		if d.Size <= 0 {
-			return errorf(http.StatusBadRequest, fmt.Sprintf("disk %s: size %d", d.Name, d.Size), "give each disk's size in bytes")
-		}
-		if seen[d.Name] {
-			return errorf(http.StatusBadRequest, "disk "+d.Name+" listed twice", "list each disk once")
-		}
-		seen[d.Name] = true
-	}
-	disks := slices.Clone(req.Disks)
-	slices.SortFunc(disks, func(a, b api.DiskSpec) int { return strings.Compare(a.Name, b.Name) })
-	infos := make([]store.DiskInfo, len(disks))
-	for i, d := range disks {
-		infos[i] = store.DiskInfo{Name: d.Name, Size: d.Size}
-	}
-	if err := s.store.SetDisks(r.Context(), machine, infos); err != nil {
-		return &Error{Status: http.StatusInternalServerError, Msg: "target storage refused the disk set", Remedy: "see the server's log", Err: err}
-	}
-	if err := s.updateMachine(machine, func(m *machineRecord) { m.Disks = disks }); err != nil {
-		return err
-	}
-	s.cfg.Logger.With(LogComponent, "process", LogMachine, machine).Info("disk set", "disks", len(disks))
-	m, err := s.machineStatus(r.Context(), machine)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, m)
-	return nil
-}
-
-func (s *Server) getDiskState(w http.ResponseWriter, r *http.Request, machine string) error {
-	disk, err := diskParam(r)
-	if err != nil {
-		return err
-	}
-	st, err := s.diskStatus(r.Context(), machine, disk)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, st)
-	return nil
-}
-
 // diskStatus returns the state of a disk as the API shows it.
 func (s *Server) diskStatus(ctx context.Context, machine, disk string) (api.DiskState, error) {
+	if s.proc != nil && s.servesHere(machine) {
+		return s.proc.DiskState(machine, disk)
+	}
 	st := api.DiskState{Disk: disk}
-	if m, ok := s.machine(machine); ok {
+	if m, ok := s.machines.Get(machine); ok {
 		for _, d := range m.Disks {
 			if d.Name == disk {
 				st.Size = d.Size
 			}
 		}
-	}
-	if s.cfg.Roles.Process && s.servesHere(machine) {
-		d, err := s.disk(machine, disk)
-		if err != nil {
-			return st, err
-		}
-		next, applied := d.state()
-		st.NextSeq = next
-		if applied > 0 {
-			st.Applied, st.AppliedSeq = true, applied-1
-		}
-		return st, nil
 	}
 	// Without the process role, target storage is all there is.
 	infos, err := s.store.Disks(ctx, machine)
@@ -180,270 +97,26 @@ func (s *Server) diskStatus(ctx context.Context, machine, disk string) (api.Disk
 	return st, nil
 }
 
-// putSegment receives one segment: see the package documentation.
-func (s *Server) putSegment(w http.ResponseWriter, r *http.Request, machine string) error {
-	disk, err := diskParam(r)
-	if err != nil {
-		return err
-	}
-	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
-	if err != nil {
-		return errorf(http.StatusBadRequest, "bad sequence number "+strconv.Quote(r.PathValue("seq")), "the sequence number is a decimal integer")
-	}
-	d, err := s.disk(machine, disk)
-	if err != nil {
-		return err
-	}
-	// Answer duplicates and gaps before reading the body (with
-	// "Expect: 100-continue" the agent does not even send it).
-	if ack, err := d.checkSeq(seq); ack != nil || err != nil {
-		if ack != nil {
-			writeJSON(w, http.StatusOK, ack)
-		}
-		return err
-	}
-	max := s.cfg.MaxSegmentBytes
-	if r.ContentLength > max {
-		return tooLarge(r.ContentLength, max)
-	}
-	tmp, m, verr, err := d.receive(w, r, max)
-	if tmp != "" {
-		defer os.Remove(tmp)
-	}
-	if err != nil {
-		return err
-	}
-	h := m.Header
-	if h.Machine != "" && h.Machine != machine {
-		return errorf(http.StatusForbidden, fmt.Sprintf("segment of machine %q, but the certificate is %q's", h.Machine, machine),
-			"an agent may only send its own machine's segments: check the agent's --name and its certificate")
-	}
-	if verr != nil {
-		var fe *hrlfmt.FormatError
-		if errors.As(verr, &fe) {
-			return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("corrupt segment: offset %d: %v", fe.Offset, fe.Err),
-				Remedy: "the segment was damaged or cut short in transit, or on the agent's spool: send it again; if it fails again, the agent must resync", Err: verr}
-		}
-		return &Error{Status: http.StatusInternalServerError, Msg: "read received segment", Remedy: "see the server's log", Err: verr}
-	}
-	if !m.Summary.Complete {
-		return errorf(http.StatusBadRequest, "segment has no trailer", "send only sealed segments")
-	}
-	if h.Disk != disk {
-		return errorf(http.StatusBadRequest, fmt.Sprintf("segment of disk %q sent as disk %q", h.Disk, disk), "send each segment to the URL of the disk its header names")
-	}
-	if h.Seq != seq {
-		return errorf(http.StatusBadRequest, fmt.Sprintf("segment %d sent as segment %d", h.Seq, seq), "send each segment to the URL of the sequence number its header holds")
-	}
-	ack, err := d.commitSegment(seq, tmp, m)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ack)
-	return nil
-}
-
-// tooLarge is the answer to a segment over the limit; n < 0 when its size
-// is unknown (a body without Content-Length cut off at the limit).
-func tooLarge(n, max int64) error {
-	msg := fmt.Sprintf("segment of %d bytes, more than the limit of %d", n, max)
-	if n < 0 {
-		msg = fmt.Sprintf("segment larger than the limit of %d bytes", max)
-	}
-	return errorf(http.StatusRequestEntityTooLarge, msg,
-		"make the agent rotate segments sooner (smaller segments), or raise the server's --max-segment-bytes")
-}
-
-// checkSeq answers a sequence number that is not the next one: an
-// acknowledgement for a duplicate, an error for a gap. Both nil means seq
-// is the next one.
-func (d *diskState) checkSeq(seq uint64) (*api.SegmentAck, error) {
-	next, _ := d.state()
-	switch {
-	case seq < next:
-		return &api.SegmentAck{Acked: seq, Duplicate: true}, nil
-	case seq > next:
-		return nil, &Error{Status: http.StatusConflict, Msg: "out of order", Expected: &next,
-			Remedy: fmt.Sprintf("send segment %d first: the server has every segment before it", next)}
-	}
-	return nil, nil
-}
-
-func isNoSpace(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
-}
-
-// storageError is the answer to a failure of the server's own disk.
-func storageError(what string, err error) error {
-	if isNoSpace(err) {
-		return &Error{Status: http.StatusInsufficientStorage, Msg: "process server cache disk full",
-			Remedy: "free space in the server's data directory (cache/), or wait for segments to be applied; the agent keeps its segments and retries", Err: err}
-	}
-	return &Error{Status: http.StatusInternalServerError, Msg: what, Remedy: "see the server's log", Err: err}
-}
-
-// commitSegment makes a verified temporary segment the durable segment
-// seq: cut log, rename, fsync of the directory. Only then is seq
-// acknowledged.
-func (d *diskState) commitSegment(seq uint64, tmp string, m *hrlfmt.Map) (*api.SegmentAck, error) {
-	cuts := m.Summary.Cuts
-	d.commit.Lock()
-	defer d.commit.Unlock()
-	if ack, err := d.checkSeq(seq); ack != nil || err != nil {
-		return ack, err // another upload of seq won the race
-	}
-	if err := d.s.checkAssigned(d.machine); err != nil {
-		return nil, err // a move began: never acknowledge what the drain missed
-	}
-	if err := d.appendCuts(seq, cuts); err != nil {
-		return nil, storageError("write cut log", err)
-	}
-	fi, err := os.Stat(tmp)
-	if err != nil {
-		return nil, storageError("stat cache file", err)
-	}
-	if err := os.Rename(tmp, d.segPath(seq)); err != nil {
-		return nil, storageError("rename cache file", err)
-	}
-	if err := fsutil.SyncDir(d.dir); err != nil {
-		// The rename may or may not be durable: take it back, so that
-		// the segment is not acknowledged without being durable.
-		os.Remove(d.segPath(seq))
-		return nil, storageError("sync cache directory", err)
-	}
-	keep := d.reserveMap(m)
-	d.mu.Lock()
-	d.next = seq + 1
-	d.keepMap(seq, segMap{m: m, fi: fi}, keep)
-	for _, c := range cuts {
-		if _, dup := d.cuts[c.PointID]; !dup {
-			d.cuts[c.PointID] = cutEntry{Seq: seq, ID: c.PointID, Kind: c.Kind.String(), Gen: c.Gen, Time: c.Time.UTC()}
-		}
-	}
-	d.mu.Unlock()
-	d.kick()
-	d.log.Debug("segment durable", LogSeq, seq, "cuts", len(cuts))
-	return &api.SegmentAck{Acked: seq}, nil
-}
-
-func (s *Server) getHashes(w http.ResponseWriter, r *http.Request, machine string) error {
-	disk, err := diskParam(r)
-	if err != nil {
-		return err
-	}
-	q := r.URL.Query()
-	var v [3]int64
-	for i, k := range []string{"offset", "length", "block"} {
-		n, err := strconv.ParseInt(q.Get(k), 10, 64)
-		if err != nil || n < 0 {
-			return errorf(http.StatusBadRequest, "bad or missing "+k, "give offset, length and block as non-negative decimal integers")
-		}
-		v[i] = n
-	}
-	off, n, block := v[0], v[1], v[2]
-	if block == 0 {
-		return errorf(http.StatusBadRequest, "block is 0", "give a block size in bytes")
-	}
-	if (n+block-1)/block > api.MaxHashBlocks {
-		return errorf(http.StatusBadRequest, fmt.Sprintf("%d blocks, more than %d", (n+block-1)/block, api.MaxHashBlocks), "ask for a smaller range or larger blocks")
-	}
-	d, err := s.disk(machine, disk)
-	if err != nil {
-		return err
-	}
-	next, _ := d.state()
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.HashesWait)
-	defer cancel()
-	if err := d.waitApplied(ctx, next); err != nil {
-		return &Error{Status: http.StatusServiceUnavailable, Msg: "segments not yet applied to target storage",
-			Remedy: "the replica is behind the segments already acknowledged: retry in a moment; if it stays so, see the server's log for apply errors", Err: err}
-	}
-	hs, err := s.store.Hashes(r.Context(), machine, disk, off, n, block)
-	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Status: http.StatusNotFound, Msg: "disk has no replica yet", Remedy: "declare the disk with PUT /v1/machine or send its segments first", Err: err}
-	}
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.Itoa(32*len(hs)))
-	for _, h := range hs {
-		if _, err := w.Write(h[:]); err != nil {
-			return nil // the client is gone
-		}
-	}
-	return nil
-}
-
-func (s *Server) getPoint(w http.ResponseWriter, r *http.Request, machine string) error {
-	id := r.PathValue("id")
-	if id == "" || len(id) > hrlfmt.MaxPointIDLength {
-		return errorf(http.StatusBadRequest, "bad point id", "a point id has 1 to 64 bytes")
-	}
-	disks, err := s.machineDisks(r.Context(), machine)
-	if err != nil {
-		return err
-	}
-	st := api.PointStatus{ID: id, Durable: len(disks) > 0}
-	for _, name := range disks {
-		d, err := s.disk(machine, name)
-		if err != nil {
-			return err
-		}
-		if !d.hasCut(id) {
-			st.Durable = false
-			break
-		}
-	}
-	pts, err := s.store.Points(r.Context(), machine)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	for _, p := range pts {
-		if p.ID == id {
-			st.Listed = true
-		}
-	}
-	writeJSON(w, http.StatusOK, st)
-	return nil
-}
-
 // machineDisks returns the disks of a machine, sorted: those it declared,
-// or else every disk target storage knows or the server holds segments of.
+// or else every disk target storage knows or the process role holds
+// segments of.
 func (s *Server) machineDisks(ctx context.Context, machine string) ([]string, error) {
-	if m, _ := s.machine(machine); len(m.Disks) > 0 {
-		names := make([]string, len(m.Disks))
-		for i, d := range m.Disks {
-			names[i] = d.Name
-		}
-		slices.Sort(names)
-		return names, nil
+	rec, _ := s.machines.Get(machine)
+	return process.DiskNames(ctx, s.store, machine, rec.Disks, s.proc.Received(machine))
+}
+
+// failedBackError is the process role's answer to the old source of a
+// machine that has failed back: its disks now hold the recovered data, so
+// what its agent would send predates them.
+func failedBackError(m string, rec machines.Record) *httpapi.Error {
+	return httpapi.Errorf(http.StatusGone, fmt.Sprintf("machine %s failed back at %s: its old protection has ended", m, whenRFC3339(rec.FailedBack)),
+		"register the agent again to protect the failed-back disks: it then resyncs against the replica, sending only blocks that differ")
+}
+
+// whenRFC3339 formats a time of a record, "?" when there is none.
+func whenRFC3339(t *time.Time) string {
+	if t == nil {
+		return "?"
 	}
-	set := map[string]bool{}
-	infos, err := s.store.Disks(ctx, machine)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	for _, in := range infos {
-		set[in.Name] = true
-	}
-	s.mu.Lock()
-	var loaded []*diskState
-	for k, d := range s.disks {
-		if k.machine == machine {
-			loaded = append(loaded, d)
-		}
-	}
-	s.mu.Unlock()
-	for _, d := range loaded {
-		if next, _ := d.state(); next > 0 {
-			set[d.name] = true
-		}
-	}
-	names := make([]string, 0, len(set))
-	for n := range set {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names, nil
+	return t.UTC().Format(time.RFC3339)
 }

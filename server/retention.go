@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -24,8 +26,8 @@ func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec, _ := s.machine(m)
-	writeJSON(w, http.StatusOK, apiPolicy(m, rec.policy(), rec.Policy == nil))
+	rec, _ := s.machines.Get(m)
+	httpapi.WriteJSON(w, http.StatusOK, apiPolicy(m, rec.Retention(), rec.Policy == nil))
 	return nil
 }
 
@@ -35,11 +37,11 @@ func checkPolicy(p api.Policy) (store.Retention, error) {
 	const maxSeconds = int64(100 * 365 * 24 * 3600)
 	switch {
 	case p.WindowSeconds <= 0 || p.WindowSeconds > maxSeconds:
-		return store.Retention{}, errorf(http.StatusBadRequest, "window must be at least one second (and under 100 years)", hint)
+		return store.Retention{}, httpapi.Errorf(http.StatusBadRequest, "window must be at least one second (and under 100 years)", hint)
 	case p.KeepAllSeconds <= 0 || p.KeepAllSeconds > p.WindowSeconds:
-		return store.Retention{}, errorf(http.StatusBadRequest, "keep-all must be between one second and the window", hint)
+		return store.Retention{}, httpapi.Errorf(http.StatusBadRequest, "keep-all must be between one second and the window", hint)
 	case p.ThinSeconds <= 0 || p.ThinSeconds > maxSeconds:
-		return store.Retention{}, errorf(http.StatusBadRequest, "thin must be at least one second", hint)
+		return store.Retention{}, httpapi.Errorf(http.StatusBadRequest, "thin must be at least one second", hint)
 	}
 	return store.Retention{
 		Window:  time.Duration(p.WindowSeconds) * time.Second,
@@ -56,7 +58,7 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var p api.Policy
-	if err := decodeJSON(w, r, 64<<10, &p); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 64<<10, &p); err != nil {
 		return err
 	}
 	var pol *store.Retention
@@ -67,13 +69,13 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) error {
 		}
 		pol = &ret
 	}
-	if err := s.updateMachine(m, func(rec *machineRecord) { rec.Policy = pol }); err != nil {
+	if err := s.machines.Update(m, func(rec *machines.Record) { rec.Policy = pol }); err != nil {
 		return err
 	}
-	rec, _ := s.machine(m)
-	s.cfg.Logger.With(LogComponent, "config", LogMachine, m).Info("retention policy set",
-		"window", rec.policy().Window.String(), "keep_all", rec.policy().KeepAll.String(), "thin", rec.policy().Thin.String(), "default", pol == nil)
-	writeJSON(w, http.StatusOK, apiPolicy(m, rec.policy(), rec.Policy == nil))
+	rec, _ := s.machines.Get(m)
+	s.cfg.Logger.With(httpapi.LogComponent, "config", httpapi.LogMachine, m).Info("retention policy set",
+		"window", rec.Retention().Window.String(), "keep_all", rec.Retention().KeepAll.String(), "thin", rec.Retention().Thin.String(), "default", pol == nil)
+	httpapi.WriteJSON(w, http.StatusOK, apiPolicy(m, rec.Retention(), rec.Policy == nil))
 	return nil
 }
 
@@ -85,18 +87,18 @@ func (s *Server) pruneNow(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !s.servesHere(m) {
 		id, addr := s.assignedAddr(nil, m)
-		return errorf(http.StatusConflict, fmt.Sprintf("machine %s is served by process server %s (%s), whose pruner applies its policy", m, id, addr),
+		return httpapi.Errorf(http.StatusConflict, fmt.Sprintf("machine %s is served by process server %s (%s), whose pruner applies its policy", m, id, addr),
 			"only the process server a machine is assigned to prunes it (every prune interval); wait for it, or move the machine here first")
 	}
 	ans, err := s.prune(r.Context(), m)
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Status: http.StatusNotFound, Msg: "machine " + m + " has no data in target storage yet", Remedy: "nothing to prune until its agent has replicated", Err: err}
+		return &httpapi.Error{Status: http.StatusNotFound, Msg: "machine " + m + " has no data in target storage yet", Remedy: "nothing to prune until its agent has replicated", Err: err}
 	}
 	if err != nil {
-		return &Error{Status: http.StatusInternalServerError, Msg: "prune failed: " + err.Error(),
+		return &httpapi.Error{Status: http.StatusInternalServerError, Msg: "prune failed: " + err.Error(),
 			Remedy: "target storage could not apply the retention policy; replication goes on: see the server's log, and 'lifeboat machines' for the problem", Err: err}
 	}
-	writeJSON(w, http.StatusOK, ans)
+	httpapi.WriteJSON(w, http.StatusOK, ans)
 	return nil
 }
 
@@ -105,16 +107,16 @@ func (s *Server) pruneNow(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) prune(ctx context.Context, m string) (api.PruneAnswer, error) {
 	s.pruneMu.Lock()
 	defer s.pruneMu.Unlock()
-	rec, _ := s.machine(m)
-	pol := rec.policy()
+	rec, _ := s.machines.Get(m)
+	pol := rec.Retention()
 	now := time.Now().UTC()
-	log := s.cfg.Logger.With(LogComponent, "pruner", LogMachine, m)
+	log := s.cfg.Logger.With(httpapi.LogComponent, "pruner", httpapi.LogMachine, m)
 	res, err := s.store.Prune(ctx, m, pol, now)
 	st := &api.PruneStatus{Time: now, Result: api.PruneResult{DroppedPoints: []string{}}}
 	if err != nil {
 		st.Error = err.Error()
 		if ctx.Err() == nil {
-			log.Error("prune failed", LogErr, err)
+			log.Error("prune failed", httpapi.LogErr, err)
 		}
 	} else {
 		st.Result = api.PruneResult{MergedSegments: res.Merged, MergedBytes: res.MergedBytes, DroppedPoints: slices.Clone(res.Dropped)}
@@ -124,14 +126,7 @@ func (s *Server) prune(ctx context.Context, m string) (api.PruneAnswer, error) {
 		log.Info("pruned", "merged_segments", res.Merged, "merged_bytes", res.MergedBytes, "dropped_points", len(res.Dropped))
 	}
 	if ctx.Err() == nil || err == nil {
-		s.mu.Lock()
-		r := s.machines[m]
-		if r == nil {
-			r = &machineRecord{Name: m}
-			s.machines[m] = r
-		}
-		r.lastPrune = st
-		s.mu.Unlock()
+		s.machines.Touch(m, func(r *machines.Record) { r.LastPrune = st })
 	}
 	if err != nil {
 		return api.PruneAnswer{}, err
@@ -144,7 +139,7 @@ func (s *Server) prune(ctx context.Context, m string) (api.PruneAnswer, error) {
 // or committed are left alone: their points are kept for the operator.
 // Errors are logged and shown in the machine's listing, never fatal.
 func (s *Server) pruner(ctx context.Context, interval time.Duration) {
-	log := s.cfg.Logger.With(LogComponent, "pruner")
+	log := s.cfg.Logger.With(httpapi.LogComponent, "pruner")
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -156,7 +151,7 @@ func (s *Server) pruner(ctx context.Context, interval time.Duration) {
 		ms, err := s.store.Machines(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				log.Error("list machines of target storage", LogErr, err)
+				log.Error("list machines of target storage", httpapi.LogErr, err)
 			}
 			continue
 		}
@@ -164,7 +159,7 @@ func (s *Server) pruner(ctx context.Context, interval time.Duration) {
 			if ctx.Err() != nil {
 				return
 			}
-			if rec, _ := s.machine(m); rec.State != "" || !s.servesHere(m) {
+			if rec, _ := s.machines.Get(m); rec.State != "" || !s.servesHere(m) {
 				continue // another process server prunes it
 			}
 			s.prune(ctx, m) // logged and noted by prune

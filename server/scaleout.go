@@ -16,7 +16,10 @@ import (
 	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
+	"github.com/lifeboat-dr/lifeboat/server/process"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -111,7 +114,7 @@ type JoinOptions struct {
 func Join(ctx context.Context, o JoinOptions) error {
 	for _, f := range []string{pki.CACertFile, JoinFile} {
 		if _, err := os.Lstat(filepath.Join(o.DataDir, f)); err == nil {
-			return &Error{Msg: fmt.Sprintf("%s already holds %s", o.DataDir, f), Remedy: "give the joining server a data directory of its own"}
+			return &httpapi.Error{Msg: fmt.Sprintf("%s already holds %s", o.DataDir, f), Remedy: "give the joining server a data directory of its own"}
 		}
 	}
 	key, err := pki.NewKey()
@@ -158,7 +161,7 @@ func (s *Server) joined() bool { return s.so.join != nil }
 // configuration server and its last known assignment.
 func (s *Server) openJoined(ji JoinInfo) error {
 	if s.cfg.Roles.Config {
-		return &Error{Msg: "this data directory joined configuration server " + ji.ConfigServer, Remedy: "run it with --roles process (a joined server has no CA key)"}
+		return &httpapi.Error{Msg: "this data directory joined configuration server " + ji.ConfigServer, Remedy: "run it with --roles process (a joined server has no CA key)"}
 	}
 	if s.cfg.ConfigServer != "" {
 		ji.ConfigServer = s.cfg.ConfigServer
@@ -183,7 +186,7 @@ func (s *Server) openJoined(ji JoinInfo) error {
 // heartbeatLoop reports to the configuration server every interval and
 // applies the assignment it answers, until ctx is done.
 func (s *Server) heartbeatLoop(ctx context.Context) {
-	log := s.cfg.Logger.With(LogComponent, "scaleout")
+	log := s.cfg.Logger.With(httpapi.LogComponent, "scaleout")
 	interval := api.DefaultHeartbeatSeconds * time.Second
 	for {
 		if err := s.heartbeat(ctx); err != nil && ctx.Err() == nil {
@@ -192,7 +195,7 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 			s.so.lastErr = err.Error()
 			s.so.mu.Unlock()
 			if first {
-				log.Warn("cannot reach the configuration server; serving the last known assignment", LogErr, err,
+				log.Warn("cannot reach the configuration server; serving the last known assignment", httpapi.LogErr, err,
 					"hint", "check that the configuration server at "+s.so.join.ConfigServer+" runs and that this server's certificate is still its latest join")
 			}
 		}
@@ -218,9 +221,9 @@ func (s *Server) heartbeat(ctx context.Context) error {
 			continue
 		}
 		sm := api.ServedMachine{Machine: m, Disks: []api.DiskState{}, Problems: []string{}}
-		rec, _ := s.machine(m)
-		if !rec.lastSeen.IsZero() {
-			t := rec.lastSeen
+		rec, _ := s.machines.Get(m)
+		if !rec.LastSeen.IsZero() {
+			t := rec.LastSeen
 			sm.LastSeen = &t
 		}
 		if disks, err := s.machineDisks(ctx, m); err == nil {
@@ -228,7 +231,7 @@ func (s *Server) heartbeat(ctx context.Context) error {
 				if st, err := s.diskStatus(ctx, m, d); err == nil {
 					sm.Disks = append(sm.Disks, st)
 				}
-				if msg := s.applyProblem(m, d); msg != "" {
+				if msg := s.proc.ApplyProblem(m, d); msg != "" {
 					sm.Problems = append(sm.Problems, "apply of disk "+d+" failing on process server "+s.localID()+": "+msg)
 				}
 			}
@@ -287,24 +290,25 @@ func (s *Server) applyAssignments(as []api.Assignment, save bool) {
 		if state == api.StateProtected {
 			state = ""
 		}
-		s.mu.Lock()
-		rec := s.machines[a.Machine]
-		if rec == nil {
-			rec = &machineRecord{Name: a.Machine}
-			s.machines[a.Machine] = rec
+		if _, onFile := s.machines.Get(a.Machine); !save && onFile {
+			// At start the record on file wins over the saved
+			// answer, as it always has; the next heartbeat applies
+			// the answer to it.
+			continue
 		}
-		rec.State, rec.Serial, rec.SerialOnly, rec.Epoch = state, a.Serial, a.SerialOnly, a.Epoch
-		if a.Policy.Default {
-			rec.Policy = nil
-		} else {
-			rec.Policy = &pol
-		}
-		s.mu.Unlock()
+		s.machines.Touch(a.Machine, func(rec *machines.Record) {
+			rec.State, rec.Serial, rec.SerialOnly, rec.Epoch = state, a.Serial, a.SerialOnly, a.Epoch
+			if a.Policy.Default {
+				rec.Policy = nil
+			} else {
+				rec.Policy = &pol
+			}
+		})
 	}
 	if save {
 		b, _ := json.MarshalIndent(as, "", "  ")
 		if err := fsutil.WriteFileAtomic(filepath.Join(s.dir, AssignmentsFile), append(b, '\n'), 0o600); err != nil {
-			s.cfg.Logger.With(LogComponent, "scaleout").Warn("save assignments", LogErr, err)
+			s.cfg.Logger.With(httpapi.LogComponent, "scaleout").Warn("save assignments", httpapi.LogErr, err)
 		}
 	}
 }
@@ -314,7 +318,7 @@ func (s *Server) checkJoinedAssigned(machine string) error {
 	s.so.mu.Lock()
 	defer s.so.mu.Unlock()
 	if !s.so.synced {
-		return errorf(http.StatusServiceUnavailable, "process server "+s.localID()+" has not heard from the configuration server yet",
+		return httpapi.Errorf(http.StatusServiceUnavailable, "process server "+s.localID()+" has not heard from the configuration server yet",
 			"check that the configuration server at "+s.so.join.ConfigServer+" runs; the agent retries")
 	}
 	a, ok := s.so.assigned[machine]
@@ -322,7 +326,7 @@ func (s *Server) checkJoinedAssigned(machine string) error {
 		return movingError("machine " + machine + " is being moved away from process server " + s.localID())
 	}
 	if !ok {
-		return errorf(http.StatusMisdirectedRequest, fmt.Sprintf("machine %s is not assigned to process server %s", machine, s.localID()),
+		return httpapi.Errorf(http.StatusMisdirectedRequest, fmt.Sprintf("machine %s is not assigned to process server %s", machine, s.localID()),
 			"the agent learns its process server from the configuration server within seconds; 'lifeboat machines' shows the assignment")
 	}
 	return nil
@@ -332,17 +336,17 @@ func (s *Server) checkJoinedAssigned(machine string) error {
 // from the configuration server only.
 func (s *Server) drain(w http.ResponseWriter, r *http.Request) error {
 	if !s.joined() {
-		return errorf(http.StatusNotFound, "this process server joined no configuration server", "the configuration server drains its own process role itself")
+		return httpapi.Errorf(http.StatusNotFound, "this process server joined no configuration server", "the configuration server drains its own process role itself")
 	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || r.TLS.PeerCertificates[0].Subject.CommonName != pki.ServerCNPrefix+s.so.join.ConfigID {
-		return errorf(http.StatusForbidden, "only the configuration server may drain a process server", "move machines with 'lifeboat move'")
+		return httpapi.Errorf(http.StatusForbidden, "only the configuration server may drain a process server", "move machines with 'lifeboat move'")
 	}
 	m := r.PathValue("m")
 	if err := api.ValidName(m); err != nil {
-		return errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "see docs/protocol.md")
+		return httpapi.Errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "see docs/protocol.md")
 	}
 	var req api.DrainRequest
-	if err := decodeJSON(w, r, 4<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 4<<10, &req); err != nil {
 		return err
 	}
 	s.so.mu.Lock()
@@ -360,8 +364,8 @@ func (s *Server) drain(w http.ResponseWriter, r *http.Request) error {
 		s.so.mu.Unlock()
 		return err
 	}
-	s.cfg.Logger.With(LogComponent, "scaleout", LogMachine, m).Info("drained for a move", "to", req.To, "epoch", req.Epoch)
-	writeJSON(w, http.StatusOK, api.DrainResult{Disks: ds})
+	s.cfg.Logger.With(httpapi.LogComponent, "scaleout", httpapi.LogMachine, m).Info("drained for a move", "to", req.To, "epoch", req.Epoch)
+	httpapi.WriteJSON(w, http.StatusOK, api.DrainResult{Disks: ds})
 	return nil
 }
 
@@ -407,7 +411,7 @@ func (l lockedStore) Materialize(ctx context.Context, machine, pointID, outDir s
 // ApplyMapped applies a segment the server has checked in full through the
 // wrapped store, from its map where the store takes one.
 func (l lockedStore) ApplyMapped(ctx context.Context, machine, disk string, seq uint64, segmentPath string, m *hrlfmt.Map) error {
-	if ma, ok := l.Store.(mappedApplier); ok {
+	if ma, ok := l.Store.(process.MappedApplier); ok {
 		return ma.ApplyMapped(ctx, machine, disk, seq, segmentPath, m)
 	}
 	return l.Store.Apply(ctx, machine, disk, seq, segmentPath)
@@ -431,19 +435,19 @@ func (s *Server) openStore() error {
 	if !s.cfg.SharedStore {
 		l, err := store.OpenLocal(dir)
 		if err != nil {
-			return &Error{Msg: "open target storage", Remedy: "is another lifeboat-server running on this --data directory? (servers sharing a --store need --shared-store)", Err: err}
+			return &httpapi.Error{Msg: "open target storage", Remedy: "is another lifeboat-server running on this --data directory? (servers sharing a --store need --shared-store)", Err: err}
 		}
 		s.store, s.ownStore = l, true
 		return nil
 	}
 	lock, err := tryFlock(filepath.Join(s.dir, "server.lock"))
 	if err != nil {
-		return &Error{Msg: "lock data directory", Remedy: "is another lifeboat-server running on this --data directory?", Err: err}
+		return &httpapi.Error{Msg: "lock data directory", Remedy: "is another lifeboat-server running on this --data directory?", Err: err}
 	}
 	l, err := store.OpenLocalShared(dir)
 	if err != nil {
 		lock()
-		return &Error{Msg: "open shared target storage " + dir, Remedy: "every server on a shared --store needs --shared-store", Err: err}
+		return &httpapi.Error{Msg: "open shared target storage " + dir, Remedy: "every server on a shared --store needs --shared-store", Err: err}
 	}
 	s.store, s.ownStore = lockedStore{Store: l, dir: l.Dir()}, true
 	s.so.unlockData = lock

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,24 +11,24 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/recovery"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
+	"github.com/lifeboat-dr/lifeboat/server/mastertarget"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
+	"github.com/lifeboat-dr/lifeboat/server/process"
+	"github.com/lifeboat-dr/lifeboat/server/statefile"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
 // Files and directories of the data directory that the server owns (pki
 // owns the certificates, keys and passphrase).
 const (
-	// StateFile describes the running server: its bound addresses.
-	StateFile = "server.json"
 	// CacheDir holds the durable segments not yet applied:
 	// cache/<machine>/<disk>/%016x.hrl, and each disk's cut log.
 	CacheDir = "cache"
@@ -45,8 +44,6 @@ const (
 const (
 	DefaultAPIAddr    = ":443"
 	DefaultListenAddr = ":9443"
-	DefaultHashesWait = 30 * time.Second
-	DefaultRetryMax   = 30 * time.Second
 	// DefaultPruneInterval is how often the pruner applies every
 	// machine's retention policy.
 	DefaultPruneInterval = 5 * time.Minute
@@ -62,6 +59,14 @@ type Roles struct {
 
 // AllRoles runs every role.
 var AllRoles = Roles{Config: true, Process: true, MasterTarget: true}
+
+// DefaultRoles returns the roles run when none are given: every role
+// that can run on this system (the master target needs Linux).
+func DefaultRoles() Roles {
+	r := AllRoles
+	r.MasterTarget = mastertarget.Supported()
+	return r
+}
 
 // ParseRoles parses a comma-separated list of "config", "process" and
 // "mastertarget".
@@ -111,7 +116,8 @@ type Config struct {
 	// ListenAddr is the listen address of the process role; "" means
 	// DefaultListenAddr.
 	ListenAddr string
-	// Roles to run; the zero value means AllRoles.
+	// Roles to run; the zero value means DefaultRoles() (AllRoles on
+	// Linux).
 	Roles Roles
 	// Advertise is the process server's host:port given to agents at
 	// registration; "" means the host the agent reached the configuration
@@ -125,10 +131,10 @@ type Config struct {
 	// MaxSegmentBytes limits one segment; 0 means api.MaxSegmentBytes.
 	MaxSegmentBytes int64
 	// HashesWait bounds how long a hashes request waits for the durable
-	// segments to be applied; 0 means DefaultHashesWait.
+	// segments to be applied; 0 means process.DefaultHashesWait.
 	HashesWait time.Duration
 	// RetryMax caps the backoff of a failing Apply; 0 means
-	// DefaultRetryMax.
+	// process.DefaultRetryMax.
 	RetryMax time.Duration
 	// PruneInterval is how often the pruner applies the retention
 	// policy of every protected machine (process role); 0 means
@@ -174,35 +180,6 @@ type Config struct {
 	ConfigServer string
 }
 
-// State is the content of DataDir/server.json, written once the listeners
-// are bound and removed at shutdown.
-type State struct {
-	// PID of the server process.
-	PID int `json:"pid"`
-	// Roles run.
-	Roles []string `json:"roles"`
-	// API is the bound address of the configuration role ("" if not run).
-	API string `json:"api"`
-	// APIURL is the URL the lifeboat CLI uses on this host.
-	APIURL string `json:"api_url"`
-	// Process is the bound address of the process role ("" if not run).
-	Process string `json:"process"`
-	// Metrics is the bound address of /metrics ("" if not served).
-	Metrics string `json:"metrics,omitempty"`
-	// Started is when the server started.
-	Started time.Time `json:"started"`
-	// StoreReflink says whether the local target storage's file system
-	// shares extents (reflink); absent when the target storage is not a
-	// local directory. See StoreNote.
-	StoreReflink *bool `json:"store_reflink,omitempty"`
-	// StoreNote is a warning about the target storage with its remedy.
-	StoreNote string `json:"store_note,omitempty"`
-}
-
-// NoReflinkNote is the warning about local target storage on a file
-// system that cannot share extents.
-const NoReflinkNote = "the target storage's file system cannot share extents (no reflink): every failover image starts with a full copy of the replica's base data, so failover time follows the disk's data, not the changes; put the data directory (its store/) on XFS made with reflink=1 (the mkfs.xfs default) or on btrfs"
-
 // reflinker is target storage that can say whether its file system
 // shares extents (store.Local).
 type reflinker interface{ Reflink() bool }
@@ -218,13 +195,13 @@ func storeReflink(st store.Store) (*bool, string) {
 	if v {
 		return &v, ""
 	}
-	return &v, NoReflinkNote
+	return &v, statefile.NoReflinkNote
 }
 
 // serverInfo handles GET /v1/server.
 func (s *Server) serverInfo(w http.ResponseWriter, r *http.Request) error {
 	ref, note := storeReflink(s.store)
-	writeJSON(w, http.StatusOK, api.ServerInfo{Roles: s.cfg.Roles.List(), StoreReflink: ref, StoreNote: note})
+	httpapi.WriteJSON(w, http.StatusOK, api.ServerInfo{Roles: s.cfg.Roles.List(), StoreReflink: ref, StoreNote: note})
 	return nil
 }
 
@@ -243,13 +220,8 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// mapRecords counts the records of the segment maps kept for the
-	// appliers, against mapBudget (segmap.go).
-	mapRecords atomic.Int64
-
 	mu       sync.Mutex
-	disks    map[diskKey]*diskState
-	machines map[string]*machineRecord
+	machines *machines.Registry
 	running  map[string]bool // plans being run
 
 	groupsOnce sync.Once
@@ -258,10 +230,12 @@ type Server struct {
 	tokensOnce sync.Once
 	tokens     *tokens // one-time registration tokens (tokens.go)
 
-	pruneMu sync.Mutex // one prune at a time
-	plansMu sync.Mutex // plan files
-	checker *recovery.Checker
-	mt      *masterTarget // nil unless the master-target role runs
+	pruneMu  sync.Mutex // one prune at a time
+	plansMu  sync.Mutex // plan files
+	checker  *recovery.Checker
+	proc     *process.Role              // nil unless the process role runs
+	mt       *mastertarget.MasterTarget // nil unless the master-target role runs
+	failback *mastertarget.API
 
 	apiSrv, procSrv   *http.Server
 	apiAddr, procAddr net.Addr
@@ -280,29 +254,20 @@ type Server struct {
 // stops it all.
 func Open(cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
-		return nil, &Error{Msg: "no data directory", Remedy: "pass --data DIR (made by 'lifeboat-server init')"}
+		return nil, &httpapi.Error{Msg: "no data directory", Remedy: "pass --data DIR (made by 'lifeboat-server init')"}
 	}
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("open server: %w", err)
 	}
 	if cfg.Roles == (Roles{}) {
-		cfg.Roles = AllRoles
+		cfg.Roles = DefaultRoles()
 	}
 	if cfg.APIAddr == "" {
 		cfg.APIAddr = DefaultAPIAddr
 	}
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = DefaultListenAddr
-	}
-	if cfg.MaxSegmentBytes <= 0 {
-		cfg.MaxSegmentBytes = api.MaxSegmentBytes
-	}
-	if cfg.HashesWait <= 0 {
-		cfg.HashesWait = DefaultHashesWait
-	}
-	if cfg.RetryMax <= 0 {
-		cfg.RetryMax = DefaultRetryMax
 	}
 	if cfg.PruneInterval == 0 {
 		cfg.PruneInterval = DefaultPruneInterval
@@ -336,9 +301,7 @@ func Open(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		dir:      dir,
-		log:      cfg.Logger.With(LogComponent, "server"),
-		disks:    make(map[diskKey]*diskState),
-		machines: make(map[string]*machineRecord),
+		log:      cfg.Logger.With(httpapi.LogComponent, "server"),
 		running:  make(map[string]bool),
 		serveErr: make(chan error, 3),
 	}
@@ -348,7 +311,10 @@ func Open(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.checker = &recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(LogComponent, "check")}
+	if s.machines, err = machines.Open(filepath.Join(dir, MachinesDir)); err != nil {
+		return nil, err
+	}
+	s.checker = &recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}
 	if joined {
 		s.ca, err = pki.LoadCACert(dir)
 	} else {
@@ -372,9 +338,6 @@ func Open(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := s.loadMachines(); err != nil {
-		return nil, err
-	}
 	s.store = cfg.Store
 	if s.store == nil {
 		if err := s.openStore(); err != nil {
@@ -397,7 +360,8 @@ func Open(cfg Config) (*Server, error) {
 		}
 	}()
 	if cfg.Roles.Process {
-		if err := s.recoverCache(); err != nil {
+		if s.proc, err = process.New(process.Options{CacheDir: filepath.Join(dir, CacheDir), Store: s.store, Machines: procMachines{s},
+			Log: cfg.Logger, MaxSegmentBytes: cfg.MaxSegmentBytes, HashesWait: cfg.HashesWait, RetryMax: cfg.RetryMax}); err != nil {
 			return nil, err
 		}
 	}
@@ -409,11 +373,14 @@ func Open(cfg Config) (*Server, error) {
 		}()
 	}
 	if cfg.Roles.MasterTarget {
-		s.mt = newMasterTarget(cfg.Logger.With(LogComponent, "mastertarget"))
+		if s.mt, err = mastertarget.New(mastertarget.Options{Log: cfg.Logger.With(httpapi.LogComponent, "mastertarget"), Machines: mtMachines{s}}); err != nil {
+			return nil, err
+		}
 		if !cfg.Roles.Config {
-			cfg.Logger.With(LogComponent, "mastertarget").Warn("master-target role without the configuration role: failback is reached through the configuration role's API, so nothing will use it")
+			cfg.Logger.With(httpapi.LogComponent, "mastertarget").Warn("master-target role without the configuration role: failback is reached through the configuration role's API, so nothing will use it")
 		}
 	}
+	s.failback = &mastertarget.API{MT: s.mt, Machines: mtMachines{s}}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -441,7 +408,7 @@ func Open(cfg Config) (*Server, error) {
 
 // listen binds and serves the listeners of the roles.
 func (s *Server) listen() error {
-	errLog := slog.NewLogLogger(s.cfg.Logger.With(LogComponent, "http").Handler(), slog.LevelWarn)
+	errLog := slog.NewLogLogger(s.cfg.Logger.With(httpapi.LogComponent, "http").Handler(), slog.LevelWarn)
 	if s.cfg.Roles.Process {
 		cfg := &tls.Config{
 			MinVersion:   tls.VersionTLS13,
@@ -491,7 +458,7 @@ func (s *Server) listen() error {
 }
 
 func listenError(role, addr, flag string, err error) error {
-	return &Error{
+	return &httpapi.Error{
 		Msg:    fmt.Sprintf("%s role: listen on %s", role, addr),
 		Remedy: fmt.Sprintf("the port is in use or needs privileges: choose another with %s", flag),
 		Err:    err,
@@ -499,7 +466,7 @@ func listenError(role, addr, flag string, err error) error {
 }
 
 func (s *Server) serve(role string, srv *http.Server, ln net.Listener) {
-	s.cfg.Logger.With(LogComponent, role).Info("listening", LogAddr, ln.Addr().String())
+	s.cfg.Logger.With(httpapi.LogComponent, role).Info("listening", httpapi.LogAddr, ln.Addr().String())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -535,7 +502,7 @@ func localURL(addr string) string {
 }
 
 func (s *Server) writeState() error {
-	st := State{
+	st := statefile.State{
 		PID:     os.Getpid(),
 		Roles:   s.cfg.Roles.List(),
 		API:     s.APIAddr(),
@@ -547,27 +514,7 @@ func (s *Server) writeState() error {
 	if st.API != "" {
 		st.APIURL = localURL(st.API)
 	}
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(s.dir, StateFile), append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", StateFile, err)
-	}
-	return nil
-}
-
-// ReadState reads DataDir/server.json.
-func ReadState(dataDir string) (State, error) {
-	var st State
-	b, err := os.ReadFile(filepath.Join(dataDir, StateFile))
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("read %s: %w", StateFile, err)
-	}
-	return st, nil
+	return statefile.Write(s.dir, st)
 }
 
 // Run serves until ctx is done or a listener fails, then shuts down
@@ -578,7 +525,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		s.log.Info("shutting down")
 	case err = <-s.serveErr:
-		s.log.Error("listener failed, shutting down", LogErr, err)
+		s.log.Error("listener failed, shutting down", httpapi.LogErr, err)
 	}
 	if cerr := s.Close(); err == nil {
 		err = cerr
@@ -604,7 +551,7 @@ func (s *Server) Close() error {
 				srv.Close()
 			}
 		}
-		if err := os.Remove(filepath.Join(s.dir, StateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(filepath.Join(s.dir, statefile.File)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 		if err := s.stop(); err != nil {
@@ -620,6 +567,12 @@ func (s *Server) stop() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	if s.mt != nil {
+		s.mt.Close()
+	}
+	if s.proc != nil {
+		s.proc.Close()
+	}
 	s.wg.Wait()
 	var err error
 	if s.ownStore {
@@ -632,145 +585,6 @@ func (s *Server) stop() error {
 		s.so.unlockData = nil
 	}
 	return err
-}
-
-// machineRecord is DataDir/machines/<name>.json.
-type machineRecord struct {
-	Name       string         `json:"name"`
-	Registered *time.Time     `json:"registered,omitempty"`
-	Serial     string         `json:"serial,omitempty"`
-	Disks      []api.DiskSpec `json:"disks,omitempty"`
-	// Policy is the machine's retention policy; nil means
-	// store.DefaultRetention.
-	Policy *store.Retention `json:"policy,omitempty"`
-	// State is "" (protected), api.StateFailedOver,
-	// api.StateCommitted or api.StateFailedBack.
-	State string `json:"state,omitempty"`
-	// Failover is the last real failover, while failed over or
-	// committed.
-	Failover *api.FailoverRecord `json:"failover,omitempty"`
-	// Committed is when the failover was committed.
-	Committed *time.Time `json:"committed,omitempty"`
-	// Failback is the completed failback, once failed back.
-	Failback *api.FailbackStatus `json:"failback,omitempty"`
-	// FailedBack is when the failback completed.
-	FailedBack *time.Time `json:"failed_back,omitempty"`
-	// SerialOnly: the process role accepts only the certificate Serial
-	// (set when a committed machine registers again, so that the old
-	// source's certificate stays refused).
-	SerialOnly bool `json:"serial_only,omitempty"`
-	// Assigned is the id of the joined process server the machine is
-	// assigned to; "" means this server's own process role. Epoch grows
-	// with every move.
-	Assigned string `json:"assigned,omitempty"`
-	Epoch    uint64 `json:"epoch,omitempty"`
-
-	lastSeen  time.Time        // in memory only
-	lastPrune *api.PruneStatus // in memory only
-}
-
-// state returns the machine's state as the API names it.
-func (m *machineRecord) state() string {
-	if m.State == "" {
-		return api.StateProtected
-	}
-	return m.State
-}
-
-// policy returns the machine's retention policy.
-func (m *machineRecord) policy() store.Retention {
-	if m.Policy != nil {
-		return *m.Policy
-	}
-	return store.DefaultRetention
-}
-
-func (s *Server) loadMachines() error {
-	dir := filepath.Join(s.dir, MachinesDir)
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("load machines: %w", err)
-	}
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || api.ValidName(name) != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return fmt.Errorf("load machines: %w", err)
-		}
-		var m machineRecord
-		if err := json.Unmarshal(b, &m); err != nil {
-			return fmt.Errorf("load machines: %s: %w", e.Name(), err)
-		}
-		m.Name = name
-		s.machines[name] = &m
-	}
-	return nil
-}
-
-// updateMachine changes the record of a machine under s.mu and writes it.
-func (s *Server) updateMachine(name string, f func(m *machineRecord)) error {
-	return s.updateMachineErr(name, func(m *machineRecord) error { f(m); return nil })
-}
-
-// updateMachineErr changes the record of a machine under s.mu and writes
-// it, unless f returns an error: then nothing changes and that error is
-// returned. f must replace pointer fields, never change what they point to.
-func (s *Server) updateMachineErr(name string, f func(m *machineRecord) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.machines[name]
-	if m == nil {
-		m = &machineRecord{Name: name}
-	}
-	c := *m
-	c.Disks = slices.Clone(m.Disks)
-	if err := f(&c); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(&c, "", "  ")
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(s.dir, MachinesDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save machine: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(dir, name+".json"), append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("save machine: %w", err)
-	}
-	s.machines[name] = &c
-	return nil
-}
-
-// seen notes a request of a machine.
-func (s *Server) seen(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.machines[name]
-	if m == nil {
-		m = &machineRecord{Name: name}
-		s.machines[name] = m
-	}
-	m.lastSeen = time.Now().UTC()
-}
-
-// machine returns a copy of the record of a machine.
-func (s *Server) machine(name string) (machineRecord, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.machines[name]
-	if m == nil {
-		return machineRecord{Name: name}, false
-	}
-	c := *m
-	c.Disks = slices.Clone(m.Disks)
-	return c, true
 }
 
 // defaultDuration returns def for 0, and d otherwise.

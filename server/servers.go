@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,8 +18,10 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
+	"github.com/lifeboat-dr/lifeboat/server/recdir"
 )
 
 // ServersDir holds one JSON record per process server that joined the
@@ -55,30 +56,20 @@ func (s *Server) localID() string { return s.cfg.Name }
 // configuration server itself.
 func (s *Server) hasLocalProcess() bool { return s.cfg.Roles.Process || s.cfg.Advertise != "" }
 
+// serverDir is DataDir/servers.
+func (s *Server) serverDir() *recdir.Dir[serverRecord] {
+	return recdir.New[serverRecord](filepath.Join(s.dir, ServersDir), api.ValidName)
+}
+
 func (s *Server) loadServers() error {
-	dir := filepath.Join(s.dir, ServersDir)
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	recs, err := s.serverDir().List()
 	if err != nil {
 		return fmt.Errorf("load servers: %w", err)
 	}
-	for _, e := range ents {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || api.ValidName(id) != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return fmt.Errorf("load servers: %w", err)
-		}
-		var rec serverRecord
-		if err := json.Unmarshal(b, &rec); err != nil {
-			return fmt.Errorf("load servers: %s: %w", e.Name(), err)
-		}
-		rec.ID = id
-		s.so.servers[id] = &rec
+	for _, r := range recs {
+		rec := r.Value
+		rec.ID = r.Name
+		s.so.servers[r.Name] = &rec
 	}
 	return nil
 }
@@ -87,42 +78,37 @@ func (s *Server) loadServers() error {
 // knows the registration passphrase and gets its certificate.
 func (s *Server) joinServer(w http.ResponseWriter, r *http.Request) error {
 	var req api.JoinRequest
-	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		return err
 	}
 	if err := api.ValidName(req.ID); err != nil {
-		return errorf(http.StatusBadRequest, "bad process server id: "+err.Error(), "ids are [A-Za-z0-9._-]{1,63}: set --name")
+		return httpapi.Errorf(http.StatusBadRequest, "bad process server id: "+err.Error(), "ids are [A-Za-z0-9._-]{1,63}: set --name")
 	}
 	if req.ID == s.localID() {
-		return errorf(http.StatusConflict, fmt.Sprintf("process server id %q is the configuration server's own", req.ID), "give the joining server another --name")
+		return httpapi.Errorf(http.StatusConflict, fmt.Sprintf("process server id %q is the configuration server's own", req.ID), "give the joining server another --name")
 	}
 	if nb, err := hex.DecodeString(req.Nonce); err != nil || len(nb) != 32 {
-		return errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the join request")
+		return httpapi.Errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the join request")
 	}
-	log := s.cfg.Logger.With(LogComponent, "config", "server_id", req.ID, LogRemote, r.RemoteAddr)
+	log := s.cfg.Logger.With(httpapi.LogComponent, "config", "server_id", req.ID, httpapi.LogRemote, r.RemoteAddr)
 	if !api.ProofEqual(req.Proof, api.JoinProof(s.pass, req.ID, req.Nonce, req.CSR)) {
 		log.Warn("join refused: wrong passphrase proof")
-		return errorf(http.StatusUnauthorized, "wrong passphrase", "the passphrase file must hold the line in the configuration server's DATA/passphrase")
+		return httpapi.Errorf(http.StatusUnauthorized, "wrong passphrase", "the passphrase file must hold the line in the configuration server's DATA/passphrase")
 	}
 	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST", Err: err}
+		return &httpapi.Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST", Err: err}
 	}
 	certPEM, err := s.ca.IssueJoined(req.ID, csr, req.SANs, time.Now())
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Remedy: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
+		return &httpapi.Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Remedy: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
 	}
 	cert, err := pki.ParseCertificatePEM(certPEM)
 	if err != nil {
 		return err
 	}
 	rec := serverRecord{ID: req.ID, Joined: time.Now().UTC(), Serial: cert.SerialNumber.Text(16), SANs: req.SANs}
-	b, _ := json.MarshalIndent(rec, "", "  ")
-	dir := filepath.Join(s.dir, ServersDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save server: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(dir, req.ID+".json"), append(b, '\n'), 0o600); err != nil {
+	if err := s.serverDir().Put(req.ID, rec); err != nil {
 		return fmt.Errorf("save server: %w", err)
 	}
 	s.so.mu.Lock()
@@ -133,7 +119,7 @@ func (s *Server) joinServer(w http.ResponseWriter, r *http.Request) error {
 		log.Warn("process server joined again: its previous certificate is refused from now on")
 	}
 	log.Info("process server joined", "serial", rec.Serial)
-	writeJSON(w, http.StatusOK, api.JoinResponse{
+	httpapi.WriteJSON(w, http.StatusOK, api.JoinResponse{
 		Certificate: string(certPEM),
 		CA:          string(s.ca.CertPEM),
 		ConfigID:    s.localID(),
@@ -147,24 +133,24 @@ func (s *Server) joinServer(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) joinedServer(r *http.Request) (string, error) {
 	const hint = "a process server reports with the certificate 'lifeboat-server init --join' got"
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return "", errorf(http.StatusUnauthorized, "no client certificate", hint)
+		return "", httpapi.Errorf(http.StatusUnauthorized, "no client certificate", hint)
 	}
 	cn, err := s.ca.VerifyClient(r.TLS.PeerCertificates)
 	if err != nil {
-		return "", &Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Remedy: hint, Err: err}
+		return "", &httpapi.Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Remedy: hint, Err: err}
 	}
 	id, ok := strings.CutPrefix(cn, pki.ServerCNPrefix)
 	if !ok || api.ValidName(id) != nil {
-		return "", errorf(http.StatusForbidden, "certificate names no process server", hint)
+		return "", httpapi.Errorf(http.StatusForbidden, "certificate names no process server", hint)
 	}
 	s.so.mu.Lock()
 	rec := s.so.servers[id]
 	s.so.mu.Unlock()
 	if rec == nil {
-		return "", errorf(http.StatusForbidden, "process server "+strconv.Quote(id)+" has not joined", "join it with 'lifeboat-server init --join URL --name "+id+"'")
+		return "", httpapi.Errorf(http.StatusForbidden, "process server "+strconv.Quote(id)+" has not joined", "join it with 'lifeboat-server init --join URL --name "+id+"'")
 	}
 	if r.TLS.PeerCertificates[0].SerialNumber.Text(16) != rec.Serial {
-		return "", errorf(http.StatusForbidden, "certificate of process server "+strconv.Quote(id)+" retired: it joined again since",
+		return "", httpapi.Errorf(http.StatusForbidden, "certificate of process server "+strconv.Quote(id)+" retired: it joined again since",
 			"use the data directory of its latest join, or join it again")
 	}
 	return id, nil
@@ -177,11 +163,11 @@ func (s *Server) serverHeartbeat(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var hb api.Heartbeat
-	if err := decodeJSON(w, r, 4<<20, &hb); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 4<<20, &hb); err != nil {
 		return err
 	}
 	if _, _, err := net.SplitHostPort(hb.Address); err != nil {
-		return errorf(http.StatusBadRequest, "bad address "+strconv.Quote(hb.Address), "run the process server with --advertise HOST:PORT")
+		return httpapi.Errorf(http.StatusBadRequest, "bad address "+strconv.Quote(hb.Address), "run the process server with --advertise HOST:PORT")
 	}
 	beat := serverBeat{at: time.Now().UTC(), addr: hb.Address, roles: hb.Roles, machines: map[string]api.ServedMachine{}}
 	for _, m := range hb.Machines {
@@ -193,20 +179,18 @@ func (s *Server) serverHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	s.so.beats[id] = beat
 	s.so.mu.Unlock()
 	ans := api.HeartbeatAnswer{ID: id, Machines: []api.Assignment{}, IntervalSeconds: api.DefaultHeartbeatSeconds}
-	s.mu.Lock()
-	for name, m := range s.machines {
+	s.machines.Each(func(name string, m *machines.Record) {
 		if m.Assigned != id {
-			continue
+			return
 		}
-		if sm, ok := beat.machines[name]; ok && sm.LastSeen != nil && sm.LastSeen.After(m.lastSeen) {
-			m.lastSeen = *sm.LastSeen
+		if sm, ok := beat.machines[name]; ok && sm.LastSeen != nil && sm.LastSeen.After(m.LastSeen) {
+			m.LastSeen = *sm.LastSeen
 		}
 		ans.Machines = append(ans.Machines, api.Assignment{Machine: name, Epoch: m.Epoch, State: m.State,
-			Serial: m.Serial, SerialOnly: m.SerialOnly, Policy: apiPolicy(name, m.policy(), m.Policy == nil)})
-	}
-	s.mu.Unlock()
+			Serial: m.Serial, SerialOnly: m.SerialOnly, Policy: apiPolicy(name, m.Retention(), m.Policy == nil)})
+	})
 	slices.SortFunc(ans.Machines, func(a, b api.Assignment) int { return strings.Compare(a.Machine, b.Machine) })
-	writeJSON(w, http.StatusOK, ans)
+	httpapi.WriteJSON(w, http.StatusOK, ans)
 	return nil
 }
 
@@ -219,13 +203,11 @@ func (s *Server) serverHealthy(b serverBeat, now time.Time) bool {
 func (s *Server) processServers() []api.ProcessServer {
 	now := time.Now()
 	counts := map[string][]string{}
-	s.mu.Lock()
-	for name, m := range s.machines {
+	s.machines.Each(func(name string, m *machines.Record) {
 		if m.Registered != nil || m.Assigned != "" {
 			counts[m.Assigned] = append(counts[m.Assigned], name)
 		}
-	}
-	s.mu.Unlock()
+	})
 	var out []api.ProcessServer
 	if s.hasLocalProcess() {
 		ps := api.ProcessServer{ID: s.localID(), Address: s.localProcessAddr(""), Roles: s.cfg.Roles.List(), Local: true,
@@ -283,7 +265,7 @@ func (s *Server) listServers(w http.ResponseWriter, r *http.Request) error {
 	if out == nil {
 		out = []api.ProcessServer{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -318,7 +300,7 @@ func (s *Server) localProcessAddr(reqHost string) string {
 // already, else the healthy one with the fewest machines, the local one
 // on a tie.
 func (s *Server) assignProcessServer(r *http.Request, machine string) (addr, id string, err error) {
-	rec, _ := s.machine(machine)
+	rec, _ := s.machines.Get(machine)
 	if rec.Assigned != "" {
 		s.so.mu.Lock()
 		b, ok := s.so.beats[rec.Assigned]
@@ -326,7 +308,7 @@ func (s *Server) assignProcessServer(r *http.Request, machine string) (addr, id 
 		if ok && b.addr != "" {
 			return b.addr, rec.Assigned, nil
 		}
-		return "", "", errorf(http.StatusServiceUnavailable, fmt.Sprintf("machine %s is assigned to process server %s, which has not reported", machine, rec.Assigned),
+		return "", "", httpapi.Errorf(http.StatusServiceUnavailable, fmt.Sprintf("machine %s is assigned to process server %s, which has not reported", machine, rec.Assigned),
 			"start that process server, or move the machine with 'lifeboat move "+machine+" --to SERVER' first")
 	}
 	if rec.Registered != nil && s.hasLocalProcess() {
@@ -359,7 +341,7 @@ func (s *Server) assignProcessServer(r *http.Request, machine string) (addr, id 
 // assignedAddr returns the id and address of the process server of a
 // machine, for agents that reached the configuration role through r.
 func (s *Server) assignedAddr(r *http.Request, machine string) (id, addr string) {
-	rec, _ := s.machine(machine)
+	rec, _ := s.machines.Get(machine)
 	if rec.Assigned == "" {
 		if !s.hasLocalProcess() {
 			return "", ""
@@ -378,7 +360,7 @@ func (s *Server) assignedAddr(r *http.Request, machine string) (id, addr string)
 // assignmentStatus completes a machine's listing with its process server:
 // for a machine assigned to a joined server, the disks and last contact
 // that server reported, and a problem when it is silent.
-func (s *Server) assignmentStatus(m *api.Machine, rec machineRecord) {
+func (s *Server) assignmentStatus(m *api.Machine, rec machines.Record) {
 	m.ProcessServer, m.ProcessAddress = s.assignedAddr(nil, m.Name)
 	if rec.Assigned == "" {
 		return
@@ -421,7 +403,7 @@ func (s *Server) checkAssigned(machine string) error {
 	if s.joined() {
 		return s.checkJoinedAssigned(machine)
 	}
-	rec, _ := s.machine(machine)
+	rec, _ := s.machines.Get(machine)
 	s.so.mu.Lock()
 	moving := s.so.moving[machine]
 	s.so.mu.Unlock()
@@ -430,11 +412,11 @@ func (s *Server) checkAssigned(machine string) error {
 	}
 	if rec.Assigned != "" {
 		id, addr := s.assignedAddr(nil, machine)
-		return errorf(http.StatusMisdirectedRequest, fmt.Sprintf("machine %s is assigned to process server %s (%s), not to this one", machine, id, addr),
+		return httpapi.Errorf(http.StatusMisdirectedRequest, fmt.Sprintf("machine %s is assigned to process server %s (%s), not to this one", machine, id, addr),
 			"the agent learns its process server from the configuration server within seconds; 'lifeboat machines' shows the assignment")
 	}
 	if !s.hasLocalProcess() {
-		return errorf(http.StatusMisdirectedRequest, "this server runs no process role", "see 'lifeboat machines' for the machine's process server")
+		return httpapi.Errorf(http.StatusMisdirectedRequest, "this server runs no process role", "see 'lifeboat machines' for the machine's process server")
 	}
 	return nil
 }
@@ -446,14 +428,14 @@ func (s *Server) moveMachine(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req api.MoveRequest
-	if err := decodeJSON(w, r, 4<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 4<<10, &req); err != nil {
 		return err
 	}
 	res, err := s.move(r.Context(), m, req)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpapi.WriteJSON(w, http.StatusOK, res)
 	return nil
 }
 
@@ -463,9 +445,9 @@ func (s *Server) moveMachine(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.MoveResult, error) {
 	s.so.moveMu.Lock()
 	defer s.so.moveMu.Unlock()
-	rec, _ := s.machine(m)
+	rec, _ := s.machines.Get(m)
 	if rec.State != "" && rec.State != api.StateProtected {
-		return api.MoveResult{}, errorf(http.StatusConflict, fmt.Sprintf("machine %s is %s", m, rec.state()), "only a protected machine can move")
+		return api.MoveResult{}, httpapi.Errorf(http.StatusConflict, fmt.Sprintf("machine %s is %s", m, rec.StateName()), "only a protected machine can move")
 	}
 	to := req.To
 	if to == s.localID() {
@@ -474,7 +456,7 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 	toID := req.To
 	if to == "" {
 		if !s.hasLocalProcess() {
-			return api.MoveResult{}, errorf(http.StatusBadRequest, "the configuration server runs no process role", "'lifeboat servers' lists the process servers")
+			return api.MoveResult{}, httpapi.Errorf(http.StatusBadRequest, "the configuration server runs no process role", "'lifeboat servers' lists the process servers")
 		}
 		toID = s.localID()
 	} else {
@@ -483,10 +465,10 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 		b := s.so.beats[to]
 		s.so.mu.Unlock()
 		if !joined {
-			return api.MoveResult{}, errorf(http.StatusNotFound, "unknown process server "+strconv.Quote(req.To), "'lifeboat servers' lists the process servers")
+			return api.MoveResult{}, httpapi.Errorf(http.StatusNotFound, "unknown process server "+strconv.Quote(req.To), "'lifeboat servers' lists the process servers")
 		}
 		if !s.serverHealthy(b, time.Now()) || b.addr == "" {
-			return api.MoveResult{}, errorf(http.StatusConflict, "process server "+req.To+" is not healthy",
+			return api.MoveResult{}, httpapi.Errorf(http.StatusConflict, "process server "+req.To+" is not healthy",
 				"start it and wait for 'lifeboat servers' to show it healthy")
 		}
 	}
@@ -495,13 +477,13 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 		fromID = s.localID()
 	}
 	if from == to {
-		return api.MoveResult{}, errorf(http.StatusConflict, fmt.Sprintf("machine %s is on process server %s already", m, toID), "'lifeboat machines' shows the assignment")
+		return api.MoveResult{}, httpapi.Errorf(http.StatusConflict, fmt.Sprintf("machine %s is on process server %s already", m, toID), "'lifeboat machines' shows the assignment")
 	}
-	log := s.cfg.Logger.With(LogComponent, "config", LogMachine, m)
+	log := s.cfg.Logger.With(httpapi.LogComponent, "config", httpapi.LogMachine, m)
 	// The epoch is durable before the drain: a server drained for it
 	// refuses the machine until assigned it with a larger one.
 	epoch := rec.Epoch + 1
-	if err := s.updateMachine(m, func(mr *machineRecord) { mr.Epoch = epoch }); err != nil {
+	if err := s.machines.Update(m, func(mr *machines.Record) { mr.Epoch = epoch }); err != nil {
 		return api.MoveResult{}, err
 	}
 	res := api.MoveResult{Machine: m, From: fromID, To: toID, Epoch: epoch, Drained: []api.DiskState{}, Forced: req.Force}
@@ -535,12 +517,12 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 	if to == "" {
 		s.releaseMachine(m) // what this server knew of it is stale
 	}
-	err := s.updateMachine(m, func(mr *machineRecord) { mr.Assigned = to })
+	err := s.machines.Update(m, func(mr *machines.Record) { mr.Assigned = to })
 	s.so.mu.Lock()
 	delete(s.so.moving, m)
 	s.so.mu.Unlock()
 	if err != nil {
-		return res, &Error{Status: http.StatusInternalServerError, Msg: "record the move", Remedy: "run the move again", Err: err}
+		return res, &httpapi.Error{Status: http.StatusInternalServerError, Msg: "record the move", Remedy: "run the move again", Err: err}
 	}
 	log.Info("machine moved", "from", fromID, "to", toID, "epoch", epoch)
 	return res, nil
@@ -550,53 +532,11 @@ func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.M
 // caller marked it), waits until every segment it acknowledged is
 // applied, then forgets the machine's disks.
 func (s *Server) drainLocal(ctx context.Context, m string) ([]api.DiskState, error) {
-	s.mu.Lock()
-	var ds []*diskState
-	for k, d := range s.disks {
-		if k.machine == m {
-			ds = append(ds, d)
-		}
-	}
-	s.mu.Unlock()
-	slices.SortFunc(ds, func(a, b *diskState) int { return strings.Compare(a.name, b.name) })
-	out := []api.DiskState{}
-	for _, d := range ds {
-		// An upload that passed the check before the mark commits
-		// under d.commit: once we hold it, none is left.
-		d.commit.Lock()
-		next, _ := d.state()
-		d.commit.Unlock()
-		if err := d.waitApplied(ctx, next); err != nil {
-			_, applied := d.state()
-			return nil, &Error{Status: http.StatusGatewayTimeout, Msg: fmt.Sprintf("disk %s: %d acknowledged segments not yet applied to target storage", d.name, next-applied),
-				Remedy: "the process server cannot apply them (see its log and 'lifeboat machines'): fix that and move again", Err: err}
-		}
-		st := api.DiskState{Disk: d.name, NextSeq: next}
-		if next > 0 {
-			st.Applied, st.AppliedSeq = true, next-1
-		}
-		out = append(out, st)
-	}
-	s.releaseMachine(m)
-	return out, nil
+	return s.proc.Drain(ctx, m)
 }
 
-// releaseMachine forgets the disks of a machine and stops their appliers:
-// another process server writes it now, so what this one knew is stale.
-func (s *Server) releaseMachine(m string) {
-	s.mu.Lock()
-	var ds []*diskState
-	for k, d := range s.disks {
-		if k.machine == m {
-			ds = append(ds, d)
-			delete(s.disks, k)
-		}
-	}
-	s.mu.Unlock()
-	for _, d := range ds {
-		d.stop()
-	}
-}
+// releaseMachine forgets the disks of a machine and stops their appliers.
+func (s *Server) releaseMachine(m string) { s.proc.Release(m) }
 
 // drainRemote asks joined process server id to drain a machine.
 func (s *Server) drainRemote(ctx context.Context, id, m string, req api.DrainRequest) ([]api.DiskState, error) {
@@ -604,7 +544,7 @@ func (s *Server) drainRemote(ctx context.Context, id, m string, req api.DrainReq
 	addr := s.so.beats[id].addr
 	s.so.mu.Unlock()
 	fail := func(err error) error {
-		return &Error{Status: http.StatusBadGateway, Msg: fmt.Sprintf("drain machine %s on process server %s (%s)", m, id, addr),
+		return &httpapi.Error{Status: http.StatusBadGateway, Msg: fmt.Sprintf("drain machine %s on process server %s (%s)", m, id, addr),
 			Remedy: "the old process server must apply what it acknowledged before the move: start it again and retry; if it is gone for good, move with --force (the disks then resync)", Err: err}
 	}
 	if addr == "" {
@@ -627,9 +567,9 @@ func (s *Server) drainRemote(ctx context.Context, id, m string, req api.DrainReq
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error, Hint string }
+		var e api.Error
 		json.Unmarshal(b, &e)
-		return nil, fail(fmt.Errorf("%s: %s (%s)", resp.Status, e.Error, e.Hint))
+		return nil, fail(&api.StatusError{Status: resp.StatusCode, Message: e.Error, Remedy: e.Hint, Code: e.Code})
 	}
 	var dr api.DrainResult
 	if err := json.Unmarshal(b, &dr); err != nil {

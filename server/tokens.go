@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,7 +14,8 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
+	"github.com/lifeboat-dr/lifeboat/server/recdir"
 )
 
 // TokensFile holds the one-time registration tokens not yet used nor
@@ -55,18 +55,12 @@ func (ts *tokens) loadLocked() error {
 		return nil
 	}
 	m := map[string]tokenRecord{}
-	b, err := os.ReadFile(ts.path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	var list []tokenRecord
+	if err := recdir.ReadFile(ts.path, &list); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("load tokens: %w", err)
 	}
-	if err == nil {
-		var list []tokenRecord
-		if err := json.Unmarshal(b, &list); err != nil {
-			return fmt.Errorf("load tokens: %s: %w", ts.path, err)
-		}
-		for _, t := range list {
-			m[t.ID] = t
-		}
+	for _, t := range list {
+		m[t.ID] = t
 	}
 	ts.m = m
 	return nil
@@ -83,11 +77,7 @@ func (ts *tokens) saveLocked(now time.Time) error {
 		list = append(list, t)
 	}
 	slices.SortFunc(list, func(a, b tokenRecord) int { return a.Created.Compare(b.Created) })
-	b, err := json.MarshalIndent(list, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := fsutil.WriteFileAtomic(ts.path, append(b, '\n'), 0o600); err != nil {
+	if err := recdir.WriteFile(ts.path, list); err != nil {
 		return fmt.Errorf("save tokens: %w", err)
 	}
 	return nil
@@ -172,7 +162,7 @@ func (ts *tokens) use(id, machine string, now time.Time, f func(secret string) e
 		return errTokenUnknown
 	}
 	if t.Machine != "" && t.Machine != machine {
-		return &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("registration token %s is for machine %q, not %q", id, t.Machine, machine),
+		return &httpapi.Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("registration token %s is for machine %q, not %q", id, t.Machine, machine),
 			Remedy: "set the agent's --name to the machine the token was issued for, or issue a token for this name"}
 	}
 	if err := f(t.Secret); err != nil {
@@ -191,15 +181,15 @@ const tokenHint = "issue a new token ('lifeboat push-install' does, or POST /v1/
 // createToken handles POST /v1/tokens (admin).
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	var req api.TokenRequest
-	if err := decodeJSON(w, r, 4<<10, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, 4<<10, &req); err != nil {
 		return err
 	}
 	if req.Machine != "" {
 		if err := api.ValidName(req.Machine); err != nil {
-			return errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "machine names are [A-Za-z0-9._-]{1,63}")
+			return httpapi.Errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "machine names are [A-Za-z0-9._-]{1,63}")
 		}
 		if req.Machine == api.AdminName {
-			return errorf(http.StatusBadRequest, "machine name \"admin\" is reserved", "issue the token for another machine name")
+			return httpapi.Errorf(http.StatusBadRequest, "machine name \"admin\" is reserved", "issue the token for another machine name")
 		}
 	}
 	ttl := time.Duration(req.TTLSeconds) * time.Second
@@ -207,15 +197,15 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	case req.TTLSeconds == 0:
 		ttl = api.DefaultTokenTTL
 	case req.TTLSeconds < 0 || req.TTLSeconds > int64(api.MaxTokenTTL/time.Second):
-		return errorf(http.StatusBadRequest, fmt.Sprintf("ttl_seconds %d out of range", req.TTLSeconds),
+		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("ttl_seconds %d out of range", req.TTLSeconds),
 			fmt.Sprintf("give 1 to %d seconds, or 0 for the default %s", int64(api.MaxTokenTTL/time.Second), api.DefaultTokenTTL))
 	}
 	t, err := s.tokenStore().issue(req.Machine, ttl, time.Now())
 	if err != nil {
 		return err
 	}
-	s.cfg.Logger.With(LogComponent, "config").Info("registration token issued", "token_id", t.ID, LogMachine, t.Machine, "expires", t.Expires)
-	writeJSON(w, http.StatusCreated, t)
+	s.cfg.Logger.With(httpapi.LogComponent, "config").Info("registration token issued", "token_id", t.ID, httpapi.LogMachine, t.Machine, "expires", t.Expires)
+	httpapi.WriteJSON(w, http.StatusCreated, t)
 	return nil
 }
 
@@ -225,7 +215,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ts)
+	httpapi.WriteJSON(w, http.StatusOK, ts)
 	return nil
 }
 
@@ -233,16 +223,16 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	id := strings.ToLower(r.PathValue("id"))
 	if !api.ValidTokenID(id) {
-		return errorf(http.StatusBadRequest, "bad token id "+fmt.Sprintf("%q", id), "a token id is 16 hex digits: GET /v1/tokens lists them")
+		return httpapi.Errorf(http.StatusBadRequest, "bad token id "+fmt.Sprintf("%q", id), "a token id is 16 hex digits: GET /v1/tokens lists them")
 	}
 	t, ok, err := s.tokenStore().revoke(id, time.Now())
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return errorf(http.StatusNotFound, "no live token "+id, "it was used, revoked or has expired: GET /v1/tokens lists the live ones")
+		return httpapi.Errorf(http.StatusNotFound, "no live token "+id, "it was used, revoked or has expired: GET /v1/tokens lists the live ones")
 	}
-	s.cfg.Logger.With(LogComponent, "config").Info("registration token revoked", "token_id", id)
-	writeJSON(w, http.StatusOK, t)
+	s.cfg.Logger.With(httpapi.LogComponent, "config").Info("registration token revoked", "token_id", id)
+	httpapi.WriteJSON(w, http.StatusOK, t)
 	return nil
 }

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
+	"github.com/lifeboat-dr/lifeboat/server/statefile"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -62,7 +62,7 @@ func (c *InitCommand) Run(ctx context.Context, args []string) error {
 	if ok, err := store.ProbeReflink(dir); err != nil {
 		fmt.Fprintf(c.main.Stderr, "warning: could not check whether %s can share extents: %v\n", dir, err)
 	} else if !ok {
-		fmt.Fprintf(c.main.Stderr, "warning: %s: %s\n", dir, server.NoReflinkNote)
+		fmt.Fprintf(c.main.Stderr, "warning: %s: %s\n", dir, statefile.NoReflinkNote)
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/server"
 )
 
@@ -29,10 +28,7 @@ func (c *InitCommand) join(ctx context.Context, dir, url, id, passFile string, s
 	defer cancel()
 	if err := server.Join(jctx, server.JoinOptions{DataDir: dir, ConfigServer: url, ID: id,
 		Passphrase: strings.TrimSpace(string(pass)), SANs: sans}); err != nil {
-		if h := api.Hint(err); h != "" {
-			return fmt.Errorf("init: join %s: %w (%s)", url, err, h)
-		}
-		return fmt.Errorf("init: join %s: %w", url, err)
+		return fmt.Errorf("init: join %s: %w", url, err) // its hint stays on the chain
 	}
 	fmt.Fprintf(c.main.Stdout, "joined %s as process server %s\n", url, id)
 	fmt.Fprintf(c.main.Stdout, "  data directory:  %s (CA certificate, this server's certificate and key, %s)\n", dir, server.JoinFile)

@@ -22,6 +22,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
+	"github.com/lifeboat-dr/lifeboat/server/statefile"
 )
 
 // With LIFEBOAT_TEST_MAIN set, the test binary is lifeboat-server itself,
@@ -76,7 +77,7 @@ func TestInitRun(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not start")
 	}
-	st, err := server.ReadState(dir)
+	st, err := statefile.Read(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func TestInitRun(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		t.Fatal("run did not stop")
 	}
-	if _, err := os.Stat(filepath.Join(dir, server.StateFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, statefile.File)); !os.IsNotExist(err) {
 		t.Errorf("server.json left after shutdown: %v", err)
 	}
 }
@@ -151,7 +152,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 
 // startProcess runs lifeboat-server run on dir as a child process and
 // waits for its server.json.
-func startProcess(t *testing.T, dir string) (*exec.Cmd, server.State) {
+func startProcess(t *testing.T, dir string) (*exec.Cmd, statefile.State) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "run", "--data", dir, "--api", "127.0.0.1:0", "--listen", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "LIFEBOAT_TEST_MAIN=1")
@@ -165,9 +166,9 @@ func startProcess(t *testing.T, dir string) (*exec.Cmd, server.State) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var st server.State
+	var st statefile.State
 	servertest.WaitFor(t, "server.json of the new process", func() bool {
-		st, err = server.ReadState(dir)
+		st, err = statefile.Read(dir)
 		return err == nil && st.PID == cmd.Process.Pid
 	})
 	return cmd, st
@@ -298,13 +299,13 @@ func TestKill9(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("server after SIGTERM: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, server.StateFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, statefile.File)); !os.IsNotExist(err) {
 		t.Errorf("server.json left after SIGTERM: %v", err)
 	}
 }
 
 // registerWith registers web1 with the server process of st.
-func registerWith(t *testing.T, st server.State, dir string) *servertest.Agent {
+func registerWith(t *testing.T, st statefile.State, dir string) *servertest.Agent {
 	t.Helper()
 	pass, err := pki.ReadPassphrase(dir)
 	if err != nil {

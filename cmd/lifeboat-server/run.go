@@ -37,7 +37,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	data := fs.String("data", c.main.Getenv("LIFEBOAT_DATA"), "data `DIR` made by 'lifeboat-server init' (default $LIFEBOAT_DATA)")
 	apiAddr := fs.String("api", server.DefaultAPIAddr, "listen `ADDR` of the configuration role (HTTPS)")
 	listen := fs.String("listen", server.DefaultListenAddr, "listen `ADDR` of the process role (mutual TLS 1.3)")
-	roles := fs.String("roles", "config,process,mastertarget", "comma-separated `ROLES` to run")
+	roles := fs.String("roles", strings.Join(server.DefaultRoles().List(), ","), "comma-separated `ROLES` to run")
 	advertise := fs.String("advertise", "", "`HOST:PORT` of the process role given to agents at registration (default: the host they reached --api on)")
 	maxSeg := fs.Int64("max-segment-bytes", api.MaxSegmentBytes, "largest segment accepted, in `BYTES`")
 	pruneInterval := fs.Duration("prune-interval", server.DefaultPruneInterval, "apply every protected machine's retention policy every `DURATION` (0: never)")

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/lifeboat-dr/lifeboat/internal/testenv"
-	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
+	"github.com/lifeboat-dr/lifeboat/server/statefile"
 )
 
 // TestStorageReflink runs init and the server on a data directory that
@@ -36,7 +36,7 @@ func TestStorageReflink(t *testing.T) {
 			if err := m.Run(context.Background(), []string{"init", "--data", dir}); err != nil {
 				t.Fatalf("init: %v\n%s", err, errOut.String())
 			}
-			warned := strings.Contains(errOut.String(), "warning: "+dir+": "+server.NoReflinkNote)
+			warned := strings.Contains(errOut.String(), "warning: "+dir+": "+statefile.NoReflinkNote)
 			if warned == c.reflink {
 				t.Fatalf("init on %s (reflink %v): stderr %q", c.name, c.reflink, errOut.String())
 			}
@@ -47,7 +47,7 @@ func TestStorageReflink(t *testing.T) {
 			if logged := strings.Contains(logs.text(), "target storage without reflink"); logged == c.reflink {
 				t.Fatalf("run on %s (reflink %v): log:\n%s", c.name, c.reflink, logs.text())
 			}
-			st, err := server.ReadState(dir)
+			st, err := statefile.Read(dir)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
-	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
+	"github.com/lifeboat-dr/lifeboat/server/statefile"
 )
 
 // Conn says how to reach the admin API: a data directory on the server
@@ -45,10 +45,10 @@ func (c *Conn) Admin() (*client.Admin, string, error) {
 	u, ca, cert, key := c.Server, c.CA, c.Cert, c.Key
 	if c.Data != "" {
 		if u == "" {
-			st, err := server.ReadState(c.Data)
+			st, err := statefile.Read(c.Data)
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, "", &Error{
-					Err:    fmt.Errorf("no %s in %s", server.StateFile, c.Data),
+					Err:    fmt.Errorf("no %s in %s", statefile.File, c.Data),
 					Remedy: "is 'lifeboat-server run --data " + c.Data + "' running? it writes that file when it serves",
 				}
 			}

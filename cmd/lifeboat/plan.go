@@ -177,8 +177,11 @@ func (c *PlanCommand) Run(ctx context.Context, args []string) error {
 		if st.Script != "" {
 			where = "script " + st.Script
 		}
-		return &Error{Err: fmt.Errorf("plan %s stopped at group %d: %s: %s", res.Plan, st.Group, where, st.Error),
-			Remedy: "groups after it were not failed over; the images written so far are kept under " + res.Out}
+		remedy := "groups after it were not failed over; the images written so far are kept under " + res.Out
+		if st.Hint != "" {
+			remedy = st.Hint + "; " + remedy
+		}
+		return &Error{Err: fmt.Errorf("plan %s stopped at group %d: %s: %s", res.Plan, st.Group, where, st.Error), Remedy: remedy}
 	}
 	return nil
 }
@@ -262,14 +265,14 @@ func printPlanResult(w io.Writer, res api.PlanResult) error {
 			}
 			result := "ok"
 			if !m.OK {
-				result = "FAILED: " + m.Error
+				result = "FAILED: " + m.Error + hintNote(m.Hint)
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.1f s\t%s\n", g.Group, "failover "+m.Machine, pt, imgs, m.DurationSeconds, result)
 		}
 		for _, s := range g.Scripts {
 			result := "exit 0"
 			if s.Error != "" {
-				result = "FAILED: " + s.Error
+				result = "FAILED: " + s.Error + hintNote(s.Hint)
 			}
 			fmt.Fprintf(tw, "%d\t%s\t-\t-\t%.1f s\t%s\n", g.Group, "script "+s.Path, s.DurationSeconds, result)
 		}
@@ -295,3 +298,11 @@ type stringList []string
 
 func (s *stringList) String() string     { return strings.Join(*s, " ") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// hintNote shows a result's hint after its error in the table.
+func hintNote(hint string) string {
+	if hint == "" {
+		return ""
+	}
+	return " (hint: " + hint + ")"
+}

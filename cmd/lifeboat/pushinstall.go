@@ -15,8 +15,8 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/sshx"
-	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/pushinstall"
+	"github.com/lifeboat-dr/lifeboat/server/statefile"
 )
 
 // PushInstallCommand is 'lifeboat push-install'.
@@ -196,7 +196,7 @@ func newestPackage() (string, error) {
 func (c *PushInstallCommand) defaultAgentServer(apiURL, host string) (string, error) {
 	addr := strings.TrimPrefix(apiURL, "https://")
 	if c.conn.Data != "" {
-		if st, err := server.ReadState(c.conn.Data); err == nil && st.API != "" {
+		if st, err := statefile.Read(c.conn.Data); err == nil && st.API != "" {
 			addr = st.API
 		}
 	}

@@ -1,4 +1,6 @@
-package server
+//go:build linux
+
+package mastertarget
 
 import (
 	"errors"
@@ -8,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 )
 
 func TestFailbackDisks(t *testing.T) {
@@ -40,9 +43,9 @@ func TestFailbackDisks(t *testing.T) {
 				}
 				return
 			}
-			var e *Error
+			var e *httpapi.Error
 			if !errors.As(err, &e) || !strings.Contains(e.Msg, tc.want) || e.Remedy == "" || e.Status < http.StatusBadRequest {
-				t.Fatalf("err %v; want an *Error with a hint containing %q", err, tc.want)
+				t.Fatalf("err %v; want an *httpapi.Error with a hint containing %q", err, tc.want)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package server
+package process
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 )
 
 // A segment is decoded once on its hot path: receive checks every record
@@ -26,9 +27,9 @@ import (
 // 64 KiB ones). Segments over the budget take the cold path.
 const mapBudget = 256 << 10
 
-// mappedApplier is target storage that can apply a segment the server has
+// MappedApplier is target storage that can apply a segment the server has
 // checked in full without checking it again (store.Local).
-type mappedApplier interface {
+type MappedApplier interface {
 	ApplyMapped(ctx context.Context, machine, disk string, seq uint64, segmentPath string, m *hrlfmt.Map) error
 }
 
@@ -42,12 +43,12 @@ type segMap struct {
 // reserveMap takes m's records from the budget and reports whether they
 // fitted (never for target storage that cannot use a map).
 func (d *diskState) reserveMap(m *hrlfmt.Map) bool {
-	if _, ok := d.s.store.(mappedApplier); !ok {
+	if _, ok := d.p.store.(MappedApplier); !ok {
 		return false
 	}
 	n := int64(len(m.Records))
-	if d.s.mapRecords.Add(n) > mapBudget {
-		d.s.mapRecords.Add(-n)
+	if d.p.mapRecords.Add(n) > mapBudget {
+		d.p.mapRecords.Add(-n)
 		return false
 	}
 	return true
@@ -61,7 +62,7 @@ func (d *diskState) keepMap(seq uint64, sm segMap, reserved bool) {
 		return
 	}
 	if d.maps == nil || d.maps[seq].m != nil {
-		d.s.mapRecords.Add(-int64(len(sm.m.Records))) // the applier is gone, or a map is there
+		d.p.mapRecords.Add(-int64(len(sm.m.Records))) // the applier is gone, or a map is there
 		return
 	}
 	d.maps[seq] = sm
@@ -75,7 +76,7 @@ func (d *diskState) takeMap(seq uint64) *hrlfmt.Map {
 	sm, ok := d.maps[seq]
 	for s, old := range d.maps {
 		if s <= seq {
-			d.s.mapRecords.Add(-int64(len(old.m.Records)))
+			d.p.mapRecords.Add(-int64(len(old.m.Records)))
 			delete(d.maps, s)
 		}
 	}
@@ -96,7 +97,7 @@ func (d *diskState) dropMaps() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, sm := range d.maps {
-		d.s.mapRecords.Add(-int64(len(sm.m.Records)))
+		d.p.mapRecords.Add(-int64(len(sm.m.Records)))
 	}
 	d.maps = nil
 }
@@ -105,10 +106,10 @@ func (d *diskState) dropMaps() {
 // map when the server has one, else checking all of it again.
 func (d *diskState) applySegment(ctx context.Context, seq uint64) error {
 	m := d.takeMap(seq)
-	if ma, ok := d.s.store.(mappedApplier); ok && m != nil {
+	if ma, ok := d.p.store.(MappedApplier); ok && m != nil {
 		return ma.ApplyMapped(ctx, d.machine, d.name, seq, d.segPath(seq), m)
 	}
-	return d.s.store.Apply(ctx, d.machine, d.name, seq, d.segPath(seq))
+	return d.p.store.Apply(ctx, d.machine, d.name, seq, d.segPath(seq))
 }
 
 // receive streams the body into a temporary file of the cache while
@@ -162,7 +163,7 @@ func receiveError(body *errReader, out *errWriter, max int64) error {
 	if errors.As(body.err, &mbe) {
 		return tooLarge(-1, max)
 	}
-	return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("segment body cut short after %d bytes", body.n),
+	return &httpapi.Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("segment body cut short after %d bytes", body.n),
 		Remedy: "the connection broke during the upload: send the segment again", Err: body.err}
 }
 

@@ -1,4 +1,4 @@
-package server
+package process
 
 import (
 	"os"
@@ -18,8 +18,8 @@ func TestMapBudgetAccounting(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	s := &Server{store: l}
-	d := &diskState{s: s, dir: t.TempDir(), maps: map[uint64]segMap{}}
+	s := &Role{store: l}
+	d := &diskState{p: s, dir: t.TempDir(), maps: map[uint64]segMap{}}
 	keep := func(seq uint64, n int) bool {
 		t.Helper()
 		path := d.segPath(seq)
@@ -81,8 +81,8 @@ func TestMapBudgetAccounting(t *testing.T) {
 	want(0)
 
 	// Target storage that cannot use a map gets none.
-	s2 := &Server{store: struct{ store.Store }{l}}
-	d2 := &diskState{s: s2, dir: t.TempDir(), maps: map[uint64]segMap{}}
+	s2 := &Role{store: struct{ store.Store }{l}}
+	d2 := &diskState{p: s2, dir: t.TempDir(), maps: map[uint64]segMap{}}
 	if d2.reserveMap(&hrlfmt.Map{Records: make([]hrlfmt.Record, 1)}) {
 		t.Error("map reserved for a store without ApplyMapped")
 	}

@@ -1,4 +1,4 @@
-package server
+package process
 
 import (
 	"bufio"
@@ -15,8 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -40,7 +40,7 @@ type cutEntry struct {
 
 // diskState is the process role's state of one disk.
 type diskState struct {
-	s             *Server
+	p             *Role
 	machine, name string
 	dir           string       // DataDir/cache/<machine>/<disk>
 	log, alog     *slog.Logger // of the process role, of the applier
@@ -61,7 +61,7 @@ type diskState struct {
 	// sequence number (segmap.go); nil once the applier has stopped.
 	maps map[uint64]segMap
 	// stop ends the applier (the machine moved to another process
-	// server: releaseMachine).
+	// server: Release).
 	stop context.CancelFunc
 }
 
@@ -69,80 +69,10 @@ func (d *diskState) segPath(seq uint64) string {
 	return filepath.Join(d.dir, hrlfmt.SegmentName(seq))
 }
 
-// recoverCache loads every disk that has a cache directory, so that the
-// segments acknowledged before a restart get applied.
-func (s *Server) recoverCache() error {
-	root := filepath.Join(s.dir, CacheDir)
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return fmt.Errorf("cache: %w", err)
-	}
-	ms, err := os.ReadDir(root)
-	if err != nil {
-		return fmt.Errorf("cache: %w", err)
-	}
-	for _, m := range ms {
-		if !m.IsDir() || api.ValidName(m.Name()) != nil {
-			continue
-		}
-		ds, err := os.ReadDir(filepath.Join(root, m.Name()))
-		if err != nil {
-			return fmt.Errorf("cache: %w", err)
-		}
-		for _, d := range ds {
-			if !d.IsDir() || api.ValidName(d.Name()) != nil {
-				continue
-			}
-			if _, err := s.disk(m.Name(), d.Name()); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// disk returns the state of a disk, loading it (and starting its applier)
-// on first use. Names must have passed api.ValidName.
-func (s *Server) disk(machine, name string) (*diskState, error) {
-	k := diskKey{machine, name}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if d := s.disks[k]; d != nil {
-		return d, nil
-	}
-	if s.ctx.Err() != nil {
-		return nil, errorf(503, "server shutting down", "retry in a moment")
-	}
-	d := &diskState{
-		s:       s,
-		machine: machine,
-		name:    name,
-		dir:     filepath.Join(s.dir, CacheDir, machine, name),
-		log:     s.cfg.Logger.With(LogComponent, "process", LogMachine, machine, LogDisk, name),
-		alog:    s.cfg.Logger.With(LogComponent, "applier", LogMachine, machine, LogDisk, name),
-		cuts:    make(map[string]cutEntry),
-		changed: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		maps:    make(map[uint64]segMap),
-	}
-	if err := d.load(s.ctx); err != nil {
-		return nil, fmt.Errorf("load disk %s/%s: %w", machine, name, err)
-	}
-	s.disks[k] = d
-	actx, stop := context.WithCancel(s.ctx)
-	d.stop = stop
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		d.applier(actx)
-	}()
-	d.kick()
-	return d, nil
-}
-
 // storeApplied returns the first sequence number target storage has not
 // applied for the disk.
 func (d *diskState) storeApplied(ctx context.Context) (uint64, error) {
-	infos, err := d.s.store.Disks(ctx, d.machine)
+	infos, err := d.p.store.Disks(ctx, d.machine)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil
 	}
@@ -196,7 +126,7 @@ func (d *diskState) load(ctx context.Context) error {
 	for _, seq := range seqs {
 		if seq != next {
 			d.log.Error("cache holds a segment after a gap; it will be replaced when the agent sends it again",
-				LogSeq, seq, "expected", next)
+				httpapi.LogSeq, seq, "expected", next)
 			break
 		}
 		next++
@@ -324,12 +254,12 @@ func (d *diskState) applier(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			backoff = min(max(2*backoff, 100*time.Millisecond), d.s.cfg.RetryMax)
+			backoff = min(max(2*backoff, 100*time.Millisecond), d.p.retryMax)
 			if errors.Is(err, store.ErrOutOfOrder) && d.resync(ctx, log) {
 				backoff = 0
 				continue
 			}
-			log.Error("apply failed; will retry", LogSeq, seq, LogErr, err, "retry_in", backoff.String())
+			log.Error("apply failed; will retry", httpapi.LogSeq, seq, httpapi.LogErr, err, "retry_in", backoff.String())
 			d.mu.Lock()
 			d.applyErr = fmt.Sprintf("segment %d: %v", seq, err)
 			d.mu.Unlock()
@@ -338,9 +268,9 @@ func (d *diskState) applier(ctx context.Context) {
 		backoff = 0
 		if err := os.Remove(d.segPath(seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			// Harmless: the next start deletes it as applied.
-			log.Warn("remove applied segment from cache", LogSeq, seq, LogErr, err)
+			log.Warn("remove applied segment from cache", httpapi.LogSeq, seq, httpapi.LogErr, err)
 		}
-		log.Debug("applied", LogSeq, seq)
+		log.Debug("applied", httpapi.LogSeq, seq)
 		d.mu.Lock()
 		d.applied = seq + 1
 		d.applyErr = ""
