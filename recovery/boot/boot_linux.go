@@ -353,9 +353,7 @@ func (pr *proc) waitReady(ctx context.Context, o Options) (ready bool, reason st
 		case <-ctx.Done():
 			return false, "cancelled", time.Since(begin), ctx.Err()
 		case <-pr.done:
-			text := readConsole(pr.plan.consoleLog)
-			return false, fmt.Sprintf("qemu exited before the guest was ready (%v); qemu said: %s; last console lines:\n%s",
-				pr.waitErr, strings.TrimSpace(pr.stderr.String()), lastLines(text, 15)), time.Since(begin), nil
+			return false, exitReason(pr.waitErr, pr.stderr.String(), readConsole(pr.plan.consoleLog)), time.Since(begin), nil
 		case <-timer.C:
 			text := readConsole(pr.plan.consoleLog)
 			return false, fmt.Sprintf("the console did not match %q within %s; last console lines:\n%s",
@@ -371,6 +369,23 @@ func (pr *proc) waitReady(ctx context.Context, o Options) (ready bool, reason st
 			}
 		}
 	}
+}
+
+// exitReason says why a qemu that exited before ready did: with
+// -no-reboot, a guest that resets (a triple fault, a kernel that cannot
+// start, a panic with panic=N) or powers off ends qemu with status 0.
+func exitReason(waitErr error, stderr, console string) string {
+	var b strings.Builder
+	if waitErr == nil {
+		b.WriteString("the guest reset or powered off before it was ready (qemu runs with -no-reboot and exited 0)")
+	} else {
+		fmt.Fprintf(&b, "qemu exited before the guest was ready: %v", waitErr)
+	}
+	if s := strings.TrimSpace(stderr); s != "" {
+		fmt.Fprintf(&b, "; qemu said: %s", s)
+	}
+	fmt.Fprintf(&b, "; last console lines:\n%s", lastLines(console, 15))
+	return b.String()
 }
 
 // maxConsole is how much of the console log's end is matched.

@@ -9,9 +9,9 @@ import (
 
 // DamageKernel overwrites the blocks of the guest's kernel inside image (a
 // copy of g.Image) with a pattern, so that the kernel no longer
-// decompresses: it finds the kernel's blocks by content (ext4 blocks of
-// 4 KiB, the first block of the file at a 4 KiB-aligned offset of the
-// root partition) and damages the whole file where it is contiguous. It
+// decompresses: it finds the kernel's first 4 KiB by content (at any
+// sector of the root partition) and damages the rest of the file as far
+// as it is contiguous in the image. It
 // returns the byte range it overwrote.
 func DamageKernel(image string, g *Guest) (off, n int64, err error) {
 	kernel, err := os.ReadFile(g.Kernel)
@@ -34,7 +34,7 @@ func DamageKernel(image string, g *Guest) (off, n int64, err error) {
 	first := kernel[:bs]
 	buf := make([]byte, bs)
 	at := int64(-1)
-	for o := g.PartStart; o+bs <= st.Size(); o += bs {
+	for o := g.PartStart; o+bs <= st.Size(); o += 512 {
 		if _, err := f.ReadAt(buf, o); err != nil && err != io.EOF {
 			return 0, 0, fmt.Errorf("guest: damage: %w", err)
 		}

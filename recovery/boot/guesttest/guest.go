@@ -382,7 +382,7 @@ func buildDisk(o Options, g *Guest, initrd string) error {
 		return err
 	}
 	size := fmt.Sprintf("%dk", (o.Size-partStart)/1024)
-	if _, err := run("", "mkfs.ext4", "-q", "-F", "-L", RootLabel, "-E", fmt.Sprintf("offset=%d", partStart),
+	if _, err := run("", "mkfs.ext4", "-q", "-F", "-b", "4096", "-L", RootLabel, "-E", fmt.Sprintf("offset=%d", partStart),
 		"-d", root, img, size); err != nil {
 		return fmt.Errorf("guest: %w", err)
 	}
