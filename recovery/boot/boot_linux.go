@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -353,7 +354,7 @@ func (pr *proc) waitReady(ctx context.Context, o Options) (ready bool, reason st
 		case <-ctx.Done():
 			return false, "cancelled", time.Since(begin), ctx.Err()
 		case <-pr.done:
-			return false, exitReason(pr.waitErr, pr.stderr.String(), readConsole(pr.plan.consoleLog)), time.Since(begin), nil
+			return false, exitReason(pr.waitErr, pr.stderr.String(), readConsole(pr.plan.consoleLog), o.Fail), time.Since(begin), nil
 		case <-timer.C:
 			text := readConsole(pr.plan.consoleLog)
 			return false, fmt.Sprintf("the console did not match %q within %s; last console lines:\n%s",
@@ -374,8 +375,11 @@ func (pr *proc) waitReady(ctx context.Context, o Options) (ready bool, reason st
 // exitReason says why a qemu that exited before ready did: with
 // -no-reboot, a guest that resets (a triple fault, a kernel that cannot
 // start, a panic with panic=N) or powers off ends qemu with status 0.
-func exitReason(waitErr error, stderr, console string) string {
+func exitReason(waitErr error, stderr, console string, fail *regexp.Regexp) string {
 	var b strings.Builder
+	if m := fail.FindString(ansi.ReplaceAllString(console, "")); m != "" {
+		fmt.Fprintf(&b, "the console shows a failure: %q; ", strings.TrimSpace(m))
+	}
 	if waitErr == nil {
 		b.WriteString("the guest reset or powered off before it was ready (qemu runs with -no-reboot and exited 0)")
 	} else {

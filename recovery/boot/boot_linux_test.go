@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -218,7 +219,8 @@ func TestBootGuest(t *testing.T) {
 	if out, err := exec.Command("ionice", "-p", fmt.Sprint(pid)).CombinedOutput(); err != nil || !strings.Contains(string(out), "best-effort: prio 7") {
 		t.Errorf("qemu ionice %q (%v), want best-effort: prio 7", out, err)
 	}
-	if _, err := os.Stat(res.VM.ConsoleSocket); err != nil {
+	// The kept VM's console answers on its socket.
+	if err := consoleAnswers(res.VM.ConsoleSocket, 30*time.Second); err != nil {
 		t.Errorf("console socket: %v", err)
 	}
 
@@ -230,6 +232,32 @@ func TestBootGuest(t *testing.T) {
 	if after := fileSHA(t, g.Image); after != before {
 		t.Errorf("the image changed: sha256 %s before, %s after", before, after)
 	}
+}
+
+// consoleAnswers sends a newline to a serial console socket and waits for
+// a login prompt.
+func consoleAnswers(sock string, within time.Duration) error {
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(within)); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte("\r")); err != nil {
+		return err
+	}
+	var got []byte
+	buf := make([]byte, 1024)
+	for !strings.Contains(string(got), "login:") {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			return fmt.Errorf("%w after %q", err, got)
+		}
+	}
+	return nil
 }
 
 func httpGet(url string, within time.Duration) ([]byte, error) {
@@ -347,4 +375,41 @@ func TestBootCancel(t *testing.T) {
 		t.Fatal("Boot did not return within 30s of the cancel")
 	}
 	assertGone(t, o.Name, pid, tmp)
+}
+
+// TestBootFallbackBus: a guest without the virtio_blk driver cannot find
+// its root on virtio-blk (its initramfs exits, the kernel panics), so the
+// automatic bus boots it again on AHCI, where it comes up; the result says
+// which bus was used and what happened on the other.
+func TestBootFallbackBus(t *testing.T) {
+	guest(t) // the requirements, and the .debs in the cache
+	dir := filepath.Join(t.TempDir(), "novirtio")
+	g, err := guesttest.Build(guesttest.Options{Dir: dir, NoVirtioDisk: true, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, tmp := bootOptions(t, g.Image)
+	res, err := Boot(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range res.Attempts {
+		t.Logf("%s: ready %v after %s %s", a.Bus, a.Ready, a.Took.Round(time.Millisecond), firstLine(a.Reason))
+	}
+	if !res.Pass || res.Bus != BusSATA {
+		t.Fatalf("pass %v bus %s, want a pass on sata: %s", res.Pass, res.Bus, res.Reason)
+	}
+	if len(res.Attempts) != 2 || res.Attempts[0].Ready || !strings.Contains(res.Attempts[0].Reason, "Kernel panic - not syncing") {
+		t.Errorf("attempts %+v, want virtio failing with a panic first", res.Attempts)
+	} else if b, err := os.ReadFile(res.Attempts[0].ConsoleLog); err != nil || !strings.Contains(string(b), "no root partition") {
+		t.Errorf("the virtio console log does not say the root was missing (%v)", err)
+	}
+	assertGone(t, o.Name, 0, tmp)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

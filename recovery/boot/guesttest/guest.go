@@ -37,7 +37,10 @@ const DefaultDebCache = "/var/cache/lifeboat-test/debs"
 // modules the initramfs loads, with their dependencies, in this order: the
 // disk buses the boot runner may use (virtio-blk, AHCI, IDE), the root's
 // filesystem and the network card of the isolated network.
-var modules = []string{"virtio_pci", "virtio_blk", "ahci", "ata_piix", "sd_mod", "ext4", "virtio_net"}
+var modules = []string{"virtio_pci", "virtio_blk", "ahci", "ata_piix", "sd_mod", "ext4", "virtio_net", "e1000"}
+
+// virtioDisk are the modules left out by Options.NoVirtioDisk.
+var virtioDisk = map[string]bool{"virtio_blk": true}
 
 // Options of Build.
 type Options struct {
@@ -51,6 +54,9 @@ type Options struct {
 	// DebCache is where the kernel .debs are cached; DefaultDebCache
 	// when empty.
 	DebCache string
+	// NoVirtioDisk leaves virtio_blk out of the initramfs: a guest that
+	// boots only on AHCI or IDE, like one without virtio drivers.
+	NoVirtioDisk bool
 	// Logf, when set, receives progress lines (t.Logf).
 	Logf func(format string, args ...any)
 }
@@ -99,7 +105,7 @@ func Build(o Options) (g *Guest, err error) {
 	}
 	logf("guest: kernel %s unpacked (%s)", ver, time.Since(start).Round(time.Millisecond))
 	initrd := filepath.Join(o.Dir, "initrd.img")
-	if err := buildInitramfs(kdir, ver, filepath.Join(o.Dir, "initramfs"), initrd); err != nil {
+	if err := buildInitramfs(kdir, ver, filepath.Join(o.Dir, "initramfs"), initrd, o.NoVirtioDisk); err != nil {
 		return nil, err
 	}
 	logf("guest: initramfs built (%s)", time.Since(start).Round(time.Millisecond))
@@ -208,10 +214,13 @@ func unpackKernel(cache, kdir string) (string, error) {
 }
 
 // moduleFiles lists the .ko files to insmod, dependencies first.
-func moduleFiles(kdir, ver string) ([]string, error) {
+func moduleFiles(kdir, ver string, noVirtioDisk bool) ([]string, error) {
 	var files []string
 	seen := map[string]bool{}
 	for _, m := range modules {
+		if noVirtioDisk && virtioDisk[m] {
+			continue
+		}
 		out, err := run("", "modprobe", "-d", kdir, "-S", ver, "--show-depends", m)
 		if err != nil {
 			return nil, fmt.Errorf("guest: %w", err)
@@ -229,7 +238,9 @@ func moduleFiles(kdir, ver string) ([]string, error) {
 }
 
 // initScript is the initramfs's /init: load the modules, find the root by
-// its label, mount it and switch_root into its /sbin/init.
+// its label, mount it and switch_root into its /sbin/init. Without a root
+// it exits, so the kernel panics (panic=-1 reboots, which ends qemu under
+// -no-reboot), as a real initramfs that cannot find its root fails.
 const initScript = `#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /newroot
 /bin/busybox --install -s /bin
@@ -245,11 +256,10 @@ while [ $i -lt 100 ]; do
 	i=$((i+1))
 done
 if [ -z "$root" ]; then
-	echo "lifeboat-initramfs: no root partition labelled ` + RootLabel + `"
-	ls /sys/class/block
-	exec sh
+	echo "lifeboat-initramfs: no root partition labelled ` + RootLabel + `; block devices:" $(ls /sys/class/block)
+	exit 1
 fi
-mount -t ext4 "$root" /newroot || { echo "lifeboat-initramfs: cannot mount $root"; exec sh; }
+mount -t ext4 "$root" /newroot || { echo "lifeboat-initramfs: cannot mount $root"; exit 1; }
 mount --move /dev /newroot/dev
 umount /proc /sys
 exec switch_root /newroot /sbin/init
@@ -278,8 +288,8 @@ while true; do
 done
 `
 
-func buildInitramfs(kdir, ver, dir, out string) error {
-	files, err := moduleFiles(kdir, ver)
+func buildInitramfs(kdir, ver, dir, out string, noVirtioDisk bool) error {
+	files, err := moduleFiles(kdir, ver, noVirtioDisk)
 	if err != nil {
 		return err
 	}
