@@ -1,48 +1,64 @@
 package boot
 
 import (
+	"encoding/binary"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/lifeboat-dr/lifeboat/internal/testenv"
+	"github.com/lifeboat-dr/lifeboat/recovery/recoverytest"
 )
 
-// sfdiskImage makes a sparse 64 MiB image with the partition table script
-// (sfdisk's input) describes.
-func sfdiskImage(t *testing.T, script string) string {
+// mbrImage writes a 64 MiB sparse image whose MBR holds one partition of
+// each type, 16 MiB each from 1 MiB.
+func mbrImage(t *testing.T, types ...byte) string {
 	t.Helper()
-	testenv.RequireCommand(t, "sfdisk")
-	path := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(path, nil, 0o644); err != nil {
+	mbr := make([]byte, 512)
+	for i, typ := range types {
+		e := mbr[0x1be+16*i:]
+		e[4] = typ
+		binary.LittleEndian.PutUint32(e[8:], uint32(2048+i*32768))
+		binary.LittleEndian.PutUint32(e[12:], 32768)
+	}
+	mbr[510], mbr[511] = 0x55, 0xaa
+	path := filepath.Join(t.TempDir(), "mbr.img")
+	if err := os.WriteFile(path, mbr, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Truncate(path, 64<<20); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("sfdisk", "-q", "--no-reread", "--no-tell-kernel", path)
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("sfdisk: %v\n%s", err, out)
-	}
 	return path
 }
 
 func TestDetectFirmware(t *testing.T) {
+	const (
+		esp      = "U"
+		linux    = "L"
+		biosBoot = "21686148-6449-6E6F-744E-656564454649"
+	)
+	gpt := func(t *testing.T, types ...string) string {
+		var parts []recoverytest.Part
+		for _, typ := range types {
+			parts = append(parts, recoverytest.Part{SizeMiB: 16, Type: typ})
+		}
+		path, _ := recoverytest.PartitionedImage(t, parts...)
+		return path
+	}
 	for _, c := range []struct {
-		name, script string
-		want         Firmware
+		name  string
+		image func(t *testing.T) string
+		want  Firmware
 	}{
-		{"mbr", "label: dos\nstart=2048, type=83, bootable\n", FirmwareSeaBIOS},
-		{"mbr-efi-type", "label: dos\nstart=2048, size=16M, type=ef\nstart=34816, type=83\n", FirmwareSeaBIOS},
-		{"gpt-esp", "label: gpt\nstart=2048, size=16M, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=34816, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n", FirmwareOVMF},
-		{"gpt-bios-boot", "label: gpt\nstart=2048, size=1M, type=21686148-6449-6E6F-744E-656564454649\nstart=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n", FirmwareSeaBIOS},
+		{"mbr", func(t *testing.T) string { return mbrImage(t, 0x83) }, FirmwareSeaBIOS},
+		{"mbr-efi-type", func(t *testing.T) string { return mbrImage(t, 0xef, 0x83) }, FirmwareSeaBIOS},
+		{"gpt-esp", func(t *testing.T) string { return gpt(t, esp, linux) }, FirmwareOVMF},
+		{"gpt-bios-boot", func(t *testing.T) string { return gpt(t, biosBoot, linux) }, FirmwareSeaBIOS},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := DetectFirmware(sfdiskImage(t, c.script))
+			got, err := DetectFirmware(c.image(t))
 			if err != nil {
 				t.Fatal(err)
 			}
