@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the boot runner (recovery/boot) and its guest
 # disk builder need: qemu to boot recovered disks, OVMF for GPT/UEFI disks,
-# GRUB's BIOS modules and busybox to build the test guest. Run as root.
+# GRUB's BIOS modules, busybox and the FAT tools (for the UEFI guest's EFI
+# system partition) to build the test guest. Run as root.
 # Idempotent: it installs only what is missing. It never installs a kernel or
 # touches the host's bootloader: the guest's kernel is fetched with
 # `apt-get download` by the tests and unpacked into a temporary directory.
@@ -10,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "install-boot-deps.sh: run as root (it uses apt-get)" >&2
 	exit 1
 fi
-pkgs=(qemu-system-x86 qemu-utils ovmf grub-pc-bin grub2-common busybox-static e2fsprogs fdisk util-linux kmod cpio zstd xz-utils)
+pkgs=(qemu-system-x86 qemu-utils ovmf grub-pc-bin grub2-common busybox-static e2fsprogs fdisk util-linux kmod cpio zstd xz-utils dosfstools mtools)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

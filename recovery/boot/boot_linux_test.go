@@ -413,3 +413,36 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// TestBootUEFI: a GPT guest with an EFI system partition boots under OVMF
+// (chosen from its partition table), its kernel started by the UEFI shell;
+// the copy of the UEFI variables goes with the temporary directory.
+func TestBootUEFI(t *testing.T) {
+	guest(t)
+	testenv.RequireCommand(t, "mkfs.vfat", "mcopy")
+	g, err := guesttest.Build(guesttest.Options{Dir: filepath.Join(t.TempDir(), "uefi"), UEFI: true, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := fileSHA(t, g.Image)
+	o, tmp := bootOptions(t, g.Image)
+	res, err := Boot(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("boot to ready %s, firmware %s, bus %s", res.BootToReady.Round(time.Millisecond), res.Firmware, res.Bus)
+	if !res.Pass || res.Firmware != FirmwareOVMF || res.Bus != BusVirtio {
+		t.Fatalf("pass %v firmware %s bus %s, want a pass with ovmf on virtio: %s", res.Pass, res.Firmware, res.Bus, res.Reason)
+	}
+	console, err := os.ReadFile(res.ConsoleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(console), guesttest.Marker) {
+		t.Errorf("console lacks the marker:\n%s", lastLines(string(console), 20))
+	}
+	assertGone(t, o.Name, 0, tmp)
+	if after := fileSHA(t, g.Image); after != before {
+		t.Errorf("the image changed: sha256 %s before, %s after", before, after)
+	}
+}

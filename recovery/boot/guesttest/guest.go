@@ -54,6 +54,11 @@ type Options struct {
 	// DebCache is where the kernel .debs are cached; DefaultDebCache
 	// when empty.
 	DebCache string
+	// UEFI makes a GPT disk for OVMF instead of an MBR disk with GRUB:
+	// partition 1 an EFI system partition (FAT) holding the kernel, its
+	// EFI stub booted by the UEFI shell's startup.nsh with the kernel
+	// command line, and the initramfs; partition 2 the ext4 root.
+	UEFI bool
 	// NoVirtioDisk leaves virtio_blk out of the initramfs: a guest that
 	// boots only on AHCI or IDE, like one without virtio drivers.
 	NoVirtioDisk bool
@@ -76,7 +81,12 @@ type Guest struct {
 	Took time.Duration
 }
 
-const partStart = 1 << 20
+// Layout: the first partition at 1 MiB; with UEFI, a 32 MiB EFI system
+// partition there and the root after it.
+const (
+	partStart = 1 << 20
+	espSize   = 32 << 20
+)
 
 // Build builds the guest disk. It needs root, loop devices and the packages
 // of scripts/install-boot-deps.sh.
@@ -114,6 +124,9 @@ func Build(o Options) (g *Guest, err error) {
 		Kernel:        filepath.Join(kdir, "boot", "vmlinuz-"+ver),
 		KernelVersion: ver,
 		PartStart:     partStart,
+	}
+	if o.UEFI {
+		g.PartStart = partStart + espSize
 	}
 	if err := buildDisk(o, g, initrd); err != nil {
 		return nil, err
@@ -375,6 +388,10 @@ func buildDisk(o Options, g *Guest, initrd string) error {
 		return fmt.Errorf("guest: %w", err)
 	}
 	table := fmt.Sprintf("label: dos\nstart=%d, type=83, bootable\n", partStart/512)
+	if o.UEFI {
+		table = fmt.Sprintf("label: gpt\nstart=%d, size=%d, type=U\nstart=%d, type=L\n",
+			partStart/512, espSize/512, g.PartStart/512)
+	}
 	cmd := exec.Command("sfdisk", "-q", img)
 	cmd.Stdin = strings.NewReader(table)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -388,13 +405,19 @@ func buildDisk(o Options, g *Guest, initrd string) error {
 		return err
 	}
 	core := filepath.Join(o.Dir, "core.img")
-	if err := prepareGRUB(root, core); err != nil {
-		return err
+	if !o.UEFI {
+		if err := prepareGRUB(root, core); err != nil {
+			return err
+		}
 	}
-	size := fmt.Sprintf("%dk", (o.Size-partStart)/1024)
-	if _, err := run("", "mkfs.ext4", "-q", "-F", "-b", "4096", "-L", RootLabel, "-E", fmt.Sprintf("offset=%d", partStart),
+	// GPT keeps a backup table in the last 33 sectors.
+	size := fmt.Sprintf("%dk", (o.Size-g.PartStart-(1<<20))/1024)
+	if _, err := run("", "mkfs.ext4", "-q", "-F", "-b", "4096", "-L", RootLabel, "-E", fmt.Sprintf("offset=%d", g.PartStart),
 		"-d", root, img, size); err != nil {
 		return fmt.Errorf("guest: %w", err)
+	}
+	if o.UEFI {
+		return writeESP(o.Dir, img, g.Kernel, initrd)
 	}
 	return installGRUB(img, core)
 }
