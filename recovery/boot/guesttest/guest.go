@@ -88,8 +88,8 @@ const (
 	espSize   = 32 << 20
 )
 
-// Build builds the guest disk. It needs root, loop devices and the packages
-// of scripts/install-boot-deps.sh.
+// Build builds the guest disk into o.Dir. It needs the packages of
+// scripts/install-boot-deps.sh and write access to o.DebCache.
 func Build(o Options) (g *Guest, err error) {
 	start := time.Now()
 	if o.Dir == "" {
