@@ -446,3 +446,46 @@ func TestBootUEFI(t *testing.T) {
 		t.Errorf("the image changed: sha256 %s before, %s after", before, after)
 	}
 }
+
+// TestBootParentKilled: when the process running Boot is killed outright
+// (no cancel, no cleanup), the kernel kills qemu (Pdeathsig). The
+// temporary directory stays in that case: nobody is left to remove it.
+func TestBootParentKilled(t *testing.T) {
+	if os.Getenv("LIFEBOAT_BOOT_CHILD") == "1" {
+		o := Options{Disks: []string{os.Getenv("LIFEBOAT_BOOT_IMAGE")}, Name: os.Getenv("LIFEBOAT_BOOT_NAME"),
+			TempDir: os.Getenv("LIFEBOAT_BOOT_TMP"), LogDir: os.Getenv("LIFEBOAT_BOOT_TMP"), Timeout: time.Minute}
+		Boot(context.Background(), o)
+		return
+	}
+	g := guest(t)
+	name := "lifeboat-test-" + randomHex(6)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBootParentKilled$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LIFEBOAT_BOOT_CHILD=1", "LIFEBOAT_BOOT_IMAGE="+g.Image,
+		"LIFEBOAT_BOOT_NAME="+name, "LIFEBOAT_BOOT_TMP="+t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	pid := 0
+	for deadline := time.Now().Add(30 * time.Second); pid == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if b, err := exec.Command("pgrep", "-f", "qemu-system-x86_64 -name "+name+" ").Output(); err == nil {
+			fmt.Sscan(string(b), &pid)
+		}
+	}
+	if pid == 0 {
+		t.Fatal("qemu did not start within 30s")
+	}
+	time.Sleep(time.Second)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return
+		}
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	t.Fatalf("qemu (pid %d) outlived the killed process that started it", pid)
+}
