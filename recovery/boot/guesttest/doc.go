@@ -14,7 +14,8 @@
 //
 // The kernel is taken with `apt-get download` (cached in a directory the
 // caller names, /var/cache/lifeboat-test/debs by default) and unpacked with
-// `dpkg-deb -x` into a temporary directory; it is never installed on the
+// `dpkg-deb -x` once into the cache's unpacked/ directory (then depmod);
+// later builds reuse that tree. It is never installed on the
 // host. The image is written as a file, with no loop device and no mount:
 // sfdisk writes the table, `mkfs.ext4 -d` makes the root from a staging
 // directory at the partition's offset, and GRUB's boot.img and core.img

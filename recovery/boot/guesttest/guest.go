@@ -51,8 +51,8 @@ type Options struct {
 	// Files to put on the root, by absolute path in the guest ("/etc/x")
 	// to content. CheckPath gets "lifeboat test guest\n" unless given.
 	Files map[string][]byte
-	// DebCache is where the kernel .debs are cached; DefaultDebCache
-	// when empty.
+	// DebCache is where the kernel .debs are cached, and the kernel
+	// unpacked from them (unpacked/); DefaultDebCache when empty.
 	DebCache string
 	// UEFI makes a GPT disk for OVMF instead of an MBR disk with GRUB:
 	// partition 1 an EFI system partition (FAT) holding the kernel, its
@@ -108,8 +108,7 @@ func Build(o Options) (g *Guest, err error) {
 	if err := os.MkdirAll(o.DebCache, 0o755); err != nil {
 		return nil, fmt.Errorf("guest: deb cache: %w", err)
 	}
-	kdir := filepath.Join(o.Dir, "kernel")
-	ver, err := unpackKernel(o.DebCache, kdir)
+	kdir, ver, err := unpackKernel(o.DebCache)
 	if err != nil {
 		return nil, err
 	}
@@ -185,15 +184,17 @@ func cached(cache, pkg string) string {
 }
 
 // unpackKernel downloads linux-image-amd64 and the linux-image-<version>
-// package it depends on, unpacks the latter into kdir and runs depmod there.
-func unpackKernel(cache, kdir string) (string, error) {
+// package it depends on, and unpacks the latter (then depmod) into
+// cache/unpacked/<deb name> once: later builds reuse the tree. It returns
+// the tree and the kernel's release.
+func unpackKernel(cache string) (kdir, ver string, err error) {
 	meta, err := download(cache, "linux-image-amd64")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	dep, err := run("", "dpkg-deb", "-f", meta, "Depends")
 	if err != nil {
-		return "", fmt.Errorf("guest: %w", err)
+		return "", "", fmt.Errorf("guest: %w", err)
 	}
 	pkg := ""
 	for _, d := range strings.Split(dep, ",") {
@@ -204,26 +205,47 @@ func unpackKernel(cache, kdir string) (string, error) {
 		}
 	}
 	if pkg == "" {
-		return "", fmt.Errorf("guest: linux-image-amd64 depends on no kernel package: %q", dep)
+		return "", "", fmt.Errorf("guest: linux-image-amd64 depends on no kernel package: %q", dep)
 	}
 	deb, err := download(cache, pkg)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	if err := os.MkdirAll(kdir, 0o755); err != nil {
-		return "", fmt.Errorf("guest: %w", err)
+	ver = strings.TrimPrefix(pkg, "linux-image-")
+	kdir = filepath.Join(cache, "unpacked", strings.TrimSuffix(filepath.Base(deb), ".deb"))
+	done := filepath.Join(kdir, ".unpacked")
+	if _, err := os.Stat(done); err == nil {
+		return kdir, ver, nil
 	}
-	if _, err := run("", "dpkg-deb", "-x", deb, kdir); err != nil {
-		return "", fmt.Errorf("guest: %w", err)
+	if err := os.MkdirAll(filepath.Dir(kdir), 0o755); err != nil {
+		return "", "", fmt.Errorf("guest: %w", err)
 	}
-	ver := strings.TrimPrefix(pkg, "linux-image-")
-	if _, err := os.Stat(filepath.Join(kdir, "boot", "vmlinuz-"+ver)); err != nil {
-		return "", fmt.Errorf("guest: %s has no kernel: %w", deb, err)
+	// Unpack beside the final name and rename: a build that dies half way
+	// leaves no tree that looks complete.
+	tmp, err := os.MkdirTemp(filepath.Dir(kdir), "tmp-")
+	if err != nil {
+		return "", "", fmt.Errorf("guest: %w", err)
 	}
-	if _, err := run("", "depmod", "-b", kdir, ver); err != nil {
-		return "", fmt.Errorf("guest: %w", err)
+	defer os.RemoveAll(tmp)
+	if _, err := run("", "dpkg-deb", "-x", deb, tmp); err != nil {
+		return "", "", fmt.Errorf("guest: %w", err)
 	}
-	return ver, nil
+	if _, err := os.Stat(filepath.Join(tmp, "boot", "vmlinuz-"+ver)); err != nil {
+		return "", "", fmt.Errorf("guest: %s has no kernel: %w", deb, err)
+	}
+	if _, err := run("", "depmod", "-b", tmp, ver); err != nil {
+		return "", "", fmt.Errorf("guest: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".unpacked"), nil, 0o644); err != nil {
+		return "", "", fmt.Errorf("guest: %w", err)
+	}
+	if err := os.RemoveAll(kdir); err != nil {
+		return "", "", fmt.Errorf("guest: %w", err)
+	}
+	if err := os.Rename(tmp, kdir); err != nil {
+		return "", "", fmt.Errorf("guest: %w", err)
+	}
+	return kdir, ver, nil
 }
 
 // moduleFiles lists the .ko files to insmod, dependencies first.
