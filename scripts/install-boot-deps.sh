@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "install-boot-deps.sh: run as root (it uses apt-get)" >&2
 	exit 1
 fi
-pkgs=(qemu-system-x86 qemu-utils ovmf grub-pc-bin grub2-common busybox-static e2fsprogs fdisk util-linux kmod cpio zstd xz-utils dosfstools mtools)
+pkgs=(qemu-system-x86 qemu-utils ovmf grub-pc-bin grub2-common busybox-static e2fsprogs fdisk util-linux kmod cpio dosfstools mtools)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
