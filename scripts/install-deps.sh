@@ -11,6 +11,9 @@ fi
 pkgs=(clang llvm libbpf-dev)
 if [ "${1:-}" != clang ]; then
 	pkgs+=(bpftool fio util-linux fdisk e2fsprogs xfsprogs fuse3 kmod psmisc postgresql systemd lintian openssh-server)
+	# recovery/boot: qemu boots recovered disks (OVMF for GPT/UEFI disks); the
+	# test guest is built from GRUB's BIOS modules, busybox, cpio and FAT tools.
+	pkgs+=(qemu-system-x86 qemu-utils ovmf grub-pc-bin grub2-common busybox-static cpio dosfstools mtools)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

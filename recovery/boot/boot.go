@@ -239,7 +239,7 @@ func findOVMF() (code, vars string, err error) {
 			return p[0], p[1], nil
 		}
 	}
-	return "", "", api.Errorf("install Debian's ovmf (scripts/install-boot-deps.sh)",
+	return "", "", api.Errorf("install Debian's ovmf (scripts/install-deps.sh)",
 		"boot: no OVMF firmware in /usr/share/OVMF")
 }
 

@@ -58,7 +58,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	for _, prog := range []string{o.QEMU, o.QEMUImg, "nice", "ionice"} {
 		if _, err := exec.LookPath(prog); err != nil {
 			return Result{}, api.WithHint(fmt.Errorf("boot: %w", err),
-				"install qemu-system-x86 and qemu-utils (scripts/install-boot-deps.sh)")
+				"install qemu-system-x86 and qemu-utils (scripts/install-deps.sh)")
 		}
 	}
 	accel := o.Accel

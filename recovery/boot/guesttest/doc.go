@@ -35,7 +35,7 @@
 //     image file it builds (no loop device, no mount, no grub-install);
 //   - leave its staging directories anywhere but Options.Dir.
 //
-// It needs the Debian packages of scripts/install-boot-deps.sh and write
+// It needs the Debian packages of scripts/install-deps.sh and write
 // access to the .deb cache (root for the default one); it is test support,
 // not product code.
 package guesttest

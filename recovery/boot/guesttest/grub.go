@@ -29,7 +29,7 @@ func prepareGRUB(root, core string) error {
 	}
 	ents, err := os.ReadDir(grubDir)
 	if err != nil {
-		return fmt.Errorf("guest: grub: %w (install grub-pc-bin: scripts/install-boot-deps.sh)", err)
+		return fmt.Errorf("guest: grub: %w (install grub-pc-bin: scripts/install-deps.sh)", err)
 	}
 	for _, e := range ents {
 		n := e.Name()

@@ -89,7 +89,7 @@ const (
 )
 
 // Build builds the guest disk into o.Dir. It needs the packages of
-// scripts/install-boot-deps.sh and write access to o.DebCache.
+// scripts/install-deps.sh and write access to o.DebCache.
 func Build(o Options) (g *Guest, err error) {
 	start := time.Now()
 	if o.Dir == "" {
