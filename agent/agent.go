@@ -51,6 +51,10 @@ type Config struct {
 	SegmentAge   time.Duration
 	// MaxRounds bounds the rounds a point may take to converge (20).
 	MaxRounds int
+	// CompletionWait bounds how long a round waits for the writes queued
+	// before its cut to complete before it fails (default 30 s); the next
+	// round waits again.
+	CompletionWait time.Duration
 	// AppInterval is how often an app-consistent point is cut (default
 	// 1 h; negative: only on request).
 	AppInterval time.Duration
@@ -113,6 +117,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxRounds == 0 {
 		c.MaxRounds = 20
+	}
+	if c.CompletionWait == 0 {
+		c.CompletionWait = 30 * time.Second
 	}
 	if c.PinDir == "" {
 		c.PinDir = "/sys/fs/bpf/lifeboat-" + c.Machine
@@ -572,7 +579,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			a.log.Error("round failed", "err", err)
+			a.log.Error("round failed", "err", err, "hint", api.Hint(err))
 			a.mu.Lock()
 			a.cutErr = err.Error()
 			a.mu.Unlock()
@@ -607,7 +614,12 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 	}
 	// Requests made during an initial sync or resync wait for it: a point
 	// needs every disk complete in the journal.
-	if err := tracker.WaitCompleted(ctx, a.tr, gen-1); err != nil {
+	if err := a.waitCompleted(ctx, gen-1); err != nil {
+		// What Begin folded stays pending, unread: the next cut must
+		// not close a point over it.
+		a.mu.Lock()
+		a.rounds.Done()
+		a.mu.Unlock()
 		return false, err
 	}
 	a.checkGaps()
@@ -621,6 +633,28 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 		return false, err
 	}
 	return backlog && !full, nil
+}
+
+// waitCompleted waits until every write of generations <= gen has
+// completed (docs/ARCHITECTURE.md §4: a block is read only once the writes
+// reported before the cut have landed), for at most Config.CompletionWait.
+// A write whose completion the tracker never counts would otherwise stop
+// every later round, with nothing shown: the round fails instead, its
+// error is a problem in the status, and the next round waits again.
+func (a *Agent) waitCompleted(ctx context.Context, gen uint64) error {
+	wctx, cancel := context.WithTimeout(ctx, a.cfg.CompletionWait)
+	defer cancel()
+	err := tracker.WaitCompleted(wctx, a.tr, gen)
+	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	inFlight := "some"
+	if st, serr := a.tr.Stats(); serr == nil {
+		inFlight = fmt.Sprint(st.InFlight)
+	}
+	return api.WithHint(fmt.Errorf("writes queued before cut %d have not completed after %s (%s in flight as the tracker counts them): no block is read until they have", gen+1, a.cfg.CompletionWait, inFlight),
+		"a write to a protected disk is stalled (check the device), or the tracker missed its completion: "+
+			"if /sys/block/<disk>/inflight shows no write in flight, stop the agent, remove "+a.cfg.PinDir+" and start it again (the disks are then resynced)")
 }
 
 // cutGeneration cuts the tracker, unless gen is a cut already made at

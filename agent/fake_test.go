@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,9 @@ type fakeTracker struct {
 	trace  *trace
 	// beforeCut, if set, runs at the start of each Cut (a test hook).
 	beforeCut func()
+	// stuck makes Completed report writes in flight for ever, as when
+	// the kernel never reports a write's completion.
+	stuck atomic.Bool
 }
 
 // trace records what the fakes were asked, in order.
@@ -88,7 +92,7 @@ func (f *fakeTracker) Cut(ctx context.Context) (uint64, error) {
 }
 
 func (f *fakeTracker) Now() time.Duration                 { return time.Duration(monotonicNow()) }
-func (f *fakeTracker) Completed(gen uint64) (bool, error) { return true, nil }
+func (f *fakeTracker) Completed(gen uint64) (bool, error) { return !f.stuck.Load(), nil }
 func (f *fakeTracker) Gap(path string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

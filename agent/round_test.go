@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // TestRoundCutsCrashConsistentPoint: the first round reads the whole disk
@@ -92,6 +95,64 @@ func TestRoundTaintedReadIsReadAgain(t *testing.T) {
 	}
 	img, _ := imageAt(recs, testDiskSize, 4)
 	sameImage(t, "point of generation 4", img, fileContent(t, ta.files[0]))
+}
+
+// TestRoundWriteNeverCompleted: a write the tracker keeps counting in
+// flight (its completion was never reported) fails the round after
+// Config.CompletionWait instead of stopping the agent for ever with
+// nothing shown, and no point is cut over the change that round could not
+// read; once the write completes, the next rounds read it and cut a point
+// that holds it.
+func TestRoundWriteNeverCompleted(t *testing.T) {
+	ta := newTestAgent(t, 1)
+	ta.cfg.CompletionWait = 100 * time.Millisecond
+	ta.round(t) // initial sync
+	ta.round(t) // point of generation 1
+	if ta.lastPoint.Gen != 1 {
+		t.Fatalf("point %+v, want generation 1", ta.lastPoint)
+	}
+	const off, n = 64 << 10, 4 << 10
+	ta.rewrite(t, 0, off, n, 0)
+	ta.tr.stuck.Store(true)
+	ta.pointDue = time.Time{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := ta.Agent.round(context.Background(), 0, time.Time{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "have not completed") {
+			t.Fatalf("round with a write in flight for ever: %v, want it to fail as not completed", err)
+		}
+		if api.Hint(err) == "" {
+			t.Errorf("error %q has no hint", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the round still waits for the write after 10 s (CompletionWait is 100 ms)")
+	}
+	// The failed round closed the point before the write's generation.
+	before := ta.lastPoint
+	ta.tr.stuck.Store(false)
+	ta.pointDue = time.Time{}
+	ta.round(t) // reads the change the failed round folded
+	if ta.lastPoint != before {
+		img, _ := imageAt(ta.journal(t, 0), testDiskSize, ta.lastPoint.Gen)
+		t.Fatalf("point %+v cut over a change no round had read (image equals the disk: %v)", ta.lastPoint, bytes.Equal(img, fileContent(t, ta.files[0])))
+	}
+	if got := readsOf(ta.journal(t, 0)); !slices.Equal(got[len(got)-1:], [][2]int64{{off, n}}) {
+		t.Fatalf("reads %v, want [%d,+%d) last", got, off, n)
+	}
+	ta.pointDue = time.Time{}
+	ta.round(t)
+	if ta.lastPoint.Gen <= 1 {
+		t.Fatalf("no point after the write completed: %+v", ta.lastPoint)
+	}
+	img, ok := imageAt(ta.journal(t, 0), testDiskSize, ta.lastPoint.Gen)
+	if !ok {
+		t.Fatalf("no CUT of generation %d", ta.lastPoint.Gen)
+	}
+	sameImage(t, "point after the write completed", img, fileContent(t, ta.files[0]))
 }
 
 // TestRoundPointRequestWaitsForConvergence: a point asked for is answered

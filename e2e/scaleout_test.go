@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,6 +115,7 @@ func TestScaleOutMoveWithoutResync(t *testing.T) {
 	// The agent replicates to ps1 (a tie goes to the configuration
 	// server's own process role).
 	ag := startAgent(t, srvA, "so-host", []string{loop.Path}, "--point-interval", "2s", "--group-listen", "")
+	t.Cleanup(func() { ag.dumpOnFailure() })
 	waitFor(t, "initial sync done", func() bool {
 		st, err := ag.scaleStatus()
 		return err == nil && len(st.Disks) == 1 && st.Disks[0].State == "protected"
@@ -251,4 +253,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// dumpOnFailure logs, when the test failed, the agent's status and the
+// stacks of all its goroutines (SIGQUIT), so a stall shows where the agent
+// waits.
+func (a *agent) dumpOnFailure() {
+	if !a.t.Failed() || !a.p.running() {
+		return
+	}
+	st, _ := a.ctl("status")
+	js, _ := a.ctl("status", "--json")
+	a.t.Logf("--- agent status at the failure:\n%s\n%s", st, js)
+	before, _ := os.ReadFile(a.p.log)
+	logTail := before[max(0, len(before)-30000):]
+	a.t.Logf("--- agent log before the failure (last %d bytes):\n%s", len(logTail), logTail)
+	a.p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-a.p.done:
+	case <-time.After(10 * time.Second):
+	}
+	b, _ := os.ReadFile(a.p.log)
+	if len(b) > len(before) {
+		b = b[len(before):]
+	}
+	if len(b) > 60000 {
+		b = b[:60000]
+	}
+	a.t.Logf("--- agent goroutines at the failure:\n%s", b)
 }
