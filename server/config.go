@@ -67,7 +67,7 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathFailback, s.failback.Get)
 	admin("DELETE "+api.PathFailback, s.failback.Cancel)
 	admin("POST "+api.PathFailbackComplete, s.failback.Complete)
-	admin("GET "+api.PathAlerts, s.listAlerts)
+	admin("GET "+api.PathAlerts, s.alerts.List)
 	admin("GET "+api.PathServers, s.listServers)
 	admin("POST "+api.PathMove, s.moveMachine)
 	admin("GET "+api.PathServer, s.serverInfo)
@@ -236,7 +236,7 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.evaluateAlerts(r.Context())
+	s.alerts.Evaluate(r.Context())
 	out := make([]api.Machine, 0, len(names))
 	for _, n := range names {
 		m, err := s.machineStatus(r.Context(), n)
@@ -316,7 +316,7 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 			m.Problems = append(m.Problems, "failback failed: "+fb.Error+" ("+fb.Hint+")")
 		}
 	}
-	m.Alerts = s.activeAlerts(name)
+	m.Alerts = s.alerts.Active(name)
 	if p := rec.LastPrune; p != nil && p.Error != "" {
 		m.Problems = append(m.Problems, "prune failed: "+p.Error)
 	}
@@ -385,3 +385,10 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) error {
 	httpapi.WriteJSON(w, http.StatusOK, pts)
 	return nil
 }
+
+// alertMachines gives the alerts (server/alerts) the machine records.
+type alertMachines struct{ s *Server }
+
+func (a alertMachines) Names(ctx context.Context) ([]string, error) { return a.s.machineNames(ctx) }
+
+func (a alertMachines) Get(name string) (machines.Record, bool) { return a.s.machines.Get(name) }

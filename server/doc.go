@@ -5,11 +5,12 @@
 // down. The roles:
 //
 //   - the configuration role (registration, the CA's use, tokens, the
-//     machine records, policies, groups, plans, failover, alerts, the
-//     scale-out coordination of process servers, the admin API, over
-//     HTTPS) still lives in this package: config.go, tokens.go,
-//     groups.go, plans.go, failover.go, retention.go, alerts.go,
-//     servers.go;
+//     machine records, policies, groups, plans, failover, the scale-out
+//     coordination of process servers, the admin API, over HTTPS) still
+//     lives in this package: config.go, tokens.go, groups.go, plans.go,
+//     failover.go, retention.go, servers.go; its alerts (GET /v1/alerts,
+//     also shown in a machine's status) are server/alerts, which reads
+//     the records through alerts.Machines (alertMachines in config.go);
 //   - the process role (the replication gateway of docs/protocol.md, over
 //     mutual TLS 1.3: receive, verify, durable cache, acknowledge, apply)
 //     is server/process; it reaches the machine records through

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/recovery"
+	"github.com/lifeboat-dr/lifeboat/server/alerts"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/mastertarget"
@@ -148,8 +149,8 @@ type Config struct {
 	// warning (lifeboat-server run's default address).
 	MetricsAddr       string
 	MetricsBestEffort bool
-	// Alert thresholds (docs/metrics.md); 0 means the Default, a
-	// negative value disables the alert. AlertRPO: age of the newest
+	// Alert thresholds (docs/metrics.md, server/alerts); 0 means the
+	// alerts.Default, a negative value disables the alert. AlertRPO: age of the newest
 	// point; AlertHeartbeat: time without contact from an agent;
 	// AlertCacheFree: free bytes of the data directory.
 	AlertRPO       time.Duration
@@ -158,7 +159,7 @@ type Config struct {
 	// AlertInterval is how often alerts are evaluated (0: default).
 	AlertInterval time.Duration
 	// ResyncWindow: a disk whose replica hashes were asked for within
-	// it is shown as resyncing (0: DefaultResyncWindow).
+	// it is shown as resyncing (0: alerts.DefaultResyncWindow).
 	ResyncWindow time.Duration
 	// Name is the id of this server's process role in 'lifeboat
 	// servers' ("" means "local"; a joined server's id comes from its
@@ -241,7 +242,7 @@ type Server struct {
 	apiAddr, procAddr net.Addr
 	metricsSrv        *http.Server
 	metricsAddr       net.Addr
-	alerts            alertState
+	alerts            *alerts.Monitor
 	so                scaleoutState
 	traffic           traffic
 	serveErr          chan error
@@ -278,17 +279,6 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	cfg.AlertRPO = defaultDuration(cfg.AlertRPO, DefaultAlertRPO)
-	cfg.AlertHeartbeat = defaultDuration(cfg.AlertHeartbeat, DefaultAlertHeartbeat)
-	if cfg.AlertCacheFree == 0 {
-		cfg.AlertCacheFree = DefaultAlertCacheFree
-	}
-	if cfg.AlertInterval <= 0 {
-		cfg.AlertInterval = DefaultAlertInterval
-	}
-	if cfg.ResyncWindow <= 0 {
-		cfg.ResyncWindow = DefaultResyncWindow
-	}
 	if cfg.Name == "" {
 		cfg.Name = "local"
 	}
@@ -305,7 +295,6 @@ func Open(cfg Config) (*Server, error) {
 		running:  make(map[string]bool),
 		serveErr: make(chan error, 3),
 	}
-	s.alerts.init()
 	s.so.init()
 	ji, joined, err := ReadJoin(dir)
 	if err != nil {
@@ -347,6 +336,9 @@ func Open(cfg Config) (*Server, error) {
 	if _, note := storeReflink(s.store); note != "" && cfg.Roles.Process {
 		s.log.Warn("target storage without reflink", "store", filepath.Join(dir, StoreDir), "warning", note)
 	}
+	s.alerts = alerts.New(alerts.Options{RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
+		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
+		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -390,7 +382,7 @@ func Open(cfg Config) (*Server, error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.alertLoop(s.ctx, cfg.AlertInterval)
+		s.alerts.Run(s.ctx)
 	}()
 	if s.joined() {
 		s.wg.Add(1)
@@ -587,10 +579,6 @@ func (s *Server) stop() error {
 	return err
 }
 
-// defaultDuration returns def for 0, and d otherwise.
-func defaultDuration(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
-}
+// Alerts evaluates the alert conditions now and returns the alerts
+// (server/alerts).
+func (s *Server) Alerts(ctx context.Context) api.Alerts { return s.alerts.Alerts(ctx) }
