@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/server/configsrv"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
@@ -40,9 +41,9 @@ func (s *Server) configHandler() http.Handler {
 			return h(w, r)
 		}))
 	}
-	admin("POST "+api.PathTokens, s.createToken)
-	admin("GET "+api.PathTokens, s.listTokens)
-	admin("DELETE "+api.PathToken, s.revokeToken)
+	admin("POST "+api.PathTokens, s.tokens.Create)
+	admin("GET "+api.PathTokens, s.tokens.List)
+	admin("DELETE "+api.PathToken, s.tokens.Revoke)
 	admin("GET "+api.PathMachines, s.listMachines)
 	admin("GET "+api.PathPoints, s.listPoints)
 	admin("POST "+api.PathFailover, s.failover)
@@ -50,12 +51,12 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathPolicy, s.getPolicy)
 	admin("PUT "+api.PathPolicy, s.putPolicy)
 	admin("POST "+api.PathPrune, s.pruneNow)
-	admin("GET "+api.PathPlans, s.listPlans)
-	admin("POST "+api.PathPlans, s.createPlan)
-	admin("GET "+api.PathPlan, s.getPlan)
-	admin("DELETE "+api.PathPlan, s.deletePlan)
-	admin("POST "+api.PathPlanTest, s.testPlan)
-	admin("POST "+api.PathPlanRun, s.runPlan)
+	admin("GET "+api.PathPlans, s.plans.List)
+	admin("POST "+api.PathPlans, s.plans.Create)
+	admin("GET "+api.PathPlan, s.plans.Get)
+	admin("DELETE "+api.PathPlan, s.plans.Delete)
+	admin("POST "+api.PathPlanTest, s.plans.Test)
+	admin("POST "+api.PathPlanRun, s.plans.Run)
 	admin("GET "+api.PathGroups, s.listGroups)
 	admin("POST "+api.PathGroups, s.createGroup)
 	admin("GET "+api.PathGroup, s.getGroup)
@@ -127,9 +128,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	// A one-time token: its secret keys both proofs, and it is used up
 	// only by a registration that succeeds.
 	var ans api.RegisterResponse
-	err := s.tokenStore().use(strings.ToLower(req.TokenID), req.Name, time.Now(), func(secret string) error {
+	err := s.tokens.Use(strings.ToLower(req.TokenID), req.Name, time.Now(), func(secret string) error {
 		if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(secret, req.Name, req.Nonce, req.CSR)) {
-			return errTokenUnknown // the same answer as an unknown token: nothing to probe
+			return configsrv.ErrTokenUnknown // the same answer as an unknown token: nothing to probe
 		}
 		cert, proc, err := s.registerMachine(r, req, log)
 		if err != nil {
@@ -138,9 +139,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		ans = s.registerAnswer(cert, proc, req.Nonce, secret)
 		return nil
 	})
-	if errors.Is(err, errTokenUnknown) {
+	if errors.Is(err, configsrv.ErrTokenUnknown) {
 		log.Warn("registration refused: bad token", "token_id", req.TokenID)
-		return httpapi.Errorf(http.StatusUnauthorized, errTokenUnknown.Error(), tokenHint)
+		return httpapi.Errorf(http.StatusUnauthorized, configsrv.ErrTokenUnknown.Error(), configsrv.TokenHint)
 	}
 	if err != nil {
 		return err
@@ -392,3 +393,13 @@ type alertMachines struct{ s *Server }
 func (a alertMachines) Names(ctx context.Context) ([]string, error) { return a.s.machineNames(ctx) }
 
 func (a alertMachines) Get(name string) (machines.Record, bool) { return a.s.machines.Get(name) }
+
+// planMachines gives the plans (configsrv.Plans) the machines and their
+// failover.
+type planMachines struct{ s *Server }
+
+func (a planMachines) Names(ctx context.Context) ([]string, error) { return a.s.machineNames(ctx) }
+
+func (a planMachines) Failover(ctx context.Context, m string, req api.FailoverRequest) (api.FailoverResult, error) {
+	return a.s.runFailover(ctx, m, req)
+}

@@ -6,9 +6,11 @@
 //
 //   - the configuration role (registration, the CA's use, tokens, the
 //     machine records, policies, groups, plans, failover, the scale-out
-//     coordination of process servers, the admin API, over HTTPS) still
-//     lives in this package: config.go, tokens.go, groups.go, plans.go,
-//     failover.go, retention.go, servers.go; its alerts (GET /v1/alerts,
+//     coordination of process servers, the admin API, over HTTPS): its
+//     tokens and recovery plans are server/configsrv (Tokens, Plans; the
+//     plans reach the machines through configsrv.Failover, planMachines
+//     in config.go); the rest still lives in this package: config.go,
+//     groups.go, failover.go, retention.go, servers.go; its alerts (GET /v1/alerts,
 //     also shown in a machine's status) are server/alerts, which reads
 //     the records through alerts.Machines (alertMachines in config.go);
 //   - the process role (the replication gateway of docs/protocol.md, over
@@ -28,7 +30,7 @@
 // machines/, groups/, plans/, servers/), server/pki (the CA), server/statefile
 // (server.json, readable by the CLI without linking the server).
 //
-// Recovery (failover.go, retention.go, plans.go): the configuration role
+// Recovery (failover.go, retention.go; configsrv.Plans): the configuration role
 // materializes a machine's disks at a point (store.Materialize), checks
 // their filesystems read-only with recovery.Checker when asked, and records
 // a real failover in the machine's record (DataDir/machines/<m>.json):

@@ -18,6 +18,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/recovery"
 	"github.com/lifeboat-dr/lifeboat/server/alerts"
+	"github.com/lifeboat-dr/lifeboat/server/configsrv"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/mastertarget"
@@ -37,8 +38,6 @@ const (
 	MachinesDir = "machines"
 	// StoreDir is the default target storage (store.Local).
 	StoreDir = "store"
-	// PlansDir holds one JSON file per recovery plan.
-	PlansDir = "plans"
 )
 
 // Defaults of Config.
@@ -221,18 +220,15 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
 	machines *machines.Registry
-	running  map[string]bool // plans being run
 
 	groupsOnce sync.Once
 	groups     *groupsState
 
-	tokensOnce sync.Once
-	tokens     *tokens // one-time registration tokens (tokens.go)
+	tokens *configsrv.Tokens // one-time registration tokens
+	plans  *configsrv.Plans  // recovery plans
 
 	pruneMu  sync.Mutex // one prune at a time
-	plansMu  sync.Mutex // plan files
 	checker  *recovery.Checker
 	proc     *process.Role              // nil unless the process role runs
 	mt       *mastertarget.MasterTarget // nil unless the master-target role runs
@@ -292,7 +288,6 @@ func Open(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		dir:      dir,
 		log:      cfg.Logger.With(httpapi.LogComponent, "server"),
-		running:  make(map[string]bool),
 		serveErr: make(chan error, 3),
 	}
 	s.so.init()
@@ -336,6 +331,8 @@ func Open(cfg Config) (*Server, error) {
 	if _, note := storeReflink(s.store); note != "" && cfg.Roles.Process {
 		s.log.Warn("target storage without reflink", "store", filepath.Join(dir, StoreDir), "warning", note)
 	}
+	s.tokens = configsrv.NewTokens(dir, cfg.Logger)
+	s.plans = configsrv.NewPlans(dir, planMachines{s}, cfg.Logger)
 	s.alerts = alerts.New(alerts.Options{RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
 		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})

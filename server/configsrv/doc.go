@@ -1,0 +1,23 @@
+// Package configsrv is the configuration role of lifeboat-server (docs/ARCHITECTURE.md
+// §1): what the management server keeps and decides for the machines it
+// protects, answered over the admin API and the registration endpoint.
+//
+// So far it owns:
+//   - the one-time registration tokens (DATA/tokens.json, Tokens: their
+//     issue, listing, revocation and single use, and the handlers of
+//     /v1/tokens);
+//   - the recovery plans (DATA/plans/, Plans: their records and the
+//     handlers of /v1/plans; a run fails over the machines group by group
+//     through Failover, declared here, and runs the scripts between
+//     groups, each in a process group of its own on Unix).
+//
+// The rest of the role (registration, the machine records' views,
+// policies, groups, failover, the scale-out coordination) still lives in
+// package server and moves here next.
+//
+// What it must never do: import the composition (server) or another
+// role's package; keep a used, revoked or expired token usable, also
+// across a restart; show a token's secret anywhere but in the answer
+// that issued it; run a plan twice at once, or change or delete a plan
+// while it runs.
+package configsrv
