@@ -29,8 +29,8 @@ func (s *Server) configHandler() http.Handler {
 	log := s.cfg.Logger.With(httpapi.LogComponent, "config")
 	mux := http.NewServeMux()
 	mux.Handle("POST "+api.PathRegister, httpapi.Handle(log, s.register))
-	mux.Handle("PUT "+api.PathAgentGroup, httpapi.Handle(log, s.syncAgentGroup))
-	mux.Handle("POST "+api.PathAgentGroupResult, httpapi.Handle(log, s.agentGroupResult))
+	mux.Handle("PUT "+api.PathAgentGroup, httpapi.Handle(log, s.groups.SyncAgent))
+	mux.Handle("POST "+api.PathAgentGroupResult, httpapi.Handle(log, s.groups.AgentResult))
 	mux.Handle("POST "+api.PathServerJoin, httpapi.Handle(log, s.joinServer))
 	mux.Handle("PUT "+api.PathServerHeartbeat, httpapi.Handle(log, s.serverHeartbeat))
 	admin := func(pattern string, h httpapi.HandlerFunc) {
@@ -57,13 +57,13 @@ func (s *Server) configHandler() http.Handler {
 	admin("DELETE "+api.PathPlan, s.plans.Delete)
 	admin("POST "+api.PathPlanTest, s.plans.Test)
 	admin("POST "+api.PathPlanRun, s.plans.Run)
-	admin("GET "+api.PathGroups, s.listGroups)
-	admin("POST "+api.PathGroups, s.createGroup)
-	admin("GET "+api.PathGroup, s.getGroup)
-	admin("DELETE "+api.PathGroup, s.deleteGroup)
-	admin("GET "+api.PathGroupPoints, s.listGroupPoints)
-	admin("POST "+api.PathGroupPoint, s.requestGroupPoint)
-	admin("POST "+api.PathGroupFailover, s.groupFailover)
+	admin("GET "+api.PathGroups, s.groups.List)
+	admin("POST "+api.PathGroups, s.groups.Create)
+	admin("GET "+api.PathGroup, s.groups.Get)
+	admin("DELETE "+api.PathGroup, s.groups.Delete)
+	admin("GET "+api.PathGroupPoints, s.groups.ListPoints)
+	admin("POST "+api.PathGroupPoint, s.groups.RequestPoint)
+	admin("POST "+api.PathGroupFailover, s.groups.Failover)
 	admin("POST "+api.PathFailback, s.failback.Start)
 	admin("GET "+api.PathFailback, s.failback.Get)
 	admin("DELETE "+api.PathFailback, s.failback.Cancel)
@@ -394,12 +394,20 @@ func (a alertMachines) Names(ctx context.Context) ([]string, error) { return a.s
 
 func (a alertMachines) Get(name string) (machines.Record, bool) { return a.s.machines.Get(name) }
 
-// planMachines gives the plans (configsrv.Plans) the machines and their
-// failover.
+// planMachines gives the plans and the groups (configsrv.Plans,
+// configsrv.Groups) the machines, their points, failover and assignment.
 type planMachines struct{ s *Server }
 
 func (a planMachines) Names(ctx context.Context) ([]string, error) { return a.s.machineNames(ctx) }
 
 func (a planMachines) Failover(ctx context.Context, m string, req api.FailoverRequest) (api.FailoverResult, error) {
 	return a.s.runFailover(ctx, m, req)
+}
+
+func (a planMachines) Points(ctx context.Context, m string) ([]api.Point, error) {
+	return a.s.points(ctx, m)
+}
+
+func (a planMachines) AssignedAddr(r *http.Request, m string) (id, addr string) {
+	return a.s.assignedAddr(r, m)
 }

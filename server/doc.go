@@ -7,10 +7,11 @@
 //   - the configuration role (registration, the CA's use, tokens, the
 //     machine records, policies, groups, plans, failover, the scale-out
 //     coordination of process servers, the admin API, over HTTPS): its
-//     tokens and recovery plans are server/configsrv (Tokens, Plans; the
-//     plans reach the machines through configsrv.Failover, planMachines
-//     in config.go); the rest still lives in this package: config.go,
-//     groups.go, failover.go, retention.go, servers.go; its alerts (GET /v1/alerts,
+//     tokens, recovery plans and replication groups are server/configsrv
+//     (Tokens, Plans, Groups; they reach the machines through
+//     configsrv.Failover and configsrv.GroupMachines, planMachines in
+//     config.go); the rest still lives in this package: config.go,
+//     failover.go, retention.go, servers.go; its alerts (GET /v1/alerts,
 //     also shown in a machine's status) are server/alerts, which reads
 //     the records through alerts.Machines (alertMachines in config.go);
 //   - the process role (the replication gateway of docs/protocol.md, over

@@ -222,11 +222,9 @@ type Server struct {
 
 	machines *machines.Registry
 
-	groupsOnce sync.Once
-	groups     *groupsState
-
 	tokens *configsrv.Tokens // one-time registration tokens
 	plans  *configsrv.Plans  // recovery plans
+	groups *configsrv.Groups // replication groups
 
 	pruneMu  sync.Mutex // one prune at a time
 	checker  *recovery.Checker
@@ -333,6 +331,7 @@ func Open(cfg Config) (*Server, error) {
 	}
 	s.tokens = configsrv.NewTokens(dir, cfg.Logger)
 	s.plans = configsrv.NewPlans(dir, planMachines{s}, cfg.Logger)
+	s.groups = configsrv.NewGroups(dir, planMachines{s}, s.ca, cfg.Logger)
 	s.alerts = alerts.New(alerts.Options{RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
 		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})

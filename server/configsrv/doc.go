@@ -9,15 +9,22 @@
 //   - the recovery plans (DATA/plans/, Plans: their records and the
 //     handlers of /v1/plans; a run fails over the machines group by group
 //     through Failover, declared here, and runs the scripts between
-//     groups, each in a process group of its own on Unix).
+//     groups, each in a process group of its own on Unix);
+//   - the replication groups (DATA/groups/, Groups: their records, the
+//     handlers of /v1/groups and of the agents' /v1/agent/group, where
+//     members listen, the last outcome of each group, the operator's
+//     pending group points, a group's failover at one group point). An
+//     agent is known by its certificate, verified through ClientVerifier;
+//     the machines are reached through GroupMachines.
 //
 // The rest of the role (registration, the machine records' views,
-// policies, groups, failover, the scale-out coordination) still lives in
+// policies, failover, the scale-out coordination) still lives in
 // package server and moves here next.
 //
 // What it must never do: import the composition (server) or another
 // role's package; keep a used, revoked or expired token usable, also
 // across a restart; show a token's secret anywhere but in the answer
 // that issued it; run a plan twice at once, or change or delete a plan
-// while it runs.
+// while it runs; tell an agent of a group it is not in; accept a group
+// point's outcome from any machine but the group's coordinator.
 package configsrv
