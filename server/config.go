@@ -48,9 +48,9 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathPoints, s.listPoints)
 	admin("POST "+api.PathFailover, s.failover)
 	admin("POST "+api.PathCommit, s.commit)
-	admin("GET "+api.PathPolicy, s.getPolicy)
-	admin("PUT "+api.PathPolicy, s.putPolicy)
-	admin("POST "+api.PathPrune, s.pruneNow)
+	admin("GET "+api.PathPolicy, s.policies.Get)
+	admin("PUT "+api.PathPolicy, s.policies.Put)
+	admin("POST "+api.PathPrune, s.policies.PruneNow)
 	admin("GET "+api.PathPlans, s.plans.List)
 	admin("POST "+api.PathPlans, s.plans.Create)
 	admin("GET "+api.PathPlan, s.plans.Get)
@@ -394,20 +394,35 @@ func (a alertMachines) Names(ctx context.Context) ([]string, error) { return a.s
 
 func (a alertMachines) Get(name string) (machines.Record, bool) { return a.s.machines.Get(name) }
 
-// planMachines gives the plans and the groups (configsrv.Plans,
-// configsrv.Groups) the machines, their points, failover and assignment.
-type planMachines struct{ s *Server }
+// cfgMachines gives the configuration role's parts (configsrv.Plans,
+// Groups, Policies) the machines: their records, points, failover,
+// assignment and the local pruner.
+type cfgMachines struct{ s *Server }
 
-func (a planMachines) Names(ctx context.Context) ([]string, error) { return a.s.machineNames(ctx) }
+func (a cfgMachines) Names(ctx context.Context) ([]string, error) { return a.s.machineNames(ctx) }
 
-func (a planMachines) Failover(ctx context.Context, m string, req api.FailoverRequest) (api.FailoverResult, error) {
+func (a cfgMachines) Failover(ctx context.Context, m string, req api.FailoverRequest) (api.FailoverResult, error) {
 	return a.s.runFailover(ctx, m, req)
 }
 
-func (a planMachines) Points(ctx context.Context, m string) ([]api.Point, error) {
+func (a cfgMachines) Points(ctx context.Context, m string) ([]api.Point, error) {
 	return a.s.points(ctx, m)
 }
 
-func (a planMachines) AssignedAddr(r *http.Request, m string) (id, addr string) {
+func (a cfgMachines) AssignedAddr(r *http.Request, m string) (id, addr string) {
 	return a.s.assignedAddr(r, m)
+}
+
+func (a cfgMachines) Param(r *http.Request) (string, error) { return a.s.machineParam(r) }
+
+func (a cfgMachines) Get(name string) (machines.Record, bool) { return a.s.machines.Get(name) }
+
+func (a cfgMachines) Update(name string, f func(m *machines.Record)) error {
+	return a.s.machines.Update(name, f)
+}
+
+func (a cfgMachines) ServesHere(m string) bool { return a.s.servesHere(m) }
+
+func (a cfgMachines) Prune(ctx context.Context, m string) (api.PruneAnswer, error) {
+	return a.s.pruner.Prune(ctx, m)
 }

@@ -225,8 +225,11 @@ type Server struct {
 	tokens *configsrv.Tokens // one-time registration tokens
 	plans  *configsrv.Plans  // recovery plans
 	groups *configsrv.Groups // replication groups
+	// policies: the retention policies' handlers; pruner: the process
+	// role's application of them (the loop runs with the process role).
+	policies *configsrv.Policies
+	pruner   *process.Pruner
 
-	pruneMu  sync.Mutex // one prune at a time
 	checker  *recovery.Checker
 	proc     *process.Role              // nil unless the process role runs
 	mt       *mastertarget.MasterTarget // nil unless the master-target role runs
@@ -330,8 +333,10 @@ func Open(cfg Config) (*Server, error) {
 		s.log.Warn("target storage without reflink", "store", filepath.Join(dir, StoreDir), "warning", note)
 	}
 	s.tokens = configsrv.NewTokens(dir, cfg.Logger)
-	s.plans = configsrv.NewPlans(dir, planMachines{s}, cfg.Logger)
-	s.groups = configsrv.NewGroups(dir, planMachines{s}, s.ca, cfg.Logger)
+	s.plans = configsrv.NewPlans(dir, cfgMachines{s}, cfg.Logger)
+	s.groups = configsrv.NewGroups(dir, cfgMachines{s}, s.ca, cfg.Logger)
+	s.policies = configsrv.NewPolicies(cfgMachines{s}, cfg.Logger)
+	s.pruner = process.NewPruner(s.store, s.machines, cfgMachines{s}, cfg.Logger)
 	s.alerts = alerts.New(alerts.Options{RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
 		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})
@@ -357,7 +362,7 @@ func Open(cfg Config) (*Server, error) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.pruner(s.ctx, cfg.PruneInterval)
+			s.pruner.Run(s.ctx, cfg.PruneInterval)
 		}()
 	}
 	if cfg.Roles.MasterTarget {

@@ -15,10 +15,14 @@
 //     members listen, the last outcome of each group, the operator's
 //     pending group points, a group's failover at one group point). An
 //     agent is known by its certificate, verified through ClientVerifier;
-//     the machines are reached through GroupMachines.
+//     the machines are reached through GroupMachines;
+//   - the retention policies' admin API (Policies: /v1/machines/{m}/policy
+//     and /prune; the policy is kept in the machine's record, the prune
+//     itself is the process role's pruner, reached through
+//     PolicyMachines).
 //
 // The rest of the role (registration, the machine records' views,
-// policies, failover, the scale-out coordination) still lives in
+// failover, the scale-out coordination) still lives in
 // package server and moves here next.
 //
 // What it must never do: import the composition (server) or another
