@@ -46,8 +46,8 @@ func (s *Server) configHandler() http.Handler {
 	admin("DELETE "+api.PathToken, s.tokens.Revoke)
 	admin("GET "+api.PathMachines, s.listMachines)
 	admin("GET "+api.PathPoints, s.listPoints)
-	admin("POST "+api.PathFailover, s.failover)
-	admin("POST "+api.PathCommit, s.commit)
+	admin("POST "+api.PathFailover, s.failovers.Failover)
+	admin("POST "+api.PathCommit, s.failovers.Commit)
 	admin("GET "+api.PathPolicy, s.policies.Get)
 	admin("PUT "+api.PathPolicy, s.policies.Put)
 	admin("POST "+api.PathPrune, s.policies.PruneNow)
@@ -402,7 +402,7 @@ type cfgMachines struct{ s *Server }
 func (a cfgMachines) Names(ctx context.Context) ([]string, error) { return a.s.machineNames(ctx) }
 
 func (a cfgMachines) Failover(ctx context.Context, m string, req api.FailoverRequest) (api.FailoverResult, error) {
-	return a.s.runFailover(ctx, m, req)
+	return a.s.failovers.Run(ctx, m, req)
 }
 
 func (a cfgMachines) Points(ctx context.Context, m string) ([]api.Point, error) {
@@ -425,4 +425,12 @@ func (a cfgMachines) ServesHere(m string) bool { return a.s.servesHere(m) }
 
 func (a cfgMachines) Prune(ctx context.Context, m string) (api.PruneAnswer, error) {
 	return a.s.pruner.Prune(ctx, m)
+}
+
+func (a cfgMachines) UpdateErr(name string, f func(m *machines.Record) error) error {
+	return a.s.machines.UpdateErr(name, f)
+}
+
+func (a cfgMachines) Status(ctx context.Context, m string) (api.Machine, error) {
+	return a.s.machineStatus(ctx, m)
 }

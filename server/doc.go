@@ -7,11 +7,12 @@
 //   - the configuration role (registration, the CA's use, tokens, the
 //     machine records, policies, groups, plans, failover, the scale-out
 //     coordination of process servers, the admin API, over HTTPS): its
-//     tokens, recovery plans, replication groups and retention policies
-//     are server/configsrv (Tokens, Plans, Groups, Policies; they reach
-//     the machines through configsrv.Failover, GroupMachines and
-//     PolicyMachines, cfgMachines in config.go); the rest still lives in this package: config.go,
-//     failover.go, servers.go; its alerts (GET /v1/alerts,
+//     tokens, recovery plans, replication groups, retention policies and
+//     failover are server/configsrv (Tokens, Plans, Groups, Policies,
+//     Failovers; they reach the machines through interfaces declared
+//     there, cfgMachines in config.go); the rest still lives in this
+//     package: config.go (the admin API's routes, registration, the
+//     machines' status view), servers.go; its alerts (GET /v1/alerts,
 //     also shown in a machine's status) are server/alerts, which reads
 //     the records through alerts.Machines (alertMachines in config.go);
 //   - the process role (the replication gateway of docs/protocol.md, over
@@ -31,7 +32,7 @@
 // machines/, groups/, plans/, servers/), server/pki (the CA), server/statefile
 // (server.json, readable by the CLI without linking the server).
 //
-// Recovery (failover.go; configsrv.Plans, configsrv.Policies): the configuration role
+// Recovery (configsrv.Failovers, Plans, Policies): the configuration role
 // materializes a machine's disks at a point (store.Materialize), checks
 // their filesystems read-only with recovery.Checker when asked, and records
 // a real failover in the machine's record (DataDir/machines/<m>.json):

@@ -227,10 +227,10 @@ type Server struct {
 	groups *configsrv.Groups // replication groups
 	// policies: the retention policies' handlers; pruner: the process
 	// role's application of them (the loop runs with the process role).
-	policies *configsrv.Policies
-	pruner   *process.Pruner
+	policies  *configsrv.Policies
+	failovers *configsrv.Failovers // failover and commit
+	pruner    *process.Pruner
 
-	checker  *recovery.Checker
 	proc     *process.Role              // nil unless the process role runs
 	mt       *mastertarget.MasterTarget // nil unless the master-target role runs
 	failback *mastertarget.API
@@ -299,7 +299,6 @@ func Open(cfg Config) (*Server, error) {
 	if s.machines, err = machines.Open(filepath.Join(dir, MachinesDir)); err != nil {
 		return nil, err
 	}
-	s.checker = &recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}
 	if joined {
 		s.ca, err = pki.LoadCACert(dir)
 	} else {
@@ -336,6 +335,8 @@ func Open(cfg Config) (*Server, error) {
 	s.plans = configsrv.NewPlans(dir, cfgMachines{s}, cfg.Logger)
 	s.groups = configsrv.NewGroups(dir, cfgMachines{s}, s.ca, cfg.Logger)
 	s.policies = configsrv.NewPolicies(cfgMachines{s}, cfg.Logger)
+	s.failovers = configsrv.NewFailovers(cfgMachines{s}, s.store,
+		&recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}, cfg.Logger)
 	s.pruner = process.NewPruner(s.store, s.machines, cfgMachines{s}, cfg.Logger)
 	s.alerts = alerts.New(alerts.Options{RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,

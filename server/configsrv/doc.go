@@ -19,10 +19,14 @@
 //   - the retention policies' admin API (Policies: /v1/machines/{m}/policy
 //     and /prune; the policy is kept in the machine's record, the prune
 //     itself is the process role's pruner, reached through
-//     PolicyMachines).
+//     PolicyMachines);
+//   - failover and commit (Failovers: /v1/machines/{m}/failover and
+//     /commit): a machine's disks materialized at a point, their
+//     filesystems checked read-only when asked (ImageChecker), and a real
+//     failover recorded in the machine's record, then its commit.
 //
-// The rest of the role (registration, the machine records' views,
-// failover, the scale-out coordination) still lives in
+// The rest of the role (registration, the machine records' status view,
+// the scale-out coordination) still lives in
 // package server and moves here next.
 //
 // What it must never do: import the composition (server) or another
@@ -30,5 +34,7 @@
 // across a restart; show a token's secret anywhere but in the answer
 // that issued it; run a plan twice at once, or change or delete a plan
 // while it runs; tell an agent of a group it is not in; accept a group
-// point's outcome from any machine but the group's coordinator.
+// point's outcome from any machine but the group's coordinator; change a
+// machine's state on a test failover, or on a real one whose requested
+// check failed; write to an image while checking it.
 package configsrv
