@@ -38,11 +38,11 @@
 // a real failover in the machine's record (DataDir/machines/<m>.json):
 // protected → failed-over → committed. A committed machine's process-role
 // requests are answered 410 until it registers again. The pruner (process
-// role) applies each protected machine's retention policy to target
+// role, process.Pruner) applies each protected machine's retention policy to target
 // storage every Config.PruneInterval; its errors are logged and shown in
 // the machine's problems, never fatal. Recovery plans (DataDir/plans/) fail
 // over machines group by group and run scripts between groups. The
-// orchestration lives here, next to the machine records it changes; image
+// orchestration lives in the configuration role (server/configsrv); image
 // inspection lives in recovery/ (docs/ARCHITECTURE.md §7 and §8 put all of
 // recovery there: the orchestration moves once failback needs it too).
 //

@@ -1,6 +1,7 @@
-// Package configsrv is the configuration role of lifeboat-server (docs/ARCHITECTURE.md
-// §1): what the management server keeps and decides for the machines it
-// protects, answered over the admin API and the registration endpoint.
+// Package configsrv is the configuration role of lifeboat-server
+// (docs/ARCHITECTURE.md §1): what the management server keeps and decides
+// for the machines it protects, answered over the admin API and the
+// registration endpoint.
 //
 // So far it owns:
 //   - the one-time registration tokens (DATA/tokens.json, Tokens: their
@@ -26,8 +27,8 @@
 //     failover recorded in the machine's record, then its commit.
 //
 // The rest of the role (registration, the machine records' status view,
-// the scale-out coordination) still lives in
-// package server and moves here next.
+// the scale-out coordination) still lives in package server and moves
+// here next.
 //
 // What it must never do: import the composition (server) or another
 // role's package; keep a used, revoked or expired token usable, also
