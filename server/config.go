@@ -2,24 +2,18 @@ package server
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/server/configsrv"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/machines"
-	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -28,7 +22,7 @@ import (
 func (s *Server) configHandler() http.Handler {
 	log := s.cfg.Logger.With(httpapi.LogComponent, "config")
 	mux := http.NewServeMux()
-	mux.Handle("POST "+api.PathRegister, httpapi.Handle(log, s.register))
+	mux.Handle("POST "+api.PathRegister, httpapi.Handle(log, s.registration.Register))
 	mux.Handle("PUT "+api.PathAgentGroup, httpapi.Handle(log, s.groups.SyncAgent))
 	mux.Handle("POST "+api.PathAgentGroupResult, httpapi.Handle(log, s.groups.AgentResult))
 	mux.Handle("POST "+api.PathServerJoin, httpapi.Handle(log, s.joinServer))
@@ -94,115 +88,6 @@ func (s *Server) checkAdmin(r *http.Request) error {
 		return httpapi.Errorf(http.StatusForbidden, fmt.Sprintf("certificate of machine %q cannot use the admin API", cn), adminHint)
 	}
 	return nil
-}
-
-// register handles POST /v1/register (docs/protocol.md).
-func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
-	var req api.RegisterRequest
-	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
-		return err
-	}
-	if err := api.ValidName(req.Name); err != nil {
-		return httpapi.Errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "machine names are [A-Za-z0-9._-]{1,63}: set the agent's --name")
-	}
-	if req.Name == api.AdminName {
-		return httpapi.Errorf(http.StatusBadRequest, "machine name \"admin\" is reserved", "give the agent another --name")
-	}
-	if nb, err := hex.DecodeString(req.Nonce); err != nil || len(nb) != 32 {
-		return httpapi.Errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the registration request")
-	}
-	log := s.cfg.Logger.With(httpapi.LogComponent, "config", httpapi.LogMachine, req.Name, httpapi.LogRemote, r.RemoteAddr)
-	if req.TokenID == "" {
-		if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(s.pass, req.Name, req.Nonce, req.CSR)) {
-			log.Warn("registration refused: wrong passphrase proof")
-			return httpapi.Errorf(http.StatusUnauthorized, "wrong passphrase",
-				"the agent's passphrase file must hold the line in the server's DATA/passphrase")
-		}
-		cert, proc, err := s.registerMachine(r, req, log)
-		if err != nil {
-			return err
-		}
-		httpapi.WriteJSON(w, http.StatusOK, s.registerAnswer(cert, proc, req.Nonce, s.pass))
-		return nil
-	}
-	// A one-time token: its secret keys both proofs, and it is used up
-	// only by a registration that succeeds.
-	var ans api.RegisterResponse
-	err := s.tokens.Use(strings.ToLower(req.TokenID), req.Name, time.Now(), func(secret string) error {
-		if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(secret, req.Name, req.Nonce, req.CSR)) {
-			return configsrv.ErrTokenUnknown // the same answer as an unknown token: nothing to probe
-		}
-		cert, proc, err := s.registerMachine(r, req, log)
-		if err != nil {
-			return err
-		}
-		ans = s.registerAnswer(cert, proc, req.Nonce, secret)
-		return nil
-	})
-	if errors.Is(err, configsrv.ErrTokenUnknown) {
-		log.Warn("registration refused: bad token", "token_id", req.TokenID)
-		return httpapi.Errorf(http.StatusUnauthorized, configsrv.ErrTokenUnknown.Error(), configsrv.TokenHint)
-	}
-	if err != nil {
-		return err
-	}
-	log.Info("registration token used", "token_id", req.TokenID)
-	httpapi.WriteJSON(w, http.StatusOK, ans)
-	return nil
-}
-
-// registerAnswer is the answer to a registration, proven with key (the
-// passphrase or a token's secret).
-func (s *Server) registerAnswer(certPEM []byte, proc, nonce, key string) api.RegisterResponse {
-	return api.RegisterResponse{
-		Certificate:   string(certPEM),
-		CA:            string(s.ca.CertPEM),
-		ProcessServer: proc,
-		ServerProof:   api.ServerProof(key, nonce, string(s.ca.CertPEM)),
-	}
-}
-
-// registerMachine issues the certificate of a machine whose proof was
-// checked and records the registration; it returns the certificate (PEM)
-// and the process server to give the agent.
-func (s *Server) registerMachine(r *http.Request, req api.RegisterRequest, log *slog.Logger) (certPEM []byte, proc string, err error) {
-	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
-	if err != nil {
-		return nil, "", &httpapi.Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST signed with the agent's key", Err: err}
-	}
-	certPEM, err = s.ca.IssueMachine(req.Name, csr, time.Now())
-	if err != nil {
-		return nil, "", &httpapi.Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Remedy: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
-	}
-	proc, assigned, err := s.assignProcessServer(r, req.Name)
-	if err != nil {
-		return nil, "", err
-	}
-	cert, err := pki.ParseCertificatePEM(certPEM)
-	if err != nil {
-		return nil, "", err
-	}
-	now := time.Now().UTC()
-	reprotected := false
-	if err := s.machines.Update(req.Name, func(m *machines.Record) {
-		m.Registered = &now
-		m.Serial = cert.SerialNumber.Text(16)
-		m.Assigned = assigned
-		if m.State == api.StateCommitted || m.State == api.StateFailedBack {
-			// Re-protection: from now on only this certificate may
-			// replicate, never the old source's.
-			m.State, m.Failover, m.Committed, m.SerialOnly = "", nil, nil, true
-			m.Failback, m.FailedBack = nil, nil
-			reprotected = true
-		}
-	}); err != nil {
-		return nil, "", err
-	}
-	if reprotected {
-		log.Warn("committed machine registered again: protected again; certificates issued before are refused")
-	}
-	log.Info("machine registered", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter, "process_server", proc)
-	return certPEM, proc, nil
 }
 
 // processServerFor returns the process server address to give an agent
@@ -433,4 +318,8 @@ func (a cfgMachines) UpdateErr(name string, f func(m *machines.Record) error) er
 
 func (a cfgMachines) Status(ctx context.Context, m string) (api.Machine, error) {
 	return a.s.machineStatus(ctx, m)
+}
+
+func (a cfgMachines) AssignProcessServer(r *http.Request, m string) (addr, id string, err error) {
+	return a.s.assignProcessServer(r, m)
 }

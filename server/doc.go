@@ -7,11 +7,11 @@
 //   - the configuration role (registration, the CA's use, tokens, the
 //     machine records, policies, groups, plans, failover, the scale-out
 //     coordination of process servers, the admin API, over HTTPS): its
-//     tokens, recovery plans, replication groups, retention policies and
-//     failover are server/configsrv (Tokens, Plans, Groups, Policies,
-//     Failovers; they reach the machines through interfaces declared
-//     there, cfgMachines in config.go); the rest still lives in this
-//     package: config.go (the admin API's routes, registration, the
+//     registration, tokens, recovery plans, replication groups, retention
+//     policies and failover are server/configsrv (Registration, Tokens,
+//     Plans, Groups, Policies, Failovers; they reach the machines through
+//     interfaces declared there, cfgMachines in config.go); the rest
+//     still lives in this package: config.go (the admin API's routes, the
 //     machines' status view), servers.go; its alerts (GET /v1/alerts,
 //     also shown in a machine's status) are server/alerts, which reads
 //     the records through alerts.Machines (alertMachines in config.go);

@@ -227,9 +227,10 @@ type Server struct {
 	groups *configsrv.Groups // replication groups
 	// policies: the retention policies' handlers; pruner: the process
 	// role's application of them (the loop runs with the process role).
-	policies  *configsrv.Policies
-	failovers *configsrv.Failovers // failover and commit
-	pruner    *process.Pruner
+	policies     *configsrv.Policies
+	failovers    *configsrv.Failovers // failover and commit
+	registration *configsrv.Registration
+	pruner       *process.Pruner
 
 	proc     *process.Role              // nil unless the process role runs
 	mt       *mastertarget.MasterTarget // nil unless the master-target role runs
@@ -335,6 +336,7 @@ func Open(cfg Config) (*Server, error) {
 	s.plans = configsrv.NewPlans(dir, cfgMachines{s}, cfg.Logger)
 	s.groups = configsrv.NewGroups(dir, cfgMachines{s}, s.ca, cfg.Logger)
 	s.policies = configsrv.NewPolicies(cfgMachines{s}, cfg.Logger)
+	s.registration = configsrv.NewRegistration(s.ca, s.ca.CertPEM, s.pass, s.tokens, cfgMachines{s}, cfg.Logger)
 	s.failovers = configsrv.NewFailovers(cfgMachines{s}, s.store,
 		&recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}, cfg.Logger)
 	s.pruner = process.NewPruner(s.store, s.machines, cfgMachines{s}, cfg.Logger)

@@ -4,6 +4,12 @@
 // registration endpoint.
 //
 // So far it owns:
+//   - registration (Registration: POST /v1/register): an agent proves the
+//     registration passphrase or a one-time token, gets its machine
+//     certificate (Issuer), the CA and its process server
+//     (RegisterMachines), and its record notes the registration; a
+//     committed or failed-back machine registered again is protected anew
+//     with that certificate only;
 //   - the one-time registration tokens (DATA/tokens.json, Tokens: their
 //     issue, listing, revocation and single use, and the handlers of
 //     /v1/tokens);
@@ -26,12 +32,13 @@
 //     filesystems checked read-only when asked (ImageChecker), and a real
 //     failover recorded in the machine's record, then its commit.
 //
-// The rest of the role (registration, the machine records' status view,
-// the scale-out coordination) still lives in package server and moves
-// here next.
+// The rest of the role (the admin API's routes, the machine records'
+// status view, the scale-out coordination) still lives in package server
+// and moves here next.
 //
 // What it must never do: import the composition (server) or another
-// role's package; keep a used, revoked or expired token usable, also
+// role's package; register a machine whose proof it has not checked, or
+// name a machine "admin"; keep a used, revoked or expired token usable, also
 // across a restart; show a token's secret anywhere but in the answer
 // that issued it; run a plan twice at once, or change or delete a plan
 // while it runs; tell an agent of a group it is not in; accept a group
