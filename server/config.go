@@ -2,23 +2,18 @@ package server
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/machines"
-	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -27,9 +22,9 @@ import (
 func (s *Server) configHandler() http.Handler {
 	log := s.cfg.Logger.With(httpapi.LogComponent, "config")
 	mux := http.NewServeMux()
-	mux.Handle("POST "+api.PathRegister, httpapi.Handle(log, s.register))
-	mux.Handle("PUT "+api.PathAgentGroup, httpapi.Handle(log, s.syncAgentGroup))
-	mux.Handle("POST "+api.PathAgentGroupResult, httpapi.Handle(log, s.agentGroupResult))
+	mux.Handle("POST "+api.PathRegister, httpapi.Handle(log, s.registration.Register))
+	mux.Handle("PUT "+api.PathAgentGroup, httpapi.Handle(log, s.groups.SyncAgent))
+	mux.Handle("POST "+api.PathAgentGroupResult, httpapi.Handle(log, s.groups.AgentResult))
 	mux.Handle("POST "+api.PathServerJoin, httpapi.Handle(log, s.joinServer))
 	mux.Handle("PUT "+api.PathServerHeartbeat, httpapi.Handle(log, s.serverHeartbeat))
 	admin := func(pattern string, h httpapi.HandlerFunc) {
@@ -40,34 +35,34 @@ func (s *Server) configHandler() http.Handler {
 			return h(w, r)
 		}))
 	}
-	admin("POST "+api.PathTokens, s.createToken)
-	admin("GET "+api.PathTokens, s.listTokens)
-	admin("DELETE "+api.PathToken, s.revokeToken)
+	admin("POST "+api.PathTokens, s.tokens.Create)
+	admin("GET "+api.PathTokens, s.tokens.List)
+	admin("DELETE "+api.PathToken, s.tokens.Revoke)
 	admin("GET "+api.PathMachines, s.listMachines)
 	admin("GET "+api.PathPoints, s.listPoints)
-	admin("POST "+api.PathFailover, s.failover)
-	admin("POST "+api.PathCommit, s.commit)
-	admin("GET "+api.PathPolicy, s.getPolicy)
-	admin("PUT "+api.PathPolicy, s.putPolicy)
-	admin("POST "+api.PathPrune, s.pruneNow)
-	admin("GET "+api.PathPlans, s.listPlans)
-	admin("POST "+api.PathPlans, s.createPlan)
-	admin("GET "+api.PathPlan, s.getPlan)
-	admin("DELETE "+api.PathPlan, s.deletePlan)
-	admin("POST "+api.PathPlanTest, s.testPlan)
-	admin("POST "+api.PathPlanRun, s.runPlan)
-	admin("GET "+api.PathGroups, s.listGroups)
-	admin("POST "+api.PathGroups, s.createGroup)
-	admin("GET "+api.PathGroup, s.getGroup)
-	admin("DELETE "+api.PathGroup, s.deleteGroup)
-	admin("GET "+api.PathGroupPoints, s.listGroupPoints)
-	admin("POST "+api.PathGroupPoint, s.requestGroupPoint)
-	admin("POST "+api.PathGroupFailover, s.groupFailover)
+	admin("POST "+api.PathFailover, s.failovers.Failover)
+	admin("POST "+api.PathCommit, s.failovers.Commit)
+	admin("GET "+api.PathPolicy, s.policies.Get)
+	admin("PUT "+api.PathPolicy, s.policies.Put)
+	admin("POST "+api.PathPrune, s.policies.PruneNow)
+	admin("GET "+api.PathPlans, s.plans.List)
+	admin("POST "+api.PathPlans, s.plans.Create)
+	admin("GET "+api.PathPlan, s.plans.Get)
+	admin("DELETE "+api.PathPlan, s.plans.Delete)
+	admin("POST "+api.PathPlanTest, s.plans.Test)
+	admin("POST "+api.PathPlanRun, s.plans.Run)
+	admin("GET "+api.PathGroups, s.groups.List)
+	admin("POST "+api.PathGroups, s.groups.Create)
+	admin("GET "+api.PathGroup, s.groups.Get)
+	admin("DELETE "+api.PathGroup, s.groups.Delete)
+	admin("GET "+api.PathGroupPoints, s.groups.ListPoints)
+	admin("POST "+api.PathGroupPoint, s.groups.RequestPoint)
+	admin("POST "+api.PathGroupFailover, s.groups.Failover)
 	admin("POST "+api.PathFailback, s.failback.Start)
 	admin("GET "+api.PathFailback, s.failback.Get)
 	admin("DELETE "+api.PathFailback, s.failback.Cancel)
 	admin("POST "+api.PathFailbackComplete, s.failback.Complete)
-	admin("GET "+api.PathAlerts, s.listAlerts)
+	admin("GET "+api.PathAlerts, s.alerts.List)
 	admin("GET "+api.PathServers, s.listServers)
 	admin("POST "+api.PathMove, s.moveMachine)
 	admin("GET "+api.PathServer, s.serverInfo)
@@ -93,115 +88,6 @@ func (s *Server) checkAdmin(r *http.Request) error {
 		return httpapi.Errorf(http.StatusForbidden, fmt.Sprintf("certificate of machine %q cannot use the admin API", cn), adminHint)
 	}
 	return nil
-}
-
-// register handles POST /v1/register (docs/protocol.md).
-func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
-	var req api.RegisterRequest
-	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
-		return err
-	}
-	if err := api.ValidName(req.Name); err != nil {
-		return httpapi.Errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "machine names are [A-Za-z0-9._-]{1,63}: set the agent's --name")
-	}
-	if req.Name == api.AdminName {
-		return httpapi.Errorf(http.StatusBadRequest, "machine name \"admin\" is reserved", "give the agent another --name")
-	}
-	if nb, err := hex.DecodeString(req.Nonce); err != nil || len(nb) != 32 {
-		return httpapi.Errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the registration request")
-	}
-	log := s.cfg.Logger.With(httpapi.LogComponent, "config", httpapi.LogMachine, req.Name, httpapi.LogRemote, r.RemoteAddr)
-	if req.TokenID == "" {
-		if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(s.pass, req.Name, req.Nonce, req.CSR)) {
-			log.Warn("registration refused: wrong passphrase proof")
-			return httpapi.Errorf(http.StatusUnauthorized, "wrong passphrase",
-				"the agent's passphrase file must hold the line in the server's DATA/passphrase")
-		}
-		cert, proc, err := s.registerMachine(r, req, log)
-		if err != nil {
-			return err
-		}
-		httpapi.WriteJSON(w, http.StatusOK, s.registerAnswer(cert, proc, req.Nonce, s.pass))
-		return nil
-	}
-	// A one-time token: its secret keys both proofs, and it is used up
-	// only by a registration that succeeds.
-	var ans api.RegisterResponse
-	err := s.tokenStore().use(strings.ToLower(req.TokenID), req.Name, time.Now(), func(secret string) error {
-		if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(secret, req.Name, req.Nonce, req.CSR)) {
-			return errTokenUnknown // the same answer as an unknown token: nothing to probe
-		}
-		cert, proc, err := s.registerMachine(r, req, log)
-		if err != nil {
-			return err
-		}
-		ans = s.registerAnswer(cert, proc, req.Nonce, secret)
-		return nil
-	})
-	if errors.Is(err, errTokenUnknown) {
-		log.Warn("registration refused: bad token", "token_id", req.TokenID)
-		return httpapi.Errorf(http.StatusUnauthorized, errTokenUnknown.Error(), tokenHint)
-	}
-	if err != nil {
-		return err
-	}
-	log.Info("registration token used", "token_id", req.TokenID)
-	httpapi.WriteJSON(w, http.StatusOK, ans)
-	return nil
-}
-
-// registerAnswer is the answer to a registration, proven with key (the
-// passphrase or a token's secret).
-func (s *Server) registerAnswer(certPEM []byte, proc, nonce, key string) api.RegisterResponse {
-	return api.RegisterResponse{
-		Certificate:   string(certPEM),
-		CA:            string(s.ca.CertPEM),
-		ProcessServer: proc,
-		ServerProof:   api.ServerProof(key, nonce, string(s.ca.CertPEM)),
-	}
-}
-
-// registerMachine issues the certificate of a machine whose proof was
-// checked and records the registration; it returns the certificate (PEM)
-// and the process server to give the agent.
-func (s *Server) registerMachine(r *http.Request, req api.RegisterRequest, log *slog.Logger) (certPEM []byte, proc string, err error) {
-	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
-	if err != nil {
-		return nil, "", &httpapi.Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST signed with the agent's key", Err: err}
-	}
-	certPEM, err = s.ca.IssueMachine(req.Name, csr, time.Now())
-	if err != nil {
-		return nil, "", &httpapi.Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Remedy: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
-	}
-	proc, assigned, err := s.assignProcessServer(r, req.Name)
-	if err != nil {
-		return nil, "", err
-	}
-	cert, err := pki.ParseCertificatePEM(certPEM)
-	if err != nil {
-		return nil, "", err
-	}
-	now := time.Now().UTC()
-	reprotected := false
-	if err := s.machines.Update(req.Name, func(m *machines.Record) {
-		m.Registered = &now
-		m.Serial = cert.SerialNumber.Text(16)
-		m.Assigned = assigned
-		if m.State == api.StateCommitted || m.State == api.StateFailedBack {
-			// Re-protection: from now on only this certificate may
-			// replicate, never the old source's.
-			m.State, m.Failover, m.Committed, m.SerialOnly = "", nil, nil, true
-			m.Failback, m.FailedBack = nil, nil
-			reprotected = true
-		}
-	}); err != nil {
-		return nil, "", err
-	}
-	if reprotected {
-		log.Warn("committed machine registered again: protected again; certificates issued before are refused")
-	}
-	log.Info("machine registered", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter, "process_server", proc)
-	return certPEM, proc, nil
 }
 
 // processServerFor returns the process server address to give an agent
@@ -236,7 +122,7 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.evaluateAlerts(r.Context())
+	s.alerts.Evaluate(r.Context())
 	out := make([]api.Machine, 0, len(names))
 	for _, n := range names {
 		m, err := s.machineStatus(r.Context(), n)
@@ -316,7 +202,7 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 			m.Problems = append(m.Problems, "failback failed: "+fb.Error+" ("+fb.Hint+")")
 		}
 	}
-	m.Alerts = s.activeAlerts(name)
+	m.Alerts = s.alerts.Active(name)
 	if p := rec.LastPrune; p != nil && p.Error != "" {
 		m.Problems = append(m.Problems, "prune failed: "+p.Error)
 	}
@@ -384,4 +270,56 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpapi.WriteJSON(w, http.StatusOK, pts)
 	return nil
+}
+
+// alertMachines gives the alerts (server/alerts) the machine records.
+type alertMachines struct{ s *Server }
+
+func (a alertMachines) Names(ctx context.Context) ([]string, error) { return a.s.machineNames(ctx) }
+
+func (a alertMachines) Get(name string) (machines.Record, bool) { return a.s.machines.Get(name) }
+
+// cfgMachines gives the configuration role's parts (configsrv.Plans,
+// Groups, Policies) the machines: their records, points, failover,
+// assignment and the local pruner.
+type cfgMachines struct{ s *Server }
+
+func (a cfgMachines) Names(ctx context.Context) ([]string, error) { return a.s.machineNames(ctx) }
+
+func (a cfgMachines) Failover(ctx context.Context, m string, req api.FailoverRequest) (api.FailoverResult, error) {
+	return a.s.failovers.Run(ctx, m, req)
+}
+
+func (a cfgMachines) Points(ctx context.Context, m string) ([]api.Point, error) {
+	return a.s.points(ctx, m)
+}
+
+func (a cfgMachines) AssignedAddr(r *http.Request, m string) (id, addr string) {
+	return a.s.assignedAddr(r, m)
+}
+
+func (a cfgMachines) Param(r *http.Request) (string, error) { return a.s.machineParam(r) }
+
+func (a cfgMachines) Get(name string) (machines.Record, bool) { return a.s.machines.Get(name) }
+
+func (a cfgMachines) Update(name string, f func(m *machines.Record)) error {
+	return a.s.machines.Update(name, f)
+}
+
+func (a cfgMachines) ServesHere(m string) bool { return a.s.servesHere(m) }
+
+func (a cfgMachines) Prune(ctx context.Context, m string) (api.PruneAnswer, error) {
+	return a.s.pruner.Prune(ctx, m)
+}
+
+func (a cfgMachines) UpdateErr(name string, f func(m *machines.Record) error) error {
+	return a.s.machines.UpdateErr(name, f)
+}
+
+func (a cfgMachines) Status(ctx context.Context, m string) (api.Machine, error) {
+	return a.s.machineStatus(ctx, m)
+}
+
+func (a cfgMachines) AssignProcessServer(r *http.Request, m string) (addr, id string, err error) {
+	return a.s.assignProcessServer(r, m)
 }

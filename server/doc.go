@@ -5,11 +5,16 @@
 // down. The roles:
 //
 //   - the configuration role (registration, the CA's use, tokens, the
-//     machine records, policies, groups, plans, failover, alerts, the
-//     scale-out coordination of process servers, the admin API, over
-//     HTTPS) still lives in this package: config.go, tokens.go,
-//     groups.go, plans.go, failover.go, retention.go, alerts.go,
-//     servers.go;
+//     machine records, policies, groups, plans, failover, the scale-out
+//     coordination of process servers, the admin API, over HTTPS): its
+//     registration, tokens, recovery plans, replication groups, retention
+//     policies and failover are server/configsrv (Registration, Tokens,
+//     Plans, Groups, Policies, Failovers; they reach the machines through
+//     interfaces declared there, cfgMachines in config.go); the rest
+//     still lives in this package: config.go (the admin API's routes, the
+//     machines' status view), servers.go; its alerts (GET /v1/alerts,
+//     also shown in a machine's status) are server/alerts, which reads
+//     the records through alerts.Machines (alertMachines in config.go);
 //   - the process role (the replication gateway of docs/protocol.md, over
 //     mutual TLS 1.3: receive, verify, durable cache, acknowledge, apply)
 //     is server/process; it reaches the machine records through
@@ -27,17 +32,17 @@
 // machines/, groups/, plans/, servers/), server/pki (the CA), server/statefile
 // (server.json, readable by the CLI without linking the server).
 //
-// Recovery (failover.go, retention.go, plans.go): the configuration role
+// Recovery (configsrv.Failovers, Plans, Policies): the configuration role
 // materializes a machine's disks at a point (store.Materialize), checks
 // their filesystems read-only with recovery.Checker when asked, and records
 // a real failover in the machine's record (DataDir/machines/<m>.json):
 // protected → failed-over → committed. A committed machine's process-role
 // requests are answered 410 until it registers again. The pruner (process
-// role) applies each protected machine's retention policy to target
+// role, process.Pruner) applies each protected machine's retention policy to target
 // storage every Config.PruneInterval; its errors are logged and shown in
 // the machine's problems, never fatal. Recovery plans (DataDir/plans/) fail
 // over machines group by group and run scripts between groups. The
-// orchestration lives here, next to the machine records it changes; image
+// orchestration lives in the configuration role (server/configsrv); image
 // inspection lives in recovery/ (docs/ARCHITECTURE.md §7 and §8 put all of
 // recovery there: the orchestration moves once failback needs it too).
 //

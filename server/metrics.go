@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/server/alerts"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
@@ -23,10 +25,6 @@ import (
 // DefaultMetricsAddr is the listen address of the server's /metrics that
 // lifeboat-server run uses (plain HTTP, loopback only).
 const DefaultMetricsAddr = "127.0.0.1:9465"
-
-// errNoStatfs: the free space of a directory cannot be read on this
-// system.
-var errNoStatfs = errors.New("free space not available on this system")
 
 // metricsScrapeTimeout bounds what one scrape may spend reading target
 // storage.
@@ -90,10 +88,10 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	now := time.Now()
 	if s.cfg.Roles.Process {
-		if free, total, err := cacheSpace(s.dir); err == nil {
+		if free, total, err := alerts.Space(filepath.Join(s.dir, CacheDir), s.dir); err == nil {
 			gauge(mCacheFree, float64(free))
 			gauge(mCacheCapacity, float64(total))
-		} else if !errors.Is(err, errNoStatfs) {
+		} else if !errors.Is(err, alerts.ErrNoStatfs) {
 			ch <- prometheus.NewInvalidMetric(mCacheFree, err)
 		}
 	}
@@ -126,7 +124,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		var newest time.Time
 		for _, p := range pts {
 			kinds[p.Kind]++
-			newest = maxTime(newest, p.Time)
+			newest = alerts.MaxTime(newest, p.Time)
 		}
 		for k, n := range kinds {
 			gauge(mPoints, float64(n), name, k)
@@ -143,19 +141,17 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(mApplyFailing, b2f(d.Failing), d.Machine, d.Disk)
 		gauge(mCacheBytes, float64(d.CacheBytes), d.Machine, d.Disk)
 	}
-	a := &s.alerts
-	a.amu.Lock()
+	a := s.alerts.Stats()
 	active := map[[2]string]bool{}
-	for k := range a.active {
-		active[[2]string{k.alert, k.machine}] = true
+	for _, k := range a.Active {
+		active[k] = true
 	}
 	for _, k := range []string{api.AlertRPO, api.AlertHeartbeat, api.AlertResync, api.AlertCacheLow} {
-		counter(mAlertsRaised, float64(a.raised[k]), k)
+		counter(mAlertsRaised, float64(a.Raised[k]), k)
 	}
-	if !a.evaluated.IsZero() {
-		gauge(mAlertsEvaluated, unixSeconds(a.evaluated))
+	if !a.Evaluated.IsZero() {
+		gauge(mAlertsEvaluated, unixSeconds(a.Evaluated))
 	}
-	a.amu.Unlock()
 	for k := range active {
 		gauge(mAlertActive, 1, k[0], k[1])
 	}
@@ -247,9 +243,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		t.requests[requestKey{machine, endpoint, strconv.Itoa(rec.code)}]++
 		t.mu.Unlock()
 		if endpoint == "hashes" && rec.code == http.StatusOK {
-			s.noteHashes(machine, disk)
+			s.alerts.NoteHashes(machine, disk)
 		}
-		s.noteContact(machine)
+		s.alerts.NoteContact(machine)
 	})
 }
 

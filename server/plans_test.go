@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
-	"github.com/lifeboat-dr/lifeboat/server"
+	"github.com/lifeboat-dr/lifeboat/server/configsrv"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 )
 
@@ -50,7 +50,7 @@ test -e "$LIFEBOAT_OUT/web1" && echo "web1 dir: yes" || echo "web1 dir: no"
 	if p.ScriptTimeoutSeconds != 600 || p.Created.IsZero() {
 		t.Errorf("created: %+v", p)
 	}
-	if _, err := os.Stat(filepath.Join(e.dir, server.PlansDir, "shop.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(e.dir, configsrv.PlansDir, "shop.json")); err != nil {
 		t.Error(err)
 	}
 	e.restart()

@@ -105,6 +105,13 @@ func (s *Server) machineDisks(ctx context.Context, machine string) ([]string, er
 	return process.DiskNames(ctx, s.store, machine, rec.Disks, s.proc.Received(machine))
 }
 
+// goneError is the process role's answer to a machine whose failover was
+// committed.
+func goneError(m string, rec machines.Record) *httpapi.Error {
+	return httpapi.Errorf(http.StatusGone, fmt.Sprintf("machine %s was failed over and committed at %s: its protection has ended", m, whenRFC3339(rec.Committed)),
+		"nothing from the old source is accepted any more; to protect this machine (or the recovered one) again, register its agent again: it then resyncs against the kept replica")
+}
+
 // failedBackError is the process role's answer to the old source of a
 // machine that has failed back: its disks now hold the recovered data, so
 // what its agent would send predates them.

@@ -17,6 +17,8 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/recovery"
+	"github.com/lifeboat-dr/lifeboat/server/alerts"
+	"github.com/lifeboat-dr/lifeboat/server/configsrv"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/mastertarget"
@@ -36,8 +38,6 @@ const (
 	MachinesDir = "machines"
 	// StoreDir is the default target storage (store.Local).
 	StoreDir = "store"
-	// PlansDir holds one JSON file per recovery plan.
-	PlansDir = "plans"
 )
 
 // Defaults of Config.
@@ -148,8 +148,8 @@ type Config struct {
 	// warning (lifeboat-server run's default address).
 	MetricsAddr       string
 	MetricsBestEffort bool
-	// Alert thresholds (docs/metrics.md); 0 means the Default, a
-	// negative value disables the alert. AlertRPO: age of the newest
+	// Alert thresholds (docs/metrics.md, server/alerts); 0 means the
+	// alerts.Default, a negative value disables the alert. AlertRPO: age of the newest
 	// point; AlertHeartbeat: time without contact from an agent;
 	// AlertCacheFree: free bytes of the data directory.
 	AlertRPO       time.Duration
@@ -158,7 +158,7 @@ type Config struct {
 	// AlertInterval is how often alerts are evaluated (0: default).
 	AlertInterval time.Duration
 	// ResyncWindow: a disk whose replica hashes were asked for within
-	// it is shown as resyncing (0: DefaultResyncWindow).
+	// it is shown as resyncing (0: alerts.DefaultResyncWindow).
 	ResyncWindow time.Duration
 	// Name is the id of this server's process role in 'lifeboat
 	// servers' ("" means "local"; a joined server's id comes from its
@@ -220,19 +220,18 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
 	machines *machines.Registry
-	running  map[string]bool // plans being run
 
-	groupsOnce sync.Once
-	groups     *groupsState
+	tokens *configsrv.Tokens // one-time registration tokens
+	plans  *configsrv.Plans  // recovery plans
+	groups *configsrv.Groups // replication groups
+	// policies: the retention policies' handlers; pruner: the process
+	// role's application of them (the loop runs with the process role).
+	policies     *configsrv.Policies
+	failovers    *configsrv.Failovers // failover and commit
+	registration *configsrv.Registration
+	pruner       *process.Pruner
 
-	tokensOnce sync.Once
-	tokens     *tokens // one-time registration tokens (tokens.go)
-
-	pruneMu  sync.Mutex // one prune at a time
-	plansMu  sync.Mutex // plan files
-	checker  *recovery.Checker
 	proc     *process.Role              // nil unless the process role runs
 	mt       *mastertarget.MasterTarget // nil unless the master-target role runs
 	failback *mastertarget.API
@@ -241,7 +240,7 @@ type Server struct {
 	apiAddr, procAddr net.Addr
 	metricsSrv        *http.Server
 	metricsAddr       net.Addr
-	alerts            alertState
+	alerts            *alerts.Monitor
 	so                scaleoutState
 	traffic           traffic
 	serveErr          chan error
@@ -278,17 +277,6 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	cfg.AlertRPO = defaultDuration(cfg.AlertRPO, DefaultAlertRPO)
-	cfg.AlertHeartbeat = defaultDuration(cfg.AlertHeartbeat, DefaultAlertHeartbeat)
-	if cfg.AlertCacheFree == 0 {
-		cfg.AlertCacheFree = DefaultAlertCacheFree
-	}
-	if cfg.AlertInterval <= 0 {
-		cfg.AlertInterval = DefaultAlertInterval
-	}
-	if cfg.ResyncWindow <= 0 {
-		cfg.ResyncWindow = DefaultResyncWindow
-	}
 	if cfg.Name == "" {
 		cfg.Name = "local"
 	}
@@ -302,10 +290,8 @@ func Open(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		dir:      dir,
 		log:      cfg.Logger.With(httpapi.LogComponent, "server"),
-		running:  make(map[string]bool),
 		serveErr: make(chan error, 3),
 	}
-	s.alerts.init()
 	s.so.init()
 	ji, joined, err := ReadJoin(dir)
 	if err != nil {
@@ -314,7 +300,6 @@ func Open(cfg Config) (*Server, error) {
 	if s.machines, err = machines.Open(filepath.Join(dir, MachinesDir)); err != nil {
 		return nil, err
 	}
-	s.checker = &recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}
 	if joined {
 		s.ca, err = pki.LoadCACert(dir)
 	} else {
@@ -347,6 +332,17 @@ func Open(cfg Config) (*Server, error) {
 	if _, note := storeReflink(s.store); note != "" && cfg.Roles.Process {
 		s.log.Warn("target storage without reflink", "store", filepath.Join(dir, StoreDir), "warning", note)
 	}
+	s.tokens = configsrv.NewTokens(dir, cfg.Logger)
+	s.plans = configsrv.NewPlans(dir, cfgMachines{s}, cfg.Logger)
+	s.groups = configsrv.NewGroups(dir, cfgMachines{s}, s.ca, cfg.Logger)
+	s.policies = configsrv.NewPolicies(cfgMachines{s}, cfg.Logger)
+	s.registration = configsrv.NewRegistration(s.ca, s.ca.CertPEM, s.pass, s.tokens, cfgMachines{s}, cfg.Logger)
+	s.failovers = configsrv.NewFailovers(cfgMachines{s}, s.store,
+		&recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}, cfg.Logger)
+	s.pruner = process.NewPruner(s.store, s.machines, cfgMachines{s}, cfg.Logger)
+	s.alerts = alerts.New(alerts.Options{RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
+		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
+		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -369,7 +365,7 @@ func Open(cfg Config) (*Server, error) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.pruner(s.ctx, cfg.PruneInterval)
+			s.pruner.Run(s.ctx, cfg.PruneInterval)
 		}()
 	}
 	if cfg.Roles.MasterTarget {
@@ -390,7 +386,7 @@ func Open(cfg Config) (*Server, error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.alertLoop(s.ctx, cfg.AlertInterval)
+		s.alerts.Run(s.ctx)
 	}()
 	if s.joined() {
 		s.wg.Add(1)
@@ -587,10 +583,6 @@ func (s *Server) stop() error {
 	return err
 }
 
-// defaultDuration returns def for 0, and d otherwise.
-func defaultDuration(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
-}
+// Alerts evaluates the alert conditions now and returns the alerts
+// (server/alerts).
+func (s *Server) Alerts(ctx context.Context) api.Alerts { return s.alerts.Alerts(ctx) }

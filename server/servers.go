@@ -187,7 +187,7 @@ func (s *Server) serverHeartbeat(w http.ResponseWriter, r *http.Request) error {
 			m.LastSeen = *sm.LastSeen
 		}
 		ans.Machines = append(ans.Machines, api.Assignment{Machine: name, Epoch: m.Epoch, State: m.State,
-			Serial: m.Serial, SerialOnly: m.SerialOnly, Policy: apiPolicy(name, m.Retention(), m.Policy == nil)})
+			Serial: m.Serial, SerialOnly: m.SerialOnly, Policy: m.APIPolicy(name)})
 	})
 	slices.SortFunc(ans.Machines, func(a, b api.Assignment) int { return strings.Compare(a.Machine, b.Machine) })
 	httpapi.WriteJSON(w, http.StatusOK, ans)

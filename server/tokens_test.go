@@ -10,7 +10,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
-	"github.com/lifeboat-dr/lifeboat/server"
+	"github.com/lifeboat-dr/lifeboat/server/configsrv"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 )
 
@@ -130,7 +130,7 @@ func TestTokenExpires(t *testing.T) {
 	if err := e.srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f := filepath.Join(e.dir, server.TokensFile)
+	f := filepath.Join(e.dir, configsrv.TokensFile)
 	b, err := os.ReadFile(f)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/internal/logging"
 	"github.com/lifeboat-dr/lifeboat/server"
+	"github.com/lifeboat-dr/lifeboat/server/alerts"
 )
 
 // RunCommand is 'lifeboat-server run'.
@@ -46,10 +47,10 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	logFormat := fs.String("log-format", logging.FormatAuto, "log `FORMAT`: json, console or auto (console on a terminal, else json)")
 	logLevel := fs.String("log-level", "info", "lowest `LEVEL` logged: debug, info, warn or error")
 	metricsAddr := fs.String("metrics", server.DefaultMetricsAddr, "listen `ADDR` of the Prometheus /metrics endpoint, plain HTTP (\"\": none)")
-	rpoAlert := fs.Duration("rpo-alert", server.DefaultAlertRPO, "raise rpo-breached when a machine's newest point is older than `DURATION` (0: never)")
-	heartbeatAlert := fs.Duration("heartbeat-alert", server.DefaultAlertHeartbeat, "raise heartbeat-lost when an agent has not been heard from for `DURATION` (0: never)")
+	rpoAlert := fs.Duration("rpo-alert", alerts.DefaultRPO, "raise rpo-breached when a machine's newest point is older than `DURATION` (0: never)")
+	heartbeatAlert := fs.Duration("heartbeat-alert", alerts.DefaultHeartbeat, "raise heartbeat-lost when an agent has not been heard from for `DURATION` (0: never)")
 	cacheAlert := fs.String("cache-free-alert", "1GiB", "raise cache-space-low when the data directory has less than `SIZE` free (0: never)")
-	alertInterval := fs.Duration("alert-interval", server.DefaultAlertInterval, "evaluate the alerts every `DURATION`")
+	alertInterval := fs.Duration("alert-interval", alerts.DefaultInterval, "evaluate the alerts every `DURATION`")
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "`ID` of this server's process role in 'lifeboat servers' (a joined server's id comes from its join)")
 	storeDir := fs.String("store", "", "target storage `DIR` (default DATA/store)")

@@ -73,6 +73,26 @@ var rules = []rule{
 		From: []string{"store/..."},
 		Deny: []string{"server/...", "agent/..."},
 	},
+	{
+		Name: "the process role imports neither the composition nor another role",
+		From: []string{"server/process"},
+		Deny: []string{"server", "server/configsrv", "server/mastertarget", "server/alerts"},
+	},
+	{
+		Name: "the master-target role imports neither the composition nor another role",
+		From: []string{"server/mastertarget"},
+		Deny: []string{"server", "server/configsrv", "server/process", "server/alerts"},
+	},
+	{
+		Name: "the configuration role imports neither the composition nor another role",
+		From: []string{"server/configsrv", "server/alerts"},
+		Deny: []string{"server", "server/process", "server/mastertarget"},
+	},
+	{
+		Name: "the server's shared plumbing imports no role and not the composition",
+		From: []string{"server/httpapi", "server/recdir", "server/statefile", "server/machines", "server/pki"},
+		Deny: []string{"server", "server/configsrv", "server/process", "server/mastertarget", "server/alerts"},
+	},
 }
 
 // goosList are the builds checked: the rules hold for each.

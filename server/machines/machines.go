@@ -58,6 +58,14 @@ func (m *Record) StateName() string {
 }
 
 // Retention returns the machine's retention policy.
+// APIPolicy is the record's retention policy as the API shows it for
+// machine name.
+func (m *Record) APIPolicy(name string) api.Policy {
+	r := m.Retention()
+	return api.Policy{Machine: name, WindowSeconds: int64(r.Window / time.Second), KeepAllSeconds: int64(r.KeepAll / time.Second),
+		ThinSeconds: int64(r.Thin / time.Second), Default: m.Policy == nil}
+}
+
 func (m *Record) Retention() store.Retention {
 	if m.Policy != nil {
 		return *m.Policy

@@ -19,6 +19,13 @@
 // read and checked again by store.Apply. It also answers the replica's
 // hashes, a point's durability, and the link probe.
 //
+// Retention: Pruner applies each machine's retention policy (from its
+// record, PruneRecords) to target storage, every interval for the
+// protected machines this server serves (Server.ServesHere) and when the
+// configuration role's admin API asks (Prune); it notes the outcome in
+// the machine's record. One prune runs at a time; its errors are logged
+// and noted, never fatal.
+//
 // Restart: the next sequence number of a disk is derived from target
 // storage's applied sequence and the contiguous cached segments after it,
 // so a server killed at any moment loses no acknowledged segment, and a

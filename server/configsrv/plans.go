@@ -1,9 +1,10 @@
-package server
+package configsrv
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,8 +33,40 @@ const (
 	EnvMachines = "LIFEBOAT_MACHINES"
 )
 
+// PlansDir holds one JSON file per recovery plan (DataDir/plans).
+const PlansDir = "plans"
+
+// Failover is what a plan needs of the machines and their failover.
+type Failover interface {
+	// Names lists, sorted, every machine registered or with data.
+	Names(ctx context.Context) ([]string, error)
+	// Failover fails over (or test-fails over) one machine.
+	Failover(ctx context.Context, m string, req api.FailoverRequest) (api.FailoverResult, error)
+}
+
+// Plans owns the recovery plans (DataDir/plans/) and runs them: the
+// machines group by group, the scripts between groups.
+type Plans struct {
+	dir     string
+	log     *slog.Logger
+	machine Failover
+
+	plansMu sync.Mutex // plan files
+
+	mu      sync.Mutex
+	running map[string]bool // plans being run
+}
+
+// NewPlans returns the plans of the data directory dataDir.
+func NewPlans(dataDir string, m Failover, log *slog.Logger) *Plans {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Plans{dir: dataDir, log: log, machine: m, running: map[string]bool{}}
+}
+
 // planDir is DataDir/plans.
-func (s *Server) planDir() *recdir.Dir[api.Plan] {
+func (s *Plans) planDir() *recdir.Dir[api.Plan] {
 	return recdir.New[api.Plan](filepath.Join(s.dir, PlansDir), api.ValidName)
 }
 
@@ -47,13 +80,13 @@ func planParam(r *http.Request) (string, error) {
 }
 
 // loadPlan reads DATA/plans/<name>.json.
-func (s *Server) loadPlan(name string) (api.Plan, error) {
+func (s *Plans) loadPlan(name string) (api.Plan, error) {
 	s.plansMu.Lock()
 	defer s.plansMu.Unlock()
 	return s.readPlan(name)
 }
 
-func (s *Server) readPlan(name string) (api.Plan, error) {
+func (s *Plans) readPlan(name string) (api.Plan, error) {
 	p, err := s.planDir().Get(name)
 	var ce *recdir.CorruptError
 	switch {
@@ -69,8 +102,8 @@ func (s *Server) readPlan(name string) (api.Plan, error) {
 	return p, nil
 }
 
-// listPlans handles GET /v1/plans.
-func (s *Server) listPlans(w http.ResponseWriter, r *http.Request) error {
+// List handles GET /v1/plans.
+func (s *Plans) List(w http.ResponseWriter, r *http.Request) error {
 	s.plansMu.Lock()
 	defer s.plansMu.Unlock()
 	names, err := s.planDir().Names()
@@ -89,8 +122,8 @@ func (s *Server) listPlans(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// getPlan handles GET /v1/plans/{name}.
-func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) error {
+// Get handles GET /v1/plans/{name}.
+func (s *Plans) Get(w http.ResponseWriter, r *http.Request) error {
 	name, err := planParam(r)
 	if err != nil {
 		return err
@@ -103,8 +136,8 @@ func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// deletePlan handles DELETE /v1/plans/{name}.
-func (s *Server) deletePlan(w http.ResponseWriter, r *http.Request) error {
+// Delete handles DELETE /v1/plans/{name}.
+func (s *Plans) Delete(w http.ResponseWriter, r *http.Request) error {
 	name, err := planParam(r)
 	if err != nil {
 		return err
@@ -144,8 +177,8 @@ func checkScript(path string) error {
 	return nil
 }
 
-// createPlan handles POST /v1/plans.
-func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) error {
+// Create handles POST /v1/plans.
+func (s *Plans) Create(w http.ResponseWriter, r *http.Request) error {
 	var p api.Plan
 	if err := httpapi.DecodeJSON(w, r, 1<<20, &p); err != nil {
 		return err
@@ -156,7 +189,7 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) error {
 	if len(p.Groups) == 0 {
 		return httpapi.Errorf(http.StatusBadRequest, "a plan needs at least one group", "give --group M1,M2 (repeat it for each group, in order)")
 	}
-	known, err := s.machineNames(r.Context())
+	known, err := s.machine.Names(r.Context())
 	if err != nil {
 		return err
 	}
@@ -208,22 +241,22 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) error {
 	if err := pd.Put(p.Name, p); err != nil {
 		return fmt.Errorf("save plan: %w", err)
 	}
-	s.cfg.Logger.With(httpapi.LogComponent, "config", "plan", p.Name).Info("plan created", "groups", len(p.Groups), "scripts", len(p.Scripts))
+	s.log.With(httpapi.LogComponent, "config", "plan", p.Name).Info("plan created", "groups", len(p.Groups), "scripts", len(p.Scripts))
 	httpapi.WriteJSON(w, http.StatusOK, p)
 	return nil
 }
 
-// testPlan handles POST /v1/plans/{name}/test.
-func (s *Server) testPlan(w http.ResponseWriter, r *http.Request) error {
+// Test handles POST /v1/plans/{name}/test.
+func (s *Plans) Test(w http.ResponseWriter, r *http.Request) error {
 	return s.planHandler(w, r, true)
 }
 
-// runPlan handles POST /v1/plans/{name}/run.
-func (s *Server) runPlan(w http.ResponseWriter, r *http.Request) error {
+// Run handles POST /v1/plans/{name}/run.
+func (s *Plans) Run(w http.ResponseWriter, r *http.Request) error {
 	return s.planHandler(w, r, false)
 }
 
-func (s *Server) planHandler(w http.ResponseWriter, r *http.Request, test bool) error {
+func (s *Plans) planHandler(w http.ResponseWriter, r *http.Request, test bool) error {
 	name, err := planParam(r)
 	if err != nil {
 		return err
@@ -269,8 +302,8 @@ func (s *Server) planHandler(w http.ResponseWriter, r *http.Request, test bool) 
 // machines of a group in parallel, each into Out/<machine>), running the
 // scripts of a group after it. A failed machine or script stops the plan
 // after its group; the result says where.
-func (s *Server) executePlan(ctx context.Context, p api.Plan, req api.PlanRequest, test bool) api.PlanResult {
-	log := s.cfg.Logger.With(httpapi.LogComponent, "plan", "plan", p.Name)
+func (s *Plans) executePlan(ctx context.Context, p api.Plan, req api.PlanRequest, test bool) api.PlanResult {
+	log := s.log.With(httpapi.LogComponent, "plan", "plan", p.Name)
 	res := api.PlanResult{Plan: p.Name, Test: test, Out: req.Out, Point: req.Point, Started: time.Now().UTC(), OK: true, Groups: []api.PlanGroupResult{}}
 	defer func() { res.Finished = time.Now().UTC() }()
 	log.Info("plan started", "test", test, "out", req.Out, "point", req.Point)
@@ -326,11 +359,11 @@ func (s *Server) executePlan(ctx context.Context, p api.Plan, req api.PlanReques
 }
 
 // planMachine fails over one machine of a plan into Out/<machine>.
-func (s *Server) planMachine(ctx context.Context, m string, req api.PlanRequest, test bool) api.PlanMachineResult {
+func (s *Plans) planMachine(ctx context.Context, m string, req api.PlanRequest, test bool) api.PlanMachineResult {
 	start := time.Now()
 	mr := api.PlanMachineResult{Machine: m}
 	defer func() { mr.DurationSeconds = time.Since(start).Seconds() }()
-	names, err := s.machineNames(ctx)
+	names, err := s.machine.Names(ctx)
 	if err == nil && !slices.Contains(names, m) {
 		err = httpapi.Errorf(http.StatusNotFound, "unknown machine "+strconv.Quote(m), "'lifeboat machines' lists the machines")
 	}
@@ -338,7 +371,7 @@ func (s *Server) planMachine(ctx context.Context, m string, req api.PlanRequest,
 		mr.Error, mr.Hint = errorText(err)
 		return mr
 	}
-	fr, err := s.runFailover(ctx, m, api.FailoverRequest{Point: req.Point, Test: test, Out: filepath.Join(req.Out, m), Check: req.Check})
+	fr, err := s.machine.Failover(ctx, m, api.FailoverRequest{Point: req.Point, Test: test, Out: filepath.Join(req.Out, m), Check: req.Check})
 	if err != nil {
 		mr.Error, mr.Hint = errorText(err)
 		return mr

@@ -1,10 +1,11 @@
-package server
+package configsrv
 
 import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -35,22 +36,27 @@ func (t tokenRecord) api() api.Token {
 	return api.Token{ID: t.ID, Machine: t.Machine, Created: t.Created, Expires: t.Expires}
 }
 
-// tokens owns DATA/tokens.json. A token is removed when it is used,
+// Tokens owns DATA/tokens.json. A token is removed when it is used,
 // revoked or found expired; the file is rewritten crash-safely on every
 // change, so a used token stays used across a restart.
-type tokens struct {
+type Tokens struct {
 	path string
+	log  *slog.Logger // component "config"
 	mu   sync.Mutex
 	m    map[string]tokenRecord // by ID; loaded lazily
 }
 
-func (s *Server) tokenStore() *tokens {
-	s.tokensOnce.Do(func() { s.tokens = &tokens{path: filepath.Join(s.dir, TokensFile)} })
-	return s.tokens
+// NewTokens returns the tokens of the data directory dataDir; the file is
+// read when first needed.
+func NewTokens(dataDir string, log *slog.Logger) *Tokens {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Tokens{path: filepath.Join(dataDir, TokensFile), log: log.With(httpapi.LogComponent, "config")}
 }
 
 // loadLocked reads the file the first time.
-func (ts *tokens) loadLocked() error {
+func (ts *Tokens) loadLocked() error {
 	if ts.m != nil {
 		return nil
 	}
@@ -67,7 +73,7 @@ func (ts *tokens) loadLocked() error {
 }
 
 // saveLocked drops expired tokens and writes the file.
-func (ts *tokens) saveLocked(now time.Time) error {
+func (ts *Tokens) saveLocked(now time.Time) error {
 	list := make([]tokenRecord, 0, len(ts.m))
 	for id, t := range ts.m {
 		if !now.Before(t.Expires) {
@@ -84,7 +90,7 @@ func (ts *tokens) saveLocked(now time.Time) error {
 }
 
 // issue makes a new token.
-func (ts *tokens) issue(machine string, ttl time.Duration, now time.Time) (api.Token, error) {
+func (ts *Tokens) issue(machine string, ttl time.Duration, now time.Time) (api.Token, error) {
 	idb, secb := make([]byte, 8), make([]byte, 32)
 	if _, err := rand.Read(idb); err != nil {
 		return api.Token{}, err
@@ -110,7 +116,7 @@ func (ts *tokens) issue(machine string, ttl time.Duration, now time.Time) (api.T
 }
 
 // list returns the live tokens, oldest first, without their secrets.
-func (ts *tokens) list(now time.Time) ([]api.Token, error) {
+func (ts *Tokens) list(now time.Time) ([]api.Token, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if err := ts.loadLocked(); err != nil {
@@ -127,7 +133,7 @@ func (ts *tokens) list(now time.Time) ([]api.Token, error) {
 }
 
 // revoke removes a token; false if there was no such live token.
-func (ts *tokens) revoke(id string, now time.Time) (api.Token, bool, error) {
+func (ts *Tokens) revoke(id string, now time.Time) (api.Token, bool, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if err := ts.loadLocked(); err != nil {
@@ -145,13 +151,14 @@ func (ts *tokens) revoke(id string, now time.Time) (api.Token, bool, error) {
 	return t.api(), true, nil
 }
 
-var errTokenUnknown = errors.New("registration token unknown, already used, revoked or expired")
+// ErrTokenUnknown is Use's error for a token that cannot register.
+var ErrTokenUnknown = errors.New("registration token unknown, already used, revoked or expired")
 
-// use runs f with the secret of a live token meant for machine, and
+// Use runs f with the secret of a live token meant for machine, and
 // removes the token (durably) if f succeeds: a token registers at most
 // one machine once. The lock is held throughout, so two registrations
 // racing with one token cannot both succeed.
-func (ts *tokens) use(id, machine string, now time.Time, f func(secret string) error) error {
+func (ts *Tokens) Use(id, machine string, now time.Time, f func(secret string) error) error {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if err := ts.loadLocked(); err != nil {
@@ -159,7 +166,7 @@ func (ts *tokens) use(id, machine string, now time.Time, f func(secret string) e
 	}
 	t, ok := ts.m[id]
 	if !ok || !now.Before(t.Expires) {
-		return errTokenUnknown
+		return ErrTokenUnknown
 	}
 	if t.Machine != "" && t.Machine != machine {
 		return &httpapi.Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("registration token %s is for machine %q, not %q", id, t.Machine, machine),
@@ -176,10 +183,11 @@ func (ts *tokens) use(id, machine string, now time.Time, f func(secret string) e
 	return nil
 }
 
-const tokenHint = "issue a new token ('lifeboat push-install' does, or POST /v1/tokens) and give it to the agent with --token-file"
+// TokenHint is the remedy of a registration refused for its token.
+const TokenHint = "issue a new token ('lifeboat push-install' does, or POST /v1/tokens) and give it to the agent with --token-file"
 
-// createToken handles POST /v1/tokens (admin).
-func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
+// Create handles POST /v1/tokens (admin).
+func (ts *Tokens) Create(w http.ResponseWriter, r *http.Request) error {
 	var req api.TokenRequest
 	if err := httpapi.DecodeJSON(w, r, 4<<10, &req); err != nil {
 		return err
@@ -200,39 +208,39 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("ttl_seconds %d out of range", req.TTLSeconds),
 			fmt.Sprintf("give 1 to %d seconds, or 0 for the default %s", int64(api.MaxTokenTTL/time.Second), api.DefaultTokenTTL))
 	}
-	t, err := s.tokenStore().issue(req.Machine, ttl, time.Now())
+	t, err := ts.issue(req.Machine, ttl, time.Now())
 	if err != nil {
 		return err
 	}
-	s.cfg.Logger.With(httpapi.LogComponent, "config").Info("registration token issued", "token_id", t.ID, httpapi.LogMachine, t.Machine, "expires", t.Expires)
+	ts.log.Info("registration token issued", "token_id", t.ID, httpapi.LogMachine, t.Machine, "expires", t.Expires)
 	httpapi.WriteJSON(w, http.StatusCreated, t)
 	return nil
 }
 
-// listTokens handles GET /v1/tokens (admin).
-func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
-	ts, err := s.tokenStore().list(time.Now())
+// List handles GET /v1/tokens (admin).
+func (ts *Tokens) List(w http.ResponseWriter, r *http.Request) error {
+	list, err := ts.list(time.Now())
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSON(w, http.StatusOK, ts)
+	httpapi.WriteJSON(w, http.StatusOK, list)
 	return nil
 }
 
-// revokeToken handles DELETE /v1/tokens/{id} (admin).
-func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
+// Revoke handles DELETE /v1/tokens/{id} (admin).
+func (ts *Tokens) Revoke(w http.ResponseWriter, r *http.Request) error {
 	id := strings.ToLower(r.PathValue("id"))
 	if !api.ValidTokenID(id) {
 		return httpapi.Errorf(http.StatusBadRequest, "bad token id "+fmt.Sprintf("%q", id), "a token id is 16 hex digits: GET /v1/tokens lists them")
 	}
-	t, ok, err := s.tokenStore().revoke(id, time.Now())
+	t, ok, err := ts.revoke(id, time.Now())
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return httpapi.Errorf(http.StatusNotFound, "no live token "+id, "it was used, revoked or has expired: GET /v1/tokens lists the live ones")
 	}
-	s.cfg.Logger.With(httpapi.LogComponent, "config").Info("registration token revoked", "token_id", id)
+	ts.log.Info("registration token revoked", "token_id", id)
 	httpapi.WriteJSON(w, http.StatusOK, t)
 	return nil
 }

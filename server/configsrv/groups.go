@@ -1,11 +1,13 @@
-package server
+package configsrv
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -47,20 +49,51 @@ type groupsState struct {
 	waiters map[string]chan api.GroupPointResult
 }
 
-func (s *Server) groupState() *groupsState {
-	s.groupsOnce.Do(func() {
-		s.groups = &groupsState{members: map[string]api.GroupMember{}, last: map[string]*api.GroupPointResult{},
-			pending: map[string]string{}, waiters: map[string]chan api.GroupPointResult{}}
-	})
-	return s.groups
+// GroupMachines is what the groups need of the machines: their points,
+// their failover and the process server each is assigned to.
+type GroupMachines interface {
+	Failover
+	// Points returns the listed points of a machine, oldest first.
+	Points(ctx context.Context, m string) ([]api.Point, error)
+	// AssignedAddr returns the process server a machine is assigned to,
+	// as an agent that asked with r reaches it.
+	AssignedAddr(r *http.Request, m string) (id, addr string)
 }
 
+// ClientVerifier returns the name of a client certificate chain issued by
+// the server's CA (pki.CA).
+type ClientVerifier interface {
+	VerifyClient(chain []*x509.Certificate) (string, error)
+}
+
+// Groups owns the replication groups (DataDir/groups/): their records,
+// where their members listen, their last outcomes and the operator's
+// pending requests for a group point.
+type Groups struct {
+	dir     string
+	log     *slog.Logger
+	ca      ClientVerifier
+	machine GroupMachines
+	state   groupsState
+}
+
+// NewGroups returns the groups of the data directory dataDir.
+func NewGroups(dataDir string, m GroupMachines, ca ClientVerifier, log *slog.Logger) *Groups {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Groups{dir: dataDir, log: log, ca: ca, machine: m, state: groupsState{members: map[string]api.GroupMember{}, last: map[string]*api.GroupPointResult{},
+		pending: map[string]string{}, waiters: map[string]chan api.GroupPointResult{}}}
+}
+
+func (s *Groups) groupState() *groupsState { return &s.state }
+
 // groupDir is DataDir/groups.
-func (s *Server) groupDir() *recdir.Dir[groupRecord] {
+func (s *Groups) groupDir() *recdir.Dir[groupRecord] {
 	return recdir.New[groupRecord](filepath.Join(s.dir, GroupsDir), api.ValidName)
 }
 
-func (s *Server) readGroups() ([]groupRecord, error) {
+func (s *Groups) readGroups() ([]groupRecord, error) {
 	recs, err := s.groupDir().List()
 	var ce *recdir.CorruptError
 	if errors.As(err, &ce) {
@@ -78,7 +111,7 @@ func (s *Server) readGroups() ([]groupRecord, error) {
 	return out, nil
 }
 
-func (s *Server) readGroup(name string) (groupRecord, error) {
+func (s *Groups) readGroup(name string) (groupRecord, error) {
 	g, err := s.groupDir().Get(name)
 	var ce *recdir.CorruptError
 	switch {
@@ -99,7 +132,7 @@ func damagedGroup(ce *recdir.CorruptError) error {
 }
 
 // groupOf returns the group machine m is in, if any.
-func (s *Server) groupOf(m string) (groupRecord, bool, error) {
+func (s *Groups) groupOf(m string) (groupRecord, bool, error) {
 	gs, err := s.readGroups()
 	if err != nil {
 		return groupRecord{}, false, err
@@ -120,8 +153,8 @@ func groupParam(r *http.Request) (string, error) {
 	return g, nil
 }
 
-// createGroup handles POST /v1/groups.
-func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
+// Create handles POST /v1/groups.
+func (s *Groups) Create(w http.ResponseWriter, r *http.Request) error {
 	var req api.GroupRequest
 	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		return err
@@ -135,7 +168,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if len(ms) < 2 {
 		return httpapi.Errorf(http.StatusBadRequest, "a group needs at least two machines", "give --machines a,b[,...]")
 	}
-	known, err := s.machineNames(r.Context())
+	known, err := s.machine.Names(r.Context())
 	if err != nil {
 		return err
 	}
@@ -173,7 +206,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := s.groupDir().Put(g.Name, g); err != nil {
 		return fmt.Errorf("save group: %w", err)
 	}
-	s.cfg.Logger.With(httpapi.LogComponent, "config").Info("group created", "group", g.Name, "machines", ms, "interval_seconds", iv)
+	s.log.With(httpapi.LogComponent, "config").Info("group created", "group", g.Name, "machines", ms, "interval_seconds", iv)
 	out, err := s.groupStatus(r.Context(), g)
 	if err != nil {
 		return err
@@ -182,8 +215,8 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// listGroups handles GET /v1/groups.
-func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
+// List handles GET /v1/groups.
+func (s *Groups) List(w http.ResponseWriter, r *http.Request) error {
 	gs, err := s.readGroups()
 	if err != nil {
 		return err
@@ -200,8 +233,8 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// getGroup handles GET /v1/groups/{g}.
-func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) error {
+// Get handles GET /v1/groups/{g}.
+func (s *Groups) Get(w http.ResponseWriter, r *http.Request) error {
 	name, err := groupParam(r)
 	if err != nil {
 		return err
@@ -218,8 +251,8 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// deleteGroup handles DELETE /v1/groups/{g}; the members' points stay.
-func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) error {
+// Delete handles DELETE /v1/groups/{g}; the members' points stay.
+func (s *Groups) Delete(w http.ResponseWriter, r *http.Request) error {
 	name, err := groupParam(r)
 	if err != nil {
 		return err
@@ -243,7 +276,7 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) error {
 }
 
 // groupStatus is what the admin API shows of a group.
-func (s *Server) groupStatus(ctx context.Context, g groupRecord) (api.Group, error) {
+func (s *Groups) groupStatus(ctx context.Context, g groupRecord) (api.Group, error) {
 	out := api.Group{Name: g.Name, Machines: g.Machines, Coordinator: g.Machines[0], IntervalSeconds: g.IntervalSeconds,
 		Created: g.Created, Members: []api.GroupMember{}, Problems: []string{}}
 	gst := s.groupState()
@@ -284,10 +317,10 @@ func (s *Server) groupStatus(ctx context.Context, g groupRecord) (api.Group, err
 
 // groupPoints lists the group points every member's part of which is
 // listed, oldest first.
-func (s *Server) groupPoints(ctx context.Context, g groupRecord) ([]api.GroupPoint, error) {
+func (s *Groups) groupPoints(ctx context.Context, g groupRecord) ([]api.GroupPoint, error) {
 	byID := map[string]*api.GroupPoint{}
 	for i, m := range g.Machines {
-		pts, err := s.points(ctx, m)
+		pts, err := s.machine.Points(ctx, m)
 		if errors.Is(err, store.ErrNotFound) {
 			return []api.GroupPoint{}, nil
 		}
@@ -329,8 +362,8 @@ func (s *Server) groupPoints(ctx context.Context, g groupRecord) ([]api.GroupPoi
 	return out, nil
 }
 
-// listGroupPoints handles GET /v1/groups/{g}/points.
-func (s *Server) listGroupPoints(w http.ResponseWriter, r *http.Request) error {
+// ListPoints handles GET /v1/groups/{g}/points.
+func (s *Groups) ListPoints(w http.ResponseWriter, r *http.Request) error {
 	name, err := groupParam(r)
 	if err != nil {
 		return err
@@ -347,9 +380,9 @@ func (s *Server) listGroupPoints(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// requestGroupPoint handles POST /v1/groups/{g}/point: the coordinator
+// RequestPoint handles POST /v1/groups/{g}/point: the coordinator
 // picks the request up at its next sync; the answer is its outcome.
-func (s *Server) requestGroupPoint(w http.ResponseWriter, r *http.Request) error {
+func (s *Groups) RequestPoint(w http.ResponseWriter, r *http.Request) error {
 	name, err := groupParam(r)
 	if err != nil {
 		return err
@@ -393,9 +426,9 @@ func (s *Server) requestGroupPoint(w http.ResponseWriter, r *http.Request) error
 	}
 }
 
-// groupFailover handles POST /v1/groups/{g}/failover: every member at the
+// Failover handles POST /v1/groups/{g}/failover: every member at the
 // same group point, into Out/<machine>/.
-func (s *Server) groupFailover(w http.ResponseWriter, r *http.Request) error {
+func (s *Groups) Failover(w http.ResponseWriter, r *http.Request) error {
 	name, err := groupParam(r)
 	if err != nil {
 		return err
@@ -432,7 +465,7 @@ func (s *Server) groupFailover(w http.ResponseWriter, r *http.Request) error {
 	}
 	res := api.GroupFailoverResult{Group: g.Name, Point: *pt, Machines: []api.FailoverResult{}}
 	for _, m := range g.Machines {
-		fr, err := s.runFailover(r.Context(), m, api.FailoverRequest{Point: pt.ID, Test: req.Test, Out: filepath.Join(req.Out, m), Check: req.Check})
+		fr, err := s.machine.Failover(r.Context(), m, api.FailoverRequest{Point: pt.ID, Test: req.Test, Out: filepath.Join(req.Out, m), Check: req.Check})
 		if err != nil {
 			var e *httpapi.Error
 			if errors.As(err, &e) {
@@ -449,7 +482,7 @@ func (s *Server) groupFailover(w http.ResponseWriter, r *http.Request) error {
 
 // agentMachine returns the machine of an agent's request to the
 // configuration role: its certificate's name, verified against the CA.
-func (s *Server) agentMachine(r *http.Request) (string, error) {
+func (s *Groups) agentMachine(r *http.Request) (string, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return "", httpapi.Errorf(http.StatusUnauthorized, "no client certificate", "the agent presents its machine certificate: register it first")
 	}
@@ -463,8 +496,8 @@ func (s *Server) agentMachine(r *http.Request) (string, error) {
 	return cn, nil
 }
 
-// syncAgentGroup handles PUT /v1/agent/group.
-func (s *Server) syncAgentGroup(w http.ResponseWriter, r *http.Request) error {
+// SyncAgent handles PUT /v1/agent/group.
+func (s *Groups) SyncAgent(w http.ResponseWriter, r *http.Request) error {
 	m, err := s.agentMachine(r)
 	if err != nil {
 		return err
@@ -514,14 +547,14 @@ func (s *Server) syncAgentGroup(w http.ResponseWriter, r *http.Request) error {
 		}
 		gst.mu.Unlock()
 	}
-	_, out.ProcessServer = s.assignedAddr(r, m)
+	_, out.ProcessServer = s.machine.AssignedAddr(r, m)
 	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
-// agentGroupResult handles POST /v1/agent/group/result, from the group's
+// AgentResult handles POST /v1/agent/group/result, from the group's
 // coordinator only.
-func (s *Server) agentGroupResult(w http.ResponseWriter, r *http.Request) error {
+func (s *Groups) AgentResult(w http.ResponseWriter, r *http.Request) error {
 	m, err := s.agentMachine(r)
 	if err != nil {
 		return err
@@ -538,7 +571,7 @@ func (s *Server) agentGroupResult(w http.ResponseWriter, r *http.Request) error 
 		return httpapi.Errorf(http.StatusForbidden, "machine "+m+" does not coordinate group "+strconv.Quote(res.Group),
 			"only a group's first machine by name reports its points")
 	}
-	log := s.cfg.Logger.With(httpapi.LogComponent, "config", "group", g.Name, httpapi.LogPoint, res.ID)
+	log := s.log.With(httpapi.LogComponent, "config", "group", g.Name, httpapi.LogPoint, res.ID)
 	if res.OK {
 		log.Info("group point cut", "freeze_seconds", res.FreezeSeconds)
 	} else {

@@ -1,4 +1,4 @@
-package server_test
+package alerts_test
 
 import (
 	"context"

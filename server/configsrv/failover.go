@@ -1,9 +1,10 @@
-package server
+package configsrv
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,9 +19,49 @@ import (
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
-// failover handles POST /v1/machines/{m}/failover.
-func (s *Server) failover(w http.ResponseWriter, r *http.Request) error {
-	m, err := s.machineParam(r)
+// FailoverMachines is what a failover needs of the machines: the machine
+// of an admin URL, the records, the points and the status view.
+type FailoverMachines interface {
+	Param(r *http.Request) (string, error)
+	Get(name string) (machines.Record, bool)
+	UpdateErr(name string, f func(m *machines.Record) error) error
+	Points(ctx context.Context, m string) ([]api.Point, error)
+	Status(ctx context.Context, m string) (api.Machine, error)
+}
+
+// Materializer writes a machine's disks at a point as images (target
+// storage).
+type Materializer interface {
+	Materialize(ctx context.Context, machine, pointID, outDir string) ([]store.Image, error)
+}
+
+// ImageChecker checks the filesystems of an image read-only
+// (recovery.Checker).
+type ImageChecker interface {
+	CheckImage(ctx context.Context, path string) ([]recovery.FSCheck, error)
+}
+
+// Failovers fails machines over (test or real) and commits real
+// failovers: /v1/machines/{m}/failover and /commit.
+type Failovers struct {
+	m       FailoverMachines
+	store   Materializer
+	checker ImageChecker
+	log     *slog.Logger
+}
+
+// NewFailovers returns the failovers' handlers; log nil means
+// slog.Default().
+func NewFailovers(m FailoverMachines, st Materializer, checker ImageChecker, log *slog.Logger) *Failovers {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Failovers{m: m, store: st, checker: checker, log: log}
+}
+
+// Failover handles POST /v1/machines/{m}/failover.
+func (s *Failovers) Failover(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.m.Param(r)
 	if err != nil {
 		return err
 	}
@@ -28,7 +69,7 @@ func (s *Server) failover(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		return err
 	}
-	res, err := s.runFailover(r.Context(), m, req)
+	res, err := s.Run(r.Context(), m, req)
 	if err != nil {
 		return err
 	}
@@ -36,11 +77,11 @@ func (s *Server) failover(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// runFailover materializes a machine's disks at a point into req.Out,
+// Run materializes a machine's disks at a point into req.Out,
 // checks their filesystems if asked, and for a real failover whose check
 // (if any) passed records the machine as failed over. A failed check is in
 // the result (CheckOK false), not an error; the images stay.
-func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequest) (api.FailoverResult, error) {
+func (s *Failovers) Run(ctx context.Context, m string, req api.FailoverRequest) (api.FailoverResult, error) {
 	start := time.Now()
 	if req.Point == "" {
 		return api.FailoverResult{}, httpapi.Errorf(http.StatusBadRequest, "no point given", "give a point id, latest or latest-app")
@@ -48,10 +89,10 @@ func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequ
 	if req.Out == "" || !filepath.IsAbs(req.Out) {
 		return api.FailoverResult{}, httpapi.Errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
 	}
-	if rec, _ := s.machines.Get(m); !req.Test && rec.State == api.StateCommitted {
+	if rec, _ := s.m.Get(m); !req.Test && rec.State == api.StateCommitted {
 		return api.FailoverResult{}, committedError(m, rec, "a committed machine cannot fail over again: use --test to materialize its points, or register it again to protect it anew")
 	}
-	pts, err := s.points(ctx, m)
+	pts, err := s.m.Points(ctx, m)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return api.FailoverResult{}, err
 	}
@@ -59,7 +100,7 @@ func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequ
 	if err != nil {
 		return api.FailoverResult{}, err
 	}
-	log := s.cfg.Logger.With(httpapi.LogComponent, "config", httpapi.LogMachine, m, httpapi.LogPoint, pt.ID)
+	log := s.log.With(httpapi.LogComponent, "config", httpapi.LogMachine, m, httpapi.LogPoint, pt.ID)
 	if err := os.MkdirAll(req.Out, 0o755); err != nil {
 		return api.FailoverResult{}, &httpapi.Error{Status: http.StatusBadRequest, Msg: "cannot create the output directory: " + err.Error(), Remedy: "give --out a directory the server may write", Err: err}
 	}
@@ -86,11 +127,11 @@ func (s *Server) runFailover(ctx context.Context, m string, req api.FailoverRequ
 		}
 		log.Info("filesystems checked", "ok", res.CheckOK, "filesystems", len(res.Checks))
 	}
-	rec, _ := s.machines.Get(m)
+	rec, _ := s.m.Get(m)
 	res.State = rec.StateName()
 	if !req.Test && res.CheckOK {
 		now := time.Now().UTC()
-		err := s.machines.UpdateErr(m, func(rec *machines.Record) error {
+		err := s.m.UpdateErr(m, func(rec *machines.Record) error {
 			if rec.State == api.StateCommitted {
 				return committedError(m, *rec, "the machine was committed while the failover ran; its images are kept in --out")
 			}
@@ -127,7 +168,7 @@ func materializeError(err error) error {
 }
 
 // checkImage checks the filesystems of one image read-only.
-func (s *Server) checkImage(ctx context.Context, im api.Image) []api.FSCheck {
+func (s *Failovers) checkImage(ctx context.Context, im api.Image) []api.FSCheck {
 	cs, err := s.checker.CheckImage(ctx, im.Path)
 	if err != nil {
 		return []api.FSCheck{{Disk: im.Disk, Image: im.Path, Size: im.Size, ExitStatus: -1, Result: recovery.ResultFailed,
@@ -187,15 +228,15 @@ func committedError(m string, rec machines.Record, hint string) *httpapi.Error {
 	return httpapi.Errorf(http.StatusConflict, fmt.Sprintf("machine %s was failed over and committed at %s", m, when), hint)
 }
 
-// commit handles POST /v1/machines/{m}/commit: it ends the protection of
+// Commit handles POST /v1/machines/{m}/commit: it ends the protection of
 // the old source of a machine that has failed over for real.
-func (s *Server) commit(w http.ResponseWriter, r *http.Request) error {
-	m, err := s.machineParam(r)
+func (s *Failovers) Commit(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.m.Param(r)
 	if err != nil {
 		return err
 	}
 	now := time.Now().UTC()
-	err = s.machines.UpdateErr(m, func(rec *machines.Record) error {
+	err = s.m.UpdateErr(m, func(rec *machines.Record) error {
 		switch rec.State {
 		case api.StateCommitted:
 			return committedError(m, *rec, "nothing to do: it is already committed")
@@ -211,20 +252,13 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.cfg.Logger.With(httpapi.LogComponent, "config", httpapi.LogMachine, m).Warn("failover committed: the process role refuses the old source from now on")
-	st, err := s.machineStatus(r.Context(), m)
+	s.log.With(httpapi.LogComponent, "config", httpapi.LogMachine, m).Warn("failover committed: the process role refuses the old source from now on")
+	st, err := s.m.Status(r.Context(), m)
 	if err != nil {
 		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, st)
 	return nil
-}
-
-// goneError is the process role's answer to a machine whose failover was
-// committed.
-func goneError(m string, rec machines.Record) *httpapi.Error {
-	return httpapi.Errorf(http.StatusGone, fmt.Sprintf("machine %s was failed over and committed at %s: its protection has ended", m, whenRFC3339(rec.Committed)),
-		"nothing from the old source is accepted any more; to protect this machine (or the recovered one) again, register its agent again: it then resyncs against the kept replica")
 }
 
 // isNoSpace reports a full disk (or quota).
