@@ -323,7 +323,7 @@ func (s *Server) checkJoinedAssigned(machine string) error {
 	}
 	a, ok := s.so.assigned[machine]
 	if e, drained := s.so.released[machine]; ok && drained && a.Epoch <= e {
-		return movingError("machine " + machine + " is being moved away from process server " + s.localID())
+		return httpapi.Moving("machine " + machine + " is being moved away from process server " + s.localID())
 	}
 	if !ok {
 		return httpapi.Errorf(http.StatusMisdirectedRequest, fmt.Sprintf("machine %s is not assigned to process server %s", machine, s.localID()),

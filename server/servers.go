@@ -408,7 +408,7 @@ func (s *Server) checkAssigned(machine string) error {
 	moving := s.so.moving[machine]
 	s.so.mu.Unlock()
 	if moving {
-		return movingError("machine " + machine + " is being moved to another process server")
+		return httpapi.Moving("machine " + machine + " is being moved to another process server")
 	}
 	if rec.Assigned != "" {
 		id, addr := s.assignedAddr(nil, machine)
