@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,8 +24,8 @@ func (s *Server) configHandler() http.Handler {
 	mux.Handle("POST "+api.PathRegister, httpapi.Handle(log, s.registration.Register))
 	mux.Handle("PUT "+api.PathAgentGroup, httpapi.Handle(log, s.groups.SyncAgent))
 	mux.Handle("POST "+api.PathAgentGroupResult, httpapi.Handle(log, s.groups.AgentResult))
-	mux.Handle("POST "+api.PathServerJoin, httpapi.Handle(log, s.joinServer))
-	mux.Handle("PUT "+api.PathServerHeartbeat, httpapi.Handle(log, s.serverHeartbeat))
+	mux.Handle("POST "+api.PathServerJoin, httpapi.Handle(log, s.servers.Join))
+	mux.Handle("PUT "+api.PathServerHeartbeat, httpapi.Handle(log, s.servers.Heartbeat))
 	admin := func(pattern string, h httpapi.HandlerFunc) {
 		mux.Handle(pattern, httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 			if err := s.checkAdmin(r); err != nil {
@@ -63,9 +62,9 @@ func (s *Server) configHandler() http.Handler {
 	admin("DELETE "+api.PathFailback, s.failback.Cancel)
 	admin("POST "+api.PathFailbackComplete, s.failback.Complete)
 	admin("GET "+api.PathAlerts, s.alerts.List)
-	admin("GET "+api.PathServers, s.listServers)
-	admin("POST "+api.PathMove, s.moveMachine)
-	admin("GET "+api.PathServer, s.serverInfo)
+	admin("GET "+api.PathServers, s.servers.List)
+	admin("POST "+api.PathMove, s.servers.MoveMachine)
+	admin("GET "+api.PathServer, s.servers.Info)
 	mux.Handle("/", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
 	}))
@@ -88,32 +87,6 @@ func (s *Server) checkAdmin(r *http.Request) error {
 		return httpapi.Errorf(http.StatusForbidden, fmt.Sprintf("certificate of machine %q cannot use the admin API", cn), adminHint)
 	}
 	return nil
-}
-
-// processServerFor returns the process server address to give an agent
-// that registered through r.
-func (s *Server) processServerFor(r *http.Request) (string, error) {
-	if s.cfg.Advertise != "" {
-		return s.cfg.Advertise, nil
-	}
-	if s.procAddr == nil {
-		return "", httpapi.Errorf(http.StatusServiceUnavailable, "this server runs no process role",
-			"run lifeboat-server with --roles including process, or give --advertise HOST:PORT of a process server")
-	}
-	host, port, err := net.SplitHostPort(s.procAddr.String())
-	if err != nil {
-		return "", err
-	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		// Listening on every address: the agent can reach the process
-		// role where it reached this one.
-		h, _, err := net.SplitHostPort(r.Host)
-		if err != nil {
-			h = r.Host
-		}
-		host = h
-	}
-	return net.JoinHostPort(host, port), nil
 }
 
 // listMachines handles GET /v1/machines.
@@ -212,7 +185,7 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 		}
 	}
 	if s.cfg.Roles.Config {
-		s.assignmentStatus(&m, rec)
+		s.servers.AssignmentStatus(&m, rec)
 	}
 	return m, nil
 }
@@ -295,7 +268,7 @@ func (a cfgMachines) Points(ctx context.Context, m string) ([]api.Point, error) 
 }
 
 func (a cfgMachines) AssignedAddr(r *http.Request, m string) (id, addr string) {
-	return a.s.assignedAddr(r, m)
+	return a.s.servers.AssignedAddr(r, m)
 }
 
 func (a cfgMachines) Param(r *http.Request) (string, error) { return a.s.machineParam(r) }
@@ -321,5 +294,7 @@ func (a cfgMachines) Status(ctx context.Context, m string) (api.Machine, error) 
 }
 
 func (a cfgMachines) AssignProcessServer(r *http.Request, m string) (addr, id string, err error) {
-	return a.s.assignProcessServer(r, m)
+	return a.s.servers.AssignProcessServer(r, m)
 }
+
+func (a cfgMachines) Each(f func(name string, m *machines.Record)) { a.s.machines.Each(f) }

@@ -49,15 +49,7 @@ type JoinInfo struct {
 // scaleoutState is the Server's state of scale-out (servers.go for the
 // configuration role, this file for a joined process server).
 type scaleoutState struct {
-	moveMu sync.Mutex // one move at a time (configuration role)
-
-	mu sync.Mutex
-	// Configuration role.
-	servers map[string]*serverRecord
-	beats   map[string]serverBeat
-	moving  map[string]bool // machines of the local process role being drained
-	hc      *http.Client    // towards joined servers
-	// Joined process server.
+	mu       sync.Mutex
 	join     *JoinInfo
 	cfgc     *client.Server
 	assigned map[string]api.Assignment // the last heartbeat answer
@@ -70,9 +62,6 @@ type scaleoutState struct {
 }
 
 func (so *scaleoutState) init() {
-	so.servers = map[string]*serverRecord{}
-	so.beats = map[string]serverBeat{}
-	so.moving = map[string]bool{}
 	so.assigned = map[string]api.Assignment{}
 	so.released = map[string]uint64{}
 }

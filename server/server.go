@@ -169,7 +169,7 @@ type Config struct {
 	// process servers on one (network) file system (servers.go).
 	StoreDir    string
 	SharedStore bool
-	// DrainTimeout bounds the drain of a move (0: DefaultDrainTimeout).
+	// DrainTimeout bounds the drain of a move (0: configsrv.DefaultDrainTimeout).
 	DrainTimeout time.Duration
 	// HeartbeatTimeout: a joined process server silent for longer is
 	// shown unhealthy and gets no new machine (0: api.HealthyMissed
@@ -198,13 +198,6 @@ func storeReflink(st store.Store) (*bool, string) {
 	return &v, statefile.NoReflinkNote
 }
 
-// serverInfo handles GET /v1/server.
-func (s *Server) serverInfo(w http.ResponseWriter, r *http.Request) error {
-	ref, note := storeReflink(s.store)
-	httpapi.WriteJSON(w, http.StatusOK, api.ServerInfo{Roles: s.cfg.Roles.List(), StoreReflink: ref, StoreNote: note})
-	return nil
-}
-
 // Server runs the roles of lifeboat-server on one data directory.
 type Server struct {
 	cfg      Config
@@ -230,6 +223,7 @@ type Server struct {
 	policies     *configsrv.Policies
 	failovers    *configsrv.Failovers // failover and commit
 	registration *configsrv.Registration
+	servers      *configsrv.Servers // scale-out coordination
 	pruner       *process.Pruner
 
 	proc     *process.Role              // nil unless the process role runs
@@ -280,12 +274,6 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.Name == "" {
 		cfg.Name = "local"
 	}
-	if cfg.HeartbeatTimeout <= 0 {
-		cfg.HeartbeatTimeout = api.HealthyMissed * api.DefaultHeartbeatSeconds * time.Second
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = DefaultDrainTimeout
-	}
 	s := &Server{
 		cfg:      cfg,
 		dir:      dir,
@@ -315,11 +303,19 @@ func Open(cfg Config) (*Server, error) {
 		if err := s.openJoined(ji); err != nil {
 			return nil, err
 		}
-	} else if err := s.loadServers(); err != nil {
-		return nil, err
 	}
 	if cfg.Roles.Config {
 		if s.pass, err = pki.ReadPassphrase(dir); err != nil {
+			return nil, err
+		}
+	}
+	// After openJoined: a joined server's id comes from its join.json.
+	s.servers = configsrv.NewServers(configsrv.ServersOptions{DataDir: dir, ID: s.cfg.Name, HasLocal: s.hasLocalProcess(),
+		Roles: cfg.Roles.List(), CA: s.ca, CAPEM: s.ca.CertPEM, Passphrase: s.pass, Machines: cfgMachines{s}, Local: localProc{s},
+		StoreReflink:     func() (*bool, string) { return storeReflink(s.store) },
+		HeartbeatTimeout: cfg.HeartbeatTimeout, DrainTimeout: cfg.DrainTimeout, Log: cfg.Logger})
+	if !joined {
+		if err := s.servers.Load(); err != nil {
 			return nil, err
 		}
 	}
