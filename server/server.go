@@ -235,7 +235,8 @@ type Server struct {
 	metricsSrv        *http.Server
 	metricsAddr       net.Addr
 	alerts            *alerts.Monitor
-	so                scaleoutState
+	member            *process.Membership // nil unless joined
+	unlockData        func()              // releases DataDir/server.lock (shared store only)
 	traffic           traffic
 	serveErr          chan error
 	closeOnce         sync.Once
@@ -280,8 +281,7 @@ func Open(cfg Config) (*Server, error) {
 		log:      cfg.Logger.With(httpapi.LogComponent, "server"),
 		serveErr: make(chan error, 3),
 	}
-	s.so.init()
-	ji, joined, err := ReadJoin(dir)
+	ji, joined, err := process.ReadJoin(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -388,7 +388,7 @@ func Open(cfg Config) (*Server, error) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.heartbeatLoop(s.ctx)
+			s.member.Run(s.ctx)
 		}()
 	}
 	if err := s.writeState(); err != nil {
@@ -572,9 +572,9 @@ func (s *Server) stop() error {
 			err = c.Close()
 		}
 	}
-	if s.so.unlockData != nil {
-		s.so.unlockData()
-		s.so.unlockData = nil
+	if s.unlockData != nil {
+		s.unlockData()
+		s.unlockData = nil
 	}
 	return err
 }
