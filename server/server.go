@@ -224,6 +224,7 @@ type Server struct {
 	failovers    *configsrv.Failovers // failover and commit
 	registration *configsrv.Registration
 	servers      *configsrv.Servers // scale-out coordination
+	status       *configsrv.Status  // the machines' status view
 	pruner       *process.Pruner
 
 	proc     *process.Role              // nil unless the process role runs
@@ -339,6 +340,12 @@ func Open(cfg Config) (*Server, error) {
 	s.alerts = alerts.New(alerts.Options{RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
 		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})
+	var servers *configsrv.Servers
+	if cfg.Roles.Config {
+		servers = s.servers
+	}
+	s.status = configsrv.NewStatus(configsrv.StatusOptions{CacheDir: filepath.Join(dir, CacheDir), Machines: statusMachines{s},
+		Store: s.store, Alerts: s.alerts, Servers: servers})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
