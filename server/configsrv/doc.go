@@ -3,7 +3,7 @@
 // for the machines it protects, answered over the admin API and the
 // registration endpoint.
 //
-// So far it owns:
+// It owns:
 //   - registration (Registration: POST /v1/register): an agent proves the
 //     registration passphrase or a one-time token, gets its machine
 //     certificate (Issuer), the CA and its process server
@@ -30,8 +30,7 @@
 //   - failover and commit (Failovers: /v1/machines/{m}/failover and
 //     /commit): a machine's disks materialized at a point, their
 //     filesystems checked read-only when asked (ImageChecker), and a real
-//     failover recorded in the machine's record, then its commit.
-//
+//     failover recorded in the machine's record, then its commit;
 //   - the machines' status view (Status: GET /v1/machines and
 //     /v1/machines/{m}/points, the machine of an admin URL, the status
 //     the process role answers an agent with), reading the records, the
