@@ -166,7 +166,7 @@ type Config struct {
 	Name string
 	// StoreDir is the directory of target storage when Store is nil;
 	// "" means DataDir/store. SharedStore opens it shared, for several
-	// process servers on one (network) file system (servers.go).
+	// process servers on one (network) file system (store.go).
 	StoreDir    string
 	SharedStore bool
 	// DrainTimeout bounds the drain of a move (0: configsrv.DefaultDrainTimeout).
