@@ -6,26 +6,40 @@
 //
 //   - the configuration role (registration, the CA's use, tokens, the
 //     machine records, policies, groups, plans, failover, the scale-out
-//     coordination of process servers, the admin API, over HTTPS): its
-//     registration, tokens, recovery plans, replication groups, retention
-//     policies and failover are server/configsrv (Registration, Tokens,
-//     Plans, Groups, Policies, Failovers; they reach the machines through
-//     interfaces declared there, cfgMachines in config.go); the rest
-//     still lives in this package: config.go (the admin API's routes, the
-//     machines' status view), servers.go; its alerts (GET /v1/alerts,
+//     coordination of process servers, the admin API, over HTTPS) is
+//     server/configsrv: Registration, Tokens, Plans, Groups, Policies,
+//     Failovers, Servers (the scale-out coordination: join, heartbeats,
+//     assignment, move and its drain, GET /v1/servers and /v1/server) and
+//     Status (the machines' status view: GET /v1/machines, their points,
+//     the status an agent is answered with). They reach the machines and
+//     the local process role through interfaces declared there, which
+//     this package implements (cfgMachines and statusMachines in
+//     config.go, localProc in servers.go). Its alerts (GET /v1/alerts,
 //     also shown in a machine's status) are server/alerts, which reads
 //     the records through alerts.Machines (alertMachines in config.go);
 //   - the process role (the replication gateway of docs/protocol.md, over
 //     mutual TLS 1.3: receive, verify, durable cache, acknowledge, apply)
 //     is server/process; it reaches the machine records through
 //     process.Machines (procMachines in process.go). A joined process
-//     server's membership (join.json, heartbeats, assignments, drain) is
-//     scaleout.go;
+//     server's membership (join.json, heartbeats, assignments, drain,
+//     epochs) is process.Membership, composed in scaleout.go
+//     (memberMachines);
 //   - the master-target role (failback sessions, at most one per
 //     machine, driven through the configuration role's admin API) is
 //     server/mastertarget; it reaches the records through
 //     mastertarget.Machines (mtMachines in mastertarget.go) and refuses
 //     to start off Linux.
+//
+// What stays here is composition and lifecycle: Config and its defaults,
+// Open and Close (server.go), the route tables of both listeners
+// (configHandler and checkAdmin in config.go, processHandler in
+// process.go), the adapters that give each role what it declares, which
+// process server serves a machine here (servesHere, checkAssigned in
+// servers.go: the configuration server asks Servers.CheckLocal, a joined
+// one its Membership), opening target storage and its cross-process
+// locks for a shared store (store.go), and /metrics (metrics.go): it
+// collects every role's view of every machine into one registry and
+// observes the traffic of both listeners, so it belongs to no one role.
 //
 // Shared plumbing: server/httpapi (error answers with their hint, JSON
 // helpers, log keys), server/recdir (the directories of JSON records:
@@ -46,8 +60,8 @@
 // inspection lives in recovery/ (docs/ARCHITECTURE.md §7 and §8 put all of
 // recovery there: the orchestration moves once failback needs it too).
 //
-// Scale-out (servers.go: configuration role; scaleout.go: joined process
-// server). Process servers that join with the registration passphrase get
+// Scale-out (configsrv.Servers: configuration role; process.Membership:
+// joined process server; store.go: the shared store's locks). Process servers that join with the registration passphrase get
 // a certificate "lifeboat-server:<id>" from the CA, report every 2 s and
 // learn the machines assigned to them; only the assigned server accepts a
 // machine's process-role requests. The replica is kept over a move by

@@ -13,7 +13,7 @@ import (
 // machine records of the configuration role.
 type mtMachines struct{ s *Server }
 
-func (a mtMachines) MachineParam(r *http.Request) (string, error) { return a.s.machineParam(r) }
+func (a mtMachines) MachineParam(r *http.Request) (string, error) { return a.s.status.Param(r) }
 
 func (a mtMachines) FailbackMachine(m string) mastertarget.Machine {
 	rec, _ := a.s.machines.Get(m)

@@ -95,7 +95,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.NewInvalidMetric(mCacheFree, err)
 		}
 	}
-	names, err := s.machineNames(ctx)
+	names, err := s.status.Names(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(mMachineState, err)
 		names = nil

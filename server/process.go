@@ -51,7 +51,7 @@ func (a procMachines) SetDisks(m string, disks []api.DiskSpec) error {
 }
 
 func (a procMachines) Status(ctx context.Context, m string) (api.Machine, error) {
-	return a.s.machineStatus(ctx, m)
+	return a.s.status.Machine(ctx, m)
 }
 
 // checkProtected refuses a machine whose failover was committed (410), and

@@ -13,6 +13,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
+	"github.com/lifeboat-dr/lifeboat/server/process"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 )
 
@@ -44,7 +45,7 @@ func newScaleEnv(t *testing.T) *scaleEnv {
 }
 
 func (e *scaleEnv) join(id, pass string) error {
-	return server.Join(ctx(e.t), server.JoinOptions{DataDir: e.dirB, ConfigServer: e.a.APIAddr(), ID: id, Passphrase: pass})
+	return process.Join(ctx(e.t), process.JoinOptions{DataDir: e.dirB, ConfigServer: e.a.APIAddr(), ID: id, Passphrase: pass})
 }
 
 func (e *scaleEnv) startB() {
@@ -255,7 +256,7 @@ func TestScaleOutDrainWaitsForApply(t *testing.T) {
 	// A healthy joined server to move to: forge one from the same CA.
 	dirB := filepath.Join(t.TempDir(), "ps2")
 	pass, _ := pki.ReadPassphrase(e.dir)
-	if err := server.Join(ctx(t), server.JoinOptions{DataDir: dirB, ConfigServer: e.srv.APIAddr(), ID: "ps2", Passphrase: pass}); err != nil {
+	if err := process.Join(ctx(t), process.JoinOptions{DataDir: dirB, ConfigServer: e.srv.APIAddr(), ID: "ps2", Passphrase: pass}); err != nil {
 		t.Fatal(err)
 	}
 	cfgB := servertest.Config(t, dirB)

@@ -166,10 +166,10 @@ type Config struct {
 	Name string
 	// StoreDir is the directory of target storage when Store is nil;
 	// "" means DataDir/store. SharedStore opens it shared, for several
-	// process servers on one (network) file system (servers.go).
+	// process servers on one (network) file system (store.go).
 	StoreDir    string
 	SharedStore bool
-	// DrainTimeout bounds the drain of a move (0: DefaultDrainTimeout).
+	// DrainTimeout bounds the drain of a move (0: configsrv.DefaultDrainTimeout).
 	DrainTimeout time.Duration
 	// HeartbeatTimeout: a joined process server silent for longer is
 	// shown unhealthy and gets no new machine (0: api.HealthyMissed
@@ -198,13 +198,6 @@ func storeReflink(st store.Store) (*bool, string) {
 	return &v, statefile.NoReflinkNote
 }
 
-// serverInfo handles GET /v1/server.
-func (s *Server) serverInfo(w http.ResponseWriter, r *http.Request) error {
-	ref, note := storeReflink(s.store)
-	httpapi.WriteJSON(w, http.StatusOK, api.ServerInfo{Roles: s.cfg.Roles.List(), StoreReflink: ref, StoreNote: note})
-	return nil
-}
-
 // Server runs the roles of lifeboat-server on one data directory.
 type Server struct {
 	cfg      Config
@@ -230,6 +223,8 @@ type Server struct {
 	policies     *configsrv.Policies
 	failovers    *configsrv.Failovers // failover and commit
 	registration *configsrv.Registration
+	servers      *configsrv.Servers // scale-out coordination
+	status       *configsrv.Status  // the machines' status view
 	pruner       *process.Pruner
 
 	proc     *process.Role              // nil unless the process role runs
@@ -241,7 +236,8 @@ type Server struct {
 	metricsSrv        *http.Server
 	metricsAddr       net.Addr
 	alerts            *alerts.Monitor
-	so                scaleoutState
+	member            *process.Membership // nil unless joined
+	unlockData        func()              // releases DataDir/server.lock (shared store only)
 	traffic           traffic
 	serveErr          chan error
 	closeOnce         sync.Once
@@ -280,20 +276,13 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.Name == "" {
 		cfg.Name = "local"
 	}
-	if cfg.HeartbeatTimeout <= 0 {
-		cfg.HeartbeatTimeout = api.HealthyMissed * api.DefaultHeartbeatSeconds * time.Second
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = DefaultDrainTimeout
-	}
 	s := &Server{
 		cfg:      cfg,
 		dir:      dir,
 		log:      cfg.Logger.With(httpapi.LogComponent, "server"),
 		serveErr: make(chan error, 3),
 	}
-	s.so.init()
-	ji, joined, err := ReadJoin(dir)
+	ji, joined, err := process.ReadJoin(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -315,11 +304,19 @@ func Open(cfg Config) (*Server, error) {
 		if err := s.openJoined(ji); err != nil {
 			return nil, err
 		}
-	} else if err := s.loadServers(); err != nil {
-		return nil, err
 	}
 	if cfg.Roles.Config {
 		if s.pass, err = pki.ReadPassphrase(dir); err != nil {
+			return nil, err
+		}
+	}
+	// After openJoined: a joined server's id comes from its join.json.
+	s.servers = configsrv.NewServers(configsrv.ServersOptions{DataDir: dir, ID: s.cfg.Name, HasLocal: s.hasLocalProcess(),
+		Roles: cfg.Roles.List(), CA: s.ca, CAPEM: s.ca.CertPEM, Passphrase: s.pass, Machines: cfgMachines{s}, Local: localProc{s},
+		StoreReflink:     func() (*bool, string) { return storeReflink(s.store) },
+		HeartbeatTimeout: cfg.HeartbeatTimeout, DrainTimeout: cfg.DrainTimeout, Log: cfg.Logger})
+	if !joined {
+		if err := s.servers.Load(); err != nil {
 			return nil, err
 		}
 	}
@@ -343,6 +340,12 @@ func Open(cfg Config) (*Server, error) {
 	s.alerts = alerts.New(alerts.Options{RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
 		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})
+	var servers *configsrv.Servers
+	if cfg.Roles.Config {
+		servers = s.servers
+	}
+	s.status = configsrv.NewStatus(configsrv.StatusOptions{CacheDir: filepath.Join(dir, CacheDir), Machines: statusMachines{s},
+		Store: s.store, Alerts: s.alerts, Servers: servers})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -392,7 +395,7 @@ func Open(cfg Config) (*Server, error) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.heartbeatLoop(s.ctx)
+			s.member.Run(s.ctx)
 		}()
 	}
 	if err := s.writeState(); err != nil {
@@ -576,9 +579,9 @@ func (s *Server) stop() error {
 			err = c.Close()
 		}
 	}
-	if s.so.unlockData != nil {
-		s.so.unlockData()
-		s.so.unlockData = nil
+	if s.unlockData != nil {
+		s.unlockData()
+		s.unlockData = nil
 	}
 	return err
 }

@@ -1,53 +1,18 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
-	"github.com/lifeboat-dr/lifeboat/server/machines"
-	"github.com/lifeboat-dr/lifeboat/server/pki"
-	"github.com/lifeboat-dr/lifeboat/server/recdir"
 )
 
-// ServersDir holds one JSON record per process server that joined the
-// configuration server (configuration role).
-const ServersDir = "servers"
-
-// DefaultDrainTimeout bounds how long a move waits for the old process
-// server to apply what it acknowledged.
-const DefaultDrainTimeout = 5 * time.Minute
-
-// serverRecord is DataDir/servers/<id>.json.
-type serverRecord struct {
-	ID     string    `json:"id"`
-	Joined time.Time `json:"joined"`
-	// Serial of its certificate: only that one may report.
-	Serial string   `json:"serial"`
-	SANs   []string `json:"sans"`
-}
-
-// serverBeat is the last heartbeat of a joined process server (memory).
-type serverBeat struct {
-	at       time.Time
-	addr     string
-	roles    []string
-	machines map[string]api.ServedMachine
-}
+// The scale-out coordination is the configuration role's
+// (configsrv.Servers); a joined process server's membership is the
+// process role's (process.Membership). This file joins them to this
+// server's own process role.
 
 // localID is the id of this server's own process role.
 func (s *Server) localID() string { return s.cfg.Name }
@@ -55,219 +20,6 @@ func (s *Server) localID() string { return s.cfg.Name }
 // hasLocalProcess reports whether machines can be assigned to this
 // configuration server itself.
 func (s *Server) hasLocalProcess() bool { return s.cfg.Roles.Process || s.cfg.Advertise != "" }
-
-// serverDir is DataDir/servers.
-func (s *Server) serverDir() *recdir.Dir[serverRecord] {
-	return recdir.New[serverRecord](filepath.Join(s.dir, ServersDir), api.ValidName)
-}
-
-func (s *Server) loadServers() error {
-	recs, err := s.serverDir().List()
-	if err != nil {
-		return fmt.Errorf("load servers: %w", err)
-	}
-	for _, r := range recs {
-		rec := r.Value
-		rec.ID = r.Name
-		s.so.servers[r.Name] = &rec
-	}
-	return nil
-}
-
-// joinServer handles POST /v1/servers/join: a process server proves it
-// knows the registration passphrase and gets its certificate.
-func (s *Server) joinServer(w http.ResponseWriter, r *http.Request) error {
-	var req api.JoinRequest
-	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
-		return err
-	}
-	if err := api.ValidName(req.ID); err != nil {
-		return httpapi.Errorf(http.StatusBadRequest, "bad process server id: "+err.Error(), "ids are [A-Za-z0-9._-]{1,63}: set --name")
-	}
-	if req.ID == s.localID() {
-		return httpapi.Errorf(http.StatusConflict, fmt.Sprintf("process server id %q is the configuration server's own", req.ID), "give the joining server another --name")
-	}
-	if nb, err := hex.DecodeString(req.Nonce); err != nil || len(nb) != 32 {
-		return httpapi.Errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the join request")
-	}
-	log := s.cfg.Logger.With(httpapi.LogComponent, "config", "server_id", req.ID, httpapi.LogRemote, r.RemoteAddr)
-	if !api.ProofEqual(req.Proof, api.JoinProof(s.pass, req.ID, req.Nonce, req.CSR)) {
-		log.Warn("join refused: wrong passphrase proof")
-		return httpapi.Errorf(http.StatusUnauthorized, "wrong passphrase", "the passphrase file must hold the line in the configuration server's DATA/passphrase")
-	}
-	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
-	if err != nil {
-		return &httpapi.Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST", Err: err}
-	}
-	certPEM, err := s.ca.IssueJoined(req.ID, csr, req.SANs, time.Now())
-	if err != nil {
-		return &httpapi.Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Remedy: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
-	}
-	cert, err := pki.ParseCertificatePEM(certPEM)
-	if err != nil {
-		return err
-	}
-	rec := serverRecord{ID: req.ID, Joined: time.Now().UTC(), Serial: cert.SerialNumber.Text(16), SANs: req.SANs}
-	if err := s.serverDir().Put(req.ID, rec); err != nil {
-		return fmt.Errorf("save server: %w", err)
-	}
-	s.so.mu.Lock()
-	_, rejoin := s.so.servers[req.ID]
-	s.so.servers[req.ID] = &rec
-	s.so.mu.Unlock()
-	if rejoin {
-		log.Warn("process server joined again: its previous certificate is refused from now on")
-	}
-	log.Info("process server joined", "serial", rec.Serial)
-	httpapi.WriteJSON(w, http.StatusOK, api.JoinResponse{
-		Certificate: string(certPEM),
-		CA:          string(s.ca.CertPEM),
-		ConfigID:    s.localID(),
-		ServerProof: api.ServerProof(s.pass, req.Nonce, string(s.ca.CertPEM)),
-	})
-	return nil
-}
-
-// joinedServer returns the id of the joined process server whose
-// certificate made r.
-func (s *Server) joinedServer(r *http.Request) (string, error) {
-	const hint = "a process server reports with the certificate 'lifeboat-server init --join' got"
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return "", httpapi.Errorf(http.StatusUnauthorized, "no client certificate", hint)
-	}
-	cn, err := s.ca.VerifyClient(r.TLS.PeerCertificates)
-	if err != nil {
-		return "", &httpapi.Error{Status: http.StatusForbidden, Msg: "client certificate not issued by this server's CA", Remedy: hint, Err: err}
-	}
-	id, ok := strings.CutPrefix(cn, pki.ServerCNPrefix)
-	if !ok || api.ValidName(id) != nil {
-		return "", httpapi.Errorf(http.StatusForbidden, "certificate names no process server", hint)
-	}
-	s.so.mu.Lock()
-	rec := s.so.servers[id]
-	s.so.mu.Unlock()
-	if rec == nil {
-		return "", httpapi.Errorf(http.StatusForbidden, "process server "+strconv.Quote(id)+" has not joined", "join it with 'lifeboat-server init --join URL --name "+id+"'")
-	}
-	if r.TLS.PeerCertificates[0].SerialNumber.Text(16) != rec.Serial {
-		return "", httpapi.Errorf(http.StatusForbidden, "certificate of process server "+strconv.Quote(id)+" retired: it joined again since",
-			"use the data directory of its latest join, or join it again")
-	}
-	return id, nil
-}
-
-// serverHeartbeat handles PUT /v1/servers/heartbeat.
-func (s *Server) serverHeartbeat(w http.ResponseWriter, r *http.Request) error {
-	id, err := s.joinedServer(r)
-	if err != nil {
-		return err
-	}
-	var hb api.Heartbeat
-	if err := httpapi.DecodeJSON(w, r, 4<<20, &hb); err != nil {
-		return err
-	}
-	if _, _, err := net.SplitHostPort(hb.Address); err != nil {
-		return httpapi.Errorf(http.StatusBadRequest, "bad address "+strconv.Quote(hb.Address), "run the process server with --advertise HOST:PORT")
-	}
-	beat := serverBeat{at: time.Now().UTC(), addr: hb.Address, roles: hb.Roles, machines: map[string]api.ServedMachine{}}
-	for _, m := range hb.Machines {
-		if api.ValidName(m.Machine) == nil {
-			beat.machines[m.Machine] = m
-		}
-	}
-	s.so.mu.Lock()
-	s.so.beats[id] = beat
-	s.so.mu.Unlock()
-	ans := api.HeartbeatAnswer{ID: id, Machines: []api.Assignment{}, IntervalSeconds: api.DefaultHeartbeatSeconds}
-	s.machines.Each(func(name string, m *machines.Record) {
-		if m.Assigned != id {
-			return
-		}
-		if sm, ok := beat.machines[name]; ok && sm.LastSeen != nil && sm.LastSeen.After(m.LastSeen) {
-			m.LastSeen = *sm.LastSeen
-		}
-		ans.Machines = append(ans.Machines, api.Assignment{Machine: name, Epoch: m.Epoch, State: m.State,
-			Serial: m.Serial, SerialOnly: m.SerialOnly, Policy: m.APIPolicy(name)})
-	})
-	slices.SortFunc(ans.Machines, func(a, b api.Assignment) int { return strings.Compare(a.Machine, b.Machine) })
-	httpapi.WriteJSON(w, http.StatusOK, ans)
-	return nil
-}
-
-// serverHealthy reports whether a joined server reported recently.
-func (s *Server) serverHealthy(b serverBeat, now time.Time) bool {
-	return !b.at.IsZero() && now.Sub(b.at) <= s.cfg.HeartbeatTimeout
-}
-
-// processServers returns every process server, the local one first.
-func (s *Server) processServers() []api.ProcessServer {
-	now := time.Now()
-	counts := map[string][]string{}
-	s.machines.Each(func(name string, m *machines.Record) {
-		if m.Registered != nil || m.Assigned != "" {
-			counts[m.Assigned] = append(counts[m.Assigned], name)
-		}
-	})
-	var out []api.ProcessServer
-	if s.hasLocalProcess() {
-		ps := api.ProcessServer{ID: s.localID(), Address: s.localProcessAddr(""), Roles: s.cfg.Roles.List(), Local: true,
-			Machines: sorted(counts[""]), Healthy: true, Problems: []string{}}
-		out = append(out, ps)
-	}
-	s.so.mu.Lock()
-	ids := make([]string, 0, len(s.so.servers))
-	for id := range s.so.servers {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		rec, b := s.so.servers[id], s.so.beats[id]
-		joined := rec.Joined
-		ps := api.ProcessServer{ID: id, Address: b.addr, Roles: b.roles, Machines: sorted(counts[id]), Joined: &joined,
-			Healthy: s.serverHealthy(b, now), Problems: []string{}}
-		if ps.Roles == nil {
-			ps.Roles = []string{}
-		}
-		if !b.at.IsZero() {
-			t := b.at
-			ps.LastHeartbeat = &t
-		}
-		if !ps.Healthy {
-			ps.Problems = append(ps.Problems, s.silentProblem(id, b, now))
-		}
-		out = append(out, ps)
-	}
-	s.so.mu.Unlock()
-	return out
-}
-
-func sorted(l []string) []string {
-	if l == nil {
-		return []string{}
-	}
-	slices.Sort(l)
-	return l
-}
-
-// silentProblem says that a joined server is not reporting, with the
-// remedy. Call with s.so.mu held.
-func (s *Server) silentProblem(id string, b serverBeat, now time.Time) string {
-	if b.at.IsZero() {
-		return fmt.Sprintf("process server %s has not reported since the configuration server started: start it ('lifeboat-server run' on its data directory), or move its machines with 'lifeboat move MACHINE --to SERVER'", id)
-	}
-	return fmt.Sprintf("process server %s (%s) silent for %s: start it again; if it is gone for good, move its machines with 'lifeboat move MACHINE --to SERVER --force' (their disks then resync)",
-		id, b.addr, now.Sub(b.at).Round(time.Second))
-}
-
-// listServers handles GET /v1/servers.
-func (s *Server) listServers(w http.ResponseWriter, r *http.Request) error {
-	out := s.processServers()
-	if out == nil {
-		out = []api.ProcessServer{}
-	}
-	httpapi.WriteJSON(w, http.StatusOK, out)
-	return nil
-}
 
 // localProcessAddr is the address of the local process role as agents
 // reach it ("" for r's host when unknown).
@@ -295,98 +47,54 @@ func (s *Server) localProcessAddr(reqHost string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// assignProcessServer returns the process server of a registering
-// machine and its id ("" for the local one): the one it is assigned to
-// already, else the healthy one with the fewest machines, the local one
-// on a tie.
-func (s *Server) assignProcessServer(r *http.Request, machine string) (addr, id string, err error) {
-	rec, _ := s.machines.Get(machine)
-	if rec.Assigned != "" {
-		s.so.mu.Lock()
-		b, ok := s.so.beats[rec.Assigned]
-		s.so.mu.Unlock()
-		if ok && b.addr != "" {
-			return b.addr, rec.Assigned, nil
+// processServerFor returns the process server address to give an agent
+// that registered through r.
+func (s *Server) processServerFor(r *http.Request) (string, error) {
+	if s.cfg.Advertise != "" {
+		return s.cfg.Advertise, nil
+	}
+	if s.procAddr == nil {
+		return "", httpapi.Errorf(http.StatusServiceUnavailable, "this server runs no process role",
+			"run lifeboat-server with --roles including process, or give --advertise HOST:PORT of a process server")
+	}
+	host, port, err := net.SplitHostPort(s.procAddr.String())
+	if err != nil {
+		return "", err
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		// Listening on every address: the agent can reach the process
+		// role where it reached this one.
+		h, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			h = r.Host
 		}
-		return "", "", httpapi.Errorf(http.StatusServiceUnavailable, fmt.Sprintf("machine %s is assigned to process server %s, which has not reported", machine, rec.Assigned),
-			"start that process server, or move the machine with 'lifeboat move "+machine+" --to SERVER' first")
+		host = h
 	}
-	if rec.Registered != nil && s.hasLocalProcess() {
-		// Registered before: stays where its replica's state is.
-		addr, err := s.processServerFor(r)
-		return addr, "", err
-	}
-	best, bestN := "", -1
-	if s.hasLocalProcess() {
-		best, bestN = "", len(s.processServers()[0].Machines)
-	}
-	for _, ps := range s.processServers() {
-		if ps.Local || !ps.Healthy || ps.Address == "" {
-			continue
-		}
-		if bestN < 0 || len(ps.Machines) < bestN {
-			best, bestN = ps.ID, len(ps.Machines)
-		}
-	}
-	if best == "" {
-		addr, err := s.processServerFor(r)
-		return addr, "", err
-	}
-	s.so.mu.Lock()
-	addr = s.so.beats[best].addr
-	s.so.mu.Unlock()
-	return addr, best, nil
+	return net.JoinHostPort(host, port), nil
 }
 
-// assignedAddr returns the id and address of the process server of a
-// machine, for agents that reached the configuration role through r.
-func (s *Server) assignedAddr(r *http.Request, machine string) (id, addr string) {
-	rec, _ := s.machines.Get(machine)
-	if rec.Assigned == "" {
-		if !s.hasLocalProcess() {
-			return "", ""
-		}
-		host := ""
-		if r != nil {
-			host = r.Host
-		}
-		return s.localID(), s.localProcessAddr(host)
-	}
-	s.so.mu.Lock()
-	defer s.so.mu.Unlock()
-	return rec.Assigned, s.so.beats[rec.Assigned].addr
+// localProc gives the scale-out coordination (configsrv.Servers) this
+// server's own process role.
+type localProc struct{ s *Server }
+
+func (l localProc) Addr(reqHost string) string { return l.s.localProcessAddr(reqHost) }
+
+func (l localProc) RegisterAddr(r *http.Request) (string, error) { return l.s.processServerFor(r) }
+
+func (l localProc) Drain(ctx context.Context, m string) ([]api.DiskState, error) {
+	return l.s.proc.Drain(ctx, m)
 }
 
-// assignmentStatus completes a machine's listing with its process server:
-// for a machine assigned to a joined server, the disks and last contact
-// that server reported, and a problem when it is silent.
-func (s *Server) assignmentStatus(m *api.Machine, rec machines.Record) {
-	m.ProcessServer, m.ProcessAddress = s.assignedAddr(nil, m.Name)
-	if rec.Assigned == "" {
-		return
-	}
-	s.so.mu.Lock()
-	b, known := s.so.beats[rec.Assigned]
-	_, joined := s.so.servers[rec.Assigned]
-	now := time.Now()
-	var problem string
-	switch {
-	case !joined:
-		problem = fmt.Sprintf("assigned to process server %s, which is not joined: join it again, or move the machine with 'lifeboat move %s --to SERVER --force'", rec.Assigned, m.Name)
-	case !s.serverHealthy(b, now):
-		problem = "replication stopped: " + s.silentProblem(rec.Assigned, b, now)
-	}
-	sm, ok := b.machines[m.Name]
-	s.so.mu.Unlock()
-	if problem != "" {
-		m.Problems = append(m.Problems, problem)
-	}
-	if known && ok {
-		if len(sm.Disks) > 0 {
-			m.Disks = sm.Disks
-		}
-		m.Problems = append(m.Problems, sm.Problems...)
-	}
+func (l localProc) Release(m string) { l.s.releaseMachine(m) }
+
+// releaseMachine forgets the disks of a machine and stops their appliers.
+func (s *Server) releaseMachine(m string) { s.proc.Release(m) }
+
+// drainLocal stops this process role's acceptance of a machine (the
+// caller marked it), waits until every segment it acknowledged is
+// applied, then forgets the machine's disks.
+func (s *Server) drainLocal(ctx context.Context, m string) ([]api.DiskState, error) {
+	return s.proc.Drain(ctx, m)
 }
 
 // servesHere reports whether this server's process role may serve a
@@ -403,194 +111,5 @@ func (s *Server) checkAssigned(machine string) error {
 	if s.joined() {
 		return s.checkJoinedAssigned(machine)
 	}
-	rec, _ := s.machines.Get(machine)
-	s.so.mu.Lock()
-	moving := s.so.moving[machine]
-	s.so.mu.Unlock()
-	if moving {
-		return movingError("machine " + machine + " is being moved to another process server")
-	}
-	if rec.Assigned != "" {
-		id, addr := s.assignedAddr(nil, machine)
-		return httpapi.Errorf(http.StatusMisdirectedRequest, fmt.Sprintf("machine %s is assigned to process server %s (%s), not to this one", machine, id, addr),
-			"the agent learns its process server from the configuration server within seconds; 'lifeboat machines' shows the assignment")
-	}
-	if !s.hasLocalProcess() {
-		return httpapi.Errorf(http.StatusMisdirectedRequest, "this server runs no process role", "see 'lifeboat machines' for the machine's process server")
-	}
-	return nil
-}
-
-// moveMachine handles POST /v1/machines/{m}/move.
-func (s *Server) moveMachine(w http.ResponseWriter, r *http.Request) error {
-	m, err := s.machineParam(r)
-	if err != nil {
-		return err
-	}
-	var req api.MoveRequest
-	if err := httpapi.DecodeJSON(w, r, 4<<10, &req); err != nil {
-		return err
-	}
-	res, err := s.move(r.Context(), m, req)
-	if err != nil {
-		return err
-	}
-	httpapi.WriteJSON(w, http.StatusOK, res)
-	return nil
-}
-
-// move moves a machine to process server req.To: the old one stops
-// accepting the machine's segments and applies every one it acknowledged,
-// then the assignment flips (docs/server.md, "Scale-out").
-func (s *Server) move(ctx context.Context, m string, req api.MoveRequest) (api.MoveResult, error) {
-	s.so.moveMu.Lock()
-	defer s.so.moveMu.Unlock()
-	rec, _ := s.machines.Get(m)
-	if rec.State != "" && rec.State != api.StateProtected {
-		return api.MoveResult{}, httpapi.Errorf(http.StatusConflict, fmt.Sprintf("machine %s is %s", m, rec.StateName()), "only a protected machine can move")
-	}
-	to := req.To
-	if to == s.localID() {
-		to = ""
-	}
-	toID := req.To
-	if to == "" {
-		if !s.hasLocalProcess() {
-			return api.MoveResult{}, httpapi.Errorf(http.StatusBadRequest, "the configuration server runs no process role", "'lifeboat servers' lists the process servers")
-		}
-		toID = s.localID()
-	} else {
-		s.so.mu.Lock()
-		_, joined := s.so.servers[to]
-		b := s.so.beats[to]
-		s.so.mu.Unlock()
-		if !joined {
-			return api.MoveResult{}, httpapi.Errorf(http.StatusNotFound, "unknown process server "+strconv.Quote(req.To), "'lifeboat servers' lists the process servers")
-		}
-		if !s.serverHealthy(b, time.Now()) || b.addr == "" {
-			return api.MoveResult{}, httpapi.Errorf(http.StatusConflict, "process server "+req.To+" is not healthy",
-				"start it and wait for 'lifeboat servers' to show it healthy")
-		}
-	}
-	from, fromID := rec.Assigned, rec.Assigned
-	if fromID == "" {
-		fromID = s.localID()
-	}
-	if from == to {
-		return api.MoveResult{}, httpapi.Errorf(http.StatusConflict, fmt.Sprintf("machine %s is on process server %s already", m, toID), "'lifeboat machines' shows the assignment")
-	}
-	log := s.cfg.Logger.With(httpapi.LogComponent, "config", httpapi.LogMachine, m)
-	// The epoch is durable before the drain: a server drained for it
-	// refuses the machine until assigned it with a larger one.
-	epoch := rec.Epoch + 1
-	if err := s.machines.Update(m, func(mr *machines.Record) { mr.Epoch = epoch }); err != nil {
-		return api.MoveResult{}, err
-	}
-	res := api.MoveResult{Machine: m, From: fromID, To: toID, Epoch: epoch, Drained: []api.DiskState{}, Forced: req.Force}
-	dctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
-	defer cancel()
-	switch {
-	case req.Force:
-		log.Warn("move forced: the old process server is not drained", "from", fromID, "to", toID)
-		if from == "" {
-			s.releaseMachine(m)
-		}
-	case from == "":
-		s.so.mu.Lock()
-		s.so.moving[m] = true
-		s.so.mu.Unlock()
-		ds, err := s.drainLocal(dctx, m)
-		if err != nil {
-			s.so.mu.Lock()
-			delete(s.so.moving, m)
-			s.so.mu.Unlock()
-			return res, err
-		}
-		res.Drained = ds
-	default:
-		ds, err := s.drainRemote(dctx, from, m, api.DrainRequest{Epoch: epoch, To: toID})
-		if err != nil {
-			return res, err
-		}
-		res.Drained = ds
-	}
-	if to == "" {
-		s.releaseMachine(m) // what this server knew of it is stale
-	}
-	err := s.machines.Update(m, func(mr *machines.Record) { mr.Assigned = to })
-	s.so.mu.Lock()
-	delete(s.so.moving, m)
-	s.so.mu.Unlock()
-	if err != nil {
-		return res, &httpapi.Error{Status: http.StatusInternalServerError, Msg: "record the move", Remedy: "run the move again", Err: err}
-	}
-	log.Info("machine moved", "from", fromID, "to", toID, "epoch", epoch)
-	return res, nil
-}
-
-// drainLocal stops this process role's acceptance of a machine (the
-// caller marked it), waits until every segment it acknowledged is
-// applied, then forgets the machine's disks.
-func (s *Server) drainLocal(ctx context.Context, m string) ([]api.DiskState, error) {
-	return s.proc.Drain(ctx, m)
-}
-
-// releaseMachine forgets the disks of a machine and stops their appliers.
-func (s *Server) releaseMachine(m string) { s.proc.Release(m) }
-
-// drainRemote asks joined process server id to drain a machine.
-func (s *Server) drainRemote(ctx context.Context, id, m string, req api.DrainRequest) ([]api.DiskState, error) {
-	s.so.mu.Lock()
-	addr := s.so.beats[id].addr
-	s.so.mu.Unlock()
-	fail := func(err error) error {
-		return &httpapi.Error{Status: http.StatusBadGateway, Msg: fmt.Sprintf("drain machine %s on process server %s (%s)", m, id, addr),
-			Remedy: "the old process server must apply what it acknowledged before the move: start it again and retry; if it is gone for good, move with --force (the disks then resync)", Err: err}
-	}
-	if addr == "" {
-		return nil, fail(errors.New("it has not reported its address"))
-	}
-	hc, err := s.serverClient()
-	if err != nil {
-		return nil, fail(err)
-	}
-	body, _ := json.Marshal(req)
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/drain/"+m, bytes.NewReader(body))
-	if err != nil {
-		return nil, fail(err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(hr)
-	if err != nil {
-		return nil, fail(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		var e api.Error
-		json.Unmarshal(b, &e)
-		return nil, fail(&api.StatusError{Status: resp.StatusCode, Message: e.Error, Remedy: e.Hint, Code: e.Code})
-	}
-	var dr api.DrainResult
-	if err := json.Unmarshal(b, &dr); err != nil {
-		return nil, fail(err)
-	}
-	return dr.Disks, nil
-}
-
-// serverClient is the configuration server's HTTPS client towards the
-// process servers that joined it, with a certificate of its own id.
-func (s *Server) serverClient() (*http.Client, error) {
-	s.so.mu.Lock()
-	defer s.so.mu.Unlock()
-	if s.so.hc != nil {
-		return s.so.hc, nil
-	}
-	cert, err := s.ca.IssueClientKey(s.localID(), time.Now())
-	if err != nil {
-		return nil, err
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: s.ca.Pool(), Certificates: []tls.Certificate{cert}}
-	s.so.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}
-	return s.so.hc, nil
+	return s.servers.CheckLocal(machine)
 }

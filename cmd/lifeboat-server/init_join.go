@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-dr/lifeboat/server"
+	"github.com/lifeboat-dr/lifeboat/server/process"
 )
 
 // join runs 'lifeboat-server init --join URL': the data directory of a
@@ -26,12 +26,12 @@ func (c *InitCommand) join(ctx context.Context, dir, url, id, passFile string, s
 	}
 	jctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := server.Join(jctx, server.JoinOptions{DataDir: dir, ConfigServer: url, ID: id,
+	if err := process.Join(jctx, process.JoinOptions{DataDir: dir, ConfigServer: url, ID: id,
 		Passphrase: strings.TrimSpace(string(pass)), SANs: sans}); err != nil {
 		return fmt.Errorf("init: join %s: %w", url, err) // its hint stays on the chain
 	}
 	fmt.Fprintf(c.main.Stdout, "joined %s as process server %s\n", url, id)
-	fmt.Fprintf(c.main.Stdout, "  data directory:  %s (CA certificate, this server's certificate and key, %s)\n", dir, server.JoinFile)
+	fmt.Fprintf(c.main.Stdout, "  data directory:  %s (CA certificate, this server's certificate and key, %s)\n", dir, process.JoinFile)
 	fmt.Fprintf(c.main.Stdout, "next: lifeboat-server run --data %s --roles process --advertise HOST:PORT [--store DIR --shared-store]\n", filepath.Clean(dir))
 	return nil
 }

@@ -3,7 +3,7 @@
 // for the machines it protects, answered over the admin API and the
 // registration endpoint.
 //
-// So far it owns:
+// It owns:
 //   - registration (Registration: POST /v1/register): an agent proves the
 //     registration passphrase or a one-time token, gets its machine
 //     certificate (Issuer), the CA and its process server
@@ -30,11 +30,20 @@
 //   - failover and commit (Failovers: /v1/machines/{m}/failover and
 //     /commit): a machine's disks materialized at a point, their
 //     filesystems checked read-only when asked (ImageChecker), and a real
-//     failover recorded in the machine's record, then its commit.
+//     failover recorded in the machine's record, then its commit;
+//   - the machines' status view (Status: GET /v1/machines and
+//     /v1/machines/{m}/points, the machine of an admin URL, the status
+//     the process role answers an agent with), reading the records, the
+//     process role's disks and the failback through StatusMachines;
+//   - the scale-out coordination (Servers, DATA/servers/: a process
+//     server's join with the passphrase, its heartbeats and the
+//     assignment they answer, the choice of a registering machine's
+//     process server, a move with its drain of the old server, GET
+//     /v1/servers and /v1/server), reaching the configuration server's
+//     own process role through LocalProcess.
 //
-// The rest of the role (the admin API's routes, the machine records'
-// status view, the scale-out coordination) still lives in package server
-// and moves here next.
+// The admin API's route table is wired by the composition
+// (server/config.go), which also checks the administrator's certificate.
 //
 // What it must never do: import the composition (server) or another
 // role's package; register a machine whose proof it has not checked, or
@@ -44,5 +53,8 @@
 // while it runs; tell an agent of a group it is not in; accept a group
 // point's outcome from any machine but the group's coordinator; change a
 // machine's state on a test failover, or on a real one whose requested
-// check failed; write to an image while checking it.
+// check failed; write to an image while checking it; let a process
+// server report with a certificate of an earlier join; flip a machine's
+// assignment before the old process server applied what it acknowledged
+// (unless forced).
 package configsrv

@@ -26,6 +26,14 @@
 // the machine's record. One prune runs at a time; its errors are logged
 // and noted, never fatal.
 //
+// Membership: a process server that joined a configuration server
+// (Join writes its data directory and join.json) reports to it every
+// api.DefaultHeartbeatSeconds and serves only the machines the last answer
+// assigned to it (kept in assignments.json across a restart); the
+// configuration server drains a machine on it before a move (POST
+// /v1/drain/{m}, from the configuration server's certificate only), and a
+// drained machine is refused until assigned again with a larger epoch.
+//
 // Restart: the next sequence number of a disk is derived from target
 // storage's applied sequence and the contiguous cached segments after it,
 // so a server killed at any moment loses no acknowledged segment, and a
