@@ -268,3 +268,196 @@ func TestRetrievalPointersMatchNtfscat(t *testing.T) {
 		t.Fatal("no file came out fragmented: the test does not cover multi-run files")
 	}
 }
+
+func copyFile(t *testing.T, src, dst string) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rawWrite(t *testing.T, img string, off int64, data []byte) {
+	f, err := os.OpenFile(img, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(data, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// diffBlocks returns the 4 KiB blocks that differ between two images.
+func diffBlocks(t *testing.T, a, b string) []int64 {
+	x, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int64
+	for off := 0; off < len(x); off += 4096 {
+		if !bytes.Equal(x[off:off+4096], y[off:off+4096]) {
+			out = append(out, int64(off))
+		}
+	}
+	return out
+}
+
+// TestCutAndSweepCoverImageDiff runs the tracker's cut over a volume
+// before and after a set of changes (files created, overwritten in place
+// with range tracking, rewritten whole, truncated, one moved to other
+// clusters with no data record, one raw write behind the file system),
+// then one sweep: together they cover every block that differs between
+// the two images, and the sweep alone catches the raw write.
+func TestCutAndSweepCoverImageDiff(t *testing.T) {
+	needNTFSTools(t)
+	const size = 32 << 20
+	before := mkImage(t, size)
+	putFile(t, before, "inplace.db", randBytes(1<<20))
+	putFile(t, before, "rewrite.bin", randBytes(300000))
+	putFile(t, before, "trunc.bin", randBytes(400000))
+	putFile(t, before, "moved.bin", randBytes(500000))
+	putFile(t, before, "victim.bin", randBytes(600000))
+	putFile(t, before, "openlog.txt", randBytes(200000))
+	l := Layout{Size: size, ClusterSize: clusterSize}
+
+	// The state after the cut of "before" (the baseline), and a full
+	// sweep pass over it.
+	st := &VolumeState{JournalID: 1}
+	if _, err := Cut(st, l, nil, 100, openImageSnap(t, before)); err != nil {
+		t.Fatal(err)
+	}
+	var sw Sweep
+	bm0 := st.Bitmap
+	if _, err := sw.Step(openImageSnap(t, before), l, bm0, size); err != nil {
+		t.Fatal(err)
+	}
+
+	after := filepath.Join(t.TempDir(), "after.img")
+	copyFile(t, before, after)
+	ino := func(n string) FileRef { return FileRef{Lo: inodeOf(t, after, n)} }
+	runsOf := func(n string) []Run {
+		attrs, _ := attrRuns(t, after, ino(n).Lo)
+		return attrs["$DATA"]
+	}
+	var recs []Record
+	usn := int64(100)
+	rec := func(major uint16, f FileRef, reason uint32, ranges ...FileRange) {
+		recs = append(recs, Record{Major: major, File: f, Parent: FileRef{Lo: 5}, USN: usn, Reason: reason, Ranges: ranges})
+		usn += 96
+	}
+
+	// 1. in-place overwrite of two ranges of a big file, range tracking on:
+	//    V3 DATA_OVERWRITE, then V4 records with the ranges, then CLOSE.
+	db := runsOf("inplace.db")
+	for _, fr := range []FileRange{{Off: 64 << 10, Len: 8192}, {Off: 900 << 10, Len: 100}} {
+		rg := l.FileRanges(db, []FileRange{fr})
+		rawWrite(t, after, rg[0].Off+fr.Off%clusterSize, randBytes(int(fr.Len)))
+	}
+	rec(3, ino("inplace.db"), ReasonDataOverwrite)
+	rec(4, ino("inplace.db"), ReasonDataOverwrite, FileRange{Off: 64 << 10, Len: 8192}, FileRange{Off: 900 << 10, Len: 100})
+	rec(3, ino("inplace.db"), ReasonDataOverwrite|ReasonClose)
+
+	// 2. a file rewritten whole (no range tracking below its threshold)
+	putFile(t, after, "rewrite.bin", randBytes(300000))
+	rec(3, ino("rewrite.bin"), ReasonDataOverwrite|ReasonDataTruncation|ReasonDataExtend|ReasonClose)
+
+	// 3. a new file
+	putFile(t, after, "new.bin", randBytes(700000))
+	rec(3, ino("new.bin"), ReasonFileCreate|ReasonDataExtend|ReasonClose)
+
+	// 4. a truncated file
+	run(t, "ntfstruncate", after, strconv.FormatUint(ino("trunc.bin").Lo, 10), "0x80", "100000")
+	rec(3, ino("trunc.bin"), ReasonDataTruncation|ReasonClose)
+
+	// 5. a file moved to other clusters, as a defragmenter moves it: the
+	//    same content elsewhere, and no data record (FSCTL_MOVE_FILE writes
+	//    none). Its clusters are freed, a filler takes them, the content
+	//    is written again after it.
+	content := run(t, "ntfscat", after, "moved.bin")
+	oldRuns := runsOf("moved.bin")
+	run(t, "ntfstruncate", after, strconv.FormatUint(ino("moved.bin").Lo, 10), "0x80", "0")
+	putFile(t, after, "filler.bin", randBytes(len(content)))
+	rec(3, ino("filler.bin"), ReasonFileCreate|ReasonDataExtend|ReasonClose)
+	putFile(t, after, "moved.bin", content)
+	if newRuns := runsOf("moved.bin"); len(newRuns) == 0 || newRuns[0].LCN == oldRuns[0].LCN {
+		t.Fatalf("moved.bin did not move: %v -> %v", oldRuns, newRuns)
+	}
+
+	// 6. a file being written and still open: its first data record, no
+	//    CLOSE yet (nothing more comes until it closes).
+	ol := runsOf("openlog.txt")
+	rg := l.FileRanges(ol, []FileRange{{Off: 0, Len: 4096}})
+	rawWrite(t, after, rg[0].Off, randBytes(4096))
+	rec(3, ino("openlog.txt"), ReasonDataExtend)
+
+	// 7. a raw write behind the file system, into an unchanged file
+	victim := l.RunRanges(runsOf("victim.bin"))[0]
+	rawOff := victim.Off + 3*clusterSize
+	rawWrite(t, after, rawOff, randBytes(4096))
+
+	snap := openImageSnap(t, after)
+	res, err := Cut(st, l, recs, usn, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cut: %d files (%d whole), %d directories, %d of %d hashed blocks changed, %d new clusters, %d ranges",
+		res.Files, res.WholeFiles, res.Directories, res.HashChanged, res.HashedBlocks, res.NewClusters, len(res.Dirty))
+	var cut tracker.Set
+	for _, r := range res.Dirty {
+		cut.Add(r.Off, r.Len)
+	}
+	if !st.Open[ino("openlog.txt")] || len(st.Open) != 1 {
+		t.Fatalf("open files %v, want openlog.txt only", st.Open)
+	}
+	if cut.Overlaps(rawOff, 4096) {
+		t.Fatal("the cut reports the raw write: the test no longer shows what only the sweep catches")
+	}
+	sw.Reported(res.Dirty)
+	swept, err := sw.Step(snap, l, st.Bitmap, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sweptSet tracker.Set
+	for _, r := range swept {
+		sweptSet.Add(r.Off, r.Len)
+	}
+	if !sweptSet.Covers(rawOff, 4096) {
+		t.Fatalf("sweep: %d misses, %v; want the raw write at %d", sw.Misses, swept, rawOff)
+	}
+	t.Logf("sweep: %d blocks dirty, %d misses", len(swept), sw.Misses)
+	all := cut
+	for _, r := range swept {
+		all.Add(r.Off, r.Len)
+	}
+	diff := diffBlocks(t, before, after)
+	var missed []int64
+	for _, off := range diff {
+		if !all.Covers(off, 4096) {
+			missed = append(missed, off)
+		}
+	}
+	if len(missed) > 0 {
+		t.Fatalf("%d of %d changed blocks not covered, first at %#x", len(missed), len(diff), missed[0])
+	}
+	if cut.Bytes() > size/4 {
+		t.Fatalf("the cut reports %d bytes of a %d-byte volume: not a delta", cut.Bytes(), size)
+	}
+	t.Logf("%d changed 4 KiB blocks, all covered; cut reports %d KiB, sweep %d KiB", len(diff), cut.Bytes()>>10, (all.Bytes()-cut.Bytes())>>10)
+
+	// A second cut with no change reports only what the open file may
+	// have changed (hashed: nothing) and nothing else.
+	res, err = Cut(st, l, nil, usn, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Dirty) != 0 {
+		t.Fatalf("a cut with no change reports %v", res.Dirty)
+	}
+}

@@ -37,7 +37,9 @@ func (s *Sweep) Reported(rs []tracker.Range) {
 
 // Step hashes up to budget bytes of allocated blocks from the cursor,
 // reading from snap (never the live volume), and returns the blocks that
-// changed unreported. It wraps around at the end of the volume.
+// changed since their last pass (a block a cut reported in part is
+// dirty whole, since the change may lie beside the report; one no cut
+// touched counts as a miss). It wraps around at the end of the volume.
 func (s *Sweep) Step(snap io.ReaderAt, l Layout, bm *Bitmap, budget int64) ([]tracker.Range, error) {
 	nblocks := (l.Size + SweepBlock - 1) / SweepBlock
 	if int64(len(s.Hashes)) != nblocks {
@@ -65,9 +67,14 @@ func (s *Sweep) Step(snap io.ReaderAt, l Layout, bm *Bitmap, budget int64) ([]tr
 		}
 		h |= 1 // never 0, which means "not hashed"
 		done += n
-		if old := s.Hashes[b]; old != 0 && old != h && !s.reported.Overlaps(off, n) {
+		if old := s.Hashes[b]; old != 0 && old != h {
+			// Changed. If a cut reported part of it, the change may be
+			// elsewhere in the block: dirty whole all the same, but not
+			// a miss.
 			dirty = append(dirty, tracker.Range{Off: off, Len: n})
-			s.Misses++
+			if !s.reported.Overlaps(off, n) {
+				s.Misses++
+			}
 		}
 		s.Hashes[b] = h
 		s.reported.Remove(off, n)
