@@ -157,7 +157,7 @@ func TestParseRecordRejects(t *testing.T) {
 }
 
 func TestParseJournalData(t *testing.T) {
-	b := make([]byte, 80) // USN_JOURNAL_DATA_V2
+	b := make([]byte, 80)           // USN_JOURNAL_DATA_V2
 	put64(b, 0, 0x01d9aabbccddeeff) // UsnJournalID
 	put64(b, 8, 0x100)              // FirstUsn
 	put64(b, 16, 0x9000)            // NextUsn
