@@ -21,8 +21,8 @@
 //     bitmap) are dirty, which catches files moved to other clusters;
 //   - the partition's offset is added to every volume offset.
 //
-// The agent reads the data of a cut from the snapshot, never from the live
-// volume (Tracker.ReadAt). Raw writes to the volume and clusters freed and
+// The data of a cut is to be read from the snapshot, never from the live
+// volume (Snapshot is the only reader the cut and the sweep are given). Raw writes to the volume and clusters freed and
 // reused within one cut are not seen per cut: a rate-limited sweep hashes
 // allocated blocks of the snapshot against what it saw before and turns an
 // unreported difference into a dirty extent, counted as a miss.
@@ -35,9 +35,10 @@
 // the record parsers against the documented byte layouts, the mapping
 // against real NTFS images made by ntfs-3g's tools, the cut and the sweep
 // over a volume layer backed by such images. The Windows calls (VSS through
-// COM, DeviceIoControl) are in the _windows.go files behind the small
-// interfaces of system.go; they compile and vet here but have not run on
-// Windows in this project's CI (docs/windows.md says how to run them).
+// COM, DeviceIoControl) are in the _windows.go files behind the Snapshot
+// interface; they compile and vet here but have never run on Windows.
+// Not built yet: the VSS snapshot set, the tracker.Tracker that ties cuts
+// to the agent, its state file (docs/windows.md lists what is missing).
 //
 // The package never writes to a protected volume and never reads the data
 // of a cut from the live volume.
