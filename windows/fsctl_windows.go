@@ -101,9 +101,6 @@ func (v *volumeHandle) EnsureJournal(maxSize, delta uint64) error {
 	return nil
 }
 
-// ErrEntriesDeleted: the journal no longer holds the records asked for.
-var ErrEntriesDeleted = errors.New(ReasonEntriesDeleted)
-
 // ReadJournal reads the records of journal id from USN from up to (not
 // including) USN to, with record versions 2 to 4.
 func (v *volumeHandle) ReadJournal(id uint64, from, to int64) ([]Record, error) {
