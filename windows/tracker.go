@@ -6,6 +6,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"sync"
@@ -89,9 +90,8 @@ type disk struct {
 // are VSS snapshot sets and whose changes come from the USN journal, the
 // volume bitmap, hashes and the sweep (doc.go).
 type Tracker struct {
-	sys   System
-	opts  Options
-	start time.Time
+	sys  System
+	opts Options
 
 	mu      sync.Mutex
 	gen     uint64
@@ -102,6 +102,7 @@ type Tracker struct {
 	snap    SnapshotSet
 	events  chan []tracker.Event
 	closed  bool
+	app     bool
 }
 
 var _ tracker.Tracker = (*Tracker)(nil)
@@ -112,7 +113,7 @@ func Open(sys System, opts Options) (*Tracker, error) {
 	if opts.SweepBytes == 0 {
 		opts.SweepBytes = 256 << 20
 	}
-	t := &Tracker{sys: sys, opts: opts, start: time.Now(), gen: 1, disks: map[string]*disk{},
+	t := &Tracker{sys: sys, opts: opts, gen: 1, disks: map[string]*disk{},
 		events: make(chan []tracker.Event, 64)}
 	b, err := os.ReadFile(opts.StateFile)
 	switch {
@@ -223,15 +224,36 @@ func (t *Tracker) Unprotect(path string) error {
 // Events delivers the changes found at each cut, then the cut's event.
 func (t *Tracker) Events() <-chan []tracker.Event { return t.events }
 
-// Now is the tracker's clock: time since Open.
-func (t *Tracker) Now() time.Duration { return time.Since(t.start) }
+// Now is the tracker's clock, MonotonicNow.
+func (t *Tracker) Now() time.Duration { return MonotonicNow() }
+
+var processStart = time.Now()
+
+// MonotonicNow is the clock of the tracker's event times: a monotonic
+// clock from the start of the process.
+func MonotonicNow() time.Duration { return time.Since(processStart) }
 
 // Cut makes a snapshot set of every protected volume, reports what
 // changed since the previous one as generation N, and returns N+1. The
 // changes are stamped with the time the cut began: every read of the
 // previous round, from the previous snapshot, ended before it, and none of
 // these changes is in that snapshot, so none taints it.
-func (t *Tracker) Cut(ctx context.Context) (uint64, error) { return t.cut(ctx, false) }
+// While AppConsistent is on, cuts involve the VSS writers.
+func (t *Tracker) Cut(ctx context.Context) (uint64, error) {
+	t.mu.Lock()
+	app := t.app
+	t.mu.Unlock()
+	return t.cut(ctx, app)
+}
+
+// AppConsistent makes the following cuts app-consistent (VSS writers,
+// a copy backup) until it is turned off: the agent's freeze and thaw of
+// an app-consistent point on Windows.
+func (t *Tracker) AppConsistent(on bool) {
+	t.mu.Lock()
+	t.app = on
+	t.mu.Unlock()
+}
 
 // CutApp is Cut with the VSS writers: an app-consistent point.
 func (t *Tracker) CutApp(ctx context.Context) (uint64, error) { return t.cut(ctx, true) }
@@ -356,11 +378,12 @@ func (t *Tracker) sortedDisks() []string {
 	return p
 }
 
-// ReadAt reads a protected disk as of the last cut: from the snapshot of
-// the volume that holds off. Ranges outside every tracked volume (the
-// partition table, gaps, volumes that are not NTFS) are not in any
-// snapshot: ErrNotInSnapshot.
-func (t *Tracker) ReadAt(path string, p []byte, off int64) (int, error) {
+// ReadAt reads a protected disk as of the last cut: each part of the
+// range that lies in a tracked volume from that volume's snapshot. Parts
+// outside every tracked volume (the partition table, gaps, volumes that
+// are not NTFS) are in no snapshot: they are read from outside, or, when
+// outside is nil, the read fails with ErrNotInSnapshot.
+func (t *Tracker) ReadAt(path string, p []byte, off int64, outside io.ReaderAt) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	d := t.disks[path]
@@ -370,17 +393,44 @@ func (t *Tracker) ReadAt(path string, p []byte, off int64) (int, error) {
 	if t.snap == nil {
 		return 0, fmt.Errorf("read %s: no cut yet", path)
 	}
-	for _, v := range d.volumes {
-		l := v.info.Layout
-		if off >= l.Offset && off+int64(len(p)) <= l.Offset+l.Size {
-			s, err := t.snap.Volume(v.info.Name)
-			if err != nil {
-				return 0, err
+	done := 0
+	for done < len(p) {
+		pos := off + int64(done)
+		rest := p[done:]
+		var from io.ReaderAt
+		var base int64
+		next := int64(-1) // start of the next volume after pos
+		for _, v := range d.volumes {
+			l := v.info.Layout
+			if pos >= l.Offset && pos < l.Offset+l.Size {
+				s, err := t.snap.Volume(v.info.Name)
+				if err != nil {
+					return done, err
+				}
+				from, base = s, l.Offset
+				rest = rest[:min(int64(len(rest)), l.Offset+l.Size-pos)]
+				break
 			}
-			return s.ReadAt(p, off-l.Offset)
+			if l.Offset > pos && (next < 0 || l.Offset < next) {
+				next = l.Offset
+			}
+		}
+		if from == nil {
+			if outside == nil {
+				return done, fmt.Errorf("read %s at %d+%d: %w", path, pos, len(rest), ErrNotInSnapshot)
+			}
+			if next >= 0 {
+				rest = rest[:min(int64(len(rest)), next-pos)]
+			}
+			from = outside
+		}
+		k, err := from.ReadAt(rest, pos-base)
+		done += k
+		if err != nil {
+			return done, err
 		}
 	}
-	return 0, fmt.Errorf("read %s at %d+%d: %w", path, off, len(p), ErrNotInSnapshot)
+	return done, nil
 }
 
 // ErrNotInSnapshot: the range lies outside the disk's NTFS volumes.

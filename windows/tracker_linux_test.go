@@ -107,7 +107,7 @@ func TestTrackerOverImages(t *testing.T) {
 	if err := tr.Gap(disk); err != nil || tr.Adopted() {
 		t.Fatalf("first protection: gap %v, adopted %v", err, tr.Adopted())
 	}
-	if _, err := tr.ReadAt(disk, make([]byte, 4096), offset); err == nil {
+	if _, err := tr.ReadAt(disk, make([]byte, 4096), offset, nil); err == nil {
 		t.Fatal("ReadAt before any cut succeeded")
 	}
 	gen, _ := cutEvents(t, tr) // the baseline
@@ -159,11 +159,19 @@ func TestTrackerOverImages(t *testing.T) {
 	f.Close()
 	rawWrite(t, live, 0, randBytes(64<<10)) // the live volume moves on
 	got := make([]byte, 64<<10)
-	if _, err := tr.ReadAt(disk, got, offset); err != nil || !bytes.Equal(got, want) {
+	if _, err := tr.ReadAt(disk, got, offset, nil); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("ReadAt: %v, or not the snapshot's bytes", err)
 	}
-	if _, err := tr.ReadAt(disk, got, 0); !errors.Is(err, ErrNotInSnapshot) {
+	if _, err := tr.ReadAt(disk, got, 0, nil); !errors.Is(err, ErrNotInSnapshot) {
 		t.Fatalf("ReadAt of the partition table: %v", err)
+	}
+	// A read across the partition's start: the part before it from the
+	// disk, the part inside from the snapshot.
+	pt := bytes.Repeat([]byte{0xAB}, offset)
+	across := make([]byte, 8192)
+	if _, err := tr.ReadAt(disk, across, offset-4096, bytes.NewReader(pt)); err != nil ||
+		!bytes.Equal(across[:4096], pt[:4096]) || !bytes.Equal(across[4096:], want[:4096]) {
+		t.Fatalf("ReadAt across the partition start: %v", err)
 	}
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
