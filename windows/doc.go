@@ -36,10 +36,10 @@
 // against real NTFS images made by ntfs-3g's tools, the cut and the sweep
 // over a volume layer backed by such images. The Windows calls (VSS through
 // COM, DeviceIoControl) are in the _windows.go files behind the Snapshot
-// interface; they compile and vet here but have never run on Windows.
-// Not built yet: the VSS snapshot set, the tracker.Tracker that ties cuts
-// to the agent, its state file (docs/windows.md lists what is missing).
+// and System interfaces; they compile and vet here but have never run on
+// Windows (docs/windows.md lists what is proven and what is missing).
 //
-// The package never writes to a protected volume and never reads the data
-// of a cut from the live volume.
+// The package never writes data to a protected volume (it only creates the
+// USN journal where there is none and turns range tracking on, both NTFS
+// settings) and never reads the data of a cut from the live volume.
 package windows
