@@ -16,6 +16,8 @@ if [ "${1:-}" != clang ]; then
 	pkgs+=(qemu-system-x86 qemu-utils ovmf grub-pc-bin grub2-common busybox-static cpio dosfstools mtools)
 	# windows/: real NTFS volumes for the Windows tracker's tests (mkntfs, ntfscp, ntfsinfo, ntfscat)
 	pkgs+=(ntfs-3g)
+	# scripts/package-msi.sh: the Windows agent's MSI, built and checked on Linux
+	pkgs+=(wixl msitools)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
