@@ -202,3 +202,33 @@ func (l Layout) ToDisk(r tracker.Range) (tracker.Range, bool) {
 	}
 	return tracker.Range{Off: l.Offset + r.Off, Len: end - r.Off}, true
 }
+
+// DiskExtent is where a volume lies on a disk (DISK_EXTENT).
+type DiskExtent struct {
+	Disk           uint32
+	Offset, Length int64
+}
+
+// ParseDiskExtents parses VOLUME_DISK_EXTENTS (winioctl.h):
+// NumberOfDiskExtents (DWORD), 4 bytes of padding, then DISK_EXTENTs of 24
+// bytes: DiskNumber (DWORD), padding, StartingOffset, ExtentLength.
+func ParseDiskExtents(b []byte) ([]DiskExtent, error) {
+	if len(b) < 8 {
+		return nil, fmt.Errorf("%w: VOLUME_DISK_EXTENTS of %d bytes", ErrBadRecord, len(b))
+	}
+	le := binary.LittleEndian
+	n := int64(le.Uint32(b))
+	if 8+24*n > int64(len(b)) {
+		return nil, fmt.Errorf("%w: %d disk extents in %d bytes", ErrBadRecord, n, len(b))
+	}
+	out := make([]DiskExtent, 0, n)
+	for i := range n {
+		e := b[8+24*i:]
+		x := DiskExtent{Disk: le.Uint32(e), Offset: int64(le.Uint64(e[8:])), Length: int64(le.Uint64(e[16:]))}
+		if x.Offset < 0 || x.Length <= 0 {
+			return nil, fmt.Errorf("%w: disk extent %d+%d", ErrBadRecord, x.Offset, x.Length)
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}

@@ -129,3 +129,25 @@ func FuzzParseVolumeBitmap(f *testing.F) {
 		}
 	})
 }
+
+func TestParseDiskExtents(t *testing.T) {
+	// VOLUME_DISK_EXTENTS as winioctl.h lays it out: a count, padding,
+	// then {DiskNumber, padding, StartingOffset, ExtentLength}.
+	b := make([]byte, 8+2*24)
+	put32(b, 0, 2)
+	put32(b, 8, 1)
+	put64(b, 16, 1<<20)
+	put64(b, 24, 100<<30)
+	put32(b, 32, 3)
+	put64(b, 40, 16<<20)
+	put64(b, 48, 4096)
+	got, err := ParseDiskExtents(b)
+	want := []DiskExtent{{Disk: 1, Offset: 1 << 20, Length: 100 << 30}, {Disk: 3, Offset: 16 << 20, Length: 4096}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("%v %v", got, err)
+	}
+	put32(b, 0, 3)
+	if _, err := ParseDiskExtents(b); !errors.Is(err, ErrBadRecord) {
+		t.Fatalf("count beyond the buffer: %v", err)
+	}
+}

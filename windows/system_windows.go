@@ -2,7 +2,6 @@ package windows
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -70,25 +69,26 @@ func volumeOn(name string, num uint32) (VolumeInfo, bool, error) {
 		return VolumeInfo{}, false, nil // e.g. a CD drive with no medium
 	}
 	defer v.Close()
-	out := make([]byte, 8+24*8) // VOLUME_DISK_EXTENTS: count, pad, DISK_EXTENT[]
+	out := make([]byte, 8+24*8) // VOLUME_DISK_EXTENTS
 	n, err := ioctl(v.h, ioctlVolumeGetDiskExtents, nil, out)
-	if err != nil || n < 8+24 {
+	if err != nil {
 		return VolumeInfo{}, false, nil
 	}
-	le := binary.LittleEndian
-	count := int(le.Uint32(out))
+	exts, err := ParseDiskExtents(out[:n])
+	if err != nil {
+		return VolumeInfo{}, false, err
+	}
 	var vi VolumeInfo
 	found := false
-	for i := 0; i < count && 8+24*(i+1) <= n; i++ {
-		e := out[8+24*i:] // DiskNumber (DWORD), pad, StartingOffset, ExtentLength
-		if le.Uint32(e) != num {
+	for _, e := range exts {
+		if e.Disk != num {
 			continue
 		}
-		if found || count > 1 {
+		if len(exts) > 1 {
 			return VolumeInfo{}, false, fmt.Errorf("volume %s spans several extents or disks: not supported", name)
 		}
 		found = true
-		vi = VolumeInfo{Name: name, Layout: Layout{Offset: int64(le.Uint64(e[8:])), Size: int64(le.Uint64(e[16:]))}}
+		vi = VolumeInfo{Name: name, Layout: Layout{Offset: e.Offset, Size: e.Length}}
 	}
 	if !found {
 		return VolumeInfo{}, false, nil
