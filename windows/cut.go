@@ -261,3 +261,23 @@ func hashAt(r io.ReaderAt, buf []byte, off int64) (uint64, error) {
 	sum := sha256.Sum256(buf)
 	return binary.LittleEndian.Uint64(sum[:]), nil
 }
+
+// OpenFiles returns the files whose last data-change record in recs has
+// no CLOSE after it: files open and being written. NTFS writes a file's
+// record once per reason until the handle closes, so a file opened and
+// written before the tracker's first cut gets no record for later writes;
+// seeding the hashed set with the open files of the retained journal
+// covers them (one whose first record the journal no longer holds is left
+// to the sweep).
+func OpenFiles(recs []Record) map[FileRef]bool {
+	open := map[FileRef]bool{}
+	for _, r := range recs {
+		switch {
+		case r.Reason&ReasonClose != 0:
+			delete(open, r.File)
+		case r.Reason&reasonData != 0 || r.Major == 4:
+			open[r.File] = true
+		}
+	}
+	return open
+}

@@ -175,11 +175,11 @@ func (t *Tracker) Protect(path string) error {
 			return &tracker.DeviceError{Path: path, Err: err, Remedy: "check that the volume is NTFS and online"}
 		}
 		st := t.state.Volumes[vi.Name]
+		fresh := st == nil
 		switch {
 		case st == nil:
 			// first protection: the initial sync copies everything; the
 			// journal is followed from now
-			t.state.Volumes[vi.Name] = &VolumeState{JournalID: info.ID, NextUSN: info.NextUSN}
 			if t.unclean {
 				d.gap = vi.Name + ": " + ReasonNoState
 			}
@@ -190,8 +190,12 @@ func (t *Tracker) Protect(path string) error {
 				d.gap = vi.Name + ": " + r
 			}
 		}
-		if d.gap != "" && st != nil {
-			*st = VolumeState{JournalID: info.ID, NextUSN: info.NextUSN, Bitmap: st.Bitmap}
+		if fresh || d.gap != "" {
+			ns, err := startState(jr, info, st)
+			if err != nil {
+				return &tracker.DeviceError{Path: path, Err: err, Remedy: "check that the volume's USN journal is readable"}
+			}
+			t.state.Volumes[vi.Name] = ns
 		}
 		if t.state.Sweeps[vi.Name] == nil {
 			t.state.Sweeps[vi.Name] = &Sweep{}
@@ -203,6 +207,23 @@ func (t *Tracker) Protect(path string) error {
 	}
 	t.disks[path] = d
 	return t.save()
+}
+
+// startState is a volume's state when its journal is followed from now:
+// the files the retained journal shows open and being written are hashed
+// from the first cut (OpenFiles), since NTFS writes no more records for
+// them until they close.
+func startState(jr Journal, info JournalInfo, old *VolumeState) (*VolumeState, error) {
+	st := &VolumeState{JournalID: info.ID, NextUSN: info.NextUSN}
+	if old != nil {
+		st.Bitmap = old.Bitmap
+	}
+	recs, err := jr.Read(info.ID, max(info.FirstUSN, info.LowestValidUSN), info.NextUSN)
+	if err != nil && !errors.Is(err, ErrEntriesDeleted) {
+		return nil, err
+	}
+	st.Open = OpenFiles(recs)
+	return st, nil
 }
 
 // Unprotect stops tracking a disk.
@@ -309,19 +330,25 @@ func (t *Tracker) cut(ctx context.Context, app bool) (uint64, error) {
 	}
 	for _, x := range qs {
 		st := t.state.Volumes[x.v.info.Name]
-		if r := CheckJournal(st, x.info); r != "" {
-			x.d.gap = x.v.info.Name + ": " + r
-			*st = VolumeState{JournalID: x.info.ID, NextUSN: x.info.NextUSN, Bitmap: st.Bitmap}
-			continue
+		reason := CheckJournal(st, x.info)
+		var recs []Record
+		if reason == "" {
+			var err error
+			recs, err = x.v.jr.Read(st.JournalID, st.NextUSN, x.info.NextUSN)
+			if errors.Is(err, ErrEntriesDeleted) {
+				reason = ReasonEntriesDeleted
+			} else if err != nil {
+				return fail(err)
+			}
 		}
-		recs, err := x.v.jr.Read(st.JournalID, st.NextUSN, x.info.NextUSN)
-		if errors.Is(err, ErrEntriesDeleted) {
-			x.d.gap = x.v.info.Name + ": " + ReasonEntriesDeleted
-			*st = VolumeState{JournalID: x.info.ID, NextUSN: x.info.NextUSN, Bitmap: st.Bitmap}
+		if reason != "" {
+			x.d.gap = x.v.info.Name + ": " + reason
+			ns, err := startState(x.v.jr, x.info, st)
+			if err != nil {
+				return fail(err)
+			}
+			t.state.Volumes[x.v.info.Name] = ns
 			continue
-		}
-		if err != nil {
-			return fail(err)
 		}
 		snap, err := set.Volume(x.v.info.Name)
 		if err != nil {

@@ -224,3 +224,19 @@ func FuzzParseJournalRead(f *testing.F) {
 		_ = err
 	})
 }
+
+func TestOpenFiles(t *testing.T) {
+	a, b, c, d := FileRef{Lo: 40}, FileRef{Lo: 41}, FileRef{Lo: 42}, FileRef{Lo: 43}
+	recs := []Record{
+		{Major: 3, File: a, Reason: ReasonDataOverwrite},            // open, written
+		{Major: 3, File: b, Reason: ReasonDataExtend},               // written ...
+		{Major: 3, File: b, Reason: ReasonDataExtend | ReasonClose}, // ... and closed
+		{Major: 3, File: c, Reason: ReasonRenameNewName},            // renamed only
+		{Major: 4, File: d, Reason: ReasonDataOverwrite, Ranges: []FileRange{{0, 1}}},
+		{Major: 3, File: a, Reason: ReasonDataOverwrite | ReasonStreamChange}, // still open
+	}
+	got := OpenFiles(recs)
+	if len(got) != 2 || !got[a] || !got[d] {
+		t.Fatalf("open files %v, want %v and %v", got, a, d)
+	}
+}
