@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -37,9 +38,44 @@ func (win) checkDisk(path string) error {
 	return nil
 }
 
-// checkStateDir cannot yet tell the disk of the state directory: that is
-// docs/windows.md's list of what is missing.
-func (win) checkStateDir(string, []string) error { return nil }
+// checkStateDir refuses a state directory on a volume of a protected
+// disk: the agent's own writes would replicate themselves.
+func (win) checkStateDir(dir string, disks []string) error {
+	vol, err := volumeOf(dir)
+	if err != nil {
+		return nil // cannot tell: nothing to refuse
+	}
+	for _, d := range disks {
+		vols, err := lbwin.Windows{}.Volumes(d)
+		if err != nil {
+			continue
+		}
+		for _, v := range vols {
+			if strings.EqualFold(v.Name, vol) {
+				return &ConfigError{Err: fmt.Errorf("state directory %s is on %s, a volume of the protected disk %s", dir, vol, d),
+					Remedy: "put the state directory on a disk that is not protected (the spool's writes would replicate themselves)"}
+			}
+		}
+	}
+	return nil
+}
+
+// volumeOf is the volume (\\?\Volume{GUID}\) that holds path.
+func volumeOf(path string) (string, error) {
+	p, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return "", err
+	}
+	mnt := make([]uint16, windows.MAX_PATH)
+	if err := windows.GetVolumePathName(p, &mnt[0], uint32(len(mnt))); err != nil {
+		return "", err
+	}
+	name := make([]uint16, windows.MAX_PATH)
+	if err := windows.GetVolumeNameForVolumeMountPoint(&mnt[0], &name[0], uint32(len(name))); err != nil {
+		return "", err
+	}
+	return windows.UTF16ToString(name), nil
+}
 
 func (win) openTracker(_, stateFile string) (Tracker, error) {
 	tr, err := lbwin.Open(lbwin.Windows{}, lbwin.Options{StateFile: stateFile})
