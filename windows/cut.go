@@ -105,7 +105,10 @@ func Cut(st *VolumeState, l Layout, recs []Record, next int64, snap Snapshot) (C
 	parents := map[FileRef]bool{}
 	var parentOrder []FileRef
 	for _, r := range recs {
-		if r.Reason&reasonName != 0 && !parents[r.Parent] {
+		// The parent's index changes with names, and also with the
+		// copies of sizes and times NTFS keeps in index entries, which
+		// no record of the directory announces: every record's parent.
+		if !parents[r.Parent] {
 			parents[r.Parent] = true
 			parentOrder = append(parentOrder, r.Parent)
 		}

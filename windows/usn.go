@@ -26,8 +26,6 @@ const (
 	// reasonData: the file's data (default or named stream) changed.
 	reasonData = ReasonDataOverwrite | ReasonDataExtend | ReasonDataTruncation |
 		ReasonNamedDataOverwrite | ReasonNamedDataExtend | ReasonNamedDataTruncation | ReasonStreamChange
-	// reasonName: an entry of the parent directory's index changed.
-	reasonName = ReasonFileCreate | ReasonFileDelete | ReasonRenameOldName | ReasonRenameNewName | ReasonHardLinkChange
 )
 
 // FileRef is a file's id: the 64-bit file reference number of a V2
