@@ -71,6 +71,9 @@ type savedState struct {
 	Clean   bool
 	Volumes map[string]*VolumeState
 	Sweeps  map[string]*Sweep
+	// Disks were protected before: a volume that is not NTFS is reported
+	// as a gap once, when its disk is first protected, not at every start.
+	Disks map[string]bool
 }
 
 type volume struct {
@@ -81,9 +84,12 @@ type volume struct {
 type disk struct {
 	path    string
 	volumes []*volume
-	gap     string
-	events  uint64
-	bytes   uint64
+	// untracked: volumes of the disk that are not NTFS; only an initial
+	// sync or a resync copies them.
+	untracked []string
+	gap       string
+	events    uint64
+	bytes     uint64
 }
 
 // Tracker is the Windows change tracker: a tracker.Tracker whose cuts
@@ -132,6 +138,9 @@ func Open(sys System, opts Options) (*Tracker, error) {
 	if t.state.Sweeps == nil {
 		t.state.Sweeps = map[string]*Sweep{}
 	}
+	if t.state.Disks == nil {
+		t.state.Disks = map[string]bool{}
+	}
 	t.state.Clean = false
 	if err := t.save(); err != nil {
 		return nil, err
@@ -163,7 +172,10 @@ func (t *Tracker) Protect(path string) error {
 	d := &disk{path: path}
 	for _, vi := range vols {
 		if vi.FS != "NTFS" {
-			d.gap = vi.Name + ": " + ReasonNotNTFS
+			if !t.state.Disks[path] {
+				d.gap = vi.Name + ": " + ReasonNotNTFS
+			}
+			d.untracked = append(d.untracked, vi.Name)
 			continue
 		}
 		jr, err := t.sys.Journal(vi.Name)
@@ -202,10 +214,12 @@ func (t *Tracker) Protect(path string) error {
 		}
 		d.volumes = append(d.volumes, &volume{info: vi, jr: jr})
 	}
-	if len(d.volumes) == 0 && d.gap == "" {
-		return &tracker.DeviceError{Path: path, Err: errors.New("no volume on the disk"), Remedy: "protect a disk with NTFS volumes"}
+	if len(d.volumes) == 0 {
+		return &tracker.DeviceError{Path: path, Err: errors.New("no NTFS volume on the disk"),
+			Remedy: "the Windows tracker follows NTFS volumes (their USN journal); protect a disk that holds one"}
 	}
 	t.disks[path] = d
+	t.state.Disks[path] = true
 	return t.save()
 }
 
@@ -239,6 +253,7 @@ func (t *Tracker) Unprotect(path string) error {
 		delete(t.state.Sweeps, v.info.Name)
 	}
 	delete(t.disks, path)
+	delete(t.state.Disks, path)
 	return t.save()
 }
 
@@ -491,6 +506,17 @@ func (t *Tracker) AckGap(path string) {
 // USN journal kept recording while the agent was stopped, so nothing was
 // missed (a volume whose journal lost records reports a Gap instead).
 func (t *Tracker) Adopted() bool { return t.adopted }
+
+// Untracked lists the volumes of a disk that are not NTFS: their changes
+// are not tracked (docs/windows.md).
+func (t *Tracker) Untracked(path string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if d := t.disks[path]; d != nil {
+		return append([]string(nil), d.untracked...)
+	}
+	return nil
+}
 
 // Misses counts the blocks the sweep found changed with no cut reporting
 // them.

@@ -53,6 +53,8 @@ type imageSystem struct {
 	size    int64
 	journal *fakeJournal
 	snaps   int
+	extra   []VolumeInfo // volumes that are not NTFS
+	noNTFS  bool
 }
 
 type imageSet struct{ snap *imageSnap }
@@ -61,8 +63,11 @@ func (s *imageSet) Volume(string) (Snapshot, error) { return s.snap, nil }
 func (s *imageSet) Release() error                  { return nil }
 
 func (s *imageSystem) Volumes(disk string) ([]VolumeInfo, error) {
-	return []VolumeInfo{{Name: `\\?\Volume{test}\`, FS: "NTFS",
-		Layout: Layout{Offset: s.offset, Size: s.size, ClusterSize: clusterSize}}}, nil
+	if s.noNTFS {
+		return s.extra, nil
+	}
+	return append([]VolumeInfo{{Name: `\\?\Volume{test}\`, FS: "NTFS",
+		Layout: Layout{Offset: s.offset, Size: s.size, ClusterSize: clusterSize}}}, s.extra...), nil
 }
 func (s *imageSystem) Journal(string) (Journal, error) { return s.journal, nil }
 func (s *imageSystem) Snapshot(ctx context.Context, vols []string, app bool) (SnapshotSet, error) {
@@ -228,5 +233,48 @@ func assertGap(t *testing.T, tr *Tracker, disk, reason string) {
 	var rr *tracker.ResyncRequiredError
 	if !errors.As(err, &rr) || !bytes.Contains([]byte(rr.Reason), []byte(reason)) {
 		t.Fatalf("gap %v, want one for %q", err, reason)
+	}
+}
+
+// TestTrackerNotNTFS: a volume that is not NTFS (an EFI partition) is
+// reported as a gap when its disk is first protected, not at every
+// start, and listed as untracked; a disk with no NTFS volume is refused.
+func TestTrackerNotNTFS(t *testing.T) {
+	needNTFSTools(t)
+	const size, offset = 16 << 20, 101 << 20
+	live := mkImage(t, size)
+	efi := VolumeInfo{Name: `\\?\Volume{efi}\`, FS: "FAT32", Layout: Layout{Offset: 1 << 20, Size: 100 << 20}}
+	sys := &imageSystem{t: t, live: live, offset: offset, size: size, journal: &fakeJournal{id: 1, next: 64},
+		extra: []VolumeInfo{efi}}
+	stateFile := filepath.Join(t.TempDir(), "state")
+	const disk = `\\.\PhysicalDrive0`
+	tr, err := Open(sys, Options{StateFile: stateFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Protect(disk); err != nil {
+		t.Fatal(err)
+	}
+	assertGap(t, tr, disk, ReasonNotNTFS)
+	if u := tr.Untracked(disk); len(u) != 1 || u[0] != efi.Name {
+		t.Fatalf("untracked %v", u)
+	}
+	tr.AckGap(disk)
+	tr.Close()
+	tr, err = Open(sys, Options{StateFile: stateFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.Protect(disk); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Gap(disk); err != nil {
+		t.Fatalf("orderly restart of a disk with an EFI partition: %v", err)
+	}
+	sys.noNTFS = true
+	var de *tracker.DeviceError
+	if err := tr.Protect(`\\.\PhysicalDrive9`); !errors.As(err, &de) {
+		t.Fatalf("a disk with no NTFS volume: %v", err)
 	}
 }
