@@ -39,7 +39,7 @@ fmt: ## gofmt and group the imports of every Go file
 	gofmt -w $(GOFILES)
 	$(GO) tool gci write $(IMPORT_GROUPS) $(GOFILES)
 
-package: ## .deb and .rpm of lifeboat-agent and lifeboat-server into dist/ (VERSION=x.y.z; default from git describe)
+package: ## .deb and .rpm of lifeboat-agent and lifeboat-server, and the agent's Windows .msi, into dist/ (VERSION=x.y.z; default from git describe)
 	GO=$(GO) ./scripts/package.sh
 
 test: deps vet ## run every test (kernel tests need root; with CI=true they fail instead of skipping)

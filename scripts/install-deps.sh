@@ -14,6 +14,10 @@ if [ "${1:-}" != clang ]; then
 	# recovery/boot: qemu boots recovered disks (OVMF for GPT/UEFI disks); the
 	# test guest is built from GRUB's BIOS modules, busybox, cpio and FAT tools.
 	pkgs+=(qemu-system-x86 qemu-utils ovmf grub-pc-bin grub2-common busybox-static cpio dosfstools mtools)
+	# windows/: real NTFS volumes for the Windows tracker's tests (mkntfs, ntfscp, ntfsinfo, ntfscat)
+	pkgs+=(ntfs-3g)
+	# scripts/package-msi.sh: the Windows agent's MSI, built and checked on Linux
+	pkgs+=(wixl msitools)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

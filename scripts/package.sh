@@ -69,3 +69,6 @@ for p in agent server; do
 	$GO tool nfpm package --config "packaging/$p/nfpm.yaml" --packager rpm --target "$DIST/"
 done
 ls -l "$DIST"/*.deb "$DIST"/*.rpm
+
+# The Windows agent's MSI, beside them (wixl).
+DIST=$DIST VERSION=$VERSION GO=$GO ./scripts/package-msi.sh

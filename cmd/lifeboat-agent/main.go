@@ -31,6 +31,9 @@ Run 'lifeboat-agent COMMAND -h' for the flags of a command.
 `
 
 func main() {
+	if ok, code := runAsWindowsService(); ok {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := runWith(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {

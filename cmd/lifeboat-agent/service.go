@@ -10,8 +10,9 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
 )
 
-// DefaultConfig is the configuration file of the agent's service.
-const DefaultConfig = "/etc/lifeboat/agent.toml"
+// DefaultConfig is the configuration file of the agent's service
+// (%ProgramData%\Lifeboat\agent.toml on Windows, service_windows.go).
+var DefaultConfig = "/etc/lifeboat/agent.toml"
 
 func agentService(stdout, stderr io.Writer) sysservice.Spec {
 	return sysservice.Spec{

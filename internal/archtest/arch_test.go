@@ -64,6 +64,11 @@ var rules = []rule{
 		Deny: []string{"agent/...", "server/...", "uploader/...", "store/..."},
 	},
 	{
+		Name: "the Windows tracker imports no agent, server, uploader or store",
+		From: []string{"windows"},
+		Deny: []string{"agent/...", "server/...", "uploader/...", "store/..."},
+	},
+	{
 		Name: "hrlfmt imports only internal/fsutil",
 		From: []string{"hrlfmt/..."},
 		Only: []string{"internal/fsutil"},
