@@ -71,7 +71,7 @@ type Drills struct {
 	log     *slog.Logger
 	vms     *VMs
 
-	runMu sync.Mutex     // one drill at a time
+	runMu sync.Mutex    // one drill at a time
 	kick  chan struct{} // one token: look for due drills now
 
 	mu      sync.Mutex
