@@ -66,5 +66,8 @@ bench-failback: build ## failback bytes sent vs bytes that differ, scattered 4 K
 bench-freeze: build ## freeze time of app-consistent points under a fio writer, p50/p99 (see docs/PERFORMANCE.md)
 	./scripts/bench-freeze.sh
 
+bench-drill: ## boot-verified test failover of the real test guest: command to ready and to verified, TCG (see docs/PERFORMANCE.md)
+	flock /tmp/lifeboat-kernel.lock env LIFEBOAT_BENCH_DRILL=$${RUNS:-3} go test ./e2e -run '^TestBenchDrill$$' -count=1 -v -timeout 30m
+
 clean: ## remove build output
 	rm -rf $(BIN) dist

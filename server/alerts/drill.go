@@ -15,7 +15,7 @@ type Drills interface {
 
 // Remedies of the drill alerts.
 const (
-	remedyDrillFailed  = "read the drill's reason and console log ('lifeboat drill MACHINE'); run 'lifeboat failover MACHINE --point latest --test --boot' to try again by hand; a later passing drill clears the alert"
+	remedyDrillFailed  = "read the drill's reason and console log ('lifeboat drill show MACHINE'); run 'lifeboat failover MACHINE --point latest --test --boot' to try again by hand; a later passing drill clears the alert"
 	remedyDrillOverdue = "drills of this machine do not pass or do not run: check 'lifeboat drill MACHINE' and the server's log (a drill runs one at a time, after any running one)"
 )
 
