@@ -6,7 +6,7 @@ BIN := bin
 CMDS := lifeboat-agent agentctl lifeboat-server lifeboat
 TOOLS := fiocompare benchrepl
 
-.PHONY: help generate check-generate build package test vet fmt demo demo-tracker bench-tracker bench-replication bench-recovery bench-failback bench-freeze deps clean
+.PHONY: help generate check-generate build package test vet fmt demo demo-tracker bench-tracker bench-replication bench-recovery bench-failback bench-freeze bench-drill deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
