@@ -10,9 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -62,8 +65,10 @@ func TestBootVerifiedFailoverAndDrills(t *testing.T) {
 	p1 := ag.bookmark()
 	t.Logf("point 1 %s after %s", p1, time.Since(begin).Round(time.Second))
 
-	// Boot-verified test failover of point 1.
-	out, err := srv.lifeboat("failover", machine, "--point", p1, "--test", "--boot", "--timeout", "3m", "--json")
+	// Boot-verified test failover of point 1, kept running on the
+	// isolated network: its forwarded port serves the check file.
+	out, err := srv.lifeboat("failover", machine, "--point", p1, "--test", "--boot", "--timeout", "3m", "--json",
+		"--keep", "--net", "isolated", "--guest-port", strconv.Itoa(guesttest.HTTPPort))
 	if err != nil {
 		t.Fatalf("boot test of point 1: %v\n%s", err, out)
 	}
@@ -77,6 +82,18 @@ func TestBootVerifiedFailoverAndDrills(t *testing.T) {
 		t.Fatalf("boot test of point 1: %+v", r1)
 	}
 	consoleShows(t, r1.ConsoleLog, sumA)
+	if r1.VM == nil || r1.VM.HostPort == 0 {
+		t.Fatalf("no kept VM with a forwarded port: %+v", r1.VM)
+	}
+	if vms, err := srv.lifeboat("vms"); err != nil || !strings.Contains(vms, r1.VM.ID) || !strings.Contains(vms, "UNIX-CONNECT:"+r1.VM.ConsoleSocket) {
+		t.Errorf("lifeboat vms: %v\n%s", err, vms)
+	}
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/check", r1.VM.HostPort)); hexSHA(got) != sumA {
+		t.Errorf("the guest's forwarded port serves a check file with sha256 %s, want %s", hexSHA(got), sumA)
+	}
+	if out, err := srv.lifeboat("vms", "stop", r1.VM.ID); err != nil {
+		t.Fatalf("vms stop: %v\n%s", err, out)
+	}
 	assertNoBootLeft(t, srv)
 
 	// Point 2: content B; the writer goes on.
@@ -337,4 +354,31 @@ func assertNoBootLeft(t *testing.T, srv *server) {
 	if out, err := exec.Command("pgrep", "-f", "-a", "qemu-system-x86_64 .*"+tmp).CombinedOutput(); err == nil {
 		t.Errorf("qemu still runs: %s", out)
 	}
+}
+
+// httpGet fetches url, retrying for a few seconds while the guest's
+// httpd starts (ready is the login prompt, printed after it).
+func httpGet(t *testing.T, url string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil && resp.StatusCode == http.StatusOK {
+				return b
+			}
+			err = fmt.Errorf("status %d, %v", resp.StatusCode, rerr)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func hexSHA(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
