@@ -79,10 +79,25 @@ func (c *FailoverCommand) runBoot(ctx context.Context, machine, point, out strin
 		return err
 	}
 	if !res.Pass {
-		return &Error{Err: fmt.Errorf("failover: boot test failed: %s", firstLine(res.Reason)),
+		return &Error{Err: fmt.Errorf("failover: boot test failed: %s", reasonSummary(res.Reason)),
 			Remedy: "read the console log on the server host: " + dash(res.ConsoleLog)}
 	}
 	return nil
+}
+
+// reasonSummary is the first line of a boot's reason, or of each bus
+// tried ("virtio bus: …; sata bus: …"), without the console lines.
+func reasonSummary(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "virtio bus: ") || strings.HasPrefix(l, "sata bus: ") || strings.HasPrefix(l, "ide bus: ") {
+			out = append(out, strings.TrimSuffix(strings.TrimSuffix(l, "; last console lines:"), ":"))
+		}
+	}
+	if len(out) == 0 {
+		return firstLine(s)
+	}
+	return strings.Join(out, "; ")
 }
 
 func firstLine(s string) string {

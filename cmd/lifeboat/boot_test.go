@@ -58,3 +58,14 @@ func TestBootCLI(t *testing.T) {
 		t.Errorf("drill list: %s", out)
 	}
 }
+
+func TestReasonSummary(t *testing.T) {
+	r := "virtio bus: the guest reset or powered off before it was ready (qemu exited 0); last console lines:\nBooting `x'\nsata bus: the console did not match \"login:\" within 2m0s; last console lines:\nfoo"
+	want := "virtio bus: the guest reset or powered off before it was ready (qemu exited 0); sata bus: the console did not match \"login:\" within 2m0s"
+	if got := reasonSummary(r); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if got := reasonSummary("verify /v.sh exited 1; its output:\nno"); got != "verify /v.sh exited 1; its output: …" {
+		t.Errorf("got %q", got)
+	}
+}
