@@ -164,6 +164,10 @@ func TestBootVerifiedFailoverAndDrills(t *testing.T) {
 	}
 	assertNoBootLeft(t, srv)
 
+	// Ctrl-C during a boot: the request ends, qemu and the temporary
+	// images go.
+	interrupted(t, srv, machine, p1)
+
 	// The machine's state never changed.
 	ms, err := srv.lifeboat("machines", "--json")
 	if err != nil {
@@ -381,4 +385,42 @@ func httpGet(t *testing.T, url string) []byte {
 func hexSHA(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// interrupted starts a boot test, interrupts the CLI once qemu runs, and
+// checks that the server kills qemu and removes the temporary images.
+func interrupted(t *testing.T, srv *server, machine, point string) {
+	t.Helper()
+	cmd := exec.Command(bin("lifeboat"), "--data", srv.data, "failover", machine, "--point", point, "--test", "--boot")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tmp := filepath.Join(srv.data, "boot-tmp")
+	deadline := time.Now().Add(time.Minute)
+	for exec.Command("pgrep", "-f", "qemu-system-x86_64 .*"+tmp).Run() != nil {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-done
+			t.Fatal("qemu did not start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := <-done; err == nil {
+		t.Error("an interrupted boot test exited 0")
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		ents, _ := os.ReadDir(tmp)
+		if exec.Command("pgrep", "-f", "qemu-system-x86_64 .*"+tmp).Run() != nil && len(ents) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			assertNoBootLeft(t, srv)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
