@@ -189,6 +189,21 @@ func drillRequest(p api.DrillPolicy) api.BootTestRequest {
 func (d *Drills) RunDrill(ctx context.Context, m string) api.BootResult {
 	d.runMu.Lock()
 	defer d.runMu.Unlock()
+	return d.runLocked(ctx, m)
+}
+
+// runDue runs a machine's drill if it is still due once the running
+// drill (of a run-now, say) ended.
+func (d *Drills) runDue(ctx context.Context, m string) {
+	d.runMu.Lock()
+	defer d.runMu.Unlock()
+	if slices.Contains(d.due(time.Now()), m) {
+		d.runLocked(ctx, m)
+	}
+}
+
+// runLocked runs a drill; d.runMu is held.
+func (d *Drills) runLocked(ctx context.Context, m string) api.BootResult {
 	d.mu.Lock()
 	var p api.DrillPolicy
 	if rec := d.recs[m]; rec != nil {
@@ -248,7 +263,7 @@ func (d *Drills) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			d.RunDrill(ctx, m)
+			d.runDue(ctx, m)
 		}
 		select {
 		case <-ctx.Done():

@@ -165,3 +165,26 @@ func TestCheckBootRequest(t *testing.T) {
 		t.Error("a 5 s drill interval was accepted")
 	}
 }
+
+// TestDrillRunNowNotTwice: a drill run now counts for the schedule: the
+// scheduler does not run the same machine again right after.
+func TestDrillRunNowNotTwice(t *testing.T) {
+	var calls atomic.Int32
+	d, _ := newTestDrills(t, func(ctx context.Context, o boot.Options) (boot.Result, error) {
+		calls.Add(1)
+		return boot.Result{Pass: true}, nil
+	})
+	now := time.Now().UTC()
+	d.mu.Lock()
+	d.recs["a"] = &drillRecord{Policy: api.DrillPolicy{IntervalSeconds: 3600}, Since: &now}
+	d.mu.Unlock()
+	if res := d.RunDrill(context.Background(), "a"); !res.Pass {
+		t.Fatalf("drill: %+v", res)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	d.Run(ctx)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d drills, want 1", n)
+	}
+}
