@@ -222,6 +222,7 @@ type Server struct {
 	// role's application of them (the loop runs with the process role).
 	policies     *configsrv.Policies
 	failovers    *configsrv.Failovers // failover and commit
+	drills       *configsrv.Drills    // boot tests, drills, kept VMs
 	registration *configsrv.Registration
 	servers      *configsrv.Servers // scale-out coordination
 	status       *configsrv.Status  // the machines' status view
@@ -337,7 +338,10 @@ func Open(cfg Config) (*Server, error) {
 	s.failovers = configsrv.NewFailovers(cfgMachines{s}, s.store,
 		&recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}, cfg.Logger)
 	s.pruner = process.NewPruner(s.store, s.machines, cfgMachines{s}, cfg.Logger)
-	s.alerts = alerts.New(alerts.Options{RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
+	if s.drills, err = configsrv.NewDrills(configsrv.DrillOptions{DataDir: dir, Failovers: s.failovers, Changed: func() { s.alerts.Kick() }, Log: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	s.alerts = alerts.New(alerts.Options{Drills: s.drills, RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
 		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})
 	var servers *configsrv.Servers
@@ -391,6 +395,13 @@ func Open(cfg Config) (*Server, error) {
 		defer s.wg.Done()
 		s.alerts.Run(s.ctx)
 	}()
+	if cfg.Roles.Config {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.drills.Run(s.ctx)
+		}()
+	}
 	if s.joined() {
 		s.wg.Add(1)
 		go func() {
@@ -574,6 +585,9 @@ func (s *Server) stop() error {
 	}
 	s.wg.Wait()
 	var err error
+	if s.drills != nil {
+		err = s.drills.Close()
+	}
 	if s.ownStore {
 		if c, ok := s.store.(io.Closer); ok {
 			err = c.Close()

@@ -30,8 +30,11 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 	check := fs.Bool("check", false, "check the filesystems of every image read-only (e2fsck -fn, xfs_repair -n)")
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
 	group := fs.String("group", "", "fail over every machine of a replication `GROUP` at one group point, into DIR/<machine>/<disk>.img")
+	var bf bootFlags
+	bf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--check] [--json]")
+		fmt.Fprintln(fs.Output(), "       lifeboat failover MACHINE --point ID|latest --test --boot [--net none|isolated] [--ready REGEX] [--timeout 10m] [--verify SCRIPT] [--out DIR] [--keep] [--json]")
 		fmt.Fprintln(fs.Output(), "       lifeboat failover --group NAME --point ID|latest [--test] --out DIR [--check] [--json]")
 		fs.PrintDefaults()
 	}
@@ -40,6 +43,9 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	if *group != "" {
+		if err := bf.unused(); err != nil || bf.boot {
+			return errors.Join(err, errors.New("failover: --boot is for one MACHINE, not --group"))
+		}
 		return c.runGroup(ctx, pos, *group, *point, *out, *test, *check, *asJSON)
 	}
 	if len(pos) != 1 {
@@ -48,6 +54,12 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 	}
 	if *point == "" {
 		return &Error{Err: errors.New("failover: --point is required"), Remedy: "give --point latest, --point latest-app, or an id from 'lifeboat points " + pos[0] + "'"}
+	}
+	if bf.boot {
+		return c.runBoot(ctx, pos[0], *point, *out, *test, *check, *asJSON, bf)
+	}
+	if err := bf.unused(); err != nil {
+		return err
 	}
 	if *out == "" {
 		return &Error{Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<disk>.img on its host"}

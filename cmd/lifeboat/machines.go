@@ -108,6 +108,7 @@ func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
 			fmt.Fprintf(c.main.Stdout, "\nALERT %s %s (%s, since %s): %s\n  remedy: %s\n", a.Alert, where, a.Severity, fmtTime(&a.Since), a.Message, a.Remedy)
 		}
 	}
+	printMachineDrills(ctx, c.main.Stdout, a)
 	c.serverNote(ctx, a)
 	return nil
 }

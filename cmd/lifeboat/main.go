@@ -27,6 +27,9 @@ Usage:
   lifeboat [CONNECTION] points --group NAME [--json]
   lifeboat [CONNECTION] failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--check] [--json]
   lifeboat [CONNECTION] failover --group NAME --point ID|latest [--test] --out DIR [--check] [--json]
+  lifeboat [CONNECTION] failover MACHINE --point ID|latest --test --boot [--net isolated] [--ready REGEX] [--timeout 10m] [--verify SCRIPT] [--out DIR] [--keep] [--json]
+  lifeboat [CONNECTION] vms [--json], vms stop ID
+  lifeboat [CONNECTION] drill list, drill show|run MACHINE, drill set MACHINE --interval 24h [--verify SCRIPT] [--ready REGEX] [--timeout 10m]
   lifeboat [CONNECTION] commit MACHINE [--json]
   lifeboat [CONNECTION] failback MACHINE --to DEV|DISK=DEV [--from PATH|DISK=PATH] [--complete] [--json]
   lifeboat [CONNECTION] failback MACHINE [--complete|--cancel] [--json]
@@ -93,6 +96,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return (&PointsCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "failover":
 		return (&FailoverCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "vms":
+		return (&VMsCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "drill":
+		return (&DrillCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "commit":
 		return (&CommitCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "failback":

@@ -48,6 +48,7 @@ type loopConfig struct {
 	directIO   bool
 	sectorSize int
 	partsMiB   []int
+	scanParts  int // WithPartScan
 }
 
 // WithBacking makes NewLoop use the file at path as backing file instead of a
@@ -152,7 +153,7 @@ func NewLoop(t testing.TB, size int64, opts ...LoopOption) *LoopDevice {
 	if c.sectorSize != 0 {
 		args = append(args, "--sector-size", strconv.Itoa(c.sectorSize))
 	}
-	if len(c.partsMiB) > 0 {
+	if len(c.partsMiB) > 0 || c.scanParts > 0 {
 		args = append(args, "--partscan")
 	}
 	args = append(args, backing)
@@ -212,6 +213,11 @@ func NewLoop(t testing.TB, size int64, opts ...LoopOption) *LoopDevice {
 	if c.sectorSize != 0 {
 		if lbs, err := readInt(l.sysDir() + "/queue/logical_block_size"); err != nil || lbs != int64(c.sectorSize) {
 			t.Fatalf("testenv: NewLoop: %s: logical block size %d (%v), want %d", path, lbs, err, c.sectorSize)
+		}
+	}
+	if c.scanParts > 0 {
+		if err := l.scanPartitions(c.scanParts); err != nil {
+			t.Fatalf("testenv: NewLoop: partitions of %s: %v", path, err)
 		}
 	}
 	if len(c.partsMiB) > 0 {

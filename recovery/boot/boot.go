@@ -381,3 +381,7 @@ func (v *VM) Stop() error {
 	}
 	return v.stop()
 }
+
+// Tail returns the last n non-empty lines of a console log, without
+// carriage returns and terminal escape sequences.
+func Tail(text string, n int) string { return lastLines(text, n) }

@@ -76,6 +76,8 @@ type Options struct {
 	Machines          Machines
 	Store             Points
 	Log               *slog.Logger
+	// Drills, when set, raises the drill alerts (drill.go).
+	Drills Drills
 }
 
 // diskKey names a disk of a machine.
@@ -294,6 +296,7 @@ func (s *Monitor) alertConditions(ctx context.Context, now time.Time) ([]api.Ale
 			}
 		}
 	}
+	out = append(out, drillConditions(cfg.Drills, now)...)
 	s.amu.Lock()
 	for k, t := range s.hashes {
 		if age := now.Sub(t); age <= cfg.ResyncWindow {
