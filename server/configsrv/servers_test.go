@@ -23,25 +23,25 @@ import (
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 )
 
-// fakeMachines is the records of a test: a map, no files.
-type fakeMachines map[string]machines.Record
+// recordMap is the records of a test: a map, no files.
+type recordMap map[string]machines.Record
 
-func (f fakeMachines) Get(n string) (machines.Record, bool) { r, ok := f[n]; return r, ok }
+func (f recordMap) Get(n string) (machines.Record, bool) { r, ok := f[n]; return r, ok }
 
-func (f fakeMachines) Update(n string, fn func(*machines.Record)) error {
+func (f recordMap) Update(n string, fn func(*machines.Record)) error {
 	r := f[n]
 	fn(&r)
 	f[n] = r
 	return nil
 }
 
-func (f fakeMachines) Each(fn func(string, *machines.Record)) {
+func (f recordMap) Each(fn func(string, *machines.Record)) {
 	for n, r := range f {
 		fn(n, &r)
 	}
 }
 
-func (f fakeMachines) Param(r *http.Request) (string, error) { return r.PathValue("m"), nil }
+func (f recordMap) Param(r *http.Request) (string, error) { return r.PathValue("m"), nil }
 
 type noLocal struct{}
 
@@ -62,7 +62,7 @@ func TestServersJoinAndCheckLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := fakeMachines{"web1": {Assigned: "ps2"}, "db1": {}}
+	ms := recordMap{"web1": {Assigned: "ps2"}, "db1": {}}
 	o := ServersOptions{DataDir: dir, ID: "local", Roles: []string{"config"}, CA: ca, CAPEM: ca.CertPEM,
 		Passphrase: "secret", Machines: ms, Local: noLocal{}, Log: slog.Default()}
 	s := NewServers(o)
