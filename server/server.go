@@ -427,14 +427,10 @@ func (s *Server) listen() error {
 		s.serve("process", s.procSrv, ln)
 	}
 	if s.cfg.Roles.Config {
-		cfg := &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{s.cert},
-			// Registration comes without a certificate; the admin
-			// API checks the one it gets itself, to answer 401/403
-			// with a hint rather than fail the handshake.
-			ClientAuth: tls.RequestClientCert,
-		}
+		// Registration comes without a certificate; the admin API
+		// checks the one it gets itself, to answer 401/403 with a
+		// hint rather than fail the handshake.
+		cfg := pki.APITLSConfig(s.cert)
 		ln, err := net.Listen("tcp", s.cfg.APIAddr)
 		if err != nil {
 			return listenError("config", s.cfg.APIAddr, "--api", err)
