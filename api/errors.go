@@ -106,6 +106,8 @@ func (e *StatusError) Is(target error) bool {
 		return e.Status == http.StatusConflict && e.Expected != nil
 	case ErrMoving:
 		return e.Status == http.StatusServiceUnavailable && e.Code == CodeMoving
+	case ErrSegmentConflict:
+		return e.Status == http.StatusConflict && e.Code == CodeSegmentConflict
 	}
 	s := StatusSentinel(e.Status)
 	return s != nil && target == s

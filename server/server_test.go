@@ -279,14 +279,15 @@ func TestDuplicateAndOutOfOrder(t *testing.T) {
 	if n := e.store.calls("web1", "sda", 0); n != 1 {
 		t.Fatalf("segment 0 applied %d times", n)
 	}
-	// A duplicate is acknowledged and ignored, whatever its body.
+	// A duplicate is acknowledged and ignored when it is the segment
+	// accepted; another segment under its number is a conflict (issue
+	// 18: never acknowledge what differs from what was accepted).
 	ack := mustPut(t, a, "sda", 0, s0)
 	if !ack.Duplicate || ack.Acked != 0 {
 		t.Errorf("ack of a duplicate: %+v", ack)
 	}
-	ack = mustPut(t, a, "sda", 0, seg(t, "web1", "sda", 0, 0, 'y'))
-	if !ack.Duplicate {
-		t.Errorf("ack of a duplicate: %+v", ack)
+	if _, err := put(t, a, "sda", 0, seg(t, "web1", "sda", 0, 0, 'y')); !errors.Is(err, api.ErrSegmentConflict) {
+		t.Errorf("a different segment 0: %v, want a segment conflict", err)
 	}
 	// A gap is refused with the expected sequence number.
 	_, err := put(t, a, "sda", 2, seg(t, "web1", "sda", 2, 0, 'z'))

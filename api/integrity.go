@@ -1,0 +1,15 @@
+package api
+
+import "errors"
+
+// Integrity of what a machine sends (docs/security.md, docs/protocol.md).
+
+// CodeSegmentConflict is the Code of a 409 answer to a segment upload
+// under a sequence number the server has already accepted with other
+// content: the replica may hold data the agent did not send.
+const CodeSegmentConflict = "segment-conflict"
+
+// ErrSegmentConflict: a segment differs from the one the server accepted
+// under its sequence number (409 with code "segment-conflict"). It is a
+// divergence, never a success: the agent resyncs the disk.
+var ErrSegmentConflict = errors.New("segment conflicts with the one accepted")
