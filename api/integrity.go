@@ -13,3 +13,14 @@ const CodeSegmentConflict = "segment-conflict"
 // under its sequence number (409 with code "segment-conflict"). It is a
 // divergence, never a success: the agent resyncs the disk.
 var ErrSegmentConflict = errors.New("segment conflicts with the one accepted")
+
+// Alert kinds of integrity and security (Alert.Alert).
+const (
+	// AlertSegmentConflict: a machine sent a segment that differs from
+	// the one accepted under its sequence number; the message names the
+	// disk and the sequence number.
+	AlertSegmentConflict = "segment-conflict"
+	// AlertRegistrationBurst: many failed registration attempts came
+	// from one source address.
+	AlertRegistrationBurst = "registration-burst"
+)

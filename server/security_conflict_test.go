@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,19 @@ func TestForgedSegmentConflicts(t *testing.T) {
 	if ack, err := a.Process.PutSegmentFile(ctx, "sda", 0, forged); err != nil || !ack.Duplicate {
 		t.Errorf("a true duplicate: %+v, %v", ack, err)
 	}
+	adm := servertest.Admin(t, s, dir)
+	servertest.WaitFor(t, "the segment-conflict alert", func() bool {
+		as, err := adm.Alerts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, al := range as.Active {
+			if al.Alert == api.AlertSegmentConflict && al.Machine == "web1" && al.Disk == "sda" && strings.Contains(al.Message, "segment 0 ") {
+				return true
+			}
+		}
+		return false
+	})
 
 	// The digest survives a restart.
 	s.Close()

@@ -357,7 +357,7 @@ func Open(cfg Config) (*Server, error) {
 	}()
 	if cfg.Roles.Process {
 		if s.proc, err = process.New(process.Options{CacheDir: filepath.Join(dir, CacheDir), Store: s.store, Machines: procMachines{s},
-			Log: cfg.Logger, MaxSegmentBytes: cfg.MaxSegmentBytes, HashesWait: cfg.HashesWait, RetryMax: cfg.RetryMax}); err != nil {
+			Log: cfg.Logger, MaxSegmentBytes: cfg.MaxSegmentBytes, HashesWait: cfg.HashesWait, RetryMax: cfg.RetryMax, Events: s.alerts}); err != nil {
 			return nil, err
 		}
 	}

@@ -98,6 +98,7 @@ type Monitor struct {
 	evaluated time.Time
 	raised    map[string]uint64     // by kind, since start
 	hashes    map[diskKey]time.Time // last hashes request of a disk
+	noted     map[alertKey]noted    // event alerts (events.go)
 }
 
 type alertKey struct{ alert, machine, disk string }
@@ -295,6 +296,7 @@ func (s *Monitor) alertConditions(ctx context.Context, now time.Time) ([]api.Ale
 		}
 	}
 	s.amu.Lock()
+	out = append(out, s.notedConditions(now)...)
 	for k, t := range s.hashes {
 		if age := now.Sub(t); age <= cfg.ResyncWindow {
 			out = append(out, api.Alert{Alert: api.AlertResync, Machine: k.machine, Disk: k.disk, Severity: api.SeverityWarning,
