@@ -24,3 +24,11 @@ const (
 	// from one source address.
 	AlertRegistrationBurst = "registration-burst"
 )
+
+// SpoolRefusedConflict is the SpoolStatus.Refused of a segment the process
+// server refused as a conflict (ErrSegmentConflict).
+const SpoolRefusedConflict = "conflict"
+
+// AgentProblemDiverged: the process server holds another segment under a
+// sequence number of a disk; the agent resyncs the disk.
+const AgentProblemDiverged = "diverged"
