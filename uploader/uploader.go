@@ -39,7 +39,7 @@ type Uploader struct {
 	// (api.ErrSegmentConflict), until Reset.
 	diverged *uint64
 	wake     chan struct{}
-	idle      *sync.Cond
+	idle     *sync.Cond
 }
 
 // New returns an uploader of the spool directory dir of a disk. Segments
