@@ -96,6 +96,10 @@ func (a *Agent) Status() Status {
 			s.Problems = append(s.Problems, Problem{Code: ProblemSegmentRefused, Disk: d.name, What: d.name + ": process server refused a segment: " + ds.Spool.LastError,
 				Remedy: "see the server's log; if it persists, reinstall the agent's state (the disk is then resynced)"})
 		}
+		if d.diverged != "" && d.state == StateResync {
+			s.Problems = append(s.Problems, Problem{Code: ProblemDiverged, Disk: d.name, What: d.diverged,
+				Remedy: "nothing to do for the data: the resync makes the replica match the disk again; another holder of this machine's key may have sent that segment: if the key may be stolen, have the operator revoke the machine ('lifeboat machines revoke') and register it again"})
+		}
 		if d.state == StateResync {
 			reason := d.reason
 			if reason == "" {

@@ -230,7 +230,9 @@ func (u *Uploader) send(ctx context.Context, seq uint64, path string) error {
 		// Never a success: the server holds another segment under
 		// this number. The agent resyncs the disk (Diverged, Reset).
 		u.mu.Lock()
-		u.diverged = &seq
+		if _, ok := u.sealed[seq]; ok { // not dropped by a Reset meanwhile
+			u.diverged = &seq
+		}
 		u.mu.Unlock()
 		return fmt.Errorf("segment %d: %w", seq, err)
 	}
