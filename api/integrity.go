@@ -32,3 +32,7 @@ const SpoolRefusedConflict = "conflict"
 // AgentProblemDiverged: the process server holds another segment under a
 // sequence number of a disk; the agent resyncs the disk.
 const AgentProblemDiverged = "diverged"
+
+// ErrRateLimited: too many failed attempts from this address; retry after
+// the answer's Retry-After (429).
+var ErrRateLimited = errors.New("too many failed attempts")

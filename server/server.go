@@ -343,6 +343,7 @@ func Open(cfg Config) (*Server, error) {
 	s.alerts = alerts.New(alerts.Options{RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
 		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})
+	s.registration.Limit.OnBurst = s.alerts.RegistrationBurst
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {

@@ -39,6 +39,8 @@ type Registration struct {
 	tokens *Tokens
 	m      RegisterMachines
 	log    *slog.Logger
+	// Limit slows down wrong proofs per source address (limiter.go).
+	Limit *Limiter
 }
 
 // NewRegistration returns the registration handler: ca issues the
@@ -48,7 +50,7 @@ func NewRegistration(ca Issuer, caPEM []byte, pass string, tokens *Tokens, m Reg
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Registration{ca: ca, caPEM: caPEM, pass: pass, tokens: tokens, m: m, log: log}
+	return &Registration{ca: ca, caPEM: caPEM, pass: pass, tokens: tokens, m: m, log: log, Limit: NewLimiter()}
 }
 
 // Register handles POST /v1/register (docs/protocol.md).
@@ -67,12 +69,19 @@ func (s *Registration) Register(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the registration request")
 	}
 	log := s.log.With(httpapi.LogComponent, "config", httpapi.LogMachine, req.Name, httpapi.LogRemote, r.RemoteAddr)
+	src := Source(r)
+	if err := s.Limit.Allow(w, src); err != nil {
+		log.Warn("registration refused: too many failures from this address")
+		return err
+	}
 	if req.TokenID == "" {
 		if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(s.pass, req.Name, req.Nonce, req.CSR)) {
+			s.Limit.Failed(src)
 			log.Warn("registration refused: wrong passphrase proof")
 			return httpapi.Errorf(http.StatusUnauthorized, "wrong passphrase",
 				"the agent's passphrase file must hold the line in the server's DATA/passphrase")
 		}
+		s.Limit.Succeeded(src)
 		cert, proc, err := s.registerMachine(r, req, log)
 		if err != nil {
 			return err
@@ -95,12 +104,14 @@ func (s *Registration) Register(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	})
 	if errors.Is(err, ErrTokenUnknown) {
+		s.Limit.Failed(src)
 		log.Warn("registration refused: bad token", "token_id", req.TokenID)
 		return httpapi.Errorf(http.StatusUnauthorized, ErrTokenUnknown.Error(), TokenHint)
 	}
 	if err != nil {
 		return err
 	}
+	s.Limit.Succeeded(src)
 	log.Info("registration token used", "token_id", req.TokenID)
 	httpapi.WriteJSON(w, http.StatusOK, ans)
 	return nil
