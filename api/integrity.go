@@ -1,6 +1,9 @@
 package api
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Integrity of what a machine sends (docs/security.md, docs/protocol.md).
 
@@ -36,3 +39,28 @@ const AgentProblemDiverged = "diverged"
 // ErrRateLimited: too many failed attempts from this address; retry after
 // the answer's Retry-After (429).
 var ErrRateLimited = errors.New("too many failed attempts")
+
+// Paths of the admin API for machine identities (docs/protocol.md).
+const (
+	// PathReregister allows a machine's name to be registered again.
+	PathReregister = "/v1/machines/{m}/reregister"
+	// PathRevoke revokes every certificate of a machine.
+	PathRevoke = "/v1/machines/{m}/revoke"
+)
+
+// ReregisterWindow is how long an operator's approval to register a
+// machine's name again lasts.
+const ReregisterWindow = 24 * time.Hour
+
+// ReregisterAnswer is the answer to POST PathReregister.
+type ReregisterAnswer struct {
+	Machine string    `json:"machine"`
+	Until   time.Time `json:"until"`
+}
+
+// RevokeAnswer is the answer to POST PathRevoke.
+type RevokeAnswer struct {
+	Machine string    `json:"machine"`
+	Serials []string  `json:"serials"`
+	Revoked time.Time `json:"revoked"`
+}

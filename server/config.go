@@ -66,6 +66,8 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathServers, s.listServers)
 	admin("POST "+api.PathMove, s.moveMachine)
 	admin("GET "+api.PathServer, s.serverInfo)
+	admin("POST "+api.PathReregister, s.identities.Reregister)
+	admin("POST "+api.PathRevoke, s.identities.Revoke)
 	mux.Handle("/", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
 	}))

@@ -212,6 +212,7 @@ type Server struct {
 	log      *slog.Logger
 	ca       *pki.CA
 	pass     string
+	revoked  *pki.Revocations // the revocation list (docs/security.md)
 	cert     tls.Certificate
 	store    store.Store
 	ownStore bool
@@ -230,6 +231,7 @@ type Server struct {
 	policies     *configsrv.Policies
 	failovers    *configsrv.Failovers // failover and commit
 	registration *configsrv.Registration
+	identities   *configsrv.Identities // reregister, revoke
 	pruner       *process.Pruner
 
 	proc     *process.Role              // nil unless the process role runs
@@ -333,6 +335,10 @@ func Open(cfg Config) (*Server, error) {
 		s.log.Warn("target storage without reflink", "store", filepath.Join(dir, StoreDir), "warning", note)
 	}
 	s.tokens = configsrv.NewTokens(dir, cfg.Logger)
+	if s.revoked, err = pki.OpenRevocations(dir); err != nil {
+		return nil, err
+	}
+	s.identities = configsrv.NewIdentities(cfgMachines{s}, s.revoked, cfg.Logger)
 	s.plans = configsrv.NewPlans(dir, cfgMachines{s}, cfg.Logger)
 	s.groups = configsrv.NewGroups(dir, cfgMachines{s}, s.ca, cfg.Logger)
 	s.policies = configsrv.NewPolicies(cfgMachines{s}, cfg.Logger)
@@ -344,6 +350,7 @@ func Open(cfg Config) (*Server, error) {
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
 		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})
 	s.registration.Limit.OnBurst = s.alerts.RegistrationBurst
+	s.registration.Revoked = s.revoked
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -412,6 +419,8 @@ func (s *Server) listen() error {
 			Certificates: []tls.Certificate{s.cert},
 			ClientAuth:   tls.RequireAndVerifyClientCert,
 			ClientCAs:    s.ca.Pool(),
+			// A revoked certificate fails the handshake (docs/security.md).
+			VerifyConnection: s.revoked.VerifyConnection,
 		}
 		ln, err := net.Listen("tcp", s.cfg.ListenAddr)
 		if err != nil {
@@ -431,7 +440,7 @@ func (s *Server) listen() error {
 		// Registration comes without a certificate; the admin API
 		// checks the one it gets itself, to answer 401/403 with a
 		// hint rather than fail the handshake.
-		cfg := pki.APITLSConfig(s.cert)
+		cfg := pki.APITLSConfig(s.cert, s.revoked)
 		ln, err := net.Listen("tcp", s.cfg.APIAddr)
 		if err != nil {
 			return listenError("config", s.cfg.APIAddr, "--api", err)

@@ -436,7 +436,7 @@ func TestRestartKeepsNextSeq(t *testing.T) {
 
 	e.failApply = true
 	e.restart(func(c *server.Config) { c.HashesWait = 200 * time.Millisecond })
-	a = e.agent("web1")
+	a = servertest.Reconnect(t, e.srv, a)
 	st, err := a.Process.DiskState(ctx(t), "sda")
 	if err != nil || st.NextSeq != 3 || st.AppliedSeq != 0 || !st.Applied {
 		t.Fatalf("sda after restart: %+v, %v", st, err)
@@ -452,7 +452,7 @@ func TestRestartKeepsNextSeq(t *testing.T) {
 
 	e.failApply = false
 	e.restart()
-	a = e.agent("web1")
+	a = servertest.Reconnect(t, e.srv, a)
 	e.waitApplied(a, "sda", 3)
 	e.waitApplied(a, "sdb", 2)
 	if ps, _ := a.Process.Point(ctx(t), "p1"); !ps.Durable || !ps.Listed {
@@ -468,7 +468,7 @@ func TestRestartKeepsNextSeq(t *testing.T) {
 		}
 	}
 	e.restart()
-	a = e.agent("web1")
+	a = servertest.Reconnect(t, e.srv, a)
 	if st, _ := a.Process.DiskState(ctx(t), "sda"); st.NextSeq != 3 || st.AppliedSeq != 2 {
 		t.Errorf("sda after a restart with an empty cache: %+v", st)
 	}
@@ -495,7 +495,7 @@ func TestRestartAfterCrashLeftovers(t *testing.T) {
 	os.WriteFile(filepath.Join(cache, ".tmp-123.hrl"), raw[:50], 0o600)
 	e.local.Close()
 	e.open()
-	a = e.agent("web1")
+	a = servertest.Reconnect(t, e.srv, a)
 	st, err := a.Process.DiskState(ctx(t), "sda")
 	if err != nil || st.NextSeq != 1 || st.AppliedSeq != 0 {
 		t.Fatalf("state %+v, %v", st, err)

@@ -18,12 +18,17 @@ var APICipherSuites = []uint16{
 // APITLSConfig returns the TLS settings of the configuration port (:443):
 // TLS 1.3, or TLS 1.2 with APICipherSuites only, serving cert. A client
 // certificate is asked for but not required (registration comes without
-// one); the handlers check the one they get.
-func APITLSConfig(cert tls.Certificate) *tls.Config {
-	return &tls.Config{
+// one); the handlers check the one they get. A revoked one fails the
+// handshake (rev; nil: no list).
+func APITLSConfig(cert tls.Certificate, rev *Revocations) *tls.Config {
+	cfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		CipherSuites: APICipherSuites,
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequestClientCert,
 	}
+	if rev != nil {
+		cfg.VerifyConnection = rev.VerifyConnection
+	}
+	return cfg
 }
