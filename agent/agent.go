@@ -122,7 +122,7 @@ func (c *Config) defaults() error {
 		c.CompletionWait = 30 * time.Second
 	}
 	if c.PinDir == "" {
-		c.PinDir = "/sys/fs/bpf/lifeboat-" + c.Machine
+		c.PinDir = DefaultPinDir(c.Machine)
 	}
 	if c.AppInterval == 0 {
 		c.AppInterval = time.Hour

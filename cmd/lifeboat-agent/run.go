@@ -69,7 +69,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	state := fs.String("state", "", "state directory (identity, spool, local API socket); not on a protected disk")
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "machine name")
-	pinDir := fs.String("pin-dir", "", "bpffs directory of the tracker's pins (default /sys/fs/bpf/lifeboat-NAME)")
+	pinDir := fs.String("pin-dir", "", "bpffs directory of the tracker's pins (default /sys/fs/bpf/lifeboat-NAME, a dotted NAME mapped to a safe form)")
 	pointEvery := fs.Duration("point-interval", time.Minute, "crash-consistent point interval (>= 1s)")
 	spool := fs.Int64("spool-bytes", 1<<30, "bound of the local spool in bytes")
 	appEvery := fs.Duration("app-interval", time.Hour, "app-consistent point interval (negative: only on agentctl bookmark --app-consistent)")
@@ -132,6 +132,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	o, err := c.parse(args)
 	if err != nil {
 		return err
+	}
+	if err := precheck(o); err != nil {
+		return fmt.Errorf("run: %w", err)
 	}
 	server, passFile, disks, state, name, pinDir := &o.server, &o.passFile, o.disks, &o.state, &o.name, &o.pinDir
 	pointEvery, spool, appEvery, scriptsDir, scriptTimeout := &o.pointEvery, &o.spool, &o.appEvery, &o.scriptsDir, &o.scriptTimeout
