@@ -127,12 +127,15 @@ func (d *diskState) compactDigests(seq uint64, sum [sha256.Size]byte) error {
 // forgets the oldest beyond keepDigests. d.mu must be held.
 func (d *diskState) keepDigest(seq uint64, sum [sha256.Size]byte) {
 	d.digests[seq] = sum
-	if len(d.digests) > keepDigests {
-		if old := seq - keepDigests; seq >= keepDigests {
-			for s := range d.digests {
-				if s <= old {
-					delete(d.digests, s)
-				}
+	if seq < keepDigests || len(d.digests) <= keepDigests {
+		return
+	}
+	old := seq - keepDigests
+	delete(d.digests, old) // segments come in order: usually the only one
+	if len(d.digests) > keepDigests+16 {
+		for s := range d.digests {
+			if s <= old {
+				delete(d.digests, s)
 			}
 		}
 	}
