@@ -123,11 +123,11 @@ func (a *Agent) Status() Status {
 		case !now.Before(c.NotAfter):
 			s.Problems = append(s.Problems, Problem{Code: ProblemCertExpired,
 				What:   fmt.Sprintf("machine certificate expired on %s: the process server refuses this machine", c.NotAfter.UTC().Format(time.DateOnly)),
-				Remedy: "move STATE/identity away and start the agent with --passphrase-file to register again (no resync)"})
+				Remedy: "have the operator run 'lifeboat machines reregister " + a.cfg.Machine + "' on the server, then move STATE/identity away and start the agent with --passphrase-file to register again (no resync)"})
 		case c.DaysLeft < CertWarnDays:
 			s.Problems = append(s.Problems, Problem{Code: ProblemCertExpiring,
 				What:   fmt.Sprintf("machine certificate expires in %d days (%s)", c.DaysLeft, c.NotAfter.UTC().Format(time.DateOnly)),
-				Remedy: "renew it before then: move STATE/identity away and start the agent with --passphrase-file to register again (no resync)"})
+				Remedy: "renew it before then: have the operator run 'lifeboat machines reregister " + a.cfg.Machine + "' on the server, then move STATE/identity away and start the agent with --passphrase-file to register again (no resync)"})
 		}
 	}
 	s.Healthy = len(s.Problems) == 0
