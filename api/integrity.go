@@ -64,3 +64,18 @@ type RevokeAnswer struct {
 	Serials []string  `json:"serials"`
 	Revoked time.Time `json:"revoked"`
 }
+
+// PathRenew is where a machine renews its certificate, authenticated by
+// the certificate it renews (configuration role, docs/security.md).
+const PathRenew = "/v1/renew"
+
+// RenewRequest is the body of POST PathRenew: a CSR for the new key.
+type RenewRequest struct {
+	CSR string `json:"csr"`
+}
+
+// RenewResponse is the answer: the new certificate (PEM). The one that
+// renewed is revoked.
+type RenewResponse struct {
+	Certificate string `json:"certificate"`
+}

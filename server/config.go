@@ -23,6 +23,7 @@ func (s *Server) configHandler() http.Handler {
 	log := s.cfg.Logger.With(httpapi.LogComponent, "config")
 	mux := http.NewServeMux()
 	mux.Handle("POST "+api.PathRegister, httpapi.Handle(log, s.registration.Register))
+	mux.Handle("POST "+api.PathRenew, httpapi.Handle(log, s.registration.Renew))
 	mux.Handle("PUT "+api.PathAgentGroup, httpapi.Handle(log, s.groups.SyncAgent))
 	mux.Handle("POST "+api.PathAgentGroupResult, httpapi.Handle(log, s.groups.AgentResult))
 	mux.Handle("POST "+api.PathServerJoin, httpapi.Handle(log, s.joinServer))

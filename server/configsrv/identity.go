@@ -1,9 +1,11 @@
 package configsrv
 
 import (
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
@@ -114,3 +116,65 @@ func approveRegistration(rec *machines.Record, name string, tokenForName bool, n
 			"or use a registration token issued for this name ('lifeboat push-install', POST /v1/tokens with \"machine\"); "+
 			"if this is another machine, give it another --name")
 }
+
+// clientVerifier checks a client certificate chain against the CA
+// (pki.CA).
+type clientVerifier interface {
+	VerifyClient(chain []*x509.Certificate) (string, error)
+}
+
+// Renew handles POST /v1/renew: a machine authenticated by its current
+// certificate (the latest of its registration, not revoked) gets a new one
+// for the key of its CSR; the old one is revoked. No passphrase, no
+// approval: only the holder of the current certificate can renew it.
+func (s *Registration) Renew(w http.ResponseWriter, r *http.Request) error {
+	v, ok := s.ca.(clientVerifier)
+	if !ok || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return httpapi.Errorf(http.StatusUnauthorized, "no machine certificate", "renew with the machine's current certificate; an expired one cannot renew: register again with the operator's approval")
+	}
+	name, err := v.VerifyClient(r.TLS.PeerCertificates)
+	if err != nil {
+		return httpapi.Errorf(http.StatusUnauthorized, "certificate not valid: "+err.Error(), "an expired certificate cannot renew: have the operator run 'lifeboat machines reregister NAME' and register again")
+	}
+	if name == api.AdminName || strings.HasPrefix(name, pki.ServerCNPrefix) || api.ValidName(name) != nil {
+		return httpapi.Errorf(http.StatusForbidden, "only a machine certificate renews here", "renew the admin certificate with 'lifeboat-server admin-cert renew'")
+	}
+	old := r.TLS.PeerCertificates[0].SerialNumber.Text(16)
+	var req api.RenewRequest
+	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
+		return err
+	}
+	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
+	if err != nil {
+		return &httpapi.Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST signed with the new key", Err: err}
+	}
+	now := time.Now().UTC()
+	certPEM, err := s.ca.IssueMachine(name, csr, now)
+	if err != nil {
+		return &httpapi.Error{Status: http.StatusBadRequest, Msg: "cannot issue a certificate for this csr: " + err.Error(), Remedy: "use an ECDSA P-256, Ed25519 or RSA-2048+ key", Err: err}
+	}
+	cert, err := pki.ParseCertificatePEM(certPEM)
+	if err != nil {
+		return err
+	}
+	if err := s.m.UpdateErr(name, func(rec *machines.Record) error {
+		if rec.Registered == nil || rec.Serial != old || rec.Revoked != nil {
+			return httpapi.Errorf(http.StatusForbidden, "certificate of machine "+name+" is not its current one",
+				"only the certificate of the latest registration renews: register again with the operator's approval ('lifeboat machines reregister "+name+"')")
+		}
+		if s.Revoked != nil {
+			if err := s.Revoked.Revoke(pki.Revoked{Serial: old, Name: name, Time: now, Reason: "renewed"}); err != nil {
+				return err
+			}
+		}
+		rec.Serial, rec.SerialOnly = cert.SerialNumber.Text(16), true
+		return nil
+	}); err != nil {
+		return err
+	}
+	s.log.Info("machine certificate renewed", httpapi.LogMachine, name, "old_serial", old, "serial", rec16(cert), "not_after", cert.NotAfter)
+	httpapi.WriteJSON(w, http.StatusOK, api.RenewResponse{Certificate: string(certPEM)})
+	return nil
+}
+
+func rec16(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
