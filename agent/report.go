@@ -17,7 +17,7 @@ func (a *Agent) Status() Status {
 	ts, terr := a.tr.Stats()
 	s.Tracker = trackerStatus(ts, a.cfg.PinDir)
 	s.Server.Address = a.processServer()
-	if c := a.cfg.Certificate; c != nil {
+	if c := a.certificate(); c != nil {
 		s.Certificate = &CertStatus{Subject: c.Subject.CommonName, NotAfter: c.NotAfter,
 			DaysLeft: int(c.NotAfter.Sub(now).Hours() / 24)}
 	}

@@ -190,6 +190,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("run: %w", err)
 	}
 	metrics.Attach(a)
+	rn := &renewer{server: *server, idDir: filepath.Join(*state, "identity"), id: id, uses: []interface{ SetCertificate(tls.Certificate) }{proc, conf}, onRenew: a.SetCertificate,
+		log: log.With("component", "identity"), interval: renewEvery}
+	go rn.run(ctx)
 	if *metricsAddr != "" {
 		stop, err := serveMetrics(*metricsAddr, o.metricsExplicit, metrics, log)
 		if err != nil {
