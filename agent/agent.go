@@ -122,7 +122,7 @@ func (c *Config) defaults() error {
 		c.CompletionWait = 30 * time.Second
 	}
 	if c.PinDir == "" {
-		c.PinDir = "/sys/fs/bpf/lifeboat-" + c.Machine
+		c.PinDir = DefaultPinDir(c.Machine)
 	}
 	if c.AppInterval == 0 {
 		c.AppInterval = time.Hour
@@ -228,6 +228,9 @@ type disk struct {
 	// spool before the uploader knows of them.
 	unsealed atomic.Int64
 	cp       *copier // the read pipeline's buffers (copy.go)
+	// diverged describes the divergence a resync runs for, "" if none
+	// (diverge.go).
+	diverged string
 }
 
 type lagMark struct {
@@ -406,20 +409,7 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 		return err
 	}
 	d.up = up
-	w, err := hrlfmt.NewWriter(hrlfmt.WriterOptions{
-		Dir: d.spoolDir, Machine: a.cfg.Machine, Disk: d.name, DiskSize: d.size,
-		MaxSegmentBytes: a.cfg.SegmentBytes, MaxSegmentAge: a.cfg.SegmentAge, FirstSeq: d.nextSeq,
-		OnRotate: func(seq uint64, path string) {
-			d.nextSeq = seq + 1
-			d.unsealed.Store(0)
-			d.up.Sealed(seq, path)
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("journal of %s: %w", d.name, err)
-	}
-	d.w = w
-	return nil
+	return a.newWriter(d)
 }
 
 // ConfigError is a set-up the agent refuses, with what to do.
@@ -623,6 +613,9 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 		return false, err
 	}
 	a.checkGaps()
+	if err := a.checkDivergence(ctx); err != nil {
+		return false, err
+	}
 	spool, full := a.checkSpool()
 	backlog, err := a.readChanges(ctx, spool, full)
 	if err != nil {
@@ -849,6 +842,7 @@ func (a *Agent) markSynchronised() {
 			a.log.Info("disk synchronised", "disk", d.name, "was", d.state, "sent", d.sent, "equal", d.same)
 			d.state = StateProtected
 			d.done = d.total
+			d.diverged = ""
 		}
 	}
 }

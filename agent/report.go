@@ -17,7 +17,7 @@ func (a *Agent) Status() Status {
 	ts, terr := a.tr.Stats()
 	s.Tracker = trackerStatus(ts, a.cfg.PinDir)
 	s.Server.Address = a.processServer()
-	if c := a.cfg.Certificate; c != nil {
+	if c := a.certificate(); c != nil {
 		s.Certificate = &CertStatus{Subject: c.Subject.CommonName, NotAfter: c.NotAfter,
 			DaysLeft: int(c.NotAfter.Sub(now).Hours() / 24)}
 	}
@@ -96,6 +96,10 @@ func (a *Agent) Status() Status {
 			s.Problems = append(s.Problems, Problem{Code: ProblemSegmentRefused, Disk: d.name, What: d.name + ": process server refused a segment: " + ds.Spool.LastError,
 				Remedy: "see the server's log; if it persists, reinstall the agent's state (the disk is then resynced)"})
 		}
+		if d.diverged != "" && d.state == StateResync {
+			s.Problems = append(s.Problems, Problem{Code: ProblemDiverged, Disk: d.name, What: d.diverged,
+				Remedy: "nothing to do for the data: the resync makes the replica match the disk again; another holder of this machine's key may have sent that segment: if the key may be stolen, have the operator revoke the machine ('lifeboat machines revoke') and register it again"})
+		}
 		if d.state == StateResync {
 			reason := d.reason
 			if reason == "" {
@@ -119,11 +123,11 @@ func (a *Agent) Status() Status {
 		case !now.Before(c.NotAfter):
 			s.Problems = append(s.Problems, Problem{Code: ProblemCertExpired,
 				What:   fmt.Sprintf("machine certificate expired on %s: the process server refuses this machine", c.NotAfter.UTC().Format(time.DateOnly)),
-				Remedy: "move STATE/identity away and start the agent with --passphrase-file to register again (no resync)"})
+				Remedy: "have the operator run 'lifeboat machines reregister " + a.cfg.Machine + "' on the server, then move STATE/identity away and start the agent with --passphrase-file to register again (no resync)"})
 		case c.DaysLeft < CertWarnDays:
 			s.Problems = append(s.Problems, Problem{Code: ProblemCertExpiring,
 				What:   fmt.Sprintf("machine certificate expires in %d days (%s)", c.DaysLeft, c.NotAfter.UTC().Format(time.DateOnly)),
-				Remedy: "renew it before then: move STATE/identity away and start the agent with --passphrase-file to register again (no resync)"})
+				Remedy: "renew it before then: have the operator run 'lifeboat machines reregister " + a.cfg.Machine + "' on the server, then move STATE/identity away and start the agent with --passphrase-file to register again (no resync)"})
 		}
 	}
 	s.Healthy = len(s.Problems) == 0

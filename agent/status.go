@@ -39,6 +39,7 @@ const CertWarnDays = api.AgentCertWarnDays
 const (
 	ProblemServerUnreachable = api.AgentProblemServerUnreachable
 	ProblemSegmentRefused    = api.AgentProblemSegmentRefused
+	ProblemDiverged          = api.AgentProblemDiverged
 	ProblemProcessMoved      = api.AgentProblemProcessMoved
 	ProblemRetired           = api.AgentProblemRetired
 	ProblemSpoolFull         = api.AgentProblemSpoolFull

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Version is the protocol version, the "v1" in every path.
@@ -85,10 +86,12 @@ func ValidName(s string) error {
 	if s == "." || s == ".." {
 		return fmt.Errorf("name %q is reserved", s)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+	for i, c := range s { // by rune, so that the error shows 'é', not 'Ã'
 		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' {
 			continue
+		}
+		if c == utf8.RuneError {
+			return fmt.Errorf("name %q: byte %#02x at %d is not UTF-8 (letters, digits, '.', '_', '-')", s, s[i], i)
 		}
 		return fmt.Errorf("name %q: character %q not allowed (letters, digits, '.', '_', '-')", s, c)
 	}

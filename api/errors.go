@@ -106,6 +106,10 @@ func (e *StatusError) Is(target error) bool {
 		return e.Status == http.StatusConflict && e.Expected != nil
 	case ErrMoving:
 		return e.Status == http.StatusServiceUnavailable && e.Code == CodeMoving
+	case ErrSegmentConflict:
+		return e.Status == http.StatusConflict && e.Code == CodeSegmentConflict
+	case ErrRateLimited:
+		return e.Status == http.StatusTooManyRequests
 	}
 	s := StatusSentinel(e.Status)
 	return s != nil && target == s

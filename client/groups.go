@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 
 	"github.com/lifeboat-dr/lifeboat/api"
 )
@@ -16,6 +17,7 @@ import (
 type AgentConfig struct {
 	base string
 	hc   *http.Client
+	cert atomic.Pointer[tls.Certificate] // SetCertificate
 }
 
 // NewAgentConfig returns a client of the configuration server at addr
@@ -30,8 +32,19 @@ func NewAgentConfig(addr string, cert tls.Certificate, caPEM []byte) (*AgentConf
 	if err != nil {
 		return nil, fmt.Errorf("config client: ca: %w", err)
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{cert}}
-	return &AgentConfig{base: base, hc: newHTTPClient(cfg)}, nil
+	c := &AgentConfig{base: base}
+	c.cert.Store(&cert)
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return c.cert.Load(), nil }}
+	c.hc = newHTTPClient(cfg)
+	return c, nil
+}
+
+// SetCertificate makes new connections use cert (a renewed certificate)
+// and closes the idle ones.
+func (c *AgentConfig) SetCertificate(cert tls.Certificate) {
+	c.cert.Store(&cert)
+	c.hc.CloseIdleConnections()
 }
 
 // SyncGroup reports where the agent listens for group points and returns

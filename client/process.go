@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
@@ -37,6 +38,8 @@ type Process struct {
 	mu   sync.Mutex // guards base (SetAddr)
 	base string
 	hc   *http.Client
+	// cert is the client certificate of new connections (SetCertificate).
+	cert atomic.Pointer[tls.Certificate]
 }
 
 func (p *Process) url() string {
@@ -56,7 +59,19 @@ func NewProcess(addr string, cert tls.Certificate, caPEM []byte) (*Process, erro
 	if err != nil {
 		return nil, err
 	}
-	return &Process{base: base, hc: newHTTPClient(cfg)}, nil
+	p := &Process{base: base}
+	p.cert.Store(&cert)
+	cfg.Certificates = nil
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return p.cert.Load(), nil }
+	p.hc = newHTTPClient(cfg)
+	return p, nil
+}
+
+// SetCertificate makes new connections use cert (a renewed certificate)
+// and closes the idle ones.
+func (p *Process) SetCertificate(cert tls.Certificate) {
+	p.cert.Store(&cert)
+	p.hc.CloseIdleConnections()
 }
 
 // CloseIdleConnections closes the client's idle connections.

@@ -41,7 +41,12 @@ func TestRegister(t *testing.T) {
 	if st.NextSeq != 0 || st.Applied {
 		t.Errorf("state of a new disk: %+v", st)
 	}
-	// Registering again (a reinstall) issues a new certificate.
+	// Registering again (a reinstall), once the operator approved it
+	// (issue 18: an existing name needs approval), issues a new
+	// certificate.
+	if _, err := servertest.Admin(t, s, dir).Reregister(ctx(t), "web1"); err != nil {
+		t.Fatal(err)
+	}
 	b := servertest.Register(t, s, dir, "web1")
 	if b.Cert.Leaf.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
 		t.Error("second registration gave the same certificate")

@@ -16,6 +16,7 @@ func (s *Server) configHandler() http.Handler {
 	log := s.cfg.Logger.With(httpapi.LogComponent, "config")
 	mux := http.NewServeMux()
 	mux.Handle("POST "+api.PathRegister, httpapi.Handle(log, s.registration.Register))
+	mux.Handle("POST "+api.PathRenew, httpapi.Handle(log, s.registration.Renew))
 	mux.Handle("PUT "+api.PathAgentGroup, httpapi.Handle(log, s.groups.SyncAgent))
 	mux.Handle("POST "+api.PathAgentGroupResult, httpapi.Handle(log, s.groups.AgentResult))
 	mux.Handle("POST "+api.PathServerJoin, httpapi.Handle(log, s.servers.Join))
@@ -66,6 +67,8 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathServers, s.servers.List)
 	admin("POST "+api.PathMove, s.servers.MoveMachine)
 	admin("GET "+api.PathServer, s.servers.Info)
+	admin("POST "+api.PathReregister, s.identities.Reregister)
+	admin("POST "+api.PathRevoke, s.identities.Revoke)
 	mux.Handle("/", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
 	}))

@@ -100,7 +100,7 @@ func TestRestartCorruptCacheNotApplied(t *testing.T) {
 
 	e.failApply = false
 	e.open()
-	a = e.agent("web1")
+	a = servertest.Reconnect(t, e.srv, a)
 	adm := servertest.Admin(t, e.srv, e.dir)
 	var problems []string
 	servertest.WaitFor(t, "the apply of the damaged segment to fail", func() bool {

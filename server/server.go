@@ -205,6 +205,7 @@ type Server struct {
 	log      *slog.Logger
 	ca       *pki.CA
 	pass     string
+	revoked  *pki.Revocations // the revocation list (docs/security.md)
 	cert     tls.Certificate
 	store    store.Store
 	ownStore bool
@@ -224,8 +225,9 @@ type Server struct {
 	failovers    *configsrv.Failovers // failover and commit
 	drills       *configsrv.Drills    // boot tests, drills, kept VMs
 	registration *configsrv.Registration
-	servers      *configsrv.Servers // scale-out coordination
-	status       *configsrv.Status  // the machines' status view
+	servers      *configsrv.Servers    // scale-out coordination
+	status       *configsrv.Status     // the machines' status view
+	identities   *configsrv.Identities // reregister, revoke
 	pruner       *process.Pruner
 
 	proc     *process.Role              // nil unless the process role runs
@@ -331,6 +333,10 @@ func Open(cfg Config) (*Server, error) {
 		s.log.Warn("target storage without reflink", "store", filepath.Join(dir, StoreDir), "warning", note)
 	}
 	s.tokens = configsrv.NewTokens(dir, cfg.Logger)
+	if s.revoked, err = pki.OpenRevocations(dir); err != nil {
+		return nil, err
+	}
+	s.identities = configsrv.NewIdentities(cfgMachines{s}, s.revoked, cfg.Logger)
 	s.plans = configsrv.NewPlans(dir, cfgMachines{s}, cfg.Logger)
 	s.groups = configsrv.NewGroups(dir, cfgMachines{s}, s.ca, cfg.Logger)
 	s.policies = configsrv.NewPolicies(cfgMachines{s}, cfg.Logger)
@@ -350,6 +356,8 @@ func Open(cfg Config) (*Server, error) {
 	}
 	s.status = configsrv.NewStatus(configsrv.StatusOptions{CacheDir: filepath.Join(dir, CacheDir), Machines: statusMachines{s},
 		Store: s.store, Alerts: s.alerts, Servers: servers})
+	s.registration.Limit.OnBurst = s.alerts.RegistrationBurst
+	s.registration.Revoked = s.revoked
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -364,7 +372,7 @@ func Open(cfg Config) (*Server, error) {
 	}()
 	if cfg.Roles.Process {
 		if s.proc, err = process.New(process.Options{CacheDir: filepath.Join(dir, CacheDir), Store: s.store, Machines: procMachines{s},
-			Log: cfg.Logger, MaxSegmentBytes: cfg.MaxSegmentBytes, HashesWait: cfg.HashesWait, RetryMax: cfg.RetryMax}); err != nil {
+			Log: cfg.Logger, MaxSegmentBytes: cfg.MaxSegmentBytes, HashesWait: cfg.HashesWait, RetryMax: cfg.RetryMax, Events: s.alerts}); err != nil {
 			return nil, err
 		}
 	}
@@ -425,6 +433,8 @@ func (s *Server) listen() error {
 			Certificates: []tls.Certificate{s.cert},
 			ClientAuth:   tls.RequireAndVerifyClientCert,
 			ClientCAs:    s.ca.Pool(),
+			// A revoked certificate fails the handshake (docs/security.md).
+			VerifyConnection: s.revoked.VerifyConnection,
 		}
 		ln, err := net.Listen("tcp", s.cfg.ListenAddr)
 		if err != nil {
@@ -441,14 +451,10 @@ func (s *Server) listen() error {
 		s.serve("process", s.procSrv, ln)
 	}
 	if s.cfg.Roles.Config {
-		cfg := &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{s.cert},
-			// Registration comes without a certificate; the admin
-			// API checks the one it gets itself, to answer 401/403
-			// with a hint rather than fail the handshake.
-			ClientAuth: tls.RequestClientCert,
-		}
+		// Registration comes without a certificate; the admin API
+		// checks the one it gets itself, to answer 401/403 with a
+		// hint rather than fail the handshake.
+		cfg := pki.APITLSConfig(s.cert, s.revoked)
 		ln, err := net.Listen("tcp", s.cfg.APIAddr)
 		if err != nil {
 			return listenError("config", s.cfg.APIAddr, "--api", err)

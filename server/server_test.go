@@ -279,14 +279,15 @@ func TestDuplicateAndOutOfOrder(t *testing.T) {
 	if n := e.store.calls("web1", "sda", 0); n != 1 {
 		t.Fatalf("segment 0 applied %d times", n)
 	}
-	// A duplicate is acknowledged and ignored, whatever its body.
+	// A duplicate is acknowledged and ignored when it is the segment
+	// accepted; another segment under its number is a conflict (issue
+	// 18: never acknowledge what differs from what was accepted).
 	ack := mustPut(t, a, "sda", 0, s0)
 	if !ack.Duplicate || ack.Acked != 0 {
 		t.Errorf("ack of a duplicate: %+v", ack)
 	}
-	ack = mustPut(t, a, "sda", 0, seg(t, "web1", "sda", 0, 0, 'y'))
-	if !ack.Duplicate {
-		t.Errorf("ack of a duplicate: %+v", ack)
+	if _, err := put(t, a, "sda", 0, seg(t, "web1", "sda", 0, 0, 'y')); !errors.Is(err, api.ErrSegmentConflict) {
+		t.Errorf("a different segment 0: %v, want a segment conflict", err)
 	}
 	// A gap is refused with the expected sequence number.
 	_, err := put(t, a, "sda", 2, seg(t, "web1", "sda", 2, 0, 'z'))
@@ -435,7 +436,7 @@ func TestRestartKeepsNextSeq(t *testing.T) {
 
 	e.failApply = true
 	e.restart(func(c *server.Config) { c.HashesWait = 200 * time.Millisecond })
-	a = e.agent("web1")
+	a = servertest.Reconnect(t, e.srv, a)
 	st, err := a.Process.DiskState(ctx(t), "sda")
 	if err != nil || st.NextSeq != 3 || st.AppliedSeq != 0 || !st.Applied {
 		t.Fatalf("sda after restart: %+v, %v", st, err)
@@ -451,7 +452,7 @@ func TestRestartKeepsNextSeq(t *testing.T) {
 
 	e.failApply = false
 	e.restart()
-	a = e.agent("web1")
+	a = servertest.Reconnect(t, e.srv, a)
 	e.waitApplied(a, "sda", 3)
 	e.waitApplied(a, "sdb", 2)
 	if ps, _ := a.Process.Point(ctx(t), "p1"); !ps.Durable || !ps.Listed {
@@ -467,7 +468,7 @@ func TestRestartKeepsNextSeq(t *testing.T) {
 		}
 	}
 	e.restart()
-	a = e.agent("web1")
+	a = servertest.Reconnect(t, e.srv, a)
 	if st, _ := a.Process.DiskState(ctx(t), "sda"); st.NextSeq != 3 || st.AppliedSeq != 2 {
 		t.Errorf("sda after a restart with an empty cache: %+v", st)
 	}
@@ -494,7 +495,7 @@ func TestRestartAfterCrashLeftovers(t *testing.T) {
 	os.WriteFile(filepath.Join(cache, ".tmp-123.hrl"), raw[:50], 0o600)
 	e.local.Close()
 	e.open()
-	a = e.agent("web1")
+	a = servertest.Reconnect(t, e.srv, a)
 	st, err := a.Process.DiskState(ctx(t), "sda")
 	if err != nil || st.NextSeq != 1 || st.AppliedSeq != 0 {
 		t.Fatalf("state %+v, %v", st, err)

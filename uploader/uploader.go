@@ -35,8 +35,11 @@ type Uploader struct {
 	lastOK    time.Time
 	errSince  time.Time
 	connected bool
-	wake      chan struct{}
-	idle      *sync.Cond
+	// diverged is the segment the server refused as a conflict
+	// (api.ErrSegmentConflict), until Reset.
+	diverged *uint64
+	wake     chan struct{}
+	idle     *sync.Cond
 }
 
 // New returns an uploader of the spool directory dir of a disk. Segments
@@ -114,10 +117,13 @@ const (
 	RefusedMoved     = api.SpoolRefusedMoved     // api.ErrMisdirected, api.ErrMoving
 	RefusedGap       = api.SpoolRefusedGap       // api.ErrSequenceGap: resync needed
 	RefusedCacheFull = api.SpoolRefusedCacheFull // api.ErrCacheFull
+	RefusedConflict  = api.SpoolRefusedConflict  // api.ErrSegmentConflict: divergence
 )
 
 func refusal(err error) string {
 	switch {
+	case errors.Is(err, api.ErrSegmentConflict):
+		return RefusedConflict
 	case errors.Is(err, api.ErrRetired):
 		return RefusedRetired
 	case errors.Is(err, api.ErrMisdirected), errors.Is(err, api.ErrMoving):
@@ -220,6 +226,16 @@ func (u *Uploader) send(ctx context.Context, seq uint64, path string) error {
 	defer cancel()
 	_, err := u.client.PutSegmentFile(sctx, u.disk, seq, path)
 	var ae *api.StatusError
+	if errors.Is(err, api.ErrSegmentConflict) {
+		// Never a success: the server holds another segment under
+		// this number. The agent resyncs the disk (Diverged, Reset).
+		u.mu.Lock()
+		if _, ok := u.sealed[seq]; ok { // not dropped by a Reset meanwhile
+			u.diverged = &seq
+		}
+		u.mu.Unlock()
+		return fmt.Errorf("segment %d: %w", seq, err)
+	}
 	if errors.Is(err, api.ErrSequenceGap) && errors.As(err, &ae) {
 		exp := *ae.Expected
 		if exp > seq {
@@ -252,4 +268,34 @@ func (u *Uploader) send(ctx context.Context, seq uint64, path string) error {
 func isAPIError(err error) bool {
 	var ae *api.StatusError
 	return errors.As(err, &ae)
+}
+
+// Diverged returns the segment the server refused because it holds
+// another one under its sequence number (api.ErrSegmentConflict), until
+// Reset.
+func (u *Uploader) Diverged() (seq uint64, ok bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.diverged == nil {
+		return 0, false
+	}
+	return *u.diverged, true
+}
+
+// Reset drops every segment of the spool (deleting their files) and
+// continues at sequence number next: after a divergence, the agent
+// resyncs the disk against the replica instead of sending them.
+func (u *Uploader) Reset(next uint64) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var first error
+	for seq, path := range u.sealed {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
+			first = fmt.Errorf("drop segment %d: %w", seq, err)
+		}
+		delete(u.sealed, seq)
+	}
+	u.bytes, u.acked, u.diverged, u.lastErr = 0, next, nil, nil
+	u.idle.Broadcast()
+	return first
 }

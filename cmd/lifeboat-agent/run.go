@@ -69,7 +69,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	state := fs.String("state", "", "state directory (identity, spool, local API socket); not on a protected disk")
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "machine name")
-	pinDir := fs.String("pin-dir", "", "bpffs directory of the tracker's pins (default /sys/fs/bpf/lifeboat-NAME)")
+	pinDir := fs.String("pin-dir", "", "bpffs directory of the tracker's pins (default /sys/fs/bpf/lifeboat-NAME, a dotted NAME mapped to a safe form)")
 	pointEvery := fs.Duration("point-interval", time.Minute, "crash-consistent point interval (>= 1s)")
 	spool := fs.Int64("spool-bytes", 1<<30, "bound of the local spool in bytes")
 	appEvery := fs.Duration("app-interval", time.Hour, "app-consistent point interval (negative: only on agentctl bookmark --app-consistent)")
@@ -133,6 +133,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := precheck(o); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
 	server, passFile, disks, state, name, pinDir := &o.server, &o.passFile, o.disks, &o.state, &o.name, &o.pinDir
 	pointEvery, spool, appEvery, scriptsDir, scriptTimeout := &o.pointEvery, &o.spool, &o.appEvery, &o.scriptsDir, &o.scriptTimeout
 	groupListen, groupTimeout, groupFrozenMax := &o.groupListen, &o.groupTimeout, &o.groupFrozenMax
@@ -187,6 +190,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("run: %w", err)
 	}
 	metrics.Attach(a)
+	rn := &renewer{server: *server, idDir: filepath.Join(*state, "identity"), id: id, uses: []interface{ SetCertificate(tls.Certificate) }{proc, conf}, onRenew: a.SetCertificate,
+		log: log.With("component", "identity"), interval: renewEvery}
+	go rn.run(ctx)
 	if *metricsAddr != "" {
 		stop, err := serveMetrics(*metricsAddr, o.metricsExplicit, metrics, log)
 		if err != nil {

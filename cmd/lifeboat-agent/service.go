@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lifeboat-dr/lifeboat/agent"
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
 )
 
@@ -72,7 +73,7 @@ func releaseTracker(file string, out io.Writer) error {
 		fmt.Fprintf(out, "lifeboat-agent: %s: %v; releasing the default pins of %q\n", file, err, name)
 	}
 	if pinDir == "" {
-		pinDir = "/sys/fs/bpf/lifeboat-" + name
+		pinDir = agent.DefaultPinDir(name)
 	}
 	if _, err := os.Stat(pinDir); errors.Is(err, os.ErrNotExist) {
 		return nil

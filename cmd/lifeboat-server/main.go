@@ -25,6 +25,7 @@ Usage:
   lifeboat-server run  --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]
   lifeboat-server install|uninstall|start|stop|restart|status [--config FILE] [--init auto|systemd|sysv]
                      the system service, running 'run --config FILE' (default /etc/lifeboat/server.toml)
+  lifeboat-server admin-cert renew|show --data DIR  renew (revoking the old) or show the admin certificate
   lifeboat-server check-config [--config FILE]      say whether the service can start with FILE
 
 Run 'lifeboat-server COMMAND -h' for the flags of a command.
@@ -67,6 +68,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return sysservice.Run(ctx, "lifeboat-server", func(ctx context.Context) error {
 			return (&RunCommand{main: m}).Run(ctx, args[1:])
 		})
+	case "admin-cert":
+		return (&AdminCertCommand{main: m}).Run(ctx, args[1:])
 	case "install", "uninstall", "start", "stop", "restart", "status", "check-config":
 		return sysservice.Command(args[0], args[1:], m.service(), m.Stdout, m.Stderr)
 	case "-h", "--help", "help":

@@ -146,6 +146,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	log.Info("lifeboat-server running", "roles", r.List(), "api", srv.APIAddr(), "process", srv.ProcessAddr(), "metrics", srv.MetricsAddr())
+	reportEncryption(log, *data, *storeDir)
 	if c.main.Ready != nil {
 		c.main.Ready(srv)
 	}

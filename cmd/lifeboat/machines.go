@@ -15,8 +15,11 @@ type MachinesCommand struct {
 	conn Conn
 }
 
-// Run lists the machines.
+// Run lists the machines (or runs reregister, revoke: identity.go).
 func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
+	if len(args) > 0 && (args[0] == "reregister" || args[0] == "revoke") {
+		return c.identity(ctx, args[0], args[1:])
+	}
 	fs := flag.NewFlagSet("machines", flag.ContinueOnError)
 	fs.SetOutput(c.main.Stderr)
 	c.conn.register(fs, c.main.Getenv)

@@ -100,6 +100,7 @@ type Monitor struct {
 	evaluated time.Time
 	raised    map[string]uint64     // by kind, since start
 	hashes    map[diskKey]time.Time // last hashes request of a disk
+	noted     map[alertKey]noted    // event alerts (events.go)
 }
 
 type alertKey struct{ alert, machine, disk string }
@@ -298,6 +299,7 @@ func (s *Monitor) alertConditions(ctx context.Context, now time.Time) ([]api.Ale
 	}
 	out = append(out, drillConditions(cfg.Drills, now)...)
 	s.amu.Lock()
+	out = append(out, s.notedConditions(now)...)
 	for k, t := range s.hashes {
 		if age := now.Sub(t); age <= cfg.ResyncWindow {
 			out = append(out, api.Alert{Alert: api.AlertResync, Machine: k.machine, Disk: k.disk, Severity: api.SeverityWarning,

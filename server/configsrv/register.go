@@ -23,7 +23,8 @@ type Issuer interface {
 // RegisterMachines is what a registration needs of the machines: their
 // records and the process server a machine is assigned to.
 type RegisterMachines interface {
-	Update(name string, f func(m *machines.Record)) error
+	UpdateErr(name string, f func(m *machines.Record) error) error
+	Get(name string) (machines.Record, bool)
 	// AssignProcessServer returns the process server to give the agent
 	// that registers m through r, and the id to record as assigned.
 	AssignProcessServer(r *http.Request, m string) (addr, id string, err error)
@@ -39,6 +40,10 @@ type Registration struct {
 	tokens *Tokens
 	m      RegisterMachines
 	log    *slog.Logger
+	// Limit slows down wrong proofs per source address (limiter.go).
+	Limit *Limiter
+	// Revoked, when set, gets the certificate a registration replaces.
+	Revoked *pki.Revocations
 }
 
 // NewRegistration returns the registration handler: ca issues the
@@ -48,7 +53,7 @@ func NewRegistration(ca Issuer, caPEM []byte, pass string, tokens *Tokens, m Reg
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Registration{ca: ca, caPEM: caPEM, pass: pass, tokens: tokens, m: m, log: log}
+	return &Registration{ca: ca, caPEM: caPEM, pass: pass, tokens: tokens, m: m, log: log, Limit: NewLimiter()}
 }
 
 // Register handles POST /v1/register (docs/protocol.md).
@@ -67,13 +72,20 @@ func (s *Registration) Register(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusBadRequest, "nonce is not 32 bytes of hex", "see docs/protocol.md for the registration request")
 	}
 	log := s.log.With(httpapi.LogComponent, "config", httpapi.LogMachine, req.Name, httpapi.LogRemote, r.RemoteAddr)
+	src := Source(r)
+	if err := s.Limit.Allow(w, src); err != nil {
+		log.Warn("registration refused: too many failures from this address")
+		return err
+	}
 	if req.TokenID == "" {
 		if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(s.pass, req.Name, req.Nonce, req.CSR)) {
+			s.Limit.Failed(src)
 			log.Warn("registration refused: wrong passphrase proof")
 			return httpapi.Errorf(http.StatusUnauthorized, "wrong passphrase",
 				"the agent's passphrase file must hold the line in the server's DATA/passphrase")
 		}
-		cert, proc, err := s.registerMachine(r, req, log)
+		s.Limit.Succeeded(src)
+		cert, proc, err := s.registerMachine(r, req, false, log)
 		if err != nil {
 			return err
 		}
@@ -83,11 +95,11 @@ func (s *Registration) Register(w http.ResponseWriter, r *http.Request) error {
 	// A one-time token: its secret keys both proofs, and it is used up
 	// only by a registration that succeeds.
 	var ans api.RegisterResponse
-	err := s.tokens.Use(strings.ToLower(req.TokenID), req.Name, time.Now(), func(secret string) error {
+	err := s.tokens.Use(strings.ToLower(req.TokenID), req.Name, time.Now(), func(secret string, forName bool) error {
 		if !api.ProofEqual(req.PassphraseProof, api.RegisterProof(secret, req.Name, req.Nonce, req.CSR)) {
 			return ErrTokenUnknown // the same answer as an unknown token: nothing to probe
 		}
-		cert, proc, err := s.registerMachine(r, req, log)
+		cert, proc, err := s.registerMachine(r, req, forName, log)
 		if err != nil {
 			return err
 		}
@@ -95,12 +107,14 @@ func (s *Registration) Register(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	})
 	if errors.Is(err, ErrTokenUnknown) {
+		s.Limit.Failed(src)
 		log.Warn("registration refused: bad token", "token_id", req.TokenID)
 		return httpapi.Errorf(http.StatusUnauthorized, ErrTokenUnknown.Error(), TokenHint)
 	}
 	if err != nil {
 		return err
 	}
+	s.Limit.Succeeded(src)
 	log.Info("registration token used", "token_id", req.TokenID)
 	httpapi.WriteJSON(w, http.StatusOK, ans)
 	return nil
@@ -119,8 +133,16 @@ func (s *Registration) registerAnswer(certPEM []byte, proc, nonce, key string) a
 
 // registerMachine issues the certificate of a machine whose proof was
 // checked and records the registration; it returns the certificate (PEM)
-// and the process server to give the agent.
-func (s *Registration) registerMachine(r *http.Request, req api.RegisterRequest, log *slog.Logger) (certPEM []byte, proc string, err error) {
+// and the process server to give the agent. An existing name needs
+// approval (approveRegistration); tokenForName says the proof was a token
+// issued for this name.
+func (s *Registration) registerMachine(r *http.Request, req api.RegisterRequest, tokenForName bool, log *slog.Logger) (certPEM []byte, proc string, err error) {
+	if rec, ok := s.m.Get(req.Name); ok {
+		if err := approveRegistration(&rec, req.Name, tokenForName, time.Now()); err != nil {
+			log.Warn("registration refused: the name is registered and no approval was given")
+			return nil, "", err
+		}
+	}
 	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
 	if err != nil {
 		return nil, "", &httpapi.Error{Status: http.StatusBadRequest, Msg: "bad csr: " + err.Error(), Remedy: "send one PEM CERTIFICATE REQUEST signed with the agent's key", Err: err}
@@ -139,7 +161,20 @@ func (s *Registration) registerMachine(r *http.Request, req api.RegisterRequest,
 	}
 	now := time.Now().UTC()
 	reprotected := false
-	if err := s.m.Update(req.Name, func(m *machines.Record) {
+	var replaced string
+	if err := s.m.UpdateErr(req.Name, func(m *machines.Record) error {
+		// Checked again under the record's lock: one approval, one
+		// registration.
+		if err := approveRegistration(m, req.Name, tokenForName, now); err != nil {
+			return err
+		}
+		if m.Registered != nil && m.Serial != "" {
+			// A registration again: the certificate it replaces is
+			// refused from now on, and so is any older one.
+			replaced = m.Serial
+			m.SerialOnly = true
+		}
+		m.Revoked = nil
 		m.Registered = &now
 		m.Serial = cert.SerialNumber.Text(16)
 		m.Assigned = assigned
@@ -150,6 +185,10 @@ func (s *Registration) registerMachine(r *http.Request, req api.RegisterRequest,
 			m.Failback, m.FailedBack = nil, nil
 			reprotected = true
 		}
+		if replaced != "" && s.Revoked != nil {
+			return s.Revoked.Revoke(pki.Revoked{Serial: replaced, Name: req.Name, Time: now, Reason: "replaced by a new registration"})
+		}
+		return nil
 	}); err != nil {
 		return nil, "", err
 	}

@@ -155,10 +155,12 @@ func (ts *Tokens) revoke(id string, now time.Time) (api.Token, bool, error) {
 var ErrTokenUnknown = errors.New("registration token unknown, already used, revoked or expired")
 
 // Use runs f with the secret of a live token meant for machine, and
-// removes the token (durably) if f succeeds: a token registers at most
-// one machine once. The lock is held throughout, so two registrations
-// racing with one token cannot both succeed.
-func (ts *Tokens) Use(id, machine string, now time.Time, f func(secret string) error) error {
+// whether it was issued for that very name (an operator's approval to
+// register an existing name again), and removes the token (durably) if f
+// succeeds: a token registers at most one machine once. The lock is held
+// throughout, so two registrations racing with one token cannot both
+// succeed.
+func (ts *Tokens) Use(id, machine string, now time.Time, f func(secret string, forName bool) error) error {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if err := ts.loadLocked(); err != nil {
@@ -172,7 +174,7 @@ func (ts *Tokens) Use(id, machine string, now time.Time, f func(secret string) e
 		return &httpapi.Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("registration token %s is for machine %q, not %q", id, t.Machine, machine),
 			Remedy: "set the agent's --name to the machine the token was issued for, or issue a token for this name"}
 	}
-	if err := f(t.Secret); err != nil {
+	if err := f(t.Secret, t.Machine == machine); err != nil {
 		return err
 	}
 	delete(ts.m, id)

@@ -42,6 +42,11 @@ type Record struct {
 	// with every move.
 	Assigned string `json:"assigned,omitempty"`
 	Epoch    uint64 `json:"epoch,omitempty"`
+	// Reregister is until when the operator allows the machine's name to
+	// be registered again ('lifeboat machines reregister'); Revoked is
+	// when its certificates were revoked (docs/security.md).
+	Reregister *time.Time `json:"reregister,omitempty"`
+	Revoked    *time.Time `json:"revoked,omitempty"`
 
 	// LastSeen is the last request of the machine (in memory only).
 	LastSeen time.Time `json:"-"`

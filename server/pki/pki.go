@@ -39,6 +39,10 @@ const (
 const (
 	CAValidity      = 10 * 365 * 24 * time.Hour
 	MachineValidity = 365 * 24 * time.Hour
+	// AdminValidity is the administrator's certificate's: shorter than
+	// the CA's, renewed with 'lifeboat-server admin-cert renew'
+	// (docs/security.md).
+	AdminValidity = 90 * 24 * time.Hour
 )
 
 // AdminName is the CommonName of the administrator's certificate.
@@ -102,7 +106,7 @@ func Init(dir string, o Options) error {
 	if err != nil {
 		return err
 	}
-	admCert, err := ca.issueLeaf(AdminName, admKey.Public(), []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, ca.Cert.NotAfter, now)
+	admCert, err := ca.issueAdmin(admKey, now)
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,11 @@ type diskState struct {
 	// stop ends the applier (the machine moved to another process
 	// server: Release).
 	stop context.CancelFunc
+	// digests are the SHA-256 of the newest acknowledged segments, by
+	// sequence number (digest.go), under mu; digestRecords counts the
+	// records of the digest log, under commit.
+	digests       map[uint64][32]byte
+	digestRecords int
 }
 
 func (d *diskState) segPath(seq uint64) string {
@@ -132,7 +137,10 @@ func (d *diskState) load(ctx context.Context) error {
 		next++
 	}
 	d.next, d.applied = next, applied
-	return d.loadCuts()
+	if err := d.loadCuts(); err != nil {
+		return err
+	}
+	return d.loadDigests()
 }
 
 // loadCuts reads the cut log, keeping the cuts of acknowledged segments.

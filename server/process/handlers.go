@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -110,28 +111,40 @@ func (p *Role) putSegment(w http.ResponseWriter, r *http.Request, machine string
 	if err != nil {
 		return err
 	}
-	// Answer duplicates and gaps before reading the body (with
-	// "Expect: 100-continue" the agent does not even send it).
-	if ack, err := d.checkSeq(seq); ack != nil || err != nil {
-		if ack != nil {
-			httpapi.WriteJSON(w, http.StatusOK, ack)
-		}
-		return err
-	}
 	max := p.maxSegment
 	if r.ContentLength > max {
 		return tooLarge(r.ContentLength, max)
 	}
-	tmp, m, verr, err := d.receive(w, r, max)
+	// Answer gaps before reading the body (with "Expect: 100-continue"
+	// the agent does not even send it). A duplicate is acknowledged only
+	// when its body is the segment accepted (digest.go).
+	if ack, err := d.checkSeq(seq); ack != nil || err != nil {
+		if err != nil {
+			return err
+		}
+		sum, err := duplicateBody(w, r, max)
+		if err != nil {
+			return err
+		}
+		if ack, err = d.checkDuplicate(seq, sum); err != nil {
+			return err
+		}
+		httpapi.WriteJSON(w, http.StatusOK, ack)
+		return nil
+	}
+	h := sha256.New()
+	tmp, m, verr, err := d.receive(w, r, max, h)
 	if tmp != "" {
 		defer os.Remove(tmp)
 	}
 	if err != nil {
 		return err
 	}
-	h := m.Header
-	if h.Machine != "" && h.Machine != machine {
-		return httpapi.Errorf(http.StatusForbidden, fmt.Sprintf("segment of machine %q, but the certificate is %q's", h.Machine, machine),
+	var sum [sha256.Size]byte
+	copy(sum[:], h.Sum(nil))
+	hd := m.Header
+	if hd.Machine != "" && hd.Machine != machine {
+		return httpapi.Errorf(http.StatusForbidden, fmt.Sprintf("segment of machine %q, but the certificate is %q's", hd.Machine, machine),
 			"an agent may only send its own machine's segments: check the agent's --name and its certificate")
 	}
 	if verr != nil {
@@ -145,13 +158,13 @@ func (p *Role) putSegment(w http.ResponseWriter, r *http.Request, machine string
 	if !m.Summary.Complete {
 		return httpapi.Errorf(http.StatusBadRequest, "segment has no trailer", "send only sealed segments")
 	}
-	if h.Disk != disk {
-		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("segment of disk %q sent as disk %q", h.Disk, disk), "send each segment to the URL of the disk its header names")
+	if hd.Disk != disk {
+		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("segment of disk %q sent as disk %q", hd.Disk, disk), "send each segment to the URL of the disk its header names")
 	}
-	if h.Seq != seq {
-		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("segment %d sent as segment %d", h.Seq, seq), "send each segment to the URL of the sequence number its header holds")
+	if hd.Seq != seq {
+		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("segment %d sent as segment %d", hd.Seq, seq), "send each segment to the URL of the sequence number its header holds")
 	}
-	ack, err := d.commitSegment(seq, tmp, m)
+	ack, err := d.commitSegment(seq, tmp, m, sum)
 	if err != nil {
 		return err
 	}
@@ -199,20 +212,26 @@ func storageError(what string, err error) error {
 }
 
 // commitSegment makes a verified temporary segment the durable segment
-// seq: cut log, rename, fsync of the directory. Only then is seq
-// acknowledged.
-func (d *diskState) commitSegment(seq uint64, tmp string, m *hrlfmt.Map) (*api.SegmentAck, error) {
+// seq: cut log, digest log, rename, fsync of the directory. Only then is
+// seq acknowledged. sum is the segment's SHA-256.
+func (d *diskState) commitSegment(seq uint64, tmp string, m *hrlfmt.Map, sum [32]byte) (*api.SegmentAck, error) {
 	cuts := m.Summary.Cuts
 	d.commit.Lock()
 	defer d.commit.Unlock()
 	if ack, err := d.checkSeq(seq); ack != nil || err != nil {
-		return ack, err // another upload of seq won the race
+		if err != nil {
+			return nil, err
+		}
+		return d.checkDuplicate(seq, sum) // another upload of seq won the race
 	}
 	if err := d.p.machines.CheckAssigned(d.machine); err != nil {
 		return nil, err // a move began: never acknowledge what the drain missed
 	}
 	if err := d.appendCuts(seq, cuts); err != nil {
 		return nil, storageError("write cut log", err)
+	}
+	if err := d.appendDigest(seq, sum); err != nil {
+		return nil, storageError("write digest log", err)
 	}
 	fi, err := os.Stat(tmp)
 	if err != nil {
@@ -230,6 +249,7 @@ func (d *diskState) commitSegment(seq uint64, tmp string, m *hrlfmt.Map) (*api.S
 	keep := d.reserveMap(m)
 	d.mu.Lock()
 	d.next = seq + 1
+	d.keepDigest(seq, sum)
 	d.keepMap(seq, segMap{m: m, fi: fi}, keep)
 	for _, c := range cuts {
 		if _, dup := d.cuts[c.PointID]; !dup {

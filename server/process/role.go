@@ -63,6 +63,15 @@ type Options struct {
 	// RetryMax caps the backoff of a failing Apply; 0 means
 	// DefaultRetryMax.
 	RetryMax time.Duration
+	// Events hears of what the operator must know (alerts); nil: none.
+	Events Events
+}
+
+// Events is told of conditions that raise an alert (server/alerts).
+type Events interface {
+	// SegmentConflict: a different segment was sent under the accepted
+	// sequence number seq of a disk.
+	SegmentConflict(machine, disk string, seq uint64)
 }
 
 // Role is the process role: the durable cache of received segments and
@@ -75,6 +84,7 @@ type Role struct {
 	maxSegment int64
 	hashesWait time.Duration
 	retryMax   time.Duration
+	events     Events
 
 	ctx    context.Context // of the appliers
 	cancel context.CancelFunc
@@ -105,7 +115,7 @@ func New(o Options) (*Role, error) {
 		o.Log = slog.Default()
 	}
 	p := &Role{dir: o.CacheDir, store: o.Store, machines: o.Machines, log: o.Log,
-		maxSegment: o.MaxSegmentBytes, hashesWait: o.HashesWait, retryMax: o.RetryMax,
+		maxSegment: o.MaxSegmentBytes, hashesWait: o.HashesWait, retryMax: o.RetryMax, events: o.Events,
 		disks: make(map[diskKey]*diskState)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if err := p.recoverCache(); err != nil {
@@ -198,6 +208,7 @@ func (p *Role) disk(machine, name string) (*diskState, error) {
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		maps:    make(map[uint64]segMap),
+		digests: make(map[uint64][32]byte),
 	}
 	if err := d.load(p.ctx); err != nil {
 		return nil, fmt.Errorf("load disk %s/%s: %w", machine, name, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"os"
@@ -117,8 +118,9 @@ func (d *diskState) applySegment(ctx context.Context, seq uint64) error {
 // segment is good. It returns the file's path (also with an error once it
 // exists), the segment's map, and the segment's own error (a
 // *hrlfmt.FormatError, for the caller to answer) apart from the errors of
-// the upload and of the server's disk.
-func (d *diskState) receive(w http.ResponseWriter, r *http.Request, max int64) (tmp string, m *hrlfmt.Map, verr, err error) {
+// the upload and of the server's disk. Every byte of the body is written
+// to sum too.
+func (d *diskState) receive(w http.ResponseWriter, r *http.Request, max int64, sum hash.Hash) (tmp string, m *hrlfmt.Map, verr, err error) {
 	f, err := os.CreateTemp(d.dir, tmpPrefix+"*.hrl")
 	if err != nil {
 		return "", nil, nil, storageError("create cache file", err)
@@ -126,7 +128,7 @@ func (d *diskState) receive(w http.ResponseWriter, r *http.Request, max int64) (
 	tmp = f.Name()
 	body := &errReader{r: http.MaxBytesReader(w, r.Body, max)}
 	out := &errWriter{w: f}
-	m, verr = hrlfmt.Scan(io.TeeReader(body, out))
+	m, verr = hrlfmt.Scan(io.TeeReader(io.TeeReader(body, sum), out))
 	if verr != nil {
 		// Read the rest (bounded by max), so that the agent gets the
 		// answer and not a connection reset while it is still sending.

@@ -199,3 +199,19 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Reconnect returns the machine a with a process client of s, keeping its
+// certificate: after a restart of the server on the same data directory,
+// whose listeners have new addresses. (Registering the name again would
+// need the operator's approval.)
+func Reconnect(t testing.TB, s *server.Server, a *Agent) *Agent {
+	t.Helper()
+	p, err := client.NewProcess(s.ProcessAddr(), a.Cert, a.CAPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.CloseIdleConnections)
+	b := *a
+	b.Process, b.Addr = p, s.ProcessAddr()
+	return &b
+}

@@ -1,0 +1,102 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+)
+
+// conflictServer holds another segment 0 of every disk, and 5 segments.
+type conflictServer struct{ fakeServer }
+
+func (conflictServer) PutSegmentFile(_ context.Context, _ string, seq uint64, _ string) (api.SegmentAck, error) {
+	return api.SegmentAck{}, &api.StatusError{Status: http.StatusConflict, Code: api.CodeSegmentConflict,
+		Message: "segment conflicts with the one accepted", Remedy: "resync"}
+}
+
+func (conflictServer) DiskState(context.Context, string) (api.DiskState, error) {
+	return api.DiskState{NextSeq: 5, Applied: true, AppliedSeq: 4}, nil
+}
+
+// A segment the server refuses as a conflict makes the agent drop its
+// spool, continue after the server's segments and resync the disk, with
+// a problem naming the segment (issue 18, item 1).
+func TestConflictResyncsTheDisk(t *testing.T) {
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "sda")
+	if err := os.WriteFile(disk, make([]byte, testDiskSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFakeTracker(&trace{})
+	a, err := New(Config{Machine: "m1", Disks: []string{disk}, StateDir: filepath.Join(dir, "state"), Client: conflictServer{},
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		platform: &fakePlatform{tr: ft, dirtySet: map[string]bool{}}, freezer: &fakeFreezer{trace: &trace{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.consumerWG.Add(1)
+	go a.consume()
+	t.Cleanup(func() {
+		if err := a.stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	d := a.disks[0]
+	first := d.nextSeq // where the new state directory continues: the server's 5
+	if err := d.w.WriteData(0, 1, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.w.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	d.up.Run(ctx)
+	cancel()
+	seq, ok := d.up.Diverged()
+	if !ok || seq != first {
+		t.Fatalf("Diverged() = %d, %v; want %d, true", seq, ok, first)
+	}
+	if d.up.Status().NextSeq == first+1 {
+		t.Fatal("the conflicting segment counts as acknowledged")
+	}
+	if err := a.checkDivergence(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.up.Diverged(); ok {
+		t.Error("still diverged after the resync began")
+	}
+	if d.state != StateResync || d.nextSeq != 5 || a.rounds.Pending(d.name) != d.size {
+		t.Errorf("state %s, next %d, pending %d; want a resync of the whole disk from segment 5", d.state, d.nextSeq, a.rounds.Pending(d.name))
+	}
+	if paths, _ := filepath.Glob(filepath.Join(d.spoolDir, "*.hrl")); len(paths) != 0 {
+		t.Errorf("spool after the divergence: %v", paths)
+	}
+	if err := d.w.WriteData(0, 2, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.w.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(d.spoolDir, hrlfmt.SegmentName(5))); err != nil {
+		t.Errorf("the journal does not continue at the server's next segment: %v", err)
+	}
+	st := a.Status()
+	found := false
+	for _, p := range st.Problems {
+		if p.Code == ProblemDiverged && strings.Contains(p.What, "segment "+itoa(first)) && p.Remedy != "" {
+			found = true
+		}
+	}
+	if !found || st.Healthy {
+		t.Errorf("status %+v: want a %q problem naming segment %d", st.Problems, ProblemDiverged, first)
+	}
+}

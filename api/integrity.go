@@ -1,0 +1,81 @@
+package api
+
+import (
+	"errors"
+	"time"
+)
+
+// Integrity of what a machine sends (docs/security.md, docs/protocol.md).
+
+// CodeSegmentConflict is the Code of a 409 answer to a segment upload
+// under a sequence number the server has already accepted with other
+// content: the replica may hold data the agent did not send.
+const CodeSegmentConflict = "segment-conflict"
+
+// ErrSegmentConflict: a segment differs from the one the server accepted
+// under its sequence number (409 with code "segment-conflict"). It is a
+// divergence, never a success: the agent resyncs the disk.
+var ErrSegmentConflict = errors.New("segment conflicts with the one accepted")
+
+// Alert kinds of integrity and security (Alert.Alert).
+const (
+	// AlertSegmentConflict: a machine sent a segment that differs from
+	// the one accepted under its sequence number; the message names the
+	// disk and the sequence number.
+	AlertSegmentConflict = "segment-conflict"
+	// AlertRegistrationBurst: many failed registration attempts came
+	// from one source address.
+	AlertRegistrationBurst = "registration-burst"
+)
+
+// SpoolRefusedConflict is the SpoolStatus.Refused of a segment the process
+// server refused as a conflict (ErrSegmentConflict).
+const SpoolRefusedConflict = "conflict"
+
+// AgentProblemDiverged: the process server holds another segment under a
+// sequence number of a disk; the agent resyncs the disk.
+const AgentProblemDiverged = "diverged"
+
+// ErrRateLimited: too many failed attempts from this address; retry after
+// the answer's Retry-After (429).
+var ErrRateLimited = errors.New("too many failed attempts")
+
+// Paths of the admin API for machine identities (docs/protocol.md).
+const (
+	// PathReregister allows a machine's name to be registered again.
+	PathReregister = "/v1/machines/{m}/reregister"
+	// PathRevoke revokes every certificate of a machine.
+	PathRevoke = "/v1/machines/{m}/revoke"
+)
+
+// ReregisterWindow is how long an operator's approval to register a
+// machine's name again lasts.
+const ReregisterWindow = 24 * time.Hour
+
+// ReregisterAnswer is the answer to POST PathReregister.
+type ReregisterAnswer struct {
+	Machine string    `json:"machine"`
+	Until   time.Time `json:"until"`
+}
+
+// RevokeAnswer is the answer to POST PathRevoke.
+type RevokeAnswer struct {
+	Machine string    `json:"machine"`
+	Serials []string  `json:"serials"`
+	Revoked time.Time `json:"revoked"`
+}
+
+// PathRenew is where a machine renews its certificate, authenticated by
+// the certificate it renews (configuration role, docs/security.md).
+const PathRenew = "/v1/renew"
+
+// RenewRequest is the body of POST PathRenew: a CSR for the new key.
+type RenewRequest struct {
+	CSR string `json:"csr"`
+}
+
+// RenewResponse is the answer: the new certificate (PEM). The one that
+// renewed is revoked.
+type RenewResponse struct {
+	Certificate string `json:"certificate"`
+}
