@@ -179,6 +179,9 @@ type fakeServer struct{}
 func (fakeServer) PutSegmentFile(context.Context, string, uint64, string) (api.SegmentAck, error) {
 	return api.SegmentAck{}, nil
 }
+func (fakeServer) PutSegment(context.Context, string, uint64, io.Reader, int64) (api.SegmentAck, error) {
+	return api.SegmentAck{}, nil
+}
 func (fakeServer) SetMachine(context.Context, []api.DiskSpec) (api.Machine, error) {
 	return api.Machine{}, nil
 }
@@ -222,7 +225,8 @@ func newTestAgent(t *testing.T, n int) *testAgent {
 		}
 		ta.files = append(ta.files, p)
 	}
-	cfg := Config{Machine: "m1", Disks: ta.files, StateDir: filepath.Join(dir, "state"), Client: fakeServer{},
+	// These tests read the journal from the spool's files.
+	cfg := Config{Machine: "m1", Disks: ta.files, StateDir: filepath.Join(dir, "state"), Client: fakeServer{}, SpoolBytes: 1 << 30,
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		platform: &fakePlatform{tr: ft, dirtySet: map[string]bool{}}, freezer: ta.fz}
 	a, err := New(cfg)
