@@ -682,6 +682,15 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 	}
 	a.checkGaps()
 	spool, full := a.checkSpool()
+	if full && a.cfg.SpoolBytes == 0 {
+		// Nothing joins the open segments while the memory is full: send
+		// them now rather than at their age.
+		for _, d := range a.disks {
+			if err := d.w.Rotate(); err != nil {
+				return false, fmt.Errorf("journal of %s: %w", d.name, err)
+			}
+		}
+	}
 	backlog, err := a.readChanges(ctx, spool, full)
 	if err != nil {
 		return false, err
