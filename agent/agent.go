@@ -196,7 +196,7 @@ type Agent struct {
 	cutErr    string
 	spoolFull bool      // metadata mode: the spool or memory backlog is full
 	modeSince time.Time // when spoolFull last changed
-	readGen   uint64 // generation the reads of this round belong to
+	readGen   uint64    // generation the reads of this round belong to
 	// cutSeen is one more than the generation of the last cut event the
 	// consumer has processed: every change of a lower generation has been
 	// observed (waitObserved).
