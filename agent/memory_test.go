@@ -294,3 +294,43 @@ func (ta *testAgent) gen() uint64 {
 	defer ta.tr.mu.Unlock()
 	return ta.tr.gen
 }
+
+// TestPointWaitsForBacklog: a point asked for while more is pending than
+// rounds read (here 8 rounds' worth, MaxRounds 2) is not failed as "did
+// not converge": the rounds read the backlog and the point is cut once
+// one has read everything, holding every change.
+func TestPointWaitsForBacklog(t *testing.T) {
+	ta := newTestAgentWith(t, 1, func(c *Config) { c.RoundBytes, c.MaxRounds = 16<<10, 2 })
+	for i := 0; i < 40 && ta.lastPoint.ID == ""; i++ {
+		ta.pointDue = time.Time{}
+		ta.round(t)
+	}
+	ta.rewrite(t, 0, 0, 128<<10, 0)
+	changed := ta.gen()
+	req := &pointRequest{at: time.Now(), resp: make(chan pointResult, 1)}
+	ta.waiting = append(ta.waiting, req)
+	var r pointResult
+	answered := false
+	for i := 0; i < 20 && !answered; i++ {
+		ta.round(t)
+		select {
+		case r = <-req.resp:
+			answered = true
+		default:
+		}
+	}
+	if !answered {
+		t.Fatalf("point not answered after 20 rounds (pending %d)", ta.Status().Disks[0].PendingBytes)
+	}
+	if r.err != nil {
+		t.Fatalf("point failed: %v", r.err)
+	}
+	if r.p.Gen < changed {
+		t.Fatalf("point %+v before the changes of generation %d", r.p, changed)
+	}
+	img, ok := imageAt(ta.journal(t, 0), testDiskSize, r.p.Gen)
+	if !ok {
+		t.Fatalf("no CUT of generation %d", r.p.Gen)
+	}
+	sameImage(t, "point after the backlog", img, fileContent(t, ta.files[0]))
+}
