@@ -50,11 +50,11 @@ type Config struct {
 	// journal bytes on its host (memory.go).
 	SpoolBytes int64
 	// MemoryBytes bounds the segments held in memory without a spool
-	// (default 32 MiB): beyond it the agent tracks changed regions only
+	// (default 16 MiB): beyond it the agent tracks changed regions only
 	// (metadata mode) and reads them once the server has caught up.
 	MemoryBytes int64
 	// SegmentBytes and SegmentAge bound a journal segment (16 MiB with a
-	// spool, 8 MiB without; 1 s).
+	// spool, a quarter of MemoryBytes without, 1 to 8 MiB; 1 s).
 	SegmentBytes int64
 	SegmentAge   time.Duration
 	// MaxRounds bounds the rounds a point may take to converge (20).
@@ -118,7 +118,7 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("agent: negative spool (%d) or memory (%d) bound", c.SpoolBytes, c.MemoryBytes)
 	}
 	if c.MemoryBytes == 0 {
-		c.MemoryBytes = 32 << 20
+		c.MemoryBytes = 16 << 20
 	}
 	if c.SegmentBytes == 0 {
 		c.SegmentBytes = 16 << 20

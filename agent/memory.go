@@ -33,16 +33,21 @@ import (
 // trailer) lands in it without growing the buffer.
 const segmentSlack = maxRead + 4<<10
 
-// segmentPool keeps the buffers of acknowledged segments for reuse.
+// segmentPool keeps the buffers of segments for reuse. They are mapped
+// outside Go's heap (newReadBuf), a bounded number of them: the agent's
+// memory is what its segments hold, not twice that as the garbage
+// collector's headroom would make it, and the pages of a buffer beyond the
+// first free one go back to the system.
 type segmentPool struct {
-	mu   sync.Mutex
-	free [][]byte
-	size int // capacity of a buffer
-	keep int // buffers kept at most
+	mu     sync.Mutex
+	free   [][]byte
+	size   int // capacity of a buffer
+	mapped int // buffers mapped so far
+	most   int // buffers mapped at most; beyond, segments use the heap
 }
 
 func newSegmentPool(segmentBytes, memoryBytes int64) *segmentPool {
-	return &segmentPool{size: int(segmentBytes) + segmentSlack, keep: int(max(1, memoryBytes/segmentBytes))}
+	return &segmentPool{size: int(segmentBytes) + segmentSlack, most: int(max(1, memoryBytes/segmentBytes)) + 2}
 }
 
 // get returns an empty buffer for a new segment.
@@ -54,16 +59,28 @@ func (p *segmentPool) get() []byte {
 		p.free = p.free[:n-1]
 		return b[:0]
 	}
-	return make([]byte, 0, p.size)
+	if p.mapped < p.most {
+		if b, err := newReadBuf(p.size); err == nil {
+			p.mapped++
+			return b[:0]
+		}
+	}
+	return nil // the segment grows on the heap
 }
 
-// put gives back the buffer of an acknowledged segment.
+// put gives back the buffer of an acknowledged segment; one the pool did
+// not map (it grew on the heap) is left to the garbage collector.
 func (p *segmentPool) put(b []byte) {
+	if cap(b) != p.size {
+		return
+	}
+	b = b[:p.size]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.free) < p.keep && cap(b) >= p.size && cap(b) <= 2*p.size {
-		p.free = append(p.free, b[:0])
+	if len(p.free) >= 1 {
+		dropReadBuf(b)
 	}
+	p.free = append(p.free, b[:0])
 }
 
 // backlogLimit is the bound of what waits for the server: the spool's, or

@@ -73,7 +73,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	pinDir := fs.String("pin-dir", "", "bpffs directory of the tracker's pins (default /sys/fs/bpf/lifeboat-NAME)")
 	pointEvery := fs.Duration("point-interval", time.Minute, "crash-consistent point interval (>= 1s)")
 	spool := fs.Int64("spool-bytes", 0, "bound of a local spool in bytes, where segments wait for the process server as files so points are kept through outages (it doubles the host's writes; never on a protected disk); 0: no spool, segments are streamed from memory")
-	memoryBytes := fs.Int64("memory-bytes", 32<<20, "without a spool, bound of the segments held in memory for the process server; beyond it only the changed regions are tracked (metadata mode) until it catches up")
+	memoryBytes := fs.Int64("memory-bytes", 16<<20, "without a spool, bound of the segments held in memory for the process server; beyond it only the changed regions are tracked (metadata mode) until it catches up")
 	appEvery := fs.Duration("app-interval", time.Hour, "app-consistent point interval (negative: only on agentctl bookmark --app-consistent)")
 	scriptsDir := fs.String("scripts", "/etc/lifeboat/scripts.d", "directory of app-consistency scripts, run with pre before the freeze and post after the thaw")
 	scriptTimeout := fs.Duration("script-timeout", time.Minute, "time limit of each app-consistency script")
