@@ -132,3 +132,37 @@ func (a *agent) statusJSON() (string, bool) {
 	out, err := a.ctl("status", "--json")
 	return out, err == nil
 }
+
+// TestStreamServerKilledUnderLoad: without a spool, the process server
+// killed (kill -9) while segments stream to it under churn, and started
+// again: the segments it had not acknowledged are sent again from memory,
+// and the point after the churn is identical to the disk.
+func TestStreamServerKilledUnderLoad(t *testing.T) {
+	requireE2E(t)
+	const size = 64 * mib
+	loop := testenv.NewLoop(t, size)
+	srv := startServer(t)
+	ag := startAgent(t, srv, "kill-server", []string{loop.Path})
+	ag.bookmark()
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for i := int64(0); ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			writeRandom(t, loop.Path, (i*13%(size/mib))*mib, mib, 1000+i)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	srv.restart()
+	time.Sleep(1500 * time.Millisecond)
+	close(done)
+	<-stopped
+	id := ag.bookmark()
+	sameContent(t, loop.Path, srv.failover("kill-server", id, filepath.Base(loop.Path)))
+}
