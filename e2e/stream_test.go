@@ -144,25 +144,16 @@ func TestStreamServerKilledUnderLoad(t *testing.T) {
 	srv := startServer(t)
 	ag := startAgent(t, srv, "kill-server", []string{loop.Path})
 	ag.bookmark()
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		for i := int64(0); ; i++ {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			writeRandom(t, loop.Path, (i*13%(size/mib))*mib, mib, 1000+i)
-			time.Sleep(10 * time.Millisecond)
+	start := time.Now()
+	restarted := false
+	for i := int64(0); time.Since(start) < 3*time.Second; i++ {
+		writeRandom(t, loop.Path, (i*13%(size/mib))*mib, mib, 1000+i)
+		if !restarted && time.Since(start) > 1500*time.Millisecond {
+			srv.restart() // segments in flight are lost with it
+			restarted = true
 		}
-	}()
-	time.Sleep(1500 * time.Millisecond)
-	srv.restart()
-	time.Sleep(1500 * time.Millisecond)
-	close(done)
-	<-stopped
+		time.Sleep(10 * time.Millisecond)
+	}
 	id := ag.bookmark()
 	sameContent(t, loop.Path, srv.failover("kill-server", id, filepath.Base(loop.Path)))
 }
