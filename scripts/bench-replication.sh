@@ -43,7 +43,7 @@
 #
 # Run as root from the repository (`make bench-replication` builds first).
 # Environment knobs (defaults in brackets):
-#   BENCHES          which benchmarks, in order [churn lag sync]; also wamp
+#   BENCHES          which benchmarks, in order [wamp churn lag sync]
 #   WAMP_RATE        MB/s of the write amplification run [100]
 #   RUNTIME          seconds of fio per churn rate [60]
 #   RATES_64K        churn rates in MB/s (10^6 B/s) at 64 KiB [25 35 50 75 100 150 200 300 400]
@@ -84,7 +84,7 @@ prog=bench-replication
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${BIN:-$root/bin}
 
-BENCHES=${BENCHES:-churn lag sync}
+BENCHES=${BENCHES:-wamp churn lag sync}
 RUNTIME=${RUNTIME:-60}
 RATES_64K=${RATES_64K-25 35 50 75 100 150 200 300 400}
 RATES_4K=${RATES_4K-5 10 15 25 50 100 200}
