@@ -1,8 +1,10 @@
 // Package agent is the mobility agent: for each protected disk the state
 // machine initial-sync → protected ↔ resync, the optimistic cut that
 // builds crash-consistent points, reading changed blocks only after their
-// writes completed, journaling them into the bounded local spool, and the
-// local API that agentctl talks to.
+// writes completed, journaling them into segments streamed to the process
+// server from bounded memory (or, as an option, a local spool; beyond the
+// bound, metadata mode: changed regions only, read later; memory.go), and
+// the local API that agentctl talks to.
 //
 // The cut (docs/ARCHITECTURE.md §4): a round starts with a tracker cut
 // (generation G); everything changed before it is read once its writes
