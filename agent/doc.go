@@ -48,4 +48,8 @@
 // The agent must never read a block before the write that dirtied it has
 // completed, never keep its state or spool on a protected disk, and never
 // list a point whose data is not all in the journal before its marker.
+// Without a spool the agent writes no journal bytes on its host: segments
+// live in memory until the server acknowledges them, so an orderly stop
+// waits for that (else the next start resyncs), and a start asks the
+// server where each journal stands.
 package agent
