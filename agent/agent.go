@@ -512,12 +512,16 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	// The uploaders outlive the loop: without a spool, stop sends what is
+	// still in memory before the process ends (drainMemory).
+	upCtx, upCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer upCancel()
 	var upWG sync.WaitGroup
 	a.uploading.Store(true)
 	defer a.uploading.Store(false)
 	for _, d := range a.disks {
 		upWG.Add(1)
-		go func() { defer upWG.Done(); d.up.Run(ctx) }()
+		go func() { defer upWG.Done(); d.up.Run(upCtx) }()
 	}
 	a.consumerWG.Add(1)
 	go a.consume()
@@ -542,6 +546,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	err = a.loop(ctx)
 	stopErr := a.stop()
 	cancel()
+	upCancel()
 	upWG.Wait()
 	if local != nil {
 		local.Close()

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"log/slog"
+	"math/rand"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -333,4 +336,72 @@ func TestPointWaitsForBacklog(t *testing.T) {
 		t.Fatalf("no CUT of generation %d", r.p.Gen)
 	}
 	sameImage(t, "point after the backlog", img, fileContent(t, ta.files[0]))
+}
+
+// TestStreamOrderlyStop: an agent without a spool stopped in order sends
+// what it holds in memory before it ends, so its stop is clean (the next
+// start continues without a resync) and the server has every segment.
+func TestStreamOrderlyStop(t *testing.T) {
+	srv := newRecordingServer()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "disk0")
+	b := make([]byte, testDiskSize)
+	rand.New(rand.NewSource(5)).Read(b)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFakeTracker(&trace{})
+	a, err := New(Config{Machine: "m1", Disks: []string{path}, StateDir: filepath.Join(dir, "state"), Client: srv,
+		MemoryBytes: testMemoryBytes, SegmentBytes: testSegmentBytes, SegmentAge: 50 * time.Millisecond,
+		PointInterval: time.Second, RoundInterval: 10 * time.Millisecond,
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		platform: &fakePlatform{tr: ft, dirtySet: map[string]bool{}}, freezer: &fakeFreezer{trace: &trace{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for a.Status().LastPoint == nil {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatal("no point within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A change read while the server is down: its segment waits in memory.
+	srv.setDown(true)
+	rand.New(rand.NewSource(6)).Read(b[8192:16384])
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ft.write(path, 8192, 8192, monotonicNow())
+	for st := a.Status().Disks[0]; st.Spool.Queued == 0 || st.PendingBytes > 0; st = a.Status().Disks[0] {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("the change is not in a segment in memory within 10 s: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.setDown(false)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	st, err := loadState(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Clean {
+		t.Fatal("stop not clean: the segments in memory were not sent before the end")
+	}
+	recs := srv.records(t, "disk0")
+	img := make([]byte, testDiskSize) // every record (random data: no ZERO)
+	for _, r := range recs {
+		if r.Type == hrlfmt.RecData {
+			copy(img[r.Offset:], r.Data)
+		}
+	}
+	sameImage(t, "the server's journal after the stop", img, b)
 }
