@@ -125,6 +125,20 @@ func TestMetadataModeCatchesUp(t *testing.T) {
 	if out, _ := ag.statusJSON(); !strings.Contains(out, `"mode": "stream"`) {
 		t.Errorf("not streaming again after catching up:\n%s", out)
 	}
+
+	// An orderly stop sends what is in memory: the next start continues
+	// from the pinned tracker, with no resync, and misses nothing written
+	// while the agent was stopped.
+	writeRandom(t, loop.Path, 50*mib, mib, 99)
+	ag.stopClean()
+	writeRandom(t, loop.Path, 60*mib, mib, 98)
+	ag.startAgain()
+	st, _ = ag.status()
+	if d := st.Disks[0]; d.State != "protected" || d.EqualBytes != 0 {
+		t.Errorf("after an orderly stop: %+v, want protected with no resync", d)
+	}
+	id = ag.bookmark()
+	sameContent(t, loop.Path, srv.failover("metadata-host", id, filepath.Base(loop.Path)))
 }
 
 // statusJSON returns agentctl status --json as text, and whether it exited 0.
