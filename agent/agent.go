@@ -851,7 +851,10 @@ func (a *Agent) checkSpool() (int64, bool) {
 	spool := a.spoolBytes()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	full := spool >= a.backlogLimit()
+	// Back out of metadata mode only once half the bound is free: near
+	// the bound, the tracker would otherwise switch modes every round.
+	limit := a.backlogLimit()
+	full := spool >= limit || a.spoolFull && spool > limit/2
 	if full != a.spoolFull {
 		a.spoolFull = full
 		a.modeSince = time.Now()
