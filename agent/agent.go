@@ -43,10 +43,18 @@ type Config struct {
 	RoundInterval time.Duration
 	// RoundBytes bounds what one round reads (default 64 MiB).
 	RoundBytes int64
-	// SpoolBytes bounds the local spool (default 1 GiB); when it is full
-	// the agent keeps only the dirty set and catches up later.
+	// SpoolBytes bounds the local spool, where segments wait for the
+	// server as files; when it is full the agent keeps only the dirty set
+	// and catches up later. 0 (the default): no spool, segments are built
+	// in memory and streamed to the server, and the agent writes no
+	// journal bytes on its host (memory.go).
 	SpoolBytes int64
-	// SegmentBytes and SegmentAge bound a journal segment (16 MiB, 1 s).
+	// MemoryBytes bounds the segments held in memory without a spool
+	// (default 16 MiB): beyond it the agent tracks changed regions only
+	// (metadata mode) and reads them once the server has caught up.
+	MemoryBytes int64
+	// SegmentBytes and SegmentAge bound a journal segment (16 MiB with a
+	// spool, a quarter of MemoryBytes without, 1 to 8 MiB; 1 s).
 	SegmentBytes int64
 	SegmentAge   time.Duration
 	// MaxRounds bounds the rounds a point may take to converge (20).
@@ -106,11 +114,18 @@ func (c *Config) defaults() error {
 	if c.RoundBytes == 0 {
 		c.RoundBytes = 64 << 20
 	}
-	if c.SpoolBytes == 0 {
-		c.SpoolBytes = 1 << 30
+	if c.SpoolBytes < 0 || c.MemoryBytes < 0 {
+		return fmt.Errorf("agent: negative spool (%d) or memory (%d) bound", c.SpoolBytes, c.MemoryBytes)
+	}
+	if c.MemoryBytes == 0 {
+		c.MemoryBytes = 16 << 20
 	}
 	if c.SegmentBytes == 0 {
 		c.SegmentBytes = 16 << 20
+		if c.SpoolBytes == 0 {
+			// Several segments in flight within MemoryBytes.
+			c.SegmentBytes = min(8<<20, max(1<<20, c.MemoryBytes/4))
+		}
 	}
 	if c.SegmentAge == 0 {
 		c.SegmentAge = time.Second
@@ -179,8 +194,9 @@ type Agent struct {
 	lastCut   time.Time
 	pointErr  string
 	cutErr    string
-	spoolFull bool
-	readGen   uint64 // generation the reads of this round belong to
+	spoolFull bool      // metadata mode: the spool or memory backlog is full
+	modeSince time.Time // when spoolFull last changed
+	readGen   uint64    // generation the reads of this round belong to
 	// cutSeen is one more than the generation of the last cut event the
 	// consumer has processed: every change of a lower generation has been
 	// observed (waitObserved).
@@ -201,6 +217,7 @@ type Agent struct {
 	group      *groupState // nil: group points off
 	serverAddr string      // the process server now (guarded by mu)
 	counts     agentCounts // for metrics.go
+	uploading  atomic.Bool // Run's uploaders are running (drainMemory)
 }
 
 type disk struct {
@@ -227,7 +244,8 @@ type disk struct {
 	// unsealed counts bytes journaled into the open segment: part of the
 	// spool before the uploader knows of them.
 	unsealed atomic.Int64
-	cp       *copier // the read pipeline's buffers (copy.go)
+	cp       *copier      // the read pipeline's buffers (copy.go)
+	mem      *segmentPool // without a spool: the segments' memory (memory.go)
 	// diverged describes the divergence a resync runs for, "" if none
 	// (diverge.go).
 	diverged string
@@ -342,17 +360,27 @@ func New(cfg Config) (*Agent, error) {
 // openDisk decides where a disk starts: initial sync, resync or where it
 // stopped.
 func (a *Agent) openDisk(d *disk, wasClean bool) error {
+	fresh := a.st.Disks[d.name] == nil
 	dev, err := a.sys.openDisk(d.path)
 	if err != nil {
 		return err
 	}
 	d.dev, d.size = dev, dev.size
-	if err := os.MkdirAll(d.spoolDir, 0o700); err != nil {
+	memory := a.cfg.SpoolBytes == 0
+	var rec hrlfmt.Recovery
+	if memory {
+		// Segments a spool left behind (the agent ran with one before)
+		// are still sent; nothing new goes there.
+		if _, err := os.Stat(d.spoolDir); err != nil {
+			d.spoolDir = ""
+		}
+	} else if err := os.MkdirAll(d.spoolDir, 0o700); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	rec, err := hrlfmt.Recover(d.spoolDir)
-	if err != nil {
-		return api.WithHint(fmt.Errorf("recover spool of %s: %w", d.name, err), "move "+d.spoolDir+" away; the disk will be resynced")
+	if d.spoolDir != "" {
+		if rec, err = hrlfmt.Recover(d.spoolDir); err != nil {
+			return api.WithHint(fmt.Errorf("recover spool of %s: %w", d.name, err), "move "+d.spoolDir+" away; the disk will be resynced")
+		}
 	}
 	p := a.st.Disks[d.name]
 	switch {
@@ -363,13 +391,11 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 		p = &diskPersisted{Path: d.path, Size: d.size, State: StateInitialSync}
 		a.st.Disks[d.name] = p
 		// A new state directory: continue the server's sequence.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		s, err := a.cfg.Client.DiskState(ctx, d.name)
-		cancel()
+		seq, err := a.serverSeq(d.name)
 		if err != nil {
-			return fmt.Errorf("ask the process server where the journal of %s stands: %w", d.name, err)
+			return err
 		}
-		p.NextSeq = s.NextSeq
+		p.NextSeq = seq
 	default:
 		gap := a.tr.Gap(d.path)
 		switch {
@@ -402,6 +428,15 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 		p.Size = d.size
 	}
 	d.nextSeq = max(p.NextSeq, rec.NextSeq)
+	if memory && !fresh {
+		// Segments kept in memory die with the process: the server's
+		// sequence is where this journal goes on.
+		seq, err := a.serverSeq(d.name)
+		if err != nil {
+			return err
+		}
+		d.nextSeq = max(seq, rec.NextSeq)
+	}
 	p.State = d.state
 	d.syncStart, d.syncStartDone = time.Now(), d.done
 	up, err := uploader.New(a.cfg.Client, d.name, d.spoolDir, a.cfg.Log.With("component", "uploader"))
@@ -410,6 +445,19 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 	}
 	d.up = up
 	return a.newWriter(d)
+}
+
+// serverSeq asks the process server for the sequence number of the next
+// segment of a disk's journal.
+func (a *Agent) serverSeq(disk string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := a.cfg.Client.DiskState(ctx, disk)
+	if err != nil {
+		return 0, api.WithHint(fmt.Errorf("ask the process server where the journal of %s stands: %w", disk, err),
+			"the agent needs its process server at start to continue the journal; check the network and that lifeboat-server runs (the agent is restarted by its service manager)")
+	}
+	return s.NextSeq, nil
 }
 
 // ConfigError is a set-up the agent refuses, with what to do.
@@ -446,10 +494,16 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	// The uploaders outlive the loop: without a spool, stop sends what is
+	// still in memory before the process ends (drainMemory).
+	upCtx, upCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer upCancel()
 	var upWG sync.WaitGroup
+	a.uploading.Store(true)
+	defer a.uploading.Store(false)
 	for _, d := range a.disks {
 		upWG.Add(1)
-		go func() { defer upWG.Done(); d.up.Run(ctx) }()
+		go func() { defer upWG.Done(); d.up.Run(upCtx) }()
 	}
 	a.consumerWG.Add(1)
 	go a.consume()
@@ -474,6 +528,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	err = a.loop(ctx)
 	stopErr := a.stop()
 	cancel()
+	upCancel()
 	upWG.Wait()
 	if local != nil {
 		local.Close()
@@ -617,6 +672,15 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 		return false, err
 	}
 	spool, full := a.checkSpool()
+	if full && a.cfg.SpoolBytes == 0 {
+		// Nothing joins the open segments while the memory is full: send
+		// them now rather than at their age.
+		for _, d := range a.disks {
+			if err := d.w.Rotate(); err != nil {
+				return false, fmt.Errorf("journal of %s: %w", d.name, err)
+			}
+		}
+	}
 	backlog, err := a.readChanges(ctx, spool, full)
 	if err != nil {
 		return false, err
@@ -750,13 +814,15 @@ func (a *Agent) settleCrashPoint(v validation, appDone bool) error {
 	case !want || !a.allProtected():
 	case v.clean && (due || len(ready) > 0):
 		return a.writePoint(v.pointGen, v.prevCut, ready)
+	case !v.clean && v.tainted == 0:
+		// Not a failure: the previous round could not read all that was
+		// pending (a backlog, or metadata mode). Each round reads more of
+		// it; the point is cut once a round has read everything, however
+		// many rounds that takes, for as long as its callers wait.
 	case !v.clean:
 		a.attempts++
 		if a.attempts >= a.cfg.MaxRounds {
 			msg := fmt.Sprintf("point did not converge in %d rounds: writes keep landing on the blocks being read (%d bytes tainted in the last round)", a.attempts, v.tainted)
-			if v.tainted == 0 {
-				msg = fmt.Sprintf("point did not converge in %d rounds: more changed than one round reads (%d bytes waiting); the agent is behind the disks' churn", a.attempts, a.unread())
-			}
 			a.log.Warn(msg)
 			a.failPoints(errors.New(msg))
 		}
@@ -770,11 +836,20 @@ func (a *Agent) checkSpool() (int64, bool) {
 	spool := a.spoolBytes()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	full := spool >= a.cfg.SpoolBytes
+	// Back out of metadata mode only once half the bound is free: near
+	// the bound, the tracker would otherwise switch modes every round.
+	limit := a.backlogLimit()
+	full := spool >= limit || a.spoolFull && spool > limit/2
 	if full != a.spoolFull {
 		a.spoolFull = full
-		if full {
+		a.modeSince = time.Now()
+		switch {
+		case full && a.cfg.SpoolBytes > 0:
 			a.log.Warn("spool full: keeping only the dirty set until the server catches up", "spool_bytes", spool)
+		case full:
+			a.log.Warn("memory backlog full: tracking changed regions only (metadata mode) until the server catches up; no point until then", "memory_bytes", spool)
+		default:
+			a.log.Info("backlog has room again: reading the changed regions")
 		}
 		for _, d := range a.disks {
 			a.sys.keepDirtySetOnly(a.tr, d.path, full)
@@ -789,7 +864,7 @@ func (a *Agent) checkSpool() (int64, bool) {
 func (a *Agent) readChanges(ctx context.Context, spool int64, full bool) (bool, error) {
 	// Never journal more than the spool has room for: what does not fit
 	// stays in the dirty set.
-	budget := min(a.cfg.RoundBytes, max(0, a.cfg.SpoolBytes-spool))
+	budget := min(a.cfg.RoundBytes, max(0, a.backlogLimit()-spool))
 	for _, d := range a.disks {
 		if full {
 			break
@@ -1017,6 +1092,9 @@ func (a *Agent) stop() error {
 		if err := d.w.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close journal of %s: %w", d.name, err))
 		}
+	}
+	if err := a.drainMemory(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := a.tr.Close(); err != nil {
 		errs = append(errs, err)

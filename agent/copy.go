@@ -239,14 +239,14 @@ func (a *Agent) copyRanges(ctx context.Context, d *disk, ranges []tracker.Range)
 			}
 			if firstErr == nil {
 				journaled++
+				d.unsealed.Add(j.slot.batch.DataBytes())
+				a.mu.Lock() // Status reads them
 				d.sent += j.sent
 				d.same += j.same
-				d.unsealed.Add(j.slot.batch.DataBytes())
 				if !protected {
-					a.mu.Lock()
 					d.done = min(d.total, d.done+j.n)
-					a.mu.Unlock()
 				}
+				a.mu.Unlock()
 			} else {
 				cancel() // stop issuing reads; drain what is in flight
 			}

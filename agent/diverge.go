@@ -80,15 +80,26 @@ func (a *Agent) resyncDiverged(ctx context.Context, d *disk, seq uint64) error {
 // newWriter opens the journal of d at d.nextSeq; each segment it seals
 // goes to d's uploader.
 func (a *Agent) newWriter(d *disk) error {
-	w, err := hrlfmt.NewWriter(hrlfmt.WriterOptions{
+	memory := a.cfg.SpoolBytes == 0
+	wo := hrlfmt.WriterOptions{
 		Dir: d.spoolDir, Machine: a.cfg.Machine, Disk: d.name, DiskSize: d.size,
 		MaxSegmentBytes: a.cfg.SegmentBytes, MaxSegmentAge: a.cfg.SegmentAge, FirstSeq: d.nextSeq,
 		OnRotate: func(seq uint64, path string) {
 			d.nextSeq = seq + 1
 			d.unsealed.Store(0)
-			d.up.Sealed(seq, path)
+			if !memory {
+				d.up.Sealed(seq, path)
+			}
 		},
-	})
+	}
+	if memory {
+		if d.mem == nil {
+			d.mem = newSegmentPool(a.cfg.SegmentBytes, a.cfg.MemoryBytes)
+		}
+		wo.Memory, wo.OnSealed, wo.Buffer = true, d.up.SealedMemory, d.mem.get
+		d.up.SetRelease(d.mem.put)
+	}
+	w, err := hrlfmt.NewWriter(wo)
 	if err != nil {
 		return fmt.Errorf("journal of %s: %w", d.name, err)
 	}

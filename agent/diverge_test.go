@@ -23,6 +23,11 @@ func (conflictServer) PutSegmentFile(_ context.Context, _ string, seq uint64, _ 
 		Message: "segment conflicts with the one accepted", Remedy: "resync"}
 }
 
+// PutSegment is the path without a spool (segments from memory).
+func (c conflictServer) PutSegment(ctx context.Context, disk string, seq uint64, _ io.Reader, _ int64) (api.SegmentAck, error) {
+	return c.PutSegmentFile(ctx, disk, seq, "")
+}
+
 func (conflictServer) DiskState(context.Context, string) (api.DiskState, error) {
 	return api.DiskState{NextSeq: 5, Applied: true, AppliedSeq: 4}, nil
 }
@@ -38,8 +43,9 @@ func TestConflictResyncsTheDisk(t *testing.T) {
 	}
 	ft := newFakeTracker(&trace{})
 	a, err := New(Config{Machine: "m1", Disks: []string{disk}, StateDir: filepath.Join(dir, "state"), Client: conflictServer{},
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		platform: &fakePlatform{tr: ft, dirtySet: map[string]bool{}}, freezer: &fakeFreezer{trace: &trace{}}})
+		SpoolBytes: 1 << 30, // the test reads the spool to see where the journal continues
+		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		platform:   &fakePlatform{tr: ft, dirtySet: map[string]bool{}}, freezer: &fakeFreezer{trace: &trace{}}})
 	if err != nil {
 		t.Fatal(err)
 	}

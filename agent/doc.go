@@ -1,8 +1,10 @@
 // Package agent is the mobility agent: for each protected disk the state
 // machine initial-sync → protected ↔ resync, the optimistic cut that
 // builds crash-consistent points, reading changed blocks only after their
-// writes completed, journaling them into the bounded local spool, and the
-// local API that agentctl talks to.
+// writes completed, journaling them into segments streamed to the process
+// server from bounded memory (or, as an option, a local spool; beyond the
+// bound, metadata mode: changed regions only, read later; memory.go), and
+// the local API that agentctl talks to.
 //
 // The cut (docs/ARCHITECTURE.md §4): a round starts with a tracker cut
 // (generation G); everything changed before it is read once its writes
@@ -46,4 +48,8 @@
 // The agent must never read a block before the write that dirtied it has
 // completed, never keep its state or spool on a protected disk, and never
 // list a point whose data is not all in the journal before its marker.
+// Without a spool the agent writes no journal bytes on its host: segments
+// live in memory until the server acknowledges them, so an orderly stop
+// waits for that (else the next start resyncs), and a start asks the
+// server where each journal stands.
 package agent

@@ -179,6 +179,9 @@ type fakeServer struct{}
 func (fakeServer) PutSegmentFile(context.Context, string, uint64, string) (api.SegmentAck, error) {
 	return api.SegmentAck{}, nil
 }
+func (fakeServer) PutSegment(context.Context, string, uint64, io.Reader, int64) (api.SegmentAck, error) {
+	return api.SegmentAck{}, nil
+}
 func (fakeServer) SetMachine(context.Context, []api.DiskSpec) (api.Machine, error) {
 	return api.Machine{}, nil
 }
@@ -208,6 +211,13 @@ const testDiskSize = 256 << 10
 // drive the rounds).
 func newTestAgent(t *testing.T, n int) *testAgent {
 	t.Helper()
+	return newTestAgentWith(t, n, nil)
+}
+
+// newTestAgentWith is newTestAgent with its configuration changed by set
+// before the agent starts.
+func newTestAgentWith(t *testing.T, n int, set func(*Config)) *testAgent {
+	t.Helper()
 	dir := t.TempDir()
 	tr := &trace{}
 	ft := newFakeTracker(tr)
@@ -222,9 +232,13 @@ func newTestAgent(t *testing.T, n int) *testAgent {
 		}
 		ta.files = append(ta.files, p)
 	}
-	cfg := Config{Machine: "m1", Disks: ta.files, StateDir: filepath.Join(dir, "state"), Client: fakeServer{},
+	// These tests read the journal from the spool's files.
+	cfg := Config{Machine: "m1", Disks: ta.files, StateDir: filepath.Join(dir, "state"), Client: fakeServer{}, SpoolBytes: 1 << 30,
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		platform: &fakePlatform{tr: ft, dirtySet: map[string]bool{}}, freezer: ta.fz}
+	if set != nil {
+		set(&cfg)
+	}
 	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

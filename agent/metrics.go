@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"sync"
@@ -94,6 +95,17 @@ func (s *meteredServer) PutSegmentFile(ctx context.Context, disk string, seq uin
 		size = fi.Size()
 	}
 	ack, err := s.Server.PutSegmentFile(ctx, disk, seq, path)
+	s.countSegment(disk, size, ack, err)
+	return ack, err
+}
+
+func (s *meteredServer) PutSegment(ctx context.Context, disk string, seq uint64, body io.Reader, size int64) (api.SegmentAck, error) {
+	ack, err := s.Server.PutSegment(ctx, disk, seq, body, size)
+	s.countSegment(disk, size, ack, err)
+	return ack, err
+}
+
+func (s *meteredServer) countSegment(disk string, size int64, ack api.SegmentAck, err error) {
 	s.m.count(disk, func(c *sendCounts) {
 		switch {
 		case err != nil:
@@ -103,7 +115,6 @@ func (s *meteredServer) PutSegmentFile(ctx context.Context, disk string, seq uin
 			c.bytes += uint64(size)
 		}
 	})
-	return ack, err
 }
 
 func (s *meteredServer) Hashes(ctx context.Context, disk string, off, n, block int64) ([][32]byte, error) {

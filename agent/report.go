@@ -46,18 +46,25 @@ func (a *Agent) Status() Status {
 	if p := a.groupProblem(); p != nil {
 		s.Problems = append(s.Problems, *p)
 	}
-	if a.spoolFull {
-		var spool int64
-		for _, d := range a.disks {
-			spool += d.up.Status().Bytes + d.unsealed.Load()
-		}
+	var backlog int64
+	for _, d := range a.disks {
+		backlog += d.up.Status().Bytes + d.unsealed.Load()
+	}
+	mode, why := a.modeLocked(backlog)
+	switch {
+	case a.spoolFull && a.cfg.SpoolBytes > 0:
 		s.Problems = append(s.Problems, Problem{Code: ProblemSpoolFull,
-			What:   fmt.Sprintf("spool full (%d of %d bytes): only the dirty set is kept until the process server catches up", spool, a.cfg.SpoolBytes),
+			What:   fmt.Sprintf("spool full (%d of %d bytes): only the dirty set is kept until the process server catches up", backlog, a.cfg.SpoolBytes),
 			Remedy: "check the connection to the process server and its cache space (or raise --spool-bytes); nothing is lost, the backlog is sent when there is room"})
+	case a.spoolFull:
+		s.Problems = append(s.Problems, Problem{Code: ProblemMetadataMode, What: why,
+			Remedy: "check the connection to the process server and its cache space; nothing is lost, the changed regions are read when it has caught up " +
+				"(to keep points through outages, give the agent a spool on a disk it does not protect: --spool-bytes)"})
 	}
 	for _, d := range a.disks {
 		ds := DiskStatus{Name: d.name, Path: d.path, Size: d.size, State: d.state,
-			PendingBytes: a.rounds.Pending(d.name) + a.rounds.Unfolded(d.name), SentBytes: d.sent, EqualBytes: d.same, Spool: d.up.Status()}
+			PendingBytes: a.rounds.Pending(d.name) + a.rounds.Unfolded(d.name), SentBytes: d.sent, EqualBytes: d.same, Spool: d.up.Status(),
+			Mode: mode, ModeReason: why}
 		ds.Lag = d.lag.summary()
 		if oldest := a.rounds.Oldest(d.name); oldest > 0 {
 			ds.Lag.Current = time.Duration(monotonicNow() - oldest).Seconds()

@@ -43,6 +43,7 @@ const (
 	ProblemProcessMoved      = api.AgentProblemProcessMoved
 	ProblemRetired           = api.AgentProblemRetired
 	ProblemSpoolFull         = api.AgentProblemSpoolFull
+	ProblemMetadataMode      = api.AgentProblemMetadataMode
 	ProblemTrackingGap       = api.AgentProblemTrackingGap
 	ProblemTrackingLost      = api.AgentProblemTrackingLost
 	ProblemTracker           = api.AgentProblemTracker

@@ -214,6 +214,11 @@ type AgentDiskStatus struct {
 	// Sync is the progress of an initial sync or resync (absent when
 	// protected).
 	Sync *AgentSyncStatus `json:"sync,omitempty"`
+
+	// Mode is AgentModeStream, AgentModeSpool or AgentModeMetadata, and
+	// ModeReason why (agentmode.go).
+	Mode       string `json:"mode,omitempty"`
+	ModeReason string `json:"mode_reason,omitempty"`
 }
 
 // SpoolStatus is the state of one disk's spool and its uploads to the

@@ -21,6 +21,9 @@
 //   - Writer, a directory of segments named by sequence number, rotated by
 //     size and age, with Recover to seal the torn last segment a crash
 //     leaves;
+//   - the same Writer with WriterOptions.Memory, which builds the segments
+//     in memory and hands each sealed one over (OnSealed), writing no file:
+//     the agent without a spool streams them to its server (memory.go);
 //   - Reader and VerifySegment, which read a segment and tell apart a
 //     clean end (io.EOF), a torn tail (ErrTorn: valid up to an offset),
 //     corruption (ErrCorrupt) and a newer format (ErrVersion), always as a

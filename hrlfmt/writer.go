@@ -68,6 +68,16 @@ type WriterOptions struct {
 	OnRotate func(seq uint64, path string)
 	// Now returns the current time; nil means time.Now. Tests set it.
 	Now func() time.Time
+
+	// Memory builds the segments in memory instead of files in Dir (which
+	// is then unused): nothing is written to the local disks. Each sealed
+	// segment is handed to OnSealed, whose callee owns its bytes from then
+	// on. Buffer, if set, supplies the memory of a new segment (a slice to
+	// append to, typically given back by the callee of OnSealed once the
+	// server acknowledged it), so that segments reuse their memory.
+	Memory   bool
+	OnSealed func(seq uint64, seg []byte)
+	Buffer   func() []byte
 }
 
 // Writer writes the journal of one disk as a directory of segments, named
@@ -95,6 +105,9 @@ type Writer struct {
 // NewWriter checks the options and returns a Writer. It creates no file
 // until the first record is written.
 func NewWriter(o WriterOptions) (*Writer, error) {
+	if o.Memory {
+		return newMemoryWriter(o)
+	}
 	if o.Dir == "" {
 		return nil, errors.New("new writer: no directory")
 	}
@@ -311,7 +324,13 @@ func (w *Writer) write(rec []byte, crc uint32, typ RecordType, gen uint64, dataL
 			Created:  now,
 			FirstGen: gen,
 		}
-		seg, err := CreateSegment(filepath.Join(w.o.Dir, SegmentName(w.seq)), h)
+		var seg *SegmentWriter
+		var err error
+		if w.o.Memory {
+			seg, err = w.createMemory(h)
+		} else {
+			seg, err = CreateSegment(filepath.Join(w.o.Dir, SegmentName(w.seq)), h)
+		}
 		if err != nil {
 			return err
 		}
@@ -333,6 +352,12 @@ func (w *Writer) rotate() error {
 		w.spent = true
 	} else {
 		w.seq++
+	}
+	if mf, ok := seg.f.(*memSegment); ok {
+		if w.o.OnSealed != nil {
+			w.o.OnSealed(seq, mf.b)
+		}
+		mf.b = nil
 	}
 	if w.o.OnRotate != nil {
 		w.o.OnRotate(seq, seg.Path())

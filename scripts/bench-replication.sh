@@ -25,6 +25,11 @@
 #          Target: p99 <= 2 s. The run at 50 MB/s also gives the agent's memory
 #          (VmHWM and the median VmRSS of the last third, from
 #          /proc/PID/status). Target: <= 64 MiB.
+#   wamp   Write amplification on the protected host at WAMP_RATE MB/s of
+#          64 KiB random writes (RUNTIME seconds): bytes the agent process
+#          wrote to storage (write_bytes of /proc/PID/io, from fio's start
+#          until everything is durable on the server) per byte fio wrote.
+#          Target: <= 0.02 (the agent without a spool writes only its state).
 #   sync   Initial sync of a SYNC_SIZE device full of random data, and of one
 #          half random, half zeros (a hole): time from starting the agent to
 #          state protected (polled every 100 ms), next to
@@ -38,7 +43,8 @@
 #
 # Run as root from the repository (`make bench-replication` builds first).
 # Environment knobs (defaults in brackets):
-#   BENCHES          which benchmarks, in order [churn lag sync]
+#   BENCHES          which benchmarks, in order [wamp churn lag sync]
+#   WAMP_RATE        MB/s of the write amplification run [100]
 #   RUNTIME          seconds of fio per churn rate [60]
 #   RATES_64K        churn rates in MB/s (10^6 B/s) at 64 KiB [25 35 50 75 100 150 200 300 400]
 #   RATES_4K         churn rates in MB/s at 4 KiB [5 10 15 25 50 100 200]
@@ -78,12 +84,13 @@ prog=bench-replication
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${BIN:-$root/bin}
 
-BENCHES=${BENCHES:-churn lag sync}
+BENCHES=${BENCHES:-wamp churn lag sync}
 RUNTIME=${RUNTIME:-60}
 RATES_64K=${RATES_64K-25 35 50 75 100 150 200 300 400}
 RATES_4K=${RATES_4K-5 10 15 25 50 100 200}
 CONFIRM_RUNTIME=${CONFIRM_RUNTIME:-60}
 LAG_RATES=${LAG_RATES:-20 50}
+WAMP_RATE=${WAMP_RATE:-100}
 LAG_RUNTIME=${LAG_RUNTIME:-$RUNTIME}
 SIZE=${SIZE:-4G}
 SYNC_SIZE=${SYNC_SIZE:-2G}
@@ -107,6 +114,7 @@ TARGET_CHURN_64K=200 # MB/s
 TARGET_LAG_P99=2     # seconds
 TARGET_SYNC=0.9      # x dd
 TARGET_RSS_MIB=64
+TARGET_WAMP=0.02 # agent write_bytes per byte churned
 
 die() {
 	echo "$prog: $*" >&2
@@ -131,7 +139,7 @@ for r in $RATES_64K $RATES_4K $LAG_RATES; do
 	[[ $r =~ ^[1-9][0-9]*$ ]] || die "rates are whole MB/s, got '$r'"
 done
 for b in $BENCHES; do
-	case $b in churn | lag | sync) ;; *) die "BENCHES: unknown benchmark '$b' (churn, lag, sync)" ;; esac
+	case $b in churn | lag | sync | wamp) ;; *) die "BENCHES: unknown benchmark '$b' (churn, lag, sync, wamp)" ;; esac
 done
 case $LOOP_DIRECT_IO in on | off) ;; *) die "LOOP_DIRECT_IO must be on or off, got '$LOOP_DIRECT_IO'" ;; esac
 size_bytes=$(numfmt --from=iec "$SIZE" 2>/dev/null) || die "SIZE: cannot parse '$SIZE' (e.g. 4G)"
@@ -401,6 +409,9 @@ check_loop() {
 	[ "${cur% (deleted)}" = "${loops[$1]% (deleted)}" ] || die "$1 now has another backing file ($cur)"
 }
 
+# io_written PID: bytes the process caused to be written to storage so far.
+io_written() { awk '/^write_bytes:/ { print $2 }' "/proc/$1/io"; }
+
 # start_server DIR: a fresh lifeboat-server in DIR/server; sets server_pid, api.
 start_server() {
 	local dir=$1 data=$1/server i st
@@ -529,6 +540,8 @@ churn_run() {
 		--randrepeat=0 --output-format=json)
 	show "${fio_cmd[@]}"
 	s0=$(snapshot)
+	local agent_wb0 agent_wb1
+	agent_wb0=$(io_written "$agent_pid")
 	t_fs=$(now)
 	"${fio_cmd[@]}" >"$dir/fio.json" 2>"$dir/fio.err" </dev/null &
 	fio_pid=$!
@@ -573,6 +586,7 @@ churn_run() {
 	else
 		die "the drain watcher failed (status $rc)"
 	fi
+	agent_wb1=$(io_written "$agent_pid")
 	stop_process "$watch_pid" TERM 10 || true
 	watch_pid=
 	check_loop "$dev"
@@ -614,6 +628,10 @@ churn_run() {
 	r_busy=$u_busy r_iowait=$u_iowait r_steal=$u_steal r_wr=$u_wr r_rd=$u_rd
 	r_rss_steady=$(calc %.1f "$third_rss / 1024") r_rss_max=$(calc %.1f "$run_rss_max / 1024") r_hwm=$(calc %.1f "$_hwm / 1024")
 	r_busy0=$busy0
+	r_agent_wr=$((agent_wb1 - agent_wb0))
+	r_fio_bytes=$fio_bytes
+	r_wamp=$(calc %.4f "$r_agent_wr / ($r_fio_bytes > 0 ? $r_fio_bytes : 1)")
+	printf '  agent wrote %s MB to storage (/proc/PID/io write_bytes, fio start to durable) for fio'"'"'s %s MB: write amplification %s\n' "$(mb "$r_agent_wr")" "$(mb "$r_fio_bytes")" "$r_wamp"
 	printf '  fio %s MB/s (%s IOPS) | lag p50 %s s, p99 %s s, max %s s (%s samples)\n' "$r_fio" "$fio_iops" "$r_p50" "$r_p99" "$r_max" "$r_samples"
 	printf '  backlog max %s MiB; last third: growth %s MiB, lag now up to %s s | durable %s s after fio stopped\n' "$r_backlog" "$r_growth" "$r_cur" "$r_drain"
 	printf '  during fio: agent CPU %s%% (run-queue wait %s%%), server CPU %s%% (wait %s%%), fio CPU %s%%; machine %s%% busy, iowait %s%%, steal %s%% | %s: read %s MB/s, write %s MB/s\n' \
@@ -690,6 +708,14 @@ bench_lag() {
 		fi
 	done
 	print_table 'lag-[0-9]+'
+}
+
+bench_wamp() {
+	local v
+	churn_run "wamp-$WAMP_RATE" 64k "$WAMP_RATE" "$RUNTIME"
+	if awk -v w="$r_wamp" -v t="$TARGET_WAMP" 'BEGIN { exit !(w <= t) }'; then v=PASS; else v=BELOW; fi
+	results+=("RESULT write amplification at $WAMP_RATE MB/s (64 KiB, ${RUNTIME}s): the agent wrote $(mb "$r_agent_wr") MB for fio's $(mb "$r_fio_bytes") MB: $r_wamp; fio $r_fio MB/s, $verdict, durable $r_drain s after fio stopped (target <= $TARGET_WAMP): $v")
+	print_table 'wamp-[0-9]+'
 }
 
 # sync_once KIND DEV RUN: one initial sync of DEV by a fresh agent.

@@ -1,9 +1,11 @@
 package uploader
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,9 +17,28 @@ import (
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 )
 
-// Sender sends one sealed segment file; *client.Process implements it.
+// Sender sends one sealed segment, from a file of the spool or from
+// memory; *client.Process implements it.
 type Sender interface {
 	PutSegmentFile(ctx context.Context, disk string, seq uint64, path string) (api.SegmentAck, error)
+	PutSegment(ctx context.Context, disk string, seq uint64, body io.Reader, size int64) (api.SegmentAck, error)
+}
+
+// segment is a sealed segment waiting for its acknowledgement: a file of
+// the spool (path), or the bytes of a segment built in memory (data).
+type segment struct {
+	path string
+	data []byte
+}
+
+func (s segment) size() int64 {
+	if s.data != nil {
+		return int64(len(s.data))
+	}
+	if fi, err := os.Stat(s.path); err == nil {
+		return fi.Size()
+	}
+	return 0
 }
 
 // Uploader sends the sealed segments of one disk's spool directory.
@@ -28,9 +49,9 @@ type Uploader struct {
 	log    *slog.Logger
 
 	mu        sync.Mutex
-	sealed    map[uint64]string // seq -> path, waiting for upload
-	bytes     int64             // bytes of sealed segments not yet acked
-	acked     uint64            // highest acked seq + 1 (0: none)
+	sealed    map[uint64]segment // waiting for upload, by seq
+	bytes     int64              // bytes of sealed segments not yet acked
+	acked     uint64             // highest acked seq + 1 (0: none)
 	lastErr   error
 	lastOK    time.Time
 	errSince  time.Time
@@ -40,13 +61,19 @@ type Uploader struct {
 	diverged *uint64
 	wake     chan struct{}
 	idle     *sync.Cond
+	// release, if set, gets back the memory of an acknowledged memory
+	// segment (SetRelease).
+	release func([]byte)
 }
 
 // New returns an uploader of the spool directory dir of a disk. Segments
 // already sealed in dir (complete with a trailer) are queued at once.
 func New(c Sender, disk, dir string, log *slog.Logger) (*Uploader, error) {
-	u := &Uploader{client: c, disk: disk, dir: dir, log: log, sealed: map[uint64]string{}, wake: make(chan struct{}, 1)}
+	u := &Uploader{client: c, disk: disk, dir: dir, log: log, sealed: map[uint64]segment{}, wake: make(chan struct{}, 1)}
 	u.idle = sync.NewCond(&u.mu)
+	if dir == "" {
+		return u, nil // no spool: segments come from memory only
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read spool: %w", err)
@@ -64,21 +91,34 @@ func New(c Sender, disk, dir string, log *slog.Logger) (*Uploader, error) {
 		if err != nil {
 			return nil, err
 		}
-		u.sealed[seq] = path
+		u.sealed[seq] = segment{path: path}
 		u.bytes += fi.Size()
 	}
 	return u, nil
 }
 
+// SetRelease sets where the memory of an acknowledged memory segment goes
+// (to be reused for a later segment); call it before Run.
+func (u *Uploader) SetRelease(f func([]byte)) { u.release = f }
+
+// SealedMemory hands over a segment built in memory (the journal writer's
+// OnSealed, in sequence order): the uploader owns seg until it is
+// acknowledged, then gives it to the release function.
+func (u *Uploader) SealedMemory(seq uint64, seg []byte) {
+	u.queue(seq, segment{data: seg})
+}
+
 // Sealed hands over a segment the writer has closed; call it in sequence
 // order (the journal writer's OnRotate).
 func (u *Uploader) Sealed(seq uint64, path string) {
-	fi, err := os.Stat(path)
+	u.queue(seq, segment{path: path})
+}
+
+func (u *Uploader) queue(seq uint64, s segment) {
+	n := s.size()
 	u.mu.Lock()
-	u.sealed[seq] = path
-	if err == nil {
-		u.bytes += fi.Size()
-	}
+	u.sealed[seq] = s
+	u.bytes += n
 	u.mu.Unlock()
 	select {
 	case u.wake <- struct{}{}:
@@ -164,7 +204,7 @@ func (u *Uploader) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	const maxBackoff = 5 * time.Second
 	for ctx.Err() == nil {
-		seq, path, ok := u.first()
+		seq, seg, ok := u.first()
 		if !ok {
 			select {
 			case <-ctx.Done():
@@ -173,7 +213,7 @@ func (u *Uploader) Run(ctx context.Context) {
 			}
 			continue
 		}
-		err := u.send(ctx, seq, path)
+		err := u.send(ctx, seq, seg)
 		u.mu.Lock()
 		u.lastErr = err
 		u.connected = err == nil || isAPIError(err)
@@ -207,11 +247,11 @@ func (u *Uploader) Run(ctx context.Context) {
 	}
 }
 
-func (u *Uploader) first() (uint64, string, bool) {
+func (u *Uploader) first() (uint64, segment, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if len(u.sealed) == 0 {
-		return 0, "", false
+		return 0, segment{}, false
 	}
 	seqs := make([]uint64, 0, len(u.sealed))
 	for s := range u.sealed {
@@ -221,10 +261,15 @@ func (u *Uploader) first() (uint64, string, bool) {
 	return seqs[0], u.sealed[seqs[0]], true
 }
 
-func (u *Uploader) send(ctx context.Context, seq uint64, path string) error {
+func (u *Uploader) send(ctx context.Context, seq uint64, seg segment) error {
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	_, err := u.client.PutSegmentFile(sctx, u.disk, seq, path)
+	var err error
+	if seg.data != nil {
+		_, err = u.client.PutSegment(sctx, u.disk, seq, bytes.NewReader(seg.data), int64(len(seg.data)))
+	} else {
+		_, err = u.client.PutSegmentFile(sctx, u.disk, seq, seg.path)
+	}
 	var ae *api.StatusError
 	if errors.Is(err, api.ErrSegmentConflict) {
 		// Never a success: the server holds another segment under
@@ -248,20 +293,23 @@ func (u *Uploader) send(ctx context.Context, seq uint64, path string) error {
 	if err != nil {
 		return fmt.Errorf("segment %d: %w", seq, err)
 	}
-	fi, _ := os.Stat(path)
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove acked segment: %w", err)
+	size := seg.size()
+	if seg.data == nil {
+		if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove acked segment: %w", err)
+		}
 	}
 	u.mu.Lock()
 	delete(u.sealed, seq)
-	if fi != nil {
-		u.bytes -= fi.Size()
-	}
+	u.bytes -= size
 	u.acked = seq + 1
 	if len(u.sealed) == 0 {
 		u.idle.Broadcast()
 	}
 	u.mu.Unlock()
+	if seg.data != nil && u.release != nil {
+		u.release(seg.data)
+	}
 	return nil
 }
 
@@ -289,8 +337,12 @@ func (u *Uploader) Reset(next uint64) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	var first error
-	for seq, path := range u.sealed {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
+	for seq, seg := range u.sealed {
+		if seg.data != nil {
+			if u.release != nil {
+				u.release(seg.data)
+			}
+		} else if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
 			first = fmt.Errorf("drop segment %d: %w", seq, err)
 		}
 		delete(u.sealed, seq)

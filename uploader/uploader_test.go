@@ -1,6 +1,7 @@
 package uploader
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -32,6 +33,23 @@ func (f *fakeServer) PutSegmentFile(ctx context.Context, disk string, seq uint64
 	if _, err := os.Stat(path); err != nil {
 		return api.SegmentAck{}, err
 	}
+	return f.put(seq)
+}
+
+func (f *fakeServer) PutSegment(ctx context.Context, disk string, seq uint64, body io.Reader, size int64) (api.SegmentAck, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, err := io.ReadAll(body)
+	if err != nil || int64(len(b)) != size {
+		return api.SegmentAck{}, errors.New("short body")
+	}
+	if _, err := hrlfmt.NewReader(bytes.NewReader(b)); err != nil {
+		return api.SegmentAck{}, err
+	}
+	return f.put(seq)
+}
+
+func (f *fakeServer) put(seq uint64) (api.SegmentAck, error) {
 	if f.failNext > 0 {
 		f.failNext--
 		return api.SegmentAck{}, errors.New("connection reset")
@@ -194,5 +212,53 @@ func TestUploaderStopsWhenTheMachineIsRetired(t *testing.T) {
 	}
 	if st := u.Status(); st.Queued != 2 || !strings.Contains(st.LastError, "committed") {
 		t.Errorf("status %+v; want both segments kept and the reason shown", st)
+	}
+}
+
+// Segments built in memory are sent in order, retried after a failure,
+// counted in the status until acknowledged, and their memory given back.
+func TestMemorySegments(t *testing.T) {
+	f := &fakeServer{next: 3, failNext: 1}
+	u, err := New(f, "d", "", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	released := 0
+	u.SetRelease(func([]byte) { mu.Lock(); released++; mu.Unlock() })
+	w, err := hrlfmt.NewWriter(hrlfmt.WriterOptions{Memory: true, Machine: "m", Disk: "d", DiskSize: 1 << 20, FirstSeq: 3, OnSealed: u.SealedMemory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := w.WriteData(int64(i)*4096, 1, make([]byte, 4096)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Rotate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := u.Status(); st.Queued != 3 || st.Bytes == 0 {
+		t.Fatalf("status before upload %+v, want 3 segments queued", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go u.Run(ctx)
+	if err := u.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	got := append([]uint64(nil), f.got...)
+	f.mu.Unlock()
+	if len(got) != 3 || got[0] != 3 || got[2] != 5 {
+		t.Errorf("server got %v, want [3 4 5]", got)
+	}
+	if st := u.Status(); st.Queued != 0 || st.Bytes != 0 || st.NextSeq != 6 {
+		t.Errorf("status after upload %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if released != 3 {
+		t.Errorf("%d segments' memory given back, want 3", released)
 	}
 }

@@ -63,7 +63,14 @@ func renderStatus(w io.Writer, st api.AgentStatus, v view) {
 			fmt.Fprintf(w, "  %s\n", syncLine(d, v))
 		}
 		fmt.Fprintf(w, "  tracker      %s mode, %d events, %d drops, %d lost\n", orUnknown(d.Tracker.Mode), d.Tracker.Events, d.Tracker.Drops, d.Tracker.Lost)
-		fmt.Fprintf(w, "  spool        %s in %d %s, next seq %d\n", bytesString(d.Spool.Bytes), d.Spool.Queued, plural(d.Spool.Queued, "segment", "segments"), d.Spool.NextSeq)
+		if d.Mode != "" {
+			fmt.Fprintf(w, "  mode         %s: %s\n", d.Mode, d.ModeReason)
+		}
+		where := "spool"
+		if d.Mode == api.AgentModeStream || d.Mode == api.AgentModeMetadata && !strings.HasPrefix(d.ModeReason, "spool") {
+			where = "in memory"
+		}
+		fmt.Fprintf(w, "  %-12s %s in %d %s, next seq %d\n", where, bytesString(d.Spool.Bytes), d.Spool.Queued, plural(d.Spool.Queued, "segment", "segments"), d.Spool.NextSeq)
 		fmt.Fprintf(w, "  pending      %s changed, not yet journaled\n", bytesString(d.PendingBytes))
 		if d.Lag.Samples > 0 || d.Lag.Current > 0 {
 			fmt.Fprintf(w, "  RPO lag      now %s, p50 %s, p99 %s, max %s (%d samples)\n", secs(d.Lag.Current), secs(d.Lag.P50), secs(d.Lag.P99), secs(d.Lag.Max), d.Lag.Samples)

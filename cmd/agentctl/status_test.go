@@ -89,6 +89,19 @@ func fixtures() map[string]api.AgentStatus {
 
 	st = base()
 	d = &st.Disks[0]
+	me := "segment 812: Put \"https://ps.example:9443/v1/disks/sdb/segments/812\": dial tcp 10.0.0.9:9443: connect: connection refused"
+	d.Spool = api.SpoolStatus{Queued: 4, Bytes: 16 << 20, NextSeq: 812, LastError: me, ErrorSince: t0.Add(-2 * time.Minute), LastOK: t0.Add(-2 * time.Minute)}
+	d.Tracker.Mode = "bitmap"
+	d.PendingBytes = 700 << 20
+	d.Mode = api.AgentModeMetadata
+	d.ModeReason = "memory backlog full (16777216 of 16777216 bytes) since 2026-03-14T11:58:00Z: the process server does not take segments: " + me +
+		"; only the changed regions are tracked, no point until they are read"
+	unhealthy(&st, api.AgentProblem{Code: api.AgentProblemMetadataMode, What: d.ModeReason,
+		Remedy: "check the connection to the process server and its cache space; nothing is lost, the changed regions are read when it has caught up"})
+	m["metadata-mode"] = st
+
+	st = base()
+	d = &st.Disks[0]
 	since := t0.Add(-7 * time.Minute)
 	e := "segment 812: Put \"https://ps.example:9443/v1/disks/sdb/segments/812\": dial tcp 10.0.0.9:9443: connect: connection refused"
 	d.Spool = api.SpoolStatus{Queued: 9, Bytes: 140 << 20, NextSeq: 812, Connected: false, LastError: e, ErrorSince: since, LastOK: since.Add(-time.Second)}

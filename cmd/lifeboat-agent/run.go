@@ -46,6 +46,7 @@ type runOptions struct {
 	disks                                             []string
 	pointEvery, appEvery, scriptTimeout               time.Duration
 	spool                                             int64
+	memoryBytes                                       int64
 	groupListen                                       string
 	groupTimeout, groupFrozenMax                      time.Duration
 	metricsAddr, logFormat, logLevel                  string
@@ -71,7 +72,8 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	name := fs.String("name", host, "machine name")
 	pinDir := fs.String("pin-dir", "", "bpffs directory of the tracker's pins (default /sys/fs/bpf/lifeboat-NAME, a dotted NAME mapped to a safe form)")
 	pointEvery := fs.Duration("point-interval", time.Minute, "crash-consistent point interval (>= 1s)")
-	spool := fs.Int64("spool-bytes", 1<<30, "bound of the local spool in bytes")
+	spool := fs.Int64("spool-bytes", 0, "bound of a local spool in bytes, where segments wait for the process server as files so points are kept through outages (it doubles the host's writes; never on a protected disk); 0: no spool, segments are streamed from memory")
+	memoryBytes := fs.Int64("memory-bytes", 16<<20, "without a spool, bound of the segments held in memory for the process server; beyond it only the changed regions are tracked (metadata mode) until it catches up")
 	appEvery := fs.Duration("app-interval", time.Hour, "app-consistent point interval (negative: only on agentctl bookmark --app-consistent)")
 	scriptsDir := fs.String("scripts", "/etc/lifeboat/scripts.d", "directory of app-consistency scripts, run with pre before the freeze and post after the thaw")
 	scriptTimeout := fs.Duration("script-timeout", time.Minute, "time limit of each app-consistency script")
@@ -122,7 +124,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	}
 	return &runOptions{server: *server, passFile: *passFile, state: *state, name: *name, pinDir: *pinDir,
 		scriptsDir: *scriptsDir, disks: disks, pointEvery: *pointEvery, appEvery: *appEvery,
-		scriptTimeout: *scriptTimeout, spool: *spool, tokenFile: *tokenFile, expedite: *expedite,
+		scriptTimeout: *scriptTimeout, spool: *spool, memoryBytes: *memoryBytes, tokenFile: *tokenFile, expedite: *expedite,
 		groupListen: *groupListen, groupTimeout: *groupTimeout, groupFrozenMax: *groupFrozenMax,
 		metricsAddr: *metricsAddr, logFormat: *logFormat, logLevel: *logLevel,
 		metricsExplicit: sources["metrics"] != config.FromDefault && sources["metrics"] != ""}, nil
@@ -162,7 +164,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	metrics := agent.NewMetrics()
 	cfg := agent.Config{
 		Machine: *name, Disks: disks, StateDir: *state, Client: metrics.Wrap(proc), PinDir: *pinDir,
-		PointInterval: *pointEvery, SpoolBytes: *spool, Log: log,
+		PointInterval: *pointEvery, SpoolBytes: *spool, MemoryBytes: o.memoryBytes, Log: log,
 		AppInterval: *appEvery, ScriptsDir: *scriptsDir, ScriptTimeout: *scriptTimeout, ExpediteFreeze: o.expedite,
 		ServerAddr: id.processAddr, Certificate: id.cert.Leaf,
 		Redirect: func(addr string) error {
