@@ -19,6 +19,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
+	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
 )
 
@@ -34,6 +35,7 @@ Usage:
   agentctl bookmark [--state DIR] --group [--wait]                a group point (on the group's coordinator)
   agentctl assess   [--disk DEV...] [--duration 1m] [--state DIR | --server ADDR | --link-mbps N] [--json]
                     measures the churn of disks before protecting them and whether the link keeps up
+  agentctl --version
 `
 
 func main() {
@@ -80,6 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		return 0, nil
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
+		return 0, nil
+	case "--version", "-version", "version":
+		buildinfo.Print(stdout, "agentctl")
 		return 0, nil
 	}
 	fmt.Fprint(stderr, usage)

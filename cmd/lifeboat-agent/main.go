@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
 )
@@ -26,6 +27,7 @@ Usage:
                                                              the system service, running 'run --config FILE'
                                                              (default /etc/lifeboat/agent.toml)
   lifeboat-agent check-config [--config FILE]                say whether the service can start with FILE
+  lifeboat-agent --version                                   print the version of this build
 
 Run 'lifeboat-agent COMMAND -h' for the flags of a command.
 `
@@ -62,6 +64,9 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return sysservice.Command(args[0], args[1:], agentService(stdout, stderr), stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
+		return nil
+	case "--version", "-version", "version":
+		buildinfo.Print(stdout, "lifeboat-agent")
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
