@@ -27,6 +27,7 @@ Usage:
                                                              the system service, running 'run --config FILE'
                                                              (default /etc/lifeboat/agent.toml)
   lifeboat-agent check-config [--config FILE]                say whether the service can start with FILE
+  lifeboat-agent release-tracker [--config FILE]             end tracking left pinned by a stopped agent (package removal)
   lifeboat-agent --version                                   print the version of this build
 
 Run 'lifeboat-agent COMMAND -h' for the flags of a command.
@@ -60,6 +61,8 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		return (&runCommand{out: stdout, errOut: stderr}).Run(ctx, args[1:])
+	case "release-tracker":
+		return releaseTrackerCommand(args[1:], stdout, stderr)
 	case "install", "uninstall", "start", "stop", "restart", "status", "check-config":
 		return sysservice.Command(args[0], args[1:], agentService(stdout, stderr), stdout, stderr)
 	case "-h", "--help", "help":
