@@ -17,6 +17,7 @@ require (
 )
 
 require (
+	github.com/dustin/go-humanize v1.1.0
 	github.com/google/btree v1.1.3
 	golang.org/x/term v0.48.0
 )

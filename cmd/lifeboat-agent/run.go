@@ -70,15 +70,21 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "machine name")
 	pinDir := fs.String("pin-dir", "", "bpffs directory of the tracker's pins (default /sys/fs/bpf/lifeboat-NAME)")
-	pointEvery := fs.Duration("point-interval", time.Minute, "crash-consistent point interval (>= 1s)")
-	spool := fs.Int64("spool-bytes", 1<<30, "bound of the local spool in bytes")
-	appEvery := fs.Duration("app-interval", time.Hour, "app-consistent point interval (negative: only on agentctl bookmark --app-consistent)")
+	pointEvery := new(time.Duration)
+	config.DurationVar(fs, pointEvery, "point-interval", time.Minute, "crash-consistent point interval (>= 1s; units ms, s, m, h)")
+	spool := new(int64)
+	config.BytesVar(fs, spool, "spool-bytes", 1<<30, "bound of the local spool: bytes, or a size such as 512MiB, 1GiB")
+	appEvery := new(time.Duration)
+	config.DurationVar(fs, appEvery, "app-interval", time.Hour, "app-consistent point interval (negative: only on agentctl bookmark --app-consistent)")
 	scriptsDir := fs.String("scripts", "/etc/lifeboat/scripts.d", "directory of app-consistency scripts, run with pre before the freeze and post after the thaw")
-	scriptTimeout := fs.Duration("script-timeout", time.Minute, "time limit of each app-consistency script")
+	scriptTimeout := new(time.Duration)
+	config.DurationVar(fs, scriptTimeout, "script-timeout", time.Minute, "time limit of each app-consistency script")
 	expedite := fs.Bool("freeze-expedite-rcu", true, "expedite the kernel's RCU grace periods (/sys/kernel/rcu_expedited) during the freeze of an app or group point: FIFREEZE waits for several, about 40 ms under load, under 1 ms expedited")
 	groupListen := fs.String("group-listen", ":20004", "address the group-point listener binds (mutual TLS; every member of the machine's replication group must reach it; \"\" turns group points off)")
-	groupTimeout := fs.Duration("group-timeout", 10*time.Second, "time a group point's phase may take on a member before the point fails")
-	groupFrozenMax := fs.Duration("group-frozen-max", 0, "hard limit of a group freeze: past it this machine thaws on its own (default twice --group-timeout)")
+	groupTimeout := new(time.Duration)
+	config.DurationVar(fs, groupTimeout, "group-timeout", 10*time.Second, "time a group point's phase may take on a member before the point fails")
+	groupFrozenMax := new(time.Duration)
+	config.DurationVar(fs, groupFrozenMax, "group-frozen-max", 0, "hard limit of a group freeze: past it this machine thaws on its own (default twice --group-timeout)")
 	metricsAddr := fs.String("metrics", agent.DefaultMetricsAddr, "listen `ADDR` of the Prometheus /metrics endpoint, plain HTTP (\"\": none)")
 	logFormat := fs.String("log-format", logging.FormatAuto, "log `FORMAT`: json, console or auto (console on a terminal, else json)")
 	logLevel := fs.String("log-level", "info", "lowest `LEVEL` logged: debug, info, warn or error")
@@ -137,6 +143,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	pointEvery, spool, appEvery, scriptsDir, scriptTimeout := &o.pointEvery, &o.spool, &o.appEvery, &o.scriptsDir, &o.scriptTimeout
 	groupListen, groupTimeout, groupFrozenMax := &o.groupListen, &o.groupTimeout, &o.groupFrozenMax
 	metricsAddr, logFormat, logLevel := &o.metricsAddr, &o.logFormat, &o.logLevel
+	if err := validate(o); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
 	if err := os.MkdirAll(*state, 0o700); err != nil {
 		return fmt.Errorf("run: state directory: %w", err)
 	}

@@ -44,6 +44,9 @@ func checkConfig(file string, stderr io.Writer) (*runOptions, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := validate(o); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(o.state, "identity", "machine.crt")); err == nil {
 		return o, nil
 	}
