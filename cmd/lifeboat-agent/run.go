@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/agent"
-	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
@@ -47,7 +46,7 @@ type runOptions struct {
 	pointEvery, appEvery, scriptTimeout               time.Duration
 	spool                                             int64
 	groupListen                                       string
-	groupTimeout, groupFrozenMax                      time.Duration
+	groupTimeout, groupFrozenMax, registerTimeout     time.Duration
 	metricsAddr, logFormat, logLevel                  string
 	expedite                                          bool
 	// metricsExplicit: --metrics was given (flag, environment or file),
@@ -83,6 +82,8 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	groupListen := fs.String("group-listen", ":20004", "address the group-point listener binds (mutual TLS; every member of the machine's replication group must reach it; \"\" turns group points off)")
 	groupTimeout := new(time.Duration)
 	config.DurationVar(fs, groupTimeout, "group-timeout", 10*time.Second, "time a group point's phase may take on a member before the point fails")
+	registerTimeout := new(time.Duration)
+	config.DurationVar(fs, registerTimeout, "register-timeout", 5*time.Minute, "how long the first registration is retried (with backoff) while the configuration server cannot be reached (0: once)")
 	groupFrozenMax := new(time.Duration)
 	config.DurationVar(fs, groupFrozenMax, "group-frozen-max", 0, "hard limit of a group freeze: past it this machine thaws on its own (default twice --group-timeout)")
 	metricsAddr := fs.String("metrics", agent.DefaultMetricsAddr, "listen `ADDR` of the Prometheus /metrics endpoint, plain HTTP (\"\": none)")
@@ -129,7 +130,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	return &runOptions{server: *server, passFile: *passFile, state: *state, name: *name, pinDir: *pinDir,
 		scriptsDir: *scriptsDir, disks: disks, pointEvery: *pointEvery, appEvery: *appEvery,
 		scriptTimeout: *scriptTimeout, spool: *spool, tokenFile: *tokenFile, expedite: *expedite,
-		groupListen: *groupListen, groupTimeout: *groupTimeout, groupFrozenMax: *groupFrozenMax,
+		groupListen: *groupListen, groupTimeout: *groupTimeout, groupFrozenMax: *groupFrozenMax, registerTimeout: *registerTimeout,
 		metricsAddr: *metricsAddr, logFormat: *logFormat, logLevel: *logLevel,
 		metricsExplicit: sources["metrics"] != config.FromDefault && sources["metrics"] != ""}, nil
 }
@@ -157,7 +158,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("run: --log-format: %w", err)
 	}
-	id, err := loadOrRegister(ctx, *state, *server, *passFile, o.tokenFile, *name, log)
+	id, err := loadOrRegister(ctx, *state, *server, *passFile, o.tokenFile, *name, o.registerTimeout, log)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
@@ -238,7 +239,7 @@ type identity struct {
 // registering with the configuration server the first time.
 // With tokenFile it registers with that one-time token (and removes the
 // file once the token is used up); else with the passphrase of passFile.
-func loadOrRegister(ctx context.Context, dir, server, passFile, tokenFile, name string, log *slog.Logger) (*identity, error) {
+func loadOrRegister(ctx context.Context, dir, server, passFile, tokenFile, name string, retryFor time.Duration, log *slog.Logger) (*identity, error) {
 	idDir := filepath.Join(dir, "identity")
 	certPEM, err1 := os.ReadFile(filepath.Join(idDir, "machine.crt"))
 	keyPEM, err2 := os.ReadFile(filepath.Join(idDir, "machine.key"))
@@ -261,27 +262,37 @@ func loadOrRegister(ctx context.Context, dir, server, passFile, tokenFile, name 
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
 	var processAddr string
+	var secret string
 	if tokenFile != "" {
 		tok, rerr := os.ReadFile(tokenFile)
 		if rerr != nil {
 			return nil, fmt.Errorf("read registration token: %w (issue a new token, e.g. with 'lifeboat push-install', or give --passphrase-file)", rerr)
 		}
-		certPEM, caPEM, processAddr, err = client.RegisterWithToken(rctx, server, name, string(tok), key)
+		secret = string(tok)
 	} else {
 		pass, rerr := os.ReadFile(passFile)
 		if rerr != nil {
 			return nil, fmt.Errorf("read passphrase: %w", rerr)
 		}
-		certPEM, caPEM, processAddr, err = client.Register(rctx, server, name, strings.TrimSpace(string(pass)), key)
+		secret = strings.TrimSpace(string(pass))
 	}
-	if err != nil {
-		if h := api.Hint(err); h != "" {
-			return nil, fmt.Errorf("register with %s: %w (%s)", server, err, h)
+	// The first registration is retried with backoff for retryFor, so an
+	// agent started before its server (or while the server restarts)
+	// waits instead of exiting into the service's start limit.
+	err = retryRegistration(ctx, retryFor, log, func() error {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		var rerr error
+		if tokenFile != "" {
+			certPEM, caPEM, processAddr, rerr = client.RegisterWithToken(rctx, server, name, secret, key)
+		} else {
+			certPEM, caPEM, processAddr, rerr = client.Register(rctx, server, name, secret, key)
 		}
-		return nil, fmt.Errorf("register with %s: %w", server, err)
+		return rerr
+	})
+	if err != nil {
+		return nil, registrationError(server, err)
 	}
 	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
