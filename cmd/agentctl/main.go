@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	state := fs.String("state", DefaultState, "the agent's state directory")
+	stateOf := stateFlag(fs, "the agent's state directory")
 	switch args[0] {
 	case "status":
 		return statusCommand(ctx, args[1:], stdout, stderr)
@@ -68,7 +68,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2, nil
 		}
-		p, err := ask(*state, func(l *client.Local) (api.AgentPoint, error) {
+		state, err := stateOf()
+		if err != nil {
+			return 2, err
+		}
+		p, err := ask(state, func(l *client.Local) (api.AgentPoint, error) {
 			return l.Bookmark(ctx, client.BookmarkOptions{App: *app, Group: *group, Wait: *wait})
 		})
 		if err != nil {

@@ -1,19 +1,17 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cli"
 )
 
-// writeJSON writes v as indented JSON: the stable --json output.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+// writeJSON writes v as indented JSON: the stable --json output, where
+// an empty list is [], never null.
+func writeJSON(w io.Writer, v any) error { return cli.WriteJSON(w, v) }
 
 // table writes aligned columns.
 func table(w io.Writer) *tabwriter.Writer {
