@@ -34,8 +34,11 @@ Run 'lifeboat-agent COMMAND -h' for the flags of a command.
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() { cancel(&stopSignal{<-sigs}) }()
 	if err := runWith(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
@@ -82,3 +85,8 @@ type stringList []string
 
 func (s *stringList) String() string     { return fmt.Sprint(*s) }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// stopSignal is the cause of a stop by a signal: the log says which.
+type stopSignal struct{ sig os.Signal }
+
+func (s *stopSignal) Error() string { return "signal " + s.sig.String() }

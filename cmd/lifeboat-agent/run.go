@@ -205,7 +205,23 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		defer stop()
 	}
 	log.Info("replicating", "machine", *name, "disks", []string(disks), "process_server", id.processAddr)
-	return a.Run(ctx)
+	go logProgress(ctx, a, log, progressEvery)
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			// Which signal (or other cause) stopped the agent: main
+			// cancels with a *stopSignal.
+			log.Info("stopping", "cause", context.Cause(ctx).Error())
+		case <-stopped:
+		}
+	}()
+	err = a.Run(ctx)
+	if ctx.Err() != nil {
+		log.Info("stopped", "cause", context.Cause(ctx).Error(), "err", errString(err))
+	}
+	return err
 }
 
 // serveMetrics serves /metrics on addr (plain HTTP). When the address is
@@ -319,4 +335,11 @@ func loadOrRegister(ctx context.Context, dir, server, passFile, tokenFile, name 
 		return nil, fmt.Errorf("certificate from the server: %w", err)
 	}
 	return &identity{cert: cert, caPEM: caPEM, processAddr: processAddr}, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
