@@ -56,7 +56,10 @@ func TestLogProgressPercentRateETAAndEnd(t *testing.T) {
 	var out syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { logProgress(ctx, f, slog.New(slog.NewTextHandler(&out, nil)), 50*time.Millisecond); close(done) }()
+	go func() {
+		logProgress(ctx, f, slog.New(slog.NewTextHandler(&out, nil)), 50*time.Millisecond)
+		close(done)
+	}()
 	time.Sleep(75 * time.Millisecond)
 	f.set(50<<20, api.AgentStateInitialSync)
 	time.Sleep(50 * time.Millisecond)
