@@ -364,7 +364,7 @@ func TestPackageUpgradeKeepsTracking(t *testing.T) {
 	sameContent(t, dev.Path, img)
 
 	// Purge: no program, configuration, state, registration, process or pin left.
-	out = run(t, "dpkg", "--purge", "lifeboat-agent")
+	out = dpkg("--purge", "lifeboat-agent")
 	t.Logf("dpkg --purge:\n%s", out)
 	var left []string
 	for _, p := range []string{"/usr/bin/lifeboat-agent", "/usr/bin/agentctl", "/etc/lifeboat", pkgState,
