@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-
 )
 
 // MachinesCommand is 'lifeboat machines'.
