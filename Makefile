@@ -21,9 +21,15 @@ generate: ## rebuild the BPF objects and Go bindings from bpf/*.c (installs clan
 check-generate: generate ## fail if the committed BPF objects differ from the sources
 	@git diff --exit-code --stat -- bpf/ || { echo "bpf/: generated files are out of date: run 'make generate' and commit"; exit 1; }
 
-build: ## build the binaries into bin/
+# The version every binary prints with --version and exports as
+# lifeboat_build_info: scripts/version.sh (git describe, else
+# 0.0.0-dev+COMMIT; a plain go build says "devel").
+VERSION ?= $(shell ./scripts/version.sh)
+LDFLAGS := -X github.com/lifeboat-dr/lifeboat/internal/buildinfo.Version=$(VERSION)
+
+build: ## build the binaries into bin/ (VERSION=x.y.z; default from git describe)
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS)) $(addprefix ./internal/cmd/,$(TOOLS))
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(CMDS)) $(addprefix ./internal/cmd/,$(TOOLS))
 
 GOFILES = $$(git ls-files '*.go' ':!:bpf/*_bpfel.go')
 IMPORT_GROUPS := -s standard -s default -s "prefix(github.com/lifeboat-dr/lifeboat)"

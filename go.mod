@@ -17,6 +17,7 @@ require (
 )
 
 require (
+	github.com/dustin/go-humanize v1.1.0
 	github.com/google/btree v1.1.3
 	golang.org/x/term v0.48.0
 )
@@ -67,6 +68,7 @@ require (
 	github.com/kevinburke/ssh_config v1.2.0 // indirect
 	github.com/klauspost/compress v1.20.1 // indirect
 	github.com/klauspost/pgzip v1.2.6 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/mailru/easyjson v0.7.7 // indirect
 	github.com/mitchellh/copystructure v1.2.0 // indirect
 	github.com/mitchellh/reflectwalk v1.0.2 // indirect

@@ -414,6 +414,8 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 			a.rounds.MarkPending(d.name, 0, d.size)
 			d.total = d.size
 		default:
+			a.log.Info("adopted the pinned tracker: no resync", "disk", d.name, "state", string(p.State),
+				"backlog_ranges", len(p.Backlog), "pin_dir", a.cfg.PinDir)
 			d.state = p.State
 			for _, r := range p.Backlog {
 				a.rounds.MarkPending(d.name, r[0], r[1])

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 )
 
 // DefaultMetricsAddr is the listen address of the agent's /metrics that
@@ -266,6 +267,6 @@ func b2f(b bool) float64 {
 // runtime's and the process's.
 func (m *Metrics) Handler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector("lifeboat-agent"))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }

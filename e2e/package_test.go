@@ -191,6 +191,22 @@ func TestPackageUpgradeKeepsTracking(t *testing.T) {
 		return filepath.Join(dir, fmt.Sprintf("lifeboat-agent_%s_%s.deb", v, arch))
 	}
 
+	// dpkg runs as on a host that lets packages start services: this
+	// machine's /usr/sbin/policy-rc.d (a container's) forbids it, and the
+	// maintainer scripts obey it through invoke-rc.d. Allowed in a mount
+	// namespace of dpkg's own, so nothing else on the machine sees it.
+	dpkg := func(args ...string) string {
+		t.Helper()
+		script := `[ -e /usr/sbin/policy-rc.d ] && { printf '#!/bin/sh\nexit 0\n' >"$P" && chmod 755 "$P" && mount --bind "$P" /usr/sbin/policy-rc.d; }; exec dpkg "$@"`
+		cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh"}, args...)...)
+		cmd.Env = append(os.Environ(), "P="+filepath.Join(t.TempDir(), "policy-rc.d"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("dpkg %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+
 	s := startServer(t)
 	dev := testenv.NewLoop(t, 128<<20)
 	pins := testenv.BPFFSDir(t)
@@ -222,7 +238,7 @@ func TestPackageUpgradeKeepsTracking(t *testing.T) {
 	})
 
 	// v1: installed, registered, not started: no configuration yet.
-	out := run(t, "dpkg", "-i", deb(v1, pkgV1))
+	out := dpkg("-i", deb(v1, pkgV1))
 	t.Logf("dpkg -i v1:\n%s", out)
 	if !strings.Contains(out, "not started") || agentPid(t) != "" {
 		t.Fatalf("an agent with no server and disks must not start:\n%s", out)
@@ -302,7 +318,7 @@ func TestPackageUpgradeKeepsTracking(t *testing.T) {
 
 	// v2: the upgrade restarts the agent; the new one adopts the tracker.
 	w0 := writes.Load()
-	out = run(t, "dpkg", "-i", deb(v2, pkgV2))
+	out = dpkg("-i", deb(v2, pkgV2))
 	t.Logf("dpkg -i v2:\n%s", out)
 	wUpgrade := writes.Load() - w0
 	pid2 := agentPid(t)
@@ -348,7 +364,7 @@ func TestPackageUpgradeKeepsTracking(t *testing.T) {
 	sameContent(t, dev.Path, img)
 
 	// Purge: no program, configuration, state, registration, process or pin left.
-	out = run(t, "dpkg", "--purge", "lifeboat-agent")
+	out = dpkg("--purge", "lifeboat-agent")
 	t.Logf("dpkg --purge:\n%s", out)
 	var left []string
 	for _, p := range []string{"/usr/bin/lifeboat-agent", "/usr/bin/agentctl", "/etc/lifeboat", pkgState,

@@ -24,7 +24,7 @@ rm -rf "$build"
 mkdir -p "$build/man"
 export VERSION ARCH BUILD=$build
 echo "package.sh: version $VERSION, arch $ARCH, into $DIST/"
-CGO_ENABLED=0 GOARCH=$ARCH $GO build -trimpath -ldflags "-s -w" -o "$build/" ./cmd/lifeboat-agent ./cmd/agentctl ./cmd/lifeboat-server ./cmd/lifeboat
+CGO_ENABLED=0 GOARCH=$ARCH $GO build -trimpath -ldflags "-s -w -X github.com/lifeboat-dr/lifeboat/internal/buildinfo.Version=$VERSION" -o "$build/" ./cmd/lifeboat-agent ./cmd/agentctl ./cmd/lifeboat-server ./cmd/lifeboat
 
 # man pages from each program's --help text.
 man() { # NAME SECTION SUMMARY FILES...

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 	"github.com/lifeboat-dr/lifeboat/server/alerts"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
@@ -179,7 +180,7 @@ func b2f(b bool) float64 {
 // plus the Go runtime's and the process's.
 func (s *Server) MetricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(serverCollector{s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(serverCollector{s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector("lifeboat-server"))
 	reg.MustRegister(s.drills)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }

@@ -157,6 +157,9 @@ type Config struct {
 	AlertCacheFree int64
 	// AlertInterval is how often alerts are evaluated (0: default).
 	AlertInterval time.Duration
+	// AlertNotify, if set, is told of every alert raised and cleared
+	// (alerts.Notifier: webhooks).
+	AlertNotify func(raised, cleared []api.Alert)
 	// ResyncWindow: a disk whose replica hashes were asked for within
 	// it is shown as resyncing (0: alerts.DefaultResyncWindow).
 	ResyncWindow time.Duration
@@ -349,7 +352,8 @@ func Open(cfg Config) (*Server, error) {
 	}
 	s.alerts = alerts.New(alerts.Options{Drills: s.drills, RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
-		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})
+		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger,
+		Notify: cfg.AlertNotify})
 	var servers *configsrv.Servers
 	if cfg.Roles.Config {
 		servers = s.servers

@@ -151,7 +151,7 @@ func assessCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var disks stringList
 	fs.Var(&disks, "disk", "block device to measure; repeat for several")
 	duration := fs.Duration("duration", time.Minute, "how long to measure (at least 1s)")
-	state := fs.String("state", DefaultState, "the agent's state directory: its identity is used to probe the process server")
+	stateOf := stateFlag(fs, "the agent's state directory: its identity is used to probe the process server")
 	server := fs.String("server", "", "process server HOST:PORT to probe (default: the one the agent registered with)")
 	linkMbps := fs.Float64("link-mbps", 0, "link rate in Mbit/s to compare with, instead of probing (e.g. when the agent is not registered)")
 	probeMiB := fs.Int64("probe-mib", 64, "MiB sent to the process server to measure the link")
@@ -174,6 +174,10 @@ func assessCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if !*asJSON {
 		fmt.Fprintf(stderr, "measuring writes to %s for %s...\n", strings.Join(disks, ", "), *duration)
 	}
+	state, err := stateOf()
+	if err != nil {
+		return exitUsage, fmt.Errorf("assess: %w", err)
+	}
 	churn, err := measure(ctx, disks, *duration)
 	if err != nil {
 		return exitAskFailed, fmt.Errorf("assess: %w", err)
@@ -181,7 +185,7 @@ func assessCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	a := Assessment{Churn: churn}
 	if *linkMbps > 0 {
 		a.Link = &Link{Source: "operator", Bps: *linkMbps * 1e6 / 8, Mbps: *linkMbps}
-	} else if l, err := probe(ctx, *state, *server, *probeMiB<<20); err != nil {
+	} else if l, err := probe(ctx, state, *server, *probeMiB<<20); err != nil {
 		a.LinkError = err.Error()
 	} else {
 		a.Link = l

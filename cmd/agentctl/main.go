@@ -19,6 +19,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
+	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
 )
 
@@ -34,6 +35,7 @@ Usage:
   agentctl bookmark [--state DIR] --group [--wait]                a group point (on the group's coordinator)
   agentctl assess   [--disk DEV...] [--duration 1m] [--state DIR | --server ADDR | --link-mbps N] [--json]
                     measures the churn of disks before protecting them and whether the link keeps up
+  agentctl --version
 `
 
 func main() {
@@ -53,7 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	state := fs.String("state", DefaultState, "the agent's state directory")
+	stateOf := stateFlag(fs, "the agent's state directory")
 	switch args[0] {
 	case "status":
 		return statusCommand(ctx, args[1:], stdout, stderr)
@@ -66,7 +68,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2, nil
 		}
-		p, err := ask(*state, func(l *client.Local) (api.AgentPoint, error) {
+		state, err := stateOf()
+		if err != nil {
+			return 2, err
+		}
+		p, err := ask(state, func(l *client.Local) (api.AgentPoint, error) {
 			return l.Bookmark(ctx, client.BookmarkOptions{App: *app, Group: *group, Wait: *wait})
 		})
 		if err != nil {
@@ -80,6 +86,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		return 0, nil
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
+		return 0, nil
+	case "--version", "-version", "version":
+		buildinfo.Print(stdout, "agentctl")
 		return 0, nil
 	}
 	fmt.Fprint(stderr, usage)

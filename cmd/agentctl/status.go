@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
+	"github.com/lifeboat-dr/lifeboat/internal/cli"
 )
 
 // Exit codes of agentctl status (docs/agent.md).
@@ -69,7 +69,7 @@ func newOutput(w io.Writer) output {
 func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	state := fs.String("state", DefaultState, "the agent's state directory")
+	stateOf := stateFlag(fs, "the agent's state directory")
 	asJSON := fs.Bool("json", false, "print JSON (documented in docs/agent.md)")
 	watch := fs.Bool("watch", false, "keep watching: redraw on a terminal, a line per change otherwise; stop with Ctrl-C")
 	interval := fs.Duration("interval", 2*time.Second, "how often --watch asks the agent")
@@ -82,9 +82,13 @@ func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *interval < 100*time.Millisecond {
 		return exitUsage, fmt.Errorf("status: --interval %s: must be at least 100ms", *interval)
 	}
+	state, err := stateOf()
+	if err != nil {
+		return exitUsage, err
+	}
 	out := newOutput(stdout)
 	get := func(ctx context.Context) (api.AgentStatus, error) {
-		return ask(*state, func(l *client.Local) (api.AgentStatus, error) { return l.Status(ctx) })
+		return ask(state, func(l *client.Local) (api.AgentStatus, error) { return l.Status(ctx) })
 	}
 	if *watch {
 		return watchStatus(ctx, get, out, *asJSON, *interval, stderr)
@@ -122,8 +126,6 @@ func exitCode(st api.AgentStatus) int {
 	return exitHealthy
 }
 
-func writeJSON(w io.Writer, v any) {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
+// writeJSON writes v as every --json output is written: indented, and
+// with [] for an empty list, never null.
+func writeJSON(w io.Writer, v any) { _ = cli.WriteJSON(w, v) }

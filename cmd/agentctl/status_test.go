@@ -336,3 +336,11 @@ func TestWatchAppendsLinePerChange(t *testing.T) {
 		t.Errorf("exit %d after an unhealthy state, want %d", code, exitUnhealthy)
 	}
 }
+
+func TestVersionFlag(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code, err := run(context.Background(), []string{"--version"}, &out, &errOut)
+	if code != 0 || err != nil || !strings.HasPrefix(out.String(), "agentctl ") {
+		t.Fatalf("agentctl --version: code %d, err %v, out %q", code, err, out.String())
+	}
+}

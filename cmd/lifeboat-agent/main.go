@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
 )
@@ -26,6 +27,8 @@ Usage:
                                                              the system service, running 'run --config FILE'
                                                              (default /etc/lifeboat/agent.toml)
   lifeboat-agent check-config [--config FILE]                say whether the service can start with FILE
+  lifeboat-agent release-tracker [--config FILE]             end tracking left pinned by a stopped agent (package removal)
+  lifeboat-agent --version                                   print the version of this build
 
 Run 'lifeboat-agent COMMAND -h' for the flags of a command.
 `
@@ -34,8 +37,11 @@ func main() {
 	if ok, code := runAsWindowsService(); ok {
 		os.Exit(code)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() { cancel(&stopSignal{<-sigs}) }()
 	if err := runWith(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
@@ -61,10 +67,15 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		return (&runCommand{out: stdout, errOut: stderr}).Run(ctx, args[1:])
+	case "release-tracker":
+		return releaseTrackerCommand(args[1:], stdout, stderr)
 	case "install", "uninstall", "start", "stop", "restart", "status", "check-config":
 		return sysservice.Command(args[0], args[1:], agentService(stdout, stderr), stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
+		return nil
+	case "--version", "-version", "version":
+		buildinfo.Print(stdout, "lifeboat-agent")
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
@@ -77,3 +88,8 @@ type stringList []string
 
 func (s *stringList) String() string     { return fmt.Sprint(*s) }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// stopSignal is the cause of a stop by a signal: the log says which.
+type stopSignal struct{ sig os.Signal }
+
+func (s *stopSignal) Error() string { return "signal " + s.sig.String() }

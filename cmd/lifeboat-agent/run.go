@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/agent"
-	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
@@ -48,7 +47,7 @@ type runOptions struct {
 	spool                                             int64
 	memoryBytes                                       int64
 	groupListen                                       string
-	groupTimeout, groupFrozenMax                      time.Duration
+	groupTimeout, groupFrozenMax, registerTimeout     time.Duration
 	metricsAddr, logFormat, logLevel                  string
 	expedite                                          bool
 	// metricsExplicit: --metrics was given (flag, environment or file),
@@ -71,16 +70,25 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "machine name")
 	pinDir := fs.String("pin-dir", "", "bpffs directory of the tracker's pins (default /sys/fs/bpf/lifeboat-NAME, a dotted NAME mapped to a safe form)")
-	pointEvery := fs.Duration("point-interval", time.Minute, "crash-consistent point interval (>= 1s)")
-	spool := fs.Int64("spool-bytes", 0, "bound of a local spool in bytes, where segments wait for the process server as files so points are kept through outages (it doubles the host's writes; never on a protected disk); 0: no spool, segments are streamed from memory")
-	memoryBytes := fs.Int64("memory-bytes", 16<<20, "without a spool, bound of the segments held in memory for the process server; beyond it only the changed regions are tracked (metadata mode) until it catches up")
-	appEvery := fs.Duration("app-interval", time.Hour, "app-consistent point interval (negative: only on agentctl bookmark --app-consistent)")
+	pointEvery := new(time.Duration)
+	config.DurationVar(fs, pointEvery, "point-interval", time.Minute, "crash-consistent point interval (>= 1s; units ms, s, m, h)")
+	spool := new(int64)
+	config.BytesVar(fs, spool, "spool-bytes", 0, "bound of a local spool (bytes, or a size such as 512MiB, 1GiB), where segments wait for the process server as files so points are kept through outages (it doubles the host's writes; never on a protected disk); 0: no spool, segments are streamed from memory")
+	memoryBytes := new(int64)
+	config.BytesVar(fs, memoryBytes, "memory-bytes", 16<<20, "without a spool, bound of the segments held in memory for the process server (bytes, or a size such as 16MiB); beyond it only the changed regions are tracked (metadata mode) until it catches up")
+	appEvery := new(time.Duration)
+	config.DurationVar(fs, appEvery, "app-interval", time.Hour, "app-consistent point interval (negative: only on agentctl bookmark --app-consistent)")
 	scriptsDir := fs.String("scripts", "/etc/lifeboat/scripts.d", "directory of app-consistency scripts, run with pre before the freeze and post after the thaw")
-	scriptTimeout := fs.Duration("script-timeout", time.Minute, "time limit of each app-consistency script")
+	scriptTimeout := new(time.Duration)
+	config.DurationVar(fs, scriptTimeout, "script-timeout", time.Minute, "time limit of each app-consistency script")
 	expedite := fs.Bool("freeze-expedite-rcu", true, "expedite the kernel's RCU grace periods (/sys/kernel/rcu_expedited) during the freeze of an app or group point: FIFREEZE waits for several, about 40 ms under load, under 1 ms expedited")
 	groupListen := fs.String("group-listen", ":20004", "address the group-point listener binds (mutual TLS; every member of the machine's replication group must reach it; \"\" turns group points off)")
-	groupTimeout := fs.Duration("group-timeout", 10*time.Second, "time a group point's phase may take on a member before the point fails")
-	groupFrozenMax := fs.Duration("group-frozen-max", 0, "hard limit of a group freeze: past it this machine thaws on its own (default twice --group-timeout)")
+	groupTimeout := new(time.Duration)
+	config.DurationVar(fs, groupTimeout, "group-timeout", 10*time.Second, "time a group point's phase may take on a member before the point fails")
+	registerTimeout := new(time.Duration)
+	config.DurationVar(fs, registerTimeout, "register-timeout", 5*time.Minute, "how long the first registration is retried (with backoff) while the configuration server cannot be reached (0: once)")
+	groupFrozenMax := new(time.Duration)
+	config.DurationVar(fs, groupFrozenMax, "group-frozen-max", 0, "hard limit of a group freeze: past it this machine thaws on its own (default twice --group-timeout)")
 	metricsAddr := fs.String("metrics", agent.DefaultMetricsAddr, "listen `ADDR` of the Prometheus /metrics endpoint, plain HTTP (\"\": none)")
 	logFormat := fs.String("log-format", logging.FormatAuto, "log `FORMAT`: json, console or auto (console on a terminal, else json)")
 	logLevel := fs.String("log-level", "info", "lowest `LEVEL` logged: debug, info, warn or error")
@@ -125,7 +133,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	return &runOptions{server: *server, passFile: *passFile, state: *state, name: *name, pinDir: *pinDir,
 		scriptsDir: *scriptsDir, disks: disks, pointEvery: *pointEvery, appEvery: *appEvery,
 		scriptTimeout: *scriptTimeout, spool: *spool, memoryBytes: *memoryBytes, tokenFile: *tokenFile, expedite: *expedite,
-		groupListen: *groupListen, groupTimeout: *groupTimeout, groupFrozenMax: *groupFrozenMax,
+		groupListen: *groupListen, groupTimeout: *groupTimeout, groupFrozenMax: *groupFrozenMax, registerTimeout: *registerTimeout,
 		metricsAddr: *metricsAddr, logFormat: *logFormat, logLevel: *logLevel,
 		metricsExplicit: sources["metrics"] != config.FromDefault && sources["metrics"] != ""}, nil
 }
@@ -142,6 +150,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	pointEvery, spool, appEvery, scriptsDir, scriptTimeout := &o.pointEvery, &o.spool, &o.appEvery, &o.scriptsDir, &o.scriptTimeout
 	groupListen, groupTimeout, groupFrozenMax := &o.groupListen, &o.groupTimeout, &o.groupFrozenMax
 	metricsAddr, logFormat, logLevel := &o.metricsAddr, &o.logFormat, &o.logLevel
+	if err := validate(o); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
 	if err := os.MkdirAll(*state, 0o700); err != nil {
 		return fmt.Errorf("run: state directory: %w", err)
 	}
@@ -153,7 +164,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("run: --log-format: %w", err)
 	}
-	id, err := loadOrRegister(ctx, *state, *server, *passFile, o.tokenFile, *name, log)
+	id, err := loadOrRegister(ctx, *state, *server, *passFile, o.tokenFile, *name, o.registerTimeout, log)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
@@ -203,7 +214,23 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		defer stop()
 	}
 	log.Info("replicating", "machine", *name, "disks", []string(disks), "process_server", id.processAddr)
-	return a.Run(ctx)
+	go logProgress(ctx, a, log, progressEvery)
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			// Which signal (or other cause) stopped the agent: main
+			// cancels with a *stopSignal.
+			log.Info("stopping", "cause", context.Cause(ctx).Error())
+		case <-stopped:
+		}
+	}()
+	err = a.Run(ctx)
+	if ctx.Err() != nil {
+		log.Info("stopped", "cause", context.Cause(ctx).Error(), "err", errString(err))
+	}
+	return err
 }
 
 // serveMetrics serves /metrics on addr (plain HTTP). When the address is
@@ -237,7 +264,7 @@ type identity struct {
 // registering with the configuration server the first time.
 // With tokenFile it registers with that one-time token (and removes the
 // file once the token is used up); else with the passphrase of passFile.
-func loadOrRegister(ctx context.Context, dir, server, passFile, tokenFile, name string, log *slog.Logger) (*identity, error) {
+func loadOrRegister(ctx context.Context, dir, server, passFile, tokenFile, name string, retryFor time.Duration, log *slog.Logger) (*identity, error) {
 	idDir := filepath.Join(dir, "identity")
 	certPEM, err1 := os.ReadFile(filepath.Join(idDir, "machine.crt"))
 	keyPEM, err2 := os.ReadFile(filepath.Join(idDir, "machine.key"))
@@ -260,27 +287,37 @@ func loadOrRegister(ctx context.Context, dir, server, passFile, tokenFile, name 
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
 	var processAddr string
+	var secret string
 	if tokenFile != "" {
 		tok, rerr := os.ReadFile(tokenFile)
 		if rerr != nil {
 			return nil, fmt.Errorf("read registration token: %w (issue a new token, e.g. with 'lifeboat push-install', or give --passphrase-file)", rerr)
 		}
-		certPEM, caPEM, processAddr, err = client.RegisterWithToken(rctx, server, name, string(tok), key)
+		secret = string(tok)
 	} else {
 		pass, rerr := os.ReadFile(passFile)
 		if rerr != nil {
 			return nil, fmt.Errorf("read passphrase: %w", rerr)
 		}
-		certPEM, caPEM, processAddr, err = client.Register(rctx, server, name, strings.TrimSpace(string(pass)), key)
+		secret = strings.TrimSpace(string(pass))
 	}
-	if err != nil {
-		if h := api.Hint(err); h != "" {
-			return nil, fmt.Errorf("register with %s: %w (%s)", server, err, h)
+	// The first registration is retried with backoff for retryFor, so an
+	// agent started before its server (or while the server restarts)
+	// waits instead of exiting into the service's start limit.
+	err = retryRegistration(ctx, retryFor, log, func() error {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		var rerr error
+		if tokenFile != "" {
+			certPEM, caPEM, processAddr, rerr = client.RegisterWithToken(rctx, server, name, secret, key)
+		} else {
+			certPEM, caPEM, processAddr, rerr = client.Register(rctx, server, name, secret, key)
 		}
-		return nil, fmt.Errorf("register with %s: %w", server, err)
+		return rerr
+	})
+	if err != nil {
+		return nil, registrationError(server, err)
 	}
 	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
@@ -307,4 +344,11 @@ func loadOrRegister(ctx context.Context, dir, server, passFile, tokenFile, name 
 		return nil, fmt.Errorf("certificate from the server: %w", err)
 	}
 	return &identity{cert: cert, caPEM: caPEM, processAddr: processAddr}, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

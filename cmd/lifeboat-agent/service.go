@@ -2,13 +2,17 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/lifeboat-dr/lifeboat/agent"
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
+	"github.com/lifeboat-dr/lifeboat/internal/config"
 )
 
 // DefaultConfig is the configuration file of the agent's service
@@ -42,6 +46,9 @@ func checkConfig(file string, stderr io.Writer) (*runOptions, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := validate(o); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(o.state, "identity", "machine.crt")); err == nil {
 		return o, nil
 	}
@@ -60,18 +67,27 @@ func checkConfig(file string, stderr io.Writer) (*runOptions, error) {
 	return o, nil
 }
 
+// releaseTrackerCommand is 'lifeboat-agent release-tracker': what the
+// packages' prerm runs on removal, once the service is stopped.
+func releaseTrackerCommand(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("release-tracker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", DefaultConfig, "the agent's configuration file (its name and pin-dir say which pins)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("release-tracker: unexpected argument %q", fs.Arg(0))
+	}
+	return releaseTracker(*file, stdout)
+}
+
 // releaseTracker ends tracking in the kernel once the service is gone: the
 // agent keeps its tracker pinned in bpffs across a stop (so an upgrade
 // loses nothing), which an uninstall must not leave behind. The state
 // directory stays; a later agent on it resyncs.
 func releaseTracker(file string, out io.Writer) error {
-	pinDir := ""
-	name, _ := os.Hostname()
-	if o, err := (&runCommand{out: io.Discard, errOut: io.Discard, quiet: true}).parse([]string{"--config", file}); err == nil {
-		pinDir, name = o.pinDir, o.name
-	} else if _, serr := os.Stat(file); serr == nil {
-		fmt.Fprintf(out, "lifeboat-agent: %s: %v; releasing the default pins of %q\n", file, err, name)
-	}
+	pinDir, name := pinsOf(file, os.Getenv)
 	if pinDir == "" {
 		pinDir = agent.DefaultPinDir(name)
 	}
@@ -83,4 +99,29 @@ func releaseTracker(file string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "lifeboat-agent: tracker released (pins in %s removed)\n", pinDir)
 	return nil
+}
+
+// pinsOf reads the pin-dir and name the agent of file runs with (the
+// environment over the file, as run reads them), and only those: a
+// configuration that is incomplete or wrong in other keys still says
+// which pins are its own. name defaults to the host name.
+func pinsOf(file string, getenv func(string) string) (pinDir, name string) {
+	var f struct {
+		PinDir string `toml:"pin-dir"`
+		Name   string `toml:"name"`
+	}
+	if b, err := os.ReadFile(file); err == nil {
+		_, _ = toml.Decode(string(b), &f)
+	}
+	pinDir, name = f.PinDir, f.Name
+	if v := getenv(config.EnvName(envPrefix, "pin-dir")); v != "" {
+		pinDir = v
+	}
+	if v := getenv(config.EnvName(envPrefix, "name")); v != "" {
+		name = v
+	}
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	return pinDir, name
 }

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
 	"github.com/lifeboat-dr/lifeboat/server"
@@ -27,6 +28,7 @@ Usage:
                      the system service, running 'run --config FILE' (default /etc/lifeboat/server.toml)
   lifeboat-server admin-cert renew|show --data DIR  renew (revoking the old) or show the admin certificate
   lifeboat-server check-config [--config FILE]      say whether the service can start with FILE
+  lifeboat-server --version                         print the version of this build
 
 Run 'lifeboat-server COMMAND -h' for the flags of a command.
 `
@@ -74,6 +76,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return sysservice.Command(args[0], args[1:], m.service(), m.Stdout, m.Stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(m.Stdout, usage)
+		return nil
+	case "--version", "-version", "version":
+		buildinfo.Print(m.Stdout, "lifeboat-server")
 		return nil
 	default:
 		fmt.Fprint(m.Stderr, usage)

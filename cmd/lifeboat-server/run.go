@@ -51,6 +51,9 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	heartbeatAlert := fs.Duration("heartbeat-alert", alerts.DefaultHeartbeat, "raise heartbeat-lost when an agent has not been heard from for `DURATION` (0: never)")
 	cacheAlert := fs.String("cache-free-alert", "1GiB", "raise cache-space-low when the data directory has less than `SIZE` free (0: never)")
 	alertInterval := fs.Duration("alert-interval", alerts.DefaultInterval, "evaluate the alerts every `DURATION`")
+	var webhooks stringList
+	fs.Var(&webhooks, "alert-webhook", "POST every alert raised and cleared to `URL` (repeat for several; retried with backoff for 10 minutes)")
+	webhookFormat := fs.String("alert-webhook-format", alerts.FormatAlertmanager, "payload of --alert-webhook: alertmanager (Prometheus Alertmanager's webhook format) or json")
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "`ID` of this server's process role in 'lifeboat servers' (a joined server's id comes from its join)")
 	storeDir := fs.String("store", "", "target storage `DIR` (default DATA/store)")
@@ -118,6 +121,10 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	if *alertInterval <= 0 {
 		return errors.New("run: --alert-interval must be positive")
 	}
+	notifier, err := newNotifier(webhooks, *webhookFormat, *name, log)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
 	srv, err := server.Open(server.Config{
 		DataDir:         *data,
 		APIAddr:         *apiAddr,
@@ -137,6 +144,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		AlertHeartbeat:    *heartbeatAlert,
 		AlertCacheFree:    cacheFree,
 		AlertInterval:     *alertInterval,
+		AlertNotify:       notifier.Notify,
 		Name:              *name,
 		StoreDir:          *storeDir,
 		SharedStore:       *sharedStore,
@@ -145,6 +153,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer notifier.Close()
 	log.Info("lifeboat-server running", "roles", r.List(), "api", srv.APIAddr(), "process", srv.ProcessAddr(), "metrics", srv.MetricsAddr())
 	reportEncryption(log, *data, *storeDir)
 	if c.main.Ready != nil {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
 )
@@ -73,7 +72,11 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.CloseIdleConnections()
-	res, err := a.Failover(ctx, pos[0], api.FailoverRequest{Point: *point, Test: *test, Out: dir, Check: *check})
+	pointID, err := resolvePoint(ctx, a, pos[0], *point)
+	if err != nil {
+		return callError(err, u)
+	}
+	res, err := a.Failover(ctx, pos[0], api.FailoverRequest{Point: pointID, Test: *test, Out: dir, Check: *check})
 	if err != nil {
 		return callError(err, u)
 	}
@@ -95,7 +98,7 @@ func printFailover(w io.Writer, res api.FailoverResult) error {
 		kind = "test failover"
 	}
 	fmt.Fprintf(w, "%s of %s at point %s (%s, %s) in %.1f s\n", kind, res.Machine, res.Point.ID, res.Point.Kind,
-		res.Point.Time.UTC().Format(time.RFC3339Nano), res.DurationSeconds)
+		tableTime(res.Point.Time), res.DurationSeconds)
 	tw := table(w)
 	fmt.Fprintln(tw, "DISK\tIMAGE\tSIZE")
 	for _, im := range res.Images {
@@ -194,7 +197,7 @@ func (c *FailoverCommand) runGroup(ctx context.Context, pos []string, group, poi
 	if asJSON {
 		err = writeJSON(c.main.Stdout, res)
 	} else {
-		fmt.Fprintf(c.main.Stdout, "group %s at point %s (%s)\n\n", res.Group, res.Point.ID, res.Point.Time.UTC().Format(time.RFC3339Nano))
+		fmt.Fprintf(c.main.Stdout, "group %s at point %s (%s)\n\n", res.Group, res.Point.ID, tableTime(res.Point.Time))
 		for _, m := range res.Machines {
 			if err = printFailover(c.main.Stdout, m); err != nil {
 				break

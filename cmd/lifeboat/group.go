@@ -161,7 +161,7 @@ func printGroup(w io.Writer, g api.Group) error {
 		return err
 	}
 	if p := g.LatestPoint; p != nil {
-		fmt.Fprintf(w, "latest point: %s at %s\n", p.ID, p.Time.UTC().Format(time.RFC3339Nano))
+		fmt.Fprintf(w, "latest point: %s at %s\n", p.ID, tableTime(p.Time))
 	}
 	if r := g.LastResult; r != nil && r.OK {
 		fmt.Fprintf(w, "last attempt: %s ok\n", r.ID)
@@ -181,7 +181,7 @@ func printGroupPoints(w io.Writer, group string, pts []api.GroupPoint) error {
 	tw := table(w)
 	fmt.Fprintln(tw, "ID\tTIME\tKIND\tFREEZE\tMATERIALIZABLE\tMACHINES")
 	for _, p := range pts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f ms\t%s\t%s\n", p.ID, p.Time.UTC().Format(time.RFC3339Nano), p.Kind,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f ms\t%s\t%s\n", p.ID, tableTime(p.Time), p.Kind,
 			p.FreezeSeconds*1000, yesNo(p.Materializable), strings.Join(p.Machines, ","))
 	}
 	return tw.Flush()

@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-
-	"github.com/lifeboat-dr/lifeboat/client"
 )
 
 // MachinesCommand is 'lifeboat machines'.
@@ -49,7 +47,6 @@ func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(ms) == 0 {
 		fmt.Fprintln(c.main.Stdout, "no machine yet: register an agent with the passphrase")
-		c.serverNote(ctx, a)
 		return nil
 	}
 	tw := table(c.main.Stdout)
@@ -112,14 +109,5 @@ func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	printMachineDrills(ctx, c.main.Stdout, a)
-	c.serverNote(ctx, a)
 	return nil
-}
-
-// serverNote prints the server's deployment note (target storage without
-// reflink), if any; a server without GET /v1/server has none to give.
-func (c *MachinesCommand) serverNote(ctx context.Context, a *client.Admin) {
-	if si, err := a.Server(ctx); err == nil && si.StoreNote != "" {
-		fmt.Fprintf(c.main.Stdout, "\nNOTE server: %s\n", si.StoreNote)
-	}
 }

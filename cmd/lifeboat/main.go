@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
 )
 
@@ -50,7 +51,7 @@ CONNECTION (before or after the command):
   --server URL --ca F --cert F --key F   anywhere else
 Environment defaults: LIFEBOAT_DATA, LIFEBOAT_SERVER, LIFEBOAT_CA, LIFEBOAT_CERT, LIFEBOAT_KEY.
 
-Run 'lifeboat COMMAND -h' for the flags of a command.
+Run 'lifeboat COMMAND -h' for the flags of a command; 'lifeboat --version' prints the version.
 `
 
 func main() {
@@ -76,6 +77,10 @@ type Main struct {
 func (m *Main) Run(ctx context.Context, args []string) error {
 	if m.Getenv == nil {
 		m.Getenv = func(string) string { return "" }
+	}
+	if buildinfo.IsVersionArg(args) {
+		buildinfo.Print(m.Stdout, "lifeboat")
+		return nil
 	}
 	fs := flag.NewFlagSet("lifeboat", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
 )
@@ -74,7 +73,7 @@ func (c *PointsCommand) Run(ctx context.Context, args []string) error {
 	tw := table(c.main.Stdout)
 	fmt.Fprintln(tw, "ID\tTIME\tKIND\tFREEZE\tMATERIALIZABLE\tGEN\tDISKS")
 	for _, p := range pts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.ID, p.Time.UTC().Format(time.RFC3339Nano), p.Kind,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.ID, tableTime(p.Time), p.Kind,
 			fmtFreeze(p), yesNo(p.Materializable), p.Gen, strings.Join(p.Disks, ","))
 	}
 	return tw.Flush()
@@ -94,4 +93,45 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// pointLister lists a machine's points (the admin client).
+type pointLister interface {
+	Points(ctx context.Context, machine string) ([]api.Point, error)
+}
+
+// resolvePoint turns what the operator typed for --point into a point id:
+// latest and latest-app as they are, else the one point of the machine
+// whose id starts with it (any unique prefix, like a git commit); an id
+// that matches none goes to the server as typed, which says it is unknown.
+func resolvePoint(ctx context.Context, a pointLister, machine, point string) (string, error) {
+	if point == "latest" || point == "latest-app" || point == "" {
+		return point, nil
+	}
+	pts, err := a.Points(ctx, machine)
+	if err != nil {
+		return "", err
+	}
+	var match []string
+	for _, p := range pts {
+		if p.ID == point {
+			return point, nil
+		}
+		if strings.HasPrefix(p.ID, point) {
+			match = append(match, p.ID)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		// The server answers for an id it does not know (404, with
+		// its hint).
+		return point, nil
+	}
+	if len(match) > 5 {
+		match = append(match[:5], "…")
+	}
+	return "", &Error{Err: fmt.Errorf("%q names several points of %s: %s", point, machine, strings.Join(match, ", ")),
+		Remedy: "give more characters of the id"}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/sshx"
@@ -60,7 +63,7 @@ func (c *PushInstallCommand) Run(ctx context.Context, args []string) error {
 	host := fs.String("host", "", "`HOST` to install the agent on (name or address of its SSH server)")
 	port := fs.Int("port", 22, "SSH `PORT` of the host")
 	user := fs.String("user", "root", "SSH `USER`: root, or a user with passwordless sudo")
-	key := fs.String("key", "", "SSH private key `FILE` (no passphrase) authorized for --user on the host")
+	key := fs.String("key", "", "SSH private key `FILE` authorized for --user on the host (a passphrase is asked on the terminal); default: the keys of ssh-agent ($SSH_AUTH_SOCK)")
 	home, _ := os.UserHomeDir()
 	knownHosts := fs.String("known-hosts", filepath.Join(home, ".ssh", "known_hosts"), "known_hosts `FILE` that must hold the host's key")
 	acceptKey := fs.String("accept-host-key", "", "accept an unknown host key of this `SHA256:...` fingerprint and add it to --known-hosts")
@@ -91,8 +94,8 @@ func (c *PushInstallCommand) Run(ctx context.Context, args []string) error {
 	if *host == "" {
 		missing = append(missing, "--host")
 	}
-	if *key == "" {
-		missing = append(missing, "--key")
+	if *key == "" && get("SSH_AUTH_SOCK") == "" {
+		missing = append(missing, "--key (or an ssh-agent: SSH_AUTH_SOCK)")
 	}
 	if len(disks) == 0 {
 		missing = append(missing, "--disk")
@@ -150,7 +153,8 @@ func (c *PushInstallCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	steps, err := pushinstall.Run(ctx, pushinstall.Options{
-		SSH:     sshx.Config{Host: *host, Port: *port, User: *user, KeyFile: *key, KnownHosts: *knownHosts, AcceptHostKey: *acceptKey},
+		SSH: sshx.Config{Host: *host, Port: *port, User: *user, KeyFile: *key, KnownHosts: *knownHosts, AcceptHostKey: *acceptKey,
+			Passphrase: terminalPassphrase(c.main.Stderr), AgentSocket: get("SSH_AUTH_SOCK"), NoAgent: get("SSH_AUTH_SOCK") == ""},
 		Package: *pkg, AgentServer: *agentServer, Machine: *name, Disks: disks, Settings: settings,
 		UploadDir: *uploadDir, TokenTTL: *ttl, Wait: *wait, Server: a, Report: report,
 	})
@@ -214,4 +218,20 @@ func (c *PushInstallCommand) defaultAgentServer(apiURL, host string) (string, er
 			Remedy: "give --agent-server HOST:PORT: the configuration server's address as the host reaches it"}
 	}
 	return addr, nil
+}
+
+// terminalPassphrase asks for a key's passphrase on the terminal (stdin),
+// or is nil when stdin is not one: then a protected key is refused with
+// a hint to use ssh-agent.
+func terminalPassphrase(prompt io.Writer) func(string) ([]byte, error) {
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return nil
+	}
+	return func(file string) ([]byte, error) {
+		fmt.Fprintf(prompt, "Passphrase for %s: ", file)
+		b, err := term.ReadPassword(fd)
+		fmt.Fprintln(prompt)
+		return b, err
+	}
 }

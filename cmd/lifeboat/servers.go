@@ -4,7 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
+
+	"github.com/lifeboat-dr/lifeboat/client"
 )
 
 // ServersCommand is 'lifeboat servers'.
@@ -44,6 +47,7 @@ func (c *ServersCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(ss) == 0 {
 		fmt.Fprintln(c.main.Stdout, "no process server: run the configuration server with the process role, or join one with 'lifeboat-server init --join'")
+		printServerNote(ctx, c.main.Stdout, a)
 		return nil
 	}
 	tw := table(c.main.Stdout)
@@ -82,5 +86,16 @@ func (c *ServersCommand) Run(ctx context.Context, args []string) error {
 			fmt.Fprintf(c.main.Stdout, "\nPROBLEM %s: %s\n", s.ID, p)
 		}
 	}
+	printServerNote(ctx, c.main.Stdout, a)
 	return nil
+}
+
+// printServerNote prints the server's deployment note (target storage
+// without reflink), if any; a server without GET /v1/server has none to
+// give. It is shown here, where the deployment is looked at (and by
+// lifeboat-server init and run), not under every listing of machines.
+func printServerNote(ctx context.Context, w io.Writer, a *client.Admin) {
+	if si, err := a.Server(ctx); err == nil && si.StoreNote != "" {
+		fmt.Fprintf(w, "\nNOTE server: %s\n", si.StoreNote)
+	}
 }

@@ -10,10 +10,10 @@ import (
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 )
 
-// TestMachinesStorageNote checks that 'lifeboat machines' shows the
+// TestMachinesStorageNote checks that 'lifeboat servers' shows the
 // server's note about target storage without reflink, with its remedy, on
 // a data directory that cannot share extents, and no note on XFS made with
-// reflink=1.
+// reflink=1; 'lifeboat machines' never repeats it.
 func TestMachinesStorageNote(t *testing.T) {
 	for _, c := range []struct {
 		name    string
@@ -29,10 +29,13 @@ func TestMachinesStorageNote(t *testing.T) {
 				t.Fatal(err)
 			}
 			servertest.Start(t, servertest.Config(t, dir))
-			out := mustRun(t, nil, "--data", dir, "machines")
+			out := mustRun(t, nil, "--data", dir, "servers")
 			noted := strings.Contains(out, "NOTE server: ") && strings.Contains(out, "reflink=1")
-			if noted == c.reflink || !strings.Contains(out, "no machine yet") {
-				t.Fatalf("machines on %s (reflink %v):\n%s", c.name, c.reflink, out)
+			if noted == c.reflink || !strings.Contains(out, "SERVER") {
+				t.Fatalf("servers on %s (reflink %v):\n%s", c.name, c.reflink, out)
+			}
+			if out := mustRun(t, nil, "--data", dir, "machines"); strings.Contains(out, "NOTE server: ") || !strings.Contains(out, "no machine yet") {
+				t.Fatalf("machines repeats the storage note on %s:\n%s", c.name, out)
 			}
 		})
 	}

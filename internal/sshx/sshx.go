@@ -47,9 +47,17 @@ type Config struct {
 	Port int
 	// User to log in as.
 	User string
-	// KeyFile is the private key (OpenSSH or PEM, not passphrase
-	// protected).
+	// KeyFile is the private key (OpenSSH or PEM); "" to use only the
+	// keys of an ssh-agent.
 	KeyFile string
+	// Passphrase, if set, is asked for the passphrase of a protected
+	// KeyFile (a terminal prompt); nil: such a key is refused with a
+	// hint.
+	Passphrase func(file string) ([]byte, error)
+	// AgentSocket is the ssh-agent's socket (default $SSH_AUTH_SOCK);
+	// its keys are tried after KeyFile's. NoAgent ignores any agent.
+	AgentSocket string
+	NoAgent     bool
 	// KnownHosts is the known_hosts file that must hold the host's key.
 	// A missing file is an empty one.
 	KnownHosts string
@@ -78,10 +86,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	signer, err := loadKey(cfg.KeyFile)
+	auth, keys, closeAgent, err := authMethods(cfg)
 	if err != nil {
 		return nil, err
 	}
+	defer closeAgent() // the agent signs during the handshake only
 	addr := net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))
 	cl := &Client{}
 	hk, err := hostKeyCallback(cfg, cl)
@@ -97,7 +106,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	conn.SetDeadline(time.Now().Add(cfg.Timeout))
 	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
 		User:            cfg.User,
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		Auth:            auth,
 		HostKeyCallback: hk,
 		Timeout:         cfg.Timeout,
 	})
@@ -109,9 +118,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			return nil, &Error{Kind: KindAuth,
-				Err: fmt.Errorf("ssh %s@%s: authentication failed with key %s", cfg.User, addr, cfg.KeyFile),
-				Remedy: fmt.Sprintf("the host does not accept this key for user %q: add the public key (%s) to ~%s/.ssh/authorized_keys on the host, or give the right --key/--user",
-					cfg.User, pubLine(signer), cfg.User)}
+				Err: fmt.Errorf("ssh %s@%s: authentication failed with %s", cfg.User, addr, strings.Join(keys, ", ")),
+				Remedy: fmt.Sprintf("the host does not accept these keys for user %q: add the public key to ~%s/.ssh/authorized_keys on the host, or give the right --key/--user",
+					cfg.User, cfg.User)}
 		}
 		return nil, &Error{Kind: KindConnect, Err: fmt.Errorf("ssh handshake with %s: %w", addr, err),
 			Remedy: "is an SSH server listening on that port?"}
@@ -123,24 +132,6 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 
 func pubLine(s ssh.Signer) string {
 	return s.PublicKey().Type() + " " + ssh.FingerprintSHA256(s.PublicKey())
-}
-
-func loadKey(file string) (ssh.Signer, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, &Error{Kind: KindKey, Err: fmt.Errorf("ssh key: %w", err), Remedy: "give --key the private key file whose public key is in the host's authorized_keys"}
-	}
-	s, err := ssh.ParsePrivateKey(b)
-	var pe *ssh.PassphraseMissingError
-	if errors.As(err, &pe) {
-		return nil, &Error{Kind: KindKey, Err: fmt.Errorf("ssh key %s is protected by a passphrase", file),
-			Remedy: "push-install needs a key without a passphrase: make one for it (ssh-keygen -t ed25519 -N '' -f FILE) and authorize it on the host"}
-	}
-	if err != nil {
-		return nil, &Error{Kind: KindKey, Err: fmt.Errorf("ssh key %s: %w", file, err),
-			Remedy: "--key must be a private key (OpenSSH or PEM format), not the .pub file"}
-	}
-	return s, nil
 }
 
 // hostKeyCallback checks host keys against cfg.KnownHosts.

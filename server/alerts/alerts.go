@@ -78,6 +78,10 @@ type Options struct {
 	Log               *slog.Logger
 	// Drills, when set, raises the drill alerts (drill.go).
 	Drills Drills
+	// Notify, if set, is told of the alerts each evaluation raised and
+	// cleared (Notifier.Notify delivers them to webhooks); it must not
+	// block.
+	Notify func(raised, cleared []api.Alert)
 }
 
 // diskKey names a disk of a machine.
@@ -209,6 +213,10 @@ func (s *Monitor) Evaluate(ctx context.Context) {
 	a.amu.Lock()
 	defer a.amu.Unlock()
 	seen := map[alertKey]bool{}
+	var raised, cleared []api.Alert
+	if s.opt.Notify != nil {
+		defer func() { s.opt.Notify(raised, cleared) }()
+	}
 	for _, c := range conds {
 		k := alertKey{c.Alert, c.Machine, c.Disk}
 		seen[k] = true
@@ -219,6 +227,7 @@ func (s *Monitor) Evaluate(ctx context.Context) {
 		c.Since = now.UTC()
 		a.active[k] = &c
 		a.raised[c.Alert]++
+		raised = append(raised, c)
 		log.Warn("alert raised", "alert", c.Alert, httpapi.LogMachine, c.Machine, httpapi.LogDisk, c.Disk, "detail", c.Message, "remedy", c.Remedy)
 	}
 	for k, cur := range a.active {
@@ -228,6 +237,7 @@ func (s *Monitor) Evaluate(ctx context.Context) {
 		t := now.UTC()
 		cur.Cleared = &t
 		a.cleared = slices.Insert(a.cleared, 0, *cur)
+		cleared = append(cleared, *cur)
 		if len(a.cleared) > keepCleared {
 			a.cleared = a.cleared[:keepCleared]
 		}

@@ -322,13 +322,33 @@ func (m *manager) installed() bool {
 		return !errors.Is(err, service.ErrNotInstalled)
 	}
 	_, err := os.Stat(m.path())
-	return err == nil
+	return err == nil || m.packaged() != ""
+}
+
+// packaged returns the unit file a .deb or .rpm installed (in the
+// distribution's unit directory), or "": start, stop and status work on
+// it, install leaves it to the package.
+func (m *manager) packaged() string {
+	if m.system != "linux-systemd" {
+		return ""
+	}
+	for _, dir := range []string{"/lib/systemd/system", "/usr/lib/systemd/system"} {
+		p := dir + "/" + m.spec.Name + ".service"
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
 }
 
 // install registers the service; on a service already registered it
 // writes the registration again (an upgrade brings a new unit) and keeps
 // it running or stopped as it was.
 func (m *manager) install(out io.Writer) error {
+	if p := m.packaged(); p != "" {
+		fmt.Fprintf(out, "%s: the package installed the unit %s: enable it with 'systemctl enable %s' (not changed here)\n", m.spec.Name, p, m.spec.Name)
+		return nil
+	}
 	if m.installed() {
 		if err := m.unregister(); err != nil {
 			return fmt.Errorf("install: replace the registration: %w", err)
