@@ -1,0 +1,68 @@
+// Package azblob is target storage in an Azure Blob Storage container,
+// the second backend of store.Store (store.Local is the first). Process
+// servers that share an account need no shared file system: a blob lease
+// per machine lets one of them at a time apply it.
+//
+// # Layout in the container
+//
+//	lifeboat.json                                       {"format":"lifeboat-azblob","version":1}
+//	machines/<machine>/disks.json                       the disk set of SetDisks (ETag-replaced)
+//	machines/<machine>/lease                            empty block blob; its lease = the right to write the machine
+//	machines/<machine>/disks/<disk>/replica.vhd         page blob: the replica in fixed-VHD layout
+//	machines/<machine>/disks/<disk>/cuts.json           the cut list (store.CutList), ETag-replaced
+//	machines/<machine>/disks/<disk>/journal/%016x.hrl   block blob: each segment, metadata lifeboatsha256
+//	machines/<machine>/disks/<disk>/journal/%016x.idx   block blob: its extent index (store.SegmentIndex)
+//
+// replica.vhd is the disk's bytes, its virtual size rounded up to 1 MiB,
+// then a 512-byte VHD footer (vhd.go): Azure can make a managed disk of it
+// as it is. Its metadata holds the applied marker: lifeboatappliedseq (the
+// last segment applied) and lifeboatdisksize (the disk's exact size). A
+// disk that grows grows the blob: the old footer's page is cleared (it
+// becomes disk data) and a new footer written.
+//
+// Metadata blobs (disks.json, cuts.json, lifeboat.json) are written whole
+// in one Put Blob, on condition: If-None-Match * to create, If-Match the
+// ETag read to replace. A crash never leaves one half-written, and a
+// second writer never overwrites a newer one (ErrConflict).
+//
+// # Apply
+//
+// Apply takes the machine's lease (60 s, renewed every 20 s, its id
+// derived from the process server's name, so a restarted server takes its
+// leases back at once and another cannot: LeaseError with a hint), checks
+// the segment whole (store.CheckSegment), keeps it as a block blob (one
+// already there from an interrupted Apply must have the same SHA-256, or
+// the apply is refused: resync), writes its records to replica.vhd in
+// order (DATA with Put Page, ZERO with Clear Pages; both 512-byte aligned
+// and at most 4 MiB a call, checked by the client since Azurite accepts
+// what Azure refuses; the partial pages at an unaligned extent's ends are
+// read, patched and put back), writes its index, merges its cuts into
+// cuts.json (store.MergeCuts), checks the lease is still held, and only
+// then sets the applied marker. Records are absolute writes, so Apply of
+// the same segment after a crash anywhere gives the uninterrupted result;
+// cuts of segments beyond the marker are ignored by every reader. The SDK
+// retries throttling (429), timeouts and 5xx with exponential backoff.
+//
+// The process server's cache stays on its local disk: Apply runs after a
+// segment is durable there and acknowledged, never before.
+//
+// # Points, materialize, hashes
+//
+// Points are listed by store.ListPoints from the cut lists, exactly as for
+// store.Local. Materialize replays each disk's journal blobs from segment
+// 0 to the point's cut into outDir/<disk>.img (sparse), checking every
+// record with hrlfmt and that the cut's record is the point's CUT. Hashes
+// reads the replica page blob.
+//
+// # Not yet
+//
+// Retention (Prune) is not implemented here: it returns ErrNoRetention and
+// the journal is kept whole, so there is no base page blob yet and
+// Materialize reads the whole journal up to the cut. --to-blob (a
+// server-side copy of a replica as a new VHD) is not built either.
+//
+// It must never: acknowledge anything (the process server does that, from
+// its local cache); move the applied marker before the records, journal,
+// index and cuts are stored, or without the lease; put a credential in an
+// error, a log line or the API (Credential.String shows only its source).
+package azblob
