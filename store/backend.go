@@ -188,3 +188,24 @@ func ListPoints(disks []string, journals map[string]DiskJournal) ([]Point, map[s
 	}
 	return pts, listed
 }
+
+// SegmentIndex returns the extent index (index.go) of segment seq, whose
+// Map is m, in the form Local keeps in journal/%016x.idx.
+func SegmentIndex(seq uint64, m *hrlfmt.Map) []byte {
+	x := segIndex{Seq: seq, HeaderLen: m.HeaderSize, Entries: make([]indexEntry, 0, len(m.Records))}
+	for _, rec := range m.Records {
+		x.add(rec, rec.Pos+rec.Size)
+	}
+	x.SegSize = m.Summary.ValidBytes
+	return x.marshal()
+}
+
+// WriteRecord writes a DATA or ZERO record, decoded with its data, to a
+// sparse image of size bytes (a ZERO punches a hole); a CUT or a NOTE
+// changes nothing. An extent beyond size is an error.
+func WriteRecord(img *os.File, rec hrlfmt.Record, size int64) error {
+	if rec.Type == hrlfmt.RecZero && (rec.Offset < 0 || rec.Length <= 0 || rec.Offset > size-rec.Length) {
+		return fmt.Errorf("extent [%d, +%d) beyond the image's %d bytes", rec.Offset, rec.Length, size)
+	}
+	return applyDecoded(img, rec, size)
+}

@@ -172,4 +172,3 @@ func (l *machineLease) release(ctx context.Context) {
 
 // LeaseHeld reports whether this store holds the machine's lease now.
 func (s *Store) LeaseHeld(machine string) bool { return s.checkLease(machine) == nil }
-

@@ -53,7 +53,7 @@ func Footer(vsize int64, id [16]byte, stamp time.Time) ([]byte, error) {
 	binary.BigEndian.PutUint32(f[24:], uint32(secs))
 	copy(f[28:32], "win ")
 	binary.BigEndian.PutUint32(f[32:], 0x000a0000) // creator version 10.0
-	copy(f[36:40], "Wi2k")                          // creator host OS: Windows
+	copy(f[36:40], "Wi2k")                         // creator host OS: Windows
 	binary.BigEndian.PutUint64(f[40:], uint64(vsize))
 	binary.BigEndian.PutUint64(f[48:], uint64(vsize))
 	c, h, s := chs(vsize / 512)
