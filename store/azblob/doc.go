@@ -9,6 +9,7 @@
 //	machines/<machine>/disks.json                       the disk set of SetDisks (ETag-replaced)
 //	machines/<machine>/lease                            empty block blob; its lease = the right to write the machine
 //	machines/<machine>/disks/<disk>/replica.vhd         page blob: the replica in fixed-VHD layout
+//	machines/<machine>/disks/<disk>/base.vhd            page blob: the disk before the oldest retained segment (after a Prune)
 //	machines/<machine>/disks/<disk>/cuts.json           the cut list (store.CutList), ETag-replaced
 //	machines/<machine>/disks/<disk>/journal/%016x.hrl   block blob: each segment, metadata lifeboatsha256
 //	machines/<machine>/disks/<disk>/journal/%016x.idx   block blob: its extent index (store.SegmentIndex)
@@ -49,17 +50,32 @@
 // # Points, materialize, hashes
 //
 // Points are listed by store.ListPoints from the cut lists, exactly as for
-// store.Local. Materialize replays each disk's journal blobs from segment
-// 0 to the point's cut into outDir/<disk>.img (sparse), checking every
-// record with hrlfmt and that the cut's record is the point's CUT. Hashes
-// reads the replica page blob.
+// store.Local. Materialize, under the disk's journal read lock, copies
+// into outDir/<disk>.img (sparse) only the allocated page ranges of
+// base.vhd (Get Page Ranges; never Get Page Ranges Diff, which Azurite
+// does not implement), then replays the journal blobs from the base's
+// first segment to the point's cut, checking every record with hrlfmt and
+// that the cut's record is the point's CUT. Hashes reads replica.vhd.
+//
+// # Retention
+//
+// Prune decides with store.PlanPrune, as the local store does, marks the
+// dropped cuts in every disk's cut list (ETag), then folds each segment
+// before the oldest kept cut into base.vhd, oldest first: its records
+// into the page blob, then base.vhd's metadata lifeboatlastmerged past
+// it, then the segment and its index deleted. A crash before the marker
+// moves leaves in the base part of a segment the journal still holds and
+// every kept point replays whole (absolute writes); one after it leaves a
+// merged segment the next Prune deletes.
 //
 // # Not yet
 //
-// Retention (Prune) is not implemented here: it returns ErrNoRetention and
-// the journal is kept whole, so there is no base page blob yet and
-// Materialize reads the whole journal up to the cut. --to-blob (a
-// server-side copy of a replica as a new VHD) is not built either.
+// The journal lock excludes Prune from Materialize within one process
+// (the all-in-one server); across processes, the configuration server's
+// Materialize is not yet fenced against a process server's Prune.
+// Materialize replays segments whole (not yet through their indexes), and
+// --to-blob (a server-side copy of a point as a new VHD page blob) is not
+// built.
 //
 // It must never: acknowledge anything (the process server does that, from
 // its local cache); move the applied marker before the records, journal,

@@ -1,6 +1,7 @@
 package azblob
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -63,12 +65,15 @@ type Store struct {
 	owner string
 	lease time.Duration
 
-	mu      sync.Mutex
-	disks   map[string]*sync.Mutex // by machine/disk: one Apply at a time
-	leases  map[string]*machineLease
-	stop    chan struct{}
-	stopped sync.WaitGroup
-	closed  bool
+	mu       sync.Mutex
+	disks    map[string]*sync.Mutex   // by machine/disk: one Apply at a time
+	journals map[string]*sync.RWMutex // by machine/disk: Prune against Materialize
+	leases   map[string]*machineLease
+	stop     chan struct{}
+	stopped  sync.WaitGroup
+	closed   bool
+
+	readBytes atomic.Int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -346,7 +351,7 @@ func (s *Store) apply(ctx context.Context, machine, disk string, seq uint64, seg
 	}
 	size := max(st.size, m.Header.DiskSize)
 	w := &pages{pb: pb}
-	if err := s.sizeReplica(ctx, w, st, machine, disk, size); err != nil {
+	if err := s.sizeBlob(ctx, w, st, machine, disk, size); err != nil {
 		return err
 	}
 	// The records, in order, from the checked bytes.
@@ -429,10 +434,10 @@ func (s *Store) putSegment(ctx context.Context, machine, disk string, seq uint64
 	return nil
 }
 
-// sizeReplica creates the replica page blob of a disk of size bytes, or
-// grows it, with the VHD footer at its end. Growing clears the old
+// sizeBlob creates the page blob (replica or base) of a disk of size
+// bytes, or grows it, with the VHD footer at its end. Growing clears the old
 // footer's page, which becomes disk data.
-func (s *Store) sizeReplica(ctx context.Context, w *pages, st replicaState, machine, disk string, size int64) error {
+func (s *Store) sizeBlob(ctx context.Context, w *pages, st replicaState, machine, disk string, size int64) error {
 	want := BlobSize(size)
 	footer, err := Footer(VirtualSize(size), diskID(machine, disk), time.Now())
 	if err != nil {
@@ -630,6 +635,11 @@ func (s *Store) points(ctx context.Context, machine string) ([]store.Point, map[
 			}
 			j.Cuts = store.AppliedCuts(cl.Cuts, st.seq)
 		}
+		_, bst, err := s.base(ctx, machine, d)
+		if err != nil {
+			return nil, nil, err
+		}
+		j.BaseSeq = bst.first
 		journals[d] = j
 	}
 	pts, listed := store.ListPoints(disks, journals)
@@ -702,7 +712,22 @@ func (s *Store) materializeDisk(ctx context.Context, machine, disk string, c sto
 	if err := out.Truncate(c.Size); err != nil {
 		return img, err
 	}
-	for seq := uint64(0); seq <= c.Seq; seq++ {
+	jl := s.journalLock(machine, disk)
+	jl.RLock()
+	defer jl.RUnlock()
+	bpb, base, err := s.base(ctx, machine, disk)
+	if err != nil {
+		return img, err
+	}
+	if c.Seq < base.first {
+		return img, fmt.Errorf("cut in segment %d, merged into the base (up to %d): %w", c.Seq, base.first, store.ErrPruned)
+	}
+	if base.exists && base.first > 0 {
+		if err := s.copyBase(ctx, bpb, out, min(base.size, c.Size)); err != nil {
+			return img, err
+		}
+	}
+	for seq := base.first; seq <= c.Seq; seq++ {
 		if err := s.replaySegment(ctx, out, machine, disk, seq, c); err != nil {
 			return img, err
 		}
@@ -723,12 +748,11 @@ func (s *Store) materializeDisk(ctx context.Context, machine, disk string, c sto
 // replaySegment writes the records of segment seq to out, checking each;
 // in the cut's segment it stops at the cut, which must be the point's.
 func (s *Store) replaySegment(ctx context.Context, out *os.File, machine, disk string, seq uint64, c store.Cut) error {
-	resp, err := s.cc.NewBlobClient(segmentBlob(machine, disk, seq)).DownloadStream(ctx, nil)
+	b, err := s.download(ctx, segmentBlob(machine, disk, seq))
 	if err != nil {
 		return fmt.Errorf("journal segment %d: %w", seq, err)
 	}
-	defer resp.Body.Close()
-	r, err := hrlfmt.NewReader(resp.Body)
+	r, err := hrlfmt.NewReader(bytes.NewReader(b))
 	if err != nil {
 		return fmt.Errorf("journal segment %d: %w", seq, err)
 	}
@@ -804,14 +828,4 @@ func (s *Store) Hashes(ctx context.Context, machine, disk string, off, n, block 
 		sums = append(sums, sha256.Sum256(b))
 	}
 	return sums, nil
-}
-
-// ErrNoRetention is wrapped by Prune: retention is not built for the blob
-// store yet.
-var ErrNoRetention = errors.New("retention is not yet implemented on the blob store: its journal is kept whole")
-
-// Prune is not implemented yet on the blob store: it changes nothing and
-// says so.
-func (s *Store) Prune(ctx context.Context, machine string, r store.Retention, now time.Time) (store.PruneResult, error) {
-	return store.PruneResult{}, fmt.Errorf("prune %s: %w", machine, ErrNoRetention)
 }
