@@ -68,3 +68,6 @@ bench-freeze: build ## freeze time of app-consistent points under a fio writer, 
 
 clean: ## remove build output
 	rm -rf $(BIN) dist
+
+bench-azure: ## apply throughput, CPU per GiB and materialize cost against Azurite (see docs/PERFORMANCE.md)
+	LIFEBOAT_BENCH_AZURE=1 $(GO) test ./store/azblob -run TestBenchAzurite -count=1 -v -timeout 30m
