@@ -1,4 +1,3 @@
-// Package azuritetest starts a real Azurite blob emulator for tests.
 package azuritetest
 
 import (
@@ -8,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -47,7 +45,6 @@ func Start(t *testing.T) *Azurite {
 	ln.Close()
 	cmd := exec.Command(bin, "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry",
 		"--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port), "--silent")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +54,7 @@ func Start(t *testing.T) *Azurite {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Process.Kill() // node itself: the npm shim execs it
 		cmd.Wait()
 	})
 	ready := make(chan struct{})
