@@ -32,7 +32,7 @@ func TestBenchAzurite(t *testing.T) {
 	az := startAzurite(t)
 	ctx := context.Background()
 	bs := az.open(t, az.container(t, "bench"), "ps1")
-	const size, segData, nSeg = 256 << 20, 32 << 20, 8
+	const size, segData, nSeg = 1 << 30, 32 << 20, 8 // 256 MiB written of a 1 GiB disk
 	rng := rand.New(rand.NewPCG(9, 9))
 	dir := t.TempDir()
 	block := make([]byte, 1<<20)
