@@ -28,7 +28,8 @@
 //
 // # Apply
 //
-// Apply takes the machine's lease (60 s, renewed every 20 s, its id
+// Apply takes the machine's lease with a call to the service every time
+// (60 s, renewed in the background every 20 s too, its id
 // derived from the process server's name, so a restarted server takes its
 // leases back at once and another cannot: LeaseError with a hint), checks
 // the segment whole (store.CheckSegment), keeps it as a block blob (one

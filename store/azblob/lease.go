@@ -69,7 +69,9 @@ func (s *Store) machineLease(machine string) (*machineLease, error) {
 }
 
 // holdLease makes sure this store holds the machine's lease, taking it
-// when free.
+// when free: always with a call to the service (acquiring a lease one
+// holds renews it), so that a server whose lease was broken and taken
+// learns it before it writes, not at its next renewal.
 func (s *Store) holdLease(ctx context.Context, machine string) error {
 	l, err := s.machineLease(machine)
 	if err != nil {
@@ -77,9 +79,6 @@ func (s *Store) holdLease(ctx context.Context, machine string) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.held && time.Since(l.renewed) < s.lease*2/3 {
-		return nil
-	}
 	if err := s.acquire(ctx, l, machine); err != nil {
 		l.held, l.err = false, err
 		return &LeaseError{Machine: machine, Err: err}
@@ -111,6 +110,12 @@ func (s *Store) acquire(ctx context.Context, l *machineLease, machine string) er
 		}
 	}
 	return errors.New("acquire lease: lease blob vanished")
+}
+
+// confirmLease renews the machine's lease now, failing when another
+// owner holds it: Apply calls it right before it moves the applied marker.
+func (s *Store) confirmLease(ctx context.Context, machine string) error {
+	return s.holdLease(ctx, machine)
 }
 
 // checkLease fails when the lease is not known held, or its last renewal

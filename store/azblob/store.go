@@ -397,7 +397,7 @@ func (s *Store) apply(ctx context.Context, machine, disk string, seq uint64, seg
 	}
 	// Last: the applied marker. Lease still ours? A server that lost it
 	// must not move the marker another one may be moving.
-	if err := s.checkLease(machine); err != nil {
+	if err := s.confirmLease(ctx, machine); err != nil {
 		return err
 	}
 	md := map[string]*string{metaApplied: to(strconv.FormatUint(seq, 10)), metaSize: to(strconv.FormatInt(size, 10))}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
+
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
@@ -295,6 +297,22 @@ func TestLease(t *testing.T) {
 	a3 := az.open(t, loc, "ps1")
 	if err := a3.Apply(ctx, testMachine, "sda", 2, p1); !errors.As(err, &le) {
 		t.Fatalf("first server after losing the lease: %v", err)
+	}
+	// A lease lost while held: b's is broken and a3 takes it; b's next
+	// apply stops at once, not at its next renewal.
+	lc, err := lease.NewBlobClient(b.cc.NewBlobClient(machinePrefix(testMachine)+leaseBlob), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.BreakLease(ctx, &lease.BlobBreakOptions{BreakPeriod: to(int32(0))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a3.SetDisks(ctx, testMachine, []store.DiskInfo{{Name: "sda"}}); err != nil {
+		t.Fatalf("taking the broken lease: %v", err)
+	}
+	segs2 := plan(rand.New(rand.NewPCG(5, 6)), 3, nil)
+	if err := b.Apply(ctx, testMachine, "sda", 2, writeSeg(t, dir, "sda", 2, segs2[2])); !errors.As(err, &le) || b.LeaseHeld(testMachine) {
+		t.Fatalf("server whose lease was taken applied: %v", err)
 	}
 }
 
