@@ -39,7 +39,8 @@
 // and at most 4 MiB a call, checked by the client since Azurite accepts
 // what Azure refuses; the partial pages at an unaligned extent's ends are
 // read, patched and put back), writes its index, merges its cuts into
-// cuts.json (store.MergeCuts), checks the lease is still held, and only
+// cuts.json (store.MergeCuts), renews the lease again (a server whose lease
+// was broken and taken learns it here, before the marker), and only
 // then sets the applied marker. Records are absolute writes, so Apply of
 // the same segment after a crash anywhere gives the uninterrupted result;
 // cuts of segments beyond the marker are ignored by every reader. The SDK
