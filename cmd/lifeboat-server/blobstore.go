@@ -15,7 +15,7 @@ const blobOpenTimeout = 45 * time.Second
 // openBlobStore opens the Azure Blob store --store azblob://ACCOUNT/CONTAINER
 // names, with --store-endpoint and the credentials of --store-credentials
 // or the environment (never of the command line), writing as owner.
-func openBlobStore(ctx context.Context, url, endpoint, credFile, owner string, getenv func(string) string) (*azblob.Store, error) {
+func openBlobStore(ctx context.Context, url, endpoint, credFile, owner string, getenv func(string) string, create bool) (*azblob.Store, error) {
 	loc, err := azblob.ParseURL(url, endpoint)
 	if err != nil {
 		return nil, err
@@ -26,7 +26,7 @@ func openBlobStore(ctx context.Context, url, endpoint, credFile, owner string, g
 	}
 	ctx, cancel := context.WithTimeout(ctx, blobOpenTimeout)
 	defer cancel()
-	s, err := azblob.Open(ctx, loc, cred, azblob.Options{Owner: owner})
+	s, err := azblob.Open(ctx, loc, cred, azblob.Options{Owner: owner, CreateContainer: create})
 	if err != nil {
 		return nil, fmt.Errorf("%w (remedy: %s)", err, hintOf(err))
 	}

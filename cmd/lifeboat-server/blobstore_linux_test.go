@@ -59,7 +59,7 @@ func TestReplicateToBlobStore(t *testing.T) {
 	if err := os.WriteFile(creds, []byte(azuritetest.Key), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	bs, err := openBlobStore(ctx, "azblob://devstoreaccount1/drsite", az.Endpoint, creds, "ps1", func(string) string { return "" })
+	bs, err := openBlobStore(ctx, "azblob://devstoreaccount1/drsite", az.Endpoint, creds, "ps1", func(string) string { return "" }, false)
 	if err != nil {
 		t.Fatal(err)
 	}

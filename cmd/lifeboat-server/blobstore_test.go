@@ -77,6 +77,13 @@ func TestInitBlobStore(t *testing.T) {
 		}
 		t.Logf("%s (%v): %v", c.name, time.Since(start).Round(time.Millisecond), err)
 	}
+	// --store-create-container creates a missing one.
+	if _, err := run("--store", "azblob://devstoreaccount1/made", "--store-credentials", creds, "--store-create-container"); err != nil {
+		t.Fatalf("init --store-create-container: %v", err)
+	}
+	if _, err := run("--store", "azblob://devstoreaccount1/made", "--store-credentials", creds); err != nil {
+		t.Fatalf("init after the container was created: %v", err)
+	}
 	// The environment works as a credential source too.
 	env["AZURE_STORAGE_CONNECTION_STRING"] = cs
 	if _, err := run("--store", "azblob://devstoreaccount1/ready"); err != nil {

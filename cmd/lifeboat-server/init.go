@@ -31,6 +31,7 @@ func (c *InitCommand) Run(ctx context.Context, args []string) error {
 	storeURL := fs.String("store", "", "azblob://ACCOUNT/CONTAINER: check (and prepare) target storage in Azure Blob Storage now, with the `URL` 'run --store' will use")
 	storeEndpoint := fs.String("store-endpoint", "", "with --store: the account's blob endpoint `URL`")
 	storeCreds := fs.String("store-credentials", "", "with --store: `FILE` holding a connection string or the account key (default: the AZURE_STORAGE_* environment)")
+	storeCreate := fs.Bool("store-create-container", false, "with --store: create the container if it does not exist")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server init --data DIR [--san NAME...]\n       lifeboat-server init --data DIR --join URL --name ID --passphrase-file F [--san NAME...]\n\nCreates the CA, the server and admin certificates and the registration passphrase in DIR;\nwith --join, the data directory of a process server that joins the configuration server at URL.")
 		fs.PrintDefaults()
@@ -52,7 +53,7 @@ func (c *InitCommand) Run(ctx context.Context, args []string) error {
 		if !azblob.IsURL(*storeURL) {
 			return errors.New("init: --store takes azblob://ACCOUNT/CONTAINER (a directory store needs no init)")
 		}
-		bs, err := openBlobStore(ctx, *storeURL, *storeEndpoint, *storeCreds, "init", c.main.Getenv)
+		bs, err := openBlobStore(ctx, *storeURL, *storeEndpoint, *storeCreds, "init", c.main.Getenv, *storeCreate)
 		if err != nil {
 			return fmt.Errorf("init: --store: %w", err)
 		}

@@ -123,7 +123,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	}
 	var blobStore *azblob.Store
 	if azblob.IsURL(*storeDir) {
-		if blobStore, err = openBlobStore(ctx, *storeDir, *storeEndpoint, *storeCreds, *name, c.main.Getenv); err != nil {
+		if blobStore, err = openBlobStore(ctx, *storeDir, *storeEndpoint, *storeCreds, *name, c.main.Getenv, false); err != nil {
 			return fmt.Errorf("run: --store: %w", err)
 		}
 		defer blobStore.Close()

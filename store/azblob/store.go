@@ -55,6 +55,10 @@ type Options struct {
 	// LeaseDuration is how long a machine's lease lasts unrenewed
 	// (15 s to 60 s; 0 means 60 s). It is renewed at a third of it.
 	LeaseDuration time.Duration
+	// CreateContainer creates the container when it does not exist
+	// (init --store-create-container); otherwise a missing container is
+	// an error with the remedy.
+	CreateContainer bool
 }
 
 // Store is target storage in an Azure Blob Storage container (see the
@@ -107,7 +111,12 @@ func Open(ctx context.Context, loc Location, cred Credential, o Options) (*Store
 	s := &Store{loc: loc, cc: cc, owner: o.Owner, lease: o.LeaseDuration,
 		disks: make(map[string]*sync.Mutex), leases: make(map[string]*machineLease), stop: make(chan struct{})}
 	if _, err := cc.GetProperties(ctx, nil); err != nil {
-		return nil, openError(loc, cred, err)
+		if !o.CreateContainer || !bloberror.HasCode(err, bloberror.ContainerNotFound) {
+			return nil, openError(loc, cred, err)
+		}
+		if _, err := cc.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+			return nil, openError(loc, cred, err)
+		}
 	}
 	var m marker
 	_, ok, err := getJSON(ctx, cc, markerBlob, &m)
