@@ -45,7 +45,7 @@ package: ## .deb and .rpm of lifeboat-agent and lifeboat-server into dist/ (VERS
 test: deps vet ## run every test (kernel tests need root; with CI=true they fail instead of skipping)
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-demo: deps build ## the main job end to end: replicate ext4 under fio, cut a point, fail over, verify
+demo: deps build ## the main job end to end: replicate ext4 under fio, cut a point, fail over, verify (STORE=azurite: target storage in Azurite)
 	./scripts/demo.sh
 
 demo-tracker: build ## track a loop device while fio writes, and compare what fio wrote with what was tracked

@@ -384,7 +384,11 @@ func (s *Store) apply(ctx context.Context, machine, disk string, seq uint64, seg
 			if err != nil {
 				return fmt.Errorf("record %d: %w", i, err)
 			}
-			buf = data[:cap(data)]
+			if rec.Compression != hrlfmt.CompressNone {
+				// Scratch for the next lz4 record; a raw record's data
+				// is the segment's own bytes and must not become it.
+				buf = data[:cap(data)]
+			}
 			if int64(len(data)) != rec.Length {
 				return fmt.Errorf("record %d: %d bytes for a length of %d", i, len(data), rec.Length)
 			}

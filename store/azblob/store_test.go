@@ -83,6 +83,11 @@ func plan(rng *rand.Rand, n int, cuts *[]string) []seg {
 			for k := range d {
 				d[k] = byte(rng.IntN(256))
 			}
+			if rng.IntN(2) == 0 { // compressible: stored lz4, after raw ones
+				for k := range d {
+					d[k] = byte(k / 512)
+				}
+			}
 			s.recs = append(s.recs, hrlfmt.Record{Type: hrlfmt.RecData, Offset: off, Length: l, Gen: 1, Data: d})
 		}
 		if i == 1 {
