@@ -74,7 +74,11 @@ func (c *InitCommand) Run(ctx context.Context, args []string) error {
 	fmt.Fprintf(c.main.Stdout, "  admin certificate:     %s\n", filepath.Join(dir, pki.AdminCertFile))
 	fmt.Fprintf(c.main.Stdout, "  registration passphrase (give it to agents with --passphrase-file): %s\n", filepath.Join(dir, pki.PassphraseFile))
 	fmt.Fprintf(c.main.Stdout, "next: lifeboat-server run --data %s\n", dir)
-	// Failover cost depends on where the target storage lives.
+	// Failover cost depends on where the target storage lives (a blob
+	// store's images are not made from files in DIR).
+	if *storeURL != "" {
+		return nil
+	}
 	if ok, err := store.ProbeReflink(dir); err != nil {
 		fmt.Fprintf(c.main.Stderr, "warning: could not check whether %s can share extents: %v\n", dir, err)
 	} else if !ok {
