@@ -51,7 +51,7 @@ package: ## .deb and .rpm of lifeboat-agent and lifeboat-server, and the agent's
 test: deps vet ## run every test (kernel tests need root; with CI=true they fail instead of skipping)
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-demo: deps build ## the main job end to end: replicate ext4 under fio, cut a point, fail over, verify
+demo: deps build ## the main job end to end: replicate ext4 under fio, cut a point, fail over, verify (STORE=azurite: target storage in Azurite)
 	./scripts/demo.sh
 
 demo-tracker: build ## track a loop device while fio writes, and compare what fio wrote with what was tracked
@@ -77,3 +77,6 @@ bench-drill: ## boot-verified test failover of the real test guest: command to r
 
 clean: ## remove build output
 	rm -rf $(BIN) dist
+
+bench-azure: ## apply throughput, CPU per GiB and materialize cost against Azurite (see docs/PERFORMANCE.md)
+	LIFEBOAT_BENCH_AZURE=1 $(GO) test ./store/azblob -run TestBenchAzurite -count=1 -v -timeout 30m

@@ -16,9 +16,10 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 work=$(mktemp -d /tmp/lifeboat-demo.XXXXXX)
 pins=/sys/fs/bpf/lifeboat-demo-$$
-dev="" server_pid="" agent_pid="" mnt="$work/mnt"
+dev="" server_pid="" agent_pid="" azurite_pid="" mnt="$work/mnt"
 cleanup() {
 	set +e
+	[ -n "$azurite_pid" ] && kill -TERM "$azurite_pid" 2>/dev/null && wait "$azurite_pid" 2>/dev/null
 	mountpoint -q "$mnt" && umount "$mnt"
 	[ -n "$agent_pid" ] && kill -TERM "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
 	[ -n "$server_pid" ] && kill -TERM "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
@@ -37,9 +38,28 @@ dev=$(losetup --find --show "$work/disk.img")
 mkfs.ext4 -q -E lazy_itable_init=0,lazy_journal_init=0 "$dev"
 echo "$dev"
 
-step "lifeboat-server init and run (configuration + process roles, local target storage)"
-bin/lifeboat-server init --data "$work/server" >/dev/null
-bin/lifeboat-server run --data "$work/server" --api 127.0.0.1:0 --listen 127.0.0.1:0 >"$work/server.log" 2>&1 &
+store_args=()
+if [ "${STORE:-}" = azurite ]; then
+	# make demo STORE=azurite: target storage in a throwaway Azurite (npm
+	# azurite@3.35.0, scripts/install-deps.sh) instead of a local directory.
+	step "Azurite (Azure Blob emulator) as target storage"
+	command -v azurite-blob >/dev/null || { echo "demo: azurite-blob is missing: run 'make deps' first" >&2; exit 1; }
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	azurite-blob --location "$work/azurite" --blobHost 127.0.0.1 --blobPort "$port" --skipApiVersionCheck --disableTelemetry --silent >"$work/azurite.log" 2>&1 &
+	azurite_pid=$!
+	for _ in $(seq 100); do grep -q "successfully listens" "$work/azurite.log" && break; sleep 0.1; done
+	# Azurite's well-known development key (public), in a file: never on the command line.
+	echo "AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==" >"$work/blob.key"
+	store_args=(--store azblob://devstoreaccount1/lifeboat --store-endpoint "http://127.0.0.1:$port/devstoreaccount1" --store-credentials "$work/blob.key")
+fi
+
+step "lifeboat-server init and run (configuration + process roles, ${STORE:-local} target storage)"
+if [ ${#store_args[@]} -gt 0 ]; then
+	bin/lifeboat-server init --data "$work/server" "${store_args[@]}" --store-create-container >/dev/null
+else
+	bin/lifeboat-server init --data "$work/server" >/dev/null
+fi
+bin/lifeboat-server run --data "$work/server" --api 127.0.0.1:0 --listen 127.0.0.1:0 ${store_args[@]+"${store_args[@]}"} >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do [ -s "$work/server/server.json" ] && break; sleep 0.1; done
 [ -s "$work/server/server.json" ] || fail "the server did not start"

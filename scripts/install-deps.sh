@@ -32,3 +32,13 @@ if [ "${1:-}" != clang ]; then
 	mountpoint -q /sys/fs/bpf || { mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf; }
 	mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing || true
 fi
+# store/azblob tests run a real Azure Blob emulator: Azurite from npm
+# (3.35.0: later releases need Node >= 21), in /usr/local/bin.
+if [ "${1:-}" != clang ]; then
+	if ! command -v npm >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+	fi
+	if [ "$(/usr/local/bin/azurite-blob --version 2>/dev/null)" != 3.35.0 ]; then
+		npm install -g --prefix /usr/local --no-audit --no-fund azurite@3.35.0
+	fi
+fi

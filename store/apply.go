@@ -3,7 +3,6 @@ package store
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -481,46 +479,8 @@ func updateCuts(dir string, seq uint64, cuts []cutEntry, notes map[string]cutNot
 	if err != nil {
 		return err
 	}
-	var m cutsMeta
-	for _, c := range old.Cuts {
-		if c.Seq < seq {
-			m.Cuts = append(m.Cuts, c)
-		}
-	}
-	pending := make(map[string]cutNote)
-	for _, n := range old.Notes {
-		if n.Seq < seq {
-			pending[n.ID] = n.cutNote
-		}
-	}
-	taken := make(map[string]bool)
-	for _, c := range cuts {
-		if n, ok := notes[c.ID]; ok {
-			c.Note = &n
-			taken[c.ID] = true
-		} else if n, ok := pending[c.ID]; ok {
-			c.Note = &n
-			delete(pending, c.ID)
-		}
-		m.Cuts = append(m.Cuts, c)
-	}
-	for _, n := range old.Notes {
-		if _, ok := pending[n.ID]; ok && n.Seq < seq {
-			m.Notes = append(m.Notes, n)
-		}
-	}
-	for id, n := range notes {
-		if !taken[id] {
-			m.Notes = append(m.Notes, pendingNote{ID: id, Seq: seq, cutNote: n})
-		}
-	}
-	slices.SortStableFunc(m.Notes, func(a, b pendingNote) int {
-		if a.Seq != b.Seq {
-			return cmp.Compare(a.Seq, b.Seq)
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	if len(m.Cuts) == len(old.Cuts) && len(cuts) == 0 && len(m.Notes) == len(old.Notes) && len(notes) == 0 {
+	m, changed := MergeCuts(old, seq, cuts, notes)
+	if !changed {
 		return nil
 	}
 	return writeCutsMeta(dir, m)

@@ -2,8 +2,10 @@
 // their retained journals and the recovery points that can be rebuilt from
 // them. Store (store.go) is the interface the process server writes through
 // and recovery reads through; Local (local.go) is the embedded default, a
-// local directory of sparse image files and journal segments. An Azure Blob
-// Storage backend comes later behind the same interface.
+// local directory of sparse image files and journal segments; store/azblob
+// is the Azure Blob Storage backend. What does not depend on where the
+// bytes live (segment checks, cut lists, point listing, the retention
+// plan) is written once, in backend.go and PlanPrune, for both.
 //
 // # The local directory
 //

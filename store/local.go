@@ -529,16 +529,7 @@ func appliedCuts(dir string) ([]cutEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	seen := make(map[string]bool, len(all))
-	var cuts []cutEntry
-	for _, c := range all {
-		if c.Seq > st.Seq || seen[c.ID] {
-			continue
-		}
-		seen[c.ID] = true
-		cuts = append(cuts, c)
-	}
-	return cuts, nil
+	return AppliedCuts(all, st.Seq), nil
 }
 
 // Disks returns the disks of a machine that SetDisks named or that have
@@ -618,58 +609,18 @@ func (l *Local) points(machine string) ([]Point, map[string]map[string]cutEntry,
 	if err != nil || len(disks) == 0 {
 		return nil, nil, err
 	}
-	var first []cutEntry
-	byDisk := make(map[string]map[string]cutEntry, len(disks))
-	baseSeqs := make(map[string]uint64, len(disks))
-	for i, d := range disks {
-		dir := l.diskDir(machine, d)
-		cuts, err := appliedCuts(dir)
-		if err != nil {
-			return nil, nil, err
-		}
-		if baseSeqs[d], err = readBaseSeq(dir); err != nil {
-			return nil, nil, err
-		}
-		if i == 0 {
-			first = cuts
-		}
-		m := make(map[string]cutEntry, len(cuts))
-		for _, c := range cuts {
-			m[c.ID] = c
-		}
-		byDisk[d] = m
-	}
-	var pts []Point
-	listed := make(map[string]map[string]cutEntry, len(disks))
-	for _, c := range first {
-		everywhere := true
-		for _, d := range disks[1:] {
-			if _, ok := byDisk[d][c.ID]; !ok {
-				everywhere = false
-				break
-			}
-		}
-		if !everywhere {
-			continue
-		}
-		p := Point{ID: c.ID, Time: c.Time, Kind: c.Kind, Gen: c.Gen, Disks: slices.Clone(disks), Materializable: true}
-		noted := false
-		for _, d := range disks {
-			dc := byDisk[d][c.ID]
-			if dc.Dropped || dc.Seq < baseSeqs[d] {
-				p.Materializable = false
-			}
-			if dc.Note != nil && !noted {
-				p.Freeze, p.Note, noted = dc.Note.Freeze, dc.Note.Text, true
-			}
-		}
-		pts = append(pts, p)
-	}
+	journals := make(map[string]DiskJournal, len(disks))
 	for _, d := range disks {
-		listed[d] = make(map[string]cutEntry, len(pts))
-		for _, p := range pts {
-			listed[d][p.ID] = byDisk[d][p.ID]
+		dir := l.diskDir(machine, d)
+		var j DiskJournal
+		if j.Cuts, err = appliedCuts(dir); err != nil {
+			return nil, nil, err
 		}
+		if j.BaseSeq, err = readBaseSeq(dir); err != nil {
+			return nil, nil, err
+		}
+		journals[d] = j
 	}
+	pts, listed := ListPoints(disks, journals)
 	return pts, listed, nil
 }

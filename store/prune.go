@@ -108,47 +108,114 @@ func (l *Local) Prune(ctx context.Context, machine string, r Retention, now time
 	return res, nil
 }
 
+// PrunePlan is what a Prune does to a machine's journals, decided from its
+// points before anything changes (PlanPrune).
+type PrunePlan struct {
+	// Listed, Drop and Forget are sets of point ids: listed now; to mark
+	// dropped (never materializable again); to forget (older than the
+	// window: their cuts leave the cut lists).
+	Listed, Drop, Forget map[string]bool
+	// Kept are the ids of the points kept materializable.
+	Kept []string
+	// Until is, per disk, the segment of the oldest kept cut: every
+	// segment before it is folded into the base. Meaningless when Kept is
+	// empty (then nothing is folded).
+	Until map[string]uint64
+	// Disks is the machine's disk set.
+	Disks []string
+	// Dropped lists the points no longer materializable after this prune.
+	Dropped []string
+}
+
+// PlanPrune applies the retention policy r (zero fields: DefaultRetention's)
+// to the points of a machine and their cuts on each disk (as ListPoints
+// gives them) as of now. It is the part of Prune every backend shares.
+func PlanPrune(pts []Point, cuts map[string]map[string]Cut, r Retention, now time.Time) (PrunePlan, error) {
+	r, err := r.withDefaults()
+	if err != nil {
+		return PrunePlan{}, err
+	}
+	plan := PrunePlan{Listed: make(map[string]bool, len(pts)), Drop: make(map[string]bool), Forget: make(map[string]bool)}
+	if len(pts) == 0 {
+		return plan, nil
+	}
+	keep := retained(pts, r, now)
+	for i, p := range pts {
+		plan.Listed[p.ID] = true
+		if keep[i] && p.Materializable {
+			plan.Kept = append(plan.Kept, p.ID)
+			continue
+		}
+		// Marked on every disk, also where an interrupted Prune did not.
+		plan.Drop[p.ID] = true
+		if p.Materializable {
+			plan.Dropped = append(plan.Dropped, p.ID)
+		}
+		if now.Sub(p.Time) > r.Window {
+			plan.Forget[p.ID] = true
+		}
+	}
+	plan.Disks = pts[0].Disks
+	// Where each disk's merge stops: at the segment of its oldest kept cut.
+	// Without a kept point (the newest was dropped by an earlier Prune and
+	// no point came since), nothing is merged.
+	plan.Until = make(map[string]uint64, len(plan.Disks))
+	for _, d := range plan.Disks {
+		for i, id := range plan.Kept {
+			if c := cuts[d][id]; i == 0 || c.Seq < plan.Until[d] {
+				plan.Until[d] = c.Seq
+			}
+		}
+	}
+	return plan, nil
+}
+
+// MarkCuts returns a disk's cut list as a Prune leaves it: the cuts of the
+// points in plan.Drop marked dropped, those in plan.Forget removed, and,
+// below segment until (where the merge stops), the cuts of points never
+// listed and the pending notes, whose segments the merge folds into the
+// base. changed is false when nothing changes.
+func MarkCuts(m CutList, plan PrunePlan, until uint64) (CutList, bool) {
+	changed := false
+	cuts := m.Cuts[:0:0]
+	for _, c := range m.Cuts {
+		switch {
+		case plan.Forget[c.ID], !plan.Listed[c.ID] && c.Seq < until:
+			changed = true
+			continue
+		case plan.Drop[c.ID] && !c.Dropped:
+			c.Dropped = true
+			changed = true
+		}
+		cuts = append(cuts, c)
+	}
+	notes := m.Notes[:0:0]
+	for _, n := range m.Notes {
+		if n.Seq < until {
+			changed = true
+			continue
+		}
+		notes = append(notes, n)
+	}
+	m.Cuts, m.Notes = cuts, notes
+	return m, changed
+}
+
 func (l *Local) prune(ctx context.Context, machine string, r Retention, now time.Time) (PruneResult, error) {
 	var res PruneResult
 	pts, cuts, err := l.points(machine)
 	if err != nil || len(pts) == 0 {
 		return res, err
 	}
-	keep := retained(pts, r, now)
-	listed := make(map[string]bool, len(pts))
-	drop := make(map[string]bool)
-	forget := make(map[string]bool)
-	var kept []string
-	for i, p := range pts {
-		listed[p.ID] = true
-		if keep[i] && p.Materializable {
-			kept = append(kept, p.ID)
-			continue
-		}
-		// Marked on every disk, also where an interrupted Prune did not.
-		drop[p.ID] = true
-		if p.Materializable {
-			res.Dropped = append(res.Dropped, p.ID)
-		}
-		if now.Sub(p.Time) > r.Window {
-			forget[p.ID] = true
-		}
+	plan, err := PlanPrune(pts, cuts, r, now)
+	if err != nil {
+		return res, err
 	}
-	disks := pts[0].Disks
-	// Where each disk's merge stops: at the segment of its oldest kept cut.
-	// Without a kept point (the newest was dropped by an earlier Prune and
-	// no point came since), nothing is merged.
-	until := make(map[string]uint64, len(disks))
-	for _, d := range disks {
-		for i, id := range kept {
-			if c := cuts[d][id]; i == 0 || c.Seq < until[d] {
-				until[d] = c.Seq
-			}
-		}
-	}
+	res.Dropped = plan.Dropped
+	disks, until, kept := plan.Disks, plan.Until, plan.Kept
 	// The drops are durable on every disk before anything is merged.
 	for _, d := range disks {
-		if err := l.markCuts(machine, d, listed, drop, forget, until[d]); err != nil {
+		if err := l.markCuts(machine, d, plan, until[d]); err != nil {
 			return res, err
 		}
 		if err := l.runHook("prune marked " + d); err != nil {
@@ -175,12 +242,8 @@ func (l *Local) prune(ctx context.Context, machine string, r Retention, now time
 	return res, nil
 }
 
-// markCuts updates cuts.json of a disk for a Prune: it marks the cuts of
-// the points in drop dropped, removes those of the points in forget (no
-// longer listed), and, below segment until (where the merge stops), the
-// cuts of points never listed and the pending notes, whose segments the
-// merge folds into the base.
-func (l *Local) markCuts(machine, disk string, listed, drop, forget map[string]bool, until uint64) error {
+// markCuts updates cuts.json of a disk for a Prune (MarkCuts).
+func (l *Local) markCuts(machine, disk string, plan PrunePlan, until uint64) error {
 	locks := l.locks(machine, disk)
 	locks.apply.Lock()
 	defer locks.apply.Unlock()
@@ -189,31 +252,10 @@ func (l *Local) markCuts(machine, disk string, listed, drop, forget map[string]b
 	if err != nil {
 		return err
 	}
-	changed := false
-	cuts := m.Cuts[:0:0]
-	for _, c := range m.Cuts {
-		switch {
-		case forget[c.ID], !listed[c.ID] && c.Seq < until:
-			changed = true
-			continue
-		case drop[c.ID] && !c.Dropped:
-			c.Dropped = true
-			changed = true
-		}
-		cuts = append(cuts, c)
-	}
-	notes := m.Notes[:0:0]
-	for _, n := range m.Notes {
-		if n.Seq < until {
-			changed = true
-			continue
-		}
-		notes = append(notes, n)
-	}
+	m, changed := MarkCuts(m, plan, until)
 	if !changed {
 		return nil
 	}
-	m.Cuts, m.Notes = cuts, notes
 	if err := writeCutsMeta(dir, m); err != nil {
 		return fmt.Errorf("disk %s: %w", disk, err)
 	}

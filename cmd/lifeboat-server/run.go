@@ -16,6 +16,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/logging"
 	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/alerts"
+	"github.com/lifeboat-dr/lifeboat/store/azblob"
 )
 
 // RunCommand is 'lifeboat-server run'.
@@ -56,7 +57,9 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	webhookFormat := fs.String("alert-webhook-format", alerts.FormatAlertmanager, "payload of --alert-webhook: alertmanager (Prometheus Alertmanager's webhook format) or json")
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "`ID` of this server's process role in 'lifeboat servers' (a joined server's id comes from its join)")
-	storeDir := fs.String("store", "", "target storage `DIR` (default DATA/store)")
+	storeDir := fs.String("store", "", "target storage: a `DIR` (default DATA/store), or azblob://ACCOUNT/CONTAINER (Azure Blob Storage)")
+	storeEndpoint := fs.String("store-endpoint", "", "with --store azblob://…: the account's blob endpoint `URL` (an emulator, a sovereign cloud)")
+	storeCreds := fs.String("store-credentials", "", "with --store azblob://…: `FILE` holding a connection string or the account key (default: $AZURE_STORAGE_CONNECTION_STRING, or $AZURE_STORAGE_KEY)")
 	sharedStore := fs.Bool("shared-store", false, "open --store shared: every process server of a scale-out deployment, and the configuration server, on one (network) file system")
 	configServer := fs.String("config-server", "", "`URL` of the configuration server, for a server that joined one (default: the URL of its 'init --join')")
 	fs.Usage = func() {
@@ -125,7 +128,17 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	srv, err := server.Open(server.Config{
+	var blobStore *azblob.Store
+	if azblob.IsURL(*storeDir) {
+		if blobStore, err = openBlobStore(ctx, *storeDir, *storeEndpoint, *storeCreds, *name, c.main.Getenv, false); err != nil {
+			return fmt.Errorf("run: --store: %w", err)
+		}
+		defer blobStore.Close()
+		*storeDir, *sharedStore = "", false // a blob store needs no shared file system
+	} else if *storeEndpoint != "" || *storeCreds != "" {
+		return errors.New("run: --store-endpoint and --store-credentials go with --store azblob://ACCOUNT/CONTAINER")
+	}
+	cfg := server.Config{
 		DataDir:         *data,
 		APIAddr:         *apiAddr,
 		ListenAddr:      *listen,
@@ -149,7 +162,11 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		StoreDir:          *storeDir,
 		SharedStore:       *sharedStore,
 		ConfigServer:      *configServer,
-	})
+	}
+	if blobStore != nil {
+		cfg.Store = blobStore
+	}
+	srv, err := server.Open(cfg)
 	if err != nil {
 		return err
 	}
