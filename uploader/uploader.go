@@ -35,7 +35,7 @@ type Uploader struct {
 	lastOK    time.Time
 	errSince  time.Time
 	connected bool
-	waitSince time.Time // when the oldest segment still queued began waiting for its ack
+	waitSince time.Time     // when the oldest segment still queued began waiting for its ack
 	wake      chan struct{} // a new segment: wakes an idle uploader only
 	kick      chan struct{} // Kick: ends a backoff too
 	idle      *sync.Cond
