@@ -96,6 +96,7 @@ func (a *Agent) Status() Status {
 			s.Problems = append(s.Problems, Problem{Code: ProblemSegmentRefused, Disk: d.name, What: d.name + ": process server refused a segment: " + ds.Spool.LastError,
 				Remedy: "see the server's log; if it persists, reinstall the agent's state (the disk is then resynced)"})
 		}
+		s.Problems = append(s.Problems, stallProblems(ds, d.state, s.Server.Address, d.up.WaitingSince(), now, a.cfg.StallAlert, a.cfg.LagAlert)...)
 		if d.state == StateResync {
 			reason := d.reason
 			if reason == "" {

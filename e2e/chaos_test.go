@@ -1,0 +1,108 @@
+//go:build linux
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	lbagent "github.com/lifeboat-dr/lifeboat/agent"
+	"github.com/lifeboat-dr/lifeboat/internal/testenv"
+)
+
+// The fault-injection suite (issue 18): each case replicates a disk under
+// a verified write churn, injects one fault, and ends with a point whose
+// image is byte-identical to the source, printing the time the agent
+// took to be healthy again. `make chaos` runs it on its own; the normal
+// test run runs it too (each case takes well under a minute).
+
+// chaosCase is one fault: inject breaks something and returns the
+// function that repairs it (nil: nothing to repair).
+type chaosCase struct {
+	name   string
+	inject func(t *testing.T, c *chaosRig) (repair func())
+	// unhealthy: the fault must show in agentctl status within this
+	// long (0: it need not show, e.g. an agent restart).
+	unhealthy time.Duration
+}
+
+type chaosRig struct {
+	loop *testenv.LoopDevice
+	srv  *server
+	ag   *agent
+	w    *seqWriter
+}
+
+const chaosDisk = 64 * mib
+
+func TestChaos(t *testing.T) {
+	requireE2E(t)
+	cases := []chaosCase{
+		{name: "stopped-server", unhealthy: 100 * time.Second, inject: func(t *testing.T, c *chaosRig) func() {
+			// SIGSTOP: the kernel still takes connections, nothing
+			// answers (issue 18, item 2).
+			c.srv.p.cmd.Process.Signal(syscall.SIGSTOP)
+			t.Cleanup(func() { c.srv.p.cmd.Process.Signal(syscall.SIGCONT) })
+			return func() { c.srv.p.cmd.Process.Signal(syscall.SIGCONT) }
+		}},
+		{name: "kill9-server", inject: func(t *testing.T, c *chaosRig) func() {
+			c.srv.p.kill9()
+			time.Sleep(3 * time.Second)
+			return func() { c.srv.start() }
+		}},
+		{name: "kill9-agent", inject: func(t *testing.T, c *chaosRig) func() {
+			c.ag.p.kill9()
+			os.Remove(filepath.Join(c.ag.state, "agent.sock"))
+			time.Sleep(time.Second)
+			return func() { c.ag.p.start(); c.ag.waitAPI() }
+		}},
+	}
+	for _, cc := range cases {
+		t.Run(cc.name, func(t *testing.T) { runChaos(t, cc) })
+	}
+}
+
+func runChaos(t *testing.T, cc chaosCase) {
+	c := &chaosRig{loop: testenv.NewLoop(t, chaosDisk)}
+	c.srv = startServer(t)
+	c.ag = startAgent(t, c.srv, "chaos-"+cc.name, []string{c.loop.Path}, "--point-interval", "2s", "--group-listen", "")
+	c.ag.waitStatus("protected", 2*time.Minute, func(st lbagent.Status, _ int) bool {
+		return len(st.Disks) == 1 && st.Disks[0].State == lbagent.StateProtected
+	})
+	c.w = newSeqWriter(t, c.loop.Path, chaosDisk)
+	c.w.start(100)
+	time.Sleep(2 * time.Second)
+
+	faultAt := time.Now()
+	repair := cc.inject(t, c)
+	if cc.unhealthy > 0 {
+		st, code := c.ag.waitStatus("the fault in agentctl status", cc.unhealthy, func(st lbagent.Status, code int) bool {
+			return code != 0 && !st.Healthy && len(st.Problems) > 0
+		})
+		t.Logf("%s: unhealthy after %s: %s: %s (remedy: %s)", cc.name, time.Since(faultAt).Round(100*time.Millisecond),
+			st.Problems[0].Code, st.Problems[0].What, st.Problems[0].Remedy)
+		_ = code
+	} else {
+		time.Sleep(3 * time.Second)
+	}
+	repairAt := time.Now()
+	if repair != nil {
+		repair()
+	}
+	// Recovered: healthy and every sealed segment acknowledged.
+	c.ag.waitStatus("healthy again", 3*time.Minute, func(st lbagent.Status, code int) bool {
+		return code == 0 && st.Healthy && len(st.Disks) == 1 && st.Disks[0].State == lbagent.StateProtected &&
+			st.Disks[0].Spool.LastError == ""
+	})
+	if err := c.w.stop(); err != nil {
+		t.Fatal(err)
+	}
+	id := c.ag.bookmark()
+	recovered := time.Since(repairAt)
+	img := c.srv.failover(c.ag.name, id, filepath.Base(c.loop.Path))
+	sameContent(t, c.loop.Path, img)
+	t.Logf("CHAOS %s: recovered in %s (to a listed point byte-identical to the source)", cc.name, recovered.Round(100*time.Millisecond))
+}
