@@ -14,6 +14,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/machines"
+	"github.com/lifeboat-dr/lifeboat/server/process"
 	"github.com/lifeboat-dr/lifeboat/store"
 )
 
@@ -206,10 +207,8 @@ func (s *Server) machineStatus(ctx context.Context, name string) (api.Machine, e
 	if p := rec.LastPrune; p != nil && p.Error != "" {
 		m.Problems = append(m.Problems, "prune failed: "+p.Error)
 	}
-	for _, d := range disks {
-		if msg := s.proc.ApplyProblem(name, d); msg != "" {
-			m.Problems = append(m.Problems, "apply of disk "+d+" failing: "+msg)
-		}
+	for _, dp := range s.proc.DiskProblems(name) { // every disk held, declared or not
+		m.Problems = append(m.Problems, process.ProblemText(dp, ""))
 	}
 	if s.cfg.Roles.Config {
 		s.assignmentStatus(&m, rec)

@@ -231,9 +231,9 @@ func (s *Server) heartbeat(ctx context.Context) error {
 				if st, err := s.diskStatus(ctx, m, d); err == nil {
 					sm.Disks = append(sm.Disks, st)
 				}
-				if msg := s.proc.ApplyProblem(m, d); msg != "" {
-					sm.Problems = append(sm.Problems, "apply of disk "+d+" failing on process server "+s.localID()+": "+msg)
-				}
+			}
+			for _, dp := range s.proc.DiskProblems(m) {
+				sm.Problems = append(sm.Problems, process.ProblemText(dp, " on process server "+s.localID()))
 			}
 		}
 		hb.Machines = append(hb.Machines, sm)

@@ -342,7 +342,8 @@ func Open(cfg Config) (*Server, error) {
 	s.pruner = process.NewPruner(s.store, s.machines, cfgMachines{s}, cfg.Logger)
 	s.alerts = alerts.New(alerts.Options{RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
-		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})
+		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger,
+		Disks: alertDisks{s}})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
