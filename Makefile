@@ -66,5 +66,9 @@ bench-failback: build ## failback bytes sent vs bytes that differ, scattered 4 K
 bench-freeze: build ## freeze time of app-consistent points under a fio writer, p50/p99 (see docs/PERFORMANCE.md)
 	./scripts/bench-freeze.sh
 
+.PHONY: chaos
+chaos: deps ## fault injection (root, eBPF, loop devices): kill -9, stopped server...; prints each case's time to recover
+	CI=true $(GO) test -count=1 -v -timeout 30m -run '^TestChaos$$' ./e2e
+
 clean: ## remove build output
 	rm -rf $(BIN) dist

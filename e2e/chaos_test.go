@@ -25,8 +25,12 @@ type chaosCase struct {
 	name   string
 	inject func(t *testing.T, c *chaosRig) (repair func())
 	// unhealthy: the fault must show in agentctl status within this
-	// long (0: it need not show, e.g. an agent restart).
+	// long (0: it need not show, e.g. an agent restart); problem, when
+	// set, is the problem code it must show.
 	unhealthy time.Duration
+	problem   string
+	// agentArgs are extra flags of the agent.
+	agentArgs []string
 }
 
 type chaosRig struct {
@@ -53,6 +57,26 @@ func TestChaos(t *testing.T) {
 			time.Sleep(3 * time.Second)
 			return func() { c.srv.start() }
 		}},
+		{name: "lost-pins", inject: func(t *testing.T, c *chaosRig) func() {
+			// The pins gone with the agent (a bpffs remount, a reboot):
+			// the agent must find the tracking gap and resync.
+			c.ag.p.kill9()
+			os.Remove(filepath.Join(c.ag.state, "agent.sock"))
+			pins := argAfter(c.ag.p.args, "--pin-dir")
+			ents, _ := os.ReadDir(pins)
+			for _, e := range ents {
+				os.RemoveAll(filepath.Join(pins, e.Name()))
+			}
+			return func() { c.ag.p.start(); c.ag.waitAPI() }
+		}},
+		{name: "outage-past-spool", unhealthy: 2 * time.Minute, problem: lbagent.ProblemSpoolFull,
+			agentArgs: []string{"--spool-bytes", "1048576"},
+			inject: func(t *testing.T, c *chaosRig) func() {
+				// The server down for longer than the agent's spool
+				// holds: the agent keeps only the dirty set.
+				c.srv.p.kill9()
+				return func() { c.srv.start() }
+			}},
 		{name: "kill9-agent", inject: func(t *testing.T, c *chaosRig) func() {
 			c.ag.p.kill9()
 			os.Remove(filepath.Join(c.ag.state, "agent.sock"))
@@ -68,7 +92,7 @@ func TestChaos(t *testing.T) {
 func runChaos(t *testing.T, cc chaosCase) {
 	c := &chaosRig{loop: testenv.NewLoop(t, chaosDisk)}
 	c.srv = startServer(t)
-	c.ag = startAgent(t, c.srv, "chaos-"+cc.name, []string{c.loop.Path}, "--point-interval", "2s", "--group-listen", "")
+	c.ag = startAgent(t, c.srv, "chaos-"+cc.name, []string{c.loop.Path}, append([]string{"--point-interval", "2s", "--group-listen", ""}, cc.agentArgs...)...)
 	c.ag.waitStatus("protected", 2*time.Minute, func(st lbagent.Status, _ int) bool {
 		return len(st.Disks) == 1 && st.Disks[0].State == lbagent.StateProtected
 	})
@@ -80,7 +104,7 @@ func runChaos(t *testing.T, cc chaosCase) {
 	repair := cc.inject(t, c)
 	if cc.unhealthy > 0 {
 		st, code := c.ag.waitStatus("the fault in agentctl status", cc.unhealthy, func(st lbagent.Status, code int) bool {
-			return code != 0 && !st.Healthy && len(st.Problems) > 0
+			return code != 0 && !st.Healthy && len(st.Problems) > 0 && (cc.problem == "" || problem(st, cc.problem) != nil)
 		})
 		t.Logf("%s: unhealthy after %s: %s: %s (remedy: %s)", cc.name, time.Since(faultAt).Round(100*time.Millisecond),
 			st.Problems[0].Code, st.Problems[0].What, st.Problems[0].Remedy)
@@ -105,4 +129,14 @@ func runChaos(t *testing.T, cc chaosCase) {
 	img := c.srv.failover(c.ag.name, id, filepath.Base(c.loop.Path))
 	sameContent(t, c.loop.Path, img)
 	t.Logf("CHAOS %s: recovered in %s (to a listed point byte-identical to the source)", cc.name, recovered.Round(100*time.Millisecond))
+}
+
+// argAfter returns the argument after flag in args, or "".
+func argAfter(args []string, flag string) string {
+	for i := range len(args) - 1 {
+		if args[i] == flag {
+			return args[i+1]
+		}
+	}
+	return ""
 }
