@@ -5,6 +5,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -29,8 +30,13 @@ type chaosCase struct {
 	// set, is the problem code it must show.
 	unhealthy time.Duration
 	problem   string
-	// agentArgs are extra flags of the agent.
+	// agentArgs are extra flags of the agent; rate is the churn in 4 KiB
+	// writes a second (0: 100).
 	agentArgs []string
+	rate      int
+	// quiet: the churn stops before the repair (a churn faster than the
+	// catch-up would keep points from converging).
+	quiet bool
 }
 
 type chaosRig struct {
@@ -67,10 +73,18 @@ func TestChaos(t *testing.T) {
 			for _, e := range ents {
 				os.RemoveAll(filepath.Join(pins, e.Name()))
 			}
-			return func() { c.ag.p.start(); c.ag.waitAPI() }
+			return func() {
+				c.ag.p.start()
+				c.ag.waitAPI()
+				if !strings.Contains(c.ag.p.tail(), "tracking gap: resyncing") {
+					t.Errorf("the agent did not resync after losing its pins:\n%s", c.ag.p.tail())
+				}
+			}
 		}},
 		{name: "outage-past-spool", unhealthy: 2 * time.Minute, problem: lbagent.ProblemSpoolFull,
-			agentArgs: []string{"--spool-bytes", "1048576"},
+			// More than one 16 MiB segment: a spool smaller than a
+			// segment never catches up (the open segment fills it).
+			agentArgs: []string{"--spool-bytes", "20971520"}, rate: 2000, quiet: true,
 			inject: func(t *testing.T, c *chaosRig) func() {
 				// The server down for longer than the agent's spool
 				// holds: the agent keeps only the dirty set.
@@ -97,7 +111,11 @@ func runChaos(t *testing.T, cc chaosCase) {
 		return len(st.Disks) == 1 && st.Disks[0].State == lbagent.StateProtected
 	})
 	c.w = newSeqWriter(t, c.loop.Path, chaosDisk)
-	c.w.start(100)
+	rate := cc.rate
+	if rate == 0 {
+		rate = 100
+	}
+	c.w.start(rate)
 	time.Sleep(2 * time.Second)
 
 	faultAt := time.Now()
@@ -111,6 +129,11 @@ func runChaos(t *testing.T, cc chaosCase) {
 		_ = code
 	} else {
 		time.Sleep(3 * time.Second)
+	}
+	if cc.quiet {
+		if err := c.w.stop(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	repairAt := time.Now()
 	if repair != nil {
