@@ -75,6 +75,10 @@ bench-freeze: build ## freeze time of app-consistent points under a fio writer, 
 bench-drill: ## boot-verified test failover of the real test guest: command to ready and to verified, TCG (see docs/PERFORMANCE.md)
 	flock /tmp/lifeboat-kernel.lock env LIFEBOAT_BENCH_DRILL=$${RUNS:-3} go test ./e2e -run '^TestBenchDrill$$' -count=1 -v -timeout 30m
 
+.PHONY: chaos
+chaos: deps ## fault injection (root, eBPF, loop devices): kill -9, stopped server...; prints each case's time to recover
+	CI=true $(GO) test -count=1 -v -timeout 30m -run '^TestChaos$$' ./e2e
+
 clean: ## remove build output
 	rm -rf $(BIN) dist
 

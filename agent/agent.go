@@ -63,6 +63,12 @@ type Config struct {
 	// before its cut to complete before it fails (default 30 s); the next
 	// round waits again.
 	CompletionWait time.Duration
+	// StallAlert: segments waiting with no acknowledgement for longer
+	// than this make the status unhealthy (default 2 min; negative:
+	// never). LagAlert: an RPO lag (the oldest change not yet durable)
+	// over this does (default 15 min, the server's --rpo-alert; negative:
+	// never). status.go.
+	StallAlert, LagAlert time.Duration
 	// AppInterval is how often an app-consistent point is cut (default
 	// 1 h; negative: only on request).
 	AppInterval time.Duration
@@ -135,6 +141,12 @@ func (c *Config) defaults() error {
 	}
 	if c.CompletionWait == 0 {
 		c.CompletionWait = 30 * time.Second
+	}
+	if c.StallAlert == 0 {
+		c.StallAlert = DefaultStallAlert
+	}
+	if c.LagAlert == 0 {
+		c.LagAlert = DefaultLagAlert
 	}
 	if c.PinDir == "" {
 		c.PinDir = DefaultPinDir(c.Machine)
@@ -633,6 +645,9 @@ func (a *Agent) loop(ctx context.Context) error {
 			timer.Reset(time.Second)
 			continue
 		}
+		a.mu.Lock()
+		a.cutErr = "" // shown until a round succeeds, not only between two
+		a.mu.Unlock()
 		if backlog || len(a.waiting) > 0 || a.app != nil {
 			timer.Reset(0)
 		} else {
@@ -757,7 +772,6 @@ func (a *Agent) validatePrevious(gen uint64, cutAt time.Time) validation {
 	v.prevCut = a.lastCut
 	a.lastCut = cutAt
 	a.lastRound = cutAt
-	a.cutErr = ""
 	return v
 }
 

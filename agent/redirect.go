@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"time"
+
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // Scale-out: the configuration server assigns each machine to one process
@@ -11,7 +13,9 @@ import (
 // replication group (PUT /v1/agent/group), and when it changes calls
 // Config.Redirect: the uploaders' next requests go to the new server,
 // which resumes each disk from the first unacknowledged segment (the old
-// server applied every segment it acknowledged before the move).
+// server applied every segment it acknowledged before the move). The agent
+// then declares its disk set to the new server too, so that it checks
+// every segment's header against it as the old one did.
 
 // followProcessServer switches to addr when it is another process server
 // than the current one.
@@ -35,6 +39,29 @@ func (a *Agent) followProcessServer(addr string) {
 	a.log.Warn("the configuration server moved this machine: replicating to another process server", "from", cur, "to", addr)
 	for _, d := range a.disks {
 		d.up.Kick()
+	}
+	go a.declareDisks(addr)
+}
+
+// declareDisks declares the disk set to the process server addr, retrying
+// for a few minutes while it is still the agent's server.
+func (a *Agent) declareDisks(addr string) {
+	decl := make([]api.DiskSpec, 0, len(a.disks))
+	for _, d := range a.disks {
+		decl = append(decl, api.DiskSpec{Name: d.name, Size: d.size})
+	}
+	for range 60 {
+		if a.processServer() != addr {
+			return // moved again: that move declares
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := a.cfg.Client.SetMachine(ctx, decl)
+		cancel()
+		if err == nil {
+			return
+		}
+		a.log.Warn("declare disks to the new process server", "server", addr, "err", err)
+		time.Sleep(2 * time.Second)
 	}
 }
 

@@ -107,6 +107,7 @@ func (a *Agent) Status() Status {
 			s.Problems = append(s.Problems, Problem{Code: ProblemDiverged, Disk: d.name, What: d.diverged,
 				Remedy: "nothing to do for the data: the resync makes the replica match the disk again; another holder of this machine's key may have sent that segment: if the key may be stolen, have the operator revoke the machine ('lifeboat machines revoke') and register it again"})
 		}
+		s.Problems = append(s.Problems, stallProblems(ds, d.state, s.Server.Address, d.up.WaitingSince(), now, a.cfg.StallAlert, a.cfg.LagAlert)...)
 		if d.state == StateResync {
 			reason := d.reason
 			if reason == "" {

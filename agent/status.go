@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
@@ -54,7 +55,39 @@ const (
 	ProblemCertExpired       = api.AgentProblemCertExpired
 	ProblemGroupListen       = api.AgentProblemGroupListen
 	ProblemGroupPoint        = api.AgentProblemGroupPoint
+	ProblemServerStalled     = api.AgentProblemServerStalled
+	ProblemLagExceeded       = api.AgentProblemLagExceeded
 )
+
+// Defaults of Config.StallAlert and Config.LagAlert.
+const (
+	DefaultStallAlert = 2 * time.Minute
+	DefaultLagAlert   = 15 * time.Minute
+)
+
+// stallProblems are the problems of a disk whose replication stands still
+// although nothing failed (issue 18): a process server that takes
+// requests and never answers them (stopped, hung), and an RPO lag over
+// the machine's threshold, whatever holds it up (a round that cannot
+// read, a slow link).
+func stallProblems(ds DiskStatus, state DiskState, server string, waiting, now time.Time, stallAfter, lagAlert time.Duration) []Problem {
+	var out []Problem
+	if stallAfter > 0 && !waiting.IsZero() && ds.Spool.LastError == "" {
+		if w := now.Sub(waiting); w > stallAfter {
+			out = append(out, Problem{Code: ProblemServerStalled, Disk: ds.Name,
+				What: fmt.Sprintf("%s: %d segments wait and process server %s has acknowledged none for %s (over %s), with no error: it takes requests and does not answer",
+					ds.Name, ds.Spool.Queued, server, w.Round(time.Second), stallAfter),
+				Remedy: "check that lifeboat-server runs and is not stopped or hung (its log, its cache disk); the agent abandons a stalled upload and retries, keeping the journal in its spool"})
+		}
+	}
+	if lagAlert > 0 && state == StateProtected && ds.Lag.Current > lagAlert.Seconds() {
+		out = append(out, Problem{Code: ProblemLagExceeded, Disk: ds.Name,
+			What: fmt.Sprintf("%s: RPO lag %s, over the threshold of %s: the oldest change is not yet durable on the process server",
+				ds.Name, (time.Duration(ds.Lag.Current) * time.Second).Round(time.Second), lagAlert),
+			Remedy: "see the other problems and the agent's log (a round that fails, a server that refuses or does not answer), and 'agentctl assess' for a link too slow for the disks' changes"})
+	}
+	return out
+}
 
 // syncETA returns the rate and seconds left of a sync that started at
 // start having done startDone bytes, now at done of total.

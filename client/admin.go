@@ -71,7 +71,7 @@ func (a *Admin) Points(ctx context.Context, machine string) ([]api.Point, error)
 // host.
 func (a *Admin) Failover(ctx context.Context, machine string, req api.FailoverRequest) (api.FailoverResult, error) {
 	var res api.FailoverResult
-	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/machines/"+escape(machine)+"/failover", req, &res)
+	err := doJSON(long(ctx), a.hc, http.MethodPost, a.base+"/v1/machines/"+escape(machine)+"/failover", req, &res)
 	return res, err
 }
 
@@ -79,7 +79,7 @@ func (a *Admin) Failover(ctx context.Context, machine string, req api.FailoverRe
 // failed over; it returns the machine.
 func (a *Admin) Commit(ctx context.Context, machine string) (api.Machine, error) {
 	var m api.Machine
-	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/machines/"+escape(machine)+"/commit", struct{}{}, &m)
+	err := doJSON(long(ctx), a.hc, http.MethodPost, a.base+"/v1/machines/"+escape(machine)+"/commit", struct{}{}, &m)
 	return m, err
 }
 
@@ -101,7 +101,7 @@ func (a *Admin) SetPolicy(ctx context.Context, machine string, p api.Policy) (ap
 // Prune applies the retention policy of a machine now.
 func (a *Admin) Prune(ctx context.Context, machine string) (api.PruneAnswer, error) {
 	var out api.PruneAnswer
-	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/machines/"+escape(machine)+"/prune", struct{}{}, &out)
+	err := doJSON(long(ctx), a.hc, http.MethodPost, a.base+"/v1/machines/"+escape(machine)+"/prune", struct{}{}, &out)
 	return out, err
 }
 
@@ -136,14 +136,14 @@ func (a *Admin) DeletePlan(ctx context.Context, name string) (api.Plan, error) {
 // TestPlan runs the test failover of a plan; RunPlan its real failover.
 func (a *Admin) TestPlan(ctx context.Context, name string, req api.PlanRequest) (api.PlanResult, error) {
 	var out api.PlanResult
-	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/plans/"+escape(name)+"/test", req, &out)
+	err := doJSON(long(ctx), a.hc, http.MethodPost, a.base+"/v1/plans/"+escape(name)+"/test", req, &out)
 	return out, err
 }
 
 // RunPlan runs the real failover of a plan: every machine is failed over.
 func (a *Admin) RunPlan(ctx context.Context, name string, req api.PlanRequest) (api.PlanResult, error) {
 	var out api.PlanResult
-	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/plans/"+escape(name)+"/run", req, &out)
+	err := doJSON(long(ctx), a.hc, http.MethodPost, a.base+"/v1/plans/"+escape(name)+"/run", req, &out)
 	return out, err
 }
 

@@ -103,13 +103,13 @@ func (a *Admin) GroupPoint(ctx context.Context, name string, wait string) (api.G
 	if wait != "" {
 		u += "?wait=" + url.QueryEscape(wait)
 	}
-	err := doJSON(ctx, a.hc, http.MethodPost, u, nil, &r)
+	err := doJSON(long(ctx), a.hc, http.MethodPost, u, nil, &r)
 	return r, err
 }
 
 // GroupFailover materializes every member of a group at a group point.
 func (a *Admin) GroupFailover(ctx context.Context, name string, req api.GroupFailoverRequest) (api.GroupFailoverResult, error) {
 	var r api.GroupFailoverResult
-	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/groups/"+escape(name)+"/failover", req, &r)
+	err := doJSON(long(ctx), a.hc, http.MethodPost, a.base+"/v1/groups/"+escape(name)+"/failover", req, &r)
 	return r, err
 }

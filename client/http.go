@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -37,11 +38,55 @@ func baseURL(addr string) (string, error) {
 	return "https://" + u.Host + strings.TrimSuffix(u.Path, "/"), nil
 }
 
+// Timeouts of every call (issue 18: a hung server must show as an error,
+// never as a call that waits for ever). A context with an earlier deadline
+// wins.
+const (
+	// DialTimeout bounds a TCP connect, TLSHandshakeTimeout the TLS
+	// handshake after it.
+	DialTimeout         = 15 * time.Second
+	TLSHandshakeTimeout = 15 * time.Second
+	// CallTimeout bounds a call that carries a small JSON body each way.
+	CallTimeout = time.Minute
+	// LongCallTimeout bounds an admin call that does long work before it
+	// answers (failover, plans, a move's drain, failback).
+	LongCallTimeout = 6 * time.Hour
+	// HashesTimeout bounds GET hashes, which the server answers once
+	// every acknowledged segment is applied.
+	HashesTimeout = 10 * time.Minute
+	// StallTimeout: a segment upload whose body makes no progress this
+	// long, or whose answer does not come this long after its body was
+	// sent, is abandoned.
+	StallTimeout = 30 * time.Second
+)
+
+// The bounds in effect (tests shorten them).
+var (
+	dialTimeout, handshakeTimeout = DialTimeout, TLSHandshakeTimeout
+	callTimeout, stallTimeout     = CallTimeout, StallTimeout
+)
+
+// bound returns ctx with a deadline d from now unless it has an earlier
+// one.
+func bound(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// long marks a call that may take LongCallTimeout.
+type longKey struct{}
+
+func long(ctx context.Context) context.Context { return context.WithValue(ctx, longKey{}, true) }
+
 func newHTTPClient(cfg *tls.Config) *http.Client {
+	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Client{
 		Transport: &http.Transport{
+			DialContext:           d.DialContext,
 			TLSClientConfig:       cfg,
-			TLSHandshakeTimeout:   30 * time.Second,
+			TLSHandshakeTimeout:   handshakeTimeout,
 			ExpectContinueTimeout: 5 * time.Second,
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdleConnsPerHost:   4,
@@ -63,6 +108,12 @@ func caPool(caPEM []byte) (*x509.CertPool, error) {
 // doJSON sends a request with an optional JSON body and decodes a 2xx JSON
 // answer into out (unless nil). Other answers are *APIError.
 func doJSON(ctx context.Context, hc *http.Client, method, u string, in, out any) error {
+	to := callTimeout
+	if ctx.Value(longKey{}) != nil {
+		to = LongCallTimeout
+	}
+	ctx, cancel := bound(ctx, to)
+	defer cancel()
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -81,10 +132,10 @@ func doJSON(ctx context.Context, hc *http.Client, method, u string, in, out any)
 	req.Header.Set("Accept", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return timeoutError(ctx, err, to)
 	}
 	defer resp.Body.Close()
-	return decode(resp, out)
+	return timeoutError(ctx, decode(resp, out), to)
 }
 
 func decode(resp *http.Response, out any) error {
@@ -107,4 +158,15 @@ func jsonBody(v any) (io.Reader, error) {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
 	return bytes.NewReader(b), nil
+}
+
+// timeoutError says which bound a call hit, if it hit one.
+func timeoutError(ctx context.Context, err error, d time.Duration) error {
+	if err == nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return err
+	}
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.DeadlineExceeded) {
+		return c
+	}
+	return fmt.Errorf("no answer within %s: %w", d, err)
 }

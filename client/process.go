@@ -102,7 +102,14 @@ func (p *Process) DiskState(ctx context.Context, disk string) (api.DiskState, er
 func (p *Process) PutSegment(ctx context.Context, disk string, seq uint64, body io.Reader, size int64) (api.SegmentAck, error) {
 	var ack api.SegmentAck
 	u := p.url() + diskPath(disk, "/segments/"+strconv.FormatUint(seq, 10))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, io.NopCloser(body))
+	// A hung server (stopped, or its disk stuck) must end the call: the
+	// body must make progress and the answer come within StallTimeout of
+	// the last byte sent (the connect and handshake have their own
+	// bounds, the wait for "100 Continue" is ExpectContinueTimeout).
+	wd := newWatchdog(ctx, dialTimeout+handshakeTimeout+stallTimeout, stallTimeout)
+	defer wd.stop()
+	ctx = wd.ctx
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, io.NopCloser(wd.reader(body)))
 	if err != nil {
 		return ack, err
 	}
@@ -111,11 +118,11 @@ func (p *Process) PutSegment(ctx context.Context, disk string, seq uint64, body 
 	req.Header.Set("Expect", "100-continue")
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return ack, err
+		return ack, wd.err(err)
 	}
 	defer resp.Body.Close()
 	err = decode(resp, &ack)
-	return ack, err
+	return ack, wd.err(err)
 }
 
 // PutSegmentFile sends the segment file path as segment seq of disk.
@@ -136,6 +143,8 @@ func (p *Process) PutSegmentFile(ctx context.Context, disk string, seq uint64, p
 // replica in [off, off+n), once every segment acknowledged so far is
 // applied.
 func (p *Process) Hashes(ctx context.Context, disk string, off, n, block int64) ([][32]byte, error) {
+	ctx, cancel := bound(ctx, HashesTimeout)
+	defer cancel()
 	q := url.Values{}
 	q.Set("offset", strconv.FormatInt(off, 10))
 	q.Set("length", strconv.FormatInt(n, 10))
@@ -146,7 +155,7 @@ func (p *Process) Hashes(ctx context.Context, disk string, off, n, block int64) 
 	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, timeoutError(ctx, err, HashesTimeout)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -181,7 +190,10 @@ func escape(s string) string { return url.PathEscape(strings.TrimSpace(s)) }
 // throughput of the link and the server's TLS for this machine.
 func (p *Process) Probe(ctx context.Context, n int64) (api.ProbeResult, time.Duration, error) {
 	var res api.ProbeResult
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url()+api.PathProbe, io.LimitReader(zeroReader{}, n))
+	wd := newWatchdog(ctx, dialTimeout+handshakeTimeout+stallTimeout, stallTimeout)
+	defer wd.stop()
+	ctx = wd.ctx
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url()+api.PathProbe, wd.reader(io.LimitReader(zeroReader{}, n)))
 	if err != nil {
 		return res, 0, err
 	}
@@ -190,11 +202,11 @@ func (p *Process) Probe(ctx context.Context, n int64) (api.ProbeResult, time.Dur
 	start := time.Now()
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return res, 0, err
+		return res, 0, wd.err(err)
 	}
 	defer resp.Body.Close()
 	err = decode(resp, &res)
-	return res, time.Since(start), err
+	return res, time.Since(start), wd.err(err)
 }
 
 // zeroReader reads zeros (TLS encrypts them, so they cost what data does).

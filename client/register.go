@@ -76,6 +76,8 @@ func register(ctx context.Context, addr, name, tokenID, passphrase string, key c
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("register: %w", err)
 	}
+	ctx, cancel := bound(ctx, callTimeout)
+	defer cancel()
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+api.PathRegister, body)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("register: %w", err)

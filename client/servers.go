@@ -53,6 +53,8 @@ func Join(ctx context.Context, addr, id, passphrase string, sans []string, key c
 	if err != nil {
 		return ans, fmt.Errorf("join: %w", err)
 	}
+	ctx, cancel := bound(ctx, callTimeout)
+	defer cancel()
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+api.PathServerJoin, body)
 	if err != nil {
 		return ans, fmt.Errorf("join: %w", err)
@@ -115,7 +117,7 @@ func (a *Admin) Servers(ctx context.Context) ([]api.ProcessServer, error) {
 // Move moves a machine to another process server.
 func (a *Admin) Move(ctx context.Context, machine string, req api.MoveRequest) (api.MoveResult, error) {
 	var out api.MoveResult
-	err := doJSON(ctx, a.hc, http.MethodPost, a.base+"/v1/machines/"+escape(machine)+"/move", req, &out)
+	err := doJSON(long(ctx), a.hc, http.MethodPost, a.base+"/v1/machines/"+escape(machine)+"/move", req, &out)
 	return out, err
 }
 

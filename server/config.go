@@ -8,6 +8,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/machines"
+	"github.com/lifeboat-dr/lifeboat/server/process"
 )
 
 // configHandler routes the configuration role: registration and the admin
@@ -163,6 +164,12 @@ func (a statusMachines) DiskStatus(ctx context.Context, m, disk string) (api.Dis
 	return a.s.diskStatus(ctx, m, disk)
 }
 
-func (a statusMachines) ApplyProblem(m, disk string) string { return a.s.proc.ApplyProblem(m, disk) }
+func (a statusMachines) DiskProblems(m string) []string {
+	var out []string
+	for _, dp := range a.s.proc.DiskProblems(m) {
+		out = append(out, process.ProblemText(dp, ""))
+	}
+	return out
+}
 
 func (a statusMachines) Failback(m string) *api.FailbackStatus { return a.s.failback.Current(m) }

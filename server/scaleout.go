@@ -67,10 +67,10 @@ func (a memberMachines) Served(ctx context.Context, m string) api.ServedMachine 
 			if st, err := s.diskStatus(ctx, m, d); err == nil {
 				sm.Disks = append(sm.Disks, st)
 			}
-			if msg := s.proc.ApplyProblem(m, d); msg != "" {
-				sm.Problems = append(sm.Problems, "apply of disk "+d+" failing on process server "+s.localID()+": "+msg)
-			}
 		}
+	}
+	for _, dp := range s.proc.DiskProblems(m) { // every disk held, declared or not
+		sm.Problems = append(sm.Problems, process.ProblemText(dp, " on process server "+s.localID()))
 	}
 	return sm
 }

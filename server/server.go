@@ -353,7 +353,7 @@ func Open(cfg Config) (*Server, error) {
 	s.alerts = alerts.New(alerts.Options{Drills: s.drills, RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
 		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger,
-		Notify: cfg.AlertNotify})
+		Notify: cfg.AlertNotify, Disks: alertDisks{s}})
 	var servers *configsrv.Servers
 	if cfg.Roles.Config {
 		servers = s.servers

@@ -58,9 +58,11 @@ type Uploader struct {
 	connected bool
 	// diverged is the segment the server refused as a conflict
 	// (api.ErrSegmentConflict), until Reset.
-	diverged *uint64
-	wake     chan struct{}
-	idle     *sync.Cond
+	diverged  *uint64
+	waitSince time.Time     // when the oldest segment still queued began waiting for its ack
+	wake      chan struct{} // a new segment: wakes an idle uploader only
+	kick      chan struct{} // Kick: ends a backoff too
+	idle      *sync.Cond
 	// release, if set, gets back the memory of an acknowledged memory
 	// segment (SetRelease).
 	release func([]byte)
@@ -69,7 +71,8 @@ type Uploader struct {
 // New returns an uploader of the spool directory dir of a disk. Segments
 // already sealed in dir (complete with a trailer) are queued at once.
 func New(c Sender, disk, dir string, log *slog.Logger) (*Uploader, error) {
-	u := &Uploader{client: c, disk: disk, dir: dir, log: log, sealed: map[uint64]segment{}, wake: make(chan struct{}, 1)}
+	u := &Uploader{client: c, disk: disk, dir: dir, log: log, sealed: map[uint64]segment{},
+		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1)}
 	u.idle = sync.NewCond(&u.mu)
 	if dir == "" {
 		return u, nil // no spool: segments come from memory only
@@ -94,6 +97,9 @@ func New(c Sender, disk, dir string, log *slog.Logger) (*Uploader, error) {
 		u.sealed[seq] = segment{path: path}
 		u.bytes += fi.Size()
 	}
+	if len(u.sealed) > 0 {
+		u.waitSince = time.Now()
+	}
 	return u, nil
 }
 
@@ -117,6 +123,9 @@ func (u *Uploader) Sealed(seq uint64, path string) {
 func (u *Uploader) queue(seq uint64, s segment) {
 	n := s.size()
 	u.mu.Lock()
+	if len(u.sealed) == 0 {
+		u.waitSince = time.Now()
+	}
 	u.sealed[seq] = s
 	u.bytes += n
 	u.mu.Unlock()
@@ -130,7 +139,7 @@ func (u *Uploader) queue(seq uint64, s segment) {
 // agent calls it when its process server changed).
 func (u *Uploader) Kick() {
 	select {
-	case u.wake <- struct{}{}:
+	case u.kick <- struct{}{}:
 	default:
 	}
 }
@@ -149,6 +158,19 @@ func (u *Uploader) Status() Status {
 		s.Refused = refusal(u.lastErr)
 	}
 	return s
+}
+
+// WaitingSince returns since when the oldest segment still queued has
+// waited for its acknowledgement (the later of its sealing and the last
+// acknowledgement), zero when nothing is queued. A hung process server
+// shows here while no request has failed yet.
+func (u *Uploader) WaitingSince() time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.sealed) == 0 {
+		return time.Time{}
+	}
+	return u.waitSince
 }
 
 // Reasons of Status.Refused.
@@ -199,16 +221,24 @@ func (u *Uploader) WaitIdle(ctx context.Context) error {
 	}
 }
 
+// Backoff bounds of the retries after a failed upload: the delay doubles
+// from MinBackoff up to MaxBackoff and only a success (or Kick) resets it;
+// new segments never shorten it.
+const (
+	MinBackoff = 100 * time.Millisecond
+	MaxBackoff = 5 * time.Second
+)
+
 // Run uploads until ctx ends.
 func (u *Uploader) Run(ctx context.Context) {
-	backoff := 100 * time.Millisecond
-	const maxBackoff = 5 * time.Second
+	backoff := MinBackoff
 	for ctx.Err() == nil {
 		seq, seg, ok := u.first()
 		if !ok {
 			select {
 			case <-ctx.Done():
 			case <-u.wake:
+			case <-u.kick:
 			case <-time.After(time.Second):
 			}
 			continue
@@ -225,7 +255,7 @@ func (u *Uploader) Run(ctx context.Context) {
 		}
 		u.mu.Unlock()
 		if err == nil {
-			backoff = 100 * time.Millisecond
+			backoff = MinBackoff
 			continue
 		}
 		if ctx.Err() != nil {
@@ -238,12 +268,18 @@ func (u *Uploader) Run(ctx context.Context) {
 			return
 		}
 		u.log.Warn("upload failed; retrying", "disk", u.disk, "seq", seq, "err", err, "retry_in", backoff)
+		// Only a Kick (the process server changed) ends the wait early: a
+		// new segment must not, or a busy disk retries a refusing server
+		// (a full cache) as fast as it seals segments.
+		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
-		case <-time.After(backoff):
-		case <-u.wake: // Kick: the process server changed, or a new segment
+		case <-t.C:
+		case <-u.kick:
+			backoff = MinBackoff / 2 // the next failure waits MinBackoff again
 		}
-		backoff = min(2*backoff, maxBackoff)
+		t.Stop()
+		backoff = min(2*backoff, MaxBackoff)
 	}
 }
 
@@ -303,6 +339,7 @@ func (u *Uploader) send(ctx context.Context, seq uint64, seg segment) error {
 	delete(u.sealed, seq)
 	u.bytes -= size
 	u.acked = seq + 1
+	u.waitSince = time.Now()
 	if len(u.sealed) == 0 {
 		u.idle.Broadcast()
 	}

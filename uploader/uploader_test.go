@@ -262,3 +262,101 @@ func TestMemorySegments(t *testing.T) {
 		t.Errorf("%d segments' memory given back, want 3", released)
 	}
 }
+
+// refusingServer answers every segment with 507 (a full cache) and keeps
+// the time of each call.
+type refusingServer struct {
+	mu    sync.Mutex
+	calls []time.Time
+}
+
+func (f *refusingServer) PutSegmentFile(context.Context, string, uint64, string) (api.SegmentAck, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, time.Now())
+	return api.SegmentAck{}, &api.StatusError{Status: 507, Message: "process server cache disk full"}
+}
+
+func (f *refusingServer) PutSegment(ctx context.Context, disk string, seq uint64, _ io.Reader, _ int64) (api.SegmentAck, error) {
+	return f.PutSegmentFile(ctx, disk, seq, "")
+}
+
+// TestBackoffNotResetByNewSegments: a disk that keeps sealing segments
+// must not make the uploader retry a refusing server at the pace of its
+// segments (issue 18, item 6).
+func TestBackoffNotResetByNewSegments(t *testing.T) {
+	dir := t.TempDir()
+	srv := &refusingServer{}
+	u, err := New(srv, "d", dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); u.Run(ctx) }()
+	// A busy disk: a segment every 50 ms for 3.2 s.
+	w, err := hrlfmt.NewWriter(hrlfmt.WriterOptions{Dir: dir, Machine: "m", Disk: "d", DiskSize: 1 << 20, OnRotate: u.Sealed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(3200 * time.Millisecond); time.Now().Before(end); {
+		if err := w.WriteData(0, 1, make([]byte, 4096)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Rotate(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	w.Close()
+	srv.mu.Lock()
+	calls := srv.calls
+	srv.mu.Unlock()
+	// 0, 0.1, 0.3, 0.7, 1.5, 3.1 s: six calls; a reset backoff makes
+	// one every 50-100 ms.
+	if len(calls) > 8 {
+		t.Fatalf("%d uploads in 3.2 s against a full cache: new segments reset the backoff", len(calls))
+	}
+	for i := 2; i < len(calls); i++ {
+		want := MinBackoff << (i - 1)
+		if gap := calls[i].Sub(calls[i-1]); gap < want*9/10 {
+			t.Errorf("retry %d came %s after the previous one, want at least the backoff %s", i, gap, want)
+		}
+	}
+	if st := u.Status(); st.Refused != RefusedCacheFull {
+		t.Errorf("status refused %q, want %q", st.Refused, RefusedCacheFull)
+	}
+	if u.WaitingSince().IsZero() {
+		t.Error("WaitingSince is zero with segments queued")
+	}
+}
+
+// TestKickEndsBackoff: a changed process server is tried at once.
+func TestKickEndsBackoff(t *testing.T) {
+	dir := t.TempDir()
+	writeSegments(t, dir, 0, 1, nil)
+	srv := &fakeServer{failNext: 5}
+	u, err := New(srv, "d", dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go u.Run(ctx)
+	// Without kicks, five failures wait 0.1+0.2+0.4+0.8+1.6 s.
+	go func() {
+		for ctx.Err() == nil {
+			u.Kick()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	if err := u.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Fatalf("kicked uploads took %s: Kick did not end the backoff", el)
+	}
+}

@@ -50,6 +50,7 @@ type runOptions struct {
 	groupTimeout, groupFrozenMax, registerTimeout     time.Duration
 	metricsAddr, logFormat, logLevel                  string
 	expedite                                          bool
+	stallAlert, lagAlert                              time.Duration
 	// metricsExplicit: --metrics was given (flag, environment or file),
 	// so failing to bind it is an error rather than a warning.
 	metricsExplicit bool
@@ -83,6 +84,10 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	config.DurationVar(fs, scriptTimeout, "script-timeout", time.Minute, "time limit of each app-consistency script")
 	expedite := fs.Bool("freeze-expedite-rcu", true, "expedite the kernel's RCU grace periods (/sys/kernel/rcu_expedited) during the freeze of an app or group point: FIFREEZE waits for several, about 40 ms under load, under 1 ms expedited")
 	groupListen := fs.String("group-listen", ":20004", "address the group-point listener binds (mutual TLS; every member of the machine's replication group must reach it; \"\" turns group points off)")
+	stallAlert := new(time.Duration)
+	config.DurationVar(fs, stallAlert, "stall-alert", agent.DefaultStallAlert, "status is unhealthy when segments wait this long with no acknowledgement (negative: never)")
+	lagAlert := new(time.Duration)
+	config.DurationVar(fs, lagAlert, "lag-alert", agent.DefaultLagAlert, "status is unhealthy when the RPO lag exceeds this (negative: never)")
 	groupTimeout := new(time.Duration)
 	config.DurationVar(fs, groupTimeout, "group-timeout", 10*time.Second, "time a group point's phase may take on a member before the point fails")
 	registerTimeout := new(time.Duration)
@@ -130,7 +135,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 		fs.Usage()
 		return nil, fmt.Errorf("run: missing %s (a flag, %s<FLAG> or a key of the configuration file)", strings.Join(missing, ", "), envPrefix)
 	}
-	return &runOptions{server: *server, passFile: *passFile, state: *state, name: *name, pinDir: *pinDir,
+	return &runOptions{stallAlert: *stallAlert, lagAlert: *lagAlert, server: *server, passFile: *passFile, state: *state, name: *name, pinDir: *pinDir,
 		scriptsDir: *scriptsDir, disks: disks, pointEvery: *pointEvery, appEvery: *appEvery,
 		scriptTimeout: *scriptTimeout, spool: *spool, memoryBytes: *memoryBytes, tokenFile: *tokenFile, expedite: *expedite,
 		groupListen: *groupListen, groupTimeout: *groupTimeout, groupFrozenMax: *groupFrozenMax, registerTimeout: *registerTimeout,
@@ -178,6 +183,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		PointInterval: *pointEvery, SpoolBytes: *spool, MemoryBytes: o.memoryBytes, Log: log,
 		AppInterval: *appEvery, ScriptsDir: *scriptsDir, ScriptTimeout: *scriptTimeout, ExpediteFreeze: o.expedite,
 		ServerAddr: id.processAddr, Certificate: id.cert.Leaf,
+		StallAlert: o.stallAlert, LagAlert: o.lagAlert,
 		Redirect: func(addr string) error {
 			// Scale-out: the configuration server moved the machine.
 			// Remember the new process server for the next start.

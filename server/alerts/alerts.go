@@ -75,13 +75,21 @@ type Options struct {
 	DataDir, CacheDir string
 	Machines          Machines
 	Store             Points
-	Log               *slog.Logger
 	// Drills, when set, raises the drill alerts (drill.go).
 	Drills Drills
 	// Notify, if set, is told of the alerts each evaluation raised and
 	// cleared (Notifier.Notify delivers them to webhooks); it must not
 	// block.
 	Notify func(raised, cleared []api.Alert)
+	// Disks, when set, gives the problems of the disks of the local
+	// process role: each raises an alert (apply-failing, upload-refused).
+	Disks DiskProblems
+	Log   *slog.Logger
+}
+
+// DiskProblems is what the alerts read of the process role.
+type DiskProblems interface {
+	DiskProblems(machine string) []api.DiskProblem
 }
 
 // diskKey names a disk of a machine.
@@ -283,6 +291,9 @@ func (s *Monitor) alertConditions(ctx context.Context, now time.Time) ([]api.Ale
 					Remedy:  remedyHeartbeat})
 			}
 		}
+		if cfg.Disks != nil {
+			out = append(out, diskAlerts(name, cfg.Disks.DiskProblems(name))...)
+		}
 		if cfg.RPO > 0 {
 			pts, err := cfg.Store.Points(ctx, name)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -411,4 +422,30 @@ func (s *Monitor) Stats() Stats {
 func (s *Monitor) List(w http.ResponseWriter, r *http.Request) error {
 	httpapi.WriteJSON(w, http.StatusOK, s.Alerts(r.Context()))
 	return nil
+}
+
+// diskAlerts are the alerts of the problems of a machine's disks: an
+// applier that keeps failing is critical (no point after it can be
+// listed), a refused upload a warning until it is.
+func diskAlerts(machine string, ps []api.DiskProblem) []api.Alert {
+	var out []api.Alert
+	for _, p := range ps {
+		a := api.Alert{Machine: machine, Disk: p.Disk, Message: p.Message, Remedy: p.Remedy}
+		if p.Kind == api.DiskProblemApply {
+			a.Message = fmt.Sprintf("apply of disk %s failing since %s: %s", p.Disk, p.Since.UTC().Format(time.RFC3339), p.Message)
+		}
+		switch p.Kind {
+		case api.DiskProblemApply:
+			a.Alert, a.Severity = api.AlertApplyFailing, api.SeverityCritical
+		case api.DiskProblemRefused:
+			a.Alert, a.Severity = api.AlertUploadRefused, api.SeverityWarning
+			if p.Count > 1 {
+				a.Message = fmt.Sprintf("%s (%d refusals since %s)", p.Message, p.Count, p.Since.UTC().Format(time.RFC3339))
+			}
+		default:
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }

@@ -21,11 +21,12 @@ type StatusMachines interface {
 	Get(name string) (machines.Record, bool)
 	Each(f func(name string, m *machines.Record))
 	// Disks returns the disks of a machine, sorted; DiskStatus the
-	// state of one; ApplyProblem why applying one fails ("" when it
-	// does not).
+	// state of one; DiskProblems the problems of every disk the
+	// process role holds of the machine (failing applies, refused
+	// uploads), as text.
 	Disks(ctx context.Context, m string) ([]string, error)
 	DiskStatus(ctx context.Context, m, disk string) (api.DiskState, error)
-	ApplyProblem(m, disk string) string
+	DiskProblems(m string) []string
 	// Failback returns the machine's failback session, nil when none.
 	Failback(m string) *api.FailbackStatus
 }
@@ -153,11 +154,7 @@ func (s *Status) Machine(ctx context.Context, name string) (api.Machine, error) 
 	if p := rec.LastPrune; p != nil && p.Error != "" {
 		m.Problems = append(m.Problems, "prune failed: "+p.Error)
 	}
-	for _, d := range disks {
-		if msg := s.o.Machines.ApplyProblem(name, d); msg != "" {
-			m.Problems = append(m.Problems, "apply of disk "+d+" failing: "+msg)
-		}
-	}
+	m.Problems = append(m.Problems, s.o.Machines.DiskProblems(name)...) // every disk held, declared or not
 	if s.o.Servers != nil {
 		s.o.Servers.AssignmentStatus(&m, rec)
 	}

@@ -54,9 +54,10 @@ type diskState struct {
 	cuts    map[string]cutEntry // by point id, of acknowledged segments
 	// applyErr is the error of the last Apply when it failed, "" once
 	// a segment is applied again.
-	applyErr string
-	changed  chan struct{} // closed and replaced when applied moves
-	wake     chan struct{} // one token: there may be work for the applier
+	applyErr   string
+	applySince time.Time     // when the applies began to fail
+	changed    chan struct{} // closed and replaced when applied moves
+	wake       chan struct{} // one token: there may be work for the applier
 	// maps are the maps of received segments not yet applied, by
 	// sequence number (segmap.go); nil once the applier has stopped.
 	maps map[uint64]segMap
@@ -269,6 +270,9 @@ func (d *diskState) applier(ctx context.Context) {
 			}
 			log.Error("apply failed; will retry", httpapi.LogSeq, seq, httpapi.LogErr, err, "retry_in", backoff.String())
 			d.mu.Lock()
+			if d.applyErr == "" {
+				d.applySince = time.Now()
+			}
 			d.applyErr = fmt.Sprintf("segment %d: %v", seq, err)
 			d.mu.Unlock()
 			continue

@@ -97,6 +97,17 @@ func (p *Role) getDiskState(w http.ResponseWriter, r *http.Request, machine stri
 	return nil
 }
 
+// putSegmentNoted is putSegment, with its refusals kept as the disk's
+// problem (problems.go).
+func (p *Role) putSegmentNoted(w http.ResponseWriter, r *http.Request, machine string) error {
+	err := p.putSegment(w, r, machine)
+	if disk, derr := diskParam(r); derr == nil {
+		seq, _ := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+		p.noteUpload(machine, disk, seq, err)
+	}
+	return err
+}
+
 // putSegment receives one segment: see the package documentation.
 func (p *Role) putSegment(w http.ResponseWriter, r *http.Request, machine string) error {
 	disk, err := diskParam(r)
@@ -106,6 +117,9 @@ func (p *Role) putSegment(w http.ResponseWriter, r *http.Request, machine string
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 	if err != nil {
 		return httpapi.Errorf(http.StatusBadRequest, "bad sequence number "+strconv.Quote(r.PathValue("seq")), "the sequence number is a decimal integer")
+	}
+	if err := p.checkDeclared(machine, disk); err != nil {
+		return err
 	}
 	d, err := p.disk(machine, disk)
 	if err != nil {
@@ -160,6 +174,9 @@ func (p *Role) putSegment(w http.ResponseWriter, r *http.Request, machine string
 	}
 	if hd.Disk != disk {
 		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("segment of disk %q sent as disk %q", hd.Disk, disk), "send each segment to the URL of the disk its header names")
+	}
+	if err := p.checkHeader(machine, disk, hd.DiskSize); err != nil {
+		return err
 	}
 	if hd.Seq != seq {
 		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("segment %d sent as segment %d", hd.Seq, seq), "send each segment to the URL of the sequence number its header holds")

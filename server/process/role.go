@@ -96,6 +96,8 @@ type Role struct {
 
 	mu    sync.Mutex
 	disks map[diskKey]*diskState
+
+	ref refusals // problems.go
 }
 
 // New opens the cache and starts an applier for every disk that has
@@ -150,7 +152,7 @@ func (p *Role) Routes(mux *http.ServeMux, log *slog.Logger) {
 	}
 	route("PUT "+api.PathMachine, p.putMachine)
 	route("GET "+api.PathDiskState, p.getDiskState)
-	route("PUT "+api.PathSegment, p.putSegment)
+	route("PUT "+api.PathSegment, p.putSegmentNoted)
 	route("GET "+api.PathHashes, p.getHashes)
 	route("GET "+api.PathPoint, p.getPoint)
 	route("POST "+api.PathProbe, p.postProbe)
