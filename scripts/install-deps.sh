@@ -11,6 +11,8 @@ fi
 pkgs=(clang llvm libbpf-dev)
 if [ "${1:-}" != clang ]; then
 	pkgs+=(bpftool fio util-linux fdisk e2fsprogs xfsprogs fuse3 kmod psmisc postgresql systemd lintian openssh-server)
+	# packaging tests: maintainer scripts (deb-systemd-helper, adduser), systemd-analyze verify
+	pkgs+=(init-system-helpers adduser)
 	# recovery/boot: qemu boots recovered disks (OVMF for GPT/UEFI disks); the
 	# test guest is built from GRUB's BIOS modules, busybox, cpio and FAT tools.
 	pkgs+=(qemu-system-x86 qemu-utils ovmf grub-pc-bin grub2-common busybox-static cpio dosfstools mtools)
@@ -36,6 +38,7 @@ fi
 # (3.35.0: later releases need Node >= 21), in /usr/local/bin.
 if [ "${1:-}" != clang ]; then
 	if ! command -v npm >/dev/null; then
+		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 	fi
 	if [ "$(/usr/local/bin/azurite-blob --version 2>/dev/null)" != 3.35.0 ]; then
