@@ -19,6 +19,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/recovery"
 	"github.com/lifeboat-dr/lifeboat/server/alerts"
 	"github.com/lifeboat-dr/lifeboat/server/configsrv"
+	"github.com/lifeboat-dr/lifeboat/server/console"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/mastertarget"
@@ -241,6 +242,7 @@ type Server struct {
 	metricsSrv        *http.Server
 	metricsAddr       net.Addr
 	alerts            *alerts.Monitor
+	console           *console.Console
 	so                scaleoutState
 	traffic           traffic
 	serveErr          chan error
@@ -343,6 +345,8 @@ func Open(cfg Config) (*Server, error) {
 	s.alerts = alerts.New(alerts.Options{RPO: cfg.AlertRPO, Heartbeat: cfg.AlertHeartbeat, CacheFree: cfg.AlertCacheFree,
 		Interval: cfg.AlertInterval, ResyncWindow: cfg.ResyncWindow, Process: cfg.Roles.Process,
 		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})
+	s.console = console.New(console.Options{DataDir: dir, Sampler: cfgMachines{s}, Log: cfg.Logger, API: console.API{
+		Machines: s.listMachines, Points: s.listPoints, Alerts: s.alerts.List, Failover: s.failovers.Failover, Commit: s.failovers.Commit}})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -388,6 +392,10 @@ func Open(cfg Config) (*Server, error) {
 		defer s.wg.Done()
 		s.alerts.Run(s.ctx)
 	}()
+	if s.cfg.Roles.Config {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.console.Run(s.ctx) }()
+	}
 	if s.joined() {
 		s.wg.Add(1)
 		go func() {
