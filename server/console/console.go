@@ -132,7 +132,13 @@ func (c *Console) Handler() http.Handler {
 	h := func(pattern string, f httpapi.HandlerFunc) { mux.Handle(pattern, httpapi.Handle(c.log, f)) }
 	static, _ := fs.Sub(uiFS, "ui")
 	files := http.StripPrefix("/ui/", http.FileServerFS(static))
-	mux.Handle("GET /ui/", files)
+	mux.Handle("/ui/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			httpapi.WriteJSON(w, http.StatusMethodNotAllowed, api.Error{Error: "method not allowed", Hint: "the console's pages are read with GET"})
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
 	h("POST /ui/api/login", c.login)
 	h("POST /ui/api/logout", c.action("logout", c.logout))
 	h("GET /ui/api/session", c.view(c.sessionInfo))
@@ -232,7 +238,10 @@ func (c *Console) action(name string, h httpapi.HandlerFunc) httpapi.HandlerFunc
 			return err
 		}
 		if err := checkCSRF(r, wh.s); err != nil {
-			c.record(r, wh.user, name, "", err)
+			if name == "" {
+				name = actionName(r)
+			}
+			c.record(r, wh.user, name, r.PathValue("m"), err)
 			return err
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), whoKey{}, wh)))
@@ -241,7 +250,7 @@ func (c *Console) action(name string, h httpapi.HandlerFunc) httpapi.HandlerFunc
 
 // operator admits a logged-in operator with the session's CSRF token.
 func (c *Console) operator(h httpapi.HandlerFunc) httpapi.HandlerFunc {
-	return c.action("action", func(w http.ResponseWriter, r *http.Request) error {
+	return c.action("", func(w http.ResponseWriter, r *http.Request) error {
 		wh := whoOf(r)
 		if wh.role != api.RoleOperator {
 			err := httpapi.Errorf(http.StatusForbidden, "account "+strconv.Quote(wh.user)+" is a viewer: only an operator may act", "ask an administrator: lifeboat users add NAME --role operator")
