@@ -14,6 +14,8 @@ if [ "${1:-}" != clang ]; then
 	# recovery/boot: qemu boots recovered disks (OVMF for GPT/UEFI disks); the
 	# test guest is built from GRUB's BIOS modules, busybox, cpio and FAT tools.
 	pkgs+=(qemu-system-x86 qemu-utils ovmf grub-pc-bin grub2-common busybox-static cpio dosfstools mtools)
+	# server/console: the web console's browser tests drive headless chromium.
+	pkgs+=(chromium)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -283,7 +283,7 @@ function updatePointChoices(points) {
     if (s.dataset.have === want) continue;
     const cur = s.value;
     s.replaceChildren(el('option', { value: 'latest' }, 'latest'), el('option', { value: 'latest-app' }, 'latest-app'),
-      points.filter(p => p.materializable).reverse().map(p => el('option', { value: p.id }, p.id + ' (' + p.kind + ', ' + fmtTime(p.time) + ')')));
+      ...points.filter(p => p.materializable).reverse().map(p => el('option', { value: p.id }, p.id + ' (' + p.kind + ', ' + fmtTime(p.time) + ')')));
     s.value = cur;
     if (!s.value) s.value = 'latest';
     s.dataset.have = want;
