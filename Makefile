@@ -6,7 +6,7 @@ BIN := bin
 CMDS := lifeboat-agent agentctl lifeboat-server lifeboat
 TOOLS := fiocompare benchrepl
 
-.PHONY: help generate check-generate build package test vet fmt demo demo-tracker bench-tracker bench-replication bench-recovery bench-failback bench-freeze deps clean
+.PHONY: help generate check-generate build package test vet fmt demo demo-tracker bench-tracker bench-replication bench-recovery bench-failback bench-freeze deps console-screenshots clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ bench-failback: build ## failback bytes sent vs bytes that differ, scattered 4 K
 
 bench-freeze: build ## freeze time of app-consistent points under a fio writer, p50/p99 (see docs/PERFORMANCE.md)
 	./scripts/bench-freeze.sh
+
+console-screenshots: ## regenerate docs/console/*.png from the console's browser test (needs chromium: make deps)
+	mkdir -p docs/console && LIFEBOAT_SCREENSHOTS=$(CURDIR)/docs/console CI=true $(GO) test -count=1 -run TestConsoleInABrowser ./server/
 
 clean: ## remove build output
 	rm -rf $(BIN) dist
