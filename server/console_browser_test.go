@@ -167,6 +167,15 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("RPO lag shown as %q", lag)
 	}
 
+	// The lag chart draws the samples it is given (the server's history
+	// starts with one sample and grows every 30 s).
+	n := evalInt(t, ctx, `lineChart('lag', [{time: '2026-01-01T00:00:00Z', lag_seconds: 10}, {time: '2026-01-01T00:00:30Z', lag_seconds: 40},
+		{time: '2026-01-01T00:01:00Z', lag_seconds: -1}, {time: '2026-01-01T00:01:30Z', lag_seconds: 20}], s => s.lag_seconds, 's')
+		.querySelector('polyline').getAttribute('points').split(' ').length`)
+	if n != 3 {
+		t.Fatalf("lag chart of 3 samples with a lag (and one without) drew %d points", n)
+	}
+
 	// A test failover from the console, to the app point.
 	out := filepath.Join(t.TempDir(), "drill")
 	waitJS(t, ctx, `document.querySelectorAll('#test-form select[name=point] option[value=p1]').length`)

@@ -296,6 +296,11 @@ type sessionAnswer struct {
 }
 
 func (c *Console) login(w http.ResponseWriter, r *http.Request) error {
+	if o := r.Header.Get("Origin"); o != "" {
+		if u, err := url.Parse(o); err != nil || u.Host != r.Host {
+			return httpapi.Errorf(http.StatusForbidden, "login from another origin", "log in on the console's own page")
+		}
+	}
 	var req loginRequest
 	if err := httpapi.DecodeJSON(w, r, 4<<10, &req); err != nil {
 		return err

@@ -280,6 +280,17 @@ func TestCSRF(t *testing.T) {
 	if n := e.api.calls(); n != 0 {
 		t.Fatalf("%d actions ran without a valid CSRF token", n)
 	}
+	// Nor may another site log a browser in.
+	req, _ = http.NewRequest("POST", e.srv.URL+"/ui/api/login", strings.NewReader(`{"name":"olga","password":"`+pw+`"}`))
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err = e.browser().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+		t.Errorf("cross-origin login: %d, cookies %v; want 403 and none", resp.StatusCode, resp.Cookies())
+	}
 	resp, b := e.do(hc, "POST", "/ui/api/machines/web1/failover", s.CSRF, testFailover)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("operator's test failover: %d %s", resp.StatusCode, b)
