@@ -194,6 +194,39 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the test failover's image: %d bytes, %v; want point p1's", len(img), err)
 	}
 
+	// A real failover: refused with the wrong name typed, done with the
+	// right one after a confirmation that names the machine and the point.
+	fo := filepath.Join(t.TempDir(), "failover")
+	do(chromedp.Evaluate[chromedp.Void](`window.confirm = m => { window.lastConfirm = m; return true; }`),
+		chromedp.SetValue(chromedp.CSS(`#failover-form select[name=point]`), "p2"),
+		chromedp.SetValue(chromedp.CSS(`#failover-form input[name=out]`), fo),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#failover-form input[name=check]').checked = false`),
+		chromedp.SetValue(chromedp.CSS(`#failover-form input[name=confirm]`), "web2"),
+		chromedp.Click(chromedp.CSS(`#failover-form button`)))
+	waitJS(t, ctx, `document.querySelector('#failover-result').innerText.includes('Failover failed') ? 1 : 0`)
+	if res := text(t, ctx, `#failover-result`); !strings.Contains(res, `type "web1"`) {
+		t.Fatalf("failover with the wrong name typed:\n%s", res)
+	}
+	do(chromedp.SetValue(chromedp.CSS(`#failover-form input[name=confirm]`), "web1"),
+		chromedp.Click(chromedp.CSS(`#failover-form button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#failover-result ul`)))
+	confirmText, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.lastConfirm`))
+	if err != nil || !strings.Contains(confirmText, "machine web1") || !strings.Contains(confirmText, "point p2") {
+		t.Fatalf("the confirmation asked %q (%v); want it to name machine web1 and point p2", confirmText, err)
+	}
+	if res := text(t, ctx, `#failover-result`); !strings.Contains(res, "State now: failed-over") {
+		t.Fatalf("failover result:\n%s", res)
+	}
+	if img, err := os.ReadFile(filepath.Join(fo, "sda.img")); err != nil || img[0] != 'c' {
+		t.Fatalf("the failover's image is not point p2's: %v", err)
+	}
+	do(chromedp.SetValue(chromedp.CSS(`#commit-form input[name=confirm]`), "web1"),
+		chromedp.Click(chromedp.CSS(`#commit-form button`)))
+	waitJS(t, ctx, `document.querySelector('#view').innerText.includes('; committed at') ? 1 : 0`)
+	if ms, err := servertest.Admin(t, srv, dir).Machines(bg); err != nil || ms[0].State != api.StateCommitted {
+		t.Fatalf("after the console's commit the admin API shows %+v (%v)", ms, err)
+	}
+
 	// Without the CSRF token, the same action from the page is refused.
 	if st := evalInt(t, ctx, fetchStatus("/ui/api/machines/web1/failover", "'forged'", `{"point":"p1","test":true,"out":"`+out+`2"}`)); st != 403 {
 		t.Fatalf("action with a forged CSRF token: %d, want 403", st)
@@ -214,7 +247,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	do(chromedp.Navigate(base+"#/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
 	audit := text(t, ctx, `#audit`)
 	shot("console-audit")
-	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
+	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "admin\tfailover\tweb1 at p2\tok", "admin\tcommit\tweb1\tok", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit page lacks %q:\n%s", want, audit)
 		}
