@@ -244,6 +244,12 @@ func TestConsoleInABrowser(t *testing.T) {
 	if st != 403 {
 		t.Fatalf("a viewer's action: %d, want 403", st)
 	}
+	do(chromedp.Navigate(base+"#/servers"), chromedp.WaitVisible(chromedp.CSS(`#servers`)))
+	if s := text(t, ctx, `#servers`); !strings.Contains(s, "local (local)") || !strings.Contains(s, "web1") || !strings.Contains(s, "healthy") {
+		t.Fatalf("servers page:\n%s", s)
+	}
+	do(chromedp.Navigate(base+"#/plans"))
+	waitJS(t, ctx, `document.querySelector('#view').innerText.includes('No recovery plan') ? 1 : 0`)
 	do(chromedp.Navigate(base+"#/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
 	audit := text(t, ctx, `#audit`)
 	shot("console-audit")

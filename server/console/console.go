@@ -42,6 +42,9 @@ type API struct {
 	Alerts   httpapi.HandlerFunc // GET /v1/alerts
 	Failover httpapi.HandlerFunc // POST /v1/machines/{m}/failover
 	Commit   httpapi.HandlerFunc // POST /v1/machines/{m}/commit
+	Servers  httpapi.HandlerFunc // GET /v1/servers
+	Plans    httpapi.HandlerFunc // GET /v1/plans
+	Groups   httpapi.HandlerFunc // GET /v1/groups
 }
 
 // Options configures a Console.
@@ -142,17 +145,31 @@ func (c *Console) Handler() http.Handler {
 	h("POST /ui/api/login", c.login)
 	h("POST /ui/api/logout", c.action("logout", c.logout))
 	h("GET /ui/api/session", c.view(c.sessionInfo))
-	h("GET /ui/api/machines", c.view(c.o.API.Machines))
-	h("GET /ui/api/machines/{m}/points", c.view(c.o.API.Points))
+	h("GET /ui/api/machines", c.view(served(c.o.API.Machines)))
+	h("GET /ui/api/machines/{m}/points", c.view(served(c.o.API.Points)))
 	h("GET /ui/api/machines/{m}/history", c.view(c.historyOf))
-	h("GET /ui/api/alerts", c.view(c.o.API.Alerts))
+	h("GET /ui/api/alerts", c.view(served(c.o.API.Alerts)))
 	h("GET /ui/api/audit", c.view(c.auditList))
+	h("GET /ui/api/servers", c.view(served(c.o.API.Servers)))
+	h("GET /ui/api/plans", c.view(served(c.o.API.Plans)))
+	h("GET /ui/api/groups", c.view(served(c.o.API.Groups)))
 	h("POST /ui/api/machines/{m}/failover", c.operator(c.failover))
 	h("POST /ui/api/machines/{m}/commit", c.operator(c.commit))
 	h("/ui/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusNotFound, "no such console endpoint: "+r.Method+" "+r.URL.Path, "see docs/console.md")
 	})
 	return securityHeaders(mux)
+}
+
+// served answers 501 for a part of the admin API this server does not
+// give the console.
+func served(h httpapi.HandlerFunc) httpapi.HandlerFunc {
+	if h != nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		return httpapi.Errorf(http.StatusNotImplemented, "not served by this server: "+r.URL.Path, "use the lifeboat CLI")
+	}
 }
 
 func securityHeaders(h http.Handler) http.Handler {
@@ -424,7 +441,7 @@ func (c *Console) failover(w http.ResponseWriter, r *http.Request) error {
 		c.record(r, whoOf(r).user, action, target, err)
 		return err
 	}
-	return c.act(w, r, action, target, req.FailoverRequest, c.o.API.Failover)
+	return c.act(w, r, action, target, req.FailoverRequest, served(c.o.API.Failover))
 }
 
 type commitRequest struct {
@@ -442,5 +459,5 @@ func (c *Console) commit(w http.ResponseWriter, r *http.Request) error {
 		c.record(r, whoOf(r).user, "commit", m, err)
 		return err
 	}
-	return c.act(w, r, "commit", m, struct{}{}, c.o.API.Commit)
+	return c.act(w, r, "commit", m, struct{}{}, served(c.o.API.Commit))
 }

@@ -137,6 +137,8 @@ async function refresh() {
     if (h.startsWith('#/m/')) content = await machinePage(decodeURIComponent(h.slice(4)));
     else if (h === '#/alerts') content = await alertsPage();
     else if (h === '#/audit') content = await auditPage();
+    else if (h === '#/servers') content = await serversPage();
+    else if (h === '#/plans') content = await plansPage();
     else content = await machinesPage();
     if (h !== state.route || !state.session) return;
     view.replaceChildren(content);
@@ -270,6 +272,35 @@ async function auditPage() {
     el('table', { id: 'audit' }, el('thead', null, el('tr', null, ['Time', 'Who', 'Action', 'On', 'Result', 'From'].map(t => el('th', null, t)))),
       el('tbody', null, es.slice().reverse().map(e => el('tr', null, el('td', null, fmtTime(e.time)), el('td', null, e.user), el('td', null, e.action),
         el('td', null, e.target || '-'), el('td', null, e.result), el('td', null, e.remote || '-'))))));
+}
+
+function table(id, heads, rows) {
+  return el('table', { id }, el('thead', null, el('tr', null, heads.map(t => el('th', null, t)))), el('tbody', null, rows));
+}
+
+async function serversPage() {
+  const ss = await call('GET', 'servers');
+  return el('div', null, el('h1', null, 'Process servers'),
+    ss.length === 0 ? el('p', null, 'No process server: run the configuration server with the process role, or join one with lifeboat-server init --join.') :
+      table('servers', ['Server', 'Address', 'Roles', 'Machines', 'Health', 'Last heartbeat', 'Problems'], ss.map(x => el('tr', null,
+        el('td', null, x.id + (x.local ? ' (local)' : '')), el('td', null, x.address || '-'), el('td', null, (x.roles || []).join(', ') || '-'),
+        el('td', null, (x.machines || []).join(', ') || 'none'), el('td', null, x.healthy ? 'healthy' : 'UNHEALTHY'),
+        el('td', null, x.local ? '-' : fmtTime(x.last_heartbeat)), el('td', null, (x.problems || []).join('; ') || 'none')))));
+}
+
+async function plansPage() {
+  const [plans, groups] = await Promise.all([call('GET', 'plans'), call('GET', 'groups')]);
+  return el('div', null, el('h1', null, 'Recovery plans'),
+    plans.length === 0 ? el('p', null, 'No recovery plan (lifeboat plan create).') :
+      table('plans', ['Plan', 'Groups, in order', 'Scripts', 'Created'], plans.map(p => el('tr', null, el('td', null, p.name),
+        el('td', null, p.groups.map((g, i) => (i + 1) + ': ' + g.join(', ')).join(' → ')),
+        el('td', null, (p.scripts || []).map(x => 'after ' + x.after_group + ': ' + x.path).join('; ') || 'none'), el('td', null, fmtTime(p.created))))),
+    el('h1', null, 'Replication groups'),
+    groups.length === 0 ? el('p', null, 'No replication group (lifeboat group create).') :
+      table('groups', ['Group', 'Machines (coordinator first)', 'Interval', 'Points', 'Latest group point', 'Problems'], groups.map(g => el('tr', null,
+        el('td', null, g.name), el('td', null, g.machines.join(', ')), el('td', null, fmtDur(g.interval_seconds)), el('td', null, g.points),
+        el('td', null, g.latest_point ? g.latest_point.id + ' ' + fmtTime(g.latest_point.time) : 'none'),
+        el('td', null, (g.problems || []).join('; ') || 'none')))));
 }
 
 // ---- actions (machine page) ----
