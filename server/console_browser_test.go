@@ -248,7 +248,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	if s := text(t, ctx, `#servers`); !strings.Contains(s, "local (local)") || !strings.Contains(s, "web1") || !strings.Contains(s, "healthy") {
 		t.Fatalf("servers page:\n%s", s)
 	}
-	do(chromedp.Navigate(base+"#/plans"))
+	do(chromedp.Navigate(base + "#/plans"))
 	waitJS(t, ctx, `document.querySelector('#view').innerText.includes('No recovery plan') ? 1 : 0`)
 	do(chromedp.Navigate(base+"#/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
 	audit := text(t, ctx, `#audit`)
