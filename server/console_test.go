@@ -7,11 +7,13 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lifeboat-dr/lifeboat/api"
@@ -29,7 +31,10 @@ func TestConsoleOnTheAPIPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := servertest.Start(t, servertest.Config(t, dir))
+	cfg := servertest.Config(t, dir)
+	var logs syncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := servertest.Start(t, cfg)
 	servertest.Register(t, s, dir, "web1")
 	adm := servertest.Admin(t, s, dir)
 	ctx := context.Background()
@@ -130,4 +135,34 @@ func TestConsoleOnTheAPIPort(t *testing.T) {
 	if err := adm.RemoveUser(ctx, "vera"); err != nil {
 		t.Fatal(err)
 	}
+	// A wrong password is logged as a failed request, without it.
+	if code, _ := do("POST", "/ui/api/login", "", map[string]string{"name": "admin", "password": "not-the-password-123"}); code != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d", code)
+	}
+	for what, secret := range map[string]string{"admin password": strings.TrimSpace(string(pw)), "wrong password": "not-the-password-123",
+		"vera's password": added.Password, "CSRF token": sess.CSRF} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the server's log holds the %s", what)
+		}
+	}
+	if !strings.Contains(logs.String(), "wrong account name or password") {
+		t.Fatal("the failed login is not in the server's log: the check above proves nothing")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
