@@ -347,7 +347,7 @@ func Open(cfg Config) (*Server, error) {
 		DataDir: dir, CacheDir: filepath.Join(dir, CacheDir), Machines: alertMachines{s}, Store: s.store, Log: cfg.Logger})
 	s.console = console.New(console.Options{DataDir: dir, Sampler: cfgMachines{s}, Log: cfg.Logger, API: console.API{
 		Machines: s.listMachines, Points: s.listPoints, Alerts: s.alerts.List, Failover: s.failovers.Failover, Commit: s.failovers.Commit,
-		Servers: s.listServers, Plans: s.plans.List, Groups: s.groups.List}})
+		Servers: s.listServers, Plans: s.plans.List, Groups: s.groups.List, GroupPoint: s.groups.RequestPoint}})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {

@@ -45,6 +45,9 @@ type API struct {
 	Servers  httpapi.HandlerFunc // GET /v1/servers
 	Plans    httpapi.HandlerFunc // GET /v1/plans
 	Groups   httpapi.HandlerFunc // GET /v1/groups
+	// GroupPoint asks a group's coordinator agent, through the server,
+	// for a group point: POST /v1/groups/{g}/point.
+	GroupPoint httpapi.HandlerFunc
 }
 
 // Options configures a Console.
@@ -155,6 +158,7 @@ func (c *Console) Handler() http.Handler {
 	h("GET /ui/api/groups", c.view(served(c.o.API.Groups)))
 	h("POST /ui/api/machines/{m}/failover", c.operator(c.failover))
 	h("POST /ui/api/machines/{m}/commit", c.operator(c.commit))
+	h("POST /ui/api/groups/{g}/point", c.operator(c.groupPoint))
 	h("/ui/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusNotFound, "no such console endpoint: "+r.Method+" "+r.URL.Path, "see docs/console.md")
 	})
@@ -258,7 +262,7 @@ func (c *Console) action(name string, h httpapi.HandlerFunc) httpapi.HandlerFunc
 			if name == "" {
 				name = actionName(r)
 			}
-			c.record(r, wh.user, name, r.PathValue("m"), err)
+			c.record(r, wh.user, name, r.PathValue("m")+r.PathValue("g"), err)
 			return err
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), whoKey{}, wh)))
@@ -271,7 +275,7 @@ func (c *Console) operator(h httpapi.HandlerFunc) httpapi.HandlerFunc {
 		wh := whoOf(r)
 		if wh.role != api.RoleOperator {
 			err := httpapi.Errorf(http.StatusForbidden, "account "+strconv.Quote(wh.user)+" is a viewer: only an operator may act", "ask an administrator: lifeboat users add NAME --role operator")
-			c.record(r, wh.user, actionName(r), r.PathValue("m"), err)
+			c.record(r, wh.user, actionName(r), r.PathValue("m")+r.PathValue("g"), err)
 			return err
 		}
 		return h(w, r)
@@ -460,4 +464,8 @@ func (c *Console) commit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return c.act(w, r, "commit", m, struct{}{}, served(c.o.API.Commit))
+}
+
+func (c *Console) groupPoint(w http.ResponseWriter, r *http.Request) error {
+	return c.act(w, r, "group-point", r.PathValue("g"), struct{}{}, served(c.o.API.GroupPoint))
 }

@@ -30,6 +30,7 @@ type fakeAPI struct {
 	mu        sync.Mutex
 	failovers []api.FailoverRequest
 	commits   []string
+	groupPts  []string
 }
 
 func (f *fakeAPI) api() API {
@@ -60,6 +61,13 @@ func (f *fakeAPI) api() API {
 			httpapi.WriteJSON(w, http.StatusOK, api.FailoverResult{Machine: "web1", Test: req.Test, CheckOK: true})
 			return nil
 		},
+		GroupPoint: func(w http.ResponseWriter, r *http.Request) error {
+			f.mu.Lock()
+			f.groupPts = append(f.groupPts, r.PathValue("g"))
+			f.mu.Unlock()
+			httpapi.WriteJSON(w, http.StatusOK, api.GroupPointResult{Group: r.PathValue("g"), OK: true})
+			return nil
+		},
 		Commit: func(w http.ResponseWriter, r *http.Request) error {
 			f.mu.Lock()
 			f.commits = append(f.commits, r.PathValue("m"))
@@ -73,7 +81,7 @@ func (f *fakeAPI) api() API {
 func (f *fakeAPI) calls() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.failovers) + len(f.commits)
+	return len(f.failovers) + len(f.commits) + len(f.groupPts)
 }
 
 type env struct {
@@ -244,6 +252,10 @@ func TestViewerCannotAct(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("viewer's commit: %d, want 403", resp.StatusCode)
 	}
+	resp, _ = e.do(hc, "POST", "/ui/api/groups/db/point", s.CSRF, nil)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("viewer's group point: %d, want 403", resp.StatusCode)
+	}
 	if n := e.api.calls(); n != 0 {
 		t.Fatalf("a viewer ran %d actions", n)
 	}
@@ -339,6 +351,26 @@ func TestRealFailoverAndCommitNeedConfirmation(t *testing.T) {
 	}
 	if got := e.auditResults("test-failover"); len(got) != 2 || got[1] != "olga failed: unknown machine" {
 		t.Fatalf("audit of the failed failover: %q", got)
+	}
+}
+
+func TestGroupPoint(t *testing.T) {
+	e := newEnv(t, Options{})
+	pw := e.addUser("olga", api.RoleOperator)
+	hc := e.browser()
+	s, _ := e.login(hc, "olga", pw)
+	if resp, _ := e.do(hc, "POST", "/ui/api/groups/db/point", "", nil); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("group point without CSRF token: %d, want 403", resp.StatusCode)
+	}
+	resp, b := e.do(hc, "POST", "/ui/api/groups/db/point", s.CSRF, nil)
+	if resp.StatusCode != http.StatusOK || len(e.api.groupPts) != 1 || e.api.groupPts[0] != "db" {
+		t.Fatalf("group point: %d %s, handler asked for %q", resp.StatusCode, b, e.api.groupPts)
+	}
+	if got := e.auditResults("group-point"); len(got) != 2 || got[0] != "olga started" || got[1] != "olga ok" {
+		t.Fatalf("audit: %q", got)
+	}
+	if got := e.auditResults("point"); len(got) != 1 || !strings.HasPrefix(got[0], "olga refused") {
+		t.Fatalf("audit of the refusal: %q", got)
 	}
 }
 

@@ -331,12 +331,12 @@ function resultView(r) {
         el('td', null, c.ok ? c.result : c.result.toUpperCase()), el('td', null, c.summary))))) : null);
 }
 
-async function runAction(out, what, path, body) {
+async function runAction(out, what, path, body, show) {
   const t = new Date();
   out.replaceChildren(el('p', null, what + ': running since ' + fmtTime(t) + '…'));
   try {
     const r = await call('POST', path, body);
-    out.replaceChildren(r && r.point ? resultView(r) : el('p', null, what + ': done.'));
+    out.replaceChildren(show ? show(r) : r && r.point ? resultView(r) : el('p', null, what + ': done.'));
   } catch (err) {
     out.replaceChildren(el('p', null, what + ' failed.'), errorBox(err));
   }
@@ -347,6 +347,23 @@ function renderActions(h) {
   const box = document.getElementById('actions');
   box.replaceChildren();
   box.hidden = true;
+  if (h === '#/plans' && state.session.role === 'operator') {
+    box.hidden = false;
+    const gpOut = el('div', { id: 'group-point-result', role: 'status' });
+    const gpForm = el('form', { id: 'group-point-form' },
+      el('label', null, 'Replication group', el('input', { name: 'group', required: true, autocomplete: 'off' })),
+      el('button', { type: 'submit' }, 'Take a group point'));
+    gpForm.addEventListener('submit', ev => {
+      ev.preventDefault();
+      const g = ev.target.group.value;
+      runAction(gpOut, 'Group point of ' + g, 'groups/' + encodeURIComponent(g) + '/point', {}, r => el('p', null,
+        r.ok ? 'Group point ' + r.id + ' of ' + r.group + ' taken at ' + fmtTime(r.time) + '.' :
+          'Group point of ' + r.group + ' FAILED in phase ' + r.phase + ': ' + r.error + (r.failed && r.failed.length ? ' (members: ' + r.failed.join(', ') + ')' : '')));
+    });
+    box.append(el('h2', null, 'Actions'),
+      el('fieldset', null, el('legend', null, 'Group point (the agents freeze, cut and thaw together; asked through the server)'), gpForm, gpOut));
+    return;
+  }
   if (!h.startsWith('#/m/')) return;
   box.hidden = false;
   const name = decodeURIComponent(h.slice(4));
