@@ -227,6 +227,16 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("after the console's commit the admin API shows %+v (%v)", ms, err)
 	}
 
+	// A group point is asked through the admin API's handler: an unknown
+	// group gets its refusal.
+	do(chromedp.Navigate(base+"#/plans"), chromedp.WaitVisible(chromedp.CSS(`#group-point-form`)),
+		chromedp.SetValue(chromedp.CSS(`#group-point-form input[name=group]`), "nogroup"),
+		chromedp.Click(chromedp.CSS(`#group-point-form button`)))
+	waitJS(t, ctx, `document.querySelector('#group-point-result').innerText.includes('failed') ? 1 : 0`)
+	if res := text(t, ctx, `#group-point-result`); !strings.Contains(res, "nogroup") {
+		t.Fatalf("group point of an unknown group:\n%s", res)
+	}
+
 	// Without the CSRF token, the same action from the page is refused.
 	if st := evalInt(t, ctx, fetchStatus("/ui/api/machines/web1/failover", "'forged'", `{"point":"p1","test":true,"out":"`+out+`2"}`)); st != 403 {
 		t.Fatalf("action with a forged CSRF token: %d, want 403", st)
@@ -250,10 +260,13 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	do(chromedp.Navigate(base + "#/plans"))
 	waitJS(t, ctx, `document.querySelector('#view').innerText.includes('No recovery plan') ? 1 : 0`)
+	if n := evalInt(t, ctx, `document.querySelectorAll('#group-point-form').length`); n != 0 {
+		t.Fatal("a viewer is offered the group point action")
+	}
 	do(chromedp.Navigate(base+"#/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
 	audit := text(t, ctx, `#audit`)
 	shot("console-audit")
-	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "admin\tfailover\tweb1 at p2\tok", "admin\tcommit\tweb1\tok", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
+	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "admin\tfailover\tweb1 at p2\tok", "admin\tcommit\tweb1\tok", "admin\tgroup-point\tnogroup\tfailed", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit page lacks %q:\n%s", want, audit)
 		}
