@@ -128,9 +128,18 @@ func (l *limiter) blocked(now time.Time, keys ...string) (time.Duration, bool) {
 	return 0, false
 }
 
+// maxKeys bounds the keys a limiter remembers: past it, the keys whose
+// failures all left the window are forgotten.
+const maxKeys = 10000
+
 func (l *limiter) fail(now time.Time, keys ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(l.fails) > maxKeys {
+		for k := range l.fails {
+			l.recent(k, now)
+		}
+	}
 	for _, k := range keys {
 		l.fails[k] = append(l.recent(k, now), now)
 	}
