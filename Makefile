@@ -6,7 +6,7 @@ BIN := bin
 CMDS := lifeboat-agent agentctl lifeboat-server lifeboat
 TOOLS := fiocompare benchrepl
 
-.PHONY: help generate check-generate build package test vet fmt demo demo-tracker bench-tracker bench-replication bench-recovery bench-failback bench-freeze bench-drill deps clean
+.PHONY: help generate check-generate build package test vet fmt demo demo-tracker bench-tracker bench-replication bench-recovery bench-failback bench-freeze bench-drill deps console-screenshots clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ bench-drill: ## boot-verified test failover of the real test guest: command to r
 .PHONY: chaos
 chaos: deps ## fault injection (root, eBPF, loop devices): kill -9, stopped server...; prints each case's time to recover
 	CI=true $(GO) test -count=1 -v -timeout 30m -run '^TestChaos$$' ./e2e
+
+console-screenshots: ## regenerate docs/console/*.png from the console's browser test (needs chromium: make deps)
+	mkdir -p docs/console && LIFEBOAT_SCREENSHOTS=$(CURDIR)/docs/console CI=true $(GO) test -count=1 -run TestConsoleInABrowser ./server/
 
 clean: ## remove build output
 	rm -rf $(BIN) dist

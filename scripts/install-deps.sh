@@ -20,6 +20,8 @@ if [ "${1:-}" != clang ]; then
 	pkgs+=(ntfs-3g)
 	# scripts/package-msi.sh: the Windows agent's MSI, built and checked on Linux
 	pkgs+=(wixl msitools)
+	# server/console: the web console's browser tests drive headless chromium.
+	pkgs+=(chromium)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -70,6 +70,11 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathServer, s.servers.Info)
 	admin("POST "+api.PathReregister, s.identities.Reregister)
 	admin("POST "+api.PathRevoke, s.identities.Revoke)
+	admin("GET "+api.PathUsers, s.console.ListUsers)
+	admin("POST "+api.PathUsers, s.console.AddUser)
+	admin("DELETE "+api.PathUser, s.console.RemoveUser)
+	admin("GET "+api.PathAudit, s.console.ListAudit)
+	mux.Handle("/ui/", s.console.Handler()) // login and roles of its own: docs/console.md
 	mux.Handle("/", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")
 	}))

@@ -19,6 +19,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/recovery"
 	"github.com/lifeboat-dr/lifeboat/server/alerts"
 	"github.com/lifeboat-dr/lifeboat/server/configsrv"
+	"github.com/lifeboat-dr/lifeboat/server/console"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/server/machines"
 	"github.com/lifeboat-dr/lifeboat/server/mastertarget"
@@ -244,6 +245,7 @@ type Server struct {
 	alerts            *alerts.Monitor
 	member            *process.Membership // nil unless joined
 	unlockData        func()              // releases DataDir/server.lock (shared store only)
+	console           *console.Console
 	traffic           traffic
 	serveErr          chan error
 	closeOnce         sync.Once
@@ -362,6 +364,9 @@ func Open(cfg Config) (*Server, error) {
 		Store: s.store, Alerts: s.alerts, Servers: servers})
 	s.registration.Limit.OnBurst = s.alerts.RegistrationBurst
 	s.registration.Revoked = s.revoked
+	s.console = console.New(console.Options{DataDir: dir, Sampler: cfgMachines{s}, Log: cfg.Logger, API: console.API{
+		Machines: s.status.List, Points: s.status.ListPoints, Alerts: s.alerts.List, Failover: s.failovers.Failover, Commit: s.failovers.Commit,
+		Servers: s.servers.List, Plans: s.plans.List, Groups: s.groups.List, GroupPoint: s.groups.RequestPoint}})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -413,6 +418,8 @@ func Open(cfg Config) (*Server, error) {
 			defer s.wg.Done()
 			s.drills.Run(s.ctx)
 		}()
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.console.Run(s.ctx) }()
 	}
 	if s.joined() {
 		s.wg.Add(1)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/lifeboat-dr/lifeboat/server/console"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/statefile"
 	"github.com/lifeboat-dr/lifeboat/store"
@@ -69,10 +70,15 @@ func (c *InitCommand) Run(ctx context.Context, args []string) error {
 	if err := pki.Init(dir, pki.Options{SANs: sans}); err != nil {
 		return err
 	}
+	adminPass, err := console.InitAdmin(dir)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(c.main.Stdout, "initialized %s\n", dir)
 	fmt.Fprintf(c.main.Stdout, "  CA certificate:        %s\n", filepath.Join(dir, pki.CACertFile))
 	fmt.Fprintf(c.main.Stdout, "  admin certificate:     %s\n", filepath.Join(dir, pki.AdminCertFile))
 	fmt.Fprintf(c.main.Stdout, "  registration passphrase (give it to agents with --passphrase-file): %s\n", filepath.Join(dir, pki.PassphraseFile))
+	fmt.Fprintf(c.main.Stdout, "  web console (https://HOST/ui/): account admin, its password in %s (readable by its owner only)\n", adminPass)
 	fmt.Fprintf(c.main.Stdout, "next: lifeboat-server run --data %s\n", dir)
 	// Failover cost depends on where the target storage lives (a blob
 	// store's images are not made from files in DIR).

@@ -45,6 +45,8 @@ Usage:
   lifeboat [CONNECTION] plan test|run NAME --out DIR [--point latest|latest-app] [--check] [--json]
   lifeboat [CONNECTION] push-install --host H [--user U] --key SSHKEY [--known-hosts F] [--port 22] [--package FILE] --disk DEV... [--name MACHINE] [--json]
                                   (here --key is the SSH key; the admin key is --admin-key)
+  lifeboat [CONNECTION] users list|add NAME --role viewer|operator [--password-file F]|remove NAME
+  lifeboat [CONNECTION] audit [--limit N] [--json]
 
 CONNECTION (before or after the command):
   --data DIR                      on the server host: DIR/server.json, DIR/ca.crt, DIR/admin.*
@@ -124,6 +126,11 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return (&ServersCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "move":
 		return (&MoveCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	// The web console's accounts and audit log (docs/console.md).
+	case "users":
+		return (&UsersCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "audit":
+		return (&AuditCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil

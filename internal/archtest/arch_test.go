@@ -81,22 +81,22 @@ var rules = []rule{
 	{
 		Name: "the process role imports neither the composition nor another role",
 		From: []string{"server/process"},
-		Deny: []string{"server", "server/configsrv", "server/mastertarget", "server/alerts"},
+		Deny: []string{"server", "server/configsrv", "server/mastertarget", "server/alerts", "server/console"},
 	},
 	{
 		Name: "the master-target role imports neither the composition nor another role",
 		From: []string{"server/mastertarget"},
-		Deny: []string{"server", "server/configsrv", "server/process", "server/alerts"},
+		Deny: []string{"server", "server/configsrv", "server/process", "server/alerts", "server/console"},
 	},
 	{
 		Name: "the configuration role imports neither the composition nor another role",
-		From: []string{"server/configsrv", "server/alerts"},
+		From: []string{"server/configsrv", "server/alerts", "server/console"},
 		Deny: []string{"server", "server/process", "server/mastertarget"},
 	},
 	{
 		Name: "the server's shared plumbing imports no role and not the composition",
 		From: []string{"server/httpapi", "server/recdir", "server/statefile", "server/machines", "server/pki"},
-		Deny: []string{"server", "server/configsrv", "server/process", "server/mastertarget", "server/alerts"},
+		Deny: []string{"server", "server/configsrv", "server/process", "server/mastertarget", "server/alerts", "server/console"},
 	},
 }
 

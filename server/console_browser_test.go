@@ -1,0 +1,274 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/server/console"
+	"github.com/lifeboat-dr/lifeboat/server/servertest"
+)
+
+// browser starts Debian's chromium headless for the test and returns a
+// context of its tab that ends with a timeout.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium not installed: scripts/install-deps.sh installs it")
+		}
+		t.Skip("chromium not installed (scripts/install-deps.sh installs it)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		// The server's certificate is issued by its own CA; the TLS
+		// itself is tested without the browser.
+		chromedp.IgnoreCertErrors,
+		chromedp.WindowSize(1280, 1000),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelA() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	tctx, cancelT := context.WithTimeout(ctx, time.Minute)
+	t.Cleanup(cancelT)
+	return tctx
+}
+
+// fetchStatus is a script that runs a fetch in the page and gives its
+// status.
+func fetchStatus(path, csrf, body string) string {
+	return `fetch('` + path + `', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRF-Token': ` + csrf + `}, body: '` + body + `'}).then(r => r.status)`
+}
+
+func evalInt(t *testing.T, ctx context.Context, script string) int {
+	t.Helper()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](script, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("%s: %v", script, err)
+	}
+	return n
+}
+
+// waitJS waits until script gives a number above 0.
+func waitJS(t *testing.T, ctx context.Context, script string) {
+	t.Helper()
+	for evalInt(t, ctx, script) == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", script, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+func TestConsoleInABrowser(t *testing.T) {
+	ctx := browser(t)
+	dir := servertest.Init(t)
+	passFile, err := console.InitAdmin(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const viewerPass = "viewer-password-long"
+	if _, _, err := console.NewUsers(dir).Add("vera", api.RoleViewer, viewerPass); err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, servertest.Config(t, dir))
+	a := servertest.Register(t, srv, dir, "web1")
+	const size = 1 << 20
+	bg := context.Background()
+	if _, err := a.Process.SetMachine(bg, []api.DiskSpec{{Name: "sda", Size: size}}); err != nil {
+		t.Fatal(err)
+	}
+	for seq, p := range []struct {
+		id   string
+		kind hrlfmt.CutKind
+	}{{"p0", hrlfmt.CutCrash}, {"p1", hrlfmt.CutApp}, {"p2", hrlfmt.CutCrash}} {
+		sg := servertest.Segment{Machine: "web1", Disk: "sda", DiskSize: size, Seq: uint64(seq), Gen: uint64(seq + 1),
+			Writes: []servertest.Write{{Off: 0, Data: bytes.Repeat([]byte{byte('a' + seq)}, 4096)}},
+			Cuts:   []hrlfmt.Cut{{Kind: p.kind, PointID: p.id, Time: time.Now()}}}
+		if _, err := a.Process.PutSegmentFile(bg, "sda", uint64(seq), sg.Build(t, t.TempDir())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	servertest.WaitFor(t, "points listed", func() bool {
+		ps, err := a.Process.Point(bg, "p2")
+		return err == nil && ps.Listed
+	})
+	adminPass, _ := os.ReadFile(passFile)
+	base := "https://" + srv.APIAddr() + "/ui/"
+	do := func(steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shots := os.Getenv("LIFEBOAT_SCREENSHOTS") // make console-screenshots
+	shot := func(name string) {
+		t.Helper()
+		if shots == "" {
+			return
+		}
+		b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login := func(name, pass string) {
+		t.Helper()
+		do(chromedp.Navigate(base),
+			chromedp.WaitVisible(chromedp.CSS(`#login-form`)),
+			chromedp.SendKeys(chromedp.CSS(`#login-form input[name=name]`), name),
+			chromedp.SendKeys(chromedp.CSS(`#login-form input[name=password]`), pass),
+			chromedp.Click(chromedp.CSS(`#login-form button`)),
+			chromedp.WaitVisible(chromedp.CSS(`#machines`)))
+	}
+
+	// Logged in as the admin (an operator): the machine, its points.
+	login("admin", strings.TrimSpace(string(adminPass)))
+	machines := text(t, ctx, `#machines`)
+	if !strings.Contains(machines, "web1") || !strings.Contains(machines, "protected") {
+		t.Fatalf("machines page:\n%s", machines)
+	}
+	shot("console-machines")
+	do(chromedp.Navigate(base+"#/m/web1"), chromedp.WaitVisible(chromedp.CSS(`#points`)))
+	points := evalInt(t, ctx, `document.querySelectorAll('#points tbody tr').length`)
+	marks := evalInt(t, ctx, `document.querySelectorAll('#timeline [data-point]').length`)
+	if points != 3 || marks != 3 {
+		t.Fatalf("machine page: %d point rows and %d timeline marks, want 3 and 3", points, marks)
+	}
+	if lag := text(t, ctx, `#lag`); lag == "-" || lag == "" {
+		t.Fatalf("RPO lag shown as %q", lag)
+	}
+
+	// The lag chart draws the samples it is given (the server's history
+	// starts with one sample and grows every 30 s).
+	n := evalInt(t, ctx, `lineChart('lag', [{time: '2026-01-01T00:00:00Z', lag_seconds: 10}, {time: '2026-01-01T00:00:30Z', lag_seconds: 40},
+		{time: '2026-01-01T00:01:00Z', lag_seconds: -1}, {time: '2026-01-01T00:01:30Z', lag_seconds: 20}], s => s.lag_seconds, 's')
+		.querySelector('polyline').getAttribute('points').split(' ').length`)
+	if n != 3 {
+		t.Fatalf("lag chart of 3 samples with a lag (and one without) drew %d points", n)
+	}
+
+	// A test failover from the console, to the app point.
+	out := filepath.Join(t.TempDir(), "drill")
+	waitJS(t, ctx, `document.querySelectorAll('#test-form select[name=point] option[value=p1]').length`)
+	do(chromedp.SetValue(chromedp.CSS(`#test-form select[name=point]`), "p1"),
+		chromedp.SetValue(chromedp.CSS(`#test-form input[name=out]`), out),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#test-form input[name=check]').checked = false`),
+		chromedp.Click(chromedp.CSS(`#test-form button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#test-result ul`)))
+	result := text(t, ctx, `#test-result`)
+	if !strings.Contains(result, "Test failover of web1 to point p1") || !strings.Contains(result, "sda") {
+		t.Fatalf("test failover result:\n%s", result)
+	}
+	shot("console-machine")
+	img, err := os.ReadFile(filepath.Join(out, "sda.img"))
+	if err != nil || len(img) != size || img[0] != 'b' {
+		t.Fatalf("the test failover's image: %d bytes, %v; want point p1's", len(img), err)
+	}
+
+	// A real failover: refused with the wrong name typed, done with the
+	// right one after a confirmation that names the machine and the point.
+	fo := filepath.Join(t.TempDir(), "failover")
+	do(chromedp.Evaluate[chromedp.Void](`window.confirm = m => { window.lastConfirm = m; return true; }`),
+		chromedp.SetValue(chromedp.CSS(`#failover-form select[name=point]`), "p2"),
+		chromedp.SetValue(chromedp.CSS(`#failover-form input[name=out]`), fo),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#failover-form input[name=check]').checked = false`),
+		chromedp.SetValue(chromedp.CSS(`#failover-form input[name=confirm]`), "web2"),
+		chromedp.Click(chromedp.CSS(`#failover-form button`)))
+	waitJS(t, ctx, `document.querySelector('#failover-result').innerText.includes('Failover failed') ? 1 : 0`)
+	if res := text(t, ctx, `#failover-result`); !strings.Contains(res, `type "web1"`) {
+		t.Fatalf("failover with the wrong name typed:\n%s", res)
+	}
+	do(chromedp.SetValue(chromedp.CSS(`#failover-form input[name=confirm]`), "web1"),
+		chromedp.Click(chromedp.CSS(`#failover-form button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#failover-result ul`)))
+	confirmText, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.lastConfirm`))
+	if err != nil || !strings.Contains(confirmText, "machine web1") || !strings.Contains(confirmText, "point p2") {
+		t.Fatalf("the confirmation asked %q (%v); want it to name machine web1 and point p2", confirmText, err)
+	}
+	if res := text(t, ctx, `#failover-result`); !strings.Contains(res, "State now: failed-over") {
+		t.Fatalf("failover result:\n%s", res)
+	}
+	if img, err := os.ReadFile(filepath.Join(fo, "sda.img")); err != nil || img[0] != 'c' {
+		t.Fatalf("the failover's image is not point p2's: %v", err)
+	}
+	do(chromedp.SetValue(chromedp.CSS(`#commit-form input[name=confirm]`), "web1"),
+		chromedp.Click(chromedp.CSS(`#commit-form button`)))
+	waitJS(t, ctx, `document.querySelector('#view').innerText.includes('; committed at') ? 1 : 0`)
+	if ms, err := servertest.Admin(t, srv, dir).Machines(bg); err != nil || ms[0].State != api.StateCommitted {
+		t.Fatalf("after the console's commit the admin API shows %+v (%v)", ms, err)
+	}
+
+	// A group point is asked through the admin API's handler: an unknown
+	// group gets its refusal.
+	do(chromedp.Navigate(base+"#/plans"), chromedp.WaitVisible(chromedp.CSS(`#group-point-form`)),
+		chromedp.SetValue(chromedp.CSS(`#group-point-form input[name=group]`), "nogroup"),
+		chromedp.Click(chromedp.CSS(`#group-point-form button`)))
+	waitJS(t, ctx, `document.querySelector('#group-point-result').innerText.includes('failed') ? 1 : 0`)
+	if res := text(t, ctx, `#group-point-result`); !strings.Contains(res, "nogroup") {
+		t.Fatalf("group point of an unknown group:\n%s", res)
+	}
+
+	// Without the CSRF token, the same action from the page is refused.
+	if st := evalInt(t, ctx, fetchStatus("/ui/api/machines/web1/failover", "'forged'", `{"point":"p1","test":true,"out":"`+out+`2"}`)); st != 403 {
+		t.Fatalf("action with a forged CSRF token: %d, want 403", st)
+	}
+
+	// A viewer sees, and is refused an action even with its own token.
+	do(chromedp.Click(chromedp.CSS(`#logout`)), chromedp.WaitVisible(chromedp.CSS(`#login-form`)))
+	login("vera", viewerPass)
+	do(chromedp.Navigate(base+"#/m/web1"), chromedp.WaitVisible(chromedp.CSS(`#points`)))
+	if actions := text(t, ctx, `#actions`); !strings.Contains(actions, "viewer") || strings.Contains(actions, "Run test failover") {
+		t.Fatalf("a viewer's actions box:\n%s", actions)
+	}
+	st := evalInt(t, ctx, `fetch('/ui/api/session').then(r => r.json()).then(s => `+
+		fetchStatus("/ui/api/machines/web1/failover", "s.csrf", `{"point":"p1","test":true,"out":"`+out+`3"}`)+`)`)
+	if st != 403 {
+		t.Fatalf("a viewer's action: %d, want 403", st)
+	}
+	do(chromedp.Navigate(base+"#/servers"), chromedp.WaitVisible(chromedp.CSS(`#servers`)))
+	if s := text(t, ctx, `#servers`); !strings.Contains(s, "local (local)") || !strings.Contains(s, "web1") || !strings.Contains(s, "healthy") {
+		t.Fatalf("servers page:\n%s", s)
+	}
+	do(chromedp.Navigate(base + "#/plans"))
+	waitJS(t, ctx, `document.querySelector('#view').innerText.includes('No recovery plan') ? 1 : 0`)
+	if n := evalInt(t, ctx, `document.querySelectorAll('#group-point-form').length`); n != 0 {
+		t.Fatal("a viewer is offered the group point action")
+	}
+	do(chromedp.Navigate(base+"#/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
+	audit := text(t, ctx, `#audit`)
+	shot("console-audit")
+	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "admin\tfailover\tweb1 at p2\tok", "admin\tcommit\tweb1\tok", "admin\tgroup-point\tnogroup\tfailed", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit page lacks %q:\n%s", want, audit)
+		}
+	}
+}
