@@ -140,6 +140,7 @@ var (
 	mDrops         = adesc("lifeboat_agent_tracker_drops_total", "Requests the tracker's ring buffer had no room for (marked in the dirty bitmap instead).", "disk")
 	mBitmapRegions = adesc("lifeboat_agent_tracker_bitmap_regions_total", "Dirty regions collected from the tracker's bitmap.", "disk")
 	mLost          = adesc("lifeboat_agent_tracker_lost_total", "Changes neither the ring buffer nor the bitmap could record (any means a resync).", "disk")
+	mMisses        = adesc("lifeboat_agent_tracker_misses_total", "Blocks a verification sweep found changed that no cut had reported (Windows tracker; each was then sent).", "disk")
 	mMode          = adesc("lifeboat_agent_tracker_mode", "1 for the tracker's mode of the disk (metadata, bitmap).", "disk", "mode")
 	mGeneration    = adesc("lifeboat_agent_tracker_generation", "The tracker's current generation (bumped by every cut).")
 	mInFlight      = adesc("lifeboat_agent_tracker_in_flight", "Writes queued and not yet completed, as the tracker counts them.")
@@ -159,7 +160,7 @@ var (
 	mSentBytes     = adesc("lifeboat_agent_sent_bytes_total", "Bytes of the segments sent and acknowledged by the process server (compressed, as on the wire).", "disk")
 	mUploadErrors  = adesc("lifeboat_agent_upload_errors_total", "Segment uploads that failed (retried).", "disk")
 	mHashRequests  = adesc("lifeboat_agent_hash_requests_total", "Requests for the replica's block hashes (resync compares).", "disk")
-	allAgentDescs  = []*prometheus.Desc{mHealthy, mProblems, mDiskState, mDiskSize, mProgress, mPending, mTrackedBytes, mTrackedWrites, mDrops, mBitmapRegions, mLost, mMode, mGeneration, mInFlight, mJournaled, mEqual, mSpoolBytes, mSpoolSegments, mConnected, mLastUpload, mLag, mLagRecent, mLagSamples, mLastPoint, mPointsTotal, mResyncs, mSentSegments, mSentBytes, mUploadErrors, mHashRequests}
+	allAgentDescs  = []*prometheus.Desc{mHealthy, mProblems, mDiskState, mDiskSize, mProgress, mPending, mTrackedBytes, mTrackedWrites, mDrops, mBitmapRegions, mLost, mMisses, mMode, mGeneration, mInFlight, mJournaled, mEqual, mSpoolBytes, mSpoolSegments, mConnected, mLastUpload, mLag, mLagRecent, mLagSamples, mLastPoint, mPointsTotal, mResyncs, mSentSegments, mSentBytes, mUploadErrors, mHashRequests}
 	diskStates     = []DiskState{StateInitialSync, StateProtected, StateResync}
 	trackerModes   = []string{"metadata", "bitmap"}
 	pointKinds     = []string{"crash", "app", "group"}
@@ -212,6 +213,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(mDrops, float64(d.Tracker.Drops), d.Name)
 		counter(mBitmapRegions, float64(d.Tracker.BitmapRegions), d.Name)
 		counter(mLost, float64(d.Tracker.Lost), d.Name)
+		counter(mMisses, float64(d.Tracker.Misses), d.Name)
 		if d.Tracker.Mode != "" {
 			for _, mode := range trackerModes {
 				gauge(mMode, b2f(d.Tracker.Mode == mode), d.Name, mode)

@@ -157,7 +157,7 @@ func trackerStatus(ts tracker.Stats, pinDir string) TrackerStatus {
 // trackerDiskStats is the local API's view of a disk's tracker counters.
 func trackerDiskStats(t tracker.DiskStats) api.TrackerDiskStats {
 	return api.TrackerDiskStats{Disk: t.Disk, Events: t.Events, Bytes: t.Bytes, Drops: t.Drops,
-		BitmapRegions: t.BitmapRegions, Lost: t.Lost, Mode: t.Mode}
+		BitmapRegions: t.BitmapRegions, Lost: t.Lost, Mode: t.Mode, Misses: t.Misses}
 }
 
 // mergeServer folds one disk's upload state into the machine's: connected

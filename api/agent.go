@@ -139,6 +139,9 @@ type TrackerDiskStats struct {
 	Lost uint64 `json:"lost"`
 	// Mode is "metadata" (extents through the ring buffer) or "bitmap".
 	Mode string `json:"mode"`
+	// Misses counts blocks a verification sweep found changed that no cut
+	// had reported (the Windows tracker; docs/windows.md).
+	Misses uint64 `json:"misses,omitempty"`
 }
 
 // AgentServerStatus is the connection to the process server, summed over

@@ -140,6 +140,11 @@ type DiskStats struct {
 	Lost uint64 `json:"lost"`
 	// Mode is "metadata" (extents through the ring buffer) or "bitmap".
 	Mode string `json:"mode"`
+	// Misses counts blocks a verification sweep found changed that no cut
+	// had reported (the Windows tracker's sweep, docs/windows.md; the
+	// eBPF tracker sees every write and has no sweep). Each was then sent;
+	// a count above zero says the per-cut tracking missed changes.
+	Misses uint64 `json:"misses,omitempty"`
 }
 
 // Stats are the counters of a tracker.

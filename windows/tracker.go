@@ -537,7 +537,13 @@ func (t *Tracker) Stats() (tracker.Stats, error) {
 	s := tracker.Stats{Generation: t.gen}
 	for _, p := range t.sortedDisks() {
 		d := t.disks[p]
-		s.Disks = append(s.Disks, tracker.DiskStats{Disk: p, Events: d.events, Bytes: d.bytes, Mode: "vss-usn"})
+		var misses uint64
+		for _, v := range d.volumes {
+			if sw := t.state.Sweeps[v.info.Name]; sw != nil {
+				misses += sw.Misses
+			}
+		}
+		s.Disks = append(s.Disks, tracker.DiskStats{Disk: p, Events: d.events, Bytes: d.bytes, Mode: "vss-usn", Misses: misses})
 	}
 	return s, nil
 }

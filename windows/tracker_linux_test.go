@@ -99,6 +99,7 @@ func TestTrackerOverImages(t *testing.T) {
 	live := mkImage(t, size)
 	putFile(t, live, "data.bin", randBytes(800000))
 	putFile(t, live, "other.bin", randBytes(300000))
+	putFile(t, live, "far.bin", randBytes(4<<20)) // a raw write lands alone in its middle below
 	sys := &imageSystem{t: t, live: live, offset: offset, size: size, journal: &fakeJournal{id: 7, first: 0, next: 4096}}
 	stateFile := filepath.Join(t.TempDir(), "windows-tracker.state")
 	tr, err := Open(sys, Options{StateFile: stateFile})
@@ -155,6 +156,18 @@ func TestTrackerOverImages(t *testing.T) {
 		if !dirty.Covers(offset+off, 4096) {
 			t.Fatalf("changed block at volume offset %#x not reported", off)
 		}
+	}
+	// A raw write alone in its sweep block has no journal record and no
+	// neighbour a cut reports: only the sweep finds it, and the disk's
+	// counters say so (agentctl status, the metrics).
+	if st, err := tr.Stats(); err != nil || len(st.Disks) != 1 || st.Disks[0].Misses != 0 {
+		t.Fatalf("stats %+v, %v: want no miss yet", st, err)
+	}
+	far, _ := attrRuns(t, live, inodeOf(t, live, "far.bin"))
+	rawWrite(t, live, far["$DATA"][0].LCN*clusterSize+2<<20, randBytes(4096))
+	cutEvents(t, tr)
+	if st, err := tr.Stats(); err != nil || len(st.Disks) != 1 || st.Disks[0].Misses == 0 {
+		t.Fatalf("stats %+v, %v: want the raw write counted as a miss of the cuts", st, err)
 	}
 
 	// Reads come from the snapshot of the cut, never from the live volume.

@@ -62,7 +62,12 @@ func renderStatus(w io.Writer, st api.AgentStatus, v view) {
 		if d.Sync != nil {
 			fmt.Fprintf(w, "  %s\n", syncLine(d, v))
 		}
-		fmt.Fprintf(w, "  tracker      %s mode, %d events, %d drops, %d lost\n", orUnknown(d.Tracker.Mode), d.Tracker.Events, d.Tracker.Drops, d.Tracker.Lost)
+		fmt.Fprintf(w, "  tracker      %s mode, %d events, %d drops, %d lost", orUnknown(d.Tracker.Mode), d.Tracker.Events, d.Tracker.Drops, d.Tracker.Lost)
+		if d.Tracker.Misses > 0 {
+			// Only a tracker with a verification sweep (Windows) has any.
+			fmt.Fprintf(w, ", %d missed by the cuts, caught by the sweep", d.Tracker.Misses)
+		}
+		fmt.Fprintln(w)
 		if d.Mode != "" {
 			fmt.Fprintf(w, "  mode         %s: %s\n", d.Mode, d.ModeReason)
 		}

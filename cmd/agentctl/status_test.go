@@ -127,6 +127,13 @@ func fixtures() map[string]api.AgentStatus {
 	unhealthy(&st, api.AgentProblem{Code: api.AgentProblemCertExpiring, What: "machine certificate expires in 12 days (2026-03-26)",
 		Remedy: "renew it before then: move STATE/identity away and start the agent with --passphrase-file to register again (no resync)"})
 	m["certificate-expiring"] = st
+
+	// The Windows tracker: its verification sweep found changes no cut
+	// had reported (docs/windows.md); they were sent, the count says so.
+	st = base()
+	d = &st.Disks[0]
+	d.Tracker.Mode, d.Tracker.Misses = "vss-usn", 3
+	m["windows-sweep-misses"] = st
 	return m
 }
 
