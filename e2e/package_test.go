@@ -191,20 +191,13 @@ func TestPackageUpgradeKeepsTracking(t *testing.T) {
 		return filepath.Join(dir, fmt.Sprintf("lifeboat-agent_%s_%s.deb", v, arch))
 	}
 
-	// dpkg runs as on a host that lets packages start services: this
-	// machine's /usr/sbin/policy-rc.d (a container's) forbids it, and the
-	// maintainer scripts obey it through invoke-rc.d. Allowed in a mount
-	// namespace of dpkg's own, so nothing else on the machine sees it.
 	dpkg := func(args ...string) string {
 		t.Helper()
-		script := `[ -e /usr/sbin/policy-rc.d ] && { printf '#!/bin/sh\nexit 0\n' >"$P" && chmod 755 "$P" && mount --bind "$P" /usr/sbin/policy-rc.d; }; exec dpkg "$@"`
-		cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh"}, args...)...)
-		cmd.Env = append(os.Environ(), "P="+filepath.Join(t.TempDir(), "policy-rc.d"))
-		out, err := cmd.CombinedOutput()
+		out, err := dpkgAllowingServices(t, args...)
 		if err != nil {
 			t.Fatalf("dpkg %v: %v\n%s", args, err, out)
 		}
-		return string(out)
+		return out
 	}
 
 	s := startServer(t)
@@ -386,4 +379,17 @@ func TestPackageUpgradeKeepsTracking(t *testing.T) {
 	if len(left) > 0 {
 		t.Fatalf("dpkg --purge left %v", left)
 	}
+}
+
+// dpkgAllowingServices runs dpkg as on a host that lets packages start and
+// stop services: this machine's /usr/sbin/policy-rc.d (a container's)
+// forbids it, and the maintainer scripts obey it through invoke-rc.d.
+// Allowed in a mount namespace of dpkg's own, so nothing else on the
+// machine sees it.
+func dpkgAllowingServices(t *testing.T, args ...string) (string, error) {
+	script := `[ -e /usr/sbin/policy-rc.d ] && { printf '#!/bin/sh\nexit 0\n' >"$P" && chmod 755 "$P" && mount --bind "$P" /usr/sbin/policy-rc.d; }; exec dpkg "$@"`
+	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh"}, args...)...)
+	cmd.Env = append(os.Environ(), "P="+filepath.Join(t.TempDir(), "policy-rc.d"))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
