@@ -57,6 +57,19 @@ func TestBootCLI(t *testing.T) {
 	if out := mustRun(t, env, "drill", "list"); !strings.Contains(out, "web1") || !strings.Contains(out, "24h0m0s") {
 		t.Errorf("drill list: %s", out)
 	}
+	// The drill keys of the machine's policy are the same record.
+	before := mustRun(t, env, "policy", "show", "web1")
+	mustRun(t, env, "policy", "set", "web1", "--drill-interval", "12h", "--drill-timeout", "5m")
+	if out := mustRun(t, env, "drill", "show", "web1"); !strings.Contains(out, "drills of web1 every 12h0m0s") {
+		t.Errorf("drill show after policy set --drill-interval: %s", out)
+	}
+	after := mustRun(t, env, "policy", "show", "web1")
+	if !strings.Contains(after, "drills every 12h0m0s") {
+		t.Errorf("policy show: %s", after)
+	}
+	if strings.SplitN(before, "\n", 3)[1] != strings.SplitN(after, "\n", 3)[1] {
+		t.Errorf("the retention policy changed with the drill keys:\n%s\n%s", before, after)
+	}
 }
 
 func TestReasonSummary(t *testing.T) {
