@@ -284,6 +284,11 @@ func (s *Monitor) alertConditions(ctx context.Context, now time.Time) ([]api.Ale
 			last, since := rec.LastSeen, "last contact "
 			if last.IsZero() {
 				last, since = s.started, "no contact since the server started "
+				if rec.Registered != nil && rec.Registered.After(last) {
+					// Registering is the agent's first contact: a machine
+					// that registers late is not silent since the start.
+					last, since = *rec.Registered, "no contact since it registered "
+				}
 			}
 			if age := now.Sub(last); age > cfg.Heartbeat {
 				out = append(out, api.Alert{Alert: api.AlertHeartbeat, Machine: name, Severity: api.SeverityCritical,

@@ -65,7 +65,12 @@ func scrape(t *testing.T, s *server.Server) string {
 // its next request clears it.
 func TestAlertHeartbeatLostAndBack(t *testing.T) {
 	dir := servertest.Init(t)
-	s := servertest.Start(t, alertsCfg(t, dir))
+	cfg := alertsCfg(t, dir)
+	// Long enough that the steps after the agent is back (a few admin
+	// calls, a scrape) never take it, even under -race on a busy
+	// machine: the count of raised alerts below must stay 1.
+	cfg.AlertHeartbeat = 2 * time.Second
+	s := servertest.Start(t, cfg)
 	adm := servertest.Admin(t, s, dir)
 	ag := servertest.Register(t, s, dir, "m1")
 	ctx := context.Background()
