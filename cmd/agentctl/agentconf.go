@@ -13,7 +13,7 @@ import (
 
 // DefaultAgentConfig is the agent service's configuration file, which the
 // packages install; agentctl reads its state directory from it.
-const DefaultAgentConfig = "/etc/lifeboat/agent.toml"
+var DefaultAgentConfig = "/etc/lifeboat/agent.toml"
 
 // getenv reads the environment (tests replace it).
 var getenv = os.Getenv

@@ -24,7 +24,7 @@ import (
 )
 
 // DefaultState is the agent's state directory when --state is not given.
-const DefaultState = "/var/lib/lifeboat/agent"
+var DefaultState = "/var/lib/lifeboat/agent"
 
 const usage = `agentctl: diagnose the local Lifeboat agent
 
