@@ -32,7 +32,7 @@ func (t *Linux) readLoop() {
 	r := recordReader{t: t, names: map[uint32][]*protection{}, namesGen: t.protGen.Load()}
 	for {
 		r.drainQueues()
-		if len(t.batch) > 0 && t.reader.AvailableBytes() == 0 {
+		if len(t.batch) > 0 && t.ringEmpty() {
 			t.flush() // nothing more waiting: deliver what was read
 		}
 		// Neither the queue rings nor (except for cut markers) the ring
@@ -221,4 +221,13 @@ func (t *Linux) drainBitmap(gen uint64) {
 			}
 		}
 	}
+}
+
+// ringEmpty reports whether the ring buffer holds no record; a closed one
+// counts as empty. AvailableBytes reads the mapping, which Close unmaps:
+// both under readerMu, or a read after Close faults.
+func (t *Linux) ringEmpty() bool {
+	t.readerMu.RLock()
+	defer t.readerMu.RUnlock()
+	return t.readerClosed || t.reader.AvailableBytes() == 0
 }

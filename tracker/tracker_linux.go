@@ -45,8 +45,12 @@ type Linux struct {
 	links []link.Link
 
 	reader *ringbuf.Reader
-	dirty  []uint64 // the mmapped bitmap
-	mmap   []byte
+	// readerMu guards the ring buffer's mapping: Close unmaps it under
+	// the write lock, AvailableBytes reads it under the read lock.
+	readerMu     sync.RWMutex
+	readerClosed bool
+	dirty        []uint64 // the mmapped bitmap
+	mmap         []byte
 
 	// The per-CPU queue rings (see tracker.bpf.c), mmapped.
 	qring     []byte   // records of qrecSize bytes, cpu<<qshift + slot
@@ -292,7 +296,10 @@ func (t *Linux) Close() error {
 	}
 	close(t.done)
 	if t.reader != nil {
+		t.readerMu.Lock()
+		t.readerClosed = true
 		t.reader.Close()
+		t.readerMu.Unlock()
 	}
 	finished := make(chan struct{})
 	go func() { t.wg.Wait(); close(finished) }()
