@@ -722,13 +722,37 @@ func (a *Agent) waitCompleted(ctx context.Context, gen uint64) error {
 	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	if r, ok := a.tr.(lostReaper); ok {
+		reaped, rerr := r.ReapLost(gen)
+		if rerr != nil {
+			a.log.Warn("look for lost completions", "err", rerr)
+		}
+		if len(reaped) > 0 {
+			// A tracker bug, not the device: say what was seen so it can
+			// be found, and go on.
+			a.log.Warn("the tracker missed the completion of writes long gone from their disk: forgotten",
+				"cut", gen+1, "writes", reaped)
+			rctx, rcancel := context.WithTimeout(ctx, time.Second)
+			err = tracker.WaitCompleted(rctx, a.tr, gen)
+			rcancel()
+			if err == nil {
+				return nil
+			}
+		}
+	}
 	inFlight := "some"
 	if st, serr := a.tr.Stats(); serr == nil {
 		inFlight = fmt.Sprint(st.InFlight)
 	}
 	return api.WithHint(fmt.Errorf("writes queued before cut %d have not completed after %s (%s in flight as the tracker counts them): no block is read until they have", gen+1, a.cfg.CompletionWait, inFlight),
-		"a write to a protected disk is stalled (check the device), or the tracker missed its completion: "+
-			"if /sys/block/<disk>/inflight shows no write in flight, stop the agent, remove "+a.cfg.PinDir+" and start it again (the disks are then resynced)")
+		"a write to a protected disk is stalled: /sys/block/<disk>/inflight shows requests in flight (check the device and dmesg); "+
+			"a completion the tracker missed is forgotten by the agent itself once the disk shows nothing in flight")
+}
+
+// lostReaper is the Linux tracker's repair of a completion it never saw
+// (tracker.Linux.ReapLost).
+type lostReaper interface {
+	ReapLost(gen uint64) ([]tracker.InFlightWrite, error)
 }
 
 // cutGeneration cuts the tracker, unless gen is a cut already made at

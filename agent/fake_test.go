@@ -39,6 +39,19 @@ type fakeTracker struct {
 	// stuck makes Completed report writes in flight for ever, as when
 	// the kernel never reports a write's completion.
 	stuck atomic.Bool
+	// lost makes ReapLost find the stuck write gone from its disk and
+	// forget it, as the Linux tracker does with a lost completion.
+	lost  atomic.Bool
+	reaps atomic.Int32
+}
+
+func (f *fakeTracker) ReapLost(gen uint64) ([]tracker.InFlightWrite, error) {
+	f.reaps.Add(1)
+	if !f.stuck.Load() || !f.lost.Load() {
+		return nil, nil
+	}
+	f.stuck.Store(false)
+	return []tracker.InFlightWrite{{Dev: "7:0", Gen: gen, Bytes: 4096}}, nil
 }
 
 // trace records what the fakes were asked, in order.

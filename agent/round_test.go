@@ -155,6 +155,36 @@ func TestRoundWriteNeverCompleted(t *testing.T) {
 	sameImage(t, "point after the write completed", img, fileContent(t, ta.files[0]))
 }
 
+// TestRoundReapsLostCompletion: a write whose completion the tracker
+// lost, while its disk shows nothing in flight, is forgotten after
+// Config.CompletionWait and the round goes on with its point; a write
+// still on its disk (ReapLost finds nothing) fails the round as before.
+func TestRoundReapsLostCompletion(t *testing.T) {
+	ta := newTestAgent(t, 1)
+	ta.cfg.CompletionWait = 100 * time.Millisecond
+	ta.round(t) // initial sync
+	ta.round(t) // point of generation 1
+	const off, n = 64 << 10, 4 << 10
+	ta.rewrite(t, 0, off, n, 0)
+	ta.tr.stuck.Store(true)
+	ta.tr.lost.Store(true)
+	ta.pointDue = time.Time{}
+	ta.round(t)
+	if ta.tr.reaps.Load() == 0 || ta.tr.stuck.Load() {
+		t.Fatalf("reaps %d, still stuck %v: the lost completion was not reaped", ta.tr.reaps.Load(), ta.tr.stuck.Load())
+	}
+	if got := readsOf(ta.journal(t, 0)); !slices.Equal(got[len(got)-1:], [][2]int64{{off, n}}) {
+		t.Fatalf("reads %v, want [%d,+%d) last: the round after the reap did not read the change", got, off, n)
+	}
+	ta.pointDue = time.Time{}
+	ta.round(t) // lists the point the reaped round cut
+	if ta.lastPoint.Gen <= 1 {
+		t.Fatalf("no point after the reap: %+v", ta.lastPoint)
+	}
+	img, _ := imageAt(ta.journal(t, 0), testDiskSize, ta.lastPoint.Gen)
+	sameImage(t, "point after the reap", img, fileContent(t, ta.files[0]))
+}
+
 // TestRoundPointRequestWaitsForConvergence: a point asked for is answered
 // by the first clean round after it, with the point that round closed.
 func TestRoundPointRequestWaitsForConvergence(t *testing.T) {

@@ -88,6 +88,7 @@ enum lb_cut_op {
 	LB_CUT_BUMP = 1,
 	LB_CUT_MARK = 2,
 	LB_CUT_FLAGS = 3, /* set state.flags to args.gen */
+	LB_CUT_REAP = 4,  /* forget the in-flight entry args.key if its id is args.id */
 };
 
 /* One protected whole disk, keyed by its dev_t (kernel encoding). */
@@ -132,6 +133,7 @@ struct lb_state {
 	__u64 created_ns;
 	__u64 overflow; /* entries in the `inflight` hash map now */
 	__u64 spilled;  /* bios ever put in the `inflight` hash map */
+	__u64 reaped;   /* entries forgotten by LB_CUT_REAP */
 };
 
 /* Per CPU: the busy window of on_bio_queue (see the top comment) and the
@@ -173,6 +175,8 @@ struct lb_event {
 struct lb_cut_args {
 	__u64 op;
 	__u64 gen;
+	__u64 key; /* LB_CUT_REAP */
+	__u64 id;  /* LB_CUT_REAP */
 };
 
 struct {
@@ -844,6 +848,32 @@ int cut(struct lb_cut_args *a)
 	}
 	if (a->op == LB_CUT_FLAGS) {
 		s->flags = a->gen;
+		return 0;
+	}
+	if (a->op == LB_CUT_REAP) {
+		/* User space found the entry's request gone from its disk
+		 * long ago (tracker/inflight_linux.go): its completion was
+		 * never seen. Forget it as its completion would have, if it
+		 * is still the same request. */
+		struct lb_inflight *in;
+		__u64 root, g, *cnt;
+		__u32 gslot;
+		int fast;
+
+		in = inflight_find(a->key, &fast);
+		if (!in || in->id != a->id)
+			return 4;
+		root = in->root;
+		g = in->gen;
+		if (inflight_delete(a->key, fast) != 0)
+			return 4;
+		if (!root) {
+			gslot = g & (GEN_SLOTS - 1);
+			cnt = bpf_map_lookup_elem(&gen_inflight, &gslot);
+			if (cnt)
+				__sync_fetch_and_add(cnt, -1);
+		}
+		__sync_fetch_and_add(&s->reaped, 1);
 		return 0;
 	}
 	if (a->op == LB_CUT_MARK) {

@@ -24,6 +24,8 @@ type TrackerLbCutArgs struct {
 	_   structs.HostLayout
 	Op  uint64
 	Gen uint64
+	Key uint64
+	Id  uint64
 }
 
 type TrackerLbDiskCfg struct {
@@ -97,6 +99,7 @@ type TrackerLbState struct {
 	CreatedNs  uint64
 	Overflow   uint64
 	Spilled    uint64
+	Reaped     uint64
 }
 
 // Names of all BPF objects in the ELF.

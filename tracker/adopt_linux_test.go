@@ -27,6 +27,14 @@ func TestTrackRestartWithPins(t *testing.T) {
 	pins := testenv.BPFFSDir(t)
 	state := filepath.Join(t.TempDir(), "tracker.json")
 	loop := testenv.NewLoop(t, 64*mib)
+	// Whatever step fails, the pinned programs go with the test: with
+	// their pins removed and no process holding them, they detach.
+	t.Cleanup(func() {
+		ents, _ := os.ReadDir(pins)
+		for _, e := range ents {
+			os.RemoveAll(filepath.Join(pins, e.Name()))
+		}
+	})
 
 	first, err := tracker.Open(tracker.Options{PinDir: pins, StateFile: state})
 	if err != nil {

@@ -160,6 +160,7 @@ func TestConstantsMatchC(t *testing.T) {
 		"LB_CUT_BUMP":            cutBump,
 		"LB_CUT_MARK":            cutMark,
 		"LB_CUT_FLAGS":           cutFlags,
+		"LB_CUT_REAP":            cutReap,
 		"LB_F_COMPLETION_EVENTS": flagCompletionEvents,
 		"LB_MODE_METADATA":       int(ModeMetadata),
 		"LB_MODE_BITMAP":         int(ModeBitmap),
@@ -212,6 +213,12 @@ func TestPinNames(t *testing.T) {
 			{"clock", "cpu_local", "dirty", "disk_fast", "disk_stats", "events", "gen_inflight",
 				"inflight", "inflight_fast", "protected_disks", "qpos", "qring", "state"},
 			// In attach order: completion hooks first.
+			{"link_rq_complete", "link_bio_complete", "link_block_split", "link_bio_queue"},
+		},
+		// 7: the cut program reaps lost completions; the same pins.
+		7: {
+			{"clock", "cpu_local", "dirty", "disk_fast", "disk_stats", "events", "gen_inflight",
+				"inflight", "inflight_fast", "protected_disks", "qpos", "qring", "state"},
 			{"link_rq_complete", "link_bio_complete", "link_block_split", "link_bio_queue"},
 		},
 	}[ProgramVersion]

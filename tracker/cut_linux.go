@@ -23,6 +23,7 @@ const (
 	cutBump  = 1
 	cutMark  = 2
 	cutFlags = 3
+	cutReap  = 4
 )
 
 // Cut ends the current generation; see Tracker.

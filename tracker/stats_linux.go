@@ -80,7 +80,7 @@ func (t *Linux) Stats() (Stats, error) {
 	if err := t.maps.State.Lookup(uint32(0), &st); err != nil {
 		return Stats{}, fmt.Errorf("read tracker state: %w", err)
 	}
-	s := Stats{Generation: st.Gen, InFlightSpilled: st.Spilled, MissedRuns: t.missedRuns(), Programs: t.programs()}
+	s := Stats{Generation: st.Gen, InFlightSpilled: st.Spilled, InFlightReaped: st.Reaped, MissedRuns: t.missedRuns(), Programs: t.programs()}
 	counts, err := t.genCounts()
 	if err != nil {
 		return Stats{}, err

@@ -158,6 +158,10 @@ type Stats struct {
 	// of all writes means the table is small for this machine's queue
 	// depths (raise Options.InflightSlots).
 	InFlightSpilled uint64 `json:"in_flight_spilled"`
+	// InFlightReaped counts writes whose completion the kernel program
+	// never saw, forgotten once their disk showed nothing in flight
+	// (Linux.ReapLost); each one cost a round a completion wait.
+	InFlightReaped uint64 `json:"in_flight_reaped,omitempty"`
 	// MissedRuns counts runs of the tracker's kernel programs that the
 	// kernel skipped (recursion); any value above zero means a resync.
 	MissedRuns uint64 `json:"missed_runs"`

@@ -73,6 +73,9 @@ type Linux struct {
 
 	bootID [16]byte
 
+	// inFlightOf replaces devInFlight's read of sysfs in tests.
+	inFlightOf func(dev uint32) (int64, error)
+
 	mu     sync.Mutex
 	byPath map[string]*protection
 	byDev  map[uint32][]*protection
