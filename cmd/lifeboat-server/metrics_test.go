@@ -11,12 +11,12 @@ import (
 )
 
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "512": 512, "1GiB": 1 << 30, "10 MiB": 10 << 20, "2T": 2 << 40, "7B": 7} {
+	for in, want := range map[string]int64{"0": 0, "512": 512, "1GiB": 1 << 30, "10 MiB": 10 << 20, "2T": 2 << 40, "3 G": 3 << 30, "7B": 7, "1.5GiB": 3 << 29, "1PB": 1e15} {
 		if got, err := parseSize(in); err != nil || got != want {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "-1", "1PB", "lots", "99999999999TiB"} {
+	for _, in := range []string{"", "-1", "lots", "99999999999TiB", "G"} {
 		if _, err := parseSize(in); err == nil {
 			t.Errorf("parseSize(%q) accepted", in)
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -179,24 +178,18 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	return srv.Run(ctx)
 }
 
-// parseSize parses a byte count with an optional unit: B, KiB, MiB, GiB,
-// TiB (or K, M, G, T, all powers of 1024).
+// parseSize parses a size with the shared parser (internal/config, the
+// one every command uses). A bare K, M, G or T has meant a power of 1024
+// here since --cache-free-alert was added, where the shared parser reads
+// it as a power of 1000: it keeps its meaning (KiB ... TiB).
 func parseSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
-	mult := int64(1)
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
-	for _, u := range units {
-		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
-			t, mult = strings.TrimSpace(rest), u.mult
-			break
-		}
+	if n := len(t); n > 1 && strings.ContainsRune("KMGT", rune(t[n-1])) && (t[n-2] == ' ' || t[n-2] >= '0' && t[n-2] <= '9') {
+		t += "iB"
 	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("size %q: want a non-negative number of bytes with an optional unit (KiB, MiB, GiB, TiB)", s)
+	n, err := config.ParseBytes(t)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: %w", s, err)
 	}
-	return n * mult, nil
+	return n, nil
 }

@@ -128,7 +128,7 @@ func TestCLI(t *testing.T) {
 		}
 	}
 	out = mustRun(t, env, "failover", "web1", "--point", "p0", "--out", filepath.Join(cwd, "p0"))
-	if !strings.Contains(out, "failover of web1 at point p0") || !strings.Contains(out, filepath.Join(cwd, "p0", "sdb.img")) || !strings.Contains(out, "1.0 MiB") {
+	if !strings.Contains(out, "failover of web1 at point p0") || !strings.Contains(out, filepath.Join(cwd, "p0", "sdb.img")) || !strings.Contains(out, "1MiB") {
 		t.Errorf("failover:\n%s", out)
 	}
 	if b, _ := os.ReadFile(filepath.Join(cwd, "p0", "sda.img")); len(b) != diskSize || b[0] != 'a' {

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
+	"github.com/lifeboat-dr/lifeboat/internal/config"
 )
 
 // writeJSON writes v as indented JSON: the stable --json output, where
@@ -34,16 +34,5 @@ func fmtTime(t *time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// fmtBytes formats a size in binary units.
-func fmtBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// fmtBytes formats a size as every command does (internal/config).
+func fmtBytes(n int64) string { return config.FormatBytes(n) }
