@@ -99,6 +99,10 @@ func (a *Agent) Status() Status {
 			s.Problems = append(s.Problems, Problem{Code: ProblemServerUnreachable, Disk: d.name,
 				What:   fmt.Sprintf("%s: process server %s unreachable since %s: %s", d.name, s.Server.Address, ds.Spool.ErrorSince.UTC().Format(time.RFC3339), ds.Spool.LastError),
 				Remedy: "check the network and that lifeboat-server runs; the agent retries and keeps the journal in its spool"})
+		case ds.Spool.Refused == uploader.RefusedCacheFull:
+			s.Problems = append(s.Problems, Problem{Code: ProblemSegmentRefused, Disk: d.name, What: d.name + ": process server refused a segment: " + ds.Spool.LastError,
+				Remedy: "the process server's cache disk is full: free space in its data directory (cache/) or give it more, and see 'lifeboat machines' there; " +
+					"the agent keeps the changes (in memory, then as changed regions) and retries with backoff: nothing is lost, and the agent's state needs no change"})
 		case ds.Spool.LastError != "":
 			s.Problems = append(s.Problems, Problem{Code: ProblemSegmentRefused, Disk: d.name, What: d.name + ": process server refused a segment: " + ds.Spool.LastError,
 				Remedy: "see the server's log; if it persists, reinstall the agent's state (the disk is then resynced)"})
