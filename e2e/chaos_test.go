@@ -17,8 +17,10 @@ import (
 // The fault-injection suite (issue 18): each case replicates a disk under
 // a verified write churn, injects one fault, and ends with a point whose
 // image is byte-identical to the source, printing the time the agent
-// took to be healthy again. `make chaos` runs it on its own; the normal
-// test run runs it too (each case takes well under a minute).
+// took to be healthy again. `make chaos` runs it on its own with every
+// case; the normal test run runs the lean cases (each well under a
+// minute) and leaves the heavy ones (full: true) to `make chaos`
+// (LIFEBOAT_CHAOS=full).
 
 // chaosCase is one fault: inject breaks something and returns the
 // function that repairs it (nil: nothing to repair).
@@ -37,6 +39,18 @@ type chaosCase struct {
 	// quiet: the churn stops before the repair (a churn faster than the
 	// catch-up would keep points from converging).
 	quiet bool
+	// server starts the server(s) of the case (nil: startServer).
+	server func(t *testing.T) *server
+	// recovered, when set, is more of the recovery: it runs once the
+	// agent is healthy again, inside the time to recover, and fails
+	// the test if the case did not recover. fromFault: the time to
+	// recover counts from the fault (a fault with nothing to repair).
+	recovered func(t *testing.T, c *chaosRig)
+	fromFault bool
+	// hold: the fault lasts at least this long before the repair.
+	hold time.Duration
+	// full: a heavy case, run only by `make chaos` (LIFEBOAT_CHAOS=full).
+	full bool
 }
 
 type chaosRig struct {
@@ -98,14 +112,24 @@ func TestChaos(t *testing.T) {
 			return func() { c.ag.p.start(); c.ag.waitAPI() }
 		}},
 	}
+	cases = append(cases, chaosCacheFull(), chaosScaleOutMove())
+	full := os.Getenv("LIFEBOAT_CHAOS") == "full"
 	for _, cc := range cases {
+		if cc.full && !full {
+			t.Logf("%s: a heavy case, run by make chaos (LIFEBOAT_CHAOS=full)", cc.name)
+			continue
+		}
 		t.Run(cc.name, func(t *testing.T) { runChaos(t, cc) })
 	}
 }
 
 func runChaos(t *testing.T, cc chaosCase) {
 	c := &chaosRig{loop: testenv.NewLoop(t, chaosDisk)}
-	c.srv = startServer(t)
+	if cc.server != nil {
+		c.srv = cc.server(t)
+	} else {
+		c.srv = startServer(t)
+	}
 	c.ag = startAgent(t, c.srv, "chaos-"+cc.name, []string{c.loop.Path}, append([]string{"--point-interval", "2s", "--group-listen", ""}, cc.agentArgs...)...)
 	c.ag.waitStatus("protected", 2*time.Minute, func(st lbagent.Status, _ int) bool {
 		return len(st.Disks) == 1 && st.Disks[0].State == lbagent.StateProtected
@@ -130,6 +154,7 @@ func runChaos(t *testing.T, cc chaosCase) {
 	} else {
 		time.Sleep(3 * time.Second)
 	}
+	time.Sleep(time.Until(faultAt.Add(cc.hold)))
 	if cc.quiet {
 		if err := c.w.stop(); err != nil {
 			t.Fatal(err)
@@ -144,11 +169,17 @@ func runChaos(t *testing.T, cc chaosCase) {
 		return code == 0 && st.Healthy && len(st.Disks) == 1 && st.Disks[0].State == lbagent.StateProtected &&
 			st.Disks[0].Spool.LastError == ""
 	})
+	if cc.recovered != nil {
+		cc.recovered(t, c)
+	}
 	if err := c.w.stop(); err != nil {
 		t.Fatal(err)
 	}
 	id := c.ag.bookmark()
 	recovered := time.Since(repairAt)
+	if cc.fromFault {
+		recovered = time.Since(faultAt)
+	}
 	img := c.srv.failover(c.ag.name, id, filepath.Base(c.loop.Path))
 	sameContent(t, c.loop.Path, img)
 	t.Logf("CHAOS %s: recovered in %s (to a listed point byte-identical to the source)", cc.name, recovered.Round(100*time.Millisecond))
