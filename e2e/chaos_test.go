@@ -57,7 +57,21 @@ type chaosRig struct {
 	loop *testenv.LoopDevice
 	srv  *server
 	ag   *agent
-	w    *seqWriter
+	w    churn
+}
+
+// churn is the verified write load of a case: the ordered writer on the
+// raw disk, or (make chaos) fio on an ext4 on it (chaos_fio_test.go).
+type churn interface {
+	// start writes about perSecond 4 KiB blocks a second until stop.
+	start(perSecond int)
+	// stop ends the writes, leaves the disk quiescent and returns the
+	// first write error.
+	stop() error
+	// written is the bytes written so far (an upper bound).
+	written() int64
+	// verify checks the failed-over image beyond its bytes.
+	verify(img string)
 }
 
 const chaosDisk = 64 * mib
@@ -119,12 +133,27 @@ func TestChaos(t *testing.T) {
 			t.Logf("%s: a heavy case, run by make chaos (LIFEBOAT_CHAOS=full)", cc.name)
 			continue
 		}
-		t.Run(cc.name, func(t *testing.T) { runChaos(t, cc) })
+		t.Run(cc.name, func(t *testing.T) { runChaos(t, cc, false) })
 	}
+	if !full {
+		t.Log("the cases under fio churn: run by make chaos (LIFEBOAT_CHAOS=full)")
+		return
+	}
+	// Every case again under fio with verification on ext4.
+	t.Run("fio", func(t *testing.T) {
+		for _, cc := range cases {
+			t.Run(cc.name, func(t *testing.T) { runChaos(t, cc, true) })
+		}
+	})
 }
 
-func runChaos(t *testing.T, cc chaosCase) {
+// runChaos runs a case; withFio: under fio on ext4 rather than the
+// ordered writer on the raw disk.
+func runChaos(t *testing.T, cc chaosCase, withFio bool) {
 	c := &chaosRig{loop: testenv.NewLoop(t, chaosDisk)}
+	if withFio {
+		run(t, "mkfs.ext4", "-q", "-E", "lazy_itable_init=0,lazy_journal_init=0", c.loop.Path)
+	}
 	if cc.server != nil {
 		c.srv = cc.server(t)
 	} else {
@@ -134,7 +163,11 @@ func runChaos(t *testing.T, cc chaosCase) {
 	c.ag.waitStatus("protected", 2*time.Minute, func(st lbagent.Status, _ int) bool {
 		return len(st.Disks) == 1 && st.Disks[0].State == lbagent.StateProtected
 	})
-	c.w = newSeqWriter(t, c.loop.Path, chaosDisk)
+	if withFio {
+		c.w = newFioChurn(t, c.loop.Path)
+	} else {
+		c.w = newSeqWriter(t, c.loop.Path, chaosDisk)
+	}
 	rate := cc.rate
 	if rate == 0 {
 		rate = 100
@@ -151,7 +184,7 @@ func runChaos(t *testing.T, cc chaosCase) {
 		t.Logf("%s: unhealthy after %s: %s: %s (remedy: %s)", cc.name, time.Since(faultAt).Round(100*time.Millisecond),
 			st.Problems[0].Code, st.Problems[0].What, st.Problems[0].Remedy)
 		_ = code
-	} else {
+	} else if !cc.fromFault {
 		time.Sleep(3 * time.Second)
 	}
 	time.Sleep(time.Until(faultAt.Add(cc.hold)))
@@ -172,17 +205,26 @@ func runChaos(t *testing.T, cc chaosCase) {
 	if cc.recovered != nil {
 		cc.recovered(t, c)
 	}
+	stopAt := time.Now()
 	if err := c.w.stop(); err != nil {
 		t.Fatal(err)
 	}
+	// The churn's stop (fio finishing its job, the unmount) is not
+	// part of the time to recover.
+	stopped := time.Since(stopAt)
 	id := c.ag.bookmark()
-	recovered := time.Since(repairAt)
+	recovered := time.Since(repairAt) - stopped
 	if cc.fromFault {
-		recovered = time.Since(faultAt)
+		recovered = time.Since(faultAt) - stopped
 	}
 	img := c.srv.failover(c.ag.name, id, filepath.Base(c.loop.Path))
 	sameContent(t, c.loop.Path, img)
-	t.Logf("CHAOS %s: recovered in %s (to a listed point byte-identical to the source)", cc.name, recovered.Round(100*time.Millisecond))
+	c.w.verify(img)
+	label := cc.name
+	if withFio {
+		label = "fio/" + cc.name
+	}
+	t.Logf("CHAOS %s: recovered in %s (to a listed point byte-identical to the source)", label, recovered.Round(100*time.Millisecond))
 }
 
 // argAfter returns the argument after flag in args, or "".
