@@ -29,11 +29,11 @@ const chaosCacheSize = "64m"
 
 // chaosCacheFullFor is how long the cache stays full; chaosMaxRefusals
 // bounds the uploads refused meanwhile: a backoff doubling from 0.1 s to
-// 5 s makes about 8 attempts in 12 s (a retry every 0.3–0.5 s, as before
-// issue 18's fix, about 30).
+// 5 s makes 7 attempts in 10 s (a retry every 0.3–0.5 s, as before issue
+// 18's fix, 20 to 30).
 const (
-	chaosCacheFullFor = 12 * time.Second
-	chaosMaxRefusals  = 14
+	chaosCacheFullFor = 10 * time.Second
+	chaosMaxRefusals  = 12
 )
 
 // chaosCacheFull: the process server's cache (its data directory's
