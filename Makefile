@@ -76,8 +76,8 @@ bench-drill: ## boot-verified test failover of the real test guest: command to r
 	flock /tmp/lifeboat-kernel.lock env LIFEBOAT_BENCH_DRILL=$${RUNS:-3} go test ./e2e -run '^TestBenchDrill$$' -count=1 -v -timeout 30m
 
 .PHONY: chaos
-chaos: deps ## fault injection (root, eBPF, loop devices): kill -9, stopped server...; prints each case's time to recover
-	CI=true $(GO) test -count=1 -v -timeout 30m -run '^TestChaos$$' ./e2e
+chaos: deps ## fault injection (root, eBPF, loop devices): kill -9, stopped server, full cache, scale-out move...; prints each case's time to recover
+	LIFEBOAT_CHAOS=full CI=true $(GO) test -count=1 -v -timeout 30m -run '^TestChaos$$' ./e2e
 
 console-screenshots: ## regenerate docs/console/*.png from the console's browser test (needs chromium: make deps)
 	mkdir -p docs/console && LIFEBOAT_SCREENSHOTS=$(CURDIR)/docs/console CI=true $(GO) test -count=1 -run TestConsoleInABrowser ./server/

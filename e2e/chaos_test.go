@@ -17,8 +17,10 @@ import (
 // The fault-injection suite (issue 18): each case replicates a disk under
 // a verified write churn, injects one fault, and ends with a point whose
 // image is byte-identical to the source, printing the time the agent
-// took to be healthy again. `make chaos` runs it on its own; the normal
-// test run runs it too (each case takes well under a minute).
+// took to be healthy again. `make chaos` runs it on its own with every
+// case; the normal test run runs the lean cases (each well under a
+// minute) and leaves the heavy ones (full: true) to `make chaos`
+// (LIFEBOAT_CHAOS=full).
 
 // chaosCase is one fault: inject breaks something and returns the
 // function that repairs it (nil: nothing to repair).
@@ -37,13 +39,39 @@ type chaosCase struct {
 	// quiet: the churn stops before the repair (a churn faster than the
 	// catch-up would keep points from converging).
 	quiet bool
+	// server starts the server(s) of the case (nil: startServer).
+	server func(t *testing.T) *server
+	// recovered, when set, is more of the recovery: it runs once the
+	// agent is healthy again, inside the time to recover, and fails
+	// the test if the case did not recover. fromFault: the time to
+	// recover counts from the fault (a fault with nothing to repair).
+	recovered func(t *testing.T, c *chaosRig)
+	fromFault bool
+	// hold: the fault lasts at least this long before the repair.
+	hold time.Duration
+	// full: a heavy case, run only by `make chaos` (LIFEBOAT_CHAOS=full).
+	full bool
 }
 
 type chaosRig struct {
 	loop *testenv.LoopDevice
 	srv  *server
 	ag   *agent
-	w    *seqWriter
+	w    churn
+}
+
+// churn is the verified write load of a case: the ordered writer on the
+// raw disk, or (make chaos) fio on an ext4 on it (chaos_fio_test.go).
+type churn interface {
+	// start writes about perSecond 4 KiB blocks a second until stop.
+	start(perSecond int)
+	// stop ends the writes, leaves the disk quiescent and returns the
+	// first write error.
+	stop() error
+	// written is the bytes written so far (an upper bound).
+	written() int64
+	// verify checks the failed-over image beyond its bytes.
+	verify(img string)
 }
 
 const chaosDisk = 64 * mib
@@ -98,19 +126,48 @@ func TestChaos(t *testing.T) {
 			return func() { c.ag.p.start(); c.ag.waitAPI() }
 		}},
 	}
+	cases = append(cases, chaosCacheFull(), chaosScaleOutMove())
+	full := os.Getenv("LIFEBOAT_CHAOS") == "full"
 	for _, cc := range cases {
-		t.Run(cc.name, func(t *testing.T) { runChaos(t, cc) })
+		if cc.full && !full {
+			t.Logf("%s: a heavy case, run by make chaos (LIFEBOAT_CHAOS=full)", cc.name)
+			continue
+		}
+		t.Run(cc.name, func(t *testing.T) { runChaos(t, cc, false) })
 	}
+	if !full {
+		t.Log("the cases under fio churn: run by make chaos (LIFEBOAT_CHAOS=full)")
+		return
+	}
+	// Every case again under fio with verification on ext4.
+	t.Run("fio", func(t *testing.T) {
+		for _, cc := range cases {
+			t.Run(cc.name, func(t *testing.T) { runChaos(t, cc, true) })
+		}
+	})
 }
 
-func runChaos(t *testing.T, cc chaosCase) {
+// runChaos runs a case; withFio: under fio on ext4 rather than the
+// ordered writer on the raw disk.
+func runChaos(t *testing.T, cc chaosCase, withFio bool) {
 	c := &chaosRig{loop: testenv.NewLoop(t, chaosDisk)}
-	c.srv = startServer(t)
+	if withFio {
+		run(t, "mkfs.ext4", "-q", "-E", "lazy_itable_init=0,lazy_journal_init=0", c.loop.Path)
+	}
+	if cc.server != nil {
+		c.srv = cc.server(t)
+	} else {
+		c.srv = startServer(t)
+	}
 	c.ag = startAgent(t, c.srv, "chaos-"+cc.name, []string{c.loop.Path}, append([]string{"--point-interval", "2s", "--group-listen", ""}, cc.agentArgs...)...)
 	c.ag.waitStatus("protected", 2*time.Minute, func(st lbagent.Status, _ int) bool {
 		return len(st.Disks) == 1 && st.Disks[0].State == lbagent.StateProtected
 	})
-	c.w = newSeqWriter(t, c.loop.Path, chaosDisk)
+	if withFio {
+		c.w = newFioChurn(t, c.loop.Path)
+	} else {
+		c.w = newSeqWriter(t, c.loop.Path, chaosDisk)
+	}
 	rate := cc.rate
 	if rate == 0 {
 		rate = 100
@@ -127,9 +184,10 @@ func runChaos(t *testing.T, cc chaosCase) {
 		t.Logf("%s: unhealthy after %s: %s: %s (remedy: %s)", cc.name, time.Since(faultAt).Round(100*time.Millisecond),
 			st.Problems[0].Code, st.Problems[0].What, st.Problems[0].Remedy)
 		_ = code
-	} else {
+	} else if !cc.fromFault {
 		time.Sleep(3 * time.Second)
 	}
+	time.Sleep(time.Until(faultAt.Add(cc.hold)))
 	if cc.quiet {
 		if err := c.w.stop(); err != nil {
 			t.Fatal(err)
@@ -144,14 +202,29 @@ func runChaos(t *testing.T, cc chaosCase) {
 		return code == 0 && st.Healthy && len(st.Disks) == 1 && st.Disks[0].State == lbagent.StateProtected &&
 			st.Disks[0].Spool.LastError == ""
 	})
+	if cc.recovered != nil {
+		cc.recovered(t, c)
+	}
+	stopAt := time.Now()
 	if err := c.w.stop(); err != nil {
 		t.Fatal(err)
 	}
+	// The churn's stop (fio finishing its job, the unmount) is not
+	// part of the time to recover.
+	stopped := time.Since(stopAt)
 	id := c.ag.bookmark()
-	recovered := time.Since(repairAt)
+	recovered := time.Since(repairAt) - stopped
+	if cc.fromFault {
+		recovered = time.Since(faultAt) - stopped
+	}
 	img := c.srv.failover(c.ag.name, id, filepath.Base(c.loop.Path))
 	sameContent(t, c.loop.Path, img)
-	t.Logf("CHAOS %s: recovered in %s (to a listed point byte-identical to the source)", cc.name, recovered.Round(100*time.Millisecond))
+	c.w.verify(img)
+	label := cc.name
+	if withFio {
+		label = "fio/" + cc.name
+	}
+	t.Logf("CHAOS %s: recovered in %s (to a listed point byte-identical to the source)", label, recovered.Round(100*time.Millisecond))
 }
 
 // argAfter returns the argument after flag in args, or "".
