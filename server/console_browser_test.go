@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/server/console"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
@@ -176,6 +178,30 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("lag chart of 3 samples with a lag (and one without) drew %d points", n)
 	}
 
+	// A bookmark from the console: the server hands the request to the
+	// machine's agent at its next sync (here the agent's side of the
+	// protocol, with its certificate; agent.TestServerBookmark covers the
+	// agent's own), which cuts the point, waits until it is listed and
+	// reports it.
+	bm := servertest.Segment{Machine: "web1", Disk: "sda", DiskSize: size, Seq: 3, Gen: 4,
+		Writes: []servertest.Write{{Off: 0, Data: bytes.Repeat([]byte{'d'}, 4096)}},
+		Cuts:   []hrlfmt.Cut{{Kind: hrlfmt.CutCrash, PointID: "bm1", Time: time.Now()}}}.Build(t, t.TempDir())
+	agentErr := make(chan error, 1)
+	go fakeBookmarkAgent(ctx, srv.APIAddr(), a, bm, agentErr)
+	do(chromedp.Navigate(base+"#/m/web1"), chromedp.WaitVisible(chromedp.CSS(`#bookmark-form`)),
+		chromedp.Click(chromedp.CSS(`#bookmark-form button`)))
+	if st := text(t, ctx, `#bookmark-result`); !strings.Contains(st, "running since") {
+		t.Errorf("bookmark in progress shows %q", st)
+	}
+	do(chromedp.WaitVisible(chromedp.CSS(`#bookmark-result [data-bookmark=bm1]`)))
+	if err := <-agentErr; err != nil {
+		t.Fatal(err)
+	}
+	if res := text(t, ctx, `#bookmark-result`); !strings.Contains(res, "point bm1") || !strings.Contains(res, "listed by the server") || !strings.Contains(res, "picked up by the agent 2") {
+		t.Fatalf("bookmark result:\n%s", res)
+	}
+	waitJS(t, ctx, `document.querySelectorAll('#timeline [data-point=bm1]').length`)
+
 	// A test failover from the console, to the app point.
 	out := filepath.Join(t.TempDir(), "drill")
 	waitJS(t, ctx, `document.querySelectorAll('#test-form select[name=point] option[value=p1]').length`)
@@ -266,9 +292,55 @@ func TestConsoleInABrowser(t *testing.T) {
 	do(chromedp.Navigate(base+"#/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
 	audit := text(t, ctx, `#audit`)
 	shot("console-audit")
-	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "admin\tfailover\tweb1 at p2\tok", "admin\tcommit\tweb1\tok", "admin\tgroup-point\tnogroup\tfailed", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
+	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "admin\tfailover\tweb1 at p2\tok", "admin\tcommit\tweb1\tok", "admin\tbookmark\tweb1\tok", "admin\tgroup-point\tnogroup\tfailed", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit page lacks %q:\n%s", want, audit)
+		}
+	}
+}
+
+// fakeBookmarkAgent is the agent's side of a bookmark asked through the
+// server: it syncs until the server hands it a request, sends the
+// segment holding the point's cut, waits until the point is listed and
+// reports it.
+func fakeBookmarkAgent(ctx context.Context, apiAddr string, a *servertest.Agent, segment string, done chan<- error) {
+	cfg, err := client.NewAgentConfig(apiAddr, a.Cert, a.CAPEM)
+	if err != nil {
+		done <- err
+		return
+	}
+	for {
+		asg, err := cfg.SyncGroup(ctx, "")
+		if err != nil {
+			done <- fmt.Errorf("agent sync: %w", err)
+			return
+		}
+		if asg.Bookmark != nil {
+			if _, err := a.Process.PutSegmentFile(ctx, "sda", 3, segment); err != nil {
+				done <- err
+				return
+			}
+			for {
+				ps, err := a.Process.Point(ctx, "bm1")
+				if err == nil && ps.Listed {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					done <- ctx.Err()
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			p := &api.AgentPoint{ID: "bm1", Kind: "crash", Time: time.Now(), Gen: 4}
+			done <- cfg.BookmarkResult(ctx, api.BookmarkResult{Request: asg.Bookmark.ID, OK: true, Point: p, Listed: true})
+			return
+		}
+		select {
+		case <-ctx.Done():
+			done <- ctx.Err()
+			return
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

@@ -366,7 +366,8 @@ func Open(cfg Config) (*Server, error) {
 	s.registration.Revoked = s.revoked
 	s.console = console.New(console.Options{DataDir: dir, Sampler: cfgMachines{s}, Log: cfg.Logger, API: console.API{
 		Machines: s.status.List, Points: s.status.ListPoints, Alerts: s.alerts.List, Failover: s.failovers.Failover, Commit: s.failovers.Commit,
-		Servers: s.servers.List, Plans: s.plans.List, Groups: s.groups.List, GroupPoint: s.groups.RequestPoint}})
+		Servers: s.servers.List, Plans: s.plans.List, Groups: s.groups.List, GroupPoint: s.groups.RequestPoint,
+		Bookmark: s.groups.RequestBookmark}})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {

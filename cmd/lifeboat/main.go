@@ -47,6 +47,7 @@ Usage:
                                   (here --key is the SSH key; the admin key is --admin-key)
   lifeboat [CONNECTION] users list|add NAME --role viewer|operator [--password-file F]|remove NAME
   lifeboat [CONNECTION] audit [--limit N] [--json]
+  lifeboat [CONNECTION] bookmark MACHINE [--app-consistent] [--wait 2m] [--json]
 
 CONNECTION (before or after the command):
   --data DIR                      on the server host: DIR/server.json, DIR/ca.crt, DIR/admin.*
@@ -131,6 +132,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return (&UsersCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "audit":
 		return (&AuditCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "bookmark":
+		return (&BookmarkCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil

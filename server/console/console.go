@@ -48,6 +48,9 @@ type API struct {
 	// GroupPoint asks a group's coordinator agent, through the server,
 	// for a group point: POST /v1/groups/{g}/point.
 	GroupPoint httpapi.HandlerFunc
+	// Bookmark asks a machine's agent, through the server, for a point:
+	// POST /v1/machines/{m}/bookmark.
+	Bookmark httpapi.HandlerFunc
 }
 
 // Options configures a Console.
@@ -159,6 +162,7 @@ func (c *Console) Handler() http.Handler {
 	h("POST /ui/api/machines/{m}/failover", c.operator(c.failover))
 	h("POST /ui/api/machines/{m}/commit", c.operator(c.commit))
 	h("POST /ui/api/groups/{g}/point", c.operator(c.groupPoint))
+	h("POST /ui/api/machines/{m}/bookmark", c.operator(c.bookmark))
 	h("/ui/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusNotFound, "no such console endpoint: "+r.Method+" "+r.URL.Path, "see docs/console.md")
 	})
@@ -468,4 +472,12 @@ func (c *Console) commit(w http.ResponseWriter, r *http.Request) error {
 
 func (c *Console) groupPoint(w http.ResponseWriter, r *http.Request) error {
 	return c.act(w, r, "group-point", r.PathValue("g"), struct{}{}, served(c.o.API.GroupPoint))
+}
+
+func (c *Console) bookmark(w http.ResponseWriter, r *http.Request) error {
+	var req api.BookmarkRequest
+	if err := httpapi.DecodeJSON(w, r, 4<<10, &req); err != nil {
+		return err
+	}
+	return c.act(w, r, "bookmark", r.PathValue("m"), req, served(c.o.API.Bookmark))
 }

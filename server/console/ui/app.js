@@ -331,6 +331,13 @@ function resultView(r) {
         el('td', null, c.ok ? c.result : c.result.toUpperCase()), el('td', null, c.summary))))) : null);
 }
 
+function bookmarkView(r) {
+  const steps = 'asked ' + fmtTime(r.asked) + ', picked up by the agent ' + fmtTime(r.picked) + ', reported ' + fmtTime(r.done) + '.';
+  if (!r.ok) return el('div', null, el('p', null, 'Bookmark of ', r.machine, ' FAILED: ', r.error, el('span', { class: 'remedy' }, r.hint || '')), el('p', null, steps));
+  return el('div', null, el('p', { 'data-bookmark': r.point.id }, 'Bookmark of ', r.machine, ': point ', r.point.id, ' (', r.point.kind, ', ', fmtTime(r.point.time), ') ',
+    r.listed ? 'listed by the server.' : 'taken but NOT listed yet: ' + (r.hint || '')), el('p', null, steps));
+}
+
 async function runAction(out, what, path, body, show) {
   const t = new Date();
   out.replaceChildren(el('p', null, what + ': running since ' + fmtTime(t) + '…'));
@@ -369,9 +376,18 @@ function renderActions(h) {
   const name = decodeURIComponent(h.slice(4));
   const q = encodeURIComponent(name);
   if (state.session.role !== 'operator') {
-    box.append(el('h2', null, 'Actions'), el('p', null, 'Your account is a viewer: failover and commit need an operator account (lifeboat users add NAME --role operator).'));
+    box.append(el('h2', null, 'Actions'), el('p', null, 'Your account is a viewer: bookmarks, failover and commit need an operator account (lifeboat users add NAME --role operator).'));
     return;
   }
+  const bmOut = el('div', { id: 'bookmark-result', role: 'status' });
+  const bmForm = el('form', { id: 'bookmark-form' },
+    el('label', null, el('span', null, 'App-consistent (scripts and a freeze)'), el('input', { name: 'app', type: 'checkbox' })),
+    el('button', { type: 'submit' }, 'Take a bookmark'));
+  bmForm.addEventListener('submit', ev => {
+    ev.preventDefault();
+    runAction(bmOut, 'Bookmark of ' + name + ' (asked through the server: its agent picks the request up within seconds, then cuts the point and waits until the server lists it)',
+      'machines/' + q + '/bookmark', { app: ev.target.app.checked }, bookmarkView);
+  });
   const testOut = el('div', { id: 'test-result', role: 'status' });
   const testForm = el('form', { id: 'test-form' },
     el('label', null, 'Point', pointSelect('point')),
@@ -408,6 +424,7 @@ function renderActions(h) {
     runAction(cmOut, 'Commit', 'machines/' + q + '/commit', { confirm: f.confirm.value });
   });
   box.append(el('h2', null, 'Actions'),
+    el('fieldset', null, el('legend', null, 'Bookmark (a recovery point now, taken by the machine\'s agent)'), bmForm, bmOut),
     el('fieldset', null, el('legend', null, 'Test failover (replication goes on untouched)'), testForm, testOut),
     el('fieldset', null, el('legend', null, 'Failover'), foForm, foOut),
     el('fieldset', null, el('legend', null, 'Commit'), cmForm, cmOut));
