@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -112,7 +113,7 @@ func New(o Options) *Console {
 		log:      o.Log.With(httpapi.LogComponent, "console"),
 		users:    NewUsers(o.DataDir),
 		audit:    NewAudit(o.DataDir),
-		sessions: newSessions(o.SessionIdle, o.SessionMax),
+		sessions: newSessions(filepath.Join(o.DataDir, Dir, SessionsFile), o.SessionIdle, o.SessionMax, o.Log),
 		limit:    newLimiter(o.LoginLimit, o.LoginWindow),
 		hist:     newHistory(o.HistoryLen),
 	}
