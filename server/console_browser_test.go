@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -110,7 +111,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		kind hrlfmt.CutKind
 	}{{"p0", hrlfmt.CutCrash}, {"p1", hrlfmt.CutApp}, {"p2", hrlfmt.CutCrash}} {
 		sg := servertest.Segment{Machine: "web1", Disk: "sda", DiskSize: size, Seq: uint64(seq), Gen: uint64(seq + 1),
-			Writes: []servertest.Write{{Off: 0, Data: bytes.Repeat([]byte{byte('a' + seq)}, 4096)}},
+			Writes: []servertest.Write{{Off: 0, Data: mbrBlock(byte('a' + seq), size)}},
 			Cuts:   []hrlfmt.Cut{{Kind: p.kind, PointID: p.id, Time: time.Now()}}}
 		if _, err := a.Process.PutSegmentFile(bg, "sda", uint64(seq), sg.Build(t, t.TempDir())); err != nil {
 			t.Fatal(err)
@@ -220,6 +221,18 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the test failover's image: %d bytes, %v; want point p1's", len(img), err)
 	}
 
+	// A boot-verified test failover from the console, in a real qemu: the
+	// point holds no bootable disk, so it fails within its timeout, with
+	// the reason, and the machine page shows it as the last boot test.
+	do(chromedp.Evaluate[chromedp.Void](`(f => { f.boot.checked = true; f.out.value = ''; f.timeout.value = '2'; })(document.querySelector('#test-form'))`),
+		chromedp.Click(chromedp.CSS(`#test-form button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#test-result [data-boot]`)))
+	if res := text(t, ctx, `#test-result`); !strings.Contains(res, "Boot-verified test failover of web1 at point p1") || !strings.Contains(res, "FAIL: ") {
+		t.Fatalf("boot test result:\n%s", res)
+	}
+	waitJS(t, ctx, `document.querySelector('#last-boot-test').innerText.startsWith('FAIL') ? 1 : 0`)
+	do(chromedp.Evaluate[chromedp.Void](`document.querySelector('#test-form input[name=boot]').checked = false`))
+
 	// A real failover: refused with the wrong name typed, done with the
 	// right one after a confirmation that names the machine and the point.
 	fo := filepath.Join(t.TempDir(), "failover")
@@ -292,7 +305,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	do(chromedp.Navigate(base+"#/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
 	audit := text(t, ctx, `#audit`)
 	shot("console-audit")
-	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "admin\tfailover\tweb1 at p2\tok", "admin\tcommit\tweb1\tok", "admin\tbookmark\tweb1\tok", "admin\tgroup-point\tnogroup\tfailed", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
+	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "admin\tfailover\tweb1 at p2\tok", "admin\tcommit\tweb1\tok", "admin\tbookmark\tweb1\tok", "admin\tboot-test\tweb1 at p1\tfailed: the boot did not pass: ", "admin\tgroup-point\tnogroup\tfailed", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit page lacks %q:\n%s", want, audit)
 		}
@@ -343,4 +356,18 @@ func fakeBookmarkAgent(ctx context.Context, apiAddr string, a *servertest.Agent,
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// mbrBlock is a first block of fill bytes with an MBR of one partition
+// over a disk of size bytes: no boot code, so a boot of it never reaches
+// ready.
+func mbrBlock(fill byte, size int64) []byte {
+	b := bytes.Repeat([]byte{fill}, 4096)
+	e := b[446:462]
+	clear(b[446:510])
+	e[0], e[4] = 0x80, 0x83
+	binary.LittleEndian.PutUint32(e[8:], 1)
+	binary.LittleEndian.PutUint32(e[12:], uint32(size/512-1))
+	b[510], b[511] = 0x55, 0xaa
+	return b
 }

@@ -151,12 +151,26 @@ async function refresh() {
 }
 
 // ---- pages ----
+function drillsOf(list) {
+  const out = {};
+  for (const d of list || []) out[d.machine] = d;
+  return out;
+}
+function drillsExist(ds) { return Object.values(ds).some(d => d.policy.interval_seconds > 0 || d.last_drill); }
+function bootLine(r) {
+  if (!r) return 'none';
+  return (r.pass ? 'PASS' : 'FAIL') + ' at ' + fmtTime(r.started) + ' (point ' + r.point.id + ')' + (r.pass ? '' : ': ' + r.reason);
+}
+
 async function machinesPage() {
-  const ms = await call('GET', 'machines');
+  const [ms, drills] = await Promise.all([call('GET', 'machines'), call('GET', 'drills').catch(() => [])]);
   const pts = await Promise.all(ms.map(m => call('GET', 'machines/' + encodeURIComponent(m.name) + '/points').catch(() => [])));
   if (ms.length === 0) return el('p', null, 'No machine yet: register an agent with the passphrase (docs/agent.md).');
+  const ds = drillsOf(drills);
+  const withDrills = drillsExist(ds);
   const rows = ms.map((m, i) => {
     const app = lastApp(pts[i]);
+    const d = ds[m.name];
     return el('tr', null,
       el('td', null, el('a', { href: '#/m/' + encodeURIComponent(m.name) }, m.name)),
       el('td', null, m.state),
@@ -164,12 +178,14 @@ async function machinesPage() {
       el('td', { 'data-lag': m.name }, fmtDur(lagOf(m))),
       el('td', null, m.latest_point ? fmtTime(m.latest_point.time) + ' (' + m.latest_point.kind + ')' : 'none'),
       el('td', null, app ? fmtTime(app.time) : 'none'),
+      withDrills ? el('td', { 'data-drill': m.name }, d && d.running ? 'running' : bootLine(d && d.last_drill)) : null,
       el('td', null, (m.alerts.length + m.problems.length) === 0 ? 'none' :
         el('ul', null, m.alerts.map(alertItem), m.problems.map(p => el('li', null, 'PROBLEM ', p)))));
   });
+  const heads = ['Machine', 'State', 'Disks', 'RPO lag', 'Last point', 'Last app point'].concat(withDrills ? ['Last drill'] : [], ['Alerts']);
   return el('div', null, el('h1', null, 'Machines'),
     el('table', { id: 'machines' },
-      el('thead', null, el('tr', null, ['Machine', 'State', 'Disks', 'RPO lag', 'Last point', 'Last app point', 'Alerts'].map(t => el('th', null, t)))),
+      el('thead', null, el('tr', null, heads.map(t => el('th', null, t)))),
       el('tbody', null, rows)));
 }
 
@@ -226,7 +242,9 @@ function timeline(points) {
 
 async function machinePage(name) {
   const q = encodeURIComponent(name);
-  const [ms, points, hist] = await Promise.all([call('GET', 'machines'), call('GET', 'machines/' + q + '/points'), call('GET', 'machines/' + q + '/history')]);
+  const [ms, points, hist, drills] = await Promise.all([call('GET', 'machines'), call('GET', 'machines/' + q + '/points'), call('GET', 'machines/' + q + '/history'),
+    call('GET', 'drills').catch(() => [])]);
+  const dr = drillsOf(drills)[name];
   const m = ms.find(x => x.name === name);
   if (!m) return el('p', { class: 'error' }, 'No machine ' + name + '. ', el('a', { href: '#/' }, 'Back to the machines.'));
   updatePointChoices(points);
@@ -253,7 +271,14 @@ async function machinePage(name) {
     el('h2', null, 'Failover history'),
     fo ? el('p', null, 'Failed over to point ', fo.point.id, ' (', fo.point.kind, ', ', fmtTime(fo.point.time), ') at ', fmtTime(fo.time), ' into ', fo.out,
       m.committed ? '; committed at ' + fmtTime(m.committed) : '; not committed') : el('p', null, 'No real failover.'),
-    m.failback ? el('p', null, 'Failback: ', m.failback.state, ' (', m.failback.phase, ')') : null);
+    m.failback ? el('p', null, 'Failback: ', m.failback.state, ' (', m.failback.phase, ')') : null,
+    el('h2', null, 'Drills and boot-verified test failovers'),
+    el('dl', { id: 'drills' },
+      el('dt', null, 'Drills'), el('dd', null, dr && dr.policy.interval_seconds > 0 ? 'every ' + fmtDur(dr.policy.interval_seconds) + ', next ' + fmtTime(dr.next) +
+        (dr.policy.verify ? ', verify ' + dr.policy.verify : '') : 'off (lifeboat drill set ' + name + ' --interval 24h)', dr && dr.running ? ' · RUNNING now' : ''),
+      el('dt', null, 'Last drill'), el('dd', null, bootLine(dr && dr.last_drill)),
+      el('dt', null, 'Last passing drill'), el('dd', null, dr && dr.last_pass ? fmtTime(dr.last_pass) : 'none'),
+      el('dt', null, 'Last boot-verified test failover'), el('dd', { id: 'last-boot-test' }, bootLine(dr && dr.last_boot_test))));
 }
 
 async function alertsPage() {
@@ -331,6 +356,17 @@ function resultView(r) {
         el('td', null, c.ok ? c.result : c.result.toUpperCase()), el('td', null, c.summary))))) : null);
 }
 
+function bootView(r) {
+  return el('div', { 'data-boot': r.pass ? 'pass' : 'fail' },
+    el('p', null, (r.drill ? 'Drill' : 'Boot-verified test failover') + ' of ', r.machine, ' at point ', r.point.id, ' (', r.point.kind, ', ', fmtTime(r.point.time), '): ',
+      el('strong', null, r.pass ? 'PASS' : 'FAIL'), r.pass ? '' : ': ' + r.reason),
+    el('p', null, 'Materialize ', fmtDur(r.materialize_seconds), ', boot to ready ', fmtDur(r.boot_to_ready_seconds), ', verify ', r.verify ? fmtDur(r.verify_seconds) : '-',
+      ', total ', fmtDur(r.total_seconds), '. Firmware ', r.firmware || '-', ', bus ', r.bus || (r.buses || []).join(' then ') || '-', ', ', r.accel || '-', ', network ', r.net || 'none', '.'),
+    r.console_log ? el('p', null, 'Console log on the server: ', r.console_log) : null,
+    r.console_tail ? el('pre', null, r.console_tail) : null,
+    r.vm ? el('p', null, 'VM ', r.vm.id, ' kept running: console socket ', r.vm.console_socket, ' (lifeboat vms stop ', r.vm.id, ')') : null);
+}
+
 function bookmarkView(r) {
   const steps = 'asked ' + fmtTime(r.asked) + ', picked up by the agent ' + fmtTime(r.picked) + ', reported ' + fmtTime(r.done) + '.';
   if (!r.ok) return el('div', null, el('p', null, 'Bookmark of ', r.machine, ' FAILED: ', r.error, el('span', { class: 'remedy' }, r.hint || '')), el('p', null, steps));
@@ -391,13 +427,29 @@ function renderActions(h) {
   const testOut = el('div', { id: 'test-result', role: 'status' });
   const testForm = el('form', { id: 'test-form' },
     el('label', null, 'Point', pointSelect('point')),
-    el('label', null, 'Output directory on the server', el('input', { name: 'out', required: true, placeholder: '/var/lib/lifeboat/drills/' + name })),
+    el('label', null, 'Output directory on the server (optional with boot)', el('input', { name: 'out', placeholder: '/var/lib/lifeboat/drills/' + name })),
     el('label', null, el('span', null, 'Check filesystems'), el('input', { name: 'check', type: 'checkbox', checked: true })),
+    el('label', null, el('span', null, 'Boot it in a VM (qemu; no network)'), el('input', { name: 'boot', type: 'checkbox' })),
+    el('label', null, el('span', null, 'Isolated network with one forwarded port'), el('input', { name: 'net', type: 'checkbox' })),
+    el('label', null, 'Ready when the console matches (default: a login prompt)', el('input', { name: 'ready', autocomplete: 'off' })),
+    el('label', null, 'Boot timeout in seconds (default 600 under TCG)', el('input', { name: 'timeout', type: 'number', min: 1 })),
+    el('label', null, 'Verify script on the server', el('input', { name: 'verify', autocomplete: 'off' })),
     el('button', { type: 'submit' }, 'Run test failover'));
   testForm.addEventListener('submit', ev => {
     ev.preventDefault();
     const f = ev.target;
+    if (f.boot.checked) {
+      runAction(testOut, 'Boot-verified test failover', 'machines/' + q + '/boot-test', { point: f.point.value, out: f.out.value, net: f.net.checked ? 'isolated' : '',
+        ready: f.ready.value, timeout_seconds: Number(f.timeout.value) || 0, verify: f.verify.value }, bootView);
+      return;
+    }
     runAction(testOut, 'Test failover', 'machines/' + q + '/failover', { point: f.point.value, test: true, out: f.out.value, check: f.check.checked });
+  });
+  const drOut = el('div', { id: 'drill-result', role: 'status' });
+  const drForm = el('form', { id: 'drill-form' }, el('button', { type: 'submit' }, 'Run a drill now'));
+  drForm.addEventListener('submit', ev => {
+    ev.preventDefault();
+    runAction(drOut, 'Drill of ' + name, 'machines/' + q + '/drill/run', {}, st => st.last_drill ? bootView(st.last_drill) : el('p', null, 'No drill recorded.'));
   });
   const foOut = el('div', { id: 'failover-result', role: 'status' });
   const foForm = el('form', { id: 'failover-form' },
@@ -426,6 +478,7 @@ function renderActions(h) {
   box.append(el('h2', null, 'Actions'),
     el('fieldset', null, el('legend', null, 'Bookmark (a recovery point now, taken by the machine\'s agent)'), bmForm, bmOut),
     el('fieldset', null, el('legend', null, 'Test failover (replication goes on untouched)'), testForm, testOut),
+    el('fieldset', null, el('legend', null, 'Drill (boot-verified test failover of the latest point, with the machine\'s drill policy: lifeboat drill set)'), drForm, drOut),
     el('fieldset', null, el('legend', null, 'Failover'), foForm, foOut),
     el('fieldset', null, el('legend', null, 'Commit'), cmForm, cmOut));
 }
