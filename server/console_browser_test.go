@@ -111,7 +111,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		kind hrlfmt.CutKind
 	}{{"p0", hrlfmt.CutCrash}, {"p1", hrlfmt.CutApp}, {"p2", hrlfmt.CutCrash}} {
 		sg := servertest.Segment{Machine: "web1", Disk: "sda", DiskSize: size, Seq: uint64(seq), Gen: uint64(seq + 1),
-			Writes: []servertest.Write{{Off: 0, Data: mbrBlock(byte('a' + seq), size)}},
+			Writes: []servertest.Write{{Off: 0, Data: mbrBlock(byte('a'+seq), size)}},
 			Cuts:   []hrlfmt.Cut{{Kind: p.kind, PointID: p.id, Time: time.Now()}}}
 		if _, err := a.Process.PutSegmentFile(bg, "sda", uint64(seq), sg.Build(t, t.TempDir())); err != nil {
 			t.Fatal(err)
