@@ -76,6 +76,8 @@ func (s *Server) configHandler() http.Handler {
 	admin("DELETE "+api.PathUser, s.console.RemoveUser)
 	admin("GET "+api.PathAudit, s.console.ListAudit)
 	admin("POST "+api.PathBookmark, s.groups.RequestBookmark)
+	admin("GET "+api.PathTestFailovers, s.failovers.Tests.List)
+	admin("DELETE "+api.PathTestFailover, s.failovers.Tests.Cleanup)
 	mux.Handle("/ui/", s.console.Handler()) // login and roles of its own: docs/console.md
 	mux.Handle("/", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")

@@ -233,6 +233,18 @@ func TestConsoleInABrowser(t *testing.T) {
 	waitJS(t, ctx, `document.querySelector('#last-boot-test').innerText.startsWith('FAIL') ? 1 : 0`)
 	do(chromedp.Evaluate[chromedp.Void](`document.querySelector('#test-form input[name=boot]').checked = false`))
 
+	// The test failover's images are cleaned up from the console: the
+	// image goes, the emptied directory too.
+	waitJS(t, ctx, `document.querySelectorAll('#cleanup-form select option').length`)
+	do(chromedp.Click(chromedp.CSS(`#cleanup-form button`)), chromedp.WaitVisible(chromedp.CSS(`#cleanup-result [data-cleaned]`)))
+	if res := text(t, ctx, `#cleanup-result`); !strings.Contains(res, "1 image(s) removed") || !strings.Contains(res, filepath.Join(out, "sda.img")) {
+		t.Fatalf("cleanup result:\n%s", res)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("the test failover's directory after its cleanup: %v", err)
+	}
+	waitJS(t, ctx, `document.querySelector('#view').innerText.includes('kept (0)') ? 1 : 0`)
+
 	// A real failover: refused with the wrong name typed, done with the
 	// right one after a confirmation that names the machine and the point.
 	fo := filepath.Join(t.TempDir(), "failover")
@@ -305,7 +317,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	do(chromedp.Navigate(base+"#/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
 	audit := text(t, ctx, `#audit`)
 	shot("console-audit")
-	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "admin\tfailover\tweb1 at p2\tok", "admin\tcommit\tweb1\tok", "admin\tbookmark\tweb1\tok", "admin\tboot-test\tweb1 at p1\tfailed: the boot did not pass: ", "admin\tgroup-point\tnogroup\tfailed", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
+	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "admin\tfailover\tweb1 at p2\tok", "admin\tcommit\tweb1\tok", "admin\tbookmark\tweb1\tok", "admin\ttest-failover-cleanup\t", "admin\tboot-test\tweb1 at p1\tfailed: the boot did not pass: ", "admin\tgroup-point\tnogroup\tfailed", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit page lacks %q:\n%s", want, audit)
 		}

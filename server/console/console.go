@@ -60,6 +60,11 @@ type API struct {
 	BootTest httpapi.HandlerFunc
 	Drills   httpapi.HandlerFunc
 	DrillRun httpapi.HandlerFunc
+	// TestFailovers lists the test failovers whose images are kept (GET
+	// /v1/test-failovers); CleanupTestFailover removes one's images
+	// (DELETE /v1/test-failovers/{id}).
+	TestFailovers       httpapi.HandlerFunc
+	CleanupTestFailover httpapi.HandlerFunc
 }
 
 // Options configures a Console.
@@ -175,6 +180,8 @@ func (c *Console) Handler() http.Handler {
 	h("GET /ui/api/drills", c.view(served(c.o.API.Drills)))
 	h("POST /ui/api/machines/{m}/boot-test", c.operator(c.bootTest))
 	h("POST /ui/api/machines/{m}/drill/run", c.operator(c.drillRun))
+	h("GET /ui/api/test-failovers", c.view(served(c.o.API.TestFailovers)))
+	h("POST /ui/api/test-failovers/{id}/cleanup", c.operator(c.cleanupTest))
 	h("/ui/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusNotFound, "no such console endpoint: "+r.Method+" "+r.URL.Path, "see docs/console.md")
 	})
@@ -278,7 +285,7 @@ func (c *Console) action(name string, h httpapi.HandlerFunc) httpapi.HandlerFunc
 			if name == "" {
 				name = actionName(r)
 			}
-			c.record(r, wh.user, name, r.PathValue("m")+r.PathValue("g"), err)
+			c.record(r, wh.user, name, r.PathValue("m")+r.PathValue("g")+r.PathValue("id"), err)
 			return err
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), whoKey{}, wh)))
@@ -291,7 +298,7 @@ func (c *Console) operator(h httpapi.HandlerFunc) httpapi.HandlerFunc {
 		wh := whoOf(r)
 		if wh.role != api.RoleOperator {
 			err := httpapi.Errorf(http.StatusForbidden, "account "+strconv.Quote(wh.user)+" is a viewer: only an operator may act", "ask an administrator: lifeboat users add NAME --role operator")
-			c.record(r, wh.user, actionName(r), r.PathValue("m")+r.PathValue("g"), err)
+			c.record(r, wh.user, actionName(r), r.PathValue("m")+r.PathValue("g")+r.PathValue("id"), err)
 			return err
 		}
 		return h(w, r)
@@ -552,4 +559,8 @@ func (c *Console) drillRun(w http.ResponseWriter, r *http.Request) error {
 		b, _ = json.Marshal(st.LastDrill)
 		return bootOutcome(b)
 	})
+}
+
+func (c *Console) cleanupTest(w http.ResponseWriter, r *http.Request) error {
+	return c.act(w, r, "test-failover-cleanup", r.PathValue("id"), struct{}{}, served(c.o.API.CleanupTestFailover))
 }

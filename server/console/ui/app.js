@@ -242,9 +242,10 @@ function timeline(points) {
 
 async function machinePage(name) {
   const q = encodeURIComponent(name);
-  const [ms, points, hist, drills] = await Promise.all([call('GET', 'machines'), call('GET', 'machines/' + q + '/points'), call('GET', 'machines/' + q + '/history'),
-    call('GET', 'drills').catch(() => [])]);
+  const [ms, points, hist, drills, tests] = await Promise.all([call('GET', 'machines'), call('GET', 'machines/' + q + '/points'), call('GET', 'machines/' + q + '/history'),
+    call('GET', 'drills').catch(() => []), call('GET', 'test-failovers?machine=' + q).catch(() => [])]);
   const dr = drillsOf(drills)[name];
+  updateTestChoices(tests);
   const m = ms.find(x => x.name === name);
   if (!m) return el('p', { class: 'error' }, 'No machine ' + name + '. ', el('a', { href: '#/' }, 'Back to the machines.'));
   updatePointChoices(points);
@@ -272,6 +273,11 @@ async function machinePage(name) {
     fo ? el('p', null, 'Failed over to point ', fo.point.id, ' (', fo.point.kind, ', ', fmtTime(fo.point.time), ') at ', fmtTime(fo.time), ' into ', fo.out,
       m.committed ? '; committed at ' + fmtTime(m.committed) : '; not committed') : el('p', null, 'No real failover.'),
     m.failback ? el('p', null, 'Failback: ', m.failback.state, ' (', m.failback.phase, ')') : null,
+    el('h2', null, 'Test failovers whose images are kept (' + tests.length + ')'),
+    tests.length ? table('tests', ['Test failover', 'Point', 'Time', 'Images'], tests.slice().reverse().map(x => el('tr', null,
+      el('td', null, x.id), el('td', null, x.point.id + ' (' + x.point.kind + ')'), el('td', null, fmtTime(x.time)),
+      el('td', null, el('ul', null, x.images.map(im => el('li', null, im.path, ' (', fmtSize(im.size), ')'))))))) :
+      el('p', { id: 'tests' }, 'None: every test failover\'s images were cleaned up.'),
     el('h2', null, 'Drills and boot-verified test failovers'),
     el('dl', { id: 'drills' },
       el('dt', null, 'Drills'), el('dd', null, dr && dr.policy.interval_seconds > 0 ? 'every ' + fmtDur(dr.policy.interval_seconds) + ', next ' + fmtTime(dr.next) +
@@ -344,6 +350,25 @@ function updatePointChoices(points) {
     if (!s.value) s.value = 'latest';
     s.dataset.have = want;
   }
+}
+
+function updateTestChoices(tests) {
+  for (const s of document.querySelectorAll('select[data-tests]')) {
+    const want = tests.map(x => x.id).join('|');
+    if (s.dataset.have === want) continue;
+    const cur = s.value;
+    s.replaceChildren(...tests.slice().reverse().map(x => el('option', { value: x.id }, x.id + ' (point ' + x.point.id + ', ' + x.out + ')')));
+    s.value = cur;
+    if (!s.value && tests.length) s.value = tests[tests.length - 1].id;
+    s.dataset.have = want;
+  }
+}
+
+function cleanupView(r) {
+  return el('div', { 'data-cleaned': r.id }, el('p', null, 'Test failover ', r.id, ' of ', r.machine, ' cleaned up: ', r.removed.length, ' image(s) removed',
+    r.missing.length ? ', ' + r.missing.length + ' already gone' : '', r.kept.length ? ', ' + r.kept.length + ' kept (a real failover uses them)' : '',
+    r.out_removed ? '; its emptied directory removed.' : '.'),
+    el('ul', null, r.removed.map(p => el('li', null, 'removed ', p)), r.kept.map(p => el('li', null, 'kept ', p))));
 }
 
 function resultView(r) {
@@ -445,6 +470,16 @@ function renderActions(h) {
     }
     runAction(testOut, 'Test failover', 'machines/' + q + '/failover', { point: f.point.value, test: true, out: f.out.value, check: f.check.checked });
   });
+  const clOut = el('div', { id: 'cleanup-result', role: 'status' });
+  const clForm = el('form', { id: 'cleanup-form' },
+    el('label', null, 'Test failover', el('select', { name: 'test', 'data-tests': '' })),
+    el('button', { type: 'submit' }, 'Remove its images'));
+  clForm.addEventListener('submit', ev => {
+    ev.preventDefault();
+    const id = ev.target.test.value;
+    if (!id) { clOut.replaceChildren(el('p', null, 'No test failover to clean up.')); return; }
+    runAction(clOut, 'Cleanup of test failover ' + id, 'test-failovers/' + encodeURIComponent(id) + '/cleanup', {}, cleanupView);
+  });
   const drOut = el('div', { id: 'drill-result', role: 'status' });
   const drForm = el('form', { id: 'drill-form' }, el('button', { type: 'submit' }, 'Run a drill now'));
   drForm.addEventListener('submit', ev => {
@@ -478,6 +513,7 @@ function renderActions(h) {
   box.append(el('h2', null, 'Actions'),
     el('fieldset', null, el('legend', null, 'Bookmark (a recovery point now, taken by the machine\'s agent)'), bmForm, bmOut),
     el('fieldset', null, el('legend', null, 'Test failover (replication goes on untouched)'), testForm, testOut),
+    el('fieldset', null, el('legend', null, 'Clean up a test failover (removes only the images it wrote)'), clForm, clOut),
     el('fieldset', null, el('legend', null, 'Drill (boot-verified test failover of the latest point, with the machine\'s drill policy: lifeboat drill set)'), drForm, drOut),
     el('fieldset', null, el('legend', null, 'Failover'), foForm, foOut),
     el('fieldset', null, el('legend', null, 'Commit'), cmForm, cmOut));
