@@ -80,7 +80,7 @@ func (c *TestFailoversCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	default:
 		fs.Usage()
-		return errors.New("test-failovers: give no argument, or cleanup ID...")
+		return errors.New("test-failovers: give no argument, or cleanup with the IDs")
 	}
 	tfs, err := a.TestFailovers(ctx, *machine)
 	if err != nil {
