@@ -293,9 +293,25 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("action with a forged CSRF token: %d, want 403", st)
 	}
 
+	// A drill (turned on through the admin API) of the latest point, which
+	// has no partition table: it fails at once, and the machines page
+	// gains its Last drill column.
+	adm := servertest.Admin(t, srv, dir)
+	if _, err := adm.SetDrill(bg, "web1", api.DrillPolicy{IntervalSeconds: 86400, TimeoutSeconds: 2}); err != nil {
+		t.Fatal(err)
+	}
+	servertest.WaitFor(t, "the drill recorded", func() bool {
+		st, err := adm.Drill(bg, "web1")
+		return err == nil && st.LastDrill != nil
+	})
+
 	// A viewer sees, and is refused an action even with its own token.
 	do(chromedp.Click(chromedp.CSS(`#logout`)), chromedp.WaitVisible(chromedp.CSS(`#login-form`)))
 	login("vera", viewerPass)
+	waitJS(t, ctx, `document.querySelectorAll('#machines [data-drill=web1]').length`)
+	if d := text(t, ctx, `#machines [data-drill=web1]`); !strings.HasPrefix(d, "FAIL at ") || !strings.Contains(d, "partition table") {
+		t.Fatalf("machines page, last drill: %q", d)
+	}
 	do(chromedp.Navigate(base+"#/m/web1"), chromedp.WaitVisible(chromedp.CSS(`#points`)))
 	if actions := text(t, ctx, `#actions`); !strings.Contains(actions, "viewer") || strings.Contains(actions, "Run test failover") {
 		t.Fatalf("a viewer's actions box:\n%s", actions)
