@@ -47,3 +47,16 @@ type BookmarkResult struct {
 	Picked *time.Time `json:"picked,omitempty"`
 	Done   time.Time  `json:"done"`
 }
+
+// BookmarkStatus answers GET /v1/machines/{m}/bookmark: the bookmark of
+// the machine waiting for its agent, if any (Pending).
+type BookmarkStatus struct {
+	Machine string `json:"machine"`
+	Pending bool   `json:"pending"`
+	Request string `json:"request,omitempty"`
+	App     bool   `json:"app,omitempty"`
+	// Asked is when the operator asked; Picked when the agent picked the
+	// request up (nil: not yet).
+	Asked  *time.Time `json:"asked,omitempty"`
+	Picked *time.Time `json:"picked,omitempty"`
+}

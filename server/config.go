@@ -76,6 +76,7 @@ func (s *Server) configHandler() http.Handler {
 	admin("DELETE "+api.PathUser, s.console.RemoveUser)
 	admin("GET "+api.PathAudit, s.console.ListAudit)
 	admin("POST "+api.PathBookmark, s.groups.RequestBookmark)
+	admin("GET "+api.PathBookmark, s.groups.BookmarkStatus)
 	admin("GET "+api.PathTestFailovers, s.failovers.Tests.List)
 	admin("DELETE "+api.PathTestFailover, s.failovers.Tests.Cleanup)
 	mux.Handle("/ui/", s.console.Handler()) // login and roles of its own: docs/console.md

@@ -187,13 +187,17 @@ func TestConsoleInABrowser(t *testing.T) {
 	bm := servertest.Segment{Machine: "web1", Disk: "sda", DiskSize: size, Seq: 3, Gen: 4,
 		Writes: []servertest.Write{{Off: 0, Data: bytes.Repeat([]byte{'d'}, 4096)}},
 		Cuts:   []hrlfmt.Cut{{Kind: hrlfmt.CutCrash, PointID: "bm1", Time: time.Now()}}}.Build(t, t.TempDir())
-	agentErr := make(chan error, 1)
-	go fakeBookmarkAgent(ctx, srv.APIAddr(), a, bm, agentErr)
+	agentErr, release := make(chan error, 1), make(chan struct{})
+	go fakeBookmarkAgent(ctx, srv.APIAddr(), a, bm, release, agentErr)
 	do(chromedp.Navigate(base+"#/m/web1"), chromedp.WaitVisible(chromedp.CSS(`#bookmark-form`)),
 		chromedp.Click(chromedp.CSS(`#bookmark-form button`)))
 	if st := text(t, ctx, `#bookmark-result`); !strings.Contains(st, "running since") {
 		t.Errorf("bookmark in progress shows %q", st)
 	}
+	// Its progress: picked up by the agent, which holds the point back
+	// until the page has shown that.
+	waitJS(t, ctx, `document.querySelector('#bookmark-result').innerText.includes('Picked up by the agent at') ? 1 : 0`)
+	close(release)
 	do(chromedp.WaitVisible(chromedp.CSS(`#bookmark-result [data-bookmark=bm1]`)))
 	if err := <-agentErr; err != nil {
 		t.Fatal(err)
@@ -341,10 +345,11 @@ func TestConsoleInABrowser(t *testing.T) {
 }
 
 // fakeBookmarkAgent is the agent's side of a bookmark asked through the
-// server: it syncs until the server hands it a request, sends the
+// server: it syncs until the server hands it a request, waits for
+// release, sends the
 // segment holding the point's cut, waits until the point is listed and
 // reports it.
-func fakeBookmarkAgent(ctx context.Context, apiAddr string, a *servertest.Agent, segment string, done chan<- error) {
+func fakeBookmarkAgent(ctx context.Context, apiAddr string, a *servertest.Agent, segment string, release <-chan struct{}, done chan<- error) {
 	cfg, err := client.NewAgentConfig(apiAddr, a.Cert, a.CAPEM)
 	if err != nil {
 		done <- err
@@ -357,6 +362,12 @@ func fakeBookmarkAgent(ctx context.Context, apiAddr string, a *servertest.Agent,
 			return
 		}
 		if asg.Bookmark != nil {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				done <- ctx.Err()
+				return
+			}
 			if _, err := a.Process.PutSegmentFile(ctx, "sda", 3, segment); err != nil {
 				done <- err
 				return

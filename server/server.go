@@ -374,7 +374,7 @@ func Open(cfg Config) (*Server, error) {
 	s.console = console.New(console.Options{DataDir: dir, Sampler: cfgMachines{s}, Log: cfg.Logger, API: console.API{
 		Machines: s.status.List, Points: s.status.ListPoints, Alerts: s.alerts.List, Failover: s.failovers.Failover, Commit: s.failovers.Commit,
 		Servers: s.servers.List, Plans: s.plans.List, Groups: s.groups.List, GroupPoint: s.groups.RequestPoint,
-		Bookmark: s.groups.RequestBookmark, BootTest: s.drills.BootTest, Drills: s.drills.List, DrillRun: s.drills.RunNow,
+		Bookmark: s.groups.RequestBookmark, BookmarkStatus: s.groups.BookmarkStatus, BootTest: s.drills.BootTest, Drills: s.drills.List, DrillRun: s.drills.RunNow,
 		TestFailovers: s.failovers.Tests.List, CleanupTestFailover: s.failovers.Tests.Cleanup}})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false

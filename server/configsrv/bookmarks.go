@@ -161,3 +161,22 @@ func (s *Groups) AgentBookmarkResult(w http.ResponseWriter, r *http.Request) err
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// BookmarkStatus handles GET /v1/machines/{m}/bookmark: the progress of
+// the bookmark waiting for the machine's agent.
+func (s *Groups) BookmarkStatus(w http.ResponseWriter, r *http.Request) error {
+	m := r.PathValue("m")
+	if err := api.ValidName(m); err != nil {
+		return httpapi.Errorf(http.StatusBadRequest, "bad machine name: "+err.Error(), "'lifeboat machines' lists the machines")
+	}
+	st := api.BookmarkStatus{Machine: m}
+	b := &s.bm
+	b.mu.Lock()
+	if p := b.pending[m]; p != nil {
+		asked := p.asked
+		st.Pending, st.Request, st.App, st.Asked, st.Picked = true, p.req.ID, p.req.App, &asked, p.picked
+	}
+	b.mu.Unlock()
+	httpapi.WriteJSON(w, http.StatusOK, st)
+	return nil
+}

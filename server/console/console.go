@@ -53,6 +53,9 @@ type API struct {
 	// Bookmark asks a machine's agent, through the server, for a point:
 	// POST /v1/machines/{m}/bookmark.
 	Bookmark httpapi.HandlerFunc
+	// BookmarkStatus is the progress of a machine's pending bookmark:
+	// GET /v1/machines/{m}/bookmark.
+	BookmarkStatus httpapi.HandlerFunc
 	// BootTest is a boot-verified test failover: POST
 	// /v1/machines/{m}/boot-test. Drills lists every machine's drills
 	// (GET /v1/drills); DrillRun runs one now (POST
@@ -177,6 +180,7 @@ func (c *Console) Handler() http.Handler {
 	h("POST /ui/api/machines/{m}/commit", c.operator(c.commit))
 	h("POST /ui/api/groups/{g}/point", c.operator(c.groupPoint))
 	h("POST /ui/api/machines/{m}/bookmark", c.operator(c.bookmark))
+	h("GET /ui/api/machines/{m}/bookmark", c.view(served(c.o.API.BookmarkStatus)))
 	h("GET /ui/api/drills", c.view(served(c.o.API.Drills)))
 	h("POST /ui/api/machines/{m}/boot-test", c.operator(c.bootTest))
 	h("POST /ui/api/machines/{m}/drill/run", c.operator(c.drillRun))

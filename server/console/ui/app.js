@@ -399,16 +399,35 @@ function bookmarkView(r) {
     r.listed ? 'listed by the server.' : 'taken but NOT listed yet: ' + (r.hint || '')), el('p', null, steps));
 }
 
-async function runAction(out, what, path, body, show) {
+// runAction runs an action and shows its result in out; progress, if
+// given, is asked every second while it runs and gives a line to show.
+async function runAction(out, what, path, body, show, progress) {
   const t = new Date();
-  out.replaceChildren(el('p', null, what + ': running since ' + fmtTime(t) + '…'));
+  const line = el('p', { class: 'progress' });
+  out.replaceChildren(el('p', null, what + ': running since ' + fmtTime(t) + '…'), line);
+  let done = false;
+  const tick = async () => {
+    if (done) return;
+    try { const p = await progress(); if (!done) line.textContent = p; } catch (e) { /* the result will say */ }
+    if (!done) setTimeout(tick, 1000);
+  };
+  if (progress) tick();
   try {
     const r = await call('POST', path, body);
+    done = true;
     out.replaceChildren(show ? show(r) : r && r.point ? resultView(r) : el('p', null, what + ': done.'));
   } catch (err) {
+    done = true;
     out.replaceChildren(el('p', null, what + ' failed.'), errorBox(err));
   }
   refresh();
+}
+
+async function bookmarkProgress(q) {
+  const st = await call('GET', 'machines/' + q + '/bookmark');
+  if (!st.pending) return '';
+  return st.picked ? 'Picked up by the agent at ' + fmtTime(st.picked) + ': it is cutting the point and waiting until the server lists it.' :
+    'Waiting for the agent to pick the request up (it asks the server every 2 s).';
 }
 
 function renderActions(h) {
@@ -447,7 +466,7 @@ function renderActions(h) {
   bmForm.addEventListener('submit', ev => {
     ev.preventDefault();
     runAction(bmOut, 'Bookmark of ' + name + ' (asked through the server: its agent picks the request up within seconds, then cuts the point and waits until the server lists it)',
-      'machines/' + q + '/bookmark', { app: ev.target.app.checked }, bookmarkView);
+      'machines/' + q + '/bookmark', { app: ev.target.app.checked }, bookmarkView, () => bookmarkProgress(q));
   });
   const testOut = el('div', { id: 'test-result', role: 'status' });
   const testForm = el('form', { id: 'test-form' },
