@@ -28,7 +28,8 @@ func TestBookmarkThroughServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt(data, 1*mib); err == nil {
+	_, err = f.WriteAt(data, 1*mib)
+	if err == nil {
 		err = f.Sync()
 	}
 	f.Close()
