@@ -230,6 +230,9 @@ type Agent struct {
 	serverAddr string      // the process server now (guarded by mu)
 	counts     agentCounts // for metrics.go
 	uploading  atomic.Bool // Run's uploaders are running (drainMemory)
+	// srvBookmark is the server's bookmark request last taken
+	// (serverbookmark.go; guarded by mu).
+	srvBookmark string
 }
 
 type disk struct {

@@ -152,6 +152,7 @@ func (a *Agent) syncGroup(ctx context.Context) {
 	g := a.group
 	for ctx.Err() == nil {
 		a.syncGroupOnce(ctx)
+		a.serverBookmark(ctx, g.cfg.Server, a.assignment().Bookmark)
 		select {
 		case <-ctx.Done():
 		case <-time.After(g.cfg.SyncInterval):

@@ -75,6 +75,7 @@ func (a *Agent) pollProcessServer(ctx context.Context, srv GroupServer, every ti
 		cancel()
 		if err == nil {
 			a.followProcessServer(asg.ProcessServer)
+			a.serverBookmark(ctx, srv, asg.Bookmark)
 		}
 		select {
 		case <-ctx.Done():

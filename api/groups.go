@@ -107,6 +107,9 @@ type GroupAssignment struct {
 	// ProcessServer is the host:port of the process server the machine
 	// is assigned to: the agent switches to it when it changes (a move).
 	ProcessServer string `json:"process_server"`
+	// Bookmark is a point an operator asked this machine for through
+	// the server (api/bookmark.go); nil if none.
+	Bookmark *ServerBookmark `json:"bookmark,omitempty"`
 }
 
 // GroupReport is the body of PUT /v1/agent/group.

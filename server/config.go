@@ -22,6 +22,7 @@ func (s *Server) configHandler() http.Handler {
 	mux.Handle("POST "+api.PathAgentGroupResult, httpapi.Handle(log, s.groups.AgentResult))
 	mux.Handle("POST "+api.PathServerJoin, httpapi.Handle(log, s.servers.Join))
 	mux.Handle("PUT "+api.PathServerHeartbeat, httpapi.Handle(log, s.servers.Heartbeat))
+	mux.Handle("POST "+api.PathAgentBookmarkResult, httpapi.Handle(log, s.groups.AgentBookmarkResult))
 	admin := func(pattern string, h httpapi.HandlerFunc) {
 		mux.Handle(pattern, httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 			if err := s.checkAdmin(r); err != nil {
@@ -74,6 +75,10 @@ func (s *Server) configHandler() http.Handler {
 	admin("POST "+api.PathUsers, s.console.AddUser)
 	admin("DELETE "+api.PathUser, s.console.RemoveUser)
 	admin("GET "+api.PathAudit, s.console.ListAudit)
+	admin("POST "+api.PathBookmark, s.groups.RequestBookmark)
+	admin("GET "+api.PathBookmark, s.groups.BookmarkStatus)
+	admin("GET "+api.PathTestFailovers, s.failovers.Tests.List)
+	admin("DELETE "+api.PathTestFailover, s.failovers.Tests.Cleanup)
 	mux.Handle("/ui/", s.console.Handler()) // login and roles of its own: docs/console.md
 	mux.Handle("/", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the configuration role's endpoints")

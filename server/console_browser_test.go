@@ -3,6 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
 	"github.com/lifeboat-dr/lifeboat/server/console"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
@@ -108,7 +111,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		kind hrlfmt.CutKind
 	}{{"p0", hrlfmt.CutCrash}, {"p1", hrlfmt.CutApp}, {"p2", hrlfmt.CutCrash}} {
 		sg := servertest.Segment{Machine: "web1", Disk: "sda", DiskSize: size, Seq: uint64(seq), Gen: uint64(seq + 1),
-			Writes: []servertest.Write{{Off: 0, Data: bytes.Repeat([]byte{byte('a' + seq)}, 4096)}},
+			Writes: []servertest.Write{{Off: 0, Data: mbrBlock(byte('a'+seq), size)}},
 			Cuts:   []hrlfmt.Cut{{Kind: p.kind, PointID: p.id, Time: time.Now()}}}
 		if _, err := a.Process.PutSegmentFile(bg, "sda", uint64(seq), sg.Build(t, t.TempDir())); err != nil {
 			t.Fatal(err)
@@ -176,6 +179,34 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("lag chart of 3 samples with a lag (and one without) drew %d points", n)
 	}
 
+	// A bookmark from the console: the server hands the request to the
+	// machine's agent at its next sync (here the agent's side of the
+	// protocol, with its certificate; agent.TestServerBookmark covers the
+	// agent's own), which cuts the point, waits until it is listed and
+	// reports it.
+	bm := servertest.Segment{Machine: "web1", Disk: "sda", DiskSize: size, Seq: 3, Gen: 4,
+		Writes: []servertest.Write{{Off: 0, Data: bytes.Repeat([]byte{'d'}, 4096)}},
+		Cuts:   []hrlfmt.Cut{{Kind: hrlfmt.CutCrash, PointID: "bm1", Time: time.Now()}}}.Build(t, t.TempDir())
+	agentErr, release := make(chan error, 1), make(chan struct{})
+	go fakeBookmarkAgent(ctx, srv.APIAddr(), a, bm, release, agentErr)
+	do(chromedp.Navigate(base+"#/m/web1"), chromedp.WaitVisible(chromedp.CSS(`#bookmark-form`)),
+		chromedp.Click(chromedp.CSS(`#bookmark-form button`)))
+	if st := text(t, ctx, `#bookmark-result`); !strings.Contains(st, "running since") {
+		t.Errorf("bookmark in progress shows %q", st)
+	}
+	// Its progress: picked up by the agent, which holds the point back
+	// until the page has shown that.
+	waitJS(t, ctx, `document.querySelector('#bookmark-result').innerText.includes('Picked up by the agent at') ? 1 : 0`)
+	close(release)
+	do(chromedp.WaitVisible(chromedp.CSS(`#bookmark-result [data-bookmark=bm1]`)))
+	if err := <-agentErr; err != nil {
+		t.Fatal(err)
+	}
+	if res := text(t, ctx, `#bookmark-result`); !strings.Contains(res, "point bm1") || !strings.Contains(res, "listed by the server") || !strings.Contains(res, "picked up by the agent 2") {
+		t.Fatalf("bookmark result:\n%s", res)
+	}
+	waitJS(t, ctx, `document.querySelectorAll('#timeline [data-point=bm1]').length`)
+
 	// A test failover from the console, to the app point.
 	out := filepath.Join(t.TempDir(), "drill")
 	waitJS(t, ctx, `document.querySelectorAll('#test-form select[name=point] option[value=p1]').length`)
@@ -193,6 +224,30 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err != nil || len(img) != size || img[0] != 'b' {
 		t.Fatalf("the test failover's image: %d bytes, %v; want point p1's", len(img), err)
 	}
+
+	// A boot-verified test failover from the console, in a real qemu: the
+	// point holds no bootable disk, so it fails within its timeout, with
+	// the reason, and the machine page shows it as the last boot test.
+	do(chromedp.Evaluate[chromedp.Void](`(f => { f.boot.checked = true; f.out.value = ''; f.timeout.value = '2'; })(document.querySelector('#test-form'))`),
+		chromedp.Click(chromedp.CSS(`#test-form button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#test-result [data-boot]`)))
+	if res := text(t, ctx, `#test-result`); !strings.Contains(res, "Boot-verified test failover of web1 at point p1") || !strings.Contains(res, "FAIL: ") {
+		t.Fatalf("boot test result:\n%s", res)
+	}
+	waitJS(t, ctx, `document.querySelector('#last-boot-test').innerText.startsWith('FAIL') ? 1 : 0`)
+	do(chromedp.Evaluate[chromedp.Void](`document.querySelector('#test-form input[name=boot]').checked = false`))
+
+	// The test failover's images are cleaned up from the console: the
+	// image goes, the emptied directory too.
+	waitJS(t, ctx, `document.querySelectorAll('#cleanup-form select option').length`)
+	do(chromedp.Click(chromedp.CSS(`#cleanup-form button`)), chromedp.WaitVisible(chromedp.CSS(`#cleanup-result [data-cleaned]`)))
+	if res := text(t, ctx, `#cleanup-result`); !strings.Contains(res, "1 image(s) removed") || !strings.Contains(res, filepath.Join(out, "sda.img")) {
+		t.Fatalf("cleanup result:\n%s", res)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("the test failover's directory after its cleanup: %v", err)
+	}
+	waitJS(t, ctx, `document.querySelector('#view').innerText.includes('kept (0)') ? 1 : 0`)
 
 	// A real failover: refused with the wrong name typed, done with the
 	// right one after a confirmation that names the machine and the point.
@@ -242,9 +297,25 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("action with a forged CSRF token: %d, want 403", st)
 	}
 
+	// A drill (turned on through the admin API) of the latest point, which
+	// has no partition table: it fails at once, and the machines page
+	// gains its Last drill column.
+	adm := servertest.Admin(t, srv, dir)
+	if _, err := adm.SetDrill(bg, "web1", api.DrillPolicy{IntervalSeconds: 86400, TimeoutSeconds: 2}); err != nil {
+		t.Fatal(err)
+	}
+	servertest.WaitFor(t, "the drill recorded", func() bool {
+		st, err := adm.Drill(bg, "web1")
+		return err == nil && st.LastDrill != nil
+	})
+
 	// A viewer sees, and is refused an action even with its own token.
 	do(chromedp.Click(chromedp.CSS(`#logout`)), chromedp.WaitVisible(chromedp.CSS(`#login-form`)))
 	login("vera", viewerPass)
+	waitJS(t, ctx, `document.querySelectorAll('#machines [data-drill=web1]').length`)
+	if d := text(t, ctx, `#machines [data-drill=web1]`); !strings.HasPrefix(d, "FAIL at ") || !strings.Contains(d, "partition table") {
+		t.Fatalf("machines page, last drill: %q", d)
+	}
 	do(chromedp.Navigate(base+"#/m/web1"), chromedp.WaitVisible(chromedp.CSS(`#points`)))
 	if actions := text(t, ctx, `#actions`); !strings.Contains(actions, "viewer") || strings.Contains(actions, "Run test failover") {
 		t.Fatalf("a viewer's actions box:\n%s", actions)
@@ -266,9 +337,76 @@ func TestConsoleInABrowser(t *testing.T) {
 	do(chromedp.Navigate(base+"#/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
 	audit := text(t, ctx, `#audit`)
 	shot("console-audit")
-	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "admin\tfailover\tweb1 at p2\tok", "admin\tcommit\tweb1\tok", "admin\tgroup-point\tnogroup\tfailed", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
+	for _, want := range []string{"admin\ttest-failover\tweb1 at p1\tok", "admin\tfailover\tweb1 at p2\tok", "admin\tcommit\tweb1\tok", "admin\tbookmark\tweb1\tok", "admin\ttest-failover-cleanup\t", "admin\tboot-test\tweb1 at p1\tfailed: the boot did not pass: ", "admin\tgroup-point\tnogroup\tfailed", "refused: missing or wrong CSRF token", "vera\tfailover\tweb1\trefused"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit page lacks %q:\n%s", want, audit)
 		}
 	}
+}
+
+// fakeBookmarkAgent is the agent's side of a bookmark asked through the
+// server: it syncs until the server hands it a request, waits for
+// release, sends the
+// segment holding the point's cut, waits until the point is listed and
+// reports it.
+func fakeBookmarkAgent(ctx context.Context, apiAddr string, a *servertest.Agent, segment string, release <-chan struct{}, done chan<- error) {
+	cfg, err := client.NewAgentConfig(apiAddr, a.Cert, a.CAPEM)
+	if err != nil {
+		done <- err
+		return
+	}
+	for {
+		asg, err := cfg.SyncGroup(ctx, "")
+		if err != nil {
+			done <- fmt.Errorf("agent sync: %w", err)
+			return
+		}
+		if asg.Bookmark != nil {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				done <- ctx.Err()
+				return
+			}
+			if _, err := a.Process.PutSegmentFile(ctx, "sda", 3, segment); err != nil {
+				done <- err
+				return
+			}
+			for {
+				ps, err := a.Process.Point(ctx, "bm1")
+				if err == nil && ps.Listed {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					done <- ctx.Err()
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			p := &api.AgentPoint{ID: "bm1", Kind: "crash", Time: time.Now(), Gen: 4}
+			done <- cfg.BookmarkResult(ctx, api.BookmarkResult{Request: asg.Bookmark.ID, OK: true, Point: p, Listed: true})
+			return
+		}
+		select {
+		case <-ctx.Done():
+			done <- ctx.Err()
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// mbrBlock is a first block of fill bytes with an MBR of one partition
+// over a disk of size bytes: no boot code, so a boot of it never reaches
+// ready.
+func mbrBlock(fill byte, size int64) []byte {
+	b := bytes.Repeat([]byte{fill}, 4096)
+	e := b[446:462]
+	clear(b[446:510])
+	e[0], e[4] = 0x80, 0x83
+	binary.LittleEndian.PutUint32(e[8:], 1)
+	binary.LittleEndian.PutUint32(e[12:], uint32(size/512-1))
+	b[510], b[511] = 0x55, 0xaa
+	return b
 }

@@ -348,6 +348,13 @@ func Open(cfg Config) (*Server, error) {
 	s.registration = configsrv.NewRegistration(s.ca, s.ca.CertPEM, s.pass, s.tokens, cfgMachines{s}, cfg.Logger)
 	s.failovers = configsrv.NewFailovers(cfgMachines{s}, s.store,
 		&recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}, cfg.Logger)
+	s.failovers.Tests = configsrv.NewTestFailovers(dir, cfg.Logger)
+	s.failovers.Tests.Real = func(m string) []api.Image {
+		if rec, ok := s.machines.Get(m); ok && rec.Failover != nil {
+			return rec.Failover.Images
+		}
+		return nil
+	}
 	s.pruner = process.NewPruner(s.store, s.machines, cfgMachines{s}, cfg.Logger)
 	if s.drills, err = configsrv.NewDrills(configsrv.DrillOptions{DataDir: dir, Failovers: s.failovers, Changed: func() { s.alerts.Kick() }, Log: cfg.Logger}); err != nil {
 		return nil, err
@@ -366,7 +373,9 @@ func Open(cfg Config) (*Server, error) {
 	s.registration.Revoked = s.revoked
 	s.console = console.New(console.Options{DataDir: dir, Sampler: cfgMachines{s}, Log: cfg.Logger, API: console.API{
 		Machines: s.status.List, Points: s.status.ListPoints, Alerts: s.alerts.List, Failover: s.failovers.Failover, Commit: s.failovers.Commit,
-		Servers: s.servers.List, Plans: s.plans.List, Groups: s.groups.List, GroupPoint: s.groups.RequestPoint}})
+		Servers: s.servers.List, Plans: s.plans.List, Groups: s.groups.List, GroupPoint: s.groups.RequestPoint,
+		Bookmark: s.groups.RequestBookmark, BookmarkStatus: s.groups.BookmarkStatus, BootTest: s.drills.BootTest, Drills: s.drills.List, DrillRun: s.drills.RunNow,
+		TestFailovers: s.failovers.Tests.List, CleanupTestFailover: s.failovers.Tests.Cleanup}})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {

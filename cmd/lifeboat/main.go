@@ -47,6 +47,8 @@ Usage:
                                   (here --key is the SSH key; the admin key is --admin-key)
   lifeboat [CONNECTION] users list|add NAME --role viewer|operator [--password-file F]|remove NAME
   lifeboat [CONNECTION] audit [--limit N] [--json]
+  lifeboat [CONNECTION] bookmark MACHINE [--app-consistent] [--wait 2m] [--json]
+  lifeboat [CONNECTION] test-failovers [--machine M] [--json], test-failovers cleanup ID...|--machine M
 
 CONNECTION (before or after the command):
   --data DIR                      on the server host: DIR/server.json, DIR/ca.crt, DIR/admin.*
@@ -131,6 +133,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return (&UsersCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "audit":
 		return (&AuditCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "test-failovers":
+		return (&TestFailoversCommand{main: m, conn: conn}).Run(ctx, args[1:])
+	case "bookmark":
+		return (&BookmarkCommand{main: m, conn: conn}).Run(ctx, args[1:])
 	case "help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil

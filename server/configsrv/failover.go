@@ -48,6 +48,9 @@ type Failovers struct {
 	store   Materializer
 	checker ImageChecker
 	log     *slog.Logger
+	// Tests records the images of test failovers for their cleanup
+	// (testfailovers.go); nil records none.
+	Tests *TestFailovers
 }
 
 // NewFailovers returns the failovers' handlers; log nil means
@@ -114,6 +117,17 @@ func (s *Failovers) Run(ctx context.Context, m string, req api.FailoverRequest) 
 		res.Images[i] = api.Image{Disk: im.Disk, Path: im.Path, Size: im.Size}
 	}
 	log.Info("failover images written", "test", req.Test, "images", len(imgs))
+	if s.Tests != nil {
+		var terr error
+		if req.Test {
+			_, terr = s.Tests.Add(m, pt, req.Out, res.Images)
+		} else {
+			terr = s.Tests.Forget(res.Images)
+		}
+		if terr != nil {
+			log.Warn("test failover not recorded for its cleanup", httpapi.LogErr, terr)
+		}
+	}
 	if req.Check {
 		for _, im := range res.Images {
 			cs := s.checkImage(ctx, im)

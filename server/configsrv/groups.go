@@ -75,6 +75,7 @@ type Groups struct {
 	ca      ClientVerifier
 	machine GroupMachines
 	state   groupsState
+	bm      bookmarks // bookmarks.go
 }
 
 // NewGroups returns the groups of the data directory dataDir.
@@ -548,6 +549,7 @@ func (s *Groups) SyncAgent(w http.ResponseWriter, r *http.Request) error {
 		gst.mu.Unlock()
 	}
 	_, out.ProcessServer = s.machine.AssignedAddr(r, m)
+	out.Bookmark = s.bm.deliver(m)
 	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -48,6 +50,24 @@ type API struct {
 	// GroupPoint asks a group's coordinator agent, through the server,
 	// for a group point: POST /v1/groups/{g}/point.
 	GroupPoint httpapi.HandlerFunc
+	// Bookmark asks a machine's agent, through the server, for a point:
+	// POST /v1/machines/{m}/bookmark.
+	Bookmark httpapi.HandlerFunc
+	// BookmarkStatus is the progress of a machine's pending bookmark:
+	// GET /v1/machines/{m}/bookmark.
+	BookmarkStatus httpapi.HandlerFunc
+	// BootTest is a boot-verified test failover: POST
+	// /v1/machines/{m}/boot-test. Drills lists every machine's drills
+	// (GET /v1/drills); DrillRun runs one now (POST
+	// /v1/machines/{m}/drill/run).
+	BootTest httpapi.HandlerFunc
+	Drills   httpapi.HandlerFunc
+	DrillRun httpapi.HandlerFunc
+	// TestFailovers lists the test failovers whose images are kept (GET
+	// /v1/test-failovers); CleanupTestFailover removes one's images
+	// (DELETE /v1/test-failovers/{id}).
+	TestFailovers       httpapi.HandlerFunc
+	CleanupTestFailover httpapi.HandlerFunc
 }
 
 // Options configures a Console.
@@ -109,7 +129,7 @@ func New(o Options) *Console {
 		log:      o.Log.With(httpapi.LogComponent, "console"),
 		users:    NewUsers(o.DataDir),
 		audit:    NewAudit(o.DataDir),
-		sessions: newSessions(o.SessionIdle, o.SessionMax),
+		sessions: newSessions(filepath.Join(o.DataDir, Dir, SessionsFile), o.SessionIdle, o.SessionMax, o.Log),
 		limit:    newLimiter(o.LoginLimit, o.LoginWindow),
 		hist:     newHistory(o.HistoryLen),
 	}
@@ -159,6 +179,13 @@ func (c *Console) Handler() http.Handler {
 	h("POST /ui/api/machines/{m}/failover", c.operator(c.failover))
 	h("POST /ui/api/machines/{m}/commit", c.operator(c.commit))
 	h("POST /ui/api/groups/{g}/point", c.operator(c.groupPoint))
+	h("POST /ui/api/machines/{m}/bookmark", c.operator(c.bookmark))
+	h("GET /ui/api/machines/{m}/bookmark", c.view(served(c.o.API.BookmarkStatus)))
+	h("GET /ui/api/drills", c.view(served(c.o.API.Drills)))
+	h("POST /ui/api/machines/{m}/boot-test", c.operator(c.bootTest))
+	h("POST /ui/api/machines/{m}/drill/run", c.operator(c.drillRun))
+	h("GET /ui/api/test-failovers", c.view(served(c.o.API.TestFailovers)))
+	h("POST /ui/api/test-failovers/{id}/cleanup", c.operator(c.cleanupTest))
 	h("/ui/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusNotFound, "no such console endpoint: "+r.Method+" "+r.URL.Path, "see docs/console.md")
 	})
@@ -262,7 +289,7 @@ func (c *Console) action(name string, h httpapi.HandlerFunc) httpapi.HandlerFunc
 			if name == "" {
 				name = actionName(r)
 			}
-			c.record(r, wh.user, name, r.PathValue("m")+r.PathValue("g"), err)
+			c.record(r, wh.user, name, r.PathValue("m")+r.PathValue("g")+r.PathValue("id"), err)
 			return err
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), whoKey{}, wh)))
@@ -275,7 +302,7 @@ func (c *Console) operator(h httpapi.HandlerFunc) httpapi.HandlerFunc {
 		wh := whoOf(r)
 		if wh.role != api.RoleOperator {
 			err := httpapi.Errorf(http.StatusForbidden, "account "+strconv.Quote(wh.user)+" is a viewer: only an operator may act", "ask an administrator: lifeboat users add NAME --role operator")
-			c.record(r, wh.user, actionName(r), r.PathValue("m")+r.PathValue("g"), err)
+			c.record(r, wh.user, actionName(r), r.PathValue("m")+r.PathValue("g")+r.PathValue("id"), err)
 			return err
 		}
 		return h(w, r)
@@ -395,10 +422,12 @@ type failoverRequest struct {
 	Confirm string `json:"confirm"`
 }
 
-// statusWriter notes the status a handler answered.
+// statusWriter notes the status a handler answered and, when body is
+// set, keeps a copy of the answer.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	body   *bytes.Buffer
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -406,9 +435,23 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.body != nil && s.body.Len() < 1<<20 {
+		s.body.Write(b)
+	}
+	return s.ResponseWriter.Write(b)
+}
+
 // act runs an admin API handler with body as its request, writing the
 // action to the audit log before (started) and after (its result).
 func (c *Console) act(w http.ResponseWriter, r *http.Request, action, target string, body any, h httpapi.HandlerFunc) error {
+	return c.actOutcome(w, r, action, target, body, h, nil)
+}
+
+// actOutcome is act for an action whose successful answer may still be a
+// failure (a boot that did not pass): outcome reads the answer and says
+// what failed, "" if nothing.
+func (c *Console) actOutcome(w http.ResponseWriter, r *http.Request, action, target string, body any, h httpapi.HandlerFunc, outcome func([]byte) string) error {
 	wh := whoOf(r)
 	if err := c.audit.Write(api.AuditEntry{User: wh.user, Action: action, Target: target, Result: "started", Remote: remote(r)}); err != nil {
 		return &httpapi.Error{Status: http.StatusServiceUnavailable, Msg: "the audit log cannot be written: nothing was done", Remedy: "see the server's log: the data directory may be full or read-only", Err: err}
@@ -421,11 +464,20 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, action, target str
 	r2.Body = io.NopCloser(bytes.NewReader(b))
 	r2.ContentLength = int64(len(b))
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	if outcome != nil {
+		sw.body = &bytes.Buffer{}
+	}
 	err = h(sw, r2)
 	if err == nil && sw.status >= 300 {
 		err = fmt.Errorf("answered %d", sw.status)
 	}
-	c.record(r, wh.user, action, target, err)
+	rerr := err
+	if err == nil && outcome != nil {
+		if msg := outcome(sw.body.Bytes()); msg != "" {
+			rerr = errors.New(msg)
+		}
+	}
+	c.record(r, wh.user, action, target, rerr)
 	return err
 }
 
@@ -468,4 +520,51 @@ func (c *Console) commit(w http.ResponseWriter, r *http.Request) error {
 
 func (c *Console) groupPoint(w http.ResponseWriter, r *http.Request) error {
 	return c.act(w, r, "group-point", r.PathValue("g"), struct{}{}, served(c.o.API.GroupPoint))
+}
+
+func (c *Console) bookmark(w http.ResponseWriter, r *http.Request) error {
+	var req api.BookmarkRequest
+	if err := httpapi.DecodeJSON(w, r, 4<<10, &req); err != nil {
+		return err
+	}
+	return c.act(w, r, "bookmark", r.PathValue("m"), req, served(c.o.API.Bookmark))
+}
+
+// bootOutcome says why a boot-verified test failover or drill did not
+// pass, "" when it did.
+func bootOutcome(b []byte) string {
+	var res api.BootResult
+	if json.Unmarshal(b, &res) != nil {
+		return "unreadable answer"
+	}
+	if res.Pass {
+		return ""
+	}
+	return "the boot did not pass: " + res.Reason
+}
+
+func (c *Console) bootTest(w http.ResponseWriter, r *http.Request) error {
+	var req api.BootTestRequest
+	if err := httpapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
+		return err
+	}
+	return c.actOutcome(w, r, "boot-test", r.PathValue("m")+" at "+req.Point, req, served(c.o.API.BootTest), bootOutcome)
+}
+
+func (c *Console) drillRun(w http.ResponseWriter, r *http.Request) error {
+	return c.actOutcome(w, r, "drill-run", r.PathValue("m"), struct{}{}, served(c.o.API.DrillRun), func(b []byte) string {
+		var st api.DrillStatus
+		if json.Unmarshal(b, &st) != nil {
+			return "unreadable answer"
+		}
+		if st.LastDrill == nil {
+			return "no drill recorded"
+		}
+		b, _ = json.Marshal(st.LastDrill)
+		return bootOutcome(b)
+	})
+}
+
+func (c *Console) cleanupTest(w http.ResponseWriter, r *http.Request) error {
+	return c.act(w, r, "test-failover-cleanup", r.PathValue("id"), struct{}{}, served(c.o.API.CleanupTestFailover))
 }

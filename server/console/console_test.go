@@ -68,6 +68,20 @@ func (f *fakeAPI) api() API {
 			httpapi.WriteJSON(w, http.StatusOK, api.GroupPointResult{Group: r.PathValue("g"), OK: true})
 			return nil
 		},
+		DrillRun: func(w http.ResponseWriter, r *http.Request) error {
+			httpapi.WriteJSON(w, http.StatusOK, api.DrillStatus{Machine: r.PathValue("m"),
+				LastDrill: &api.BootResult{Machine: r.PathValue("m"), Drill: true, Reason: "the console did not match \"login:\" within 10m0s"}})
+			return nil
+		},
+		Bookmark: func(w http.ResponseWriter, r *http.Request) error {
+			var req api.BookmarkRequest
+			if err := httpapi.DecodeJSON(w, r, 1<<10, &req); err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, api.BookmarkResult{Machine: r.PathValue("m"), OK: true, Listed: true,
+				Point: &api.AgentPoint{ID: "bm", Kind: map[bool]string{false: "crash", true: "app"}[req.App]}})
+			return nil
+		},
 		Commit: func(w http.ResponseWriter, r *http.Request) error {
 			f.mu.Lock()
 			f.commits = append(f.commits, r.PathValue("m"))

@@ -151,12 +151,26 @@ async function refresh() {
 }
 
 // ---- pages ----
+function drillsOf(list) {
+  const out = {};
+  for (const d of list || []) out[d.machine] = d;
+  return out;
+}
+function drillsExist(ds) { return Object.values(ds).some(d => d.policy.interval_seconds > 0 || d.last_drill); }
+function bootLine(r) {
+  if (!r) return 'none';
+  return (r.pass ? 'PASS' : 'FAIL') + ' at ' + fmtTime(r.started) + ' (point ' + r.point.id + ')' + (r.pass ? '' : ': ' + r.reason);
+}
+
 async function machinesPage() {
-  const ms = await call('GET', 'machines');
+  const [ms, drills] = await Promise.all([call('GET', 'machines'), call('GET', 'drills').catch(() => [])]);
   const pts = await Promise.all(ms.map(m => call('GET', 'machines/' + encodeURIComponent(m.name) + '/points').catch(() => [])));
   if (ms.length === 0) return el('p', null, 'No machine yet: register an agent with the passphrase (docs/agent.md).');
+  const ds = drillsOf(drills);
+  const withDrills = drillsExist(ds);
   const rows = ms.map((m, i) => {
     const app = lastApp(pts[i]);
+    const d = ds[m.name];
     return el('tr', null,
       el('td', null, el('a', { href: '#/m/' + encodeURIComponent(m.name) }, m.name)),
       el('td', null, m.state),
@@ -164,12 +178,14 @@ async function machinesPage() {
       el('td', { 'data-lag': m.name }, fmtDur(lagOf(m))),
       el('td', null, m.latest_point ? fmtTime(m.latest_point.time) + ' (' + m.latest_point.kind + ')' : 'none'),
       el('td', null, app ? fmtTime(app.time) : 'none'),
+      withDrills ? el('td', { 'data-drill': m.name }, d && d.running ? 'running' : bootLine(d && d.last_drill)) : null,
       el('td', null, (m.alerts.length + m.problems.length) === 0 ? 'none' :
         el('ul', null, m.alerts.map(alertItem), m.problems.map(p => el('li', null, 'PROBLEM ', p)))));
   });
+  const heads = ['Machine', 'State', 'Disks', 'RPO lag', 'Last point', 'Last app point'].concat(withDrills ? ['Last drill'] : [], ['Alerts']);
   return el('div', null, el('h1', null, 'Machines'),
     el('table', { id: 'machines' },
-      el('thead', null, el('tr', null, ['Machine', 'State', 'Disks', 'RPO lag', 'Last point', 'Last app point', 'Alerts'].map(t => el('th', null, t)))),
+      el('thead', null, el('tr', null, heads.map(t => el('th', null, t)))),
       el('tbody', null, rows)));
 }
 
@@ -226,7 +242,10 @@ function timeline(points) {
 
 async function machinePage(name) {
   const q = encodeURIComponent(name);
-  const [ms, points, hist] = await Promise.all([call('GET', 'machines'), call('GET', 'machines/' + q + '/points'), call('GET', 'machines/' + q + '/history')]);
+  const [ms, points, hist, drills, tests] = await Promise.all([call('GET', 'machines'), call('GET', 'machines/' + q + '/points'), call('GET', 'machines/' + q + '/history'),
+    call('GET', 'drills').catch(() => []), call('GET', 'test-failovers?machine=' + q).catch(() => [])]);
+  const dr = drillsOf(drills)[name];
+  updateTestChoices(tests);
   const m = ms.find(x => x.name === name);
   if (!m) return el('p', { class: 'error' }, 'No machine ' + name + '. ', el('a', { href: '#/' }, 'Back to the machines.'));
   updatePointChoices(points);
@@ -253,7 +272,19 @@ async function machinePage(name) {
     el('h2', null, 'Failover history'),
     fo ? el('p', null, 'Failed over to point ', fo.point.id, ' (', fo.point.kind, ', ', fmtTime(fo.point.time), ') at ', fmtTime(fo.time), ' into ', fo.out,
       m.committed ? '; committed at ' + fmtTime(m.committed) : '; not committed') : el('p', null, 'No real failover.'),
-    m.failback ? el('p', null, 'Failback: ', m.failback.state, ' (', m.failback.phase, ')') : null);
+    m.failback ? el('p', null, 'Failback: ', m.failback.state, ' (', m.failback.phase, ')') : null,
+    el('h2', null, 'Test failovers whose images are kept (' + tests.length + ')'),
+    tests.length ? table('tests', ['Test failover', 'Point', 'Time', 'Images'], tests.slice().reverse().map(x => el('tr', null,
+      el('td', null, x.id), el('td', null, x.point.id + ' (' + x.point.kind + ')'), el('td', null, fmtTime(x.time)),
+      el('td', null, el('ul', null, x.images.map(im => el('li', null, im.path, ' (', fmtSize(im.size), ')'))))))) :
+      el('p', { id: 'tests' }, 'None: every test failover\'s images were cleaned up.'),
+    el('h2', null, 'Drills and boot-verified test failovers'),
+    el('dl', { id: 'drills' },
+      el('dt', null, 'Drills'), el('dd', null, dr && dr.policy.interval_seconds > 0 ? 'every ' + fmtDur(dr.policy.interval_seconds) + ', next ' + fmtTime(dr.next) +
+        (dr.policy.verify ? ', verify ' + dr.policy.verify : '') : 'off (lifeboat drill set ' + name + ' --interval 24h)', dr && dr.running ? ' · RUNNING now' : ''),
+      el('dt', null, 'Last drill'), el('dd', null, bootLine(dr && dr.last_drill)),
+      el('dt', null, 'Last passing drill'), el('dd', null, dr && dr.last_pass ? fmtTime(dr.last_pass) : 'none'),
+      el('dt', null, 'Last boot-verified test failover'), el('dd', { id: 'last-boot-test' }, bootLine(dr && dr.last_boot_test))));
 }
 
 async function alertsPage() {
@@ -321,6 +352,25 @@ function updatePointChoices(points) {
   }
 }
 
+function updateTestChoices(tests) {
+  for (const s of document.querySelectorAll('select[data-tests]')) {
+    const want = tests.map(x => x.id).join('|');
+    if (s.dataset.have === want) continue;
+    const cur = s.value;
+    s.replaceChildren(...tests.slice().reverse().map(x => el('option', { value: x.id }, x.id + ' (point ' + x.point.id + ', ' + x.out + ')')));
+    s.value = cur;
+    if (!s.value && tests.length) s.value = tests[tests.length - 1].id;
+    s.dataset.have = want;
+  }
+}
+
+function cleanupView(r) {
+  return el('div', { 'data-cleaned': r.id }, el('p', null, 'Test failover ', r.id, ' of ', r.machine, ' cleaned up: ', r.removed.length, ' image(s) removed',
+    r.missing.length ? ', ' + r.missing.length + ' already gone' : '', r.kept.length ? ', ' + r.kept.length + ' kept (a real failover uses them)' : '',
+    r.out_removed ? '; its emptied directory removed.' : '.'),
+    el('ul', null, r.removed.map(p => el('li', null, 'removed ', p)), r.kept.map(p => el('li', null, 'kept ', p))));
+}
+
 function resultView(r) {
   return el('div', null,
     el('p', null, (r.test ? 'Test failover' : 'Failover') + ' of ', r.machine, ' to point ', r.point.id, ' (', r.point.kind, ', ', fmtTime(r.point.time), ') done in ',
@@ -331,16 +381,53 @@ function resultView(r) {
         el('td', null, c.ok ? c.result : c.result.toUpperCase()), el('td', null, c.summary))))) : null);
 }
 
-async function runAction(out, what, path, body, show) {
+function bootView(r) {
+  return el('div', { 'data-boot': r.pass ? 'pass' : 'fail' },
+    el('p', null, (r.drill ? 'Drill' : 'Boot-verified test failover') + ' of ', r.machine, ' at point ', r.point.id, ' (', r.point.kind, ', ', fmtTime(r.point.time), '): ',
+      el('strong', null, r.pass ? 'PASS' : 'FAIL'), r.pass ? '' : ': ' + r.reason),
+    el('p', null, 'Materialize ', fmtDur(r.materialize_seconds), ', boot to ready ', fmtDur(r.boot_to_ready_seconds), ', verify ', r.verify ? fmtDur(r.verify_seconds) : '-',
+      ', total ', fmtDur(r.total_seconds), '. Firmware ', r.firmware || '-', ', bus ', r.bus || (r.buses || []).join(' then ') || '-', ', ', r.accel || '-', ', network ', r.net || 'none', '.'),
+    r.console_log ? el('p', null, 'Console log on the server: ', r.console_log) : null,
+    r.console_tail ? el('pre', null, r.console_tail) : null,
+    r.vm ? el('p', null, 'VM ', r.vm.id, ' kept running: console socket ', r.vm.console_socket, ' (lifeboat vms stop ', r.vm.id, ')') : null);
+}
+
+function bookmarkView(r) {
+  const steps = 'asked ' + fmtTime(r.asked) + ', picked up by the agent ' + fmtTime(r.picked) + ', reported ' + fmtTime(r.done) + '.';
+  if (!r.ok) return el('div', null, el('p', null, 'Bookmark of ', r.machine, ' FAILED: ', r.error, el('span', { class: 'remedy' }, r.hint || '')), el('p', null, steps));
+  return el('div', null, el('p', { 'data-bookmark': r.point.id }, 'Bookmark of ', r.machine, ': point ', r.point.id, ' (', r.point.kind, ', ', fmtTime(r.point.time), ') ',
+    r.listed ? 'listed by the server.' : 'taken but NOT listed yet: ' + (r.hint || '')), el('p', null, steps));
+}
+
+// runAction runs an action and shows its result in out; progress, if
+// given, is asked every second while it runs and gives a line to show.
+async function runAction(out, what, path, body, show, progress) {
   const t = new Date();
-  out.replaceChildren(el('p', null, what + ': running since ' + fmtTime(t) + '…'));
+  const line = el('p', { class: 'progress' });
+  out.replaceChildren(el('p', null, what + ': running since ' + fmtTime(t) + '…'), line);
+  let done = false;
+  const tick = async () => {
+    if (done) return;
+    try { const p = await progress(); if (!done) line.textContent = p; } catch (e) { /* the result will say */ }
+    if (!done) setTimeout(tick, 1000);
+  };
+  if (progress) tick();
   try {
     const r = await call('POST', path, body);
+    done = true;
     out.replaceChildren(show ? show(r) : r && r.point ? resultView(r) : el('p', null, what + ': done.'));
   } catch (err) {
+    done = true;
     out.replaceChildren(el('p', null, what + ' failed.'), errorBox(err));
   }
   refresh();
+}
+
+async function bookmarkProgress(q) {
+  const st = await call('GET', 'machines/' + q + '/bookmark');
+  if (!st.pending) return '';
+  return st.picked ? 'Picked up by the agent at ' + fmtTime(st.picked) + ': it is cutting the point and waiting until the server lists it.' :
+    'Waiting for the agent to pick the request up (it asks the server every 2 s).';
 }
 
 function renderActions(h) {
@@ -369,19 +456,54 @@ function renderActions(h) {
   const name = decodeURIComponent(h.slice(4));
   const q = encodeURIComponent(name);
   if (state.session.role !== 'operator') {
-    box.append(el('h2', null, 'Actions'), el('p', null, 'Your account is a viewer: failover and commit need an operator account (lifeboat users add NAME --role operator).'));
+    box.append(el('h2', null, 'Actions'), el('p', null, 'Your account is a viewer: bookmarks, failover and commit need an operator account (lifeboat users add NAME --role operator).'));
     return;
   }
+  const bmOut = el('div', { id: 'bookmark-result', role: 'status' });
+  const bmForm = el('form', { id: 'bookmark-form' },
+    el('label', null, el('span', null, 'App-consistent (scripts and a freeze)'), el('input', { name: 'app', type: 'checkbox' })),
+    el('button', { type: 'submit' }, 'Take a bookmark'));
+  bmForm.addEventListener('submit', ev => {
+    ev.preventDefault();
+    runAction(bmOut, 'Bookmark of ' + name + ' (asked through the server: its agent picks the request up within seconds, then cuts the point and waits until the server lists it)',
+      'machines/' + q + '/bookmark', { app: ev.target.app.checked }, bookmarkView, () => bookmarkProgress(q));
+  });
   const testOut = el('div', { id: 'test-result', role: 'status' });
   const testForm = el('form', { id: 'test-form' },
     el('label', null, 'Point', pointSelect('point')),
-    el('label', null, 'Output directory on the server', el('input', { name: 'out', required: true, placeholder: '/var/lib/lifeboat/drills/' + name })),
+    el('label', null, 'Output directory on the server (optional with boot)', el('input', { name: 'out', placeholder: '/var/lib/lifeboat/drills/' + name })),
     el('label', null, el('span', null, 'Check filesystems'), el('input', { name: 'check', type: 'checkbox', checked: true })),
+    el('label', null, el('span', null, 'Boot it in a VM (qemu; no network)'), el('input', { name: 'boot', type: 'checkbox' })),
+    el('label', null, el('span', null, 'Isolated network with one forwarded port'), el('input', { name: 'net', type: 'checkbox' })),
+    el('label', null, 'Ready when the console matches (default: a login prompt)', el('input', { name: 'ready', autocomplete: 'off' })),
+    el('label', null, 'Boot timeout in seconds (default 600 under TCG)', el('input', { name: 'timeout', type: 'number', min: 1 })),
+    el('label', null, 'Verify script on the server', el('input', { name: 'verify', autocomplete: 'off' })),
     el('button', { type: 'submit' }, 'Run test failover'));
   testForm.addEventListener('submit', ev => {
     ev.preventDefault();
     const f = ev.target;
+    if (f.boot.checked) {
+      runAction(testOut, 'Boot-verified test failover', 'machines/' + q + '/boot-test', { point: f.point.value, out: f.out.value, net: f.net.checked ? 'isolated' : '',
+        ready: f.ready.value, timeout_seconds: Number(f.timeout.value) || 0, verify: f.verify.value }, bootView);
+      return;
+    }
     runAction(testOut, 'Test failover', 'machines/' + q + '/failover', { point: f.point.value, test: true, out: f.out.value, check: f.check.checked });
+  });
+  const clOut = el('div', { id: 'cleanup-result', role: 'status' });
+  const clForm = el('form', { id: 'cleanup-form' },
+    el('label', null, 'Test failover', el('select', { name: 'test', 'data-tests': '' })),
+    el('button', { type: 'submit' }, 'Remove its images'));
+  clForm.addEventListener('submit', ev => {
+    ev.preventDefault();
+    const id = ev.target.test.value;
+    if (!id) { clOut.replaceChildren(el('p', null, 'No test failover to clean up.')); return; }
+    runAction(clOut, 'Cleanup of test failover ' + id, 'test-failovers/' + encodeURIComponent(id) + '/cleanup', {}, cleanupView);
+  });
+  const drOut = el('div', { id: 'drill-result', role: 'status' });
+  const drForm = el('form', { id: 'drill-form' }, el('button', { type: 'submit' }, 'Run a drill now'));
+  drForm.addEventListener('submit', ev => {
+    ev.preventDefault();
+    runAction(drOut, 'Drill of ' + name, 'machines/' + q + '/drill/run', {}, st => st.last_drill ? bootView(st.last_drill) : el('p', null, 'No drill recorded.'));
   });
   const foOut = el('div', { id: 'failover-result', role: 'status' });
   const foForm = el('form', { id: 'failover-form' },
@@ -408,7 +530,10 @@ function renderActions(h) {
     runAction(cmOut, 'Commit', 'machines/' + q + '/commit', { confirm: f.confirm.value });
   });
   box.append(el('h2', null, 'Actions'),
+    el('fieldset', null, el('legend', null, 'Bookmark (a recovery point now, taken by the machine\'s agent)'), bmForm, bmOut),
     el('fieldset', null, el('legend', null, 'Test failover (replication goes on untouched)'), testForm, testOut),
+    el('fieldset', null, el('legend', null, 'Clean up a test failover (removes only the images it wrote)'), clForm, clOut),
+    el('fieldset', null, el('legend', null, 'Drill (boot-verified test failover of the latest point, with the machine\'s drill policy: lifeboat drill set)'), drForm, drOut),
     el('fieldset', null, el('legend', null, 'Failover'), foForm, foOut),
     el('fieldset', null, el('legend', null, 'Commit'), cmForm, cmOut));
 }
