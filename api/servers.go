@@ -82,6 +82,8 @@ type HeartbeatAnswer struct {
 	Machines []Assignment `json:"machines"`
 	// IntervalSeconds is when to report next.
 	IntervalSeconds int64 `json:"interval_seconds"`
+	// Revoked is the configuration server's whole revocation list.
+	Revoked []RevokedCertificate `json:"revoked,omitempty"`
 }
 
 // Assignment is a machine assigned to a process server, with what the

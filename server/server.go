@@ -308,6 +308,9 @@ func Open(cfg Config) (*Server, error) {
 	if s.cert, err = pki.LoadServerCert(dir); err != nil {
 		return nil, err
 	}
+	if s.revoked, err = pki.OpenRevocations(dir); err != nil {
+		return nil, err
+	}
 	if joined {
 		if err := s.openJoined(ji); err != nil {
 			return nil, err
@@ -322,7 +325,7 @@ func Open(cfg Config) (*Server, error) {
 	s.servers = configsrv.NewServers(configsrv.ServersOptions{DataDir: dir, ID: s.cfg.Name, HasLocal: s.hasLocalProcess(),
 		Roles: cfg.Roles.List(), CA: s.ca, CAPEM: s.ca.CertPEM, Passphrase: s.pass, Machines: cfgMachines{s}, Local: localProc{s},
 		StoreReflink:     func() (*bool, string) { return storeReflink(s.store) },
-		HeartbeatTimeout: cfg.HeartbeatTimeout, DrainTimeout: cfg.DrainTimeout, Log: cfg.Logger})
+		HeartbeatTimeout: cfg.HeartbeatTimeout, DrainTimeout: cfg.DrainTimeout, Revoked: s.revoked, Log: cfg.Logger})
 	if !joined {
 		if err := s.servers.Load(); err != nil {
 			return nil, err
@@ -338,9 +341,6 @@ func Open(cfg Config) (*Server, error) {
 		s.log.Warn("target storage without reflink", "store", filepath.Join(dir, StoreDir), "warning", note)
 	}
 	s.tokens = configsrv.NewTokens(dir, cfg.Logger)
-	if s.revoked, err = pki.OpenRevocations(dir); err != nil {
-		return nil, err
-	}
 	s.identities = configsrv.NewIdentities(cfgMachines{s}, s.revoked, cfg.Logger)
 	s.plans = configsrv.NewPlans(dir, cfgMachines{s}, cfg.Logger)
 	s.groups = configsrv.NewGroups(dir, cfgMachines{s}, s.ca, cfg.Logger)

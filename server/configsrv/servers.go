@@ -97,6 +97,10 @@ type ServersOptions struct {
 	// DefaultDrainTimeout).
 	HeartbeatTimeout time.Duration
 	DrainTimeout     time.Duration
+	// Revoked is the revocation list every heartbeat answer carries, so
+	// that joined process servers refuse the same certificates (nil:
+	// none).
+	Revoked *pki.Revocations
 	// Log; nil means slog.Default().
 	Log *slog.Logger
 }
@@ -292,6 +296,15 @@ func (s *Servers) Heartbeat(w http.ResponseWriter, r *http.Request) error {
 			Serial: m.Serial, SerialOnly: m.SerialOnly, Policy: m.APIPolicy(name)})
 	})
 	slices.SortFunc(ans.Machines, func(a, b api.Assignment) int { return strings.Compare(a.Machine, b.Machine) })
+	if s.o.Revoked != nil {
+		list, err := s.o.Revoked.List()
+		if err != nil {
+			return err
+		}
+		for _, e := range list {
+			ans.Revoked = append(ans.Revoked, api.RevokedCertificate{Serial: e.Serial, Name: e.Name, Time: e.Time, Reason: e.Reason})
+		}
+	}
 	httpapi.WriteJSON(w, http.StatusOK, ans)
 	return nil
 }

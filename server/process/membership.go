@@ -75,6 +75,11 @@ type MembershipOptions struct {
 	Addr     func() string
 	Roles    []string
 	Machines MemberMachines
+	// Revoked is this server's revocation list (its process port checks
+	// it in the handshake): every heartbeat answer's list is added to it,
+	// durably, so that a restart without the configuration server still
+	// refuses what it revoked. Nil: not kept.
+	Revoked *pki.Revocations
 	// Log; nil means slog.Default().
 	Log *slog.Logger
 }
@@ -244,6 +249,17 @@ func (s *Membership) heartbeat(ctx context.Context) error {
 	s.lastOK, s.lastErr = time.Now(), ""
 	s.mu.Unlock()
 	s.applyAssignments(ans.Machines, true)
+	if s.o.Revoked != nil && len(ans.Revoked) > 0 {
+		list := make([]pki.Revoked, 0, len(ans.Revoked))
+		for _, e := range ans.Revoked {
+			list = append(list, pki.Revoked{Serial: e.Serial, Name: e.Name, Time: e.Time, Reason: e.Reason})
+		}
+		// Revocations are never taken back: the configuration server's
+		// list is added to ours, and only what is new is written.
+		if err := s.o.Revoked.Revoke(list...); err != nil {
+			return fmt.Errorf("keep the revocation list: %w", err)
+		}
+	}
 	return nil
 }
 
