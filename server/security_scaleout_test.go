@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,5 +89,56 @@ func TestRevocationReachesJoinedProcessServers(t *testing.T) {
 	e.startB()
 	if err := handshake(t, m2, e.b.ProcessAddr()); err == nil || !strings.Contains(err.Error(), "bad certificate") {
 		t.Fatalf("restarted ps2 without its configuration server, revoked certificate: %v, want the handshake refused", err)
+	}
+}
+
+// After a scale-out move, a segment the agent sends again to the new
+// process server (its acknowledgement from the old one was lost) is
+// acknowledged as a duplicate when it is the segment accepted, and
+// refused as a conflict when it differs: the digest is taken from the
+// shared target storage, the old server's digest log being on another
+// host (issue 18).
+func TestScaleOutDuplicateAfterMoveComparedWithStore(t *testing.T) {
+	e := newScaleEnv(t)
+	if err := e.join("ps2", e.passphrase); err != nil {
+		t.Fatal(err)
+	}
+	e.startB()
+	servertest.WaitFor(t, "ps2 healthy", func() bool { return e.server("ps2").Healthy })
+	m1 := servertest.Register(t, e.a, e.dirA, "m1")
+	if m1.Addr != e.a.ProcessAddr() {
+		t.Fatalf("m1 assigned to %s, want the local role", m1.Addr)
+	}
+	if _, err := m1.Process.SetMachine(ctx(t), []api.DiskSpec{{Name: "sda", Size: diskSize}}); err != nil {
+		t.Fatal(err)
+	}
+	s0, s1 := seg(t, "m1", "sda", 0, 0, 0xa0), seg(t, "m1", "sda", 1, 4096, 0xa1, "p1")
+	mustPut(t, m1, "sda", 0, s0)
+	mustPut(t, m1, "sda", 1, s1)
+	if _, err := e.admin.Move(ctx(t), "m1", api.MoveRequest{To: "ps2"}); err != nil {
+		t.Fatalf("move: %v", err)
+	}
+	onB := processFor(t, m1, e.b.ProcessAddr())
+	servertest.WaitFor(t, "ps2 serves m1", func() bool {
+		st, err := onB.DiskState(ctx(t), "sda")
+		return err == nil && st.NextSeq == 2
+	})
+
+	// The same bytes: a duplicate, for both segments.
+	for seq, p := range []string{s0, s1} {
+		ack, err := onB.PutSegmentFile(ctx(t), "sda", uint64(seq), p)
+		if err != nil || !ack.Duplicate || ack.Acked != uint64(seq) {
+			t.Fatalf("segment %d sent again after the move: %+v, %v; want acknowledged as a duplicate", seq, ack, err)
+		}
+	}
+	// Other bytes under an applied number: a conflict, never an ack.
+	other := seg(t, "m1", "sda", 1, 4096, 0xee, "p1")
+	_, err := onB.PutSegmentFile(ctx(t), "sda", 1, other)
+	if ae := wantStatus(t, err, http.StatusConflict); ae.Code != api.CodeSegmentConflict {
+		t.Fatalf("a different segment 1 after the move: code %q (%s), want %s", ae.Code, ae.Message, api.CodeSegmentConflict)
+	}
+	// And the disk goes on: the next segment is accepted.
+	if _, err := onB.PutSegmentFile(ctx(t), "sda", 2, seg(t, "m1", "sda", 2, 8192, 0xa2)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -140,7 +140,7 @@ func (p *Role) putSegment(w http.ResponseWriter, r *http.Request, machine string
 		if err != nil {
 			return err
 		}
-		if ack, err = d.checkDuplicate(seq, sum); err != nil {
+		if ack, err = d.checkDuplicate(r.Context(), seq, sum); err != nil {
 			return err
 		}
 		httpapi.WriteJSON(w, http.StatusOK, ack)
@@ -239,7 +239,7 @@ func (d *diskState) commitSegment(seq uint64, tmp string, m *hrlfmt.Map, sum [32
 		if err != nil {
 			return nil, err
 		}
-		return d.checkDuplicate(seq, sum) // another upload of seq won the race
+		return d.checkDuplicate(context.Background(), seq, sum) // another upload of seq won the race
 	}
 	if err := d.p.machines.CheckAssigned(d.machine); err != nil {
 		return nil, err // a move began: never acknowledge what the drain missed
