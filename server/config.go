@@ -70,6 +70,7 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathServer, s.servers.Info)
 	admin("POST "+api.PathReregister, s.identities.Reregister)
 	admin("POST "+api.PathRevoke, s.identities.Revoke)
+	admin("POST "+api.PathDiscard, s.audited("discard", s.servers.Discard))
 	admin("GET "+api.PathUsers, s.console.ListUsers)
 	admin("POST "+api.PathUsers, s.console.AddUser)
 	admin("DELETE "+api.PathUser, s.console.RemoveUser)

@@ -351,7 +351,7 @@ func (s *Membership) Drain(w http.ResponseWriter, r *http.Request) error {
 	if s == nil {
 		return httpapi.Errorf(http.StatusNotFound, "this process server joined no configuration server", "the configuration server drains its own process role itself")
 	}
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || r.TLS.PeerCertificates[0].Subject.CommonName != pki.ServerCNPrefix+s.o.Join.ConfigID {
+	if !s.fromConfigServer(r) {
 		return httpapi.Errorf(http.StatusForbidden, "only the configuration server may drain a process server", "move machines with 'lifeboat move'")
 	}
 	m := r.PathValue("m")
@@ -380,4 +380,10 @@ func (s *Membership) Drain(w http.ResponseWriter, r *http.Request) error {
 	s.o.Log.With(httpapi.LogComponent, "scaleout", httpapi.LogMachine, m).Info("drained for a move", "to", req.To, "epoch", req.Epoch)
 	httpapi.WriteJSON(w, http.StatusOK, api.DrainResult{Disks: ds})
 	return nil
+}
+
+// fromConfigServer reports whether r comes with the certificate of the
+// configuration server this server joined (the TLS layer verified it).
+func (s *Membership) fromConfigServer(r *http.Request) bool {
+	return r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && r.TLS.PeerCertificates[0].Subject.CommonName == pki.ServerCNPrefix+s.o.Join.ConfigID
 }
