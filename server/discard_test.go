@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net/http"
 	"os"
@@ -210,5 +212,73 @@ func TestDiscardPoisonedSegmentUnwedgesTheDisk(t *testing.T) {
 	}
 	if !ok || !failed {
 		t.Errorf("audit log %+v: want the refused and the done discard", es)
+	}
+}
+
+// A discard of a machine served by a joined process server goes to that
+// server, from the configuration server only.
+func TestDiscardOnJoinedProcessServer(t *testing.T) {
+	e := newScaleEnv(t)
+	if err := e.join("ps2", e.passphrase); err != nil {
+		t.Fatal(err)
+	}
+	l, err := store.OpenLocalShared(e.storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ps := &poisonStore{Store: l, poisoned: map[[32]byte]bool{}}
+	cfg := servertest.Config(t, e.dirB)
+	cfg.Roles, cfg.Store = server.Roles{Process: true}, ps
+	e.b = servertest.Start(t, cfg)
+	servertest.WaitFor(t, "ps2 healthy", func() bool { return e.server("ps2").Healthy })
+	servertest.Register(t, e.a, e.dirA, "m1") // a tie: to the local role
+	m2 := servertest.Register(t, e.a, e.dirA, "m2")
+	if m2.Addr != e.b.ProcessAddr() {
+		t.Fatalf("m2 assigned to %s, want ps2", m2.Addr)
+	}
+	servertest.WaitFor(t, "ps2 serving m2", func() bool {
+		_, err := m2.Process.SetMachine(ctx(t), []api.DiskSpec{{Name: "sda", Size: diskSize}})
+		return err == nil
+	})
+	mustPut(t, m2, "sda", 0, seg(t, "m2", "sda", 0, 0, 0xa0))
+	poisoned := seg(t, "m2", "sda", 1, 4096, 0xbb)
+	ps.poison(t, poisoned)
+	mustPut(t, m2, "sda", 1, poisoned)
+	failing := func() bool { return strings.Contains(strings.Join(e.machine("m2").Problems, "\n"), "apply of disk sda failing on process server ps2") }
+	servertest.WaitFor(t, "ps2's apply failure reported", failing)
+
+	// Uploads are still accepted: the disk is wedged, not closed.
+	if _, err := m2.Process.PutSegmentFile(ctx(t), "sda", 2, seg(t, "m2", "sda", 2, 8192, 0xa2)); err != nil {
+		t.Fatal(err)
+	}
+	// ps2 takes a discard from the configuration server only.
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(m2.CAPEM)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{m2.Cert}, RootCAs: pool, ServerName: "localhost"}}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Post("https://"+e.b.ProcessAddr()+"/v1/discard/m2/sda", "application/json", strings.NewReader(`{"seq":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("discard on ps2's port with the machine's certificate: %d, want 403", resp.StatusCode)
+	}
+	res, err := e.admin.Discard(ctx(t), "m2", "sda", 1)
+	if err != nil {
+		t.Fatalf("discard through the configuration server: %v", err)
+	}
+	if res.ProcessServer != "ps2" || res.Seq != 1 || res.Count != 2 || res.NextSeq != 1 {
+		t.Fatalf("discard result %+v", res)
+	}
+	servertest.WaitFor(t, "the apply failure resolved", func() bool { return !failing() })
+	if _, err := m2.Process.PutSegmentFile(ctx(t), "sda", 3, seg(t, "m2", "sda", 3, 0, 0xa3)); !errors.Is(err, api.ErrSegmentConflict) {
+		t.Fatalf("upload after the discard on ps2: %v, want a segment conflict", err)
+	}
+	// Refusals of ps2 come back with its name and remedy.
+	_, err = e.admin.Discard(ctx(t), "m2", "sda", 1)
+	if ae := wantStatus(t, err, http.StatusNotFound); !strings.Contains(ae.Message, "ps2") {
+		t.Errorf("refusal of ps2 does not name it: %s", ae.Message)
 	}
 }
