@@ -245,7 +245,9 @@ func TestDiscardOnJoinedProcessServer(t *testing.T) {
 	poisoned := seg(t, "m2", "sda", 1, 4096, 0xbb)
 	ps.poison(t, poisoned)
 	mustPut(t, m2, "sda", 1, poisoned)
-	failing := func() bool { return strings.Contains(strings.Join(e.machine("m2").Problems, "\n"), "apply of disk sda failing on process server ps2") }
+	failing := func() bool {
+		return strings.Contains(strings.Join(e.machine("m2").Problems, "\n"), "apply of disk sda failing on process server ps2")
+	}
 	servertest.WaitFor(t, "ps2's apply failure reported", failing)
 
 	// Uploads are still accepted: the disk is wedged, not closed.
