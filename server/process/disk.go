@@ -268,6 +268,7 @@ func (d *diskState) applier(ctx context.Context) {
 		d.applyMu.Lock()
 		if next, applied = d.state(); applied >= next {
 			d.applyMu.Unlock() // a discard emptied the queue meanwhile
+			backoff = 0
 			continue
 		}
 		seq := applied
