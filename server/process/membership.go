@@ -257,7 +257,10 @@ func (s *Membership) heartbeat(ctx context.Context) error {
 		// Revocations are never taken back: the configuration server's
 		// list is added to ours, and only what is new is written.
 		if err := s.o.Revoked.Revoke(list...); err != nil {
-			return fmt.Errorf("keep the revocation list: %w", err)
+			// Retried at every heartbeat; until then what is new on the
+			// list is still accepted here.
+			s.o.Log.With(httpapi.LogComponent, "scaleout").Error("cannot keep the configuration server's revocation list", httpapi.LogErr, err,
+				"hint", "free space in the data directory or fix its permissions; revoked certificates are accepted here until then")
 		}
 	}
 	return nil
