@@ -15,3 +15,8 @@ type RevokedCertificate struct {
 	Time   time.Time `json:"time"`
 	Reason string    `json:"reason"`
 }
+
+// PathServerRenew is where a joined process server renews its
+// certificate, authenticated by the current one (RenewRequest →
+// RenewResponse; the new certificate has the same id and names).
+const PathServerRenew = "/v1/servers/renew"

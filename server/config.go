@@ -22,6 +22,7 @@ func (s *Server) configHandler() http.Handler {
 	mux.Handle("POST "+api.PathAgentGroupResult, httpapi.Handle(log, s.groups.AgentResult))
 	mux.Handle("POST "+api.PathServerJoin, httpapi.Handle(log, s.servers.Join))
 	mux.Handle("PUT "+api.PathServerHeartbeat, httpapi.Handle(log, s.servers.Heartbeat))
+	mux.Handle("POST "+api.PathServerRenew, httpapi.Handle(log, s.servers.RenewServer))
 	admin := func(pattern string, h httpapi.HandlerFunc) {
 		mux.Handle(pattern, httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 			if err := s.checkAdmin(r); err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
+	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 )
@@ -141,4 +143,91 @@ func TestScaleOutDuplicateAfterMoveComparedWithStore(t *testing.T) {
 	if _, err := onB.PutSegmentFile(ctx(t), "sda", 2, seg(t, "m1", "sda", 2, 8192, 0xa2)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// servedSerial is the serial of the certificate the TLS server at addr
+// presents.
+func servedSerial(t *testing.T, a *servertest.Agent, addr string) string {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(a.CAPEM)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+		&tls.Config{Certificates: []tls.Certificate{a.Cert}, RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.Text(16)
+}
+
+// A joined process server renews its certificate over its heartbeat
+// channel: its process port presents the new one without a restart, its
+// heartbeats go on with it, it is kept across a restart, and the replaced
+// one may no longer report (issue 18).
+func TestJoinedServerRenewsItsCertificate(t *testing.T) {
+	e := newScaleEnv(t)
+	if err := e.join("ps2", e.passphrase); err != nil {
+		t.Fatal(err)
+	}
+	old, err := pki.LoadServerCert(e.dirB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldLeaf, _ := x509.ParseCertificate(old.Certificate[0])
+	oldSerial := oldLeaf.SerialNumber.Text(16)
+	cfg := servertest.Config(t, e.dirB)
+	cfg.Roles = server.Roles{Process: true}
+	cfg.StoreDir, cfg.SharedStore = e.storeDir, true
+	// Due for the certificate of the join only: one renewal.
+	cfg.JoinedRenewDue = func(leaf *x509.Certificate, _ time.Time) bool { return leaf.SerialNumber.Text(16) == oldSerial }
+	e.b = servertest.Start(t, cfg)
+	servertest.Register(t, e.a, e.dirA, "m1") // a tie: to the local role
+	m2 := servertest.Register(t, e.a, e.dirA, "m2")
+	if m2.Addr != e.b.ProcessAddr() {
+		t.Fatalf("m2 assigned to %s, want ps2", m2.Addr)
+	}
+	servertest.WaitFor(t, "ps2 presenting a renewed certificate", func() bool { return servedSerial(t, m2, e.b.ProcessAddr()) != oldSerial })
+	newSerial := servedSerial(t, m2, e.b.ProcessAddr())
+	saved, err := pki.LoadServerCert(e.dirB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sl, _ := x509.ParseCertificate(saved.Certificate[0]); sl.SerialNumber.Text(16) != newSerial || sl.Subject.CommonName != oldLeaf.Subject.CommonName ||
+		strings.Join(sl.DNSNames, ",") != strings.Join(oldLeaf.DNSNames, ",") {
+		t.Fatalf("saved certificate %s %q %v, want serial %s, %q %v", sl.SerialNumber.Text(16), sl.Subject.CommonName, sl.DNSNames, newSerial, oldLeaf.Subject.CommonName, oldLeaf.DNSNames)
+	}
+	// Heartbeats go on with the new one, and the machine replicates.
+	renewed := time.Now()
+	servertest.WaitFor(t, "a heartbeat after the renewal", func() bool {
+		s := e.server("ps2")
+		return s.Healthy && s.LastHeartbeat != nil && s.LastHeartbeat.After(renewed)
+	})
+	servertest.WaitFor(t, "ps2 serving m2", func() bool {
+		_, err := m2.Process.SetMachine(ctx(t), []api.DiskSpec{{Name: "sda", Size: diskSize}})
+		return err == nil
+	})
+	mustPut(t, m2, "sda", 0, seg(t, "m2", "sda", 0, 0, 0xa0))
+	// The replaced certificate may no longer report.
+	oc, err := client.NewServer(e.a.APIAddr(), old, m2.CAPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oc.CloseIdleConnections()
+	_, err = oc.Heartbeat(ctx(t), api.Heartbeat{Address: e.b.ProcessAddr(), Roles: []string{"process"}, Machines: []api.ServedMachine{}})
+	if ae := wantStatus(t, err, http.StatusForbidden); !strings.Contains(ae.Message, "retired") {
+		t.Errorf("heartbeat with the replaced certificate: %s", ae.Message)
+	}
+	// Restarted, it presents the renewed one and reports with it.
+	if err := e.b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.b = servertest.Start(t, cfg)
+	if s := servedSerial(t, m2, e.b.ProcessAddr()); s != newSerial {
+		t.Fatalf("restarted ps2 presents %s, want the renewed %s", s, newSerial)
+	}
+	restarted := time.Now()
+	servertest.WaitFor(t, "a heartbeat after the restart", func() bool {
+		s := e.server("ps2")
+		return s.Healthy && s.LastHeartbeat != nil && s.LastHeartbeat.After(restarted)
+	})
 }

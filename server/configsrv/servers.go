@@ -142,6 +142,9 @@ type serverRecord struct {
 	// Serial of its certificate: only that one may report.
 	Serial string   `json:"serial"`
 	SANs   []string `json:"sans"`
+	// Renewed is the serial of the certificate its last renewal
+	// replaced: it may renew again (the answer was lost), not report.
+	Renewed string `json:"renewed,omitempty"`
 }
 
 // serverBeat is the last heartbeat of a joined process server (memory).
@@ -237,6 +240,12 @@ func (s *Servers) Join(w http.ResponseWriter, r *http.Request) error {
 // joinedServer returns the id of the joined process server whose
 // certificate made r.
 func (s *Servers) joinedServer(r *http.Request) (string, error) {
+	return s.joinedServerAs(r, false)
+}
+
+// joinedServerAs is joinedServer; renew also admits the certificate the
+// server's last renewal replaced.
+func (s *Servers) joinedServerAs(r *http.Request, renew bool) (string, error) {
 	const hint = "a process server reports with the certificate 'lifeboat-server init --join' got"
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return "", httpapi.Errorf(http.StatusUnauthorized, "no client certificate", hint)
@@ -255,7 +264,7 @@ func (s *Servers) joinedServer(r *http.Request) (string, error) {
 	if rec == nil {
 		return "", httpapi.Errorf(http.StatusForbidden, "process server "+strconv.Quote(id)+" has not joined", "join it with 'lifeboat-server init --join URL --name "+id+"'")
 	}
-	if r.TLS.PeerCertificates[0].SerialNumber.Text(16) != rec.Serial {
+	if serial := r.TLS.PeerCertificates[0].SerialNumber.Text(16); serial != rec.Serial && (!renew || serial != rec.Renewed || rec.Renewed == "") {
 		return "", httpapi.Errorf(http.StatusForbidden, "certificate of process server "+strconv.Quote(id)+" retired: it joined again since",
 			"use the data directory of its latest join, or join it again")
 	}

@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,6 +81,11 @@ type MembershipOptions struct {
 	// durably, so that a restart without the configuration server still
 	// refuses what it revoked. Nil: not kept.
 	Revoked *pki.Revocations
+	// Cert is this server's certificate, which its process port presents
+	// and its heartbeats use: renewed when RenewDue (nil: the default,
+	// RenewDue) says so (renew.go). Nil: never renewed.
+	Cert     *pki.LiveCert
+	RenewDue func(leaf *x509.Certificate, now time.Time) bool
 	// Log; nil means slog.Default().
 	Log *slog.Logger
 }
@@ -100,6 +106,7 @@ type Membership struct {
 	released map[string]uint64         // machine -> epoch of its drain
 	lastOK   time.Time
 	lastErr  string
+	renewErr string // the last renewal's failure, "" once one succeeds
 }
 
 // NewMembership returns the membership of a joined process server, with
@@ -249,6 +256,7 @@ func (s *Membership) heartbeat(ctx context.Context) error {
 	s.lastOK, s.lastErr = time.Now(), ""
 	s.mu.Unlock()
 	s.applyAssignments(ans.Machines, true)
+	s.renewIfDue(ctx)
 	if s.o.Revoked != nil && len(ans.Revoked) > 0 {
 		list := make([]pki.Revoked, 0, len(ans.Revoked))
 		for _, e := range ans.Revoked {
