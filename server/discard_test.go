@@ -278,6 +278,11 @@ func TestDiscardOnJoinedProcessServer(t *testing.T) {
 	if _, err := m2.Process.PutSegmentFile(ctx(t), "sda", 3, seg(t, "m2", "sda", 3, 0, 0xa3)); !errors.Is(err, api.ErrSegmentConflict) {
 		t.Fatalf("upload after the discard on ps2: %v, want a segment conflict", err)
 	}
+	// Not moved while the agent has not begun its resync: the server
+	// moved to would answer it as a plain gap.
+	if _, err := e.admin.Move(ctx(t), "m2", api.MoveRequest{To: "ps1"}); err == nil || !strings.Contains(err.Error(), "discarded") {
+		t.Fatalf("move during a pending discard: %v, want it refused", err)
+	}
 	// Refusals of ps2 come back with its name and remedy.
 	_, err = e.admin.Discard(ctx(t), "m2", "sda", 1)
 	if ae := wantStatus(t, err, http.StatusNotFound); !strings.Contains(ae.Message, "ps2") {

@@ -647,6 +647,11 @@ func (s *Servers) drainRemote(ctx context.Context, id, m string, req api.DrainRe
 	if resp.StatusCode != http.StatusOK {
 		var e api.Error
 		json.Unmarshal(b, &e)
+		if resp.StatusCode == http.StatusConflict && e.Hint != "" {
+			// A refusal of the old server (not a failure to reach or
+			// drain it): its reason and remedy are the operator's.
+			return nil, &httpapi.Error{Status: http.StatusConflict, Msg: fmt.Sprintf("process server %s refuses to drain machine %s: %s", id, m, e.Error), Remedy: e.Hint}
+		}
 		return nil, fail(&api.StatusError{Status: resp.StatusCode, Message: e.Error, Remedy: e.Hint, Code: e.Code})
 	}
 	var dr api.DrainResult
