@@ -81,6 +81,34 @@ func TestRevocationReachesJoinedProcessServers(t *testing.T) {
 		t.Fatalf("ps2's revocation list on disk: %q, %v", b, err)
 	}
 
+	// The list comes only when the joined server's differs.
+	rev, err := pki.OpenRevocations(e.dirB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := rev.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bcert, err := pki.LoadServerCert(e.dirB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := client.NewServer(e.a.APIAddr(), bcert, m2.CAPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.CloseIdleConnections()
+	for _, c := range []struct {
+		digest string
+		want   int
+	}{{pki.ListDigest(held), 0}, {"", len(held)}} {
+		ans, err := hc.Heartbeat(ctx(t), api.Heartbeat{Address: e.b.ProcessAddr(), Roles: []string{"process"}, Machines: []api.ServedMachine{}, RevokedDigest: c.digest})
+		if err != nil || len(ans.Revoked) != c.want {
+			t.Fatalf("heartbeat with digest %q: %d revoked, %v; want %d", c.digest, len(ans.Revoked), err, c.want)
+		}
+	}
+
 	// Restarted while the configuration server is down: still refused.
 	if err := e.a.Close(); err != nil {
 		t.Fatal(err)

@@ -310,6 +310,9 @@ func (s *Servers) Heartbeat(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		if hb.RevokedDigest == pki.ListDigest(list) {
+			list = nil // the joined server holds this list already
+		}
 		for _, e := range list {
 			ans.Revoked = append(ans.Revoked, api.RevokedCertificate{Serial: e.Serial, Name: e.Name, Time: e.Time, Reason: e.Reason})
 		}

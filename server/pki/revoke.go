@@ -1,7 +1,9 @@
 package pki
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,6 +139,19 @@ func (r *Revocations) List() ([]Revoked, error) {
 	}
 	slices.SortFunc(list, func(a, b Revoked) int { return strings.Compare(a.Serial, b.Serial) })
 	return list, nil
+}
+
+// ListDigest is the SHA-256 (hex) of the serial numbers of list, in
+// order: two lists with the same serials have the same digest, so that a
+// joined process server's heartbeat says which list it holds and gets the
+// configuration server's only when it differs.
+func ListDigest(list []Revoked) string {
+	h := sha256.New()
+	for _, e := range list {
+		h.Write([]byte(e.Serial))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // IsRevoked reports whether the certificate of serial (hexadecimal) is

@@ -233,6 +233,11 @@ func (s *Membership) Run(ctx context.Context) {
 
 func (s *Membership) heartbeat(ctx context.Context) error {
 	hb := api.Heartbeat{Address: s.o.Addr(), Roles: s.o.Roles, Machines: []api.ServedMachine{}}
+	if s.o.Revoked != nil {
+		if list, err := s.o.Revoked.List(); err == nil {
+			hb.RevokedDigest = pki.ListDigest(list)
+		}
+	}
 	s.mu.Lock()
 	names := make([]string, 0, len(s.assigned))
 	for m := range s.assigned {
