@@ -56,6 +56,9 @@ func TestCLIMachinesDiscard(t *testing.T) {
 	if _, errOut, err := run(t, env, "machines", "discard", "web1", "sda", "x"); err == nil || !strings.Contains(errOut, "not a decimal integer") {
 		t.Errorf("discard of segment x: %v\n%s", err, errOut)
 	}
+	if _, errOut, err := run(t, env, "machines", "discard", "web1", "sdz", "0"); err == nil || !strings.Contains(errOut, "holds nothing of disk sdz") {
+		t.Errorf("discard on a disk never sent: %v\n%s", err, errOut)
+	}
 	if _, errOut, err := run(t, env, "machines", "discard", "web1", "sda", "5"); err == nil || !strings.Contains(errOut, "no segment 5") {
 		t.Errorf("discard of segment 5, never sent: %v\n%s", err, errOut)
 	}

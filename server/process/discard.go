@@ -77,6 +77,10 @@ func (d *diskState) loadDiscard() error {
 // keeps failing, with every later segment not applied, and makes the
 // agent resync the disk. It refuses a segment that is not failing.
 func (p *Role) Discard(ctx context.Context, machine, disk string, seq uint64) (api.DiscardResult, error) {
+	if _, err := os.Stat(filepath.Join(p.dir, machine, disk)); errors.Is(err, os.ErrNotExist) {
+		return api.DiscardResult{}, httpapi.Errorf(http.StatusNotFound, fmt.Sprintf("this process server holds nothing of disk %s of %s", disk, machine),
+			"give the disk as 'lifeboat machines' names it in the apply-failing problem")
+	}
 	d, err := p.disk(machine, disk)
 	if err != nil {
 		return api.DiscardResult{}, err
