@@ -39,3 +39,7 @@ type DiscardResult struct {
 	ProcessServer string    `json:"process_server"`
 	Time          time.Time `json:"time"`
 }
+
+// DiskProblemDiscarded is the kind of a DiskProblem of a disk whose
+// segments were discarded and whose agent has not begun its resync yet.
+const DiskProblemDiscarded = "discarded"

@@ -143,6 +143,21 @@ func TestDiscardPoisonedSegmentUnwedgesTheDisk(t *testing.T) {
 		t.Fatalf("discard result %+v: want segments 1 and 2 dropped, next 1", res)
 	}
 	servertest.WaitFor(t, "the problem and the alert resolved", func() bool { return problem() == "" && !alerted() })
+	pending := func() bool {
+		ms, err := adm.Machines(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if strings.Contains(strings.Join(m.Problems, "\n"), "segments 1 to 2 discarded by the operator") {
+				return true
+			}
+		}
+		return false
+	}
+	if !pending() {
+		t.Error("the pending resync is not shown in 'lifeboat machines'")
+	}
 	if st, err := a.Process.DiskState(ctx(t), "sda"); err != nil || st.NextSeq != 1 || st.AppliedSeq != 0 {
 		t.Fatalf("disk state after the discard %+v, %v: want next 1", st, err)
 	}
@@ -170,6 +185,9 @@ func TestDiscardPoisonedSegmentUnwedgesTheDisk(t *testing.T) {
 	resync := build(1, "p3", servertest.Write{Off: 4096, Data: src[1]}, servertest.Write{Off: 8192, Data: src[2]})
 	if ack, err := a.Process.PutSegmentFile(ctx(t), "sda", 1, resync); err != nil || ack.Duplicate {
 		t.Fatalf("resync segment 1: %+v, %v", ack, err)
+	}
+	if pending() {
+		t.Error("the pending resync is still shown once the resync began")
 	}
 	servertest.WaitFor(t, "the resync applied", func() bool {
 		st, err := a.Process.DiskState(ctx(t), "sda")
