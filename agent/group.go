@@ -108,7 +108,7 @@ func (a *Agent) startGroup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := tls.Listen("tcp", g.cfg.Listen, group.ListenConfig(g.cfg.Cert, pool))
+	ln, err := tls.Listen("tcp", g.cfg.Listen, group.ListenConfig(a.groupCertificate, pool))
 	if err != nil {
 		// Only a machine in a group needs the listener: the error is a
 		// problem of its status then (groupProblem), not before.
@@ -398,7 +398,7 @@ func (a *Agent) runGroupPoint(ctx context.Context, asg api.GroupAssignment, id s
 	att.note.Machines = asg.Machines
 	l := a.newGroupLocal(att, false)
 	p, err := group.Coordinate(ctx, group.Session{Group: asg.Group, ID: id, Self: self, Machines: asg.Machines, Addrs: addrs,
-		Cert: g.cfg.Cert, Pool: pool, Phase: g.cfg.PhaseTimeout, Prepare: g.cfg.PrepareTimeout}, l)
+		Cert: *a.groupCertificate(), Pool: pool, Phase: g.cfg.PhaseTimeout, Prepare: g.cfg.PrepareTimeout}, l)
 	if err != nil {
 		// A round that failed here is what the point reports.
 		var pe *group.PhaseError

@@ -64,6 +64,9 @@ type Heartbeat struct {
 	Roles   []string `json:"roles"`
 	// Machines are the machines the server holds state of.
 	Machines []ServedMachine `json:"machines"`
+	// RevokedDigest identifies the revocation list the server holds
+	// (HeartbeatAnswer.Revoked comes only when it differs).
+	RevokedDigest string `json:"revoked_digest,omitempty"`
 }
 
 // ServedMachine is what a process server reports of one machine.
@@ -82,6 +85,9 @@ type HeartbeatAnswer struct {
 	Machines []Assignment `json:"machines"`
 	// IntervalSeconds is when to report next.
 	IntervalSeconds int64 `json:"interval_seconds"`
+	// Revoked is the configuration server's whole revocation list, when
+	// Heartbeat.RevokedDigest is not its digest.
+	Revoked []RevokedCertificate `json:"revoked,omitempty"`
 }
 
 // Assignment is a machine assigned to a process server, with what the

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/lifeboat-dr/lifeboat/api"
 )
@@ -80,6 +81,8 @@ func Join(ctx context.Context, addr, id, passphrase string, sans []string, key c
 type Server struct {
 	base string
 	hc   *http.Client
+	// cert is the client certificate of new connections (SetCertificate).
+	cert atomic.Pointer[tls.Certificate]
 }
 
 // NewServer returns a client of the configuration server at addr that
@@ -93,8 +96,34 @@ func NewServer(addr string, cert tls.Certificate, caPEM []byte) (*Server, error)
 	if err != nil {
 		return nil, fmt.Errorf("server client: ca: %w", err)
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{cert}}
-	return &Server{base: base, hc: newHTTPClient(cfg)}, nil
+	c := &Server{base: base}
+	c.cert.Store(&cert)
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return c.cert.Load(), nil }}
+	c.hc = newHTTPClient(cfg)
+	return c, nil
+}
+
+// SetCertificate makes new connections use cert (a renewed certificate)
+// and closes the idle ones.
+func (c *Server) SetCertificate(cert tls.Certificate) {
+	c.cert.Store(&cert)
+	c.hc.CloseIdleConnections()
+}
+
+// Renew asks the configuration server for a new certificate of this
+// process server for key, authenticated by the current one (PEM).
+func (c *Server) Renew(ctx context.Context, key crypto.Signer) ([]byte, error) {
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, fmt.Errorf("renew: create csr: %w", err)
+	}
+	csr := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	var out api.RenewResponse
+	if err := doJSON(ctx, c.hc, http.MethodPost, c.base+api.PathServerRenew, api.RenewRequest{CSR: csr}, &out); err != nil {
+		return nil, fmt.Errorf("renew: %w", err)
+	}
+	return []byte(out.Certificate), nil
 }
 
 // Heartbeat reports the process server and returns its assignment.

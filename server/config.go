@@ -23,6 +23,7 @@ func (s *Server) configHandler() http.Handler {
 	mux.Handle("POST "+api.PathServerJoin, httpapi.Handle(log, s.servers.Join))
 	mux.Handle("PUT "+api.PathServerHeartbeat, httpapi.Handle(log, s.servers.Heartbeat))
 	mux.Handle("POST "+api.PathAgentBookmarkResult, httpapi.Handle(log, s.groups.AgentBookmarkResult))
+	mux.Handle("POST "+api.PathServerRenew, httpapi.Handle(log, s.servers.RenewServer))
 	admin := func(pattern string, h httpapi.HandlerFunc) {
 		mux.Handle(pattern, httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 			if err := s.checkAdmin(r); err != nil {
@@ -71,6 +72,7 @@ func (s *Server) configHandler() http.Handler {
 	admin("GET "+api.PathServer, s.servers.Info)
 	admin("POST "+api.PathReregister, s.identities.Reregister)
 	admin("POST "+api.PathRevoke, s.identities.Revoke)
+	admin("POST "+api.PathDiscard, s.audited("discard", s.servers.Discard))
 	admin("GET "+api.PathUsers, s.console.ListUsers)
 	admin("POST "+api.PathUsers, s.console.AddUser)
 	admin("DELETE "+api.PathUser, s.console.RemoveUser)

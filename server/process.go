@@ -21,6 +21,7 @@ func (s *Server) processHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.proc.Routes(mux, log)
 	mux.Handle("POST "+api.PathDrain, httpapi.Handle(log, s.drain))
+	mux.Handle("POST "+api.PathProcessDiscard, httpapi.Handle(log, s.member.DiscardHandler(s.proc)))
 	mux.Handle("/", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Errorf(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "see docs/protocol.md for the process role's endpoints")
 	}))

@@ -32,7 +32,8 @@ func (s *Server) openJoined(ji process.JoinInfo) error {
 		return err
 	}
 	s.member = process.NewMembership(process.MembershipOptions{DataDir: s.dir, Join: ji, Client: c,
-		Addr: func() string { return s.localProcessAddr("") }, Roles: s.cfg.Roles.List(), Machines: memberMachines{s}, Log: s.cfg.Logger})
+		Addr: func() string { return s.localProcessAddr("") }, Roles: s.cfg.Roles.List(), Machines: memberMachines{s}, Revoked: s.revoked,
+		Cert: s.live, RenewDue: s.cfg.JoinedRenewDue, Log: s.cfg.Logger})
 	return nil
 }
 

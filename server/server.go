@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -182,6 +183,9 @@ type Config struct {
 	// ConfigServer overrides the configuration server URL of a joined
 	// server's join.json ("" keeps it).
 	ConfigServer string
+	// JoinedRenewDue says when a joined server renews its certificate
+	// (nil: process.RenewDue, a third of its lifetime left).
+	JoinedRenewDue func(leaf *x509.Certificate, now time.Time) bool
 }
 
 // reflinker is target storage that can say whether its file system
@@ -211,6 +215,7 @@ type Server struct {
 	pass     string
 	revoked  *pki.Revocations // the revocation list (docs/security.md)
 	cert     tls.Certificate
+	live     *pki.LiveCert // cert, as renewed (a joined server's): the process port presents it
 	store    store.Store
 	ownStore bool
 
@@ -308,6 +313,10 @@ func Open(cfg Config) (*Server, error) {
 	if s.cert, err = pki.LoadServerCert(dir); err != nil {
 		return nil, err
 	}
+	s.live = pki.NewLiveCert(s.cert)
+	if s.revoked, err = pki.OpenRevocations(dir); err != nil {
+		return nil, err
+	}
 	if joined {
 		if err := s.openJoined(ji); err != nil {
 			return nil, err
@@ -322,7 +331,7 @@ func Open(cfg Config) (*Server, error) {
 	s.servers = configsrv.NewServers(configsrv.ServersOptions{DataDir: dir, ID: s.cfg.Name, HasLocal: s.hasLocalProcess(),
 		Roles: cfg.Roles.List(), CA: s.ca, CAPEM: s.ca.CertPEM, Passphrase: s.pass, Machines: cfgMachines{s}, Local: localProc{s},
 		StoreReflink:     func() (*bool, string) { return storeReflink(s.store) },
-		HeartbeatTimeout: cfg.HeartbeatTimeout, DrainTimeout: cfg.DrainTimeout, Log: cfg.Logger})
+		HeartbeatTimeout: cfg.HeartbeatTimeout, DrainTimeout: cfg.DrainTimeout, Revoked: s.revoked, Log: cfg.Logger})
 	if !joined {
 		if err := s.servers.Load(); err != nil {
 			return nil, err
@@ -338,9 +347,6 @@ func Open(cfg Config) (*Server, error) {
 		s.log.Warn("target storage without reflink", "store", filepath.Join(dir, StoreDir), "warning", note)
 	}
 	s.tokens = configsrv.NewTokens(dir, cfg.Logger)
-	if s.revoked, err = pki.OpenRevocations(dir); err != nil {
-		return nil, err
-	}
 	s.identities = configsrv.NewIdentities(cfgMachines{s}, s.revoked, cfg.Logger)
 	s.plans = configsrv.NewPlans(dir, cfgMachines{s}, cfg.Logger)
 	s.groups = configsrv.NewGroups(dir, cfgMachines{s}, s.ca, cfg.Logger)
@@ -449,10 +455,12 @@ func (s *Server) listen() error {
 	errLog := slog.NewLogLogger(s.cfg.Logger.With(httpapi.LogComponent, "http").Handler(), slog.LevelWarn)
 	if s.cfg.Roles.Process {
 		cfg := &tls.Config{
-			MinVersion:   tls.VersionTLS13,
-			Certificates: []tls.Certificate{s.cert},
-			ClientAuth:   tls.RequireAndVerifyClientCert,
-			ClientCAs:    s.ca.Pool(),
+			MinVersion: tls.VersionTLS13,
+			// A joined server's renewed certificate is presented from
+			// the next handshake on.
+			GetCertificate: s.live.GetCertificate,
+			ClientAuth:     tls.RequireAndVerifyClientCert,
+			ClientCAs:      s.ca.Pool(),
 			// A revoked certificate fails the handshake (docs/security.md).
 			VerifyConnection: s.revoked.VerifyConnection,
 		}

@@ -64,6 +64,15 @@ func (l lockedStore) ApplyMapped(ctx context.Context, machine, disk string, seq 
 	return l.Store.Apply(ctx, machine, disk, seq, segmentPath)
 }
 
+// SegmentSum gives the digest of an applied segment from the wrapped
+// store, when it keeps them (process.SegmentSummer).
+func (l lockedStore) SegmentSum(ctx context.Context, machine, disk string, seq uint64) ([32]byte, error) {
+	if ss, ok := l.Store.(process.SegmentSummer); ok {
+		return ss.SegmentSum(ctx, machine, disk, seq)
+	}
+	return [32]byte{}, fmt.Errorf("segment sum: %w", store.ErrNotFound)
+}
+
 // Close closes the wrapped store.
 func (l lockedStore) Close() error {
 	if c, ok := l.Store.(interface{ Close() error }); ok {

@@ -134,12 +134,14 @@ func Dial(ctx context.Context, cert tls.Certificate, pool *x509.CertPool, m, add
 }
 
 // ListenConfig is the TLS configuration of a member's group listener: it
-// accepts only machine certificates of the CA in pool.
-func ListenConfig(cert tls.Certificate, pool *x509.CertPool) *tls.Config {
+// accepts only machine certificates of the CA in pool. Every handshake
+// presents the certificate cert returns then, so that a renewed
+// certificate is served without a restart.
+func ListenConfig(cert func() *tls.Certificate, pool *x509.CertPool) *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
+		MinVersion:     tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert(), nil },
+		ClientAuth:     tls.RequireAndVerifyClientCert,
+		ClientCAs:      pool,
 	}
 }

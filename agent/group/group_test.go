@@ -107,7 +107,7 @@ type member struct {
 
 func startMember(t *testing.T, p *pki, name, id string) *member {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", ListenConfig(p.certs[name], p.pool))
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", ListenConfig(func() *tls.Certificate { c := p.certs[name]; return &c }, p.pool))
 	if err != nil {
 		t.Fatal(err)
 	}

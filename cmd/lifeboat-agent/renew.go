@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/agent"
 	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 )
@@ -111,3 +112,9 @@ func (r *renewer) once(ctx context.Context) error {
 	r.log.Info("machine certificate renewed", "serial", nl.SerialNumber.Text(16), "not_after", nl.NotAfter)
 	return nil
 }
+
+// groupPort is the agent's group listener (port 20004) as a user of the
+// machine certificate: a renewed one is served from the next handshake on.
+type groupPort struct{ a *agent.Agent }
+
+func (g groupPort) SetCertificate(c tls.Certificate) { g.a.SetGroupCertificate(c) }

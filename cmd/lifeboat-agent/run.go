@@ -209,7 +209,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("run: %w", err)
 	}
 	metrics.Attach(a)
-	rn := &renewer{server: *server, idDir: filepath.Join(*state, "identity"), id: id, uses: []interface{ SetCertificate(tls.Certificate) }{proc, conf}, onRenew: a.SetCertificate,
+	rn := &renewer{server: *server, idDir: filepath.Join(*state, "identity"), id: id, uses: []interface{ SetCertificate(tls.Certificate) }{proc, conf, groupPort{a}}, onRenew: a.SetCertificate,
 		log: log.With("component", "identity"), interval: renewEvery}
 	go rn.run(ctx)
 	if *metricsAddr != "" {

@@ -18,6 +18,9 @@ func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
 	if len(args) > 0 && (args[0] == "reregister" || args[0] == "revoke") {
 		return c.identity(ctx, args[0], args[1:])
 	}
+	if len(args) > 0 && args[0] == "discard" {
+		return c.discard(ctx, args[1:])
+	}
 	fs := flag.NewFlagSet("machines", flag.ContinueOnError)
 	fs.SetOutput(c.main.Stderr)
 	c.conn.register(fs, c.main.Getenv)

@@ -23,6 +23,7 @@ const usage = `lifeboat: Lifeboat's admin CLI
 Usage:
   lifeboat [CONNECTION] machines [--json]
   lifeboat [CONNECTION] machines reregister|revoke NAME [--json]
+  lifeboat [CONNECTION] machines discard NAME DISK SEQ [--json]
   lifeboat [CONNECTION] servers [--json]
   lifeboat [CONNECTION] move MACHINE --to SERVER [--force] [--json]
   lifeboat [CONNECTION] points MACHINE [--json]

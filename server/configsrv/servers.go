@@ -97,6 +97,10 @@ type ServersOptions struct {
 	// DefaultDrainTimeout).
 	HeartbeatTimeout time.Duration
 	DrainTimeout     time.Duration
+	// Revoked is the revocation list every heartbeat answer carries, so
+	// that joined process servers refuse the same certificates (nil:
+	// none).
+	Revoked *pki.Revocations
 	// Log; nil means slog.Default().
 	Log *slog.Logger
 }
@@ -138,6 +142,9 @@ type serverRecord struct {
 	// Serial of its certificate: only that one may report.
 	Serial string   `json:"serial"`
 	SANs   []string `json:"sans"`
+	// Renewed is the serial of the certificate its last renewal
+	// replaced: it may renew again (the answer was lost), not report.
+	Renewed string `json:"renewed,omitempty"`
 }
 
 // serverBeat is the last heartbeat of a joined process server (memory).
@@ -233,6 +240,12 @@ func (s *Servers) Join(w http.ResponseWriter, r *http.Request) error {
 // joinedServer returns the id of the joined process server whose
 // certificate made r.
 func (s *Servers) joinedServer(r *http.Request) (string, error) {
+	return s.joinedServerAs(r, false)
+}
+
+// joinedServerAs is joinedServer; renew also admits the certificate the
+// server's last renewal replaced.
+func (s *Servers) joinedServerAs(r *http.Request, renew bool) (string, error) {
 	const hint = "a process server reports with the certificate 'lifeboat-server init --join' got"
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return "", httpapi.Errorf(http.StatusUnauthorized, "no client certificate", hint)
@@ -251,7 +264,7 @@ func (s *Servers) joinedServer(r *http.Request) (string, error) {
 	if rec == nil {
 		return "", httpapi.Errorf(http.StatusForbidden, "process server "+strconv.Quote(id)+" has not joined", "join it with 'lifeboat-server init --join URL --name "+id+"'")
 	}
-	if r.TLS.PeerCertificates[0].SerialNumber.Text(16) != rec.Serial {
+	if serial := r.TLS.PeerCertificates[0].SerialNumber.Text(16); serial != rec.Serial && (!renew || serial != rec.Renewed || rec.Renewed == "") {
 		return "", httpapi.Errorf(http.StatusForbidden, "certificate of process server "+strconv.Quote(id)+" retired: it joined again since",
 			"use the data directory of its latest join, or join it again")
 	}
@@ -292,6 +305,18 @@ func (s *Servers) Heartbeat(w http.ResponseWriter, r *http.Request) error {
 			Serial: m.Serial, SerialOnly: m.SerialOnly, Policy: m.APIPolicy(name)})
 	})
 	slices.SortFunc(ans.Machines, func(a, b api.Assignment) int { return strings.Compare(a.Machine, b.Machine) })
+	if s.o.Revoked != nil {
+		list, err := s.o.Revoked.List()
+		if err != nil {
+			return err
+		}
+		if hb.RevokedDigest == pki.ListDigest(list) {
+			list = nil // the joined server holds this list already
+		}
+		for _, e := range list {
+			ans.Revoked = append(ans.Revoked, api.RevokedCertificate{Serial: e.Serial, Name: e.Name, Time: e.Time, Reason: e.Reason})
+		}
+	}
 	httpapi.WriteJSON(w, http.StatusOK, ans)
 	return nil
 }
@@ -625,6 +650,11 @@ func (s *Servers) drainRemote(ctx context.Context, id, m string, req api.DrainRe
 	if resp.StatusCode != http.StatusOK {
 		var e api.Error
 		json.Unmarshal(b, &e)
+		if resp.StatusCode == http.StatusConflict && e.Hint != "" {
+			// A refusal of the old server (not a failure to reach or
+			// drain it): its reason and remedy are the operator's.
+			return nil, &httpapi.Error{Status: http.StatusConflict, Msg: fmt.Sprintf("process server %s refuses to drain machine %s: %s", id, m, e.Error), Remedy: e.Hint}
+		}
 		return nil, fail(&api.StatusError{Status: resp.StatusCode, Message: e.Error, Remedy: e.Hint, Code: e.Code})
 	}
 	var dr api.DrainResult

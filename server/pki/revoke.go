@@ -1,12 +1,16 @@
 package pki
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,11 +103,17 @@ func (r *Revocations) Revoke(entries ...Revoked) error {
 	for _, e := range r.serials {
 		list = append(list, e)
 	}
+	added := map[string]bool{}
 	for _, e := range entries {
-		if _, dup := r.serials[e.Serial]; !dup && e.Serial != "" {
+		if _, dup := r.serials[e.Serial]; !dup && e.Serial != "" && !added[e.Serial] {
 			list = append(list, e)
+			added[e.Serial] = true
 		}
 	}
+	if len(added) == 0 {
+		return nil // nothing new: the file stays as it is
+	}
+	slices.SortFunc(list, func(a, b Revoked) int { return strings.Compare(a.Serial, b.Serial) })
 	b, err := json.MarshalIndent(list, "", "  ")
 	if err != nil {
 		return err
@@ -113,6 +123,35 @@ func (r *Revocations) Revoke(entries ...Revoked) error {
 	}
 	r.mtime = time.Time{} // read it back at the next check
 	return r.reload()
+}
+
+// List returns the revoked certificates, ordered by serial number. A
+// list that cannot be read is an error.
+func (r *Revocations) List() ([]Revoked, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.reload(); err != nil {
+		return nil, err
+	}
+	list := make([]Revoked, 0, len(r.serials))
+	for _, e := range r.serials {
+		list = append(list, e)
+	}
+	slices.SortFunc(list, func(a, b Revoked) int { return strings.Compare(a.Serial, b.Serial) })
+	return list, nil
+}
+
+// ListDigest is the SHA-256 (hex) of the serial numbers of list, in
+// order: two lists with the same serials have the same digest, so that a
+// joined process server's heartbeat says which list it holds and gets the
+// configuration server's only when it differs.
+func ListDigest(list []Revoked) string {
+	h := sha256.New()
+	for _, e := range list {
+		h.Write([]byte(e.Serial))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // IsRevoked reports whether the certificate of serial (hexadecimal) is

@@ -2,6 +2,7 @@ package process
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -141,13 +142,44 @@ func (d *diskState) keepDigest(seq uint64, sum [sha256.Size]byte) {
 	}
 }
 
+// SegmentSummer is target storage that keeps applied segments byte for
+// byte and gives their SHA-256 (store.Local). Segments acknowledged by
+// another process server (before a scale-out move) are in no local digest
+// log: their digest is taken from target storage, which the servers share.
+type SegmentSummer interface {
+	SegmentSum(ctx context.Context, machine, disk string, seq uint64) ([sha256.Size]byte, error)
+}
+
+// storedDigest is the digest of applied segment seq from target storage,
+// when it can tell.
+func (d *diskState) storedDigest(ctx context.Context, seq uint64) ([sha256.Size]byte, bool) {
+	ss, ok := d.p.store.(SegmentSummer)
+	if !ok {
+		return [sha256.Size]byte{}, false
+	}
+	if _, applied := d.state(); seq >= applied {
+		return [sha256.Size]byte{}, false
+	}
+	sum, err := ss.SegmentSum(ctx, d.machine, d.name, seq)
+	if err != nil {
+		d.log.Warn("no digest of an applied segment in target storage", httpapi.LogSeq, seq, httpapi.LogErr, err)
+		return sum, false
+	}
+	return sum, true
+}
+
 // checkDuplicate answers an upload of seq, an accepted sequence number,
 // whose body has the digest sum: an acknowledgement when it is the
-// accepted segment, a conflict otherwise.
-func (d *diskState) checkDuplicate(seq uint64, sum [sha256.Size]byte) (*api.SegmentAck, error) {
+// accepted segment, a conflict otherwise. A digest this server does not
+// keep (the segment was acknowledged by the process server the machine
+// moved from) is taken from target storage.
+func (d *diskState) checkDuplicate(ctx context.Context, seq uint64, sum [sha256.Size]byte) (*api.SegmentAck, error) {
 	d.mu.Lock()
 	have, known := d.digests[seq]
 	d.mu.Unlock()
+	if !known {
+		have, known = d.storedDigest(ctx, seq)
+	}
 	if known && have == sum {
 		return &api.SegmentAck{Acked: seq, Duplicate: true}, nil
 	}

@@ -69,6 +69,11 @@ type diskState struct {
 	// records of the digest log, under commit.
 	digests       map[uint64][32]byte
 	digestRecords int
+	// applyMu is held by the applier while it applies a segment, and by
+	// a discard (discard.go); discard is the disk's discard mark, under
+	// mu.
+	applyMu sync.Mutex
+	discard *discardMark
 }
 
 func (d *diskState) segPath(seq uint64) string {
@@ -138,6 +143,9 @@ func (d *diskState) load(ctx context.Context) error {
 		next++
 	}
 	d.next, d.applied = next, applied
+	if err := d.loadDiscard(); err != nil {
+		return err
+	}
 	if err := d.loadCuts(); err != nil {
 		return err
 	}
@@ -257,14 +265,22 @@ func (d *diskState) applier(ctx context.Context) {
 				return
 			}
 		}
+		d.applyMu.Lock()
+		if next, applied = d.state(); applied >= next {
+			d.applyMu.Unlock() // a discard emptied the queue meanwhile
+			backoff = 0
+			continue
+		}
 		seq := applied
 		err := d.applySegment(ctx, seq)
 		if err != nil {
 			if ctx.Err() != nil {
+				d.applyMu.Unlock()
 				return
 			}
 			backoff = min(max(2*backoff, 100*time.Millisecond), d.p.retryMax)
 			if errors.Is(err, store.ErrOutOfOrder) && d.resync(ctx, log) {
+				d.applyMu.Unlock()
 				backoff = 0
 				continue
 			}
@@ -275,6 +291,7 @@ func (d *diskState) applier(ctx context.Context) {
 			}
 			d.applyErr = fmt.Sprintf("segment %d: %v", seq, err)
 			d.mu.Unlock()
+			d.applyMu.Unlock()
 			continue
 		}
 		backoff = 0
@@ -289,6 +306,7 @@ func (d *diskState) applier(ctx context.Context) {
 		close(d.changed)
 		d.changed = make(chan struct{})
 		d.mu.Unlock()
+		d.applyMu.Unlock()
 	}
 }
 

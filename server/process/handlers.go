@@ -132,6 +132,9 @@ func (p *Role) putSegment(w http.ResponseWriter, r *http.Request, machine string
 	// Answer gaps before reading the body (with "Expect: 100-continue"
 	// the agent does not even send it). A duplicate is acknowledged only
 	// when its body is the segment accepted (digest.go).
+	if err := d.discardConflict(seq, nil); err != nil {
+		return err
+	}
 	if ack, err := d.checkSeq(seq); ack != nil || err != nil {
 		if err != nil {
 			return err
@@ -140,7 +143,7 @@ func (p *Role) putSegment(w http.ResponseWriter, r *http.Request, machine string
 		if err != nil {
 			return err
 		}
-		if ack, err = d.checkDuplicate(seq, sum); err != nil {
+		if ack, err = d.checkDuplicate(r.Context(), seq, sum); err != nil {
 			return err
 		}
 		httpapi.WriteJSON(w, http.StatusOK, ack)
@@ -239,10 +242,16 @@ func (d *diskState) commitSegment(seq uint64, tmp string, m *hrlfmt.Map, sum [32
 		if err != nil {
 			return nil, err
 		}
-		return d.checkDuplicate(seq, sum) // another upload of seq won the race
+		return d.checkDuplicate(context.Background(), seq, sum) // another upload of seq won the race
 	}
 	if err := d.p.machines.CheckAssigned(d.machine); err != nil {
 		return nil, err // a move began: never acknowledge what the drain missed
+	}
+	if err := d.discardConflict(seq, &sum); err != nil {
+		return nil, err // the discarded segment again: the agent must resync
+	}
+	if err := d.clearDiscard(); err != nil {
+		return nil, storageError("remove discard mark", err)
 	}
 	if err := d.appendCuts(seq, cuts); err != nil {
 		return nil, storageError("write cut log", err)

@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,6 +76,16 @@ type MembershipOptions struct {
 	Addr     func() string
 	Roles    []string
 	Machines MemberMachines
+	// Revoked is this server's revocation list (its process port checks
+	// it in the handshake): every heartbeat answer's list is added to it,
+	// durably, so that a restart without the configuration server still
+	// refuses what it revoked. Nil: not kept.
+	Revoked *pki.Revocations
+	// Cert is this server's certificate, which its process port presents
+	// and its heartbeats use: renewed when RenewDue (nil: the default,
+	// RenewDue) says so (renew.go). Nil: never renewed.
+	Cert     *pki.LiveCert
+	RenewDue func(leaf *x509.Certificate, now time.Time) bool
 	// Log; nil means slog.Default().
 	Log *slog.Logger
 }
@@ -95,6 +106,7 @@ type Membership struct {
 	released map[string]uint64         // machine -> epoch of its drain
 	lastOK   time.Time
 	lastErr  string
+	renewErr string // the last renewal's failure, "" once one succeeds
 }
 
 // NewMembership returns the membership of a joined process server, with
@@ -221,6 +233,11 @@ func (s *Membership) Run(ctx context.Context) {
 
 func (s *Membership) heartbeat(ctx context.Context) error {
 	hb := api.Heartbeat{Address: s.o.Addr(), Roles: s.o.Roles, Machines: []api.ServedMachine{}}
+	if s.o.Revoked != nil {
+		if list, err := s.o.Revoked.List(); err == nil {
+			hb.RevokedDigest = pki.ListDigest(list)
+		}
+	}
 	s.mu.Lock()
 	names := make([]string, 0, len(s.assigned))
 	for m := range s.assigned {
@@ -244,6 +261,21 @@ func (s *Membership) heartbeat(ctx context.Context) error {
 	s.lastOK, s.lastErr = time.Now(), ""
 	s.mu.Unlock()
 	s.applyAssignments(ans.Machines, true)
+	s.renewIfDue(ctx)
+	if s.o.Revoked != nil && len(ans.Revoked) > 0 {
+		list := make([]pki.Revoked, 0, len(ans.Revoked))
+		for _, e := range ans.Revoked {
+			list = append(list, pki.Revoked{Serial: e.Serial, Name: e.Name, Time: e.Time, Reason: e.Reason})
+		}
+		// Revocations are never taken back: the configuration server's
+		// list is added to ours, and only what is new is written.
+		if err := s.o.Revoked.Revoke(list...); err != nil {
+			// Retried at every heartbeat; until then what is new on the
+			// list is still accepted here.
+			s.o.Log.With(httpapi.LogComponent, "scaleout").Error("cannot keep the configuration server's revocation list", httpapi.LogErr, err,
+				"hint", "free space in the data directory or fix its permissions; revoked certificates are accepted here until then")
+		}
+	}
 	return nil
 }
 
@@ -335,7 +367,7 @@ func (s *Membership) Drain(w http.ResponseWriter, r *http.Request) error {
 	if s == nil {
 		return httpapi.Errorf(http.StatusNotFound, "this process server joined no configuration server", "the configuration server drains its own process role itself")
 	}
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || r.TLS.PeerCertificates[0].Subject.CommonName != pki.ServerCNPrefix+s.o.Join.ConfigID {
+	if !s.fromConfigServer(r) {
 		return httpapi.Errorf(http.StatusForbidden, "only the configuration server may drain a process server", "move machines with 'lifeboat move'")
 	}
 	m := r.PathValue("m")
@@ -364,4 +396,10 @@ func (s *Membership) Drain(w http.ResponseWriter, r *http.Request) error {
 	s.o.Log.With(httpapi.LogComponent, "scaleout", httpapi.LogMachine, m).Info("drained for a move", "to", req.To, "epoch", req.Epoch)
 	httpapi.WriteJSON(w, http.StatusOK, api.DrainResult{Disks: ds})
 	return nil
+}
+
+// fromConfigServer reports whether r comes with the certificate of the
+// configuration server this server joined (the TLS layer verified it).
+func (s *Membership) fromConfigServer(r *http.Request) bool {
+	return r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && r.TLS.PeerCertificates[0].Subject.CommonName == pki.ServerCNPrefix+s.o.Join.ConfigID
 }

@@ -84,6 +84,11 @@ func (p *Role) DiskProblems(machine string) []api.DiskProblem {
 				Message: d.applyErr, Since: d.applySince,
 				Remedy: fmt.Sprintf("see the server's log; if the segment itself is bad (a size or range target storage cannot hold), discard it with 'lifeboat machines discard %s %s %d': the disk is then resynced", machine, d.name, d.applied)})
 		}
+		if mk := d.discard; mk != nil {
+			out = append(out, api.DiskProblem{Disk: d.name, Kind: api.DiskProblemDiscarded, Seq: mk.Seq, Since: mk.Time,
+				Message: fmt.Sprintf("segments %d to %d discarded by the operator; the agent's resync has not begun", mk.Seq, mk.Next-1),
+				Remedy:  "the agent resyncs the disk at its next upload: check that it runs ('agentctl status' on the machine)"})
+		}
 		d.mu.Unlock()
 	}
 	p.ref.mu.Lock()

@@ -387,7 +387,16 @@ func (p *Role) Drain(ctx context.Context, m string) ([]api.DiskState, error) {
 		// under d.commit: once we hold it, none is left.
 		d.commit.Lock()
 		next, _ := d.state()
+		d.mu.Lock()
+		discarded := d.discard != nil
+		d.mu.Unlock()
 		d.commit.Unlock()
+		if discarded {
+			// The mark that makes the agent resync stays here: another
+			// server would answer its next upload as a plain gap.
+			return nil, httpapi.Errorf(http.StatusConflict, fmt.Sprintf("disk %s: segments were discarded and the agent's resync has not begun", d.name),
+				"wait until the agent sends again (its next upload starts the resync; 'lifeboat machines' shows it), then move")
+		}
 		if err := d.waitApplied(ctx, next); err != nil {
 			_, applied := d.state()
 			return nil, &httpapi.Error{Status: http.StatusGatewayTimeout, Msg: fmt.Sprintf("disk %s: %d acknowledged segments not yet applied to target storage", d.name, next-applied),
