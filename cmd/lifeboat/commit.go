@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // CommitCommand is 'lifeboat commit'.
@@ -23,7 +25,7 @@ func (c *CommitCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print the machine as JSON (stable, see docs/server.md)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat commit MACHINE [--json]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // DrillCommand is 'lifeboat drill': a machine's drill policy and results.
@@ -34,7 +35,7 @@ func (c *DrillCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "       lifeboat drill show MACHINE [--json]")
 		fmt.Fprintln(fs.Output(), "       lifeboat drill set MACHINE --interval 24h [--verify SCRIPT] [--ready REGEX] [--timeout 10m] [--net none|isolated]")
 		fmt.Fprintln(fs.Output(), "       lifeboat drill run MACHINE [--json]   (now, and wait for it)")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // FailbackCommand is 'lifeboat failback'.
@@ -53,7 +54,7 @@ func (c *FailbackCommand) Run(ctx context.Context, args []string) error {
   lifeboat failback MACHINE --complete [--json]     final cut and switch-back of the running failback
   lifeboat failback MACHINE [--json]                show the running or last failback
   lifeboat failback MACHINE --cancel [--json]`)
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // FailoverCommand is 'lifeboat failover'.
@@ -35,7 +36,7 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--check] [--json]")
 		fmt.Fprintln(fs.Output(), "       lifeboat failover MACHINE --point ID|latest --test --boot [--net none|isolated] [--ready REGEX] [--timeout 10m] [--verify SCRIPT] [--out DIR] [--keep] [--json]")
 		fmt.Fprintln(fs.Output(), "       lifeboat failover --group NAME --point ID|latest [--test] --out DIR [--check] [--json]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // GroupCommand is 'lifeboat group'.
@@ -39,7 +40,7 @@ func (c *GroupCommand) Run(ctx context.Context, args []string) error {
 	machines := fs.String("machines", "", "create: the members, comma-separated (the first by name coordinates)")
 	interval := fs.Duration("interval", api.DefaultGroupInterval, "create: how often the group cuts a point (negative: only on 'lifeboat group point')")
 	wait := fs.Duration("wait", 0, "point: how long to wait for the outcome (default: the server's, 2m)")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), groupUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), groupUsage); cmdline.PrintDefaults(fs) }
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // MoveCommand is 'lifeboat move'.
@@ -25,7 +26,7 @@ func (c *MoveCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat move MACHINE --to SERVER [--force] [--json]\n\nMoves a machine to another process server without resync: the current one applies\nevery segment it acknowledged, then the agent replicates to the new one.")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

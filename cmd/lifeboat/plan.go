@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // PlanCommand is 'lifeboat plan create|show|list|delete|test|run'.
@@ -41,7 +42,7 @@ func (c *PlanCommand) Run(ctx context.Context, args []string) error {
 	c.conn.register(fs, c.main.Getenv)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), planUsage)
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
 	var groups, scripts stringList

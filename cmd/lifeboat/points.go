@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // PointsCommand is 'lifeboat points'.
@@ -25,7 +26,7 @@ func (c *PointsCommand) Run(ctx context.Context, args []string) error {
 	group := fs.String("group", "", "list the points of a replication `GROUP` (each one point across its machines)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat points MACHINE [--json] | lifeboat points --group NAME [--json]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // PolicyCommand is 'lifeboat policy set|show'.
@@ -52,7 +53,7 @@ func (c *PolicyCommand) Run(ctx context.Context, args []string) error {
 	}
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), policyUsage)
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // PruneCommand is 'lifeboat prune'.
@@ -22,7 +24,7 @@ func (c *PruneCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat prune MACHINE [--json]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

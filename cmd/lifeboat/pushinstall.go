@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 	"github.com/lifeboat-dr/lifeboat/internal/sshx"
 	"github.com/lifeboat-dr/lifeboat/server/pushinstall"
 	"github.com/lifeboat-dr/lifeboat/server/statefile"
@@ -80,7 +81,7 @@ func (c *PushInstallCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print the steps as JSON (stable, see docs/server.md)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat push-install --host H [--user U] --key FILE [--known-hosts F] [--accept-host-key SHA256:...] [--port 22] [--package FILE] --disk DEV [--disk DEV...] [--name MACHINE] [--json]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

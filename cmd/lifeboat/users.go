@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // UsersCommand is 'lifeboat users': the web console's accounts.
@@ -37,7 +38,7 @@ func (c *UsersCommand) Run(ctx context.Context, args []string) error {
 	passFile := fs.String("password-file", "", "with add: `FILE` whose first line is the password (- reads standard input)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), usersUsage)
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
