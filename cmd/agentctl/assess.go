@@ -15,6 +15,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // Churn is what assess measured on the disks, all together.
@@ -156,12 +157,12 @@ func assessCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	linkMbps := fs.Float64("link-mbps", 0, "link rate in Mbit/s to compare with, instead of probing (e.g. when the agent is not registered)")
 	probeMiB := fs.Int64("probe-mib", 64, "MiB sent to the process server to measure the link")
 	asJSON := fs.Bool("json", false, "print JSON (documented in docs/agent.md)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage, nil
+	if err := cmdline.Parse(fs, args); err != nil {
+		return exitUsage, err
 	}
 	switch {
 	case fs.NArg() > 0:
-		return exitUsage, fmt.Errorf("assess: unexpected argument %q", fs.Arg(0))
+		return exitUsage, cmdline.Usagef("assess", "assess: unexpected argument %q", fs.Arg(0))
 	case len(disks) == 0:
 		return exitUsage, errors.New("assess: give at least one --disk DEV")
 	case *duration < time.Second:

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 )
 
@@ -24,7 +25,7 @@ func (c *AdminCertCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("admin-cert "+verb, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	data := fs.String("data", m.Getenv("LIFEBOAT_DATA"), "the server's data directory (LIFEBOAT_DATA)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := cmdline.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if *data == "" {

@@ -140,7 +140,7 @@ func parse(fs *flag.FlagSet, args []string, interspersed bool) error {
 		return &UsageError{Err: err, Command: fs.Name()}
 	}
 	if h := pfs.Lookup("help"); h != nil && h.Changed && fs.Lookup("help") == nil {
-		if fs.Usage != nil {
+		if fs.Usage != nil && !isDefaultUsage(fs) {
 			fs.Usage()
 		} else {
 			fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
@@ -159,6 +159,15 @@ func parse(fs *flag.FlagSet, args []string, interspersed bool) error {
 		return &UsageError{Err: err, Command: fs.Name()}
 	}
 	return nil
+}
+
+// defaultUsage is the code of the Usage flag.NewFlagSet installs.
+var defaultUsage = reflect.ValueOf(flag.NewFlagSet("", flag.ContinueOnError).Usage).Pointer()
+
+// isDefaultUsage says whether fs prints the flag package's own usage,
+// which lists the flags with one dash: then Parse prints its own.
+func isDefaultUsage(fs *flag.FlagSet) bool {
+	return reflect.ValueOf(fs.Usage).Pointer() == defaultUsage
 }
 
 // Normalize rewrites the long flags of fs written with one dash (-disk,
