@@ -134,7 +134,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 			return nil, fmt.Errorf("missing %s (a flag, %s<FLAG> or a key of the configuration file)", strings.Join(missing, ", "), envPrefix)
 		}
 		fs.Usage()
-		return nil, fmt.Errorf("run: missing %s (a flag, %s<FLAG> or a key of the configuration file)", strings.Join(missing, ", "), envPrefix)
+		return nil, cmdline.Usagef("run", "run: missing %s (a flag, %s<FLAG> or a key of the configuration file)", strings.Join(missing, ", "), envPrefix)
 	}
 	return &runOptions{stallAlert: *stallAlert, lagAlert: *lagAlert, server: *server, passFile: *passFile, state: *state, name: *name, pinDir: *pinDir,
 		scriptsDir: *scriptsDir, disks: disks, pointEvery: *pointEvery, appEvery: *appEvery,

@@ -31,7 +31,7 @@ func (c *AuditCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("audit: unexpected argument %q", pos[0])
+		return cmdline.Usagef("audit", "audit: unexpected argument %q", pos[0])
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -33,7 +32,7 @@ func (c *CommitCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return errors.New("commit: give one MACHINE")
+		return cmdline.Usagef("commit", "commit: give one MACHINE")
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

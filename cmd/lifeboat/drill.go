@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,7 +42,7 @@ func (c *DrillCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) == 0 || pos[0] != "list" && len(pos) != 2 || pos[0] == "list" && len(pos) != 1 {
 		fs.Usage()
-		return errors.New("drill: give list, or show|set|run MACHINE")
+		return cmdline.Usagef("drill", "drill: give list, or show|set|run MACHINE")
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

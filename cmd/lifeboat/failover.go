@@ -50,10 +50,10 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return errors.New("failover: give one MACHINE")
+		return cmdline.Usagef("failover", "failover: give one MACHINE")
 	}
 	if *point == "" {
-		return &Error{Err: errors.New("failover: --point is required"), Remedy: "give --point latest, --point latest-app, or an id from 'lifeboat points " + pos[0] + "'"}
+		return &cmdline.UsageError{Command: "failover", Err: errors.New("failover: --point is required"), Remedy: "give --point latest, --point latest-app, or an id from 'lifeboat points " + pos[0] + "'"}
 	}
 	if bf.boot {
 		return c.runBoot(ctx, pos[0], *point, *out, *test, *check, *asJSON, bf)
@@ -62,7 +62,7 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	if *out == "" {
-		return &Error{Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<disk>.img on its host"}
+		return &cmdline.UsageError{Command: "failover", Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<disk>.img on its host"}
 	}
 	dir, err := filepath.Abs(*out)
 	if err != nil {
@@ -174,13 +174,13 @@ func checkFailed(res api.FailoverResult) error {
 // runGroup fails over every machine of a group at one group point.
 func (c *FailoverCommand) runGroup(ctx context.Context, pos []string, group, point, out string, test, check, asJSON bool) error {
 	if len(pos) != 0 {
-		return errors.New("failover: give MACHINE or --group, not both")
+		return cmdline.Usagef("failover", "failover: give MACHINE or --group, not both")
 	}
 	if point == "" {
-		return &Error{Err: errors.New("failover: --point is required"), Remedy: "give --point latest or an id from 'lifeboat points --group " + group + "'"}
+		return &cmdline.UsageError{Command: "failover", Err: errors.New("failover: --point is required"), Remedy: "give --point latest or an id from 'lifeboat points --group " + group + "'"}
 	}
 	if out == "" {
-		return &Error{Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<machine>/<disk>.img on its host"}
+		return &cmdline.UsageError{Command: "failover", Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<machine>/<disk>.img on its host"}
 	}
 	dir, err := filepath.Abs(out)
 	if err != nil {

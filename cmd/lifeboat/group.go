@@ -30,7 +30,7 @@ const groupUsage = `Usage:
 func (c *GroupCommand) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(c.main.Stderr, groupUsage)
-		return errors.New("group: give a subcommand")
+		return cmdline.Usagef("group", "group: give a subcommand")
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("group "+sub, flag.ContinueOnError)
@@ -51,7 +51,7 @@ func (c *GroupCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != want {
 		fs.Usage()
-		return fmt.Errorf("group %s: give %d NAME", sub, want)
+		return cmdline.Usagef("group", "group %s: give %d NAME", sub, want)
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {
@@ -62,7 +62,7 @@ func (c *GroupCommand) Run(ctx context.Context, args []string) error {
 	switch sub {
 	case "create":
 		if *machines == "" {
-			return &Error{Err: errors.New("group create: --machines is required"), Remedy: "give --machines A,B: the machines 'lifeboat machines' lists"}
+			return &cmdline.UsageError{Command: "group", Err: errors.New("group create: --machines is required"), Remedy: "give --machines A,B: the machines 'lifeboat machines' lists"}
 		}
 		iv := int64(*interval / time.Second)
 		if *interval < 0 {

@@ -26,7 +26,7 @@ func (c *MachinesCommand) identity(ctx context.Context, verb string, args []stri
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("machines %s: give one machine name", verb)
+		return cmdline.Usagef("machines", "machines %s: give one machine name", verb)
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

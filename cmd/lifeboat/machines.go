@@ -33,7 +33,7 @@ func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("machines: unexpected argument %q", pos[0])
+		return cmdline.Usagef("machines", "machines: unexpected argument %q", pos[0])
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 
@@ -34,7 +33,7 @@ func (c *MoveCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 || *to == "" {
 		fs.Usage()
-		return errors.New("move: give one MACHINE and --to SERVER")
+		return cmdline.Usagef("move", "move: give one MACHINE and --to SERVER")
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

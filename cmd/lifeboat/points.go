@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -35,7 +34,7 @@ func (c *PointsCommand) Run(ctx context.Context, args []string) error {
 	if *group != "" {
 		if len(pos) != 0 {
 			fs.Usage()
-			return errors.New("points: give MACHINE or --group, not both")
+			return cmdline.Usagef("points", "points: give MACHINE or --group, not both")
 		}
 		a, u, err := c.conn.Admin()
 		if err != nil {
@@ -53,7 +52,7 @@ func (c *PointsCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return errors.New("points: give one MACHINE")
+		return cmdline.Usagef("points", "points: give one MACHINE")
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -32,7 +31,7 @@ func (c *PruneCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return errors.New("prune: give one MACHINE")
+		return cmdline.Usagef("prune", "prune: give one MACHINE")
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

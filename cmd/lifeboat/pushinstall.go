@@ -88,7 +88,7 @@ func (c *PushInstallCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("push-install: unexpected argument %q", pos[0])
+		return cmdline.Usagef("push-install", "push-install: unexpected argument %q", pos[0])
 	}
 	c.conn.Key = *adminKey
 	var missing []string
@@ -103,7 +103,7 @@ func (c *PushInstallCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(missing) > 0 {
 		fs.Usage()
-		return &Error{Err: fmt.Errorf("push-install: missing %s", strings.Join(missing, ", ")), Remedy: "see docs/server.md, 'Push install'"}
+		return &cmdline.UsageError{Command: "push-install", Err: fmt.Errorf("push-install: missing %s", strings.Join(missing, ", ")), Remedy: "see docs/server.md, 'Push install'"}
 	}
 	if *name == "" {
 		*name = *host

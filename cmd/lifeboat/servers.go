@@ -32,7 +32,7 @@ func (c *ServersCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("servers: unexpected argument %q", pos[0])
+		return cmdline.Usagef("servers", "servers: unexpected argument %q", pos[0])
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

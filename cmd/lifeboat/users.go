@@ -46,7 +46,7 @@ func (c *UsersCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) == 0 {
 		fs.Usage()
-		return errors.New("users: give list, add NAME or remove NAME")
+		return cmdline.Usagef("users", "users: give list, add NAME or remove NAME")
 	}
 	verb, pos := pos[0], pos[1:]
 	want := 1
@@ -60,7 +60,7 @@ func (c *UsersCommand) Run(ctx context.Context, args []string) error {
 	var req api.UserRequest
 	if verb == "add" {
 		if *role == "" {
-			return &Error{Err: errors.New("users add: no --role"), Remedy: "give --role viewer (sees) or --role operator (sees and acts)"}
+			return &cmdline.UsageError{Command: "users", Err: errors.New("users add: no --role"), Remedy: "give --role viewer (sees) or --role operator (sees and acts)"}
 		}
 		req = api.UserRequest{Name: pos[0], Role: *role}
 		if *passFile != "" {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 
@@ -45,7 +44,7 @@ func (c *VMsCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	default:
 		fs.Usage()
-		return errors.New("vms: give no argument, or stop ID")
+		return cmdline.Usagef("vms", "vms: give no argument, or stop ID")
 	}
 	vs, err := a.VMs(ctx)
 	if err != nil {
