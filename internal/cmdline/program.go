@@ -197,6 +197,7 @@ func (p *Program) tree(ctx context.Context, rootFS *flag.FlagSet, runAll func(*c
 func (p *Program) probeFlags(root *cobra.Command) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	host, _ := os.Hostname()
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		for _, sub := range c.Commands() {
@@ -215,6 +216,12 @@ func (p *Program) probeFlags(root *cobra.Command) {
 		pfs.VisitAll(func(f *pflag.Flag) {
 			if f.Name == "help" || root.PersistentFlags().Lookup(f.Name) != nil {
 				return
+			}
+			if host != "" && f.DefValue == host {
+				// A default taken from the host that generates the man
+				// pages says nothing of the host that reads them.
+				f.DefValue = ""
+				f.Usage += " (default: this host's name)"
 			}
 			c.Flags().AddFlag(f)
 		})
