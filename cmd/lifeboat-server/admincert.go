@@ -19,7 +19,7 @@ func (c *AdminCertCommand) Run(ctx context.Context, args []string) error {
 	m := c.main
 	if len(args) == 0 || (args[0] != "renew" && args[0] != "show") {
 		fmt.Fprintln(m.Stderr, "Usage: lifeboat-server admin-cert renew|show --data DIR")
-		return fmt.Errorf("admin-cert: say renew or show")
+		return cmdline.Usagef("admin-cert", "admin-cert: say renew or show")
 	}
 	verb := args[0]
 	fs := flag.NewFlagSet("admin-cert "+verb, flag.ContinueOnError)

@@ -18,6 +18,7 @@ func TestCommandLine(t *testing.T) {
 			{Args: []string{"run", "--bogus"}, Want: []string{"lifeboat-server: unknown flag: --bogus", "'lifeboat-server run --help'"}},
 			{Args: []string{"init", "extra"}, Want: []string{"unexpected argument"}},
 			{Args: []string{"admin-cert", "show", "--data"}, Want: []string{"flag needs an argument: --data"}},
+			{Args: []string{"admin-cert"}, Want: []string{"admin-cert: say renew or show"}},
 		},
 	})
 	dir := filepath.Join(t.TempDir(), "none")

@@ -20,7 +20,7 @@ func (m *Main) program() *cmdline.Program {
 		Commands: []cmdline.Command{
 			{Path: "init", Args: "--data DIR [--san NAME...]", Short: "create the CA, certificates and passphrase"},
 			{Path: "run", Args: "[--config FILE] --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]", Short: "serve the roles"},
-			{Path: "admin-cert", Short: "the admin certificate"},
+			{Path: "admin-cert", Short: "the admin certificate", Group: true},
 			{Path: "admin-cert renew", Args: "--data DIR", Short: "renew the admin certificate, revoking the old one"},
 			{Path: "admin-cert show", Args: "--data DIR", Short: "show the admin certificate"},
 			{Path: "install", Args: "[--config FILE] [--init auto|systemd|sysv] [--print]", Short: "install the system service (running 'run --config FILE')"},

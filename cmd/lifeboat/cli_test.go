@@ -30,6 +30,13 @@ func TestCommandLine(t *testing.T) {
 			{Args: nil, Want: []string{"no command given"}},
 		},
 	})
+	// A command that only groups others lists them.
+	for _, args := range [][]string{{"group", "--help"}, {"help", "plan"}} {
+		r := cmdlinetest.Run(t, args...)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "Commands:") || !strings.Contains(r.Stdout, "  create ") {
+			t.Errorf("lifeboat %v: exit status %d:\n%s%s", args, r.Code, r.Stdout, r.Stderr)
+		}
+	}
 	// The single-dash long flags of scripts still work, with a notice:
 	// the value of -data reached the command.
 	r := cmdlinetest.Run(t, "-data", "/nonexistent-lifeboat-dir", "machines", "-json")

@@ -25,6 +25,9 @@ type Command struct {
 	Args string
 	// Short is the one-line summary (help, completion, man page NAME).
 	Short string
+	// Group says the command only groups its subcommands: its help lists
+	// them.
+	Group bool
 }
 
 // Program is one of the four programs: its commands and the function
@@ -49,7 +52,23 @@ type Program struct {
 	Run func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
-const annotation = "lifeboat-cmdline"
+const (
+	annotation      = "lifeboat-cmdline"
+	groupAnnotation = "lifeboat-cmdline-group"
+)
+
+// groupHelp prints the help of a command that groups subcommands.
+func (p *Program) groupHelp(w io.Writer, c *cobra.Command) {
+	fmt.Fprintf(w, "Usage: %s COMMAND [flags]\n\n%s\n\nCommands:\n", c.CommandPath(), c.Short)
+	width := 0
+	for _, sub := range c.Commands() {
+		width = max(width, len(sub.Name()))
+	}
+	for _, sub := range c.Commands() {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, sub.Name(), sub.Short)
+	}
+	fmt.Fprintf(w, "\nRun '%s COMMAND --help' for the flags of a command.\n", c.CommandPath())
+}
 
 // Execute runs the program's command line args: --version; help (the
 // program's Usage, or 'help COMMAND' for the command's own); completion
@@ -162,6 +181,16 @@ func (p *Program) tree(ctx context.Context, rootFS *flag.FlagSet, runAll func(*c
 			Annotations:        map[string]string{annotation: spec.Path},
 			RunE:               runAll,
 		}
+		if spec.Group {
+			c.Annotations[groupAnnotation] = "true"
+			c.RunE = func(c *cobra.Command, args []string) error {
+				if WantsHelp(args) {
+					p.groupHelp(stdout, c)
+					return nil
+				}
+				return runAll(c, args)
+			}
+		}
 		parent.AddCommand(c)
 		byPath[spec.Path] = c
 	}
@@ -171,6 +200,8 @@ func (p *Program) tree(ctx context.Context, rootFS *flag.FlagSet, runAll func(*c
 		switch {
 		case c == root:
 			fmt.Fprint(stdout, p.Usage)
+		case ours && c.Annotations[groupAnnotation] != "":
+			p.groupHelp(stdout, c)
 		case ours:
 			// The command's own usage, as 'COMMAND --help' prints it.
 			_ = p.Run(ctx, append(strings.Fields(path), "--help"), stdout, stdout)
