@@ -149,6 +149,7 @@ func judge(c Churn, linkBps float64) Verdict {
 func assessCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("assess", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	cmdline.SetUsage(fs, "agentctl assess --disk DEV [--disk DEV...] [--duration 1m] [--state DIR | --server HOST:PORT | --link-mbps N] [--json]")
 	var disks stringList
 	fs.Var(&disks, "disk", "block device to measure; repeat for several")
 	duration := fs.Duration("duration", time.Minute, "how long to measure (at least 1s)")

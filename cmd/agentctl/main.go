@@ -84,6 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	case "bookmark":
 		app := fs.Bool("app-consistent", false, "freeze the filesystems for the cut (app-consistent point)")
 		wait := fs.Bool("wait", false, "return once the point is durable on the server and listed")
+		cmdline.SetUsage(fs, "agentctl bookmark [--state DIR | --config FILE] [--app-consistent | --group] [--wait]")
 		group := fs.Bool("group", false, "a group point across the machine's replication group (only on the group's coordinator); --wait waits for this machine's part")
 		if err := cmdline.Parse(fs, args[1:]); err != nil {
 			return 2, err

@@ -70,6 +70,7 @@ func newOutput(w io.Writer) output {
 func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	cmdline.SetUsage(fs, "agentctl status [--state DIR | --config FILE] [--json] [--watch [--interval 2s]]")
 	stateOf := stateFlag(fs, "the agent's state directory")
 	asJSON := fs.Bool("json", false, "print JSON (documented in docs/agent.md)")
 	watch := fs.Bool("watch", false, "keep watching: redraw on a terminal, a line per change otherwise; stop with Ctrl-C")

@@ -73,6 +73,7 @@ func checkConfig(file string, stderr io.Writer) (*runOptions, error) {
 func releaseTrackerCommand(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("release-tracker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	cmdline.SetUsage(fs, "lifeboat-agent release-tracker [--config FILE]")
 	file := fs.String("config", DefaultConfig, "the agent's configuration file (its name and pin-dir say which pins)")
 	if err := cmdline.Parse(fs, args); err != nil {
 		return err

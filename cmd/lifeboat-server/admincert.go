@@ -24,6 +24,7 @@ func (c *AdminCertCommand) Run(ctx context.Context, args []string) error {
 	verb := args[0]
 	fs := flag.NewFlagSet("admin-cert "+verb, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
+	cmdline.SetUsage(fs, "lifeboat-server admin-cert "+verb+" --data DIR")
 	data := fs.String("data", m.Getenv("LIFEBOAT_DATA"), "the server's data directory (LIFEBOAT_DATA)")
 	if err := cmdline.Parse(fs, args[1:]); err != nil {
 		return err

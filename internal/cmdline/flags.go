@@ -271,3 +271,11 @@ func IsHelp(err error) bool {
 	var h *HelpError
 	return errors.As(err, &h)
 }
+
+// SetUsage makes fs's usage "Usage: SYNOPSIS" and its flags, --flag style.
+func SetUsage(fs *flag.FlagSet, synopsis string) {
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: "+synopsis)
+		PrintDefaults(fs)
+	}
+}

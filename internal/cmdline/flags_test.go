@@ -58,6 +58,8 @@ func TestParse(t *testing.T) {
 			interval: time.Minute, rest: []string{"cmd", "--json"}},
 		{name: "-- ends the flags", args: []string{"--json", "--", "-disk", "x"},
 			interval: time.Minute, json: true, rest: []string{"-disk", "x"}},
+		{name: "a negative duration is a value", args: []string{"--point-interval", "-5s", "-point-interval", "-6s"},
+			interval: -6 * time.Second, rest: []string{}, notices: []string{"-point-interval is deprecated"}},
 		{name: "bool with a value", args: []string{"--json=false"}, interval: time.Minute, rest: []string{}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
