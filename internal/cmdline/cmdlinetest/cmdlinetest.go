@@ -107,7 +107,7 @@ func Check(t *testing.T, s Spec) {
 	if r := Run(t, "__complete", s.Command, "--"+s.Flag[:2]); !strings.Contains(r.Stdout, "--"+s.Flag+"\t") {
 		t.Errorf("%s: completing %s --%s offers no --%s:\n%s", s.Name, s.Command, s.Flag[:2], s.Flag, r.Stdout)
 	}
-	checkBash(t, s)
+	checkShells(t, s)
 	dir := t.TempDir()
 	if r := Run(t, "__man", dir); r.Code != 0 {
 		t.Fatalf("%s __man: exit status %d\n%s", s.Name, r.Code, r.Stderr)
