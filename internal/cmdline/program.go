@@ -92,12 +92,9 @@ func (p *Program) execute(ctx context.Context, args []string, stdout, stderr io.
 	if buildinfo.IsVersionArg(args) {
 		return p.Run(ctx, args, stdout, stderr)
 	}
-	var rootFS *flag.FlagSet
+	rootFS := flag.NewFlagSet(p.Name, flag.ContinueOnError)
 	if p.RootFlags != nil {
-		rootFS = flag.NewFlagSet(p.Name, flag.ContinueOnError)
 		p.RootFlags(rootFS)
-	} else {
-		rootFS = flag.NewFlagSet(p.Name, flag.ContinueOnError)
 	}
 	args = Normalize(rootFS, args, false, stderr)
 	run := func(ctx context.Context, args []string) error {
