@@ -12,6 +12,7 @@ import (
 func program() *cmdline.Program {
 	return &cmdline.Program{
 		Name:    "agentctl",
+		Args:    "COMMAND",
 		Short:   "diagnose and control the local Lifeboat agent",
 		Long:    "agentctl asks the local lifeboat-agent, through the unix socket in its state directory, for its status and for bookmarks (recovery points on request), and measures the churn of disks before they are protected. Exit status of status: 0 healthy, 1 unhealthy, 3 no agent running, 4 the agent answered an error; 2 for every usage error.",
 		Usage:   usage,

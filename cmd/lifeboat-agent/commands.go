@@ -10,6 +10,7 @@ import (
 func program() *cmdline.Program {
 	return &cmdline.Program{
 		Name:    "lifeboat-agent",
+		Args:    "COMMAND",
 		Short:   "Lifeboat mobility agent",
 		Long:    "lifeboat-agent tracks every changed block of the protected disks with an eBPF program on the kernel's block layer, journals the changes and streams them over mutual TLS to a Lifeboat process server, cutting crash-consistent and app-consistent recovery points. Its flags may be given as keys of a TOML file (--config, default /etc/lifeboat/agent.toml for the service) or as LIFEBOAT_AGENT_<FLAG> variables; see /usr/share/doc/lifeboat-agent/agent.md.",
 		Usage:   usage,

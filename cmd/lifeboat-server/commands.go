@@ -13,6 +13,7 @@ import (
 func (m *Main) program() *cmdline.Program {
 	return &cmdline.Program{
 		Name:    "lifeboat-server",
+		Args:    "COMMAND",
 		Short:   "Lifeboat configuration, process and master-target server",
 		Long:    "lifeboat-server runs Lifeboat's server roles in one process: the configuration server (registration, CA, recovery-point catalog, HTTPS admin API, web console), the process server (receives the agents' journals over mutual TLS and applies them to target storage) and the master target (failback). Its flags may be given as keys of a TOML file (--config, default /etc/lifeboat/server.toml for the service) or as LIFEBOAT_SERVER_<FLAG> variables; see /usr/share/doc/lifeboat-server/server.md.",
 		Usage:   usage,

@@ -56,6 +56,7 @@ var commands = []cmdline.Command{
 func (m *Main) program() *cmdline.Program {
 	return &cmdline.Program{
 		Name:    "lifeboat",
+		Args:    "[CONNECTION] COMMAND",
 		Short:   "Lifeboat's admin command",
 		Long:    "lifeboat talks to the admin API of a Lifeboat configuration server (lifeboat-server) to list machines and recovery points, fail over, commit, fail back, run recovery plans and drills, and set retention. The connection flags may come before or after the command; their defaults come from LIFEBOAT_DATA, LIFEBOAT_SERVER, LIFEBOAT_CA, LIFEBOAT_CERT and LIFEBOAT_KEY. Exit status: 0 done, 1 failed, 2 usage error.",
 		Usage:   usage,

@@ -34,6 +34,8 @@ type Command struct {
 // that runs them.
 type Program struct {
 	Name string
+	// Args is the synopsis after the name: "[CONNECTION] COMMAND".
+	Args string
 	// Short is the one-line summary of the program; Long its man page's
 	// description (Markdown).
 	Short, Long string
@@ -135,7 +137,7 @@ func WantsHelp(args []string) bool {
 // runAll (Run with the whole command line).
 func (p *Program) tree(ctx context.Context, rootFS *flag.FlagSet, runAll func(*cobra.Command, []string) error, stdout io.Writer) *cobra.Command {
 	root := &cobra.Command{
-		Use:                        p.Name,
+		Use:                        strings.TrimSpace(p.Name + " " + p.Args),
 		Short:                      p.Short,
 		Long:                       p.Long,
 		SilenceErrors:              true,
