@@ -61,7 +61,7 @@ type Spec struct {
 var goStyle = regexp.MustCompile(`(?m)^\s+-[a-z][a-z-]+( |$)`)
 
 // Check checks the conventions: usage errors exit 2 with the message and
-// a hint; --help, -h and 'help' exit 0 and print to stdout; the command's
+// a hint; --version; --help, -h and 'help' exit 0 and print to stdout; the command's
 // help lists --FLAG, no flag with one dash; 'help COMMAND' prints the
 // command's own help; a mistyped command is refused with a suggestion;
 // completion scripts for bash, zsh and fish; flag completion; man pages.
@@ -76,6 +76,9 @@ func Check(t *testing.T, s Spec) {
 				t.Errorf("%s %v: stderr lacks %q:\n%s", s.Name, c.Args, w, r.Stderr)
 			}
 		}
+	}
+	if r := Run(t, "--version"); r.Code != 0 || !strings.HasPrefix(r.Stdout, s.Name+" ") {
+		t.Errorf("%s --version: exit status %d, stdout %q", s.Name, r.Code, r.Stdout)
 	}
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
 		r := Run(t, args...)
