@@ -165,9 +165,9 @@ func assessCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	case fs.NArg() > 0:
 		return exitUsage, cmdline.Usagef("assess", "assess: unexpected argument %q", fs.Arg(0))
 	case len(disks) == 0:
-		return exitUsage, errors.New("assess: give at least one --disk DEV")
+		return exitUsage, cmdline.Usagef("assess", "assess: give at least one --disk DEV")
 	case *duration < time.Second:
-		return exitUsage, fmt.Errorf("assess: --duration %s: must be at least 1s", *duration)
+		return exitUsage, cmdline.Usagef("assess", "assess: --duration %s: must be at least 1s", *duration)
 	case *linkMbps < 0:
 		return exitUsage, errors.New("assess: --link-mbps must be positive")
 	case *probeMiB < 1 || *probeMiB > 1024:

@@ -69,7 +69,7 @@ func (c *trackCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(disks) == 0 {
 		fs.Usage()
-		return errors.New("track: give at least one --disk")
+		return cmdline.Usagef("track", "track: give at least one --disk")
 	}
 	if fs.NArg() > 0 {
 		return cmdline.Usagef("track", "track: unexpected argument %q", fs.Arg(0))

@@ -30,7 +30,7 @@ func (c *AdminCertCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	if *data == "" {
-		return fmt.Errorf("admin-cert %s: --data is required", verb)
+		return cmdline.Usagef("admin-cert "+verb, "admin-cert %s: --data is required", verb)
 	}
 	if verb == "renew" {
 		cert, err := pki.RenewAdmin(*data, time.Now())

@@ -19,6 +19,7 @@ func TestCommandLine(t *testing.T) {
 			{Args: []string{"init", "extra"}, Want: []string{"unexpected argument"}},
 			{Args: []string{"admin-cert", "show", "--data"}, Want: []string{"flag needs an argument: --data"}},
 			{Args: []string{"admin-cert"}, Want: []string{"admin-cert: say renew or show"}},
+			{Args: []string{"init", "--data", ""}, Want: []string{"init: --data DIR is required"}},
 		},
 	})
 	dir := filepath.Join(t.TempDir(), "none")

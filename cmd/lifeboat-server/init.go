@@ -45,7 +45,7 @@ func (c *InitCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	if *data == "" {
-		return errors.New("init: --data DIR is required")
+		return cmdline.Usagef("init", "init: --data DIR is required")
 	}
 	dir, err := filepath.Abs(*data)
 	if err != nil {

@@ -84,7 +84,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		return c.checkOnly(*data)
 	}
 	if *data == "" {
-		return errors.New("run: --data DIR is required (a flag, LIFEBOAT_SERVER_DATA, or data in the configuration file)")
+		return cmdline.Usagef("run", "run: --data DIR is required (a flag, LIFEBOAT_SERVER_DATA, or data in the configuration file)")
 	}
 	if *pruneInterval < 0 {
 		return errors.New("run: --prune-interval must not be negative (0 disables the pruner)")
