@@ -87,3 +87,9 @@ clean: ## remove build output
 
 bench-azure: ## apply throughput, CPU per GiB and materialize cost against Azurite (see docs/PERFORMANCE.md)
 	LIFEBOAT_BENCH_AZURE=1 $(GO) test ./store/azblob -run TestBenchAzurite -count=1 -v -timeout 30m
+
+.PHONY: man completions
+man: build ## man pages of the four programs (a page per command, cobra/doc) into bin/man/; make package ships them
+	./scripts/cli-docs.sh $(BIN) $(BIN)
+
+completions: man ## bash, zsh and fish completion scripts of the four programs into bin/completions/ (made with the man pages)

@@ -93,7 +93,10 @@ func TestPackageLintian(t *testing.T) {
 	t.Logf("lintian:\n%s", out)
 	contents := run(t, "dpkg-deb", "--contents", debs[0])
 	for _, f := range []string{"./usr/bin/lifeboat-agent", "./usr/bin/agentctl", "./etc/lifeboat/agent.toml",
-		"./etc/lifeboat/scripts.d/10-postgresql", "./etc/lifeboat/scripts.d/20-mysql", "./usr/share/man/man8/lifeboat-agent.8.gz"} {
+		"./etc/lifeboat/scripts.d/10-postgresql", "./etc/lifeboat/scripts.d/20-mysql", "./usr/share/man/man8/lifeboat-agent.8.gz",
+		"./usr/share/man/man8/lifeboat-agent-run.8.gz", "./usr/share/man/man8/agentctl-status.8.gz", "./usr/share/doc/lifeboat-agent/cli.md",
+		"./usr/share/bash-completion/completions/lifeboat-agent", "./usr/share/bash-completion/completions/agentctl",
+		"./usr/share/zsh/vendor-completions/_lifeboat-agent", "./usr/share/fish/vendor_completions.d/agentctl.fish"} {
 		if !strings.Contains(contents, f+"\n") && !strings.Contains(contents, f+" ") {
 			t.Errorf("lifeboat-agent.deb lacks %s", f)
 		}

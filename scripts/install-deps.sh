@@ -22,6 +22,8 @@ if [ "${1:-}" != clang ]; then
 	pkgs+=(wixl msitools)
 	# server/console: the web console's browser tests drive headless chromium.
 	pkgs+=(chromium)
+	# internal/cmdline: the completion scripts run in real shells (cobra's bash script needs bash-completion)
+	pkgs+=(bash-completion fish zsh)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // Churn is what assess measured on the disks, all together.
@@ -148,6 +149,7 @@ func judge(c Churn, linkBps float64) Verdict {
 func assessCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("assess", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	cmdline.SetUsage(fs, "agentctl assess --disk DEV [--disk DEV...] [--duration 1m] [--state DIR | --server HOST:PORT | --link-mbps N] [--json]")
 	var disks stringList
 	fs.Var(&disks, "disk", "block device to measure; repeat for several")
 	duration := fs.Duration("duration", time.Minute, "how long to measure (at least 1s)")
@@ -156,16 +158,16 @@ func assessCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	linkMbps := fs.Float64("link-mbps", 0, "link rate in Mbit/s to compare with, instead of probing (e.g. when the agent is not registered)")
 	probeMiB := fs.Int64("probe-mib", 64, "MiB sent to the process server to measure the link")
 	asJSON := fs.Bool("json", false, "print JSON (documented in docs/agent.md)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage, nil
+	if err := cmdline.Parse(fs, args); err != nil {
+		return exitUsage, err
 	}
 	switch {
 	case fs.NArg() > 0:
-		return exitUsage, fmt.Errorf("assess: unexpected argument %q", fs.Arg(0))
+		return exitUsage, cmdline.Usagef("assess", "assess: unexpected argument %q", fs.Arg(0))
 	case len(disks) == 0:
-		return exitUsage, errors.New("assess: give at least one --disk DEV")
+		return exitUsage, cmdline.Usagef("assess", "assess: give at least one --disk DEV")
 	case *duration < time.Second:
-		return exitUsage, fmt.Errorf("assess: --duration %s: must be at least 1s", *duration)
+		return exitUsage, cmdline.Usagef("assess", "assess: --duration %s: must be at least 1s", *duration)
 	case *linkMbps < 0:
 		return exitUsage, errors.New("assess: --link-mbps must be positive")
 	case *probeMiB < 1 || *probeMiB > 1024:

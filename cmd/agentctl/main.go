@@ -21,6 +21,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // DefaultState is the agent's state directory when --state is not given.
@@ -35,23 +36,42 @@ Usage:
   agentctl bookmark [--state DIR] --group [--wait]                a group point (on the group's coordinator)
   agentctl assess   [--disk DEV...] [--duration 1m] [--state DIR | --server ADDR | --link-mbps N] [--json]
                     measures the churn of disks before protecting them and whether the link keeps up
+  agentctl completion bash|zsh|fish    print a shell completion script
   agentctl --version
+
+Exit status 2: a usage error (unknown command or flag, bad value, extra argument).
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	code, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code, err := execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	if err != nil {
 		cli.PrintError(os.Stderr, "agentctl", err)
 	}
 	os.Exit(code)
 }
 
+// execute runs the command line args through the program's command tree
+// (commands.go) and returns the exit status: 2 for every usage error.
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	err := program().Execute(ctx, args, stdout, stderr)
+	var c *exitStatus
+	switch {
+	case err == nil:
+		return 0, nil
+	case cmdline.IsUsage(err):
+		return exitUsage, err
+	case errors.As(err, &c):
+		return c.code, c.err
+	}
+	return 1, err
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return 2, nil
+		return 2, cmdline.Usagef("", "no command given")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -64,9 +84,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	case "bookmark":
 		app := fs.Bool("app-consistent", false, "freeze the filesystems for the cut (app-consistent point)")
 		wait := fs.Bool("wait", false, "return once the point is durable on the server and listed")
+		cmdline.SetUsage(fs, "agentctl bookmark [--state DIR | --config FILE] [--app-consistent | --group] [--wait]")
 		group := fs.Bool("group", false, "a group point across the machine's replication group (only on the group's coordinator); --wait waits for this machine's part")
-		if err := fs.Parse(args[1:]); err != nil {
-			return 2, nil
+		if err := cmdline.Parse(fs, args[1:]); err != nil {
+			return 2, err
 		}
 		state, err := stateOf()
 		if err != nil {
@@ -91,8 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		buildinfo.Print(stdout, "agentctl")
 		return 0, nil
 	}
-	fmt.Fprint(stderr, usage)
-	return 2, fmt.Errorf("unknown command %q", args[0])
+	return 2, cmdline.Usagef("", "unknown command %q", args[0])
 }
 
 // ask runs one request of the local API on the agent of state; nothing

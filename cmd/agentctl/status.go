@@ -14,6 +14,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // Exit codes of agentctl status (docs/agent.md).
@@ -69,15 +70,16 @@ func newOutput(w io.Writer) output {
 func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	cmdline.SetUsage(fs, "agentctl status [--state DIR | --config FILE] [--json] [--watch [--interval 2s]]")
 	stateOf := stateFlag(fs, "the agent's state directory")
 	asJSON := fs.Bool("json", false, "print JSON (documented in docs/agent.md)")
 	watch := fs.Bool("watch", false, "keep watching: redraw on a terminal, a line per change otherwise; stop with Ctrl-C")
 	interval := fs.Duration("interval", 2*time.Second, "how often --watch asks the agent")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage, nil
+	if err := cmdline.Parse(fs, args); err != nil {
+		return exitUsage, err
 	}
 	if fs.NArg() > 0 {
-		return exitUsage, fmt.Errorf("status: unexpected argument %q", fs.Arg(0))
+		return exitUsage, cmdline.Usagef("status", "status: unexpected argument %q", fs.Arg(0))
 	}
 	if *interval < 100*time.Millisecond {
 		return exitUsage, fmt.Errorf("status: --interval %s: must be at least 100ms", *interval)

@@ -12,7 +12,7 @@ import (
 func TestShippedConfigListsEveryFlag(t *testing.T) {
 	var usage bytes.Buffer
 	(&runCommand{out: &bytes.Buffer{}, errOut: &usage, getenv: func(string) string { return "" }}).parse([]string{"-h"})
-	flags := regexp.MustCompile(`(?m)^  -([a-z][a-z-]*)`).FindAllStringSubmatch(usage.String(), -1)
+	flags := regexp.MustCompile(`(?m)^\s+--([a-z][a-z-]*)`).FindAllStringSubmatch(usage.String(), -1)
 	if len(flags) < 10 {
 		t.Fatalf("found only %d flags in run's usage:\n%s", len(flags), usage.String())
 	}

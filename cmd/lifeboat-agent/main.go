@@ -4,8 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +13,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 const usage = `lifeboat-agent: Lifeboat's mobility agent
@@ -28,9 +27,12 @@ Usage:
                                                              (default /etc/lifeboat/agent.toml)
   lifeboat-agent check-config [--config FILE]                say whether the service can start with FILE
   lifeboat-agent release-tracker [--config FILE]             end tracking left pinned by a stopped agent (package removal)
+  lifeboat-agent completion bash|zsh|fish                    print a shell completion script
   lifeboat-agent --version                                   print the version of this build
 
-Run 'lifeboat-agent COMMAND -h' for the flags of a command.
+Run 'lifeboat-agent COMMAND --help' for the flags of a command. Exit status: 0 done,
+1 failed, 2 usage error (unknown command or flag, bad value, missing argument);
+the service verbs: 3 not running, 4 not installed, 6 not configured.
 `
 
 func main() {
@@ -42,19 +44,21 @@ func main() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() { cancel(&stopSignal{<-sigs}) }()
-	if err := runWith(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	if err := program().Execute(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		cli.PrintError(os.Stderr, "lifeboat-agent", err)
+		if cmdline.IsUsage(err) {
 			os.Exit(2)
 		}
-		cli.PrintError(os.Stderr, "lifeboat-agent", err)
 		os.Exit(sysservice.ExitCode(err))
 	}
 }
 
+// runWith runs the command of args (through the command tree of
+// commands.go from main).
 func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return flag.ErrHelp
+		return cmdline.Usagef("", "no command given")
 	}
 	switch args[0] {
 	case "track":
@@ -78,8 +82,7 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		buildinfo.Print(stdout, "lifeboat-agent")
 		return nil
 	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", args[0])
+		return cmdline.Usagef("", "unknown command %q", args[0])
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/agent"
 	"github.com/lifeboat-dr/lifeboat/client"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/internal/logging"
@@ -99,13 +100,13 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	logLevel := fs.String("log-level", "info", "lowest `LEVEL` logged: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintln(c.errOut, "Usage: lifeboat-agent run [--config FILE] --server HOST:PORT --passphrase-file F --disk DEV [--disk DEV...] --state DIR [--name MACHINE]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
+		return nil, cmdline.Usagef("run", "run: unexpected argument %q", fs.Arg(0))
 	}
 	getenv := c.getenv
 	if getenv == nil {
@@ -133,7 +134,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 			return nil, fmt.Errorf("missing %s (a flag, %s<FLAG> or a key of the configuration file)", strings.Join(missing, ", "), envPrefix)
 		}
 		fs.Usage()
-		return nil, fmt.Errorf("run: missing %s (a flag, %s<FLAG> or a key of the configuration file)", strings.Join(missing, ", "), envPrefix)
+		return nil, cmdline.Usagef("run", "run: missing %s (a flag, %s<FLAG> or a key of the configuration file)", strings.Join(missing, ", "), envPrefix)
 	}
 	return &runOptions{stallAlert: *stallAlert, lagAlert: *lagAlert, server: *server, passFile: *passFile, state: *state, name: *name, pinDir: *pinDir,
 		scriptsDir: *scriptsDir, disks: disks, pointEvery: *pointEvery, appEvery: *appEvery,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/agent"
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 	"github.com/lifeboat-dr/lifeboat/internal/config"
 )
 
@@ -72,12 +73,13 @@ func checkConfig(file string, stderr io.Writer) (*runOptions, error) {
 func releaseTrackerCommand(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("release-tracker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	cmdline.SetUsage(fs, "lifeboat-agent release-tracker [--config FILE]")
 	file := fs.String("config", DefaultConfig, "the agent's configuration file (its name and pin-dir say which pins)")
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("release-tracker: unexpected argument %q", fs.Arg(0))
+		return cmdline.Usagef("release-tracker", "release-tracker: unexpected argument %q", fs.Arg(0))
 	}
 	return releaseTracker(*file, stdout)
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 	"github.com/lifeboat-dr/lifeboat/tracker"
 )
 
@@ -61,17 +62,17 @@ func (c *trackCommand) Run(ctx context.Context, args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintln(c.errOut, "Usage: lifeboat-agent track --disk DEV [--disk DEV...] [--json]")
 		fmt.Fprintln(c.errOut, "Prints every change to the disks until SIGINT or SIGTERM.")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	if len(disks) == 0 {
 		fs.Usage()
-		return errors.New("track: give at least one --disk")
+		return cmdline.Usagef("track", "track: give at least one --disk")
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("track: unexpected argument %q", fs.Arg(0))
+		return cmdline.Usagef("track", "track: unexpected argument %q", fs.Arg(0))
 	}
 	for _, d := range disks {
 		if err := checkDevice(d); err != nil {

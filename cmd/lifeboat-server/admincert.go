@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 )
 
@@ -18,17 +19,18 @@ func (c *AdminCertCommand) Run(ctx context.Context, args []string) error {
 	m := c.main
 	if len(args) == 0 || (args[0] != "renew" && args[0] != "show") {
 		fmt.Fprintln(m.Stderr, "Usage: lifeboat-server admin-cert renew|show --data DIR")
-		return fmt.Errorf("admin-cert: say renew or show")
+		return cmdline.Usagef("admin-cert", "admin-cert: say renew or show")
 	}
 	verb := args[0]
 	fs := flag.NewFlagSet("admin-cert "+verb, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
+	cmdline.SetUsage(fs, "lifeboat-server admin-cert "+verb+" --data DIR")
 	data := fs.String("data", m.Getenv("LIFEBOAT_DATA"), "the server's data directory (LIFEBOAT_DATA)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := cmdline.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if *data == "" {
-		return fmt.Errorf("admin-cert %s: --data is required", verb)
+		return cmdline.Usagef("admin-cert "+verb, "admin-cert %s: --data is required", verb)
 	}
 	if verb == "renew" {
 		cert, err := pki.RenewAdmin(*data, time.Now())

@@ -12,9 +12,9 @@ import (
 // documents every key with its default, in step with run's flags.
 func TestShippedConfigListsEveryFlag(t *testing.T) {
 	var usage bytes.Buffer
-	m := &Main{Stdout: &bytes.Buffer{}, Stderr: &usage, Getenv: func(string) string { return "" }}
+	m := &Main{Stdout: &usage, Stderr: &bytes.Buffer{}, Getenv: func(string) string { return "" }}
 	m.Run(context.Background(), []string{"run", "-h"})
-	flags := regexp.MustCompile(`(?m)^  -([a-z][a-z-]*)`).FindAllStringSubmatch(usage.String(), -1)
+	flags := regexp.MustCompile(`(?m)^\s+--([a-z][a-z-]*)`).FindAllStringSubmatch(usage.String(), -1)
 	if len(flags) < 10 {
 		t.Fatalf("found only %d flags in run's usage:\n%s", len(flags), usage.String())
 	}

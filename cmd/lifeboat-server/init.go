@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 	"github.com/lifeboat-dr/lifeboat/server/console"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/statefile"
@@ -35,16 +36,16 @@ func (c *InitCommand) Run(ctx context.Context, args []string) error {
 	storeCreate := fs.Bool("store-create-container", false, "with --store: create the container if it does not exist")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server init --data DIR [--san NAME...]\n       lifeboat-server init --data DIR --join URL --name ID --passphrase-file F [--san NAME...]\n\nCreates the CA, the server and admin certificates and the registration passphrase in DIR;\nwith --join, the data directory of a process server that joins the configuration server at URL.")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
 		return err
 	}
 	if *data == "" {
-		return errors.New("init: --data DIR is required")
+		return cmdline.Usagef("init", "init: --data DIR is required")
 	}
 	dir, err := filepath.Abs(*data)
 	if err != nil {

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
 	"github.com/lifeboat-dr/lifeboat/internal/cmd/sysservice"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 	"github.com/lifeboat-dr/lifeboat/server"
 )
 
@@ -28,9 +28,12 @@ Usage:
                      the system service, running 'run --config FILE' (default /etc/lifeboat/server.toml)
   lifeboat-server admin-cert renew|show --data DIR  renew (revoking the old) or show the admin certificate
   lifeboat-server check-config [--config FILE]      say whether the service can start with FILE
+  lifeboat-server completion bash|zsh|fish          print a shell completion script
   lifeboat-server --version                         print the version of this build
 
-Run 'lifeboat-server COMMAND -h' for the flags of a command.
+Run 'lifeboat-server COMMAND --help' for the flags of a command. Exit status: 0 done,
+1 failed, 2 usage error (unknown command or flag, bad value, missing argument);
+the service verbs: 3 not running, 4 not installed, 6 not configured.
 `
 
 func main() {
@@ -38,10 +41,10 @@ func main() {
 	defer stop()
 	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	if err := m.Run(ctx, os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		printError(os.Stderr, err)
+		if cmdline.IsUsage(err) {
 			os.Exit(2)
 		}
-		printError(os.Stderr, err)
 		os.Exit(sysservice.ExitCode(err))
 	}
 }
@@ -54,14 +57,21 @@ type Main struct {
 	Ready func(*server.Server)
 }
 
-// Run runs the command of args.
+// Run runs the command line args through the program's command tree
+// (commands.go): help and usage errors (*cmdline.UsageError, exit status
+// 2) as every Lifeboat program has them.
 func (m *Main) Run(ctx context.Context, args []string) error {
+	return m.program().Execute(ctx, args, m.Stdout, m.Stderr)
+}
+
+// dispatch runs the command of args.
+func (m *Main) dispatch(ctx context.Context, args []string) error {
 	if m.Getenv == nil {
 		m.Getenv = func(string) string { return "" }
 	}
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage)
-		return flag.ErrHelp
+		return cmdline.Usagef("", "no command given")
 	}
 	switch args[0] {
 	case "init":
@@ -81,8 +91,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		buildinfo.Print(m.Stdout, "lifeboat-server")
 		return nil
 	default:
-		fmt.Fprint(m.Stderr, usage)
-		return fmt.Errorf("unknown command %q", args[0])
+		return cmdline.Usagef("", "unknown command %q", args[0])
 	}
 }
 
@@ -95,7 +104,7 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 // noArgs refuses positional arguments.
 func noArgs(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+		return cmdline.Usagef(fs.Name(), "%s: unexpected argument %q", fs.Name(), fs.Arg(0))
 	}
 	return nil
 }

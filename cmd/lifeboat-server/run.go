@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/internal/logging"
 	"github.com/lifeboat-dr/lifeboat/server"
@@ -63,9 +64,9 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	configServer := fs.String("config-server", "", "`URL` of the configuration server, for a server that joined one (default: the URL of its 'init --join')")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat-server run [--config FILE] --data DIR [--api ADDR] [--listen ADDR] [--roles config,process,mastertarget]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
@@ -82,7 +83,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		return c.checkOnly(*data)
 	}
 	if *data == "" {
-		return errors.New("run: --data DIR is required (a flag, LIFEBOAT_SERVER_DATA, or data in the configuration file)")
+		return cmdline.Usagef("run", "run: --data DIR is required (a flag, LIFEBOAT_SERVER_DATA, or data in the configuration file)")
 	}
 	if *pruneInterval < 0 {
 		return errors.New("run: --prune-interval must not be negative (0 disables the pruner)")

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // AuditCommand is 'lifeboat audit': the newest entries of the audit log.
@@ -22,14 +24,14 @@ func (c *AuditCommand) Run(ctx context.Context, args []string) error {
 	limit := fs.Int("limit", 100, "the newest `N` entries")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat audit [--limit N] [--json]\n\nWho did what in the web console and with the accounts, when, and how it ended.")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("audit: unexpected argument %q", pos[0])
+		return cmdline.Usagef("audit", "audit: unexpected argument %q", pos[0])
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

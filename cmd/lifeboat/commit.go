@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // CommitCommand is 'lifeboat commit'.
@@ -23,7 +24,7 @@ func (c *CommitCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print the machine as JSON (stable, see docs/server.md)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat commit MACHINE [--json]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -31,7 +32,7 @@ func (c *CommitCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return errors.New("commit: give one MACHINE")
+		return cmdline.Usagef("commit", "commit: give one MACHINE")
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // DrillCommand is 'lifeboat drill': a machine's drill policy and results.
@@ -34,7 +34,7 @@ func (c *DrillCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "       lifeboat drill show MACHINE [--json]")
 		fmt.Fprintln(fs.Output(), "       lifeboat drill set MACHINE --interval 24h [--verify SCRIPT] [--ready REGEX] [--timeout 10m] [--net none|isolated]")
 		fmt.Fprintln(fs.Output(), "       lifeboat drill run MACHINE [--json]   (now, and wait for it)")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -42,7 +42,7 @@ func (c *DrillCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) == 0 || pos[0] != "list" && len(pos) != 2 || pos[0] == "list" && len(pos) != 1 {
 		fs.Usage()
-		return errors.New("drill: give list, or show|set|run MACHINE")
+		return cmdline.Usagef("drill", "drill: give list, or show|set|run MACHINE")
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

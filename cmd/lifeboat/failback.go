@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // FailbackCommand is 'lifeboat failback'.
@@ -53,7 +54,7 @@ func (c *FailbackCommand) Run(ctx context.Context, args []string) error {
   lifeboat failback MACHINE --complete [--json]     final cut and switch-back of the running failback
   lifeboat failback MACHINE [--json]                show the running or last failback
   lifeboat failback MACHINE --cancel [--json]`)
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -61,14 +62,14 @@ func (c *FailbackCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return errors.New("failback: give one MACHINE")
+		return cmdline.Usagef("failback", "failback: give one MACHINE")
 	}
 	m := pos[0]
 	if *cancel && (*complete || len(to) > 0) {
 		return &Error{Err: errors.New("failback: --cancel goes alone"), Remedy: "run 'lifeboat failback " + m + " --cancel'"}
 	}
 	if len(from) > 0 && len(to) == 0 {
-		return &Error{Err: errors.New("failback: --from needs --to"), Remedy: "give --to DEV for the on-premises disk"}
+		return &cmdline.UsageError{Command: "failback", Err: errors.New("failback: --from needs --to"), Remedy: "give --to DEV for the on-premises disk"}
 	}
 	req := api.FailbackRequest{Disks: to, IntervalSeconds: interval.Seconds()}
 	for _, f := range from {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // FailoverCommand is 'lifeboat failover'.
@@ -35,7 +36,7 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--check] [--json]")
 		fmt.Fprintln(fs.Output(), "       lifeboat failover MACHINE --point ID|latest --test --boot [--net none|isolated] [--ready REGEX] [--timeout 10m] [--verify SCRIPT] [--out DIR] [--keep] [--json]")
 		fmt.Fprintln(fs.Output(), "       lifeboat failover --group NAME --point ID|latest [--test] --out DIR [--check] [--json]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -49,10 +50,10 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return errors.New("failover: give one MACHINE")
+		return cmdline.Usagef("failover", "failover: give one MACHINE")
 	}
 	if *point == "" {
-		return &Error{Err: errors.New("failover: --point is required"), Remedy: "give --point latest, --point latest-app, or an id from 'lifeboat points " + pos[0] + "'"}
+		return &cmdline.UsageError{Command: "failover", Err: errors.New("failover: --point is required"), Remedy: "give --point latest, --point latest-app, or an id from 'lifeboat points " + pos[0] + "'"}
 	}
 	if bf.boot {
 		return c.runBoot(ctx, pos[0], *point, *out, *test, *check, *asJSON, bf)
@@ -61,7 +62,7 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	if *out == "" {
-		return &Error{Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<disk>.img on its host"}
+		return &cmdline.UsageError{Command: "failover", Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<disk>.img on its host"}
 	}
 	dir, err := filepath.Abs(*out)
 	if err != nil {
@@ -173,13 +174,13 @@ func checkFailed(res api.FailoverResult) error {
 // runGroup fails over every machine of a group at one group point.
 func (c *FailoverCommand) runGroup(ctx context.Context, pos []string, group, point, out string, test, check, asJSON bool) error {
 	if len(pos) != 0 {
-		return errors.New("failover: give MACHINE or --group, not both")
+		return cmdline.Usagef("failover", "failover: give MACHINE or --group, not both")
 	}
 	if point == "" {
-		return &Error{Err: errors.New("failover: --point is required"), Remedy: "give --point latest or an id from 'lifeboat points --group " + group + "'"}
+		return &cmdline.UsageError{Command: "failover", Err: errors.New("failover: --point is required"), Remedy: "give --point latest or an id from 'lifeboat points --group " + group + "'"}
 	}
 	if out == "" {
-		return &Error{Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<machine>/<disk>.img on its host"}
+		return &cmdline.UsageError{Command: "failover", Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<machine>/<disk>.img on its host"}
 	}
 	dir, err := filepath.Abs(out)
 	if err != nil {

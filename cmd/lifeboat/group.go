@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // GroupCommand is 'lifeboat group'.
@@ -29,7 +30,7 @@ const groupUsage = `Usage:
 func (c *GroupCommand) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(c.main.Stderr, groupUsage)
-		return errors.New("group: give a subcommand")
+		return cmdline.Usagef("group", "group: give a subcommand")
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("group "+sub, flag.ContinueOnError)
@@ -39,7 +40,7 @@ func (c *GroupCommand) Run(ctx context.Context, args []string) error {
 	machines := fs.String("machines", "", "create: the members, comma-separated (the first by name coordinates)")
 	interval := fs.Duration("interval", api.DefaultGroupInterval, "create: how often the group cuts a point (negative: only on 'lifeboat group point')")
 	wait := fs.Duration("wait", 0, "point: how long to wait for the outcome (default: the server's, 2m)")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), groupUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), groupUsage); cmdline.PrintDefaults(fs) }
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
 		return err
@@ -50,7 +51,7 @@ func (c *GroupCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != want {
 		fs.Usage()
-		return fmt.Errorf("group %s: give %d NAME", sub, want)
+		return cmdline.Usagef("group", "group %s: give %d NAME", sub, want)
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {
@@ -61,7 +62,7 @@ func (c *GroupCommand) Run(ctx context.Context, args []string) error {
 	switch sub {
 	case "create":
 		if *machines == "" {
-			return &Error{Err: errors.New("group create: --machines is required"), Remedy: "give --machines A,B: the machines 'lifeboat machines' lists"}
+			return &cmdline.UsageError{Command: "group", Err: errors.New("group create: --machines is required"), Remedy: "give --machines A,B: the machines 'lifeboat machines' lists"}
 		}
 		iv := int64(*interval / time.Second)
 		if *interval < 0 {

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // identity runs 'lifeboat machines reregister NAME' and 'lifeboat machines
@@ -16,7 +18,7 @@ func (c *MachinesCommand) identity(ctx context.Context, verb string, args []stri
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lifeboat machines %s NAME [--json]\n", verb)
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -24,7 +26,7 @@ func (c *MachinesCommand) identity(ctx context.Context, verb string, args []stri
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("machines %s: give one machine name", verb)
+		return cmdline.Usagef("machines", "machines %s: give one machine name", verb)
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // MachinesCommand is 'lifeboat machines'.
@@ -27,14 +29,14 @@ func (c *MachinesCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat machines [--json]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("machines: unexpected argument %q", pos[0])
+		return cmdline.Usagef("machines", "machines: unexpected argument %q", pos[0])
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 	"github.com/lifeboat-dr/lifeboat/internal/cli"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 const usage = `lifeboat: Lifeboat's admin CLI
@@ -56,7 +56,9 @@ CONNECTION (before or after the command):
   --server URL --ca F --cert F --key F   anywhere else
 Environment defaults: LIFEBOAT_DATA, LIFEBOAT_SERVER, LIFEBOAT_CA, LIFEBOAT_CERT, LIFEBOAT_KEY.
 
-Run 'lifeboat COMMAND -h' for the flags of a command; 'lifeboat --version' prints the version.
+Run 'lifeboat COMMAND --help' for the flags of a command; 'lifeboat --version' prints the version;
+'lifeboat completion bash|zsh|fish' prints a shell completion script. Exit status: 0 done,
+1 failed, 2 usage error (unknown command or flag, bad value, missing argument).
 `
 
 func main() {
@@ -64,10 +66,10 @@ func main() {
 	defer stop()
 	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	if err := m.Run(ctx, os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		printError(os.Stderr, err)
+		if cmdline.IsUsage(err) {
 			os.Exit(2)
 		}
-		printError(os.Stderr, err)
 		os.Exit(1)
 	}
 }
@@ -78,8 +80,15 @@ type Main struct {
 	Getenv         func(string) string
 }
 
-// Run runs the command of args.
+// Run runs the command line args through the program's command tree
+// (commands.go): help and usage errors (*cmdline.UsageError, exit status
+// 2) as every Lifeboat program has them.
 func (m *Main) Run(ctx context.Context, args []string) error {
+	return m.program().Execute(ctx, args, m.Stdout, m.Stderr)
+}
+
+// dispatch runs the command of args.
+func (m *Main) dispatch(ctx context.Context, args []string) error {
 	if m.Getenv == nil {
 		m.Getenv = func(string) string { return "" }
 	}
@@ -92,13 +101,13 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage) }
 	var conn Conn
 	conn.register(fs, m.Getenv)
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	args = fs.Args()
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage)
-		return flag.ErrHelp
+		return cmdline.Usagef("", "no command given")
 	}
 	switch args[0] {
 	case "machines":
@@ -142,8 +151,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		fmt.Fprint(m.Stdout, usage)
 		return nil
 	default:
-		fmt.Fprint(m.Stderr, usage)
-		return fmt.Errorf("unknown command %q", args[0])
+		return cmdline.Usagef("", "unknown command %q", args[0])
 	}
 }
 
@@ -162,18 +170,7 @@ func (e *Error) Hint() string { return e.Remedy }
 // parseInterspersed parses flags that may come before, between and after
 // positional arguments, and returns the positional ones.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
+	return cmdline.ParseInterspersed(fs, args)
 }
 
 // printError prints err and its hint as every command does.

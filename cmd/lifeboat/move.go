@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // MoveCommand is 'lifeboat move'.
@@ -25,7 +25,7 @@ func (c *MoveCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat move MACHINE --to SERVER [--force] [--json]\n\nMoves a machine to another process server without resync: the current one applies\nevery segment it acknowledged, then the agent replicates to the new one.")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -33,7 +33,7 @@ func (c *MoveCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 || *to == "" {
 		fs.Usage()
-		return errors.New("move: give one MACHINE and --to SERVER")
+		return cmdline.Usagef("move", "move: give one MACHINE and --to SERVER")
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

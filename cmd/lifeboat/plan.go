@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // PlanCommand is 'lifeboat plan create|show|list|delete|test|run'.
@@ -33,7 +34,7 @@ const planUsage = `Usage:
 func (c *PlanCommand) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(c.main.Stderr, planUsage)
-		return errors.New("plan: give a command")
+		return cmdline.Usagef("plan", "plan: give a command")
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("plan "+sub, flag.ContinueOnError)
@@ -41,7 +42,7 @@ func (c *PlanCommand) Run(ctx context.Context, args []string) error {
 	c.conn.register(fs, c.main.Getenv)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), planUsage)
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
 	var groups, scripts stringList
@@ -63,7 +64,7 @@ func (c *PlanCommand) Run(ctx context.Context, args []string) error {
 		wantArgs = 0
 	default:
 		fmt.Fprint(c.main.Stderr, planUsage)
-		return fmt.Errorf("plan: unknown command %q", sub)
+		return cmdline.Usagef("plan", "plan: unknown command %q", sub)
 	}
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
@@ -72,9 +73,9 @@ func (c *PlanCommand) Run(ctx context.Context, args []string) error {
 	if len(pos) != wantArgs {
 		fs.Usage()
 		if wantArgs == 0 {
-			return fmt.Errorf("plan %s: unexpected argument %q", sub, pos[0])
+			return cmdline.Usagef("plan", "plan %s: unexpected argument %q", sub, pos[0])
 		}
-		return fmt.Errorf("plan %s: give one plan NAME", sub)
+		return cmdline.Usagef("plan", "plan %s: give one plan NAME", sub)
 	}
 	var req api.PlanRequest
 	var plan api.Plan
@@ -85,7 +86,7 @@ func (c *PlanCommand) Run(ctx context.Context, args []string) error {
 		}
 	case "test", "run":
 		if *out == "" {
-			return &Error{Err: fmt.Errorf("plan %s: --out is required", sub), Remedy: "give --out DIR: the server writes DIR/<machine>/<disk>.img on its host"}
+			return &cmdline.UsageError{Command: "plan", Err: fmt.Errorf("plan %s: --out is required", sub), Remedy: "give --out DIR: the server writes DIR/<machine>/<disk>.img on its host"}
 		}
 		dir, err := filepath.Abs(*out)
 		if err != nil {
@@ -190,7 +191,7 @@ func (c *PlanCommand) Run(ctx context.Context, args []string) error {
 func parsePlan(name string, groups, scripts stringList, timeout durationFlag) (api.Plan, error) {
 	p := api.Plan{Name: name, Scripts: []api.PlanScript{}}
 	if len(groups) == 0 {
-		return p, &Error{Err: errors.New("plan create: no --group"), Remedy: "give --group M1,M2 for each group, in the order they fail over"}
+		return p, &cmdline.UsageError{Command: "plan", Err: errors.New("plan create: no --group"), Remedy: "give --group M1,M2 for each group, in the order they fail over"}
 	}
 	for _, g := range groups {
 		var ms []string

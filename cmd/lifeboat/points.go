@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"strings"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // PointsCommand is 'lifeboat points'.
@@ -25,7 +25,7 @@ func (c *PointsCommand) Run(ctx context.Context, args []string) error {
 	group := fs.String("group", "", "list the points of a replication `GROUP` (each one point across its machines)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat points MACHINE [--json] | lifeboat points --group NAME [--json]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -34,7 +34,7 @@ func (c *PointsCommand) Run(ctx context.Context, args []string) error {
 	if *group != "" {
 		if len(pos) != 0 {
 			fs.Usage()
-			return errors.New("points: give MACHINE or --group, not both")
+			return cmdline.Usagef("points", "points: give MACHINE or --group, not both")
 		}
 		a, u, err := c.conn.Admin()
 		if err != nil {
@@ -52,7 +52,7 @@ func (c *PointsCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return errors.New("points: give one MACHINE")
+		return cmdline.Usagef("points", "points: give one MACHINE")
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

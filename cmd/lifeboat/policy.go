@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // PolicyCommand is 'lifeboat policy set|show'.
@@ -27,12 +28,12 @@ const policyUsage = `Usage:
 func (c *PolicyCommand) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(c.main.Stderr, policyUsage)
-		return errors.New("policy: give show or set")
+		return cmdline.Usagef("policy", "policy: give show or set")
 	}
 	sub := args[0]
 	if sub != "show" && sub != "set" {
 		fmt.Fprint(c.main.Stderr, policyUsage)
-		return fmt.Errorf("policy: unknown command %q (want show or set)", sub)
+		return cmdline.Usagef("policy", "policy: unknown command %q (want show or set)", sub)
 	}
 	fs := flag.NewFlagSet("policy "+sub, flag.ContinueOnError)
 	fs.SetOutput(c.main.Stderr)
@@ -52,7 +53,7 @@ func (c *PolicyCommand) Run(ctx context.Context, args []string) error {
 	}
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), policyUsage)
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
@@ -60,7 +61,7 @@ func (c *PolicyCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("policy %s: give one MACHINE", sub)
+		return cmdline.Usagef("policy", "policy %s: give one MACHINE", sub)
 	}
 	m := pos[0]
 	a, u, err := c.conn.Admin()
@@ -74,11 +75,11 @@ func (c *PolicyCommand) Run(ctx context.Context, args []string) error {
 	}
 	if sub == "set" {
 		if *def && (window.set || keepAll.set || thin.set) {
-			return &Error{Err: errors.New("policy set: --default with --window, --keep-all or --thin"), Remedy: "give either --default or the durations"}
+			return &cmdline.UsageError{Command: "policy", Err: errors.New("policy set: --default with --window, --keep-all or --thin"), Remedy: "give either --default or the durations"}
 		}
 		drill := drillEvery.set || drillVerify.set || drillTimeout.set
 		if !*def && !window.set && !keepAll.set && !thin.set && !drill {
-			return &Error{Err: errors.New("policy set: nothing to set"), Remedy: "give --window, --keep-all, --thin, --default or a --drill-… flag"}
+			return &cmdline.UsageError{Command: "policy", Err: errors.New("policy set: nothing to set"), Remedy: "give --window, --keep-all, --thin, --default or a --drill-… flag"}
 		}
 		if drill {
 			// The drill part of the policy: the same record as 'lifeboat

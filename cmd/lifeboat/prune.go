@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"strings"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // PruneCommand is 'lifeboat prune'.
@@ -22,7 +23,7 @@ func (c *PruneCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat prune MACHINE [--json]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -30,7 +31,7 @@ func (c *PruneCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return errors.New("prune: give one MACHINE")
+		return cmdline.Usagef("prune", "prune: give one MACHINE")
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

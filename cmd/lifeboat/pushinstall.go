@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 	"github.com/lifeboat-dr/lifeboat/internal/sshx"
 	"github.com/lifeboat-dr/lifeboat/server/pushinstall"
 	"github.com/lifeboat-dr/lifeboat/server/statefile"
@@ -80,14 +81,14 @@ func (c *PushInstallCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print the steps as JSON (stable, see docs/server.md)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat push-install --host H [--user U] --key FILE [--known-hosts F] [--accept-host-key SHA256:...] [--port 22] [--package FILE] --disk DEV [--disk DEV...] [--name MACHINE] [--json]")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("push-install: unexpected argument %q", pos[0])
+		return cmdline.Usagef("push-install", "push-install: unexpected argument %q", pos[0])
 	}
 	c.conn.Key = *adminKey
 	var missing []string
@@ -102,7 +103,7 @@ func (c *PushInstallCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(missing) > 0 {
 		fs.Usage()
-		return &Error{Err: fmt.Errorf("push-install: missing %s", strings.Join(missing, ", ")), Remedy: "see docs/server.md, 'Push install'"}
+		return &cmdline.UsageError{Command: "push-install", Err: fmt.Errorf("push-install: missing %s", strings.Join(missing, ", ")), Remedy: "see docs/server.md, 'Push install'"}
 	}
 	if *name == "" {
 		*name = *host

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // UsersCommand is 'lifeboat users': the web console's accounts.
@@ -37,7 +38,7 @@ func (c *UsersCommand) Run(ctx context.Context, args []string) error {
 	passFile := fs.String("password-file", "", "with add: `FILE` whose first line is the password (- reads standard input)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), usersUsage)
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -45,7 +46,7 @@ func (c *UsersCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) == 0 {
 		fs.Usage()
-		return errors.New("users: give list, add NAME or remove NAME")
+		return cmdline.Usagef("users", "users: give list, add NAME or remove NAME")
 	}
 	verb, pos := pos[0], pos[1:]
 	want := 1
@@ -59,7 +60,7 @@ func (c *UsersCommand) Run(ctx context.Context, args []string) error {
 	var req api.UserRequest
 	if verb == "add" {
 		if *role == "" {
-			return &Error{Err: errors.New("users add: no --role"), Remedy: "give --role viewer (sees) or --role operator (sees and acts)"}
+			return &cmdline.UsageError{Command: "users", Err: errors.New("users add: no --role"), Remedy: "give --role viewer (sees) or --role operator (sees and acts)"}
 		}
 		req = api.UserRequest{Name: pos[0], Role: *role}
 		if *passFile != "" {

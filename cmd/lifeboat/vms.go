@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // VMsCommand is 'lifeboat vms': the VMs kept by 'failover --boot --keep'.
@@ -22,7 +23,7 @@ func (c *VMsCommand) Run(ctx context.Context, args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat vms [--json]        list the VMs kept by 'lifeboat failover --boot --keep'")
 		fmt.Fprintln(fs.Output(), "       lifeboat vms stop ID          stop one and remove its temporary files")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -43,7 +44,7 @@ func (c *VMsCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	default:
 		fs.Usage()
-		return errors.New("vms: give no argument, or stop ID")
+		return cmdline.Usagef("vms", "vms: give no argument, or stop ID")
 	}
 	vs, err := a.VMs(ctx)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"text/template"
 
 	"github.com/kardianos/service"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // Spec describes one program's service.
@@ -98,13 +100,13 @@ func Command(verb string, args []string, spec Spec, stdout, stderr io.Writer) er
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s %s [--config FILE] [--init auto|systemd|sysv]\n", spec.Name, verb)
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", verb, fs.Arg(0))
+		return cmdline.Usagef(verb, "%s: unexpected argument %q", verb, fs.Arg(0))
 	}
 	if verb == "check-config" {
 		return check(spec, *cfg, stdout)
