@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // BookmarkCommand is 'lifeboat bookmark MACHINE': the server asks the
@@ -27,7 +27,7 @@ func (c *BookmarkCommand) Run(ctx context.Context, args []string) error {
 	wait := fs.Duration("wait", 0, "how long the server waits for the agent (0: its default, 2m)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat bookmark MACHINE [--app-consistent] [--wait 2m] [--json]\n\nAsk the machine's agent, through the server, for a point now; prints its id once listed.")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -35,7 +35,7 @@ func (c *BookmarkCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return errors.New("bookmark: give one MACHINE")
+		return cmdline.Usagef("bookmark", "bookmark: give one MACHINE")
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // discard runs 'lifeboat machines discard NAME DISK SEQ': the segment of a
@@ -19,7 +21,7 @@ func (c *MachinesCommand) discard(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat machines discard NAME DISK SEQ [--json]\n\n"+
 			"Drops segment SEQ of the disk, whose apply keeps failing ('lifeboat machines' names it),\n"+
 			"and the later segments not applied; the agent then resyncs the disk.")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -27,11 +29,11 @@ func (c *MachinesCommand) discard(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 3 {
 		fs.Usage()
-		return fmt.Errorf("machines discard: give the machine, the disk and the segment's sequence number, as the apply-failing problem names them")
+		return cmdline.Usagef("machines discard", "machines discard: give the machine, the disk and the segment's sequence number, as the apply-failing problem names them")
 	}
 	seq, err := strconv.ParseUint(pos[2], 10, 64)
 	if err != nil {
-		return fmt.Errorf("machines discard: sequence number %q is not a decimal integer", pos[2])
+		return cmdline.Usagef("machines discard", "machines discard: sequence number %q is not a decimal integer", pos[2])
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {

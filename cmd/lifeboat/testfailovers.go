@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
+
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 )
 
 // TestFailoversCommand is 'lifeboat test-failovers': the test failovers
@@ -24,7 +25,7 @@ func (c *TestFailoversCommand) Run(ctx context.Context, args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat test-failovers [--machine M] [--json]        list the test failovers whose images are kept")
 		fmt.Fprintln(fs.Output(), "       lifeboat test-failovers cleanup ID...|--machine M     remove the images they wrote")
-		fs.PrintDefaults()
+		cmdline.PrintDefaults(fs)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -42,7 +43,7 @@ func (c *TestFailoversCommand) Run(ctx context.Context, args []string) error {
 		ids := pos[1:]
 		if len(ids) > 0 && *machine != "" || len(ids) == 0 && *machine == "" {
 			fs.Usage()
-			return errors.New("test-failovers cleanup: give the IDs, or --machine M for all of a machine's")
+			return cmdline.Usagef("test-failovers cleanup", "test-failovers cleanup: give the IDs, or --machine M for all of a machine's")
 		}
 		if *machine != "" {
 			tfs, err := a.TestFailovers(ctx, *machine)
@@ -80,7 +81,7 @@ func (c *TestFailoversCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	default:
 		fs.Usage()
-		return errors.New("test-failovers: give no argument, or cleanup with the IDs")
+		return cmdline.Usagef("test-failovers", "test-failovers: give no argument, or cleanup with the IDs")
 	}
 	tfs, err := a.TestFailovers(ctx, *machine)
 	if err != nil {
