@@ -63,7 +63,7 @@ func ToBlobName(machine, pointID, disk string) string {
 func (s *Store) MaterializeToBlob(ctx context.Context, machine, pointID, dest string) ([]BlobImage, error) {
 	dcc, err := s.destContainer(ctx, dest)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("materialize to blob: %w", err)
 	}
 	if err := s.checkMachine(ctx, machine); err != nil {
 		return nil, fmt.Errorf("materialize to blob: %w", err)
@@ -115,10 +115,10 @@ func (s *Store) MaterializeToBlob(ctx context.Context, machine, pointID, dest st
 // which must exist and not be the store's own.
 func (s *Store) destContainer(ctx context.Context, dest string) (*container.Client, error) {
 	if err := checkContainer(dest); err != nil {
-		return nil, &ToBlobError{Msg: "materialize to blob: " + err.Error(), Remedy: "name a container of account " + s.loc.Account + " (3 to 63 lowercase letters, digits and hyphens)"}
+		return nil, &ToBlobError{Msg: err.Error(), Remedy: "name a container of account " + s.loc.Account + " (3 to 63 lowercase letters, digits and hyphens)"}
 	}
 	if dest == s.loc.Container {
-		return nil, &ToBlobError{Msg: "materialize to blob: container " + dest + " is the target storage itself",
+		return nil, &ToBlobError{Msg: "container " + dest + " is the target storage itself",
 			Remedy: "name another container of account " + s.loc.Account + " for the failover disks (az storage container create)"}
 	}
 	loc := s.loc
@@ -129,10 +129,10 @@ func (s *Store) destContainer(ctx context.Context, dest string) (*container.Clie
 	}
 	if _, err := dcc.GetProperties(ctx, nil); err != nil {
 		if bloberror.HasCode(err, bloberror.ContainerNotFound) {
-			return nil, &ToBlobError{Msg: "materialize to blob: container " + dest + " not found in account " + s.loc.Account,
+			return nil, &ToBlobError{Msg: "container " + dest + " not found in account " + s.loc.Account,
 				Remedy: "create it (az storage container create --account-name " + s.loc.Account + " --name " + dest + "), or name an existing one"}
 		}
-		return nil, fmt.Errorf("materialize to blob: container %s: %w", dest, err)
+		return nil, fmt.Errorf("container %s: %w", dest, err)
 	}
 	return dcc, nil
 }
@@ -226,7 +226,7 @@ func (s *Store) diskToBlob(ctx context.Context, dcc *container.Client, machine, 
 var errDestExists = errors.New("destination blob exists")
 
 func destExists(dcc *container.Client, name string) error {
-	return &ToBlobError{Msg: "materialize to blob: " + dcc.URL() + "/" + name + " exists", Exists: true,
+	return &ToBlobError{Msg: dcc.URL() + "/" + name + " exists", Exists: true,
 		Remedy: "a failover never overwrites a blob: delete it first, or name another container"}
 }
 
