@@ -121,10 +121,10 @@ func TestToBlobAndReaderFence(t *testing.T) {
 		t.Fatalf("copied %d bytes on the service's side, wrote %d of a %d-byte disk: want a copy and less written than the disk", imgs[0].Copied, imgs[0].Written, size)
 	}
 	t.Logf("base copied on the service's side: %d bytes; changed ranges written: %d bytes", imgs[0].Copied, imgs[0].Written)
-	fcc := cfg.cc
 	floc := loc
 	floc.Container = "failover"
-	if fcc, err = newContainerClient(floc, az.cred, defaultRetry); err != nil {
+	fcc, err := newContainerClient(floc, az.cred, defaultRetry)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var got bytes.Buffer
