@@ -55,10 +55,15 @@ func TestToBlobAndReaderFence(t *testing.T) {
 	now := t0.Add(6 * time.Second)
 
 	// A materialization of another host reads the machine: no fold.
+	// (Past the grace of a reader between creating its blob and leasing
+	// it: only the lease keeps it live.)
+	defer func(g time.Duration) { readerGrace = g }(readerGrace)
+	readerGrace = 2 * time.Second
 	h, err := cfg.holdReaders(ctx, testMachine)
 	if err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(3 * time.Second)
 	res, err := ps.Prune(ctx, testMachine, pol, now)
 	if err != nil {
 		t.Fatal(err)
@@ -85,8 +90,6 @@ func TestToBlobAndReaderFence(t *testing.T) {
 	if _, err := lc.BreakLease(ctx, &lease.BlobBreakOptions{BreakPeriod: to(int32(0))}); err != nil {
 		t.Fatal(err)
 	}
-	defer func(g time.Duration) { readerGrace = g }(readerGrace)
-	readerGrace = 2 * time.Second
 	time.Sleep(3 * time.Second)
 	res, err = ps.Prune(ctx, testMachine, pol, now)
 	if err != nil {
