@@ -399,6 +399,10 @@ type FailoverRequest struct {
 	// Check checks the filesystems of every image read-only once
 	// materialized.
 	Check bool `json:"check"`
+	// ToBlob, instead of Out, names a container of the blob store's
+	// account: each disk becomes a new fixed-VHD page blob in it
+	// (<machine>/<point>/<disk>.vhd), its URL in Image.URL.
+	ToBlob string `json:"to_blob,omitempty"`
 }
 
 // Image is one materialized disk.
@@ -406,6 +410,8 @@ type Image struct {
 	Disk string `json:"disk"`
 	Path string `json:"path"`
 	Size int64  `json:"size"`
+	// URL is the page blob of a failover --to-blob (Path is then "").
+	URL string `json:"url,omitempty"`
 }
 
 // FailoverResult is the answer to a failover.

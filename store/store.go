@@ -51,6 +51,10 @@ type PruneResult struct {
 	MergedBytes int64 `json:"merged_bytes"`
 	// Dropped lists the points no longer materializable after this prune.
 	Dropped []string `json:"dropped_points"`
+	// Deferred lists the disks whose folding waits for a materialization
+	// that reads them (a shared store: store/azblob); the next prune
+	// folds them.
+	Deferred []string `json:"deferred_disks,omitempty"`
 }
 
 // DiskInfo is what target storage knows of one replicated disk.

@@ -21,7 +21,7 @@ var commands = []cmdline.Command{
 	{Path: "servers", Args: "[--json]", Short: "list the process servers"},
 	{Path: "move", Args: "MACHINE --to SERVER [--force] [--json]", Short: "move a machine to another process server"},
 	{Path: "points", Args: "MACHINE|--group NAME [--json]", Short: "list the recovery points of a machine or group"},
-	{Path: "failover", Args: "MACHINE|--group NAME --point ID|latest|latest-app [--test] [--boot] --out DIR [--check] [--json]", Short: "materialize (and boot) the disks at a point: test failover or failover"},
+	{Path: "failover", Args: "MACHINE|--group NAME --point ID|latest|latest-app [--test] [--boot] --out DIR|--to-blob CONTAINER [--check] [--json]", Short: "materialize (and boot) the disks at a point: test failover or failover"},
 	{Path: "vms", Args: "[--json]", Short: "list the VMs of boot-verified test failovers"},
 	{Path: "vms stop", Args: "ID", Short: "stop a test failover's VM"},
 	{Path: "drill", Short: "scheduled boot-verified drills"},

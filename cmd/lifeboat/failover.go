@@ -27,6 +27,7 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 	point := fs.String("point", "", "recovery point: an `ID`, latest or latest-app")
 	test := fs.Bool("test", false, "test failover: replication goes on and the machine's state does not change")
 	out := fs.String("out", "", "`DIR` on the server host to write <disk>.img into")
+	toBlob := fs.String("to-blob", "", "instead of --out: a `CONTAINER` of the blob store's account to write each disk into as a new VHD page blob <machine>/<point>/<disk>.vhd")
 	check := fs.Bool("check", false, "check the filesystems of every image read-only (e2fsck -fn, xfs_repair -n)")
 	asJSON := fs.Bool("json", false, "print JSON (stable, see docs/server.md)")
 	group := fs.String("group", "", "fail over every machine of a replication `GROUP` at one group point, into DIR/<machine>/<disk>.img")
@@ -34,6 +35,7 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 	bf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: lifeboat failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--check] [--json]")
+		fmt.Fprintln(fs.Output(), "       lifeboat failover MACHINE --point ID|latest|latest-app [--test] --to-blob CONTAINER [--json]")
 		fmt.Fprintln(fs.Output(), "       lifeboat failover MACHINE --point ID|latest --test --boot [--net none|isolated] [--ready REGEX] [--timeout 10m] [--verify SCRIPT] [--out DIR] [--keep] [--json]")
 		fmt.Fprintln(fs.Output(), "       lifeboat failover --group NAME --point ID|latest [--test] --out DIR [--check] [--json]")
 		cmdline.PrintDefaults(fs)
@@ -41,6 +43,10 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if *toBlob != "" && (*group != "" || bf.boot || *out != "" || *check) {
+		return &Error{Err: errors.New("failover: --to-blob goes with one MACHINE, without --out, --check, --boot or --group"),
+			Remedy: "fail over to blobs on its own; to check or boot a point first, use --test --out DIR --check or --test --boot"}
 	}
 	if *group != "" {
 		if err := bf.unused(); err != nil || bf.boot {
@@ -61,12 +67,15 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 	if err := bf.unused(); err != nil {
 		return err
 	}
-	if *out == "" {
-		return &cmdline.UsageError{Command: "failover", Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<disk>.img on its host"}
+	if *out == "" && *toBlob == "" {
+		return &cmdline.UsageError{Command: "failover", Err: errors.New("failover: --out is required"), Remedy: "give --out DIR: the server writes DIR/<disk>.img on its host (or --to-blob CONTAINER with a blob store)"}
 	}
-	dir, err := filepath.Abs(*out)
-	if err != nil {
-		return err
+	var dir string
+	if *out != "" {
+		var err error
+		if dir, err = filepath.Abs(*out); err != nil {
+			return err
+		}
 	}
 	a, u, err := c.conn.Admin()
 	if err != nil {
@@ -77,7 +86,7 @@ func (c *FailoverCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return callError(err, u)
 	}
-	res, err := a.Failover(ctx, pos[0], api.FailoverRequest{Point: pointID, Test: *test, Out: dir, Check: *check})
+	res, err := a.Failover(ctx, pos[0], api.FailoverRequest{Point: pointID, Test: *test, Out: dir, Check: *check, ToBlob: *toBlob})
 	if err != nil {
 		return callError(err, u)
 	}
@@ -103,7 +112,11 @@ func printFailover(w io.Writer, res api.FailoverResult) error {
 	tw := table(w)
 	fmt.Fprintln(tw, "DISK\tIMAGE\tSIZE")
 	for _, im := range res.Images {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", im.Disk, im.Path, fmtBytes(im.Size))
+		where := im.Path
+		if where == "" {
+			where = im.URL
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", im.Disk, where, fmtBytes(im.Size))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

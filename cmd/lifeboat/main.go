@@ -29,6 +29,7 @@ Usage:
   lifeboat [CONNECTION] points MACHINE [--json]
   lifeboat [CONNECTION] points --group NAME [--json]
   lifeboat [CONNECTION] failover MACHINE --point ID|latest|latest-app [--test] --out DIR [--check] [--json]
+  lifeboat [CONNECTION] failover MACHINE --point ID|latest|latest-app [--test] --to-blob CONTAINER [--json]
   lifeboat [CONNECTION] failover --group NAME --point ID|latest [--test] --out DIR [--check] [--json]
   lifeboat [CONNECTION] failover MACHINE --point ID|latest --test --boot [--net isolated] [--ready REGEX] [--timeout 10m] [--verify SCRIPT] [--out DIR] [--keep] [--json]
   lifeboat [CONNECTION] vms [--json], vms stop ID

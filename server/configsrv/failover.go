@@ -89,7 +89,11 @@ func (s *Failovers) Run(ctx context.Context, m string, req api.FailoverRequest) 
 	if req.Point == "" {
 		return api.FailoverResult{}, httpapi.Errorf(http.StatusBadRequest, "no point given", "give a point id, latest or latest-app")
 	}
-	if req.Out == "" || !filepath.IsAbs(req.Out) {
+	if req.ToBlob != "" {
+		if err := s.checkToBlob(req); err != nil {
+			return api.FailoverResult{}, err
+		}
+	} else if req.Out == "" || !filepath.IsAbs(req.Out) {
 		return api.FailoverResult{}, httpapi.Errorf(http.StatusBadRequest, "out must be an absolute directory", "give --out DIR: a directory on the server host")
 	}
 	if rec, _ := s.m.Get(m); !req.Test && rec.State == api.StateCommitted {
@@ -104,6 +108,9 @@ func (s *Failovers) Run(ctx context.Context, m string, req api.FailoverRequest) 
 		return api.FailoverResult{}, err
 	}
 	log := s.log.With(httpapi.LogComponent, "config", httpapi.LogMachine, m, httpapi.LogPoint, pt.ID)
+	if req.ToBlob != "" {
+		return s.toBlob(ctx, m, pt, req, start, log)
+	}
 	if err := os.MkdirAll(req.Out, 0o755); err != nil {
 		return api.FailoverResult{}, &httpapi.Error{Status: http.StatusBadRequest, Msg: "cannot create the output directory: " + err.Error(), Remedy: "give --out a directory the server may write", Err: err}
 	}
@@ -141,25 +148,31 @@ func (s *Failovers) Run(ctx context.Context, m string, req api.FailoverRequest) 
 		}
 		log.Info("filesystems checked", "ok", res.CheckOK, "filesystems", len(res.Checks))
 	}
+	return s.record(m, pt, req, res, start, log)
+}
+
+// record records a real failover whose check (if any) passed, and
+// completes its result.
+func (s *Failovers) record(m string, pt api.Point, req api.FailoverRequest, res api.FailoverResult, start time.Time, log *slog.Logger) (api.FailoverResult, error) {
 	rec, _ := s.m.Get(m)
 	res.State = rec.StateName()
 	if !req.Test && res.CheckOK {
 		now := time.Now().UTC()
 		err := s.m.UpdateErr(m, func(rec *machines.Record) error {
 			if rec.State == api.StateCommitted {
-				return committedError(m, *rec, "the machine was committed while the failover ran; its images are kept in --out")
+				return committedError(m, *rec, "the machine was committed while the failover ran; its images are kept")
 			}
 			rec.State = api.StateFailedOver
-			rec.Failover = &api.FailoverRecord{Point: pt, Time: now, Out: req.Out, Images: res.Images}
+			rec.Failover = &api.FailoverRecord{Point: pt, Time: now, Out: failoverOut(req, res), Images: res.Images}
 			return nil
 		})
 		if err != nil {
 			return api.FailoverResult{}, err
 		}
 		res.State = api.StateFailedOver
-		log.Warn("machine failed over", "out", req.Out)
+		log.Warn("machine failed over", "out", failoverOut(req, res))
 	} else if !req.Test {
-		log.Warn("failover check failed: machine state unchanged", "out", req.Out)
+		log.Warn("failover check failed: machine state unchanged", "out", failoverOut(req, res))
 	}
 	res.DurationSeconds = time.Since(start).Seconds()
 	return res, nil

@@ -262,6 +262,10 @@ func failbackDisks(m string, imgs []api.Image, req []api.FailbackDiskRequest) ([
 			return nil, httpapi.Errorf(http.StatusBadRequest, "no target for disk "+im.Disk, "give --to "+im.Disk+"=DEV: every disk of the machine fails back")
 		}
 		src := d.From
+		if src == "" && im.Path == "" {
+			return nil, httpapi.Errorf(http.StatusConflict, "disk "+im.Disk+" failed over to a page blob ("+im.URL+"), not to a file here",
+				"give --from "+im.Disk+"=PATH: the disk the recovered machine uses, made available on this host")
+		}
 		if src == "" {
 			loop, err := recovery.LoopOf(im.Path)
 			if err != nil && !errors.Is(err, os.ErrNotExist) {

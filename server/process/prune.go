@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,9 @@ func (s *Pruner) Prune(ctx context.Context, m string) (api.PruneAnswer, error) {
 			st.Result.DroppedPoints = []string{}
 		}
 		log.Info("pruned", "merged_segments", res.Merged, "merged_bytes", res.MergedBytes, "dropped_points", len(res.Dropped))
+		if len(res.Deferred) > 0 {
+			log.Info("folding deferred: a failover reads the machine; the next prune folds", "disks", strings.Join(res.Deferred, ","))
+		}
 	}
 	if ctx.Err() == nil || err == nil {
 		s.recs.Touch(m, func(r *machines.Record) { r.LastPrune = st })

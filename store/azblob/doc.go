@@ -13,6 +13,7 @@
 //	machines/<machine>/disks/<disk>/cuts.json           the cut list (store.CutList), ETag-replaced
 //	machines/<machine>/disks/<disk>/journal/%016x.hrl   block blob: each segment, metadata lifeboatsha256
 //	machines/<machine>/disks/<disk>/journal/%016x.idx   block blob: its extent index (store.SegmentIndex)
+//	machines/<machine>/readers/<id>                     empty block blob, leased while a materialization reads
 //
 // replica.vhd is the disk's bytes, its virtual size rounded up to 1 MiB,
 // then a 512-byte VHD footer (vhd.go): Azure can make a managed disk of it
@@ -70,14 +71,34 @@
 // every kept point replays whole (absolute writes); one after it leaves a
 // merged segment the next Prune deletes.
 //
-// # Not yet
+// # Readers: retention fenced across hosts
 //
 // The journal lock excludes Prune from Materialize within one process
-// (the all-in-one server); across processes, the configuration server's
-// Materialize is not yet fenced against a process server's Prune.
-// Materialize replays segments whole (not yet through their indexes), and
-// --to-blob (a server-side copy of a point as a new VHD page blob) is not
-// built.
+// (the all-in-one server). Across hosts (a configuration server
+// materializing while a process server prunes), every Materialize and
+// MaterializeToBlob first registers as a reader: a blob
+// machines/<machine>/readers/<id> it holds a lease on, renewed until it is
+// done. Prune looks for live readers before it folds each segment and
+// again, after the base's marker moved, before it deletes segments; while
+// one is there it stops for that disk (PruneResult.Deferred). A reader
+// registers before it reads the cut lists, so a point a concurrent Prune
+// dropped is seen dropped (readers.go has the argument and the grace
+// given to a reader between creating its blob and leasing it).
+//
+// # To blob
+//
+// MaterializeToBlob makes each disk at a point a new fixed-VHD page blob
+// <machine>/<point>/<disk>.vhd in another container of the account: Copy
+// Blob (on the service's side) of a snapshot of base.vhd, whose metadata
+// says its first segment, then the journal's records from there to the
+// point's cut written with Put Page / Clear Pages, then the footer with a
+// new disk id. It never overwrites a blob (If-None-Match) and deletes what
+// it made on failure.
+//
+// # Not yet
+//
+// Materialize and MaterializeToBlob replay segments whole (not yet
+// through their indexes) and write records one by one.
 //
 // It must never: acknowledge anything (the process server does that, from
 // its local cache); move the applied marker before the records, journal,

@@ -116,6 +116,10 @@ func (s *Store) Prune(ctx context.Context, machine string, r store.Retention, no
 				return res, err
 			}
 			done, err := s.mergeNext(ctx, machine, d, plan.Until[d], &res)
+			if errors.Is(err, errReaders) {
+				res.Deferred = append(res.Deferred, d)
+				break
+			}
 			if err != nil {
 				return res, fmt.Errorf("prune %s: merge disk %s: %w", machine, d, err)
 			}
@@ -152,6 +156,9 @@ func (s *Store) mergeNext(ctx context.Context, machine, disk string, until uint6
 	jl := s.journalLock(machine, disk)
 	jl.Lock()
 	defer jl.Unlock()
+	if err := s.noReaders(ctx, machine); err != nil {
+		return false, err
+	}
 	pb, st, err := s.base(ctx, machine, disk)
 	if err != nil {
 		return false, err
@@ -197,12 +204,33 @@ func (s *Store) mergeNext(ctx context.Context, machine, disk string, until uint6
 	if _, err := pb.SetMetadata(ctx, md, nil); err != nil {
 		return false, fmt.Errorf("set base marker: %w", err)
 	}
+	res.Merged++
+	res.MergedBytes += int64(len(seg))
+	// A reader that came while the segment was folded may have read the
+	// base's old marker: it needs the segment (the next Prune deletes it).
+	if err := s.noReaders(ctx, machine); err != nil {
+		return false, err
+	}
 	if err := s.removeMerged(ctx, machine, disk, seq+1); err != nil {
 		return false, err
 	}
-	res.Merged++
-	res.MergedBytes += int64(len(seg))
 	return false, nil
+}
+
+// errReaders is noReaders' error: a materialization reads the machine.
+var errReaders = errors.New("a materialization is reading the machine")
+
+// noReaders fails with errReaders while the machine has a live reader
+// (readers.go).
+func (s *Store) noReaders(ctx context.Context, machine string) error {
+	n, err := s.liveReaders(ctx, machine)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return errReaders
+	}
+	return nil
 }
 
 // writeRecord writes a decoded DATA or ZERO record to a page blob of a

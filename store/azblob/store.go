@@ -65,6 +65,7 @@ type Options struct {
 // package documentation). It implements store.Store.
 type Store struct {
 	loc   Location
+	cred  Credential // for the containers of MaterializeToBlob
 	cc    *container.Client
 	owner string
 	lease time.Duration
@@ -108,7 +109,7 @@ func Open(ctx context.Context, loc Location, cred Credential, o Options) (*Store
 	if o.Owner == "" {
 		return nil, errors.New("open blob store: an owner name is required")
 	}
-	s := &Store{loc: loc, cc: cc, owner: o.Owner, lease: o.LeaseDuration,
+	s := &Store{loc: loc, cred: cred, cc: cc, owner: o.Owner, lease: o.LeaseDuration,
 		disks: make(map[string]*sync.Mutex), leases: make(map[string]*machineLease), stop: make(chan struct{})}
 	if _, err := cc.GetProperties(ctx, nil); err != nil {
 		if !o.CreateContainer || !bloberror.HasCode(err, bloberror.ContainerNotFound) {
@@ -679,6 +680,13 @@ func (s *Store) Materialize(ctx context.Context, machine, pointID, outDir string
 	if err := s.checkMachine(ctx, machine); err != nil {
 		return nil, fmt.Errorf("materialize: %w", err)
 	}
+	// Registered as a reader before the points are read: a Prune on
+	// another host then neither folds nor deletes what this reads.
+	hold, err := s.holdReaders(ctx, machine)
+	if err != nil {
+		return nil, fmt.Errorf("materialize: %w", err)
+	}
+	defer hold.release()
 	pts, cuts, err := s.points(ctx, machine)
 	if err != nil {
 		return nil, fmt.Errorf("materialize: %w", err)
@@ -693,6 +701,11 @@ func (s *Store) Materialize(ctx context.Context, machine, pointID, outDir string
 	var imgs []store.Image
 	for _, d := range pts[i].Disks {
 		img, err := s.materializeDisk(ctx, machine, d, cuts[d][pointID], outDir)
+		if err == nil {
+			if err = hold.err(); err != nil {
+				os.Remove(img.Path)
+			}
+		}
 		if err != nil {
 			for _, im := range imgs {
 				os.Remove(im.Path)
@@ -761,6 +774,25 @@ func (s *Store) materializeDisk(ctx context.Context, machine, disk string, c sto
 // replaySegment writes the records of segment seq to out, checking each;
 // in the cut's segment it stops at the cut, which must be the point's.
 func (s *Store) replaySegment(ctx context.Context, out *os.File, machine, disk string, seq uint64, c store.Cut) error {
+	return s.replay(ctx, machine, disk, seq, c, func(rec hrlfmt.Record) error { return store.WriteRecord(out, rec, c.Size) })
+}
+
+// replayToBlob writes the records of segment seq to the page blob of w
+// as replaySegment does to a file, and returns the bytes written.
+func (s *Store) replayToBlob(ctx context.Context, w *pages, machine, disk string, seq uint64, c store.Cut) (int64, error) {
+	var n int64
+	err := s.replay(ctx, machine, disk, seq, c, func(rec hrlfmt.Record) error {
+		if rec.Type == hrlfmt.RecData {
+			n += rec.Length
+		}
+		return writeRecord(ctx, w, rec, c.Size)
+	})
+	return n, err
+}
+
+// replay calls write with each record of segment seq, checking each; in
+// the cut's segment it stops at the cut, which must be the point's.
+func (s *Store) replay(ctx context.Context, machine, disk string, seq uint64, c store.Cut, write func(hrlfmt.Record) error) error {
 	b, err := s.download(ctx, segmentBlob(machine, disk, seq))
 	if err != nil {
 		return fmt.Errorf("journal segment %d: %w", seq, err)
@@ -789,7 +821,7 @@ func (s *Store) replaySegment(ctx context.Context, out *os.File, machine, disk s
 			}
 			return nil
 		}
-		if err := store.WriteRecord(out, rec, c.Size); err != nil {
+		if err := write(rec); err != nil {
 			return fmt.Errorf("journal segment %d: %w", seq, err)
 		}
 	}
