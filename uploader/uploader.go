@@ -71,6 +71,7 @@ type Uploader struct {
 	// segments queued behind, limitedSince when that run began.
 	limiter                   *Limiter
 	lastLimited, limitedSince time.Time
+	lastWait                  time.Time // an upload last waited for the limit
 }
 
 // New returns an uploader of the spool directory dir of a disk. Segments
@@ -124,6 +125,7 @@ func (u *Uploader) noteWait(d time.Duration) {
 	now := time.Now()
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	u.lastWait = now
 	if len(u.sealed) < 2 {
 		return // nothing queues behind this segment: no lag from the limit
 	}
@@ -131,6 +133,15 @@ func (u *Uploader) noteWait(d time.Duration) {
 		u.limitedSince = now
 	}
 	u.lastLimited = now
+}
+
+// Throttled reports whether an upload waited for the bandwidth limit
+// within the last few seconds: a slow acknowledgement then comes from the
+// limit, not from a stalled server.
+func (u *Uploader) Throttled() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return !u.lastWait.IsZero() && time.Since(u.lastWait) <= limitedQuiet
 }
 
 // SetRelease sets where the memory of an acknowledged memory segment goes

@@ -51,6 +51,8 @@ type runOptions struct {
 	metricsAddr, logFormat, logLevel                  string
 	expedite                                          bool
 	stallAlert, lagAlert                              time.Duration
+	bandwidthLimit                                    int64
+	bandwidthSchedule                                 []string
 	// metricsExplicit: --metrics was given (flag, environment or file),
 	// so failing to bind it is an error rather than a warning.
 	metricsExplicit bool
@@ -94,6 +96,10 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	config.DurationVar(fs, registerTimeout, "register-timeout", 5*time.Minute, "how long the first registration is retried (with backoff) while the configuration server cannot be reached (0: once)")
 	groupFrozenMax := new(time.Duration)
 	config.DurationVar(fs, groupFrozenMax, "group-frozen-max", 0, "hard limit of a group freeze: past it this machine thaws on its own (default twice --group-timeout)")
+	bandwidthLimit := new(int64)
+	fs.Var((*config.Rate)(bandwidthLimit), "bandwidth-limit", "upload `RATE` of all disks together, e.g. 20MiB (per second; KiB, MiB, GiB; or kB, MB, GB); unlimited or 0: none. agentctl bandwidth set changes it at run time")
+	var bandwidthSchedule scheduleFlag
+	fs.Var(&bandwidthSchedule, "bandwidth-schedule", "a `WINDOW` of the week with its own upload rate, \"[DAYS ]HH:MM-HH:MM=RATE\" in local time, e.g. \"Mon-Fri 08:00-18:00=10MiB\"; repeat for several (they must not overlap); outside them --bandwidth-limit applies")
 	metricsAddr := fs.String("metrics", agent.DefaultMetricsAddr, "listen `ADDR` of the Prometheus /metrics endpoint, plain HTTP (\"\": none)")
 	logFormat := fs.String("log-format", logging.FormatAuto, "log `FORMAT`: json, console or auto (console on a terminal, else json)")
 	logLevel := fs.String("log-level", "info", "lowest `LEVEL` logged: debug, info, warn or error")
@@ -140,6 +146,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 		scriptTimeout: *scriptTimeout, spool: *spool, memoryBytes: *memoryBytes, tokenFile: *tokenFile, expedite: *expedite,
 		groupListen: *groupListen, groupTimeout: *groupTimeout, groupFrozenMax: *groupFrozenMax, registerTimeout: *registerTimeout,
 		metricsAddr: *metricsAddr, logFormat: *logFormat, logLevel: *logLevel,
+		bandwidthLimit: *bandwidthLimit, bandwidthSchedule: bandwidthSchedule,
 		metricsExplicit: sources["metrics"] != config.FromDefault && sources["metrics"] != ""}, nil
 }
 
@@ -156,6 +163,10 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	groupListen, groupTimeout, groupFrozenMax := &o.groupListen, &o.groupTimeout, &o.groupFrozenMax
 	metricsAddr, logFormat, logLevel := &o.metricsAddr, &o.logFormat, &o.logLevel
 	if err := validate(o); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	bandwidth, err := bandwidthLimiter(o.bandwidthLimit, o.bandwidthSchedule)
+	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
 	if err := os.MkdirAll(*state, 0o700); err != nil {
@@ -183,7 +194,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		PointInterval: *pointEvery, SpoolBytes: *spool, MemoryBytes: o.memoryBytes, Log: log,
 		AppInterval: *appEvery, ScriptsDir: *scriptsDir, ScriptTimeout: *scriptTimeout, ExpediteFreeze: o.expedite,
 		ServerAddr: id.processAddr, Certificate: id.cert.Leaf,
-		StallAlert: o.stallAlert, LagAlert: o.lagAlert,
+		StallAlert: o.stallAlert, LagAlert: o.lagAlert, Bandwidth: bandwidth,
 		Redirect: func(addr string) error {
 			// Scale-out: the configuration server moved the machine.
 			// Remember the new process server for the next start.
@@ -220,6 +231,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		defer stop()
 	}
 	log.Info("replicating", "machine", *name, "disks", []string(disks), "process_server", id.processAddr)
+	if bw := bandwidth.Status(); bw.Configured > 0 || len(bw.Schedule) > 0 {
+		log.Info("bandwidth limit", "limit", config.FormatRate(bw.Configured), "schedule", bw.Schedule, "now", config.FormatRate(bw.Limit))
+	}
 	go logProgress(ctx, a, log, progressEvery)
 	stopped := make(chan struct{})
 	defer close(stopped)

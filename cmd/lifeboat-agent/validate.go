@@ -19,6 +19,9 @@ func validate(o *runOptions) error {
 	if _, err := logging.New(io.Discard, logging.Options{Format: o.logFormat, Level: level}); err != nil {
 		return fmt.Errorf("--log-format: %w", err)
 	}
+	if _, err := bandwidthLimiter(o.bandwidthLimit, o.bandwidthSchedule); err != nil {
+		return err
+	}
 	if err := agent.Validate(agent.Config{Machine: o.name, Disks: o.disks, StateDir: o.state,
 		PointInterval: o.pointEvery, SpoolBytes: o.spool, PinDir: o.pinDir}); err != nil {
 		return err

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/client"
+	"github.com/lifeboat-dr/lifeboat/internal/config"
+)
+
+const bandwidthUsage = `Usage:
+  agentctl bandwidth [--state DIR] [--json]                       the upload limit in force and where it comes from
+  agentctl bandwidth set RATE [--for DURATION] [--state DIR] [--json]
+                     limit uploads to RATE (20MiB, 20MiB/s, unlimited) until reset, DURATION, or the agent's restart
+  agentctl bandwidth reset [--state DIR] [--json]                 back to --bandwidth-limit and --bandwidth-schedule
+`
+
+// bandwidthCommand shows or changes the running agent's upload limit
+// (api.PathAgentBandwidth).
+func bandwidthCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	action := "show"
+	if len(args) > 0 && (args[0] == "set" || args[0] == "reset" || args[0] == "show") {
+		action, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("bandwidth "+action, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, bandwidthUsage); fs.PrintDefaults() }
+	stateOf := stateFlag(fs, "the agent's state directory")
+	asJSON := fs.Bool("json", false, "print JSON (docs/agent.md)")
+	forD := new(time.Duration)
+	if action == "set" {
+		config.DurationVar(fs, forD, "for", 0, "end the limit after this long (units ms, s, m, h; 0: until reset or the agent's restart)")
+	}
+	// The rate may come before or after the flags.
+	var rateArg string
+	if action == "set" && len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		rateArg, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, nil
+		}
+		return exitUsage, nil
+	}
+	rest := fs.Args()
+	if action == "set" && rateArg == "" && len(rest) > 0 {
+		rateArg, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		fmt.Fprint(stderr, bandwidthUsage)
+		return exitUsage, fmt.Errorf("bandwidth %s: unexpected argument %q", action, rest[0])
+	}
+	var limit int64
+	if action == "set" {
+		if rateArg == "" {
+			fmt.Fprint(stderr, bandwidthUsage)
+			return exitUsage, errors.New("bandwidth set: give the RATE, e.g. agentctl bandwidth set 10MiB")
+		}
+		var err error
+		if limit, err = config.ParseRate(rateArg); err != nil {
+			return exitUsage, fmt.Errorf("bandwidth set: %w", err)
+		}
+		if *forD < 0 {
+			return exitUsage, fmt.Errorf("bandwidth set: --for %s: must not be negative", *forD)
+		}
+	}
+	state, err := stateOf()
+	if err != nil {
+		return exitUsage, err
+	}
+	b, err := ask(state, func(l *client.Local) (api.AgentBandwidth, error) {
+		switch action {
+		case "set":
+			return l.SetBandwidth(ctx, limit, *forD)
+		case "reset":
+			return l.ResetBandwidth(ctx)
+		}
+		return l.Bandwidth(ctx)
+	})
+	if err != nil {
+		var na *errNoAgent
+		if errors.As(err, &na) {
+			return exitNoAgent, na
+		}
+		return exitAskFailed, err
+	}
+	if *asJSON {
+		writeJSON(stdout, b)
+		return 0, nil
+	}
+	fmt.Fprintln(stdout, bandwidthLine(b, time.Now()))
+	return 0, nil
+}
+
+// bandwidthLine says the limit in force, where it comes from and until
+// when, relative to now.
+func bandwidthLine(b api.AgentBandwidth, now time.Time) string {
+	s := config.FormatRate(b.Limit)
+	switch b.Source {
+	case api.BandwidthFromSchedule:
+		s += " (schedule window " + b.Window + ")"
+	case api.BandwidthFromOverride:
+		s += " (set with agentctl bandwidth set"
+		if b.Override != nil && !b.Override.Until.IsZero() {
+			s += ", until " + b.Override.Until.Format("15:04:05") + ", " + ago(now, b.Override.Until)
+		} else {
+			s += ", until reset or the agent's restart"
+		}
+		s += ")"
+	case api.BandwidthFromLimit:
+		s += " (--bandwidth-limit)"
+	default:
+		s = "unlimited"
+	}
+	if b.Source != api.BandwidthFromOverride && !b.NextChange.IsZero() {
+		s += "; changes at " + b.NextChange.Format("Mon 15:04")
+	}
+	if b.Source == api.BandwidthFromOverride || len(b.Schedule) > 0 {
+		s += fmt.Sprintf("; configured: %s outside the schedule", config.FormatRate(b.Configured))
+		if len(b.Schedule) > 0 {
+			s += fmt.Sprintf(" %q", b.Schedule)
+		}
+	}
+	return s
+}
