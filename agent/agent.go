@@ -1205,7 +1205,9 @@ func (a *Agent) measureLag(d *disk) {
 	defer a.mu.Unlock()
 	i := 0
 	for ; i < len(d.lagWait) && d.lagWait[i].seq < acked; i++ {
-		d.lag.add(time.Duration(now - d.lagWait[i].oldest))
+		lag := time.Duration(now - d.lagWait[i].oldest)
+		d.lag.add(lag)
+		a.counts.observe(func(h *histograms) { h.lag.WithLabelValues(d.name).Observe(lag.Seconds()) })
 	}
 	d.lagWait = d.lagWait[i:]
 }
