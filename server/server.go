@@ -241,6 +241,7 @@ type Server struct {
 	apiSrv, procSrv   *http.Server
 	apiAddr, procAddr net.Addr
 	metricsSrv        *http.Server
+	hist              *serverHistograms // metrics.go
 	metricsAddr       net.Addr
 	alerts            *alerts.Monitor
 	member            *process.Membership // nil unless joined
@@ -346,7 +347,8 @@ func Open(cfg Config) (*Server, error) {
 	s.groups = configsrv.NewGroups(dir, cfgMachines{s}, s.ca, cfg.Logger)
 	s.policies = configsrv.NewPolicies(cfgMachines{s}, cfg.Logger)
 	s.registration = configsrv.NewRegistration(s.ca, s.ca.CertPEM, s.pass, s.tokens, cfgMachines{s}, cfg.Logger)
-	s.failovers = configsrv.NewFailovers(cfgMachines{s}, s.store,
+	s.hist = newServerHistograms()
+	s.failovers = configsrv.NewFailovers(cfgMachines{s}, timedMaterializer{s.store, s.hist},
 		&recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}, cfg.Logger)
 	s.pruner = process.NewPruner(s.store, s.machines, cfgMachines{s}, cfg.Logger)
 	if s.drills, err = configsrv.NewDrills(configsrv.DrillOptions{DataDir: dir, Failovers: s.failovers, Changed: func() { s.alerts.Kick() }, Log: cfg.Logger}); err != nil {
@@ -381,7 +383,8 @@ func Open(cfg Config) (*Server, error) {
 	}()
 	if cfg.Roles.Process {
 		if s.proc, err = process.New(process.Options{CacheDir: filepath.Join(dir, CacheDir), Store: s.store, Machines: procMachines{s},
-			Log: cfg.Logger, MaxSegmentBytes: cfg.MaxSegmentBytes, HashesWait: cfg.HashesWait, RetryMax: cfg.RetryMax, Events: s.alerts}); err != nil {
+			Log: cfg.Logger, MaxSegmentBytes: cfg.MaxSegmentBytes, HashesWait: cfg.HashesWait, RetryMax: cfg.RetryMax, Events: s.alerts,
+			Applied: s.hist.observeApply}); err != nil {
 			return nil, err
 		}
 	}
