@@ -18,6 +18,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
+	"github.com/lifeboat-dr/lifeboat/internal/metricsweb"
 	"github.com/lifeboat-dr/lifeboat/server/alerts"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
@@ -239,17 +240,14 @@ func (s *Server) listenMetrics() error {
 		return listenError("metrics", s.cfg.MetricsAddr, "--metrics", err)
 	}
 	s.metricsAddr = ln.Addr()
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", s.MetricsHandler())
-	s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
-	s.cfg.Logger.With(httpapi.LogComponent, "metrics").Info("listening", httpapi.LogAddr, ln.Addr().String())
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.serveErr <- err
-		}
-	}()
+	log := s.cfg.Logger.With(httpapi.LogComponent, "metrics")
+	srv, err := metricsweb.Serve(ln, s.MetricsHandler(), s.cfg.MetricsWebConfig, log, s.serveErr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.metricsSrv = srv
+	log.Info("listening", httpapi.LogAddr, ln.Addr().String(), "web_config", s.cfg.MetricsWebConfig)
 	return nil
 }
 

@@ -149,6 +149,9 @@ type Config struct {
 	// warning (lifeboat-server run's default address).
 	MetricsAddr       string
 	MetricsBestEffort bool
+	// MetricsWebConfig is the web configuration file of /metrics (TLS,
+	// basic authentication; internal/metricsweb); "": plain HTTP.
+	MetricsWebConfig string
 	// Alert thresholds (docs/metrics.md, server/alerts); 0 means the
 	// alerts.Default, a negative value disables the alert. AlertRPO: age of the newest
 	// point; AlertHeartbeat: time without contact from an agent;

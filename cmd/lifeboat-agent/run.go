@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,6 +25,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/internal/logging"
+	"github.com/lifeboat-dr/lifeboat/internal/metricsweb"
 )
 
 type runCommand struct {
@@ -49,6 +49,7 @@ type runOptions struct {
 	groupListen                                       string
 	groupTimeout, groupFrozenMax, registerTimeout     time.Duration
 	metricsAddr, logFormat, logLevel                  string
+	webConfig                                         string
 	expedite                                          bool
 	stallAlert, lagAlert                              time.Duration
 	bandwidthLimit                                    int64
@@ -101,6 +102,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	var bandwidthSchedule scheduleFlag
 	fs.Var(&bandwidthSchedule, "bandwidth-schedule", "a `WINDOW` of the week with its own upload rate, \"[DAYS ]HH:MM-HH:MM=RATE\" in local time, e.g. \"Mon-Fri 08:00-18:00=10MiB\"; repeat for several (they must not overlap); outside them --bandwidth-limit applies")
 	metricsAddr := fs.String("metrics", agent.DefaultMetricsAddr, "listen `ADDR` of the Prometheus /metrics endpoint, plain HTTP (\"\": none)")
+	webConfig := fs.String("web-config-file", "", "web configuration `FILE` of /metrics: TLS and basic authentication, in the Prometheus exporters' format (docs/metrics.md; \"\": plain HTTP)")
 	logFormat := fs.String("log-format", logging.FormatAuto, "log `FORMAT`: json, console or auto (console on a terminal, else json)")
 	logLevel := fs.String("log-level", "info", "lowest `LEVEL` logged: debug, info, warn or error")
 	fs.Usage = func() {
@@ -146,7 +148,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 		scriptTimeout: *scriptTimeout, spool: *spool, memoryBytes: *memoryBytes, tokenFile: *tokenFile, expedite: *expedite,
 		groupListen: *groupListen, groupTimeout: *groupTimeout, groupFrozenMax: *groupFrozenMax, registerTimeout: *registerTimeout,
 		metricsAddr: *metricsAddr, logFormat: *logFormat, logLevel: *logLevel,
-		bandwidthLimit: *bandwidthLimit, bandwidthSchedule: bandwidthSchedule,
+		bandwidthLimit: *bandwidthLimit, bandwidthSchedule: bandwidthSchedule, webConfig: *webConfig,
 		metricsExplicit: sources["metrics"] != config.FromDefault && sources["metrics"] != ""}, nil
 }
 
@@ -224,7 +226,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		log: log.With("component", "identity"), interval: renewEvery}
 	go rn.run(ctx)
 	if *metricsAddr != "" {
-		stop, err := serveMetrics(*metricsAddr, o.metricsExplicit, metrics, log)
+		stop, err := serveMetrics(*metricsAddr, o.webConfig, o.metricsExplicit, metrics, log)
 		if err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
@@ -253,10 +255,11 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	return err
 }
 
-// serveMetrics serves /metrics on addr (plain HTTP). When the address is
-// the default one (not given) and cannot be bound, for instance because
-// a second agent runs on this host, it only warns.
-func serveMetrics(addr string, explicit bool, m *agent.Metrics, log *slog.Logger) (stop func(), err error) {
+// serveMetrics serves /metrics on addr (plain HTTP, or as the web
+// configuration file says: TLS, basic authentication). When the address
+// is the default one (not given) and cannot be bound, for instance
+// because a second agent runs on this host, it only warns.
+func serveMetrics(addr, webConfig string, explicit bool, m *agent.Metrics, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if !explicit {
@@ -266,11 +269,12 @@ func serveMetrics(addr string, explicit bool, m *agent.Metrics, log *slog.Logger
 		}
 		return nil, fmt.Errorf("metrics: listen on %s: %w (choose another --metrics ADDR, or --metrics '' for none)", addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
-	go srv.Serve(ln)
-	log.Info("metrics listening", "addr", ln.Addr().String())
+	srv, err := metricsweb.Serve(ln, m.Handler(), webConfig, log.With("component", "metrics"), nil)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	log.Info("metrics listening", "addr", ln.Addr().String(), "web_config", webConfig)
 	return func() { srv.Close() }, nil
 }
 
