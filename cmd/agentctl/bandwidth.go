@@ -23,51 +23,56 @@ const bandwidthUsage = `Usage:
 // bandwidthCommand shows or changes the running agent's upload limit
 // (api.PathAgentBandwidth).
 func bandwidthCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	action := "show"
-	if len(args) > 0 && (args[0] == "set" || args[0] == "reset" || args[0] == "show") {
-		action, args = args[0], args[1:]
-	}
-	fs := flag.NewFlagSet("bandwidth "+action, flag.ContinueOnError)
+	fs := flag.NewFlagSet("bandwidth", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, bandwidthUsage); fs.PrintDefaults() }
 	stateOf := stateFlag(fs, "the agent's state directory")
 	asJSON := fs.Bool("json", false, "print JSON (docs/agent.md)")
 	forD := new(time.Duration)
-	if action == "set" {
-		config.DurationVar(fs, forD, "for", 0, "end the limit after this long (units ms, s, m, h; 0: until reset or the agent's restart)")
-	}
-	// The rate may come before or after the flags.
-	var rateArg string
-	if action == "set" && len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		rateArg, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0, nil
+	config.DurationVar(fs, forD, "for", 0, "with set: end the limit after this long (units ms, s, m, h; 0: until reset or the agent's restart)")
+	// Flags may come before, between and after the words (set, RATE).
+	var words []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0, nil
+			}
+			return exitUsage, nil
 		}
-		return exitUsage, nil
+		if args = fs.Args(); len(args) == 0 {
+			break
+		}
+		words, args = append(words, args[0]), args[1:]
 	}
-	rest := fs.Args()
-	if action == "set" && rateArg == "" && len(rest) > 0 {
-		rateArg, rest = rest[0], rest[1:]
-	}
-	if len(rest) > 0 {
-		fmt.Fprint(stderr, bandwidthUsage)
-		return exitUsage, fmt.Errorf("bandwidth %s: unexpected argument %q", action, rest[0])
+	action := "show"
+	if len(words) > 0 {
+		action, words = words[0], words[1:]
 	}
 	var limit int64
-	if action == "set" {
-		if rateArg == "" {
+	switch action {
+	case "show", "reset":
+		if len(words) > 0 {
 			fmt.Fprint(stderr, bandwidthUsage)
-			return exitUsage, errors.New("bandwidth set: give the RATE, e.g. agentctl bandwidth set 10MiB")
+			return exitUsage, fmt.Errorf("bandwidth %s: unexpected argument %q", action, words[0])
+		}
+		if *forD != 0 {
+			return exitUsage, fmt.Errorf("bandwidth %s: --for goes with set", action)
+		}
+	case "set":
+		if len(words) != 1 {
+			fmt.Fprint(stderr, bandwidthUsage)
+			return exitUsage, errors.New("bandwidth set: give one RATE, e.g. agentctl bandwidth set 10MiB")
 		}
 		var err error
-		if limit, err = config.ParseRate(rateArg); err != nil {
+		if limit, err = config.ParseRate(words[0]); err != nil {
 			return exitUsage, fmt.Errorf("bandwidth set: %w", err)
 		}
 		if *forD < 0 {
 			return exitUsage, fmt.Errorf("bandwidth set: --for %s: must not be negative", *forD)
 		}
+	default:
+		fmt.Fprint(stderr, bandwidthUsage)
+		return exitUsage, fmt.Errorf("bandwidth: unknown action %q (show, set or reset)", action)
 	}
 	state, err := stateOf()
 	if err != nil {
