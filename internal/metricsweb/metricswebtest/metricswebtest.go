@@ -113,4 +113,3 @@ func (c Config) Check(t testing.TB, addr, want string) {
 		t.Errorf("with credentials over TLS: status %d, %v; want 200 with %q:\n%.2000s", code, err, want, body)
 	}
 }
-
