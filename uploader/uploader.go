@@ -397,13 +397,15 @@ func (u *Uploader) send(ctx context.Context, seq uint64, seg segment) error {
 	u.bytes -= size
 	u.acked = seq + 1
 	u.waitSince = time.Now()
+	// The memory goes back before WaitIdle can return (Reset, too,
+	// releases under the lock).
+	if seg.data != nil && u.release != nil {
+		u.release(seg.data)
+	}
 	if len(u.sealed) == 0 {
 		u.idle.Broadcast()
 	}
 	u.mu.Unlock()
-	if seg.data != nil && u.release != nil {
-		u.release(seg.data)
-	}
 	return nil
 }
 
