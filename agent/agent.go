@@ -97,6 +97,10 @@ type Config struct {
 	// called when the configuration server names another one for this
 	// machine (redirect.go). nil: the agent never switches.
 	Redirect func(addr string) error
+	// Bandwidth bounds the upload rate of all disks together
+	// (--bandwidth-limit, --bandwidth-schedule); nil: no limit. agentctl
+	// bandwidth changes it at run time (bandwidth.go).
+	Bandwidth *uploader.Limiter
 
 	// platform and freezer replace the operating system's (unit tests);
 	// nil: defaultPlatform(), defaultFreezer().
@@ -162,6 +166,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
+	}
+	if c.Bandwidth == nil {
+		c.Bandwidth = uploader.NewLimiter(0, nil) // agentctl bandwidth set can still limit
 	}
 	if c.Group.Listen != "" {
 		if c.Group.Server == nil {
@@ -460,6 +467,7 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 	if err != nil {
 		return err
 	}
+	up.SetLimiter(a.cfg.Bandwidth)
 	d.up = up
 	return a.newWriter(d)
 }
@@ -1224,7 +1232,9 @@ func (a *Agent) measureLag(d *disk) {
 	defer a.mu.Unlock()
 	i := 0
 	for ; i < len(d.lagWait) && d.lagWait[i].seq < acked; i++ {
-		d.lag.add(time.Duration(now - d.lagWait[i].oldest))
+		lag := time.Duration(now - d.lagWait[i].oldest)
+		d.lag.add(lag)
+		a.counts.observe(func(h *histograms) { h.lag.WithLabelValues(d.name).Observe(lag.Seconds()) })
 	}
 	d.lagWait = d.lagWait[i:]
 }

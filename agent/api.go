@@ -60,6 +60,7 @@ func (a *Agent) serveAPI(ctx context.Context) (*http.Server, error) {
 		}
 		writeJSON(w, http.StatusOK, p)
 	})
+	a.handleBandwidth(mux)
 	srv := &http.Server{Handler: mux, BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -396,6 +396,7 @@ func (a *Agent) writeAppPoint(app *appAttempt) error {
 	a.mu.Lock()
 	a.lastPoint, a.lastApp, a.appErr = p, p, ""
 	a.freezes.add(app.freeze)
+	a.counts.observe(func(h *histograms) { h.freeze.WithLabelValues("app").Observe(app.freeze.Seconds()) })
 	a.mu.Unlock()
 	for _, w := range a.appWaiting {
 		w.resp <- pointResult{p: p}

@@ -336,6 +336,7 @@ func (a *Agent) writeGroupPoint(att *appAttempt) (Point, error) {
 	a.mu.Lock()
 	a.lastPoint = p
 	a.freezes.add(att.freeze)
+	a.counts.observe(func(h *histograms) { h.freeze.WithLabelValues("group").Observe(att.freeze.Seconds()) })
 	a.mu.Unlock()
 	a.pointDue = time.Now().Add(a.cfg.PointInterval)
 	return p, a.save()

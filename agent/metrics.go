@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,6 +28,37 @@ type agentCounts struct {
 	mu      sync.Mutex
 	points  map[string]uint64
 	resyncs map[string]uint64
+	// hist are the histograms of the Metrics attached (Attach); nil:
+	// none, nothing is observed.
+	hist atomic.Pointer[histograms]
+}
+
+// observe records into the attached histograms, if any.
+func (c *agentCounts) observe(f func(h *histograms)) {
+	if h := c.hist.Load(); h != nil {
+		f(h)
+	}
+}
+
+// histograms are the agent's distributions (docs/metrics.md): their
+// buckets aggregate across disks and machines, which the quantile gauge
+// lifeboat_agent_rpo_lag_recent_seconds cannot.
+type histograms struct {
+	lag, upload, freeze *prometheus.HistogramVec
+}
+
+func newHistograms() *histograms {
+	return &histograms{
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lifeboat_agent_rpo_lag_observed_seconds",
+			Help:    "RPO lag of each round that carried changes: from its oldest write being queued to its data being durable on the process server.",
+			Buckets: prometheus.ExponentialBuckets(0.25, 2, 14)}, []string{"disk"}),
+		upload: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lifeboat_agent_upload_duration_seconds",
+			Help:    "Time of each segment upload the process server acknowledged, from the request to the acknowledgement (bandwidth limit included).",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}, []string{"disk"}),
+		freeze: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lifeboat_agent_freeze_duration_seconds",
+			Help:    "How long the filesystems were frozen for each app or group point.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"kind"}),
+	}
 }
 
 func (c *agentCounts) point(k hrlfmt.CutKind) {
@@ -53,6 +86,7 @@ type Metrics struct {
 	mu    sync.Mutex
 	sends map[string]*sendCounts // by disk
 	agent *Agent
+	hist  *histograms
 }
 
 type sendCounts struct {
@@ -60,13 +94,14 @@ type sendCounts struct {
 }
 
 // NewMetrics returns an empty Metrics.
-func NewMetrics() *Metrics { return &Metrics{sends: map[string]*sendCounts{}} }
+func NewMetrics() *Metrics { return &Metrics{sends: map[string]*sendCounts{}, hist: newHistograms()} }
 
 // Attach sets the agent whose Status the metrics read.
 func (m *Metrics) Attach(a *Agent) {
 	m.mu.Lock()
 	m.agent = a
 	m.mu.Unlock()
+	a.counts.hist.Store(m.hist)
 }
 
 func (m *Metrics) count(disk string, f func(c *sendCounts)) {
@@ -95,18 +130,23 @@ func (s *meteredServer) PutSegmentFile(ctx context.Context, disk string, seq uin
 	if fi, err := os.Stat(path); err == nil {
 		size = fi.Size()
 	}
+	start := time.Now()
 	ack, err := s.Server.PutSegmentFile(ctx, disk, seq, path)
-	s.countSegment(disk, size, ack, err)
+	s.countSegment(disk, size, ack, err, time.Since(start))
 	return ack, err
 }
 
 func (s *meteredServer) PutSegment(ctx context.Context, disk string, seq uint64, body io.Reader, size int64) (api.SegmentAck, error) {
+	start := time.Now()
 	ack, err := s.Server.PutSegment(ctx, disk, seq, body, size)
-	s.countSegment(disk, size, ack, err)
+	s.countSegment(disk, size, ack, err, time.Since(start))
 	return ack, err
 }
 
-func (s *meteredServer) countSegment(disk string, size int64, ack api.SegmentAck, err error) {
+func (s *meteredServer) countSegment(disk string, size int64, ack api.SegmentAck, err error, took time.Duration) {
+	if err == nil {
+		s.m.hist.upload.WithLabelValues(disk).Observe(took.Seconds())
+	}
 	s.m.count(disk, func(c *sendCounts) {
 		switch {
 		case err != nil:
@@ -151,7 +191,7 @@ var (
 	mConnected     = adesc("lifeboat_agent_server_connected", "1 while the last exchange with the process server succeeded.", "disk")
 	mLastUpload    = adesc("lifeboat_agent_last_upload_timestamp_seconds", "Unix time of the last acknowledged upload.", "disk")
 	mLag           = adesc("lifeboat_agent_rpo_lag_seconds", "How long the oldest change not yet durable on the process server has waited (0 when none waits).", "disk")
-	mLagRecent     = adesc("lifeboat_agent_rpo_lag_recent_seconds", "RPO lag over the latest rounds: quantile 0.5, 0.99 and 1 (max).", "disk", "quantile")
+	mLagRecent     = adesc("lifeboat_agent_rpo_lag_recent_seconds", "Deprecated, removed in the next release (quantiles cannot be aggregated): use the histogram lifeboat_agent_rpo_lag_observed_seconds. RPO lag over the latest rounds: quantile 0.5, 0.99 and 1 (max).", "disk", "quantile")
 	mLagSamples    = adesc("lifeboat_agent_rpo_lag_samples_total", "Rounds whose RPO lag was measured.", "disk")
 	mLastPoint     = adesc("lifeboat_agent_last_point_timestamp_seconds", "Unix time of the last point cut, by kind.", "kind")
 	mPointsTotal   = adesc("lifeboat_agent_points_total", "Recovery points cut since the agent started, by kind (crash, app, group).", "kind")
@@ -269,6 +309,6 @@ func b2f(b bool) float64 {
 // runtime's and the process's.
 func (m *Metrics) Handler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector("lifeboat-agent"))
+	reg.MustRegister(m, m.hist.lag, m.hist.upload, m.hist.freeze, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector("lifeboat-agent"))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }

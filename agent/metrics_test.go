@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
 )
@@ -53,8 +54,52 @@ func TestMetricsCountSends(t *testing.T) {
 		`lifeboat_agent_sent_bytes_total{disk="loop3"} 2000`,
 		`lifeboat_agent_upload_errors_total{disk="loop3"} 1`,
 		`lifeboat_agent_hash_requests_total{disk="loop3"} 1`,
+		"# TYPE lifeboat_agent_upload_duration_seconds histogram",
+		`lifeboat_agent_upload_duration_seconds_count{disk="loop3"} 3`, // the failed upload is not timed
 		"# TYPE lifeboat_agent_sent_bytes_total counter",
 		"go_goroutines",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}
+
+// TestMetricsHistograms: the RPO lag of the acknowledged rounds and the
+// freeze of an app point are observed into histograms, which aggregate
+// (the quantile gauge stays one release for the dashboards that use it).
+func TestMetricsHistograms(t *testing.T) {
+	ta := newTestAgent(t, 1)
+	m := NewMetrics()
+	m.Attach(ta.Agent)
+	ta.round(t)
+	ta.round(t)
+	if _, err := ta.appRound(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ta.round(t) // validates the app point
+	if ta.lastApp.ID == "" {
+		t.Fatalf("no app point (app error %q)", ta.appErr)
+	}
+	d := ta.disks[0]
+	ta.mu.Lock()
+	d.lagWait = []lagMark{{seq: 0, oldest: monotonicNow() - int64(3*time.Second)}}
+	ta.mu.Unlock()
+	if err := d.up.Reset(1); err != nil { // segment 0 acknowledged
+		t.Fatal(err)
+	}
+	ta.measureLag(d)
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		"# TYPE lifeboat_agent_rpo_lag_observed_seconds histogram",
+		`lifeboat_agent_rpo_lag_observed_seconds_bucket{disk="` + d.name + `",le="2"} 0`,
+		`lifeboat_agent_rpo_lag_observed_seconds_bucket{disk="` + d.name + `",le="4"} 1`,
+		`lifeboat_agent_rpo_lag_observed_seconds_count{disk="` + d.name + `"} 1`,
+		"# TYPE lifeboat_agent_freeze_duration_seconds histogram",
+		`lifeboat_agent_freeze_duration_seconds_count{kind="app"} 1`,
+		`lifeboat_agent_rpo_lag_recent_seconds{disk="` + d.name + `",quantile="1"}`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)

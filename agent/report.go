@@ -42,6 +42,7 @@ func (a *Agent) Status() Status {
 	if a.cutErr != "" {
 		s.Problems = append(s.Problems, Problem{Code: ProblemRound, What: "replication round failed: " + a.cutErr, Remedy: "see the agent's log; it retries every second"})
 	}
+	s.Bandwidth = a.bandwidthStatus()
 	s.Group = a.groupStatus()
 	if p := a.groupProblem(); p != nil {
 		s.Problems = append(s.Problems, *p)
@@ -111,7 +112,11 @@ func (a *Agent) Status() Status {
 			s.Problems = append(s.Problems, Problem{Code: ProblemDiverged, Disk: d.name, What: d.diverged,
 				Remedy: "nothing to do for the data: the resync makes the replica match the disk again; another holder of this machine's key may have sent that segment: if the key may be stolen, have the operator revoke the machine ('lifeboat machines revoke') and register it again"})
 		}
-		s.Problems = append(s.Problems, stallProblems(ds, d.state, s.Server.Address, d.up.WaitingSince(), now, a.cfg.StallAlert, a.cfg.LagAlert)...)
+		waiting := d.up.WaitingSince()
+		if d.up.Throttled() {
+			waiting = time.Time{} // slow because of the bandwidth limit, not stalled
+		}
+		s.Problems = append(s.Problems, stallProblems(ds, d.state, s.Server.Address, waiting, now, a.cfg.StallAlert, a.cfg.LagAlert, s.Bandwidth)...)
 		if d.state == StateResync {
 			reason := d.reason
 			if reason == "" {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/config"
 )
 
 // The local API's types are the wire contract of api/agent.go; these names
@@ -70,7 +71,7 @@ const (
 // requests and never answers them (stopped, hung), and an RPO lag over
 // the machine's threshold, whatever holds it up (a round that cannot
 // read, a slow link).
-func stallProblems(ds DiskStatus, state DiskState, server string, waiting, now time.Time, stallAfter, lagAlert time.Duration) []Problem {
+func stallProblems(ds DiskStatus, state DiskState, server string, waiting, now time.Time, stallAfter, lagAlert time.Duration, bw api.AgentBandwidth) []Problem {
 	var out []Problem
 	if stallAfter > 0 && !waiting.IsZero() && ds.Spool.LastError == "" {
 		if w := now.Sub(waiting); w > stallAfter {
@@ -85,6 +86,11 @@ func stallProblems(ds DiskStatus, state DiskState, server string, waiting, now t
 			What: fmt.Sprintf("%s: RPO lag %s, over the threshold of %s: the oldest change is not yet durable on the process server",
 				ds.Name, (time.Duration(ds.Lag.Current) * time.Second).Round(time.Second), lagAlert),
 			Remedy: "see the other problems and the agent's log (a round that fails, a server that refuses or does not answer), and 'agentctl assess' for a link too slow for the disks' changes"})
+		if ds.Spool.BandwidthLimited && bw.Limit > 0 {
+			p := &out[len(out)-1]
+			p.What += fmt.Sprintf("; uploads are held to %s by the bandwidth limit (%s)", config.FormatRate(bw.Limit), bandwidthSource(bw))
+			p.Remedy = "the disk changes faster than the bandwidth limit lets it upload: raise the limit for now with 'agentctl bandwidth set RATE' (or for good with --bandwidth-limit, --bandwidth-schedule), or accept the lag until the churn drops"
+		}
 	}
 	return out
 }

@@ -3,6 +3,8 @@ package agent
 import (
 	"testing"
 	"time"
+
+	"github.com/lifeboat-dr/lifeboat/api"
 )
 
 // TestStallProblems: a process server that stops answering, and an RPO lag
@@ -28,7 +30,7 @@ func TestStallProblems(t *testing.T) {
 		{"both", func() DiskStatus { d := ds; d.Lag.Current = 1000; return d }, StateProtected, now.Add(-time.Hour), []string{ProblemServerStalled, ProblemLagExceeded}},
 	}
 	for _, c := range cases {
-		ps := stallProblems(c.ds(), c.state, "ps:9443", c.waiting, now, 2*time.Minute, 15*time.Minute)
+		ps := stallProblems(c.ds(), c.state, "ps:9443", c.waiting, now, 2*time.Minute, 15*time.Minute, api.AgentBandwidth{})
 		var got []string
 		for _, p := range ps {
 			got = append(got, p.Code)
@@ -46,7 +48,7 @@ func TestStallProblems(t *testing.T) {
 			}
 		}
 	}
-	if ps := stallProblems(ds, StateProtected, "ps", now.Add(-time.Hour), now, -1, -1); len(ps) != 0 {
+	if ps := stallProblems(ds, StateProtected, "ps", now.Add(-time.Hour), now, -1, -1, api.AgentBandwidth{}); len(ps) != 0 {
 		t.Errorf("negative thresholds: %v", ps)
 	}
 }

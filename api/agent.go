@@ -86,6 +86,8 @@ type AgentStatus struct {
 	// Group is the machine's replication group and its last group
 	// point; null when group points are off.
 	Group *AgentGroupStatus `json:"group"`
+	// Bandwidth is the upload limit shared by the disks (api/bandwidth.go).
+	Bandwidth AgentBandwidth `json:"bandwidth"`
 }
 
 // Unhealthy reports whether any problem is listed.
@@ -240,6 +242,11 @@ type SpoolStatus struct {
 	// ErrorSince is when the current run of failures began (zero when the
 	// last attempt succeeded).
 	ErrorSince time.Time `json:"error_since,omitzero"`
+	// BandwidthLimited: segments queue up while the uploads wait for the
+	// bandwidth limit (AgentStatus.Bandwidth): the disk lags because of
+	// the limit, since BandwidthLimitedSince.
+	BandwidthLimited      bool      `json:"bandwidth_limited"`
+	BandwidthLimitedSince time.Time `json:"bandwidth_limited_since,omitzero"`
 }
 
 // Reasons of SpoolStatus.Refused.

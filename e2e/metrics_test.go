@@ -35,7 +35,7 @@ var (
 		"lifeboat_agent_last_upload_timestamp_seconds", "lifeboat_agent_rpo_lag_seconds", "lifeboat_agent_rpo_lag_recent_seconds",
 		"lifeboat_agent_rpo_lag_samples_total", "lifeboat_agent_last_point_timestamp_seconds", "lifeboat_agent_points_total",
 		"lifeboat_agent_resyncs_total", "lifeboat_agent_sent_segments_total", "lifeboat_agent_sent_bytes_total",
-		"lifeboat_agent_upload_errors_total",
+		"lifeboat_agent_upload_errors_total", "lifeboat_agent_rpo_lag_observed_seconds", "lifeboat_agent_upload_duration_seconds",
 	}
 	serverMetrics = []string{
 		"lifeboat_server_machine_state", "lifeboat_server_machine_last_seen_timestamp_seconds", "lifeboat_server_rpo_seconds",
@@ -44,6 +44,7 @@ var (
 		"lifeboat_server_apply_failing", "lifeboat_server_cache_bytes", "lifeboat_server_cache_free_bytes",
 		"lifeboat_server_cache_capacity_bytes", "lifeboat_server_alerts_raised_total", "lifeboat_server_received_bytes_total",
 		"lifeboat_server_process_requests_total", "lifeboat_server_alerts_evaluated_timestamp_seconds",
+		"lifeboat_server_apply_duration_seconds",
 	}
 )
 
@@ -106,6 +107,12 @@ func TestMetrics(t *testing.T) {
 	if p99 := value(t, a2, "lifeboat_agent_rpo_lag_recent_seconds", "disk", disk, "quantile", "0.99"); math.IsNaN(p99) || p99 <= 0 || p99 > 600 {
 		t.Errorf("rpo_lag_recent_seconds{0.99} = %v", p99)
 	}
+	// The histogram has the rounds' lags (the samples counter, read a
+	// moment apart in the same scrape, may be one ahead or behind).
+	if h := a2["lifeboat_agent_rpo_lag_observed_seconds"]; h == nil || len(h.Metric) != 1 || h.Metric[0].Histogram.GetSampleCount() < 1 ||
+		h.Metric[0].Histogram.GetSampleSum() <= 0 {
+		t.Errorf("rpo_lag_observed_seconds: %v", h)
+	}
 	if v := value(t, a2, "lifeboat_agent_points_total", "kind", "crash"); v <= value(t, a1, "lifeboat_agent_points_total", "kind", "crash") {
 		t.Errorf("points_total{crash} did not grow: %v", v)
 	}
@@ -161,8 +168,10 @@ func TestMetrics(t *testing.T) {
 	if out, _ := srv.lifeboat("machines"); !strings.Contains(out, "ALERT heartbeat-lost metrics-host") {
 		t.Errorf("lifeboat machines does not show the alert:\n%s", out)
 	}
-	if v := value(t, scrapeURL(t, serverURL), "lifeboat_alert_active", "alert", "heartbeat-lost", "machine", "metrics-host"); v != 1 {
-		t.Errorf("lifeboat_alert_active{heartbeat-lost} = %v", v)
+	for _, name := range []string{"lifeboat_server_alert_active", "lifeboat_alert_active"} { // the second deprecated
+		if v := value(t, scrapeURL(t, serverURL), name, "alert", "heartbeat-lost", "machine", "metrics-host"); v != 1 {
+			t.Errorf("%s{heartbeat-lost} = %v", name, v)
+		}
 	}
 	os.Remove(filepath.Join(ag.state, "agent.sock"))
 	ag.p.start()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
+	"github.com/lifeboat-dr/lifeboat/internal/metricsweb"
 	"github.com/lifeboat-dr/lifeboat/server/alerts"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
@@ -50,14 +51,51 @@ var (
 	mCacheBytes       = desc("lifeboat_server_cache_bytes", "Bytes of the disk's segments held in the cache, waiting to be applied.", "machine", "disk")
 	mCacheFree        = desc("lifeboat_server_cache_free_bytes", "Free bytes of the file system of the data directory's cache.")
 	mCacheCapacity    = desc("lifeboat_server_cache_capacity_bytes", "Size of the file system of the data directory's cache.")
-	mAlertActive      = desc("lifeboat_alert_active", "1 while an alert of this kind is active for the machine (\"\" for server-wide alerts).", "alert", "machine")
+	mAlertActive      = desc("lifeboat_server_alert_active", "1 while an alert of this kind is active for the machine (\"\" for server-wide alerts).", "alert", "machine")
+	mAlertActiveOld   = desc("lifeboat_alert_active", "Deprecated, removed in the next release: the same as lifeboat_server_alert_active (one namespace per binary).", "alert", "machine")
 	mAlertsRaised     = desc("lifeboat_server_alerts_raised_total", "Alerts raised since the server started, by kind.", "alert")
 	mReceivedBytes    = desc("lifeboat_server_received_bytes_total", "Request body bytes received by the process role from the machine (segments and declarations) since the server started.", "machine")
 	mProcessRequests  = desc("lifeboat_server_process_requests_total", "Requests of the machine to the process role since the server started, by endpoint and HTTP status code.", "machine", "endpoint", "code")
 	mAlertsEvaluated  = desc("lifeboat_server_alerts_evaluated_timestamp_seconds", "Unix time of the last evaluation of the alert conditions.")
-	allServerMetrics  = []*prometheus.Desc{mMachineState, mLastSeen, mRPO, mLatestPoint, mPoints, mDiskSize, mSegReceived, mSegApplied, mSegPending, mApplyFailing, mCacheBytes, mCacheFree, mCacheCapacity, mAlertActive, mAlertsRaised, mReceivedBytes, mProcessRequests, mAlertsEvaluated}
+	allServerMetrics  = []*prometheus.Desc{mMachineState, mLastSeen, mRPO, mLatestPoint, mPoints, mDiskSize, mSegReceived, mSegApplied, mSegPending, mApplyFailing, mCacheBytes, mCacheFree, mCacheCapacity, mAlertActive, mAlertActiveOld, mAlertsRaised, mReceivedBytes, mProcessRequests, mAlertsEvaluated}
 	machineStateNames = []string{api.StateProtected, api.StateFailedOver, api.StateCommitted}
 )
+
+// serverHistograms are the server's distributions (docs/metrics.md).
+type serverHistograms struct {
+	apply, materialize *prometheus.HistogramVec
+}
+
+func newServerHistograms() *serverHistograms {
+	return &serverHistograms{
+		apply: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lifeboat_server_apply_duration_seconds",
+			Help:    "Time the process role took to apply each segment to target storage.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"machine", "disk"}),
+		materialize: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lifeboat_server_materialize_duration_seconds",
+			Help:    "Time each materialization of a machine's disks at a point took (failover, test failover, drill), successful ones only.",
+			Buckets: prometheus.ExponentialBuckets(0.25, 2, 15)}, []string{"machine"}),
+	}
+}
+
+func (h *serverHistograms) observeApply(machine, disk string, took time.Duration) {
+	h.apply.WithLabelValues(machine, disk).Observe(took.Seconds())
+}
+
+// timedMaterializer times the materializations of the failovers (and so
+// of the drills, which go through them).
+type timedMaterializer struct {
+	store.Store
+	h *serverHistograms
+}
+
+func (t timedMaterializer) Materialize(ctx context.Context, machine, pointID, outDir string) ([]store.Image, error) {
+	start := time.Now()
+	imgs, err := t.Store.Materialize(ctx, machine, pointID, outDir)
+	if err == nil {
+		t.h.materialize.WithLabelValues(machine).Observe(time.Since(start).Seconds())
+	}
+	return imgs, err
+}
 
 // traffic counts what the process role receives, per machine.
 type traffic struct {
@@ -155,6 +193,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k := range active {
 		gauge(mAlertActive, 1, k[0], k[1])
+		gauge(mAlertActiveOld, 1, k[0], k[1])
 	}
 	t := &s.traffic
 	t.mu.Lock()
@@ -181,7 +220,7 @@ func b2f(b bool) float64 {
 func (s *Server) MetricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(serverCollector{s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector("lifeboat-server"))
-	reg.MustRegister(s.drills)
+	reg.MustRegister(s.drills, s.hist.apply, s.hist.materialize)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
@@ -201,17 +240,14 @@ func (s *Server) listenMetrics() error {
 		return listenError("metrics", s.cfg.MetricsAddr, "--metrics", err)
 	}
 	s.metricsAddr = ln.Addr()
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", s.MetricsHandler())
-	s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
-	s.cfg.Logger.With(httpapi.LogComponent, "metrics").Info("listening", httpapi.LogAddr, ln.Addr().String())
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.serveErr <- err
-		}
-	}()
+	log := s.cfg.Logger.With(httpapi.LogComponent, "metrics")
+	srv, err := metricsweb.Serve(ln, s.MetricsHandler(), s.cfg.MetricsWebConfig, log, s.serveErr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.metricsSrv = srv
+	log.Info("listening", httpapi.LogAddr, ln.Addr().String(), "web_config", s.cfg.MetricsWebConfig)
 	return nil
 }
 

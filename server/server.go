@@ -150,6 +150,9 @@ type Config struct {
 	// warning (lifeboat-server run's default address).
 	MetricsAddr       string
 	MetricsBestEffort bool
+	// MetricsWebConfig is the web configuration file of /metrics (TLS,
+	// basic authentication; internal/metricsweb); "": plain HTTP.
+	MetricsWebConfig string
 	// Alert thresholds (docs/metrics.md, server/alerts); 0 means the
 	// alerts.Default, a negative value disables the alert. AlertRPO: age of the newest
 	// point; AlertHeartbeat: time without contact from an agent;
@@ -246,6 +249,7 @@ type Server struct {
 	apiSrv, procSrv   *http.Server
 	apiAddr, procAddr net.Addr
 	metricsSrv        *http.Server
+	hist              *serverHistograms // metrics.go
 	metricsAddr       net.Addr
 	alerts            *alerts.Monitor
 	member            *process.Membership // nil unless joined
@@ -352,7 +356,8 @@ func Open(cfg Config) (*Server, error) {
 	s.groups = configsrv.NewGroups(dir, cfgMachines{s}, s.ca, cfg.Logger)
 	s.policies = configsrv.NewPolicies(cfgMachines{s}, cfg.Logger)
 	s.registration = configsrv.NewRegistration(s.ca, s.ca.CertPEM, s.pass, s.tokens, cfgMachines{s}, cfg.Logger)
-	s.failovers = configsrv.NewFailovers(cfgMachines{s}, s.store,
+	s.hist = newServerHistograms()
+	s.failovers = configsrv.NewFailovers(cfgMachines{s}, timedMaterializer{s.store, s.hist},
 		&recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}, cfg.Logger)
 	s.failovers.Tests = configsrv.NewTestFailovers(dir, cfg.Logger)
 	s.failovers.Tests.Real = func(m string) []api.Image {
@@ -396,7 +401,8 @@ func Open(cfg Config) (*Server, error) {
 	}()
 	if cfg.Roles.Process {
 		if s.proc, err = process.New(process.Options{CacheDir: filepath.Join(dir, CacheDir), Store: s.store, Machines: procMachines{s},
-			Log: cfg.Logger, MaxSegmentBytes: cfg.MaxSegmentBytes, HashesWait: cfg.HashesWait, RetryMax: cfg.RetryMax, Events: s.alerts}); err != nil {
+			Log: cfg.Logger, MaxSegmentBytes: cfg.MaxSegmentBytes, HashesWait: cfg.HashesWait, RetryMax: cfg.RetryMax, Events: s.alerts,
+			Applied: s.hist.observeApply}); err != nil {
 			return nil, err
 		}
 	}

@@ -66,6 +66,12 @@ type Uploader struct {
 	// release, if set, gets back the memory of an acknowledged memory
 	// segment (SetRelease).
 	release func([]byte)
+	// limiter bounds the rate of the bodies sent (SetLimiter); nil: none.
+	// lastLimited is the last time an upload waited for it while other
+	// segments queued behind, limitedSince when that run began.
+	limiter                   *Limiter
+	lastLimited, limitedSince time.Time
+	lastWait                  time.Time // an upload last waited for the limit
 }
 
 // New returns an uploader of the spool directory dir of a disk. Segments
@@ -101,6 +107,41 @@ func New(c Sender, disk, dir string, log *slog.Logger) (*Uploader, error) {
 		u.waitSince = time.Now()
 	}
 	return u, nil
+}
+
+// SetLimiter makes the uploads draw from l, the agent's bandwidth limit
+// shared by its disks; call it before Run.
+func (u *Uploader) SetLimiter(l *Limiter) { u.limiter = l }
+
+// limitedQuiet: a disk counts as held up by the bandwidth limit until its
+// uploads have not waited for it for this long.
+const limitedQuiet = 5 * time.Second
+
+// noteWait records that an upload waited d for the bandwidth limit.
+func (u *Uploader) noteWait(d time.Duration) {
+	if d < time.Millisecond {
+		return
+	}
+	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.lastWait = now
+	if len(u.sealed) < 2 {
+		return // nothing queues behind this segment: no lag from the limit
+	}
+	if u.limitedSince.IsZero() || now.Sub(u.lastLimited) > limitedQuiet {
+		u.limitedSince = now
+	}
+	u.lastLimited = now
+}
+
+// Throttled reports whether an upload waited for the bandwidth limit
+// within the last few seconds: a slow acknowledgement then comes from the
+// limit, not from a stalled server.
+func (u *Uploader) Throttled() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return !u.lastWait.IsZero() && time.Since(u.lastWait) <= limitedQuiet
 }
 
 // SetRelease sets where the memory of an acknowledged memory segment goes
@@ -153,6 +194,9 @@ func (u *Uploader) Status() Status {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	s := Status{Queued: len(u.sealed), Bytes: u.bytes, NextSeq: u.acked, Connected: u.connected, LastOK: u.lastOK, ErrorSince: u.errSince}
+	if !u.lastLimited.IsZero() && time.Since(u.lastLimited) <= limitedQuiet && len(u.sealed) > 0 {
+		s.BandwidthLimited, s.BandwidthLimitedSince = true, u.limitedSince
+	}
 	if u.lastErr != nil {
 		s.LastError = u.lastErr.Error()
 		s.Refused = refusal(u.lastErr)
@@ -297,13 +341,26 @@ func (u *Uploader) first() (uint64, segment, bool) {
 	return seqs[0], u.sealed[seqs[0]], true
 }
 
+// sendTimeout bounds one upload; under a bandwidth limit it grows to
+// twice the time the limit needs for the segment.
+const sendTimeout = 5 * time.Minute
+
 func (u *Uploader) send(ctx context.Context, seq uint64, seg segment) error {
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	timeout := sendTimeout
+	if u.limiter != nil {
+		if lim := u.limiter.Status().Limit; lim > 0 {
+			timeout = max(timeout, 2*time.Duration(float64(seg.size())/float64(lim)*float64(time.Second)))
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var err error
-	if seg.data != nil {
-		_, err = u.client.PutSegment(sctx, u.disk, seq, bytes.NewReader(seg.data), int64(len(seg.data)))
-	} else {
+	switch {
+	case seg.data != nil:
+		_, err = u.client.PutSegment(sctx, u.disk, seq, u.limiter.Reader(sctx, bytes.NewReader(seg.data), u.noteWait), int64(len(seg.data)))
+	case u.limiter != nil:
+		err = u.sendFileLimited(sctx, seq, seg.path)
+	default:
 		_, err = u.client.PutSegmentFile(sctx, u.disk, seq, seg.path)
 	}
 	var ae *api.StatusError
@@ -340,14 +397,31 @@ func (u *Uploader) send(ctx context.Context, seq uint64, seg segment) error {
 	u.bytes -= size
 	u.acked = seq + 1
 	u.waitSince = time.Now()
+	// The memory goes back before WaitIdle can return (Reset, too,
+	// releases under the lock).
+	if seg.data != nil && u.release != nil {
+		u.release(seg.data)
+	}
 	if len(u.sealed) == 0 {
 		u.idle.Broadcast()
 	}
 	u.mu.Unlock()
-	if seg.data != nil && u.release != nil {
-		u.release(seg.data)
-	}
 	return nil
+}
+
+// sendFileLimited sends a spool file through the bandwidth limit.
+func (u *Uploader) sendFileLimited(ctx context.Context, seq uint64, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	_, err = u.client.PutSegment(ctx, u.disk, seq, u.limiter.Reader(ctx, f, u.noteWait), fi.Size())
+	return err
 }
 
 func isAPIError(err error) bool {

@@ -20,6 +20,7 @@ func program() *cmdline.Program {
 		Commands: []cmdline.Command{
 			{Path: "status", Args: "[--state DIR] [--json] [--watch [--interval 2s]]", Short: "the agent's health, disks, RPO lag and problems with their remedies"},
 			{Path: "bookmark", Args: "[--state DIR] [--app-consistent|--group] [--wait]", Short: "cut a recovery point now and print its id"},
+			{Path: "bandwidth", Args: "[set RATE [--for DURATION] | reset] [--state DIR] [--json]", Short: "show or change the running agent's upload limit"},
 			{Path: "assess", Args: "[--disk DEV...] [--duration 1m] [--state DIR | --server ADDR | --link-mbps N] [--json]", Short: "measure the churn of disks and whether the link keeps up"},
 		},
 		Run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {

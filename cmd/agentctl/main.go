@@ -34,6 +34,8 @@ Usage:
                     exit code 0 healthy, 1 unhealthy, 3 no agent running, 4 the agent answered an error
   agentctl bookmark [--state DIR] [--app-consistent] [--wait]    prints the point id
   agentctl bookmark [--state DIR] --group [--wait]                a group point (on the group's coordinator)
+  agentctl bandwidth [set RATE [--for D] | reset] [--state DIR] [--json]
+                    the upload limit in force; set changes it until reset, D or the agent's restart
   agentctl assess   [--disk DEV...] [--duration 1m] [--state DIR | --server ADDR | --link-mbps N] [--json]
                     measures the churn of disks before protecting them and whether the link keeps up
   agentctl completion bash|zsh|fish    print a shell completion script
@@ -81,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		return statusCommand(ctx, args[1:], stdout, stderr)
 	case "assess":
 		return assessCommand(ctx, args[1:], stdout, stderr)
+	case "bandwidth":
+		return bandwidthCommand(ctx, args[1:], stdout, stderr)
 	case "bookmark":
 		app := fs.Bool("app-consistent", false, "freeze the filesystems for the cut (app-consistent point)")
 		wait := fs.Bool("wait", false, "return once the point is durable on the server and listed")

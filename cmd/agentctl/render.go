@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/config"
 )
 
 // view says how to draw: on a terminal with progress bars, or as plain
@@ -27,6 +28,9 @@ func renderStatus(w io.Writer, st api.AgentStatus, v view) {
 	boot := st.BootID
 	fmt.Fprintf(w, "  agent        up %s, kernel %s, boot id %s\n", st.Uptime, orUnknown(st.Kernel), orUnknown(boot))
 	fmt.Fprintf(w, "  server       %s\n", serverLine(st))
+	if b := st.Bandwidth; b.Source != "" && b.Source != api.BandwidthNone || b.Override != nil || len(b.Schedule) > 0 {
+		fmt.Fprintf(w, "  bandwidth    %s\n", bandwidthLine(b, st.Time))
+	}
 	if c := st.Certificate; c != nil {
 		warn := ""
 		switch {
@@ -77,6 +81,10 @@ func renderStatus(w io.Writer, st api.AgentStatus, v view) {
 		}
 		fmt.Fprintf(w, "  %-12s %s in %d %s, next seq %d\n", where, bytesString(d.Spool.Bytes), d.Spool.Queued, plural(d.Spool.Queued, "segment", "segments"), d.Spool.NextSeq)
 		fmt.Fprintf(w, "  pending      %s changed, not yet journaled\n", bytesString(d.PendingBytes))
+		if d.Spool.BandwidthLimited {
+			fmt.Fprintf(w, "  bandwidth    LAGGING because of the limit: uploads held to %s since %s, %s waiting (agentctl bandwidth)\n",
+				config.FormatRate(st.Bandwidth.Limit), ago(st.Time, d.Spool.BandwidthLimitedSince), bytesString(d.Spool.Bytes))
+		}
 		if d.Lag.Samples > 0 || d.Lag.Current > 0 {
 			fmt.Fprintf(w, "  RPO lag      now %s, p50 %s, p99 %s, max %s (%d samples)\n", secs(d.Lag.Current), secs(d.Lag.P50), secs(d.Lag.P99), secs(d.Lag.Max), d.Lag.Samples)
 		} else {
@@ -173,6 +181,9 @@ func summaryLine(st api.AgentStatus) string {
 		fmt.Fprintf(&b, "; %s %s", d.Name, d.State)
 		if d.State != api.AgentStateProtected {
 			fmt.Fprintf(&b, " %.0f%%", 100*d.Progress)
+		}
+		if d.Spool.BandwidthLimited {
+			b.WriteString(" (held by the bandwidth limit)")
 		}
 	}
 	if st.Server.Connected {

@@ -36,6 +36,7 @@ func base() api.AgentStatus {
 		LastPoint: &api.AgentPoint{ID: "5b0e8f7a-1c2d-4e3f-8a9b-0c1d2e3f4a5b", Time: t0.Add(-40 * time.Second), Gen: 4700, Kind: "crash"},
 		LastApp:   &api.AgentPoint{ID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", Time: t0.Add(-25 * time.Minute), Gen: 4100, Kind: "app", FreezeSeconds: 0.004},
 		Freeze:    api.AgentLag{Samples: 3, P50: 0.004, P99: 0.006, Max: 0.006},
+		Bandwidth: api.AgentBandwidth{Source: api.BandwidthNone},
 	}
 	st.Disks = []api.AgentDiskStatus{{
 		Name: "sdb", Path: "/dev/sdb", Size: 64 << 30, State: api.AgentStateProtected, Progress: 1,
@@ -134,6 +135,20 @@ func fixtures() map[string]api.AgentStatus {
 	d = &st.Disks[0]
 	d.Tracker.Mode, d.Tracker.Misses = "vss-usn", 3
 	m["windows-sweep-misses"] = st
+
+	// Business hours: the schedule's window holds uploads to 10 MiB/s
+	// and the disk's segments queue up behind it.
+	st = base()
+	st.Bandwidth = api.AgentBandwidth{Limit: 10 << 20, Source: api.BandwidthFromSchedule, Window: "Mon-Fri 08:00-18:00=10MiB",
+		Configured: 100 << 20, Schedule: []string{"Mon-Fri 08:00-18:00=10MiB"}, NextChange: time.Date(2026, 3, 16, 18, 0, 0, 0, time.UTC)}
+	d = &st.Disks[0]
+	d.Spool = api.SpoolStatus{Queued: 41, Bytes: 640 << 20, NextSeq: 812, Connected: true, LastOK: t0.Add(-time.Second),
+		BandwidthLimited: true, BandwidthLimitedSince: t0.Add(-25 * time.Minute)}
+	d.Lag.Current = 1140
+	unhealthy(&st, api.AgentProblem{Code: api.AgentProblemLagExceeded, Disk: "sdb",
+		What:   "sdb: RPO lag 19m0s, over the threshold of 15m0s: the oldest change is not yet durable on the process server; uploads are held to 10MiB/s by the bandwidth limit (schedule window Mon-Fri 08:00-18:00=10MiB)",
+		Remedy: "the disk changes faster than the bandwidth limit lets it upload: raise the limit for now with 'agentctl bandwidth set RATE' (or for good with --bandwidth-limit, --bandwidth-schedule), or accept the lag until the churn drops"})
+	m["bandwidth-limited"] = st
 	return m
 }
 

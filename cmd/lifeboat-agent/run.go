@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -27,6 +26,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/internal/logging"
+	"github.com/lifeboat-dr/lifeboat/internal/metricsweb"
 )
 
 type runCommand struct {
@@ -50,8 +50,11 @@ type runOptions struct {
 	groupListen                                       string
 	groupTimeout, groupFrozenMax, registerTimeout     time.Duration
 	metricsAddr, logFormat, logLevel                  string
+	webConfig                                         string
 	expedite                                          bool
 	stallAlert, lagAlert                              time.Duration
+	bandwidthLimit                                    int64
+	bandwidthSchedule                                 []string
 	// metricsExplicit: --metrics was given (flag, environment or file),
 	// so failing to bind it is an error rather than a warning.
 	metricsExplicit bool
@@ -95,7 +98,12 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 	config.DurationVar(fs, registerTimeout, "register-timeout", 5*time.Minute, "how long the first registration is retried (with backoff) while the configuration server cannot be reached (0: once)")
 	groupFrozenMax := new(time.Duration)
 	config.DurationVar(fs, groupFrozenMax, "group-frozen-max", 0, "hard limit of a group freeze: past it this machine thaws on its own (default twice --group-timeout)")
+	bandwidthLimit := new(int64)
+	fs.Var((*config.Rate)(bandwidthLimit), "bandwidth-limit", "upload `RATE` of all disks together, e.g. 20MiB (per second; KiB, MiB, GiB; or kB, MB, GB); unlimited or 0: none. agentctl bandwidth set changes it at run time")
+	var bandwidthSchedule scheduleFlag
+	fs.Var(&bandwidthSchedule, "bandwidth-schedule", "a `WINDOW` of the week with its own upload rate, \"[DAYS ]HH:MM-HH:MM=RATE\" in local time, e.g. \"Mon-Fri 08:00-18:00=10MiB\"; repeat for several (they must not overlap); outside them --bandwidth-limit applies")
 	metricsAddr := fs.String("metrics", agent.DefaultMetricsAddr, "listen `ADDR` of the Prometheus /metrics endpoint, plain HTTP (\"\": none)")
+	webConfig := fs.String("web-config-file", "", "web configuration `FILE` of /metrics: TLS and basic authentication, in the Prometheus exporters' format (docs/metrics.md; \"\": plain HTTP)")
 	logFormat := fs.String("log-format", logging.FormatAuto, "log `FORMAT`: json, console or auto (console on a terminal, else json)")
 	logLevel := fs.String("log-level", "info", "lowest `LEVEL` logged: debug, info, warn or error")
 	fs.Usage = func() {
@@ -141,6 +149,7 @@ func (c *runCommand) parse(args []string) (*runOptions, error) {
 		scriptTimeout: *scriptTimeout, spool: *spool, memoryBytes: *memoryBytes, tokenFile: *tokenFile, expedite: *expedite,
 		groupListen: *groupListen, groupTimeout: *groupTimeout, groupFrozenMax: *groupFrozenMax, registerTimeout: *registerTimeout,
 		metricsAddr: *metricsAddr, logFormat: *logFormat, logLevel: *logLevel,
+		bandwidthLimit: *bandwidthLimit, bandwidthSchedule: bandwidthSchedule, webConfig: *webConfig,
 		metricsExplicit: sources["metrics"] != config.FromDefault && sources["metrics"] != ""}, nil
 }
 
@@ -157,6 +166,10 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	groupListen, groupTimeout, groupFrozenMax := &o.groupListen, &o.groupTimeout, &o.groupFrozenMax
 	metricsAddr, logFormat, logLevel := &o.metricsAddr, &o.logFormat, &o.logLevel
 	if err := validate(o); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	bandwidth, err := bandwidthLimiter(o.bandwidthLimit, o.bandwidthSchedule)
+	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
 	if err := os.MkdirAll(*state, 0o700); err != nil {
@@ -184,7 +197,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		PointInterval: *pointEvery, SpoolBytes: *spool, MemoryBytes: o.memoryBytes, Log: log,
 		AppInterval: *appEvery, ScriptsDir: *scriptsDir, ScriptTimeout: *scriptTimeout, ExpediteFreeze: o.expedite,
 		ServerAddr: id.processAddr, Certificate: id.cert.Leaf,
-		StallAlert: o.stallAlert, LagAlert: o.lagAlert,
+		StallAlert: o.stallAlert, LagAlert: o.lagAlert, Bandwidth: bandwidth,
 		Redirect: func(addr string) error {
 			// Scale-out: the configuration server moved the machine.
 			// Remember the new process server for the next start.
@@ -214,13 +227,16 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		log: log.With("component", "identity"), interval: renewEvery}
 	go rn.run(ctx)
 	if *metricsAddr != "" {
-		stop, err := serveMetrics(*metricsAddr, o.metricsExplicit, metrics, log)
+		stop, err := serveMetrics(*metricsAddr, o.webConfig, o.metricsExplicit, metrics, log)
 		if err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
 		defer stop()
 	}
 	log.Info("replicating", "machine", *name, "disks", []string(disks), "process_server", id.processAddr)
+	if bw := bandwidth.Status(); bw.Configured > 0 || len(bw.Schedule) > 0 {
+		log.Info("bandwidth limit", "limit", config.FormatRate(bw.Configured), "schedule", bw.Schedule, "now", config.FormatRate(bw.Limit))
+	}
 	go logProgress(ctx, a, log, progressEvery)
 	stopped := make(chan struct{})
 	defer close(stopped)
@@ -240,10 +256,11 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	return err
 }
 
-// serveMetrics serves /metrics on addr (plain HTTP). When the address is
-// the default one (not given) and cannot be bound, for instance because
-// a second agent runs on this host, it only warns.
-func serveMetrics(addr string, explicit bool, m *agent.Metrics, log *slog.Logger) (stop func(), err error) {
+// serveMetrics serves /metrics on addr (plain HTTP, or as the web
+// configuration file says: TLS, basic authentication). When the address
+// is the default one (not given) and cannot be bound, for instance
+// because a second agent runs on this host, it only warns.
+func serveMetrics(addr, webConfig string, explicit bool, m *agent.Metrics, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if !explicit {
@@ -253,11 +270,12 @@ func serveMetrics(addr string, explicit bool, m *agent.Metrics, log *slog.Logger
 		}
 		return nil, fmt.Errorf("metrics: listen on %s: %w (choose another --metrics ADDR, or --metrics '' for none)", addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
-	go srv.Serve(ln)
-	log.Info("metrics listening", "addr", ln.Addr().String())
+	srv, err := metricsweb.Serve(ln, m.Handler(), webConfig, log.With("component", "metrics"), nil)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	log.Info("metrics listening", "addr", ln.Addr().String(), "web_config", webConfig)
 	return func() { srv.Close() }, nil
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/agent"
 	"github.com/lifeboat-dr/lifeboat/internal/logging"
+	"github.com/lifeboat-dr/lifeboat/internal/metricsweb"
 )
 
 // validate checks every setting of run before anything has a side
@@ -18,6 +19,12 @@ func validate(o *runOptions) error {
 	}
 	if _, err := logging.New(io.Discard, logging.Options{Format: o.logFormat, Level: level}); err != nil {
 		return fmt.Errorf("--log-format: %w", err)
+	}
+	if _, err := bandwidthLimiter(o.bandwidthLimit, o.bandwidthSchedule); err != nil {
+		return err
+	}
+	if err := metricsweb.Check(o.webConfig); err != nil {
+		return err
 	}
 	if err := agent.Validate(agent.Config{Machine: o.name, Disks: o.disks, StateDir: o.state,
 		PointInterval: o.pointEvery, SpoolBytes: o.spool, PinDir: o.pinDir}); err != nil {

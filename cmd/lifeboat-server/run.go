@@ -14,6 +14,7 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/cmdline"
 	"github.com/lifeboat-dr/lifeboat/internal/config"
 	"github.com/lifeboat-dr/lifeboat/internal/logging"
+	"github.com/lifeboat-dr/lifeboat/internal/metricsweb"
 	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/alerts"
 	"github.com/lifeboat-dr/lifeboat/store/azblob"
@@ -48,6 +49,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	logFormat := fs.String("log-format", logging.FormatAuto, "log `FORMAT`: json, console or auto (console on a terminal, else json)")
 	logLevel := fs.String("log-level", "info", "lowest `LEVEL` logged: debug, info, warn or error")
 	metricsAddr := fs.String("metrics", server.DefaultMetricsAddr, "listen `ADDR` of the Prometheus /metrics endpoint, plain HTTP (\"\": none)")
+	webConfig := fs.String("web-config-file", "", "web configuration `FILE` of /metrics: TLS and basic authentication, in the Prometheus exporters' format (docs/metrics.md; \"\": plain HTTP)")
 	rpoAlert := fs.Duration("rpo-alert", alerts.DefaultRPO, "raise rpo-breached when a machine's newest point is older than `DURATION` (0: never)")
 	heartbeatAlert := fs.Duration("heartbeat-alert", alerts.DefaultHeartbeat, "raise heartbeat-lost when an agent has not been heard from for `DURATION` (0: never)")
 	cacheAlert := fs.String("cache-free-alert", "1GiB", "raise cache-space-low when the data directory has less than `SIZE` free (0: never)")
@@ -124,6 +126,9 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	if *alertInterval <= 0 {
 		return errors.New("run: --alert-interval must be positive")
 	}
+	if err := metricsweb.Check(*webConfig); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
 	notifier, err := newNotifier(webhooks, *webhookFormat, *name, log)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
@@ -149,7 +154,8 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		PruneInterval:   *pruneInterval,
 		CheckTimeout:    *checkTimeout,
 
-		MetricsAddr: *metricsAddr,
+		MetricsAddr:      *metricsAddr,
+		MetricsWebConfig: *webConfig,
 		// Only the default address may be busy (another server on the
 		// host): one given by flag, environment or file must bind.
 		MetricsBestEffort: sources["metrics"] == config.FromDefault || sources["metrics"] == "",

@@ -96,7 +96,8 @@ func TestAlertHeartbeatLostAndBack(t *testing.T) {
 	if len(ms) != 1 || findAlert(ms[0].Alerts, api.AlertHeartbeat, "m1") == nil {
 		t.Errorf("machines lists no heartbeat alert: %+v", ms)
 	}
-	if m := scrape(t, s); !strings.Contains(m, `lifeboat_alert_active{alert="heartbeat-lost",machine="m1"} 1`) {
+	if m := scrape(t, s); !strings.Contains(m, `lifeboat_alert_active{alert="heartbeat-lost",machine="m1"} 1`) ||
+		!strings.Contains(m, `lifeboat_server_alert_active{alert="heartbeat-lost",machine="m1"} 1`) {
 		t.Errorf("metric lifeboat_alert_active missing:\n%s", grepLines(m, "lifeboat_alert"))
 	}
 	// The agent is back: one request clears it without waiting.

@@ -272,7 +272,11 @@ func (d *diskState) applier(ctx context.Context) {
 			continue
 		}
 		seq := applied
+		start := time.Now()
 		err := d.applySegment(ctx, seq)
+		if err == nil && d.p.applied != nil {
+			d.p.applied(d.machine, d.name, time.Since(start))
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				d.applyMu.Unlock()

@@ -65,6 +65,9 @@ type Options struct {
 	RetryMax time.Duration
 	// Events hears of what the operator must know (alerts); nil: none.
 	Events Events
+	// Applied is told how long each segment took to apply to target
+	// storage (the server's metrics); nil: none.
+	Applied func(machine, disk string, took time.Duration)
 }
 
 // Events is told of conditions that raise an alert (server/alerts).
@@ -85,6 +88,7 @@ type Role struct {
 	hashesWait time.Duration
 	retryMax   time.Duration
 	events     Events
+	applied    func(machine, disk string, took time.Duration)
 
 	ctx    context.Context // of the appliers
 	cancel context.CancelFunc
@@ -117,7 +121,7 @@ func New(o Options) (*Role, error) {
 		o.Log = slog.Default()
 	}
 	p := &Role{dir: o.CacheDir, store: o.Store, machines: o.Machines, log: o.Log,
-		maxSegment: o.MaxSegmentBytes, hashesWait: o.HashesWait, retryMax: o.RetryMax, events: o.Events,
+		maxSegment: o.MaxSegmentBytes, hashesWait: o.HashesWait, retryMax: o.RetryMax, events: o.Events, applied: o.Applied,
 		disks: make(map[diskKey]*diskState)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if err := p.recoverCache(); err != nil {
