@@ -208,9 +208,9 @@ func TestPinNames(t *testing.T) {
 		gotLinks = append(gotLinks, linkPin(prog))
 	}
 	want := map[int][2][]string{
-		6: {
-			{"clock", "cpu_local", "dirty", "disk_fast", "disk_stats", "events", "gen_inflight",
-				"inflight", "inflight_fast", "protected_disks", "qpos", "qring", "state"},
+		7: {
+			{"clock", "cpu_local", "dirty", "disk_fast", "disk_stats", "events", "gen_dirty", "gen_dirty_shift",
+				"gen_inflight", "inflight", "inflight_fast", "protected_disks", "qpos", "qring", "state"},
 			// In attach order: completion hooks first.
 			{"link_rq_complete", "link_bio_complete", "link_block_split", "link_bio_queue"},
 		},
