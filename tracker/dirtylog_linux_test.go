@@ -33,8 +33,8 @@ func TestChangeLog(t *testing.T) {
 	c := collect(t, first)
 	w := newWriter(t, loop.Path)
 	w.writeDirect(1*mib, 64<<10) // generation g
-	gen := c.cut()                // now gen = g+1
-	w.writeDirect(5*mib, 4096)    // generation g+1
+	gen := c.cut()               // now gen = g+1
+	w.writeDirect(5*mib, 4096)   // generation g+1
 	has := func(tr *tracker.Linux, what string, want, not []int64) {
 		t.Helper()
 		rs, err := tr.ChangeLog(loop.Path)
