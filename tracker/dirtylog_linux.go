@@ -3,7 +3,6 @@
 package tracker
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -187,10 +186,6 @@ func (t *Linux) ChangeLog(path string) ([]Range, error) {
 	}
 	return out, nil
 }
-
-// ErrGenerationMoved is returned by SettleChangeLog when the tracker was
-// cut again since the generation it was given.
-var ErrGenerationMoved = errors.New("change log: the generation moved on")
 
 // SettleChangeLog tells the log that a persisted set now covers every
 // change of generations < gen, where gen is what the last Cut returned:
