@@ -234,8 +234,10 @@ type Agent struct {
 	// lastPending and pendingOK are what persistPending last wrote
 	// (crashlog.go).
 	clog        changeLog
+	pendingMu   sync.Mutex // guards the file and the three below
 	lastPending string
 	pendingOK   bool
+	pendingGen  uint64
 }
 
 type disk struct {
@@ -271,6 +273,7 @@ type disk struct {
 	// logArmed: the kernel change log ran before this process protected
 	// the disk; recovered: bytes to read again after a crash (crashlog.go).
 	inSegs    []segRange
+	taking    []tracker.Range
 	logArmed  bool
 	recovered int64
 }
@@ -550,6 +553,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.consumerWG.Add(1)
 	go a.consume()
+	var ackWG sync.WaitGroup
+	ackCtx, ackCancel := context.WithCancel(ctx)
+	ackWG.Add(1)
+	go func() { defer ackWG.Done(); a.watchAcks(ackCtx) }()
 	local, err := a.serveAPI(ctx)
 	if err != nil {
 		a.log.Warn("local API unavailable", "err", err)
@@ -569,6 +576,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.pointDue = time.Now()
 	a.appDue = a.nextApp()
 	err = a.loop(ctx)
+	ackCancel()
+	ackWG.Wait()
 	stopErr := a.stop()
 	cancel()
 	upCancel()
@@ -923,6 +932,7 @@ func (a *Agent) readChanges(ctx context.Context, spool int64, full bool) (bool, 
 		a.mu.Lock()
 		oldest := a.rounds.Oldest(d.name)
 		ranges := a.rounds.Take(d.name, budget)
+		d.taking = ranges // pending until journaled (crashlog.go)
 		resync := d.state == StateResync
 		a.mu.Unlock()
 		if resync && len(ranges) > 0 {
@@ -935,7 +945,11 @@ func (a *Agent) readChanges(ctx context.Context, spool int64, full bool) (bool, 
 		for _, rg := range ranges {
 			budget -= rg.Len
 		}
-		if err := a.copyRanges(ctx, d, ranges); err != nil {
+		err := a.copyRanges(ctx, d, ranges)
+		a.mu.Lock()
+		d.taking = nil
+		a.mu.Unlock()
+		if err != nil {
 			// What was not journaled is pending again: it stays to be read.
 			a.mu.Lock()
 			a.rounds.Done()

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/lifeboat-dr/lifeboat/internal/fsutil"
 	"github.com/lifeboat-dr/lifeboat/tracker"
@@ -108,6 +110,9 @@ func (a *Agent) pendingNow(gen uint64) *pendingFile {
 		for _, r := range a.rounds.PendingRanges(d.name) {
 			s.Add(r.Off, r.Len)
 		}
+		for _, r := range d.taking {
+			s.Add(r.Off, r.Len)
+		}
 		k := 0
 		for _, r := range d.inSegs {
 			if r.seq >= acked[i] {
@@ -137,7 +142,30 @@ func (a *Agent) persistPending(gen uint64) {
 	if a.clog == nil {
 		return
 	}
-	b, err := json.Marshal(a.pendingNow(gen))
+	a.pendingMu.Lock()
+	defer a.pendingMu.Unlock()
+	a.pendingGen = gen
+	a.writePendingLocked()
+	if gen == 0 || !a.pendingOK {
+		return // at the start, before any cut of this process
+	}
+	crashPoint("persisted")
+	paths := make([]string, len(a.disks))
+	for i, d := range a.disks {
+		paths[i] = d.path
+	}
+	if err := a.clog.SettleChangeLog(paths, gen); err != nil && !errors.Is(err, tracker.ErrGenerationMoved) {
+		a.log.Warn("settle the kernel change log", "err", err)
+	}
+	crashPoint("settled")
+}
+
+// writePendingLocked writes what is pending now, unless it has not
+// changed. Any later snapshot covers what an earlier one did that is not
+// durable yet: a region leaves the set only once acknowledged by the
+// server.
+func (a *Agent) writePendingLocked() {
+	b, err := json.Marshal(a.pendingNow(a.pendingGen))
 	if err != nil {
 		a.log.Warn("encode pending regions", "err", err)
 		return
@@ -152,18 +180,39 @@ func (a *Agent) persistPending(gen uint64) {
 		a.lastPending = string(body)
 		a.pendingOK = true
 	}
-	if gen == 0 || !a.pendingOK {
-		return // at the start, before any cut of this process
+}
+
+// watchAcks rewrites the pending regions when the server acknowledges
+// segments between two rounds: a crash then reads again about the backlog
+// of that moment, not the segments acknowledged since the last cut (a
+// segment holds up to a second of churn).
+func (a *Agent) watchAcks(ctx context.Context) {
+	if a.clog == nil {
+		return
 	}
-	crashPoint("persisted")
-	paths := make([]string, len(a.disks))
-	for i, d := range a.disks {
-		paths[i] = d.path
+	acked := make([]uint64, len(a.disks))
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		moved := false
+		for i, d := range a.disks {
+			if n := d.up.Status().NextSeq; n != acked[i] {
+				acked[i], moved = n, true
+			}
+		}
+		if moved {
+			a.pendingMu.Lock()
+			if a.pendingOK {
+				a.writePendingLocked()
+			}
+			a.pendingMu.Unlock()
+		}
 	}
-	if err := a.clog.SettleChangeLog(paths, gen); err != nil && !errors.Is(err, tracker.ErrGenerationMoved) {
-		a.log.Warn("settle the kernel change log", "err", err)
-	}
-	crashPoint("settled")
 }
 
 // recoverCrash decides whether a disk of an agent that did not stop
