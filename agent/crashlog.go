@@ -126,7 +126,7 @@ func (a *Agent) pendingNow(gen uint64) *pendingFile {
 		if d.state == StateResync {
 			pd.Reason = d.reason
 		}
-		for _, r := range s.Ranges() {
+		for _, r := range coarsen(s.Ranges(), maxPendingRanges) {
 			pd.Ranges = append(pd.Ranges, [2]int64{r.Off, r.Len})
 		}
 		pf.Disks[d.name] = pd
@@ -317,4 +317,25 @@ func (a *Agent) readCrash(d *disk, pd *pendingDisk) string {
 	a.log.Warn("the agent did not stop cleanly: reading again only what was pending, no resync", "disk", d.name, "state", string(d.state),
 		"recovered_bytes", d.recovered, "persisted_bytes", pd.Bytes, "kernel_log_bytes", fromLog.Bytes())
 	return ""
+}
+
+// maxPendingRanges bounds the ranges persisted per disk, so the file stays
+// small (tens of KiB) however fragmented a backlog is (metadata mode under
+// small random writes): beyond it ranges are widened to coarser granules,
+// which only a crash pays for, by reading more.
+const maxPendingRanges = 1024
+
+// coarsen returns ranges covering rs, at most max of them: rs widened to
+// granules of 64 KiB, then 4 times coarser until they fit.
+func coarsen(rs []tracker.Range, max int) []tracker.Range {
+	for g := int64(64 << 10); len(rs) > max; g *= 4 {
+		var s tracker.Set
+		for _, r := range rs {
+			lo := r.Off / g * g
+			hi := (r.End() + g - 1) / g * g
+			s.Add(lo, hi-lo)
+		}
+		rs = s.Ranges()
+	}
+	return rs
 }
