@@ -86,8 +86,10 @@ func TestAgentKill9ResyncsOnlyPending(t *testing.T) {
 				t.Fatalf("no recovery after the kill in phase %s:\n%s", phase, log)
 			}
 			recovered, _ := strconv.ParseInt(m[1], 10, 64)
-			if i := strings.Index(log, "reading again only what was pending"); i >= 0 {
-				t.Logf("%s", log[i:min(len(log), i+300)])
+			for _, l := range strings.Split(log, "\n") {
+				if strings.Contains(l, "recovered_bytes") {
+					t.Log(l)
+				}
 			}
 			t.Logf("phase %s: read again %d bytes after the kill (disk %d; backlog shown before an outside kill %d)", phase, recovered, int64(size), backlog)
 			if recovered > size/4 {
