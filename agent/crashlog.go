@@ -19,7 +19,8 @@ import (
 // A crash (kill -9, an OOM kill) of the agent with the tracker pinned in
 // the kernel resyncs only what was pending, not the whole disk by hashes.
 // At every round's cut G the agent persists, crash-safely, what it still
-// has to make durable on the server (STATE/pending.json, a few KiB): the
+// has to make durable on the server (STATE/pending.json, a few KiB,
+// replaced atomically; see writeReplace): the
 // pending regions, the changes it observed but did not fold yet, and the
 // regions in segments the server has not acknowledged (they die with the
 // process without a spool). Every change of generations < G is then in
@@ -172,7 +173,7 @@ func (a *Agent) writePendingLocked() {
 	}
 	// The generation changes every round: compare what matters.
 	if body := b[strings.Index(string(b), `"disks"`):]; string(body) != a.lastPending {
-		if err := fsutil.WriteFileAtomic(filepath.Join(a.cfg.StateDir, pendingFileName), b, 0o600); err != nil {
+		if err := writeReplace(filepath.Join(a.cfg.StateDir, pendingFileName), b); err != nil {
 			a.log.Warn("persist pending regions: a crash now would resync by hashes", "err", err)
 			a.pendingOK = false
 			return
@@ -338,4 +339,41 @@ func coarsen(rs []tracker.Range, max int) []tracker.Range {
 		rs = s.Ranges()
 	}
 	return rs
+}
+
+// writeReplace replaces path with data through a temporary file and a
+// rename, without fsync: the file is read only after a crash of the agent
+// in the same boot (its boot id must match), and a process crash loses
+// nothing the kernel's page cache holds, while the rename makes the
+// replacement atomic. A crash of the machine is a reboot, hence a resync
+// that does not read the file. Not syncing keeps the round free of a
+// flush of the host's disk (and the host's disk free of journal commits).
+func writeReplace(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), fsutil.TempPrefix(filepath.Base(path))+"*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op once renamed
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// rangeBytes returns the bytes of rs (the status counts a round's reads in
+// flight as pending: they are not durable yet).
+func rangeBytes(rs []tracker.Range) int64 {
+	var n int64
+	for _, r := range rs {
+		n += r.Len
+	}
+	return n
 }
