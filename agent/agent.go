@@ -240,6 +240,14 @@ type Agent struct {
 	// srvBookmark is the server's bookmark request last taken
 	// (serverbookmark.go; guarded by mu).
 	srvBookmark string
+	// clog is the tracker's kernel change log, nil without one;
+	// lastPending and pendingOK are what persistPending last wrote
+	// (crashlog.go).
+	clog        changeLog
+	pendingMu   sync.Mutex // guards the file and the three below
+	lastPending string
+	pendingOK   bool
+	pendingGen  uint64
 }
 
 type disk struct {
@@ -271,6 +279,13 @@ type disk struct {
 	// diverged describes the divergence a resync runs for, "" if none
 	// (diverge.go).
 	diverged string
+	// inSegs: regions journaled into segments not acknowledged yet;
+	// logArmed: the kernel change log ran before this process protected
+	// the disk; recovered: bytes to read again after a crash (crashlog.go).
+	inSegs    []segRange
+	taking    []tracker.Range
+	logArmed  bool
+	recovered int64
 }
 
 type lagMark struct {
@@ -364,13 +379,18 @@ func New(cfg Config) (*Agent, error) {
 		names = append(names, d.name)
 		a.disks = append(a.disks, d)
 	}
+	a.armChangeLog()
+	pf, pfErr := loadPending(cfg.StateDir)
 	a.rounds = newRounds(names)
 	for _, d := range a.disks {
-		if err := a.openDisk(d, wasClean); err != nil {
+		if err := a.openDisk(d, wasClean, pf, pfErr); err != nil {
 			a.closeAll()
 			return nil, err
 		}
 	}
+	// Before the start is recorded as unclean: a crash from now on finds
+	// what this process starts from.
+	a.persistPending(0)
 	a.st.Clean = false
 	if err := a.saveLocked(); err != nil {
 		a.closeAll()
@@ -381,7 +401,7 @@ func New(cfg Config) (*Agent, error) {
 
 // openDisk decides where a disk starts: initial sync, resync or where it
 // stopped.
-func (a *Agent) openDisk(d *disk, wasClean bool) error {
+func (a *Agent) openDisk(d *disk, wasClean bool, pf *pendingFile, pfErr error) error {
 	fresh := a.st.Disks[d.name] == nil
 	dev, err := a.sys.openDisk(d.path)
 	if err != nil {
@@ -420,14 +440,26 @@ func (a *Agent) openDisk(d *disk, wasClean bool) error {
 		p.NextSeq = seq
 	default:
 		gap := a.tr.Gap(d.path)
+		var crash *pendingDisk
+		reason := ""
 		switch {
-		case gap != nil || !wasClean || !a.tr.Adopted():
-			reason := "the agent did not stop cleanly"
-			if gap != nil {
-				reason = gap.Error()
-			} else if wasClean {
-				reason = "the tracker was not running while the agent was stopped"
+		case gap != nil:
+			reason = gap.Error()
+		case !a.tr.Adopted() && wasClean:
+			reason = "the tracker was not running while the agent was stopped"
+		case !a.tr.Adopted():
+			reason = "the agent did not stop cleanly and the tracker was not running"
+		case !wasClean:
+			crash, reason = a.recoverCrash(d, pf, pfErr)
+			if crash != nil {
+				if reason = a.readCrash(d, crash); reason != "" {
+					crash = nil
+				}
 			}
+		}
+		switch {
+		case crash != nil:
+		case reason != "":
 			a.log.Warn("tracking gap: resyncing", "disk", d.name, "reason", reason)
 			a.tr.AckGap(d.path)
 			a.counts.resync(d.name)
@@ -532,6 +564,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.consumerWG.Add(1)
 	go a.consume()
+	var ackWG sync.WaitGroup
+	ackCtx, ackCancel := context.WithCancel(ctx)
+	ackWG.Add(1)
+	go func() { defer ackWG.Done(); a.watchAcks(ackCtx) }()
 	local, err := a.serveAPI(ctx)
 	if err != nil {
 		a.log.Warn("local API unavailable", "err", err)
@@ -551,6 +587,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.pointDue = time.Now()
 	a.appDue = a.nextApp()
 	err = a.loop(ctx)
+	ackCancel()
+	ackWG.Wait()
 	stopErr := a.stop()
 	cancel()
 	upCancel()
@@ -677,7 +715,11 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 	if err != nil {
 		return false, err
 	}
+	crashPoint("cut")
 	v := a.validatePrevious(gen, cutAt)
+	// Every change before the cut is folded: persist what is pending
+	// (crashlog.go).
+	a.persistPending(gen)
 	appDone, err := a.settleAppCut(v)
 	if err != nil {
 		return false, err
@@ -713,10 +755,12 @@ func (a *Agent) round(ctx context.Context, gen uint64, cutAt time.Time) (bool, e
 	if err != nil {
 		return false, err
 	}
+	crashPoint("read")
 	a.markSynchronised()
 	if err := a.sealSegments(); err != nil {
 		return false, err
 	}
+	crashPoint("sealed")
 	return backlog && !full, nil
 }
 
@@ -923,6 +967,7 @@ func (a *Agent) readChanges(ctx context.Context, spool int64, full bool) (bool, 
 		a.mu.Lock()
 		oldest := a.rounds.Oldest(d.name)
 		ranges := a.rounds.Take(d.name, budget)
+		d.taking = ranges // pending until journaled (crashlog.go)
 		resync := d.state == StateResync
 		a.mu.Unlock()
 		if resync && len(ranges) > 0 {
@@ -935,7 +980,11 @@ func (a *Agent) readChanges(ctx context.Context, spool int64, full bool) (bool, 
 		for _, rg := range ranges {
 			budget -= rg.Len
 		}
-		if err := a.copyRanges(ctx, d, ranges); err != nil {
+		err := a.copyRanges(ctx, d, ranges)
+		a.mu.Lock()
+		d.taking = nil
+		a.mu.Unlock()
+		if err != nil {
 			// What was not journaled is pending again: it stays to be read.
 			a.mu.Lock()
 			a.rounds.Done()
@@ -1040,7 +1089,11 @@ func (a *Agent) writePoint(gen uint64, at time.Time, answer []*pointRequest) err
 	a.attempts = 0
 	a.answer(answer, p)
 	a.log.Info("point", "id", p.ID, "gen", gen)
-	return a.save()
+	if err := a.save(); err != nil {
+		return err
+	}
+	crashPoint("point")
+	return nil
 }
 
 // answer answers point requests and forgets them.

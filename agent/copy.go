@@ -239,6 +239,8 @@ func (a *Agent) copyRanges(ctx context.Context, d *disk, ranges []tracker.Range)
 			}
 			if firstErr == nil {
 				journaled++
+				a.noteJournaled(d, j.off, j.n)
+				crashPoint("journaled")
 				d.unsealed.Add(j.slot.batch.DataBytes())
 				a.mu.Lock() // Status reads them
 				d.sent += j.sent

@@ -64,7 +64,7 @@ func (a *Agent) Status() Status {
 	}
 	for _, d := range a.disks {
 		ds := DiskStatus{Name: d.name, Path: d.path, Size: d.size, State: d.state,
-			PendingBytes: a.rounds.Pending(d.name) + a.rounds.Unfolded(d.name), SentBytes: d.sent, EqualBytes: d.same, Spool: d.up.Status(),
+			PendingBytes: a.rounds.Pending(d.name) + a.rounds.Unfolded(d.name) + rangeBytes(d.taking), SentBytes: d.sent, EqualBytes: d.same, Spool: d.up.Status(),
 			Mode: mode, ModeReason: why}
 		ds.Lag = d.lag.summary()
 		if oldest := a.rounds.Oldest(d.name); oldest > 0 {

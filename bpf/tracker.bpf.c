@@ -315,6 +315,79 @@ struct {
 	__type(value, __u64);
 } dirty SEC(".maps");
 
+/* The change log that survives the agent (gen_dirty): per protected disk
+ * (by its stats slot) and per generation parity, one bit per granule of
+ * 1 << gen_dirty_shift[slot] sectors (0: the disk is not logged), set for
+ * every write queued. The agent persists the regions it still has to send
+ * at each cut N and then clears the other parity's half, which holds only
+ * changes of generations < N, all covered by what it persisted; a new
+ * agent after a crash (kill -9) reads both halves, so the changes the dead
+ * one took from the rings after its last persisted cut are not lost.
+ * Mmapped by user space (tracker/dirtylog_linux.go). */
+#define GD_WORDS 1024 /* words of one disk's half: 65536 granules */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_DISKS * 2 * GD_WORDS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} gen_dirty SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_DISKS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} gen_dirty_shift SEC(".maps");
+
+struct gd_ctx {
+	__u64 first; /* first granule bit, relative to the disk's half */
+	__u64 last;
+	__u64 base; /* first word of the half */
+};
+
+static long gd_mark_word(__u64 i, struct gd_ctx *c)
+{
+	__u64 w = (c->first >> 6) + i;
+	__u64 lo = w << 6, hi = lo + 63, mask = ~0ULL;
+	__u32 key = (__u32)(c->base + w);
+	__u64 *word;
+
+	if (w > (c->last >> 6))
+		return 1;
+	if (c->first > lo)
+		mask &= ~0ULL << (c->first - lo);
+	if (c->last < hi)
+		mask &= ~0ULL >> (hi - c->last);
+	word = bpf_map_lookup_elem(&gen_dirty, &key);
+	if (!word)
+		return 1;
+	__sync_fetch_and_or(word, mask);
+	return 0;
+}
+
+/* Logs sectors [sector, sector+nsect) of the disk in slot in gen's half.
+ * A range beyond the log's granules is folded onto its last granule (user
+ * space reads that one as reaching the end of the disk). */
+static __always_inline void gd_mark(__u32 slot, __u64 gen, __u64 sector, __u64 nsect)
+{
+	struct gd_ctx c = {};
+	__u64 *shift;
+
+	shift = bpf_map_lookup_elem(&gen_dirty_shift, &slot);
+	if (!shift || !*shift || slot >= MAX_DISKS || nsect == 0)
+		return;
+	c.first = sector >> (*shift & 63);
+	c.last = (sector + nsect - 1) >> (*shift & 63);
+	if (c.last >= GD_WORDS * 64)
+		c.last = GD_WORDS * 64 - 1;
+	if (c.first > c.last)
+		c.first = c.last;
+	c.base = ((__u64)slot * 2 + (gen & 1)) * GD_WORDS;
+	bpf_loop((__u32)((c.last >> 6) - (c.first >> 6) + 1), gd_mark_word, &c, 0);
+}
+
 /* Make the event layout visible to bpf2go. */
 const struct lb_event *unused_event __attribute__((unused));
 const struct lb_cut_args *unused_cut_args __attribute__((unused));
@@ -587,6 +660,8 @@ static __always_inline void track_bio(struct bio *bio, const struct lb_disk_cfg 
 		 * the in-flight counts until it has reconciled. */
 		st->untracked++;
 	}
+
+	gd_mark(cfg->slot, gen, sector, nsect);
 
 	if (cfg->mode == LB_MODE_METADATA) {
 		__u32 cpu = bpf_get_smp_processor_id();

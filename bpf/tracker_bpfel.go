@@ -112,6 +112,8 @@ const (
 	TrackerMapDiskFast       = "disk_fast"
 	TrackerMapDiskStats      = "disk_stats"
 	TrackerMapEvents         = "events"
+	TrackerMapGenDirty       = "gen_dirty"
+	TrackerMapGenDirtyShift  = "gen_dirty_shift"
 	TrackerMapGenInflight    = "gen_inflight"
 	TrackerMapInflight       = "inflight"
 	TrackerMapInflightFast   = "inflight_fast"
@@ -192,6 +194,8 @@ type TrackerMapSpecs struct {
 	DiskFast       *ebpf.MapSpec `ebpf:"disk_fast"`
 	DiskStats      *ebpf.MapSpec `ebpf:"disk_stats"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
+	GenDirty       *ebpf.MapSpec `ebpf:"gen_dirty"`
+	GenDirtyShift  *ebpf.MapSpec `ebpf:"gen_dirty_shift"`
 	GenInflight    *ebpf.MapSpec `ebpf:"gen_inflight"`
 	Inflight       *ebpf.MapSpec `ebpf:"inflight"`
 	InflightFast   *ebpf.MapSpec `ebpf:"inflight_fast"`
@@ -240,6 +244,8 @@ type TrackerMaps struct {
 	DiskFast       *ebpf.Map `ebpf:"disk_fast"`
 	DiskStats      *ebpf.Map `ebpf:"disk_stats"`
 	Events         *ebpf.Map `ebpf:"events"`
+	GenDirty       *ebpf.Map `ebpf:"gen_dirty"`
+	GenDirtyShift  *ebpf.Map `ebpf:"gen_dirty_shift"`
 	GenInflight    *ebpf.Map `ebpf:"gen_inflight"`
 	Inflight       *ebpf.Map `ebpf:"inflight"`
 	InflightFast   *ebpf.Map `ebpf:"inflight_fast"`
@@ -257,6 +263,8 @@ func (m *TrackerMaps) Close() error {
 		m.DiskFast,
 		m.DiskStats,
 		m.Events,
+		m.GenDirty,
+		m.GenDirtyShift,
 		m.GenInflight,
 		m.Inflight,
 		m.InflightFast,

@@ -30,6 +30,15 @@
 #          wrote to storage (write_bytes of /proc/PID/io, from fio's start
 #          until everything is durable on the server) per byte fio wrote.
 #          Target: <= 0.02 (the agent without a spool writes only its state).
+#   kill9  kill -9 of the agent under KILL_RATE MB/s of 64 KiB random writes,
+#          KILL_AT seconds into a KILL_RUNTIME-second fio run, the tracker
+#          pinned: the backlog at the kill (agentctl status just before:
+#          pending_bytes + the bytes held for the server, from mode_reason),
+#          the bytes the restarted agent reads again (its log's
+#          recovered_bytes: what the dead one persisted at its last cut plus
+#          the kernel's change log), whether it resynced, and when
+#          everything is durable after fio. Target: read again <= 2 x the
+#          backlog (not the disk's size), no resync.
 #   sync   Initial sync of a SYNC_SIZE device full of random data, and of one
 #          half random, half zeros (a hole): time from starting the agent to
 #          state protected (polled every 100 ms), next to
@@ -43,7 +52,8 @@
 #
 # Run as root from the repository (`make bench-replication` builds first).
 # Environment knobs (defaults in brackets):
-#   BENCHES          which benchmarks, in order [wamp churn lag sync]
+#   BENCHES          which benchmarks, in order [wamp churn lag sync kill9]
+#   KILL_RATE, KILL_RUNTIME, KILL_AT  of the kill9 run [50, 30, 10]
 #   WAMP_RATE        MB/s of the write amplification run [100]
 #   RUNTIME          seconds of fio per churn rate [60]
 #   RATES_64K        churn rates in MB/s (10^6 B/s) at 64 KiB [25 35 50 75 100 150 200 300 400]
@@ -84,7 +94,7 @@ prog=bench-replication
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${BIN:-$root/bin}
 
-BENCHES=${BENCHES:-wamp churn lag sync}
+BENCHES=${BENCHES:-wamp churn lag sync kill9}
 RUNTIME=${RUNTIME:-60}
 RATES_64K=${RATES_64K-25 35 50 75 100 150 200 300 400}
 RATES_4K=${RATES_4K-5 10 15 25 50 100 200}
@@ -108,6 +118,9 @@ POINT_INTERVAL=${POINT_INTERVAL:-60s}
 SPOOL_BYTES=${SPOOL_BYTES:-}
 LOGDIR=${LOGDIR:-}
 GO=${GO:-go}
+KILL_RATE=${KILL_RATE:-50}
+KILL_RUNTIME=${KILL_RUNTIME:-30}
+KILL_AT=${KILL_AT:-10}
 
 # Targets of the issue.
 TARGET_CHURN_64K=200 # MB/s
@@ -115,6 +128,7 @@ TARGET_LAG_P99=2     # seconds
 TARGET_SYNC=0.9      # x dd
 TARGET_RSS_MIB=64
 TARGET_WAMP=0.02 # agent write_bytes per byte churned
+TARGET_KILL=2    # bytes read again after a kill -9 per byte of backlog
 
 die() {
 	echo "$prog: $*" >&2
@@ -133,13 +147,14 @@ done
 [ -e /dev/loop-control ] || die "loop driver not available (/dev/loop-control missing: modprobe loop)"
 [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" = bpf_fs ] || die "no bpffs at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)"
 posint() { [[ ${!1} =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, got '${!1}'"; }
-for v in QUIET_BUSY QUIET_WAIT RUNTIME CONFIRM_RUNTIME LAG_RUNTIME SYNC_RUNS IODEPTH DRAIN_MAX DRAIN_TIMEOUT SYNC_TIMEOUT; do posint "$v"; done
+for v in QUIET_BUSY QUIET_WAIT RUNTIME CONFIRM_RUNTIME LAG_RUNTIME SYNC_RUNS IODEPTH DRAIN_MAX DRAIN_TIMEOUT SYNC_TIMEOUT KILL_RATE KILL_RUNTIME KILL_AT; do posint "$v"; done
+((KILL_AT < KILL_RUNTIME)) || die "KILL_AT ($KILL_AT) must be less than KILL_RUNTIME ($KILL_RUNTIME)"
 [[ $LAG_BOUND =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "LAG_BOUND must be a number of seconds, got '$LAG_BOUND'"
 for r in $RATES_64K $RATES_4K $LAG_RATES; do
 	[[ $r =~ ^[1-9][0-9]*$ ]] || die "rates are whole MB/s, got '$r'"
 done
 for b in $BENCHES; do
-	case $b in churn | lag | sync | wamp) ;; *) die "BENCHES: unknown benchmark '$b' (churn, lag, sync, wamp)" ;; esac
+	case $b in churn | lag | sync | wamp | kill9) ;; *) die "BENCHES: unknown benchmark '$b' (churn, lag, sync, wamp, kill9)" ;; esac
 done
 case $LOOP_DIRECT_IO in on | off) ;; *) die "LOOP_DIRECT_IO must be on or off, got '$LOOP_DIRECT_IO'" ;; esac
 size_bytes=$(numfmt --from=iec "$SIZE" 2>/dev/null) || die "SIZE: cannot parse '$SIZE' (e.g. 4G)"
@@ -708,6 +723,92 @@ bench_lag() {
 		fi
 	done
 	print_table 'lag-[0-9]+'
+}
+
+# agent_backlog: pending_bytes + the bytes held for the server (mode_reason)
+# of the first disk, from agentctl status --json.
+agent_backlog() {
+	local js pending held
+	js=$("$bin/agentctl" status --state "$state" --json 2>/dev/null || true)
+	pending=$(grep -o '"pending_bytes": *[0-9]*' <<<"$js" | head -n 1 | grep -o '[0-9]*$')
+	held=$(grep -oE '\(([0-9]+) of [0-9]+ bytes held\)' <<<"$js" | head -n 1 | grep -oE '^\([0-9]+' | tr -d '(')
+	echo $((${pending:-0} + ${held:-0}))
+}
+
+bench_kill9() {
+	local dir img dev fio_cmd backlog t_kill t_back recovered line rc drain v resynced=no ratio agent_args
+	run_no=$((run_no + 1))
+	dir=$workdir/run$run_no
+	mkdir -p "$dir"
+	img=$dir/disk.img
+	echo
+	echo "== kill9: kill -9 of the agent ${KILL_AT}s into ${KILL_RUNTIME}s of 64k random writes at $KILL_RATE MB/s ($(numfmt --to=iec "$size_bytes") sparse loop device)"
+	wait_quiet
+	truncate -s "$size_bytes" "$img"
+	new_loop "$img"
+	dev=$loop_dev
+	start_server "$dir"
+	start_agent "$dir" "$dev"
+	wait_protected "$dir"
+	fio_cmd=(fio --name=churn --filename="$dev" --rw=randwrite --bs=64k --iodepth="$IODEPTH" --ioengine=libaio
+		--direct=1 --rate="$((KILL_RATE * 1000000))" --time_based --runtime="$KILL_RUNTIME" --size="$size_bytes"
+		--randrepeat=0 --output-format=json)
+	show "${fio_cmd[@]}"
+	"${fio_cmd[@]}" >"$dir/fio.json" 2>"$dir/fio.err" </dev/null &
+	fio_pid=$!
+	sleep "$KILL_AT"
+	agent_dead "$dir"
+	backlog=$(agent_backlog)
+	kill -s KILL "$agent_pid"
+	wait "$agent_pid" 2>/dev/null || true
+	t_kill=$(now)
+	agent_pid=
+	rm -f "$state/agent.sock"
+	# The same agent again: its state, its pins.
+	agent_args=(run --server "$api" --passphrase-file "$dir/server/passphrase" --state "$state" --name bench
+		--pin-dir "$pindir" --disk "$dev" --point-interval "$POINT_INTERVAL")
+	[ -z "$SPOOL_BYTES" ] || agent_args+=(--spool-bytes "$SPOOL_BYTES")
+	echo "=== restart" >>"$dir/agent.log"
+	"$bin/lifeboat-agent" "${agent_args[@]}" >>"$dir/agent.log" 2>&1 </dev/null &
+	agent_pid=$!
+	line=
+	for _ in $(seq 300); do
+		line=$(sed -n '/^=== restart/,$p' "$dir/agent.log" | grep -E 'recovered_bytes|tracking gap: resyncing' | head -n 1 || true)
+		[ -z "$line" ] || break
+		agent_dead "$dir"
+		sleep 0.1
+	done
+	t_back=$(now)
+	[ -n "$line" ] || die "the restarted agent logged neither a recovery nor a resync within 30 s"
+	recovered=$(grep -oE '"recovered_bytes":[0-9]+' <<<"$line" | grep -oE '[0-9]+$' || true)
+	if [ -z "$recovered" ]; then
+		resynced=yes
+		recovered=$size_bytes
+	fi
+	rc=0
+	wait "$fio_pid" || rc=$?
+	fio_pid=
+	[ "$rc" -eq 0 ] || die "fio failed (exit $rc)"
+	local t_fe
+	t_fe=$(now)
+	rc=0
+	run_bg bg_pid "$br" watch --state "$state" --pid "$agent_pid" --interval 100ms --until drained \
+		--timeout "${DRAIN_TIMEOUT}s" >"$dir/drain-samples" || rc=$?
+	agent_dead "$dir"
+	if [ "$rc" -eq 0 ]; then
+		line=$(grep '^until drained ' "$dir/drain-samples")
+		drain=$(calc %.1f "${line##* } - $t_fe")
+	else
+		drain=never
+	fi
+	ratio=$(calc %.2f "$recovered / ($backlog > 0 ? $backlog : 1)")
+	printf '  backlog at the kill %s MB; read again after the restart %s MB (%s x the backlog, %s %% of the disk); resync: %s; restart to recovery logged %s s; durable %s s after fio stopped\n' \
+		"$(mb "$backlog")" "$(mb "$recovered")" "$ratio" "$(calc %.2f "100 * $recovered / $size_bytes")" "$resynced" "$(calc %.1f "$t_back - $t_kill")" "$drain"
+	if [ "$resynced" = no ] && awk -v r="$ratio" -v t="$TARGET_KILL" 'BEGIN { exit !(r <= t) }'; then v=PASS; else v=BELOW; fi
+	results+=("RESULT kill -9 of the agent at $KILL_RATE MB/s (64 KiB): read again $(mb "$recovered") MB for a backlog of $(mb "$backlog") MB at the kill: $ratio x, resync $resynced, durable $drain s after fio stopped (target <= $TARGET_KILL x, no resync): $v")
+	stop_run "$dir" "run$run_no-kill9"
+	detach_loop "$dev"
+	rm -rf -- "$dir"
 }
 
 bench_wamp() {

@@ -22,7 +22,7 @@ import (
 
 // ProgramVersion is stored in the pinned state; a process only adopts pins
 // of the same version.
-const ProgramVersion = 7
+const ProgramVersion = 8
 
 // stateVersionAt is the byte of struct lb_state where the program version
 // is, in every version so far: a process reads it there before it knows

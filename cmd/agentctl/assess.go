@@ -94,7 +94,7 @@ type Verdict struct {
 	Code string `json:"code"`
 	Text string `json:"text"`
 	// MaxBacklogBytes is the largest backlog the measured seconds would
-	// have left in the spool at the link's rate.
+	// have left waiting for the server at the link's rate.
 	MaxBacklogBytes int64 `json:"max_backlog_bytes"`
 	// Headroom is the link's rate over the average churn.
 	Headroom float64 `json:"headroom"`
@@ -108,7 +108,10 @@ type Assessment struct {
 	Verdict   Verdict `json:"verdict"`
 }
 
-const defaultSpool = 1 << 30
+// defaultMemory is the agent's default --memory-bytes: without a spool
+// (the default) it holds that much of segments for the server, then
+// tracks the changed regions only (metadata mode) until it catches up.
+const defaultMemory = 16 << 20
 
 // judge compares a churn with a link rate (bytes/s, 0: unknown).
 func judge(c Churn, linkBps float64) Verdict {
@@ -131,10 +134,14 @@ func judge(c Churn, linkBps float64) Verdict {
 			bytesString(int64(c.AvgBps)), bytesString(int64(linkBps)), bytesString(int64(c.AvgBps-linkBps)))
 	case linkBps < c.PeakBps:
 		v.Code = "keeps-up-on-average"
-		v.Text = fmt.Sprintf("KEEPS UP ON AVERAGE: average %s/s fits the link's %s/s (%.1fx), but peaks of %s/s do not: the spool absorbs up to %s and the RPO lag grows during peaks",
+		v.Text = fmt.Sprintf("KEEPS UP ON AVERAGE: average %s/s fits the link's %s/s (%.1fx), but peaks of %s/s do not: up to %s wait for the server and the RPO lag grows during peaks",
 			bytesString(int64(c.AvgBps)), bytesString(int64(linkBps)), v.Headroom, bytesString(int64(c.PeakBps)), bytesString(v.MaxBacklogBytes))
-		if v.MaxBacklogBytes > defaultSpool {
-			v.Text += " (more than the default 1 GiB spool: raise --spool-bytes)"
+		if v.MaxBacklogBytes > defaultMemory {
+			v.Text += fmt.Sprintf("; that is more than the agent holds in memory by default (%s, --memory-bytes): beyond it the agent tracks the changed regions only (metadata mode) and lists no point until it has caught up, nothing is lost."+
+				" To keep points through the peaks, raise --memory-bytes or give the agent a spool of at least %s on a disk it does not protect (--spool-bytes)",
+				bytesString(defaultMemory), bytesString(v.MaxBacklogBytes))
+		} else {
+			v.Text += fmt.Sprintf(", within what the agent holds in memory by default (%s, --memory-bytes)", bytesString(defaultMemory))
 		}
 	default:
 		v.Code = "keeps-up"
