@@ -14,14 +14,16 @@ import (
 // authentication refused without the configured user.
 func TestMetricsWebConfig(t *testing.T) {
 	c := metricswebtest.Write(t)
-	var logs bytes.Buffer
-	stop, err := serveMetrics("127.0.0.1:0", c.Path, true, agent.NewMetrics(), slog.New(slog.NewJSONHandler(&logs, nil)))
+	// The server's goroutine logs too (the toolkit's "Listening on"):
+	// the buffer is read under the lock the handler writes it with.
+	logs := &lockedBuffer{}
+	stop, err := serveMetrics("127.0.0.1:0", c.Path, true, agent.NewMetrics(), slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
 	var addr string
-	for _, line := range bytes.Split(logs.Bytes(), []byte("\n")) {
+	for _, line := range bytes.Split([]byte(logs.String()), []byte("\n")) {
 		var rec struct{ Msg, Addr string }
 		if json.Unmarshal(line, &rec) == nil && rec.Msg == "metrics listening" {
 			addr = rec.Addr
@@ -32,3 +34,4 @@ func TestMetricsWebConfig(t *testing.T) {
 	}
 	c.Check(t, addr, "lifeboat_build_info")
 }
+
