@@ -34,4 +34,3 @@ func TestMetricsWebConfig(t *testing.T) {
 	}
 	c.Check(t, addr, "lifeboat_build_info")
 }
-
