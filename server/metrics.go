@@ -20,8 +20,10 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/buildinfo"
 	"github.com/lifeboat-dr/lifeboat/internal/metricsweb"
 	"github.com/lifeboat-dr/lifeboat/server/alerts"
+	"github.com/lifeboat-dr/lifeboat/server/configsrv"
 	"github.com/lifeboat-dr/lifeboat/server/httpapi"
 	"github.com/lifeboat-dr/lifeboat/store"
+	"github.com/lifeboat-dr/lifeboat/store/azblob"
 )
 
 // DefaultMetricsAddr is the listen address of the server's /metrics that
@@ -95,6 +97,32 @@ func (t timedMaterializer) Materialize(ctx context.Context, machine, pointID, ou
 		t.h.materialize.WithLabelValues(machine).Observe(time.Since(start).Seconds())
 	}
 	return imgs, err
+}
+
+// timedBlobMaterializer is timedMaterializer over a store that can also
+// materialize to new page blobs (store/azblob): the failovers find that
+// ability by its method, so the wrapper keeps it (and only then has it).
+type timedBlobMaterializer struct {
+	timedMaterializer
+	blob configsrv.BlobMaterializer
+}
+
+func (t timedBlobMaterializer) MaterializeToBlob(ctx context.Context, machine, pointID, container string) ([]azblob.BlobImage, error) {
+	start := time.Now()
+	imgs, err := t.blob.MaterializeToBlob(ctx, machine, pointID, container)
+	if err == nil {
+		t.h.materialize.WithLabelValues(machine).Observe(time.Since(start).Seconds())
+	}
+	return imgs, err
+}
+
+// timed wraps st to time its materializations, keeping what else it can.
+func timed(st store.Store, h *serverHistograms) store.Store {
+	t := timedMaterializer{st, h}
+	if b, ok := st.(configsrv.BlobMaterializer); ok {
+		return timedBlobMaterializer{t, b}
+	}
+	return t
 }
 
 // traffic counts what the process role receives, per machine.

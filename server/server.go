@@ -357,7 +357,7 @@ func Open(cfg Config) (*Server, error) {
 	s.policies = configsrv.NewPolicies(cfgMachines{s}, cfg.Logger)
 	s.registration = configsrv.NewRegistration(s.ca, s.ca.CertPEM, s.pass, s.tokens, cfgMachines{s}, cfg.Logger)
 	s.hist = newServerHistograms()
-	s.failovers = configsrv.NewFailovers(cfgMachines{s}, timedMaterializer{s.store, s.hist},
+	s.failovers = configsrv.NewFailovers(cfgMachines{s}, timed(s.store, s.hist),
 		&recovery.Checker{Timeout: cfg.CheckTimeout, Log: cfg.Logger.With(httpapi.LogComponent, "check")}, cfg.Logger)
 	s.failovers.Tests = configsrv.NewTestFailovers(dir, cfg.Logger)
 	s.failovers.Tests.Real = func(m string) []api.Image {
