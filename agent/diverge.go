@@ -27,7 +27,7 @@ func (a *Agent) checkDivergence(ctx context.Context) error {
 			continue
 		}
 		if err := a.resyncDiverged(ctx, d, seq); err != nil {
-			return fmt.Errorf("resync %s after the conflict of segment %d: %w", d.name, seq, err)
+			return fmt.Errorf("resync %s after the divergence at segment %d: %w", d.name, seq, err)
 		}
 	}
 	return nil
@@ -36,8 +36,14 @@ func (a *Agent) checkDivergence(ctx context.Context) error {
 // resyncDiverged drops the spool of d, restarts its journal at the
 // server's next sequence number and marks the whole disk for a resync.
 func (a *Agent) resyncDiverged(ctx context.Context, d *disk, seq uint64) error {
-	a.log.Error("divergence: the process server holds another segment under this disk's sequence number; dropping the spool and resyncing the disk",
-		"disk", d.name, "seq", seq)
+	expected, gap := d.up.Gap()
+	if gap {
+		a.log.Error("divergence: the process server lost segments it had acknowledged and waits for one this agent no longer has; dropping the spool and resyncing the disk",
+			"disk", d.name, "seq", seq, "expected", expected)
+	} else {
+		a.log.Error("divergence: the process server holds another segment under this disk's sequence number; dropping the spool and resyncing the disk",
+			"disk", d.name, "seq", seq)
+	}
 	if err := d.w.Close(); err != nil {
 		return fmt.Errorf("close journal: %w", err)
 	}
@@ -66,8 +72,13 @@ func (a *Agent) resyncDiverged(ctx context.Context, d *disk, seq uint64) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	d.state = StateResync
-	d.reason = fmt.Sprintf("the process server holds another segment %d of this disk", seq)
-	d.diverged = fmt.Sprintf("%s: the process server refused segment %d because it accepted another segment %d of this disk: the replica may hold data this agent did not send; resync running, the spooled segments were dropped", d.name, seq, seq)
+	if gap {
+		d.reason = fmt.Sprintf("the process server waits for segment %d of this disk, which this agent had sent and no longer has", expected)
+		d.diverged = fmt.Sprintf("%s: the process server refused segment %d because it waits for segment %d, which it had acknowledged and lost (a forced move or a restored server): resync running from segment %d, the spooled segments were dropped", d.name, seq, expected, st.NextSeq)
+	} else {
+		d.reason = fmt.Sprintf("the process server holds another segment %d of this disk", seq)
+		d.diverged = fmt.Sprintf("%s: the process server refused segment %d because it accepted another segment %d of this disk: the replica may hold data this agent did not send; resync running, the spooled segments were dropped", d.name, seq, seq)
+	}
 	a.rounds.MarkPending(d.name, 0, d.size)
 	d.total, d.done, d.sent, d.same = d.size, 0, 0, 0
 	d.syncStart, d.syncStartDone = time.Now(), 0

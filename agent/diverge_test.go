@@ -106,3 +106,73 @@ func TestConflictResyncsTheDisk(t *testing.T) {
 		t.Errorf("status %+v: want a %q problem naming segment %d", st.Problems, ProblemDiverged, first)
 	}
 }
+
+// gapServer acknowledged segments up to 4 and lost 3 and 4 (a forced
+// move, a restored server): it waits for 3, which the agent no longer has.
+type gapServer struct{ fakeServer }
+
+func (gapServer) PutSegment(context.Context, string, uint64, io.Reader, int64) (api.SegmentAck, error) {
+	exp := uint64(3)
+	return api.SegmentAck{}, &api.StatusError{Status: http.StatusConflict, Message: "segment out of sequence", Expected: &exp}
+}
+
+func (gapServer) DiskState(context.Context, string) (api.DiskState, error) {
+	return api.DiskState{NextSeq: 3, Applied: true, AppliedSeq: 2}, nil
+}
+
+// A server that waits for a segment the agent no longer has is a
+// divergence too: the agent resyncs the disk from the server's next
+// segment instead of retrying for ever, and says it was a gap.
+func TestGapResyncsTheDisk(t *testing.T) {
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "sda")
+	if err := os.WriteFile(disk, make([]byte, testDiskSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFakeTracker(&trace{})
+	srv := gapServer{}
+	a, err := New(Config{Machine: "m1", Disks: []string{disk}, StateDir: filepath.Join(dir, "state"), Client: srv,
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		platform: &fakePlatform{tr: ft, dirtySet: map[string]bool{}}, freezer: &fakeFreezer{trace: &trace{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.consumerWG.Add(1)
+	go a.consume()
+	t.Cleanup(func() { _ = a.stop() })
+	d := a.disks[0]
+	d.nextSeq = 5
+	if err := d.up.Reset(5); err != nil { // the agent was at 5 when the server lost 3 and 4
+		t.Fatal(err)
+	}
+	if err := a.newWriter(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.w.WriteData(0, 1, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.w.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	d.up.Run(ctx)
+	cancel()
+	if seq, ok := d.up.Diverged(); !ok || seq != 5 {
+		t.Fatalf("Diverged() = %d, %v; want 5, true: a gap the agent cannot fill is retried for ever", seq, ok)
+	}
+	if err := a.checkDivergence(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d.state != StateResync || d.nextSeq != 3 || a.rounds.Pending(d.name) != d.size {
+		t.Errorf("state %s, next %d, pending %d; want a resync of the whole disk from segment 3", d.state, d.nextSeq, a.rounds.Pending(d.name))
+	}
+	found := false
+	for _, p := range a.Status().Problems {
+		if p.Code == ProblemDiverged && strings.Contains(p.What, "waits for segment 3") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("problems %+v: want a %q problem saying the server waits for segment 3", a.Status().Problems, ProblemDiverged)
+	}
+}

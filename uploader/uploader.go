@@ -57,8 +57,11 @@ type Uploader struct {
 	errSince  time.Time
 	connected bool
 	// diverged is the segment the server refused as a conflict
-	// (api.ErrSegmentConflict), until Reset.
+	// (api.ErrSegmentConflict), or the first one it cannot take because
+	// it waits for an earlier one this agent no longer has (a gap), until
+	// Reset; gapAt is then the segment the server expects.
 	diverged  *uint64
+	gapAt     *uint64
 	waitSince time.Time     // when the oldest segment still queued began waiting for its ack
 	wake      chan struct{} // a new segment: wakes an idle uploader only
 	kick      chan struct{} // Kick: ends a backoff too
@@ -380,6 +383,15 @@ func (u *Uploader) send(ctx context.Context, seq uint64, seg segment) error {
 			// The server already has it (an ack lost in a disconnect).
 			err = nil
 		} else {
+			// The server lost segments it had acknowledged (a forced
+			// move, a restored server): retrying cannot fill the gap.
+			// The agent resyncs the disk from the server's next
+			// segment, as after a conflict (Diverged, Reset).
+			u.mu.Lock()
+			if _, ok := u.sealed[seq]; ok {
+				u.diverged, u.gapAt = &seq, &exp
+			}
+			u.mu.Unlock()
 			return fmt.Errorf("segment %d: %w: the server expects %d, which this agent no longer has", seq, err, exp)
 		}
 	}
@@ -441,6 +453,17 @@ func (u *Uploader) Diverged() (seq uint64, ok bool) {
 	return *u.diverged, true
 }
 
+// Gap returns, when Diverged is a gap rather than a conflict, the
+// segment the server expects.
+func (u *Uploader) Gap() (expected uint64, ok bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.gapAt == nil {
+		return 0, false
+	}
+	return *u.gapAt, true
+}
+
 // Reset drops every segment of the spool (deleting their files) and
 // continues at sequence number next: after a divergence, the agent
 // resyncs the disk against the replica instead of sending them.
@@ -458,7 +481,7 @@ func (u *Uploader) Reset(next uint64) error {
 		}
 		delete(u.sealed, seq)
 	}
-	u.bytes, u.acked, u.diverged, u.lastErr = 0, next, nil, nil
+	u.bytes, u.acked, u.diverged, u.gapAt, u.lastErr = 0, next, nil, nil, nil
 	u.idle.Broadcast()
 	return first
 }
