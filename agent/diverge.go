@@ -37,6 +37,7 @@ func (a *Agent) checkDivergence(ctx context.Context) error {
 // server's next sequence number and marks the whole disk for a resync.
 func (a *Agent) resyncDiverged(ctx context.Context, d *disk, seq uint64) error {
 	expected, gap := d.up.Gap()
+	said := d.up.Status().LastError // the server's words, before Reset clears them
 	if gap {
 		a.log.Error("divergence: the process server lost segments it had acknowledged and waits for one this agent no longer has; dropping the spool and resyncing the disk",
 			"disk", d.name, "seq", seq, "expected", expected)
@@ -77,7 +78,10 @@ func (a *Agent) resyncDiverged(ctx context.Context, d *disk, seq uint64) error {
 		d.diverged = fmt.Sprintf("%s: the process server refused segment %d because it waits for segment %d, which it had acknowledged and lost (a forced move or a restored server): resync running from segment %d, the spooled segments were dropped", d.name, seq, expected, st.NextSeq)
 	} else {
 		d.reason = fmt.Sprintf("the process server holds another segment %d of this disk", seq)
-		d.diverged = fmt.Sprintf("%s: the process server refused segment %d because it accepted another segment %d of this disk: the replica may hold data this agent did not send; resync running, the spooled segments were dropped", d.name, seq, seq)
+		d.diverged = fmt.Sprintf("%s: the process server refused segment %d as a conflict (it accepted another segment %d of this disk, or an operator discarded it): the replica may hold data this agent did not send; resync running, the spooled segments were dropped", d.name, seq, seq)
+		if said != "" {
+			d.diverged += "; the server said: " + said
+		}
 	}
 	a.rounds.MarkPending(d.name, 0, d.size)
 	d.total, d.done, d.sent, d.same = d.size, 0, 0, 0
