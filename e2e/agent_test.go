@@ -86,9 +86,12 @@ func writeRandom(t *testing.T, dev string, off, n int64, seed int64) {
 	}
 }
 
-// TestResyncSendsOnlyDifferences: an agent killed, a disk changed while it
-// was down, the agent started again: it resyncs by comparing block hashes
-// with the replica and sends only what changed.
+// TestResyncSendsOnlyDifferences: an agent killed with its pins lost (a
+// bpffs remount; a reboot is the same), a disk changed while it was down,
+// the agent started again: it resyncs by comparing block hashes with the
+// replica and sends only what changed. (A kill -9 that keeps the pins
+// reads again only what was pending, with no resync:
+// TestAgentKill9ResyncsOnlyPending.)
 func TestResyncSendsOnlyDifferences(t *testing.T) {
 	requireE2E(t)
 	const size = 64 * mib
@@ -99,6 +102,11 @@ func TestResyncSendsOnlyDifferences(t *testing.T) {
 	ag.bookmark()
 
 	ag.p.kill9()
+	pins := argAfter(ag.p.args, "--pin-dir")
+	ents, _ := os.ReadDir(pins)
+	for _, e := range ents {
+		os.RemoveAll(filepath.Join(pins, e.Name()))
+	}
 	const changed = 2 * mib
 	writeRandom(t, loop.Path, 20*mib, changed, 2) // while no agent runs
 	ag.restart()
