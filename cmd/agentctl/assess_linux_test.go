@@ -116,10 +116,12 @@ func TestAssessMeasuresFio(t *testing.T) {
 			if avg := float64(written) / ch.Seconds; ch.AvgBps < 0.95*avg || ch.AvgBps > 1.05*avg {
 				t.Errorf("average %.0f B/s, want about %.0f", ch.AvgBps, avg)
 			}
-			// fio is rate-limited to 16 MiB/s; the busiest second holds at
-			// most about that, and more than the average.
-			if ch.PeakBps <= ch.AvgBps || ch.PeakBps > 24<<20 {
-				t.Errorf("peak %.0f B/s with average %.0f B/s and fio at 16 MiB/s", ch.PeakBps, ch.AvgBps)
+			// The busiest second holds more than the average and at most
+			// all that was written. (fio's rate of 16 MiB/s is an average:
+			// starved on a loaded machine it catches up in bursts, 25 MiB
+			// in one second in a CI run, so the rate is no bound.)
+			if ch.PeakBps <= ch.AvgBps || ch.PeakBps > float64(written) {
+				t.Errorf("peak %.0f B/s with average %.0f B/s and %d bytes written", ch.PeakBps, ch.AvgBps, written)
 			}
 			if d := ch.PerDay - ch.AvgBps*86400; d > 1 || d < -1 {
 				t.Errorf("per day %.0f, average %.0f B/s", ch.PerDay, ch.AvgBps)
