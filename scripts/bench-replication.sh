@@ -80,6 +80,11 @@
 #   LOGDIR           if set, copy every run's logs and samples there (kept)
 #   TMPDIR           where the work directory goes: backing files, server data,
 #                    agent state [/tmp]; must not be on a protected device
+#   SERVER_DIR       if set, each run's server data directory goes under it
+#                    instead of the work directory: a tmpfs or zram file
+#                    system stands for the separate server of a real
+#                    deployment (the server then does not share the protected
+#                    host's disk) [unset]
 #   GO               go command, to build the helper internal/cmd/benchrepl [go]
 #   BIN              directory of the lifeboat-server, lifeboat-agent and
 #                    agentctl binaries to measure [bin/ of the repository];
@@ -180,6 +185,7 @@ bg_pid=    # a helper, dd or watcher waited for in the foreground
 watch_pid= # the sampler of a churn run
 declare -A loops=()   # device -> backing file as /sys shows it
 declare -A pindirs=() # bpffs directories we made
+serverdirs=()         # server data directories made under SERVER_DIR
 
 # exited PID: true once PID (a child of this shell) is gone or a zombie.
 exited() {
@@ -249,6 +255,8 @@ cleanup() {
 	fi
 	for d in "${!pindirs[@]}"; do remove_pindir "$d"; done
 	for d in "${!loops[@]}"; do detach_loop "$d"; done
+	for d in "${serverdirs[@]}"; do rm -rf -- "$d"; done
+	serverdirs=()
 	if [ -n "$workdir" ]; then
 		rm -rf -- "$workdir"
 		workdir=
@@ -430,6 +438,13 @@ io_written() { awk '/^write_bytes:/ { print $2 }' "/proc/$1/io"; }
 # start_server DIR: a fresh lifeboat-server in DIR/server; sets server_pid, api.
 start_server() {
 	local dir=$1 data=$1/server i st
+	if [ -n "${SERVER_DIR:-}" ]; then
+		local own
+		own=$(mktemp -d "$SERVER_DIR/lifeboat-bench-server.XXXXXX")
+		serverdirs+=("$own")
+		ln -s "$own" "$data"
+		echo "   server data on $(df --output=source,fstype "$own" | tail -n 1) ($own)"
+	fi
 	show "$bin/lifeboat-server" init --data "$data"
 	"$bin/lifeboat-server" init --data "$data" >"$dir/server-init.log" 2>&1 || {
 		cat "$dir/server-init.log" >&2
