@@ -538,6 +538,12 @@ stop_run() {
 	fi
 	[ -z "$pindir" ] || remove_pindir "$pindir"
 	pindir=
+	# A server data directory under SERVER_DIR goes with its run: a tmpfs
+	# holds only one run's replica and journal.
+	if [ -L "$dir/server" ]; then
+		rm -rf -- "$(readlink "$dir/server")"
+		rm -f -- "$dir/server"
+	fi
 }
 
 # ---- one churn run --------------------------------------------------------
