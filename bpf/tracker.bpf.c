@@ -615,6 +615,25 @@ static __always_inline int inflight_delete(__u64 key, int fast)
 	return 0;
 }
 
+/* Forgets an in-flight entry found by inflight_find (a completion, or a
+ * reap), given its root and generation as read before: a root leaves its
+ * generation's in-flight count. Returns 0 for the one caller that removed
+ * it (only that caller accounts for it), -1 for any other. */
+static __always_inline int inflight_forget(__u64 key, int fast, __u64 root, __u64 gen)
+{
+	__u32 gslot = gen & (GEN_SLOTS - 1);
+	__u64 *cnt;
+
+	if (inflight_delete(key, fast) != 0)
+		return -1;
+	if (root)
+		return 0;
+	cnt = bpf_map_lookup_elem(&gen_inflight, &gslot);
+	if (cnt)
+		__sync_fetch_and_add(cnt, -1);
+	return 0;
+}
+
 /* Records one queued bio of a protected disk; runs inside the CPU's busy
  * window (see the top comment). */
 static __always_inline void track_bio(struct bio *bio, const struct lb_disk_cfg *cfg,
@@ -780,12 +799,10 @@ static __always_inline void root_done(__u64 rkey, struct lb_inflight *r, int fas
 	struct lb_disk_stats *st;
 	struct lb_event *e = NULL;
 	struct lb_state *s;
-	__u32 gslot;
-	__u64 *cnt;
+	__u64 gen = r->gen;
 
 	/* Only the caller that deletes the entry accounts for it. Everything
 	 * needed is read before the delete: a freed slot is taken at once. */
-	gslot = r->gen & (GEN_SLOTS - 1);
 	st = stats_of(r->slot);
 	s = state_of();
 	if (s && (s->flags & LB_F_COMPLETION_EVENTS))
@@ -802,7 +819,7 @@ static __always_inline void root_done(__u64 rkey, struct lb_inflight *r, int fas
 		e->slot = r->slot;
 		e->_pad = 0;
 	}
-	if (inflight_delete(rkey, fast) != 0) {
+	if (inflight_forget(rkey, fast, 0, gen) != 0) {
 		if (e)
 			bpf_ringbuf_discard(e, 0);
 		return;
@@ -811,9 +828,6 @@ static __always_inline void root_done(__u64 rkey, struct lb_inflight *r, int fas
 		bpf_ringbuf_submit(e, submit_flags());
 	if (st)
 		st->completions++;
-	cnt = bpf_map_lookup_elem(&gen_inflight, &gslot);
-	if (cnt)
-		__sync_fetch_and_add(cnt, -1);
 }
 
 /* The data of one piece (a root bio's own range, or a split-off child) has
@@ -931,23 +945,13 @@ int cut(struct lb_cut_args *a)
 		 * never seen. Forget it as its completion would have, if it
 		 * is still the same request. */
 		struct lb_inflight *in;
-		__u64 root, g, *cnt;
-		__u32 gslot;
 		int fast;
 
 		in = inflight_find(a->key, &fast);
 		if (!in || in->id != a->id)
 			return 4;
-		root = in->root;
-		g = in->gen;
-		if (inflight_delete(a->key, fast) != 0)
+		if (inflight_forget(a->key, fast, in->root, in->gen) != 0)
 			return 4;
-		if (!root) {
-			gslot = g & (GEN_SLOTS - 1);
-			cnt = bpf_map_lookup_elem(&gen_inflight, &gslot);
-			if (cnt)
-				__sync_fetch_and_add(cnt, -1);
-		}
 		__sync_fetch_and_add(&s->reaped, 1);
 		return 0;
 	}

@@ -209,18 +209,11 @@ func TestPinNames(t *testing.T) {
 		gotLinks = append(gotLinks, linkPin(prog))
 	}
 	want := map[int][2][]string{
-		// 8: the change log of the agent's crashes (gen_dirty, gen_dirty_shift);
-		// 7 is main's reaping of lost completions, with 6's pins.
+		// 8: the change log of the agent's crashes (gen_dirty, gen_dirty_shift).
 		8: {
 			{"clock", "cpu_local", "dirty", "disk_fast", "disk_stats", "events", "gen_dirty", "gen_dirty_shift",
 				"gen_inflight", "inflight", "inflight_fast", "protected_disks", "qpos", "qring", "state"},
 			// In attach order: completion hooks first.
-			{"link_rq_complete", "link_bio_complete", "link_block_split", "link_bio_queue"},
-		},
-		// 7: the cut program reaps lost completions; the same pins.
-		7: {
-			{"clock", "cpu_local", "dirty", "disk_fast", "disk_stats", "events", "gen_inflight",
-				"inflight", "inflight_fast", "protected_disks", "qpos", "qring", "state"},
 			{"link_rq_complete", "link_bio_complete", "link_block_split", "link_bio_queue"},
 		},
 	}[ProgramVersion]
