@@ -130,7 +130,22 @@ func (t *Linux) adopt(spec *ebpf.CollectionSpec, specs *lbbpf.TrackerSpecs) (boo
 			return false, &PinError{Dir: dir, Err: fmt.Errorf("load pinned link %s: %w", name, err)}
 		}
 		t.links = append(t.links, l)
+		// The program behind the link, for its run counters: a run the
+		// kernel skips (the program re-entered on one CPU) is a change or
+		// a completion not seen, and must show after a restart too.
+		info, err := l.Info()
+		if err != nil {
+			return false, &PinError{Dir: dir, Err: fmt.Errorf("read pinned link %s: %w", name, err)}
+		}
+		p, err := ebpf.NewProgramFromID(info.Program)
+		if err != nil {
+			return false, &PinError{Dir: dir, Err: fmt.Errorf("open the program of pinned link %s: %w", name, err)}
+		}
+		t.progs = append(t.progs, p)
 	}
+	// Runs skipped before this process are not known to have been handled
+	// or not; only those from now on make a gap (see Gap).
+	t.missBase = t.missedRuns()
 	// The ring buffer and bitmap sizes are those of the pinned maps.
 	specs.Events.MaxEntries = pinned.Events.MaxEntries()
 	specs.Dirty.MaxEntries = pinned.Dirty.MaxEntries()

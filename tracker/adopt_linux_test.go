@@ -97,6 +97,29 @@ func TestTrackRestartWithPins(t *testing.T) {
 	if err := second.Gap(loop.Path); err != nil {
 		t.Fatalf("gap after a restart with pins: %v", err)
 	}
+	// The adopted hooks' skipped runs are watched, as a fresh tracker's
+	// are: each program behind a pinned link is one whose counters are read.
+	st, err := second.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	watched := map[uint32]bool{}
+	for _, id := range tracker.WatchedPrograms(second) {
+		watched[id] = true
+	}
+	links := 0
+	for _, p := range st.Programs {
+		if p.LinkID == 0 {
+			continue
+		}
+		links++
+		if !watched[p.ID] {
+			t.Errorf("adopted program %s (id %d) has its skipped runs unwatched (watched: %v)", p.Name, p.ID, watched)
+		}
+	}
+	if links == 0 {
+		t.Errorf("no adopted program listed: %+v", st.Programs)
+	}
 	c2 := collect(t, second)
 	time.Sleep(200 * time.Millisecond)
 	close(stop)

@@ -40,8 +40,9 @@ func (t *Linux) Gap(path string) error {
 	if st.Lost > base[0] {
 		return &ResyncRequiredError{Disk: abs, Reason: fmt.Sprintf("%d changes could not be recorded", st.Lost-base[0])}
 	}
-	if missed := t.missedRuns(); missed > base[1] {
-		return &ResyncRequiredError{Disk: abs, Reason: fmt.Sprintf("the kernel skipped %d tracker runs", missed-base[1])}
+	since := max(base[1], t.missBase)
+	if missed := t.missedRuns(); missed > since {
+		return &ResyncRequiredError{Disk: abs, Reason: fmt.Sprintf("the kernel skipped %d tracker runs", missed-since)}
 	}
 	return nil
 }

@@ -41,7 +41,9 @@ type Linux struct {
 
 	maps  lbbpf.TrackerMaps
 	cut   *ebpf.Program
-	progs []*ebpf.Program // nil when adopted from pins
+	progs []*ebpf.Program // when adopted from pins: the hooks behind the pinned links
+	// missBase is the programs' skipped runs when they were adopted.
+	missBase uint64
 	links []link.Link
 
 	reader *ringbuf.Reader
