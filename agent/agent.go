@@ -655,11 +655,11 @@ func (a *Agent) loop(ctx context.Context) error {
 	}
 	for {
 		var groupErr error
-		// While the memory backlog is full, a round waits for the server
-		// to acknowledge segments rather than a whole RoundInterval:
-		// waiting that long left the uploader idle most of the time, and
-		// bounded the drain of a backlog at about MemoryBytes per
-		// RoundInterval (measured: 3.5 GiB took 52 s, 67 MB/s).
+		// While the memory backlog is full, a round also starts when the
+		// server acknowledges a segment, not only after RoundInterval:
+		// a server faster than MemoryBytes per RoundInterval would
+		// otherwise wait idle for the next round. (On the project's VM
+		// the server's intake was the bound, ~60 MB/s: PERFORMANCE.md.)
 		var room chan struct{}
 		if a.memoryFull() {
 			room = a.room
