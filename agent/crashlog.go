@@ -104,30 +104,42 @@ func (a *Agent) pendingNow(gen uint64) *pendingFile {
 	for i, d := range a.disks {
 		acked[i] = d.up.Status().NextSeq
 	}
+	// Under the lock only the copy of the ranges: sorting and merging a
+	// large backlog there held up the consumer of the tracker's events and
+	// the rounds (measured: 39 % of the agent's CPU in a backlog of 3 GiB
+	// at 250 MB/s of churn, all of it under the lock).
+	type snap struct {
+		rs []tracker.Range
+		pd *pendingDisk
+	}
+	snaps := make([]snap, len(a.disks))
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	for i, d := range a.disks {
-		var s tracker.Set
-		for _, r := range a.rounds.PendingRanges(d.name) {
-			s.Add(r.Off, r.Len)
-		}
-		for _, r := range d.taking {
-			s.Add(r.Off, r.Len)
-		}
+		rs := a.rounds.appendPending(nil, d.name)
+		rs = append(rs, d.taking...)
 		k := 0
 		for _, r := range d.inSegs {
 			if r.seq >= acked[i] {
-				s.Add(r.off, r.n)
+				rs = append(rs, tracker.Range{Off: r.off, Len: r.n})
 				d.inSegs[k] = r
 				k++
 			}
 		}
 		d.inSegs = d.inSegs[:k]
-		pd := &pendingDisk{State: d.state, Total: d.total, Done: d.done, Bytes: s.Bytes()}
+		pd := &pendingDisk{State: d.state, Total: d.total, Done: d.done}
 		if d.state == StateResync {
 			pd.Reason = d.reason
 		}
-		for _, r := range coarsen(s.Ranges(), maxPendingRanges) {
+		snaps[i] = snap{rs: rs, pd: pd}
+	}
+	a.mu.Unlock()
+	for i, d := range a.disks {
+		pd := snaps[i].pd
+		rs := mergeRanges(snaps[i].rs)
+		for _, r := range rs {
+			pd.Bytes += r.Len
+		}
+		for _, r := range coarsen(rs, maxPendingRanges) {
 			pd.Ranges = append(pd.Ranges, [2]int64{r.Off, r.Len})
 		}
 		pf.Disks[d.name] = pd
@@ -192,7 +204,8 @@ func (a *Agent) watchAcks(ctx context.Context) {
 		return
 	}
 	acked := make([]uint64, len(a.disks))
-	t := time.NewTicker(50 * time.Millisecond)
+	wait := watchAcksEvery
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
@@ -206,15 +219,25 @@ func (a *Agent) watchAcks(ctx context.Context) {
 				acked[i], moved = n, true
 			}
 		}
+		wait = watchAcksEvery
 		if moved {
+			start := time.Now()
 			a.pendingMu.Lock()
 			if a.pendingOK {
 				a.writePendingLocked()
 			}
 			a.pendingMu.Unlock()
+			// A large, fragmented backlog costs more to write: at most a
+			// tenth of a CPU goes to it. A crash then reads again a little
+			// more of what was acknowledged, never less than is pending.
+			wait = max(wait, 10*time.Since(start))
 		}
+		t.Reset(wait)
 	}
 }
+
+// watchAcksEvery is how often watchAcks looks for acknowledgements.
+const watchAcksEvery = 50 * time.Millisecond
 
 // recoverCrash decides whether a disk of an agent that did not stop
 // cleanly can go on from what it persisted: it returns the file's record
@@ -330,13 +353,13 @@ const maxPendingRanges = 1024
 // granules of 64 KiB, then 4 times coarser until they fit.
 func coarsen(rs []tracker.Range, max int) []tracker.Range {
 	for g := int64(64 << 10); len(rs) > max; g *= 4 {
-		var s tracker.Set
-		for _, r := range rs {
+		wide := make([]tracker.Range, len(rs))
+		for i, r := range rs {
 			lo := r.Off / g * g
 			hi := (r.End() + g - 1) / g * g
-			s.Add(lo, hi-lo)
+			wide[i] = tracker.Range{Off: lo, Len: hi - lo}
 		}
-		rs = s.Ranges()
+		rs = mergeRanges(wide)
 	}
 	return rs
 }

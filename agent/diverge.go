@@ -112,7 +112,7 @@ func (a *Agent) newWriter(d *disk) error {
 			d.mem = newSegmentPool(a.cfg.SegmentBytes, a.cfg.MemoryBytes)
 		}
 		wo.Memory, wo.OnSealed, wo.Buffer = true, d.up.SealedMemory, d.mem.get
-		d.up.SetRelease(d.mem.put)
+		d.up.SetRelease(func(b []byte) { d.mem.put(b); a.roomFreed() })
 	}
 	w, err := hrlfmt.NewWriter(wo)
 	if err != nil {

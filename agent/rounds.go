@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 
 	"github.com/lifeboat-dr/lifeboat/tracker"
@@ -250,24 +252,49 @@ func (r *rounds) Pending(disk string) int64 {
 
 // PendingRanges returns everything of a disk not known to be in the
 // journal as of a point: pending, changes not folded yet, and the reads of
-// the round not validated yet (to persist a backlog).
+// the round not validated yet (to persist a backlog), sorted and merged.
 func (r *rounds) PendingRanges(disk string) []tracker.Range {
+	return mergeRanges(r.appendPending(nil, disk))
+}
+
+// appendPending appends the ranges of PendingRanges to dst as they are,
+// overlapping and unsorted: the caller merges them (mergeRanges) after
+// letting go of the agent's lock.
+func (r *rounds) appendPending(dst []tracker.Range, disk string) []tracker.Range {
 	d := r.disks[disk]
 	if d == nil {
-		return nil
+		return dst
 	}
-	var merged tracker.Set
 	d.pending.Ascend(func(rg tracker.Range) bool {
-		merged.Add(rg.Off, rg.Len)
+		dst = append(dst, rg)
 		return true
 	})
 	for _, cs := range d.incoming {
 		for _, c := range cs {
-			merged.Add(c.off, c.n)
+			dst = append(dst, tracker.Range{Off: c.off, Len: c.n})
 		}
 	}
 	for _, c := range d.reads {
-		merged.Add(c.off, c.end-c.off)
+		dst = append(dst, tracker.Range{Off: c.off, Len: c.end - c.off})
 	}
-	return merged.Ranges()
+	return dst
+}
+
+// mergeRanges sorts rs in place and merges the ranges that overlap or
+// touch, as tracker.Set does, in one pass: persisting a large, fragmented
+// backlog (crashlog.go) no longer builds a tree of it every time.
+func mergeRanges(rs []tracker.Range) []tracker.Range {
+	slices.SortFunc(rs, func(a, b tracker.Range) int { return cmp.Compare(a.Off, b.Off) })
+	out := rs[:0]
+	for _, r := range rs {
+		if r.Len <= 0 {
+			continue
+		}
+		if k := len(out) - 1; k >= 0 && r.Off <= out[k].End() {
+			out[k].Len = max(out[k].End(), r.End()) - out[k].Off
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }

@@ -4,6 +4,8 @@ import (
 	"math/rand"
 	"slices"
 	"testing"
+
+	"github.com/lifeboat-dr/lifeboat/tracker"
 )
 
 func TestRoundsQuietDiskGivesPoints(t *testing.T) {
@@ -210,5 +212,31 @@ func TestRoundsSweepDoesNotStarveHighOffsets(t *testing.T) {
 	// during the sweep (times >= 1000), not the first change (time 1).
 	if movedIn == 0 {
 		t.Fatalf("Oldest stayed %d for 40 rounds after the change it stood for was read: the lag would keep growing", r.Oldest("a"))
+	}
+}
+
+// mergeRanges must give what tracker.Set gives for the same ranges
+// (sorted, merged where they overlap or touch), whatever their order:
+// the crash log persists it as the pending set.
+func TestMergeRangesAsSet(t *testing.T) {
+	rng := rand.New(rand.NewSource(15))
+	for i := range 200 {
+		var rs []tracker.Range
+		var s tracker.Set
+		for range rng.Intn(300) {
+			off := rng.Int63n(1 << 20)
+			n := rng.Int63n(4096) + 1
+			if rng.Intn(4) == 0 && len(rs) > 0 {
+				off = rs[rng.Intn(len(rs))].End() // touching
+			}
+			rs = append(rs, tracker.Range{Off: off, Len: n})
+			s.Add(off, n)
+		}
+		if got, want := mergeRanges(rs), s.Ranges(); !slices.Equal(got, want) {
+			t.Fatalf("case %d: mergeRanges = %v, tracker.Set = %v", i, got, want)
+		}
+	}
+	if got := mergeRanges(nil); len(got) != 0 {
+		t.Fatalf("mergeRanges(nil) = %v", got)
 	}
 }
