@@ -153,3 +153,27 @@ func TestBlobScaleOutDuplicateAfterMove(t *testing.T) {
 		t.Fatalf("segment 2 after the duplicates: %+v, %v", ack, err)
 	}
 }
+
+// The process server a machine moved from gives up its blob lease: the
+// one it moved to applies the machine's next segment at once. Kept, the
+// lease was renewed by the old server for as long as it ran, and every
+// apply of the new one failed (lease held by another process server).
+func TestBlobMoveReleasesLease(t *testing.T) {
+	bs := newBlobScale(t)
+	if bs.storeA.LeaseHeld("m1") {
+		t.Error("ps1 still holds m1's blob lease after m1 moved away")
+	}
+	onB := bs.onB()
+	if _, err := onB.PutSegmentFile(ctx(t), "sda", 2, seg(t, "m1", "sda", 2, 8192, 0xa2)); err != nil {
+		t.Fatal(err)
+	}
+	// A lease ps1 kept would never lapse (renewed every 5 s): only one
+	// it gave up lets ps2 apply.
+	servertest.WaitFor(t, "ps2 applying segment 2 to the container", func() bool {
+		d, err := bs.storeB.Disks(ctx(t), "m1")
+		return err == nil && len(d) == 1 && d[0].AppliedSeq == 2
+	})
+	if !bs.storeB.LeaseHeld("m1") {
+		t.Error("ps2 applied m1 without holding its lease")
+	}
+}
