@@ -32,7 +32,8 @@
 // Apply takes the machine's lease with a call to the service every time
 // (60 s, renewed in the background every 20 s too, its id
 // derived from the process server's name, so a restarted server takes its
-// leases back at once and another cannot: LeaseError with a hint), checks
+// leases back at once and another cannot: LeaseError with a hint;
+// ReleaseMachine gives it up when the machine moves away), checks
 // the segment whole (store.CheckSegment), keeps it as a block blob (one
 // already there from an interrupted Apply must have the same SHA-256, or
 // the apply is refused: resync), writes its records to replica.vhd in
