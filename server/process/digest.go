@@ -143,7 +143,7 @@ func (d *diskState) keepDigest(seq uint64, sum [sha256.Size]byte) {
 }
 
 // SegmentSummer is target storage that keeps applied segments byte for
-// byte and gives their SHA-256 (store.Local). Segments acknowledged by
+// byte and gives their SHA-256 (store.Local, azblob.Store). Segments acknowledged by
 // another process server (before a scale-out move) are in no local digest
 // log: their digest is taken from target storage, which the servers share.
 type SegmentSummer interface {

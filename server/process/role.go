@@ -418,7 +418,8 @@ func (p *Role) Drain(ctx context.Context, m string) ([]api.DiskState, error) {
 
 // Release forgets the disks of a machine and stops their appliers:
 // another process server writes it now, so what this one knew is stale.
-// A nil Role has nothing to release.
+// Where target storage fences a machine's writes with a lease
+// (LeaseReleaser), the lease is given up. A nil Role has nothing to release.
 func (p *Role) Release(m string) {
 	if p == nil {
 		return
@@ -435,4 +436,25 @@ func (p *Role) Release(m string) {
 	for _, d := range ds {
 		d.stop()
 	}
+	if lr, ok := p.store.(LeaseReleaser); ok {
+		// An apply under way ends with its canceled context; the lease
+		// goes once it has.
+		for _, d := range ds {
+			d.applyMu.Lock()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		lr.ReleaseMachine(ctx, m)
+		cancel()
+		for _, d := range ds {
+			d.applyMu.Unlock()
+		}
+	}
+}
+
+// LeaseReleaser is target storage whose writes of a machine are fenced by
+// a lease its process server holds (azblob.Store). Release gives the
+// lease up, so that the server the machine moved to applies it at once:
+// held, it would be renewed for as long as this server runs.
+type LeaseReleaser interface {
+	ReleaseMachine(ctx context.Context, machine string)
 }

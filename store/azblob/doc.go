@@ -32,7 +32,8 @@
 // Apply takes the machine's lease with a call to the service every time
 // (60 s, renewed in the background every 20 s too, its id
 // derived from the process server's name, so a restarted server takes its
-// leases back at once and another cannot: LeaseError with a hint), checks
+// leases back at once and another cannot: LeaseError with a hint;
+// ReleaseMachine gives it up when the machine moves away), checks
 // the segment whole (store.CheckSegment), keeps it as a block blob (one
 // already there from an interrupted Apply must have the same SHA-256, or
 // the apply is refused: resync), writes its records to replica.vhd in
@@ -42,7 +43,11 @@
 // read, patched and put back), writes its index, merges its cuts into
 // cuts.json (store.MergeCuts), renews the lease again (a server whose lease
 // was broken and taken learns it here, before the marker), and only
-// then sets the applied marker. Records are absolute writes, so Apply of
+// then sets the applied marker. The segment's SHA-256 in its journal
+// blob's metadata is what SegmentSum gives for an applied segment: the
+// process server compares a segment sent again with it when its own digest
+// log does not hold it (after a scale-out move, or a restart without its
+// cache). Records are absolute writes, so Apply of
 // the same segment after a crash anywhere gives the uninterrupted result;
 // cuts of segments beyond the marker are ignored by every reader. The SDK
 // retries throttling (429), timeouts and 5xx with exponential backoff.

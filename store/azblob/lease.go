@@ -175,5 +175,20 @@ func (l *machineLease) release(ctx context.Context) {
 	}
 }
 
+// ReleaseMachine gives up the machine's lease now: the machine moved to
+// another process server, which must be able to apply it. Held, the lease
+// would be renewed for as long as this store is open, and every apply of
+// the server the machine moved to would fail with a LeaseError. A later
+// write of the machine by this store takes the lease again when it is
+// free, as ever.
+func (s *Store) ReleaseMachine(ctx context.Context, machine string) {
+	s.mu.Lock()
+	l := s.leases[machine]
+	s.mu.Unlock()
+	if l != nil {
+		l.release(ctx)
+	}
+}
+
 // LeaseHeld reports whether this store holds the machine's lease now.
 func (s *Store) LeaseHeld(machine string) bool { return s.checkLease(machine) == nil }
