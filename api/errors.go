@@ -108,6 +108,8 @@ func (e *StatusError) Is(target error) bool {
 		return e.Status == http.StatusServiceUnavailable && e.Code == CodeMoving
 	case ErrSegmentConflict:
 		return e.Status == http.StatusConflict && e.Code == CodeSegmentConflict
+	case ErrSuperseded:
+		return e.Status == http.StatusConflict && e.Code == CodeSuperseded
 	case ErrRateLimited:
 		return e.Status == http.StatusTooManyRequests
 	}

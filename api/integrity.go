@@ -17,6 +17,28 @@ const CodeSegmentConflict = "segment-conflict"
 // divergence, never a success: the agent resyncs the disk.
 var ErrSegmentConflict = errors.New("segment conflicts with the one accepted")
 
+// HeaderAgentSession names the agent process that sends a request to the
+// process role: a random id each agent process draws at start (the
+// client sets it on every request). Asking a disk's state
+// (GET PathDiskState) with it fences the disk: a segment upload of
+// another session that is not yet durable is refused (409, code
+// CodeSuperseded). An agent killed with an upload in flight restarts and
+// asks where the journal stands: without the fence the dead process's
+// last segment could still become durable after that answer, under the
+// sequence number the new process then uses for other content, which is
+// a conflict and a needless resync.
+const HeaderAgentSession = "Lifeboat-Agent-Session"
+
+// CodeSuperseded is the Code of a 409 answer to a segment upload of an
+// agent session that another session of the machine superseded by asking
+// the disk's state since (HeaderAgentSession).
+const CodeSuperseded = "superseded"
+
+// ErrSuperseded: the upload came from an agent process another process of
+// the machine superseded (409 with code "superseded"). Not a divergence:
+// nothing was accepted; the process that asked last goes on.
+var ErrSuperseded = errors.New("upload of a superseded agent process")
+
 // Alert kinds of integrity and security (Alert.Alert).
 const (
 	// AlertSegmentConflict: a machine sent a segment that differs from

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -64,7 +65,29 @@ func NewProcess(addr string, cert tls.Certificate, caPEM []byte) (*Process, erro
 	cfg.Certificates = nil
 	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return p.cert.Load(), nil }
 	p.hc = newHTTPClient(cfg)
+	p.hc.Transport = sessionTransport{RoundTripper: p.hc.Transport, id: rand.Text()}
 	return p, nil
+}
+
+// sessionTransport marks every request with the client's agent session
+// (api.HeaderAgentSession): one per Process, hence one per agent process.
+type sessionTransport struct {
+	http.RoundTripper
+	id string
+}
+
+func (t sessionTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context()) // a RoundTripper must not change the request
+	r.Header.Set(api.HeaderAgentSession, t.id)
+	return t.RoundTripper.RoundTrip(r)
+}
+
+// CloseIdleConnections closes the idle connections of the transport
+// (http.Client.CloseIdleConnections calls it).
+func (t sessionTransport) CloseIdleConnections() {
+	if c, ok := t.RoundTripper.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // SetCertificate makes new connections use cert (a renewed certificate)
@@ -88,7 +111,9 @@ func (p *Process) SetMachine(ctx context.Context, disks []api.DiskSpec) (api.Mac
 	return m, err
 }
 
-// DiskState returns the replication state of a disk: where to resume.
+// DiskState returns the replication state of a disk: where to resume. It
+// fences the disk: an upload of another Process (a previous agent
+// process) not durable yet is refused from then on (api.ErrSuperseded).
 func (p *Process) DiskState(ctx context.Context, disk string) (api.DiskState, error) {
 	var st api.DiskState
 	err := doJSON(ctx, p.hc, http.MethodGet, p.url()+diskPath(disk, "/state"), nil, &st)

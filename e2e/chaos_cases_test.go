@@ -120,48 +120,27 @@ func chaosCacheFull() chaosCase {
 // new process server.
 func chaosScaleOutMove() chaosCase {
 	var (
-		addrB  string
+		so     scaleOut
 		before scaleStatus
 		writes int64
 		next   uint64
 	)
 	return chaosCase{name: "scale-out-move", full: true, fromFault: true,
 		server: func(t *testing.T) *server {
-			var s *server
-			s, addrB = startScaleOut(t)
-			return s
+			so = startScaleOut(t)
+			return so.a
 		},
 		inject: func(t *testing.T, c *chaosRig) func() {
-			if st, err := c.ag.scaleStatus(); err != nil || st.Server.Address == addrB {
+			if st, err := c.ag.scaleStatus(); err != nil || st.Server.Address == so.addrB {
 				t.Fatalf("agent started on ps2 (%v): want ps1", err)
 			}
 			before, _ = c.ag.scaleStatus()
 			writes = c.w.written()
-			out, err := c.srv.lifeboat("move", c.ag.name, "--to", "ps2", "--json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var mv struct {
-				From, To string
-				Drained  []struct {
-					NextSeq uint64 `json:"next_seq"`
-				}
-			}
-			if err := json.Unmarshal([]byte(out), &mv); err != nil || mv.From != "ps1" || mv.To != "ps2" || len(mv.Drained) != 1 {
-				t.Fatalf("move: %v: %s", err, out)
-			}
-			next = mv.Drained[0].NextSeq
+			next = so.move(t, c.ag)
 			return nil
 		},
 		recovered: func(t *testing.T, c *chaosRig) {
-			waitFor(t, "agent on ps2", func() bool {
-				st, err := c.ag.scaleStatus()
-				return err == nil && st.Server.Address == addrB
-			})
-			waitFor(t, "ps2 applies segments after the drained ones", func() bool {
-				m, ok := machine(t, c.srv, c.ag.name)
-				return ok && m.ProcessServer == "ps2" && len(m.Disks) == 1 && m.Disks[0].Applied && m.Disks[0].AppliedSeq >= next+2
-			})
+			so.waitMoved(t, c.ag, next)
 			// No resync: the bytes journaled since the move are
 			// about those written, with ext4's journal under fio (a full
 			// copy is 64 MiB).
@@ -177,47 +156,6 @@ func chaosScaleOutMove() chaosCase {
 			}
 		},
 	}
-}
-
-// startScaleOut starts a configuration server (every role, ps1) and a
-// joined process server (ps2) on a shared target storage directory, and
-// returns the first and the process address of the second.
-func startScaleOut(t *testing.T) (*server, string) {
-	t.Helper()
-	shared := filepath.Join(t.TempDir(), "store")
-	dataA := t.TempDir()
-	run(t, bin("lifeboat-server"), "init", "--data", dataA)
-	srvA := &server{t: t, data: dataA, proxy: newProxy(t)}
-	srvA.p = newProc(t, "server-ps1", bin("lifeboat-server"), "run", "--data", dataA, "--name", "ps1",
-		"--api", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--metrics", "", "--store", shared, "--shared-store")
-	srvA.start()
-	dataB := filepath.Join(t.TempDir(), "ps2")
-	if out := run(t, bin("lifeboat-server"), "init", "--data", dataB, "--join", srvA.api, "--name", "ps2",
-		"--passphrase-file", filepath.Join(dataA, "passphrase")); !strings.Contains(out, "joined") {
-		t.Fatalf("init --join said: %s", out)
-	}
-	pB := newProc(t, "server-ps2", bin("lifeboat-server"), "run", "--data", dataB, "--roles", "process",
-		"--listen", "127.0.0.1:0", "--metrics", "", "--store", shared, "--shared-store")
-	pB.start()
-	addrB := waitProcessAddr(t, pB, dataB)
-	waitFor(t, "ps2 healthy in lifeboat servers", func() bool {
-		out, err := srvA.lifeboat("servers", "--json")
-		var ss []struct {
-			ID      string
-			Address string
-			Healthy bool
-		}
-		if err != nil || json.Unmarshal([]byte(out), &ss) != nil {
-			return false
-		}
-		for _, s := range ss {
-			if s.ID == "ps2" && s.Healthy && s.Address == addrB {
-				return true
-			}
-		}
-		return false
-	})
-	return srvA, addrB
 }
 
 // machine returns the machine name as `lifeboat machines --json` lists

@@ -120,8 +120,22 @@ func newProc(t *testing.T, name string, args ...string) *proc {
 		if t.Failed() {
 			t.Logf("--- %s log (tail):\n%s", name, p.tail())
 		}
+		p.logLostCompletions()
 	})
 	return p
+}
+
+// logLostCompletions puts into the test's output, pass or fail, the lines
+// where the agent reaped writes whose completion the tracker missed: a
+// tracker bug that otherwise leaves no trace once the log is removed with
+// the test's temporary directory.
+func (p *proc) logLostCompletions() {
+	b, _ := os.ReadFile(p.log)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "missed the completion") {
+			p.t.Logf("%s: LOST COMPLETION: %s", p.name, l)
+		}
+	}
 }
 
 // server is a lifeboat-server with all roles; agents reach its process

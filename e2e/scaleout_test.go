@@ -58,36 +58,28 @@ func waitProcessAddr(t *testing.T, p *proc, data string) string {
 	}
 }
 
-// TestScaleOutMoveWithoutResync: a configuration server (every role) and a
-// joined process server share the target storage directory; an agent
-// replicates a disk to the first, is moved to the second while a writer
-// runs, and keeps replicating there with no initial sync or resync; a
-// failover afterwards is the source byte for byte.
-func TestScaleOutMoveWithoutResync(t *testing.T) {
-	requireE2E(t)
-	const size = 64 * mib
-	loop := testenv.NewLoop(t, size)
-	// Incompressible content: a full copy would show in the bytes sent.
-	rnd := make([]byte, size)
-	rand.Read(rnd)
-	if err := os.WriteFile(loop.Path, rnd, 0); err != nil {
-		t.Fatal(err)
-	}
-	shared := filepath.Join(t.TempDir(), "store")
+// scaleOut is a configuration server with every role (ps1) and a joined
+// process server (ps2) on a shared target storage directory.
+type scaleOut struct {
+	a     *server
+	b     *proc
+	addrB string // ps2's process address
+}
 
-	// The configuration server, ps1.
+// startScaleOut starts ps1 and ps2 and waits until ps1 lists ps2 as
+// healthy.
+func startScaleOut(t *testing.T) scaleOut {
+	t.Helper()
+	shared := filepath.Join(t.TempDir(), "store")
 	dataA := t.TempDir()
 	run(t, bin("lifeboat-server"), "init", "--data", dataA)
 	srvA := &server{t: t, data: dataA, proxy: newProxy(t)}
 	srvA.p = newProc(t, "server-ps1", bin("lifeboat-server"), "run", "--data", dataA, "--name", "ps1",
 		"--api", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--metrics", "", "--store", shared, "--shared-store")
 	srvA.start()
-
-	// The joined process server, ps2.
 	dataB := filepath.Join(t.TempDir(), "ps2")
-	out := run(t, bin("lifeboat-server"), "init", "--data", dataB, "--join", srvA.api, "--name", "ps2",
-		"--passphrase-file", filepath.Join(dataA, "passphrase"))
-	if !strings.Contains(out, "joined") {
+	if out := run(t, bin("lifeboat-server"), "init", "--data", dataB, "--join", srvA.api, "--name", "ps2",
+		"--passphrase-file", filepath.Join(dataA, "passphrase")); !strings.Contains(out, "joined") {
 		t.Fatalf("init --join said: %s", out)
 	}
 	pB := newProc(t, "server-ps2", bin("lifeboat-server"), "run", "--data", dataB, "--roles", "process",
@@ -111,6 +103,62 @@ func TestScaleOutMoveWithoutResync(t *testing.T) {
 		}
 		return false
 	})
+	return scaleOut{a: srvA, b: pB, addrB: addrB}
+}
+
+// move moves the agent's machine from ps1 to ps2 (lifeboat move) and
+// returns the next sequence number of its drained disk.
+func (so scaleOut) move(t *testing.T, ag *agent) uint64 {
+	t.Helper()
+	out, err := so.a.lifeboat("move", ag.name, "--to", "ps2", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mv struct {
+		From, To string
+		Drained  []struct {
+			NextSeq uint64 `json:"next_seq"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &mv); err != nil || mv.From != "ps1" || mv.To != "ps2" || len(mv.Drained) != 1 {
+		t.Fatalf("move: %v: %s", err, out)
+	}
+	return mv.Drained[0].NextSeq
+}
+
+// waitMoved waits until the agent replicates to ps2 and ps2 has applied
+// segments after next, the drained disk's next sequence number: ps2
+// continues the segment sequence.
+func (so scaleOut) waitMoved(t *testing.T, ag *agent, next uint64) {
+	t.Helper()
+	waitFor(t, "agent on ps2", func() bool {
+		st, err := ag.scaleStatus()
+		return err == nil && st.Server.Address == so.addrB
+	})
+	waitFor(t, "ps2 applies segments after the drained ones", func() bool {
+		m, ok := machine(t, so.a, ag.name)
+		return ok && m.ProcessServer == "ps2" && len(m.Disks) == 1 && m.Disks[0].Applied && m.Disks[0].AppliedSeq >= next+2
+	})
+}
+
+// TestScaleOutMoveWithoutResync: a configuration server (every role) and a
+// joined process server share the target storage directory; an agent
+// replicates a disk to the first, is moved to the second while a writer
+// runs, and keeps replicating there with no initial sync or resync; a
+// failover afterwards is the source byte for byte.
+func TestScaleOutMoveWithoutResync(t *testing.T) {
+	requireE2E(t)
+	const size = 64 * mib
+	loop := testenv.NewLoop(t, size)
+	// Incompressible content: a full copy would show in the bytes sent.
+	rnd := make([]byte, size)
+	rand.Read(rnd)
+	if err := os.WriteFile(loop.Path, rnd, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The configuration server ps1 and the joined process server ps2.
+	so := startScaleOut(t)
+	srvA := so.a
 
 	// The agent replicates to ps1 (a tie goes to the configuration
 	// server's own process role).
@@ -121,7 +169,7 @@ func TestScaleOutMoveWithoutResync(t *testing.T) {
 		return err == nil && len(st.Disks) == 1 && st.Disks[0].State == "protected"
 	})
 	st0, _ := ag.scaleStatus()
-	if st0.Server.Address == addrB {
+	if st0.Server.Address == so.addrB {
 		t.Fatalf("agent started on ps2; want ps1")
 	}
 
@@ -165,45 +213,8 @@ func TestScaleOutMoveWithoutResync(t *testing.T) {
 	writesBefore := len(w.history)
 	w.mu.Unlock()
 
-	out, err := srvA.lifeboat("move", "so-host", "--to", "ps2", "--json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mv struct {
-		From, To string
-		Drained  []struct {
-			NextSeq uint64 `json:"next_seq"`
-		}
-	}
-	if err := json.Unmarshal([]byte(out), &mv); err != nil || mv.From != "ps1" || mv.To != "ps2" || len(mv.Drained) != 1 {
-		t.Fatalf("move: %v: %s", err, out)
-	}
-
 	// The agent follows; ps2 continues the segment sequence.
-	waitFor(t, "agent on ps2", func() bool {
-		st, err := ag.scaleStatus()
-		return err == nil && st.Server.Address == addrB
-	})
-	waitFor(t, "ps2 applies segments after the drained ones", func() bool {
-		out, err := srvA.lifeboat("machines", "--json")
-		var ms []struct {
-			Name          string
-			ProcessServer string `json:"process_server"`
-			Disks         []struct {
-				Applied    bool
-				AppliedSeq uint64 `json:"applied_seq"`
-			}
-		}
-		if err != nil || json.Unmarshal([]byte(out), &ms) != nil {
-			return false
-		}
-		for _, m := range ms {
-			if m.Name == "so-host" && m.ProcessServer == "ps2" && len(m.Disks) == 1 && m.Disks[0].Applied && m.Disks[0].AppliedSeq >= mv.Drained[0].NextSeq+2 {
-				return true
-			}
-		}
-		return false
-	})
+	so.waitMoved(t, ag, so.move(t, ag))
 	if err := w.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -234,12 +245,12 @@ func TestScaleOutMoveWithoutResync(t *testing.T) {
 	sameContent(t, loop.Path, img)
 
 	// ps2 gone: lifeboat machines shows it, with the remedy.
-	pB.kill9()
+	so.b.kill9()
 	waitFor(t, "machines shows the silent process server", func() bool {
 		out, err := srvA.lifeboat("machines")
 		return err == nil && strings.Contains(out, "process server ps2") && strings.Contains(out, "lifeboat move")
 	})
-	if out, err := exec.Command(bin("lifeboat"), "--data", dataA, "servers").CombinedOutput(); err != nil || !strings.Contains(string(out), "UNHEALTHY") {
+	if out, err := exec.Command(bin("lifeboat"), "--data", srvA.data, "servers").CombinedOutput(); err != nil || !strings.Contains(string(out), "UNHEALTHY") {
 		t.Errorf("lifeboat servers after ps2 died: %v\n%s", err, out)
 	}
 }

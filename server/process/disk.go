@@ -74,6 +74,9 @@ type diskState struct {
 	// mu.
 	applyMu sync.Mutex
 	discard *discardMark
+	// session is the agent session that last asked the disk's state
+	// (api.HeaderAgentSession, fence.go), under mu; set under commit too.
+	session string
 }
 
 func (d *diskState) segPath(seq uint64) string {

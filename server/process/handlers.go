@@ -89,6 +89,15 @@ func (p *Role) getDiskState(w http.ResponseWriter, r *http.Request, machine stri
 	if err != nil {
 		return err
 	}
+	if s := r.Header.Get(api.HeaderAgentSession); s != "" {
+		// Where the journal stands, for this agent process: the
+		// uploads of an earlier one no longer land (fence.go).
+		d, err := p.disk(machine, disk)
+		if err != nil {
+			return err
+		}
+		d.fence(s)
+	}
 	st, err := p.DiskState(machine, disk)
 	if err != nil {
 		return err
@@ -123,6 +132,10 @@ func (p *Role) putSegment(w http.ResponseWriter, r *http.Request, machine string
 	}
 	d, err := p.disk(machine, disk)
 	if err != nil {
+		return err
+	}
+	session := r.Header.Get(api.HeaderAgentSession)
+	if err := d.superseded(session); err != nil {
 		return err
 	}
 	max := p.maxSegment
@@ -184,7 +197,7 @@ func (p *Role) putSegment(w http.ResponseWriter, r *http.Request, machine string
 	if hd.Seq != seq {
 		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("segment %d sent as segment %d", hd.Seq, seq), "send each segment to the URL of the sequence number its header holds")
 	}
-	ack, err := d.commitSegment(seq, tmp, m, sum)
+	ack, err := d.commitSegment(seq, tmp, m, sum, session)
 	if err != nil {
 		return err
 	}
@@ -233,11 +246,15 @@ func storageError(what string, err error) error {
 
 // commitSegment makes a verified temporary segment the durable segment
 // seq: cut log, digest log, rename, fsync of the directory. Only then is
-// seq acknowledged. sum is the segment's SHA-256.
-func (d *diskState) commitSegment(seq uint64, tmp string, m *hrlfmt.Map, sum [32]byte) (*api.SegmentAck, error) {
+// seq acknowledged. sum is the segment's SHA-256; session is the agent
+// session that sent it (fence.go).
+func (d *diskState) commitSegment(seq uint64, tmp string, m *hrlfmt.Map, sum [32]byte, session string) (*api.SegmentAck, error) {
 	cuts := m.Summary.Cuts
 	d.commit.Lock()
 	defer d.commit.Unlock()
+	if err := d.superseded(session); err != nil {
+		return nil, err // a later agent process asked where the journal stands
+	}
 	if ack, err := d.checkSeq(seq); ack != nil || err != nil {
 		if err != nil {
 			return nil, err

@@ -52,6 +52,9 @@ func (p *Role) noteUpload(machine, disk string, seq uint64, err error) {
 	if !errors.As(err, &he) || he.Status == http.StatusMisdirectedRequest || he.Status == http.StatusServiceUnavailable {
 		return // no answer (the connection broke), or a move in progress
 	}
+	if he.Code == api.CodeSuperseded {
+		return // a dead agent process's last upload (fence.go)
+	}
 	now := time.Now()
 	if p.ref.m == nil {
 		p.ref.m = map[diskKey]*api.DiskProblem{}
