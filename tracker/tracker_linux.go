@@ -44,7 +44,7 @@ type Linux struct {
 	progs []*ebpf.Program // when adopted from pins: the hooks behind the pinned links
 	// missBase is the programs' skipped runs when they were adopted.
 	missBase uint64
-	links []link.Link
+	links    []link.Link
 
 	reader *ringbuf.Reader
 	// readerMu guards the ring buffer's mapping: Close unmaps it under
