@@ -19,21 +19,12 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline/cmdlinetest"
 	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 	"github.com/lifeboat-dr/lifeboat/server/statefile"
 )
-
-// With LIFEBOAT_TEST_MAIN set, the test binary is lifeboat-server itself,
-// so that tests can run it as a process and kill it.
-func TestMain(m *testing.M) {
-	if os.Getenv("LIFEBOAT_TEST_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
 
 func TestInitRun(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
@@ -154,8 +145,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 // waits for its server.json.
 func startProcess(t *testing.T, dir string) (*exec.Cmd, statefile.State) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "run", "--data", dir, "--api", "127.0.0.1:0", "--listen", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "LIFEBOAT_TEST_MAIN=1")
+	cmd := cmdlinetest.Command("run", "--data", dir, "--api", "127.0.0.1:0", "--listen", "127.0.0.1:0")
 	logf, err := os.OpenFile(filepath.Join(t.TempDir(), "server.log"), os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
