@@ -55,7 +55,7 @@ func TestInitRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan *server.Server, 1)
-	m = &Main{Stdout: &out, Stderr: &lockedBuffer{}, Ready: func(s *server.Server) { ready <- s }}
+	m = &Main{Stdout: &out, Stderr: &cmdlinetest.Buffer{}, Ready: func(s *server.Server) { ready <- s }}
 	done := make(chan error, 1)
 	go func() {
 		done <- m.Run(ctx, []string{"run", "--data", dir, "--api", "127.0.0.1:0", "--listen", "127.0.0.1:0"})
@@ -127,18 +127,6 @@ func TestRunErrors(t *testing.T) {
 	}
 	// The data directory is free again: the failed runs released it.
 	servertest.Start(t, servertest.Config(t, other))
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
 }
 
 // startProcess runs lifeboat-server run on dir as a child process and

@@ -8,6 +8,8 @@
 //     program itself. The exit status and output a test checks are then
 //     the ones the operator gets. No program's tests re-execute themselves
 //     any other way.
+//   - Buffer, for the output of a program run in the test's process, which
+//     its goroutines write while the test reads it.
 //   - Check: usage errors exit 2 with the message and a hint, --version,
 //     --help, 'help COMMAND', suggestions of mistyped commands, completion
 //     scripts (tried in real bash, fish and zsh on Linux) and man pages.
