@@ -3,13 +3,9 @@ package agent
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
 )
@@ -27,32 +23,9 @@ func (cacheFullServer) PutSegment(context.Context, string, uint64, io.Reader, in
 // cache), never with the advice to reinstall the agent's state, which
 // would resync the disk for nothing.
 func TestCacheFullRemedy(t *testing.T) {
-	dir := t.TempDir()
-	disk := filepath.Join(dir, "sda")
-	if err := os.WriteFile(disk, make([]byte, testDiskSize), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ft := newFakeTracker(&trace{})
-	a, err := New(Config{Machine: "m1", Disks: []string{disk}, StateDir: filepath.Join(dir, "state"), Client: cacheFullServer{},
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		platform: &fakePlatform{tr: ft, dirtySet: map[string]bool{}}, freezer: &fakeFreezer{trace: &trace{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.consumerWG.Add(1)
-	go a.consume()
 	// stop says the refused segment was not sent: expected here.
-	t.Cleanup(func() { _ = a.stop() })
-	d := a.disks[0]
-	if err := d.w.WriteData(0, 1, make([]byte, 4096)); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.w.Rotate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	d.up.Run(ctx)
-	cancel()
+	a, d := startRefusedAgent(t, cacheFullServer{}, 0, false)
+	sendSegment(t, d, 1)
 	var found bool
 	for _, p := range a.Status().Problems {
 		if p.Code != ProblemSegmentRefused {

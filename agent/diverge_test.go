@@ -36,37 +36,10 @@ func (conflictServer) DiskState(context.Context, string) (api.DiskState, error) 
 // spool, continue after the server's segments and resync the disk, with
 // a problem naming the segment (issue 18, item 1).
 func TestConflictResyncsTheDisk(t *testing.T) {
-	dir := t.TempDir()
-	disk := filepath.Join(dir, "sda")
-	if err := os.WriteFile(disk, make([]byte, testDiskSize), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ft := newFakeTracker(&trace{})
-	a, err := New(Config{Machine: "m1", Disks: []string{disk}, StateDir: filepath.Join(dir, "state"), Client: conflictServer{},
-		SpoolBytes: 1 << 30, // the test reads the spool to see where the journal continues
-		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		platform:   &fakePlatform{tr: ft, dirtySet: map[string]bool{}}, freezer: &fakeFreezer{trace: &trace{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.consumerWG.Add(1)
-	go a.consume()
-	t.Cleanup(func() {
-		if err := a.stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	d := a.disks[0]
+	// The test reads the spool to see where the journal continues.
+	a, d := startRefusedAgent(t, conflictServer{}, 1<<30, true)
 	first := d.nextSeq // where the new state directory continues: the server's 5
-	if err := d.w.WriteData(0, 1, make([]byte, 4096)); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.w.Rotate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	d.up.Run(ctx)
-	cancel()
+	sendSegment(t, d, 1)
 	seq, ok := d.up.Diverged()
 	if !ok || seq != first {
 		t.Fatalf("Diverged() = %d, %v; want %d, true", seq, ok, first)
@@ -86,12 +59,7 @@ func TestConflictResyncsTheDisk(t *testing.T) {
 	if paths, _ := filepath.Glob(filepath.Join(d.spoolDir, "*.hrl")); len(paths) != 0 {
 		t.Errorf("spool after the divergence: %v", paths)
 	}
-	if err := d.w.WriteData(0, 2, make([]byte, 4096)); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.w.Rotate(); err != nil {
-		t.Fatal(err)
-	}
+	writeSegment(t, d, 2)
 	if _, err := os.Stat(filepath.Join(d.spoolDir, hrlfmt.SegmentName(5))); err != nil {
 		t.Errorf("the journal does not continue at the server's next segment: %v", err)
 	}
@@ -124,23 +92,7 @@ func (gapServer) DiskState(context.Context, string) (api.DiskState, error) {
 // divergence too: the agent resyncs the disk from the server's next
 // segment instead of retrying for ever, and says it was a gap.
 func TestGapResyncsTheDisk(t *testing.T) {
-	dir := t.TempDir()
-	disk := filepath.Join(dir, "sda")
-	if err := os.WriteFile(disk, make([]byte, testDiskSize), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ft := newFakeTracker(&trace{})
-	srv := gapServer{}
-	a, err := New(Config{Machine: "m1", Disks: []string{disk}, StateDir: filepath.Join(dir, "state"), Client: srv,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		platform: &fakePlatform{tr: ft, dirtySet: map[string]bool{}}, freezer: &fakeFreezer{trace: &trace{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.consumerWG.Add(1)
-	go a.consume()
-	t.Cleanup(func() { _ = a.stop() })
-	d := a.disks[0]
+	a, d := startRefusedAgent(t, gapServer{}, 0, false)
 	d.nextSeq = 5
 	if err := d.up.Reset(5); err != nil { // the agent was at 5 when the server lost 3 and 4
 		t.Fatal(err)
@@ -148,15 +100,7 @@ func TestGapResyncsTheDisk(t *testing.T) {
 	if err := a.newWriter(d); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.w.WriteData(0, 1, make([]byte, 4096)); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.w.Rotate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	d.up.Run(ctx)
-	cancel()
+	sendSegment(t, d, 1)
 	if seq, ok := d.up.Diverged(); !ok || seq != 5 {
 		t.Fatalf("Diverged() = %d, %v; want 5, true: a gap the agent cannot fill is retried for ever", seq, ok)
 	}
@@ -175,4 +119,57 @@ func TestGapResyncsTheDisk(t *testing.T) {
 	if !found {
 		t.Errorf("problems %+v: want a %q problem saying the server waits for segment 3", a.Status().Problems, ProblemDiverged)
 	}
+}
+
+// startRefusedAgent returns an agent of one zeroed disk whose segments go
+// to srv, a server that refuses them, spooled on disk up to spoolBytes (0:
+// sent from memory), and its disk; its event consumer runs and the test
+// drives the uploader (sendSegment). The agent stops when the test ends:
+// stop's error fails the test if stopClean (a segment the server refused
+// and that no resync replaced is reported by stop as not sent).
+func startRefusedAgent(t *testing.T, srv Server, spoolBytes int64, stopClean bool) (*Agent, *disk) {
+	t.Helper()
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "sda")
+	if err := os.WriteFile(disk, make([]byte, testDiskSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFakeTracker(&trace{})
+	a, err := New(Config{Machine: "m1", Disks: []string{disk}, StateDir: filepath.Join(dir, "state"), Client: srv,
+		SpoolBytes: spoolBytes,
+		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		platform:   &fakePlatform{tr: ft, dirtySet: map[string]bool{}}, freezer: &fakeFreezer{trace: &trace{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.consumerWG.Add(1)
+	go a.consume()
+	t.Cleanup(func() {
+		if err := a.stop(); err != nil && stopClean {
+			t.Error(err)
+		}
+	})
+	return a, a.disks[0]
+}
+
+// writeSegment writes a block of generation gen to d's journal and closes
+// the segment.
+func writeSegment(t *testing.T, d *disk, gen uint64) {
+	t.Helper()
+	if err := d.w.WriteData(0, gen, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.w.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sendSegment writes a segment (writeSegment) and lets d's uploader send
+// it to the server for 500 ms.
+func sendSegment(t *testing.T, d *disk, gen uint64) {
+	t.Helper()
+	writeSegment(t, d, gen)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	d.up.Run(ctx)
 }

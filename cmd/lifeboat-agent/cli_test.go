@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,13 +8,8 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/cmdline/cmdlinetest"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv("LIFEBOAT_TEST_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+// TestMain makes the test binary lifeboat-agent when a test runs it again.
+func TestMain(m *testing.M) { cmdlinetest.Main(m, main) }
 
 // TestCommandLine runs lifeboat-agent for real: usage errors exit 2 with
 // their message, help is --flag style on stdout with exit 0, suggestions,

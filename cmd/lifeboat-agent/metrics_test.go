@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/lifeboat-dr/lifeboat/agent"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline/cmdlinetest"
 	"github.com/lifeboat-dr/lifeboat/internal/metricsweb/metricswebtest"
 )
 
@@ -16,7 +17,7 @@ func TestMetricsWebConfig(t *testing.T) {
 	c := metricswebtest.Write(t)
 	// The server's goroutine logs too (the toolkit's "Listening on"):
 	// the buffer is read under the lock the handler writes it with.
-	logs := &lockedBuffer{}
+	logs := &cmdlinetest.Buffer{}
 	stop, err := serveMetrics("127.0.0.1:0", c.Path, true, agent.NewMetrics(), slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dr/lifeboat/api"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline/cmdlinetest"
 )
 
 type fakeStatus struct {
@@ -33,27 +33,10 @@ func (f *fakeStatus) set(done int64, state api.AgentDiskState) {
 	f.st = api.AgentStatus{Disks: []api.AgentDiskStatus{d}}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLogProgressPercentRateETAAndEnd(t *testing.T) {
 	f := &fakeStatus{}
 	f.set(0, api.AgentStateInitialSync)
-	var out syncBuffer
+	var out cmdlinetest.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline/cmdlinetest"
 	"github.com/lifeboat-dr/lifeboat/internal/testenv"
 )
 
@@ -55,7 +56,7 @@ func TestTrackCommandStopsCleanly(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd := exec.Command(bin, "track", "--disk", loop.Path, "--json", "--cut-interval", "1h")
 			var stdout bytes.Buffer
-			stderr := &lockedBuffer{}
+			stderr := &cmdlinetest.Buffer{}
 			cmd.Stdout, cmd.Stderr = &stdout, stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -130,7 +131,7 @@ func TestTrackSummary(t *testing.T) {
 	loop := testenv.NewLoop(t, 32<<20)
 	cmd := exec.Command(bin, "track", "--disk", loop.Path, "--summary", "--json", "--cut-interval", "1h")
 	var stdout bytes.Buffer
-	stderr := &lockedBuffer{}
+	stderr := &cmdlinetest.Buffer{}
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,11 @@ import (
 	"github.com/lifeboat-dr/lifeboat/internal/cmdline/cmdlinetest"
 )
 
-// TestCommandLine runs lifeboat-server for real (TestMain runs main):
+// TestMain makes the test binary lifeboat-server when a test runs it
+// again (here, and to run the server as a process and kill it).
+func TestMain(m *testing.M) { cmdlinetest.Main(m, main) }
+
+// TestCommandLine runs lifeboat-server for real:
 // usage errors exit 2 with their message, help is --flag style on stdout
 // with exit 0, suggestions, completion, man pages (internal/cmdline).
 func TestCommandLine(t *testing.T) {

@@ -19,21 +19,12 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline/cmdlinetest"
 	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/pki"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 	"github.com/lifeboat-dr/lifeboat/server/statefile"
 )
-
-// With LIFEBOAT_TEST_MAIN set, the test binary is lifeboat-server itself,
-// so that tests can run it as a process and kill it.
-func TestMain(m *testing.M) {
-	if os.Getenv("LIFEBOAT_TEST_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
 
 func TestInitRun(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
@@ -64,7 +55,7 @@ func TestInitRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan *server.Server, 1)
-	m = &Main{Stdout: &out, Stderr: &lockedBuffer{}, Ready: func(s *server.Server) { ready <- s }}
+	m = &Main{Stdout: &out, Stderr: &cmdlinetest.Buffer{}, Ready: func(s *server.Server) { ready <- s }}
 	done := make(chan error, 1)
 	go func() {
 		done <- m.Run(ctx, []string{"run", "--data", dir, "--api", "127.0.0.1:0", "--listen", "127.0.0.1:0"})
@@ -138,24 +129,11 @@ func TestRunErrors(t *testing.T) {
 	servertest.Start(t, servertest.Config(t, other))
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
 // startProcess runs lifeboat-server run on dir as a child process and
 // waits for its server.json.
 func startProcess(t *testing.T, dir string) (*exec.Cmd, statefile.State) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "run", "--data", dir, "--api", "127.0.0.1:0", "--listen", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "LIFEBOAT_TEST_MAIN=1")
+	cmd := cmdlinetest.Command("run", "--data", dir, "--api", "127.0.0.1:0", "--listen", "127.0.0.1:0")
 	logf, err := os.OpenFile(filepath.Join(t.TempDir(), "server.log"), os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline/cmdlinetest"
 	"github.com/lifeboat-dr/lifeboat/internal/testenv"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 	"github.com/lifeboat-dr/lifeboat/server/statefile"
@@ -40,12 +41,12 @@ func TestStorageReflink(t *testing.T) {
 			if warned == c.reflink {
 				t.Fatalf("init on %s (reflink %v): stderr %q", c.name, c.reflink, errOut.String())
 			}
-			var logs lockedBuffer
+			var logs cmdlinetest.Buffer
 			cfg := servertest.Config(t, dir)
 			cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), nil))
 			s := servertest.Start(t, cfg)
-			if logged := strings.Contains(logs.text(), "target storage without reflink"); logged == c.reflink {
-				t.Fatalf("run on %s (reflink %v): log:\n%s", c.name, c.reflink, logs.text())
+			if logged := strings.Contains(logs.String(), "target storage without reflink"); logged == c.reflink {
+				t.Fatalf("run on %s (reflink %v): log:\n%s", c.name, c.reflink, logs.String())
 			}
 			st, err := statefile.Read(dir)
 			if err != nil {
@@ -64,11 +65,4 @@ func TestStorageReflink(t *testing.T) {
 			}
 		})
 	}
-}
-
-// text returns what was written so far.
-func (l *lockedBuffer) text() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

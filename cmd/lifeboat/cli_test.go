@@ -1,20 +1,14 @@
 package main
 
 import (
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/lifeboat-dr/lifeboat/internal/cmdline/cmdlinetest"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv("LIFEBOAT_TEST_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+// TestMain makes the test binary lifeboat when a test runs it again.
+func TestMain(m *testing.M) { cmdlinetest.Main(m, main) }
 
 // TestCommandLine runs lifeboat for real: usage errors exit 2 with their
 // message, help is --flag style on stdout with exit 0, suggestions,

@@ -3,47 +3,26 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/hrlfmt"
+	"github.com/lifeboat-dr/lifeboat/internal/blobrig"
+	"github.com/lifeboat-dr/lifeboat/internal/cmdline/cmdlinetest"
+	"github.com/lifeboat-dr/lifeboat/internal/testenv"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 	"github.com/lifeboat-dr/lifeboat/store/azblob"
 	"github.com/lifeboat-dr/lifeboat/store/azblob/azuritetest"
 )
-
-// syncBuffer is a log sink tests read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestFailoverToBlob: a server whose target storage is a real Azurite
 // container; retention folds the older point into the base page blob;
@@ -53,24 +32,14 @@ func (s *syncBuffer) String() string {
 // point. A second one is refused (never overwritten) with a remedy. The
 // account key appears in no output, error, API answer or log line.
 func TestFailoverToBlob(t *testing.T) {
-	qemu, err := exec.LookPath("qemu-img")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("qemu-img not found (scripts/install-deps.sh installs qemu-utils)")
-		}
-		t.Skip("qemu-img not installed")
-	}
-	az := azuritetest.Start(t)
+	testenv.RequireCommand(t, "qemu-img")
+	az := blobrig.Start(t)
 	ctx := context.Background()
-	creds := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(creds, []byte(azuritetest.Key), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	loc, err := azblob.ParseURL("azblob://devstoreaccount1/drsite", az.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cred, err := azblob.LoadCredential(loc.Account, creds, func(string) string { return "" })
+	cred, err := azblob.LoadCredential(loc.Account, az.KeyFile, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,30 +48,12 @@ func TestFailoverToBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bs.Close()
-	// The failover container, made as an operator would.
-	key, err := container.NewSharedKeyCredential(azuritetest.Account, azuritetest.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := container.NewClientWithSharedKeyCredential(az.Endpoint+"/failover", key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cc.Create(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	cc := az.Container(t, "failover")
 
-	var logs syncBuffer
-	dir := servertest.Init(t)
-	cfg := servertest.Config(t, dir)
-	cfg.Store = bs
-	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := servertest.Start(t, cfg)
-	a := servertest.Register(t, srv, dir, "web1")
+	var logs cmdlinetest.Buffer
 	const size = 8<<20 + 512*3 // not a whole MiB: the VHD rounds it up
-	if _, err := a.Process.SetMachine(ctx, []api.DiskSpec{{Name: "sda", Size: size}}); err != nil {
-		t.Fatal(err)
-	}
+	srv := blobrig.Serve(t, bs, size, &logs)
+	a := srv.Agent
 	full := make([]byte, size)
 	rand.Read(full)
 	small := make([]byte, 5000)
@@ -116,11 +67,8 @@ func TestFailoverToBlob(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	servertest.WaitFor(t, "point listed", func() bool {
-		ps, err := a.Process.Point(ctx, "p1")
-		return err == nil && ps.Listed
-	})
-	env := map[string]string{"LIFEBOAT_DATA": dir}
+	srv.WaitListed(t, "p1")
+	env := map[string]string{"LIFEBOAT_DATA": srv.Dir}
 	var outputs []string
 	runOK := func(args ...string) string {
 		t.Helper()
@@ -151,33 +99,7 @@ func TestFailoverToBlob(t *testing.T) {
 	}
 
 	// What Azure would make a managed disk of: a fixed VHD of the disk.
-	vhd := filepath.Join(t.TempDir(), "sda.vhd")
-	f, err := os.Create(vhd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cc.NewBlobClient("web1/p1/sda.vhd").DownloadFile(ctx, f, nil); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	info, err := exec.Command(qemu, "info", "-f", "vpc", "--output=json", vhd).CombinedOutput()
-	if err != nil {
-		t.Fatalf("qemu-img info: %v: %s", err, info)
-	}
-	var qi struct {
-		VirtualSize int64 `json:"virtual-size"`
-	}
-	if err := json.Unmarshal(info, &qi); err != nil || qi.VirtualSize != azblob.VirtualSize(size) {
-		t.Fatalf("qemu-img info: virtual size %d (%v), want %d: %s", qi.VirtualSize, err, azblob.VirtualSize(size), info)
-	}
-	raw := filepath.Join(t.TempDir(), "raw")
-	if o, err := exec.Command(qemu, "convert", "-f", "vpc", "-O", "raw", vhd, raw).CombinedOutput(); err != nil {
-		t.Fatalf("qemu-img convert: %v: %s", err, o)
-	}
-	rb, _ := os.ReadFile(raw)
-	if int64(len(rb)) != azblob.VirtualSize(size) || !bytes.Equal(rb[:size], img) || !bytes.Equal(rb[size:], make([]byte, len(rb)-size)) {
-		t.Fatal("the --to-blob VHD's data is not the --out image of the same point")
-	}
+	blobrig.CheckVHD(t, cc, "web1/p1/sda.vhd", img, "the --out image of the same point")
 
 	// Never overwritten; a remedy.
 	o, errOut, err := run(t, env, "failover", "web1", "--point", "p1", "--to-blob", "failover")

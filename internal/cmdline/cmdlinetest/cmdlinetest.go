@@ -1,8 +1,3 @@
-// Package cmdlinetest checks, in a program's own tests, the conventions
-// internal/cmdline gives every Lifeboat program, by running the program
-// for real: the test binary re-executed with LIFEBOAT_TEST_MAIN=1 runs the
-// program's main (each program's TestMain does so), so the exit status
-// checked is the one the operator gets.
 package cmdlinetest
 
 import (
@@ -22,11 +17,33 @@ type Result struct {
 	Code           int
 }
 
+// EnvMain is the environment variable that makes a test binary its
+// program: set to 1, Main runs the program's main instead of the tests.
+const EnvMain = "LIFEBOAT_TEST_MAIN"
+
+// Main is a program's TestMain: func TestMain(m *testing.M) {
+// cmdlinetest.Main(m, main) }. With EnvMain=1 it runs main, as the
+// program, and exits 0 if main returns; otherwise it runs the tests.
+func Main(m *testing.M, main func()) {
+	if os.Getenv(EnvMain) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// Command returns the command that runs the program (the test binary as
+// main, through Main) with args, in the test's environment.
+func Command(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), EnvMain+"=1")
+	return cmd
+}
+
 // Run runs the program (the test binary as main) with args.
 func Run(t *testing.T, args ...string) Result {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "LIFEBOAT_TEST_MAIN=1")
+	cmd := Command(args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

@@ -23,7 +23,7 @@ func checkShells(t *testing.T, s Spec) {
 	if err := os.Symlink(os.Args[0], filepath.Join(bin, s.Name)); err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "LIFEBOAT_TEST_MAIN=1", "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	env := append(os.Environ(), EnvMain+"=1", "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Run("fish", func(t *testing.T) {
 		testenv.RequireCommand(t, "fish")
 		r := Run(t, "completion", "fish")
@@ -80,7 +80,7 @@ func checkShells(t *testing.T, s Spec) {
 COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
 __start_` + s.Name + ` 2>/dev/null; echo "${COMPREPLY[*]}"`
 			cmd := exec.Command("bash", append([]string{"-c", sh, "bash", bashCompletion, script, os.Args[0]}, words[1:]...)...)
-			cmd.Env = append(os.Environ(), "LIFEBOAT_TEST_MAIN=1")
+			cmd.Env = append(os.Environ(), EnvMain+"=1")
 			out, err := cmd.Output()
 			if err != nil {
 				t.Fatalf("bash completion of %q: %v", line, err)
