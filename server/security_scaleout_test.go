@@ -209,6 +209,12 @@ func TestJoinedServerRenewsItsCertificate(t *testing.T) {
 	// Due for the certificate of the join only: one renewal.
 	cfg.JoinedRenewDue = func(leaf *x509.Certificate, _ time.Time) bool { return leaf.SerialNumber.Text(16) == oldSerial }
 	e.b = servertest.Start(t, cfg)
+	// Placement counts only healthy servers: under load ps2's first
+	// heartbeat may come after m2 registers, which then goes to ps1.
+	servertest.WaitFor(t, "ps2 healthy in the server list", func() bool {
+		s := e.server("ps2")
+		return s.Healthy && s.Address == e.b.ProcessAddr()
+	})
 	servertest.Register(t, e.a, e.dirA, "m1") // a tie: to the local role
 	m2 := servertest.Register(t, e.a, e.dirA, "m2")
 	if m2.Addr != e.b.ProcessAddr() {
