@@ -77,6 +77,7 @@
 #   LOOP_DIRECT_IO   losetup --direct-io=on|off [on]
 #   POINT_INTERVAL   agent --point-interval [60s]
 #   SPOOL_BYTES      agent --spool-bytes [the agent's default]
+#   MEMORY_BYTES     agent --memory-bytes [the agent's default]
 #   LOGDIR           if set, copy every run's logs and samples there (kept)
 #   TMPDIR           where the work directory goes: backing files, server data,
 #                    agent state [/tmp]; must not be on a protected device
@@ -121,6 +122,7 @@ QUIET_BUSY=${QUIET_BUSY:-30}
 QUIET_WAIT=${QUIET_WAIT:-120}
 POINT_INTERVAL=${POINT_INTERVAL:-60s}
 SPOOL_BYTES=${SPOOL_BYTES:-}
+MEMORY_BYTES=${MEMORY_BYTES:-}
 LOGDIR=${LOGDIR:-}
 GO=${GO:-go}
 KILL_RATE=${KILL_RATE:-50}
@@ -168,6 +170,7 @@ growth_max=$(numfmt --from=iec "$GROWTH_MAX" 2>/dev/null) || die "GROWTH_MAX: ca
 ((size_bytes >= 256 << 20 && size_bytes % (1 << 20) == 0)) || die "SIZE must be a multiple of 1 MiB and at least 256M, got '$SIZE'"
 ((sync_bytes >= 64 << 20 && sync_bytes % (2 << 20) == 0)) || die "SYNC_SIZE must be a multiple of 2 MiB and at least 64M, got '$SYNC_SIZE'"
 [ -z "$SPOOL_BYTES" ] || [[ $SPOOL_BYTES =~ ^[1-9][0-9]*$ ]] || die "SPOOL_BYTES must be a number of bytes, got '$SPOOL_BYTES'"
+[ -z "$MEMORY_BYTES" ] || [[ $MEMORY_BYTES =~ ^[1-9][0-9]*$ ]] || die "MEMORY_BYTES must be a number of bytes, got '$MEMORY_BYTES'"
 if [ -n "$LOGDIR" ]; then
 	mkdir -p "$LOGDIR" || die "cannot create LOGDIR $LOGDIR"
 	LOGDIR=$(cd "$LOGDIR" && pwd)
@@ -479,6 +482,7 @@ start_agent() {
 	args=(run --server "$api" --passphrase-file "$dir/server/passphrase" --state "$state" --name bench
 		--pin-dir "$pindir" --disk "$dev" --point-interval "$POINT_INTERVAL")
 	[ -z "$SPOOL_BYTES" ] || args+=(--spool-bytes "$SPOOL_BYTES")
+	[ -z "$MEMORY_BYTES" ] || args+=(--memory-bytes "$MEMORY_BYTES")
 	show "$bin/lifeboat-agent" "${args[@]}"
 	t_agent=$(now)
 	"$bin/lifeboat-agent" "${args[@]}" >"$dir/agent.log" 2>&1 </dev/null &
@@ -789,6 +793,7 @@ bench_kill9() {
 	agent_args=(run --server "$api" --passphrase-file "$dir/server/passphrase" --state "$state" --name bench
 		--pin-dir "$pindir" --disk "$dev" --point-interval "$POINT_INTERVAL")
 	[ -z "$SPOOL_BYTES" ] || agent_args+=(--spool-bytes "$SPOOL_BYTES")
+	[ -z "$MEMORY_BYTES" ] || agent_args+=(--memory-bytes "$MEMORY_BYTES")
 	echo "=== restart" >>"$dir/agent.log"
 	"$bin/lifeboat-agent" "${agent_args[@]}" >>"$dir/agent.log" 2>&1 </dev/null &
 	agent_pid=$!
