@@ -83,3 +83,52 @@ func TestRestartedAgentFencesDeadUpload(t *testing.T) {
 		t.Errorf("disk state: %+v, %v; want next 1", st, err)
 	}
 }
+
+// TestUnaskedSessionIsNotFenced: an agent restarted while the server was
+// unreachable resumes from its own spool without asking where the journal
+// stands; its uploads are the live ones and pass, although an earlier
+// process asked. Once it asks, the earlier process is refused.
+func TestUnaskedSessionIsNotFenced(t *testing.T) {
+	dir := servertest.Init(t)
+	s := servertest.Start(t, servertest.Config(t, dir))
+	a := servertest.Register(t, s, dir, "web1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := a.Process.SetMachine(ctx, []api.DiskSpec{{Name: "sda", Size: 1 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	build := func(seq uint64, fill byte) string {
+		data := make([]byte, 64<<10)
+		for i := range data {
+			data[i] = fill
+		}
+		return servertest.Segment{Machine: "web1", Disk: "sda", DiskSize: 1 << 20, Seq: seq, Gen: 1,
+			Writes: []servertest.Write{{Off: 0, Data: data}}}.Build(t, t.TempDir())
+	}
+	// The first process asks, then sends segment 0.
+	if st, err := a.Process.DiskState(ctx, "sda"); err != nil || st.NextSeq != 0 {
+		t.Fatalf("disk state: %+v, %v; want next 0", st, err)
+	}
+	if _, err := a.Process.PutSegmentFile(ctx, "sda", 0, build(0, 'A')); err != nil {
+		t.Fatal(err)
+	}
+	// The next process sends segment 1 from its spool without asking.
+	p, err := client.NewProcess(s.ProcessAddr(), a.Cert, a.CAPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.CloseIdleConnections()
+	if ack, err := p.PutSegmentFile(ctx, "sda", 1, build(1, 'B')); err != nil || ack.Duplicate {
+		t.Fatalf("the unasked process's segment 1: %+v, %v; want it accepted", ack, err)
+	}
+	// It asks: the first process is refused from then on.
+	if st, err := p.DiskState(ctx, "sda"); err != nil || st.NextSeq != 2 {
+		t.Fatalf("disk state: %+v, %v; want next 2", st, err)
+	}
+	if _, err := a.Process.PutSegmentFile(ctx, "sda", 2, build(2, 'A')); !errors.Is(err, api.ErrSuperseded) {
+		t.Errorf("the first process after the second asked: %v; want superseded", err)
+	}
+	if ack, err := p.PutSegmentFile(ctx, "sda", 2, build(2, 'B')); err != nil || ack.Duplicate {
+		t.Errorf("the second process's segment 2: %+v, %v; want it accepted", ack, err)
+	}
+}

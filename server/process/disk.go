@@ -74,9 +74,12 @@ type diskState struct {
 	// mu.
 	applyMu sync.Mutex
 	discard *discardMark
-	// session is the agent session that last asked the disk's state
-	// (api.HeaderAgentSession, fence.go), under mu; set under commit too.
-	session string
+	// sessions are the agent sessions (api.HeaderAgentSession, fence.go)
+	// seen on the disk since its state was last asked, and retired those
+	// a later session's asking superseded; under mu, changed by a fence
+	// under commit too.
+	sessions map[string]bool
+	retired  []string
 }
 
 func (d *diskState) segPath(seq uint64) string {
