@@ -10,6 +10,7 @@ import (
 
 	"github.com/lifeboat-dr/lifeboat/api"
 	"github.com/lifeboat-dr/lifeboat/client"
+	"github.com/lifeboat-dr/lifeboat/server"
 	"github.com/lifeboat-dr/lifeboat/server/servertest"
 )
 
@@ -21,22 +22,7 @@ import (
 // The answer fences the disk: the old process's upload is refused as
 // superseded, the new one's segment is accepted, no conflict.
 func TestRestartedAgentFencesDeadUpload(t *testing.T) {
-	dir := servertest.Init(t)
-	s := servertest.Start(t, servertest.Config(t, dir))
-	a := servertest.Register(t, s, dir, "web1")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := a.Process.SetMachine(ctx, []api.DiskSpec{{Name: "sda", Size: 1 << 20}}); err != nil {
-		t.Fatal(err)
-	}
-	build := func(seq uint64, fill byte) string {
-		data := make([]byte, 64<<10)
-		for i := range data {
-			data[i] = fill
-		}
-		return servertest.Segment{Machine: "web1", Disk: "sda", DiskSize: 1 << 20, Seq: seq, Gen: 1,
-			Writes: []servertest.Write{{Off: 0, Data: data}}}.Build(t, t.TempDir())
-	}
+	s, a, ctx, build := fenceRig(t)
 	dead, err := os.ReadFile(build(0, 'D'))
 	if err != nil {
 		t.Fatal(err)
@@ -89,22 +75,7 @@ func TestRestartedAgentFencesDeadUpload(t *testing.T) {
 // stands; its uploads are the live ones and pass, although an earlier
 // process asked. Once it asks, the earlier process is refused.
 func TestUnaskedSessionIsNotFenced(t *testing.T) {
-	dir := servertest.Init(t)
-	s := servertest.Start(t, servertest.Config(t, dir))
-	a := servertest.Register(t, s, dir, "web1")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := a.Process.SetMachine(ctx, []api.DiskSpec{{Name: "sda", Size: 1 << 20}}); err != nil {
-		t.Fatal(err)
-	}
-	build := func(seq uint64, fill byte) string {
-		data := make([]byte, 64<<10)
-		for i := range data {
-			data[i] = fill
-		}
-		return servertest.Segment{Machine: "web1", Disk: "sda", DiskSize: 1 << 20, Seq: seq, Gen: 1,
-			Writes: []servertest.Write{{Off: 0, Data: data}}}.Build(t, t.TempDir())
-	}
+	s, a, ctx, build := fenceRig(t)
 	// The first process asks, then sends segment 0.
 	if st, err := a.Process.DiskState(ctx, "sda"); err != nil || st.NextSeq != 0 {
 		t.Fatalf("disk state: %+v, %v; want next 0", st, err)
@@ -131,4 +102,27 @@ func TestUnaskedSessionIsNotFenced(t *testing.T) {
 	if ack, err := p.PutSegmentFile(ctx, "sda", 2, build(2, 'B')); err != nil || ack.Duplicate {
 		t.Errorf("the second process's segment 2: %+v, %v; want it accepted", ack, err)
 	}
+}
+
+// fenceRig starts a server with machine web1 and its 1 MiB disk sda
+// declared; build(seq, fill) makes a segment file of sda filled with fill.
+func fenceRig(t *testing.T) (*server.Server, *servertest.Agent, context.Context, func(seq uint64, fill byte) string) {
+	t.Helper()
+	dir := servertest.Init(t)
+	s := servertest.Start(t, servertest.Config(t, dir))
+	a := servertest.Register(t, s, dir, "web1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	if _, err := a.Process.SetMachine(ctx, []api.DiskSpec{{Name: "sda", Size: 1 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	build := func(seq uint64, fill byte) string {
+		data := make([]byte, 64<<10)
+		for i := range data {
+			data[i] = fill
+		}
+		return servertest.Segment{Machine: "web1", Disk: "sda", DiskSize: 1 << 20, Seq: seq, Gen: 1,
+			Writes: []servertest.Write{{Off: 0, Data: data}}}.Build(t, t.TempDir())
+	}
+	return s, a, ctx, build
 }
