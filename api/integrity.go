@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -100,4 +101,32 @@ type RenewRequest struct {
 // renewed is revoked.
 type RenewResponse struct {
 	Certificate string `json:"certificate"`
+}
+
+// HeaderSegmentBase, on a segment upload, is the lowest sequence number
+// the agent still holds unacknowledged: it sends several segments of a
+// disk at once (pipelined), all from that number on. A segment above the
+// server's next_seq is then received at once and made durable in turn,
+// once every segment before it is, as long as the base is at most
+// next_seq (the agent will send the missing ones); without the header, or
+// with a base above next_seq (the agent no longer has them), a segment
+// above next_seq is a gap answered at once, as before.
+const HeaderSegmentBase = "Lifeboat-Segment-Base"
+
+// MaxSegmentsAhead bounds how far past next_seq a pipelined segment may
+// be: the agent keeps at most this many segments of a disk in flight.
+const MaxSegmentsAhead = 16
+
+type segmentBaseKey struct{}
+
+// WithSegmentBase returns ctx carrying the base of a pipelined upload:
+// the client sends it as HeaderSegmentBase.
+func WithSegmentBase(ctx context.Context, base uint64) context.Context {
+	return context.WithValue(ctx, segmentBaseKey{}, base)
+}
+
+// SegmentBase returns the base WithSegmentBase put in ctx.
+func SegmentBase(ctx context.Context) (uint64, bool) {
+	b, ok := ctx.Value(segmentBaseKey{}).(uint64)
+	return b, ok
 }

@@ -141,6 +141,9 @@ func (p *Process) PutSegment(ctx context.Context, disk string, seq uint64, body 
 	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set("Expect", "100-continue")
+	if base, ok := api.SegmentBase(ctx); ok {
+		req.Header.Set(api.HeaderSegmentBase, strconv.FormatUint(base, 10))
+	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
 		return ack, wd.err(err)

@@ -61,7 +61,10 @@ func (l *Local) apply(ctx context.Context, machine, disk string, seq uint64, seg
 	defer locks.apply.Unlock()
 
 	dir := l.diskDir(machine, disk)
-	removeTemps(dir)
+	if !locks.tidied {
+		removeTemps(dir)
+		locks.tidied = true
+	}
 	st, ok, err := readApplied(dir)
 	if err != nil {
 		return err

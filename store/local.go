@@ -95,6 +95,11 @@ type Local struct {
 type diskLocks struct {
 	// apply is held by Apply: one segment at a time per disk.
 	apply sync.Mutex
+	// tidied: the first Apply of this process removed the temporary
+	// files a crash left (removeTemps); under apply. Later ones need
+	// not list the journal directory again, which grows with every
+	// segment retained.
+	tidied bool
 	// cur guards current.img: Apply writes it under the write lock,
 	// Hashes reads it and Materialize clones it under the read lock.
 	// Whatever writes current.img writes only records of journal

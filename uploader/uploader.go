@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -75,13 +74,33 @@ type Uploader struct {
 	limiter                   *Limiter
 	lastLimited, limitedSince time.Time
 	lastWait                  time.Time // an upload last waited for the limit
+	// window is how many segments are sent at once (SetWindow);
+	// inflight the ones being sent, cancelSends ends them (a failure, a
+	// Reset), resetting holds new sends back while a Reset waits for
+	// them to end.
+	window      int
+	inflight    map[uint64]bool
+	cancelSends context.CancelFunc
+	resetting   bool
+}
+
+// DefaultWindow is how many segments of a disk the uploader sends at once
+// unless SetWindow says otherwise: the server receives and verifies the
+// next ones while it makes one durable, so the round trip of each
+// acknowledgement does not pace the stream (server/process/pipeline.go).
+const DefaultWindow = 4
+
+// SetWindow sets how many segments are sent at once (1: one at a time,
+// each after the one before is acknowledged); call it before Run.
+func (u *Uploader) SetWindow(n int) {
+	u.window = min(max(n, 1), api.MaxSegmentsAhead)
 }
 
 // New returns an uploader of the spool directory dir of a disk. Segments
 // already sealed in dir (complete with a trailer) are queued at once.
 func New(c Sender, disk, dir string, log *slog.Logger) (*Uploader, error) {
 	u := &Uploader{client: c, disk: disk, dir: dir, log: log, sealed: map[uint64]segment{},
-		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1), window: DefaultWindow, inflight: map[uint64]bool{}}
 	u.idle = sync.NewCond(&u.mu)
 	if dir == "" {
 		return u, nil // no spool: segments come from memory only
@@ -276,12 +295,62 @@ const (
 	MaxBackoff = 5 * time.Second
 )
 
-// Run uploads until ctx ends.
+// Run uploads until ctx ends: up to the window's segments at once, the
+// lowest first, each acknowledged on its own. A failure ends the other
+// sends under way (the server would make them wait for the failed one)
+// and, after a backoff, the uploads start again from the lowest segment
+// not acknowledged.
 func (u *Uploader) Run(ctx context.Context) {
 	backoff := MinBackoff
+	results := make(chan sendResult, api.MaxSegmentsAhead)
+	running := 0
+	var failed error // a send failed: nothing new starts until the others ended and the backoff passed
+	var failedSeq uint64
+	// window: one segment at a time until one is acknowledged, at
+	// start and after a failure (a refusing or unreachable server gets
+	// one try per backoff, not a window of them); then u.window.
+	window := 1
+	sctx, cancel := context.WithCancel(ctx)
+	u.mu.Lock()
+	u.cancelSends = cancel
+	u.mu.Unlock()
+	defer func() {
+		cancel()
+		for ; running > 0; running-- {
+			<-results
+		}
+	}()
 	for ctx.Err() == nil {
-		seq, seg, ok := u.first()
-		if !ok {
+		if failed == nil {
+			for running < window {
+				seq, seg, base, ok := u.nextToSend()
+				if !ok {
+					break
+				}
+				running++
+				bctx := api.WithSegmentBase(sctx, base)
+				go func() {
+					err := u.send(bctx, seq, seg)
+					u.mu.Lock()
+					delete(u.inflight, seq)
+					u.idle.Broadcast() // a Reset waits for the sends to end
+					u.mu.Unlock()
+					results <- sendResult{seq: seq, err: err}
+				}()
+			}
+		}
+		if running == 0 {
+			if failed != nil {
+				if !u.backoff(ctx, failedSeq, failed, &backoff) {
+					return
+				}
+				failed = nil
+				u.mu.Lock()
+				sctx, cancel = context.WithCancel(ctx)
+				u.cancelSends = cancel
+				u.mu.Unlock()
+				continue
+			}
 			select {
 			case <-ctx.Done():
 			case <-u.wake:
@@ -290,58 +359,107 @@ func (u *Uploader) Run(ctx context.Context) {
 			}
 			continue
 		}
-		err := u.send(ctx, seq, seg)
-		u.mu.Lock()
-		u.lastErr = err
-		u.connected = err == nil || isAPIError(err)
-		if err == nil {
-			u.lastOK = time.Now()
-			u.errSince = time.Time{}
-		} else if u.errSince.IsZero() {
-			u.errSince = time.Now()
-		}
-		u.mu.Unlock()
-		if err == nil {
-			backoff = MinBackoff
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, api.ErrRetired) {
-			// Final: nothing more is sent; status shows it.
-			u.log.Error("the server no longer accepts this machine's segments", "disk", u.disk, "err", err)
-			<-ctx.Done()
-			return
-		}
-		u.log.Warn("upload failed; retrying", "disk", u.disk, "seq", seq, "err", err, "retry_in", backoff)
-		// Only a Kick (the process server changed) ends the wait early: a
-		// new segment must not, or a busy disk retries a refusing server
-		// (a full cache) as fast as it seals segments.
-		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
-		case <-t.C:
-		case <-u.kick:
-			backoff = MinBackoff / 2 // the next failure waits MinBackoff again
+			return
+		case <-u.wake:
+			continue
+		case r := <-results:
+			running--
+			err := r.err
+			if failed != nil && err != nil {
+				continue // ended by the first failure (or failed the same way)
+			}
+			if errors.Is(err, context.Canceled) && ctx.Err() == nil {
+				// A Reset ended the sends: not a failure to show.
+				failed, failedSeq = err, r.seq
+				cancel()
+				continue
+			}
+			u.mu.Lock()
+			u.lastErr = err
+			u.connected = err == nil || isAPIError(err)
+			if err == nil {
+				u.lastOK = time.Now()
+				u.errSince = time.Time{}
+			} else if u.errSince.IsZero() {
+				u.errSince = time.Now()
+			}
+			u.mu.Unlock()
+			if err == nil {
+				backoff, window = MinBackoff, u.window
+				continue
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			failed, failedSeq, window = err, r.seq, 1
+			cancel() // the sends after it would wait for it at the server
 		}
-		t.Stop()
-		backoff = min(2*backoff, MaxBackoff)
 	}
 }
 
-func (u *Uploader) first() (uint64, segment, bool) {
+type sendResult struct {
+	seq uint64
+	err error
+}
+
+// backoff handles a failed upload once no send is under way: it waits
+// the backoff (a Kick ends it early) and doubles it. It returns false
+// when the uploader must stop.
+func (u *Uploader) backoff(ctx context.Context, seq uint64, err error, backoff *time.Duration) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if errors.Is(err, context.Canceled) {
+		return true // a Reset ended the sends: go on with what is left
+	}
+	if errors.Is(err, api.ErrRetired) {
+		// Final: nothing more is sent; status shows it.
+		u.log.Error("the server no longer accepts this machine's segments", "disk", u.disk, "err", err)
+		<-ctx.Done()
+		return false
+	}
+	u.log.Warn("upload failed; retrying", "disk", u.disk, "seq", seq, "err", err, "retry_in", *backoff)
+	// Only a Kick (the process server changed) ends the wait early: a
+	// new segment must not, or a busy disk retries a refusing server
+	// (a full cache) as fast as it seals segments.
+	t := time.NewTimer(*backoff)
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-u.kick:
+		*backoff = MinBackoff / 2 // the next failure waits MinBackoff again
+	}
+	t.Stop()
+	*backoff = min(2**backoff, MaxBackoff)
+	return ctx.Err() == nil
+}
+
+// nextToSend returns the lowest segment neither acknowledged nor being
+// sent, marked as being sent, and base, the lowest segment not
+// acknowledged (api.HeaderSegmentBase).
+func (u *Uploader) nextToSend() (seq uint64, seg segment, base uint64, ok bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if len(u.sealed) == 0 {
-		return 0, segment{}, false
+	if u.resetting || len(u.sealed) == 0 {
+		return 0, segment{}, 0, false
 	}
-	seqs := make([]uint64, 0, len(u.sealed))
+	first := true
 	for s := range u.sealed {
-		seqs = append(seqs, s)
+		if first || s < base {
+			base = s
+		}
+		if !u.inflight[s] && (!ok || s < seq) {
+			seq, ok = s, true
+		}
+		first = false
 	}
-	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
-	return seqs[0], u.sealed[seqs[0]], true
+	if ok {
+		u.inflight[seq] = true
+		seg = u.sealed[seq]
+	}
+	return seq, seg, base, ok
 }
 
 // sendTimeout bounds one upload; under a bandwidth limit it grows to
@@ -379,9 +497,16 @@ func (u *Uploader) send(ctx context.Context, seq uint64, seg segment) error {
 	}
 	if errors.Is(err, api.ErrSequenceGap) && errors.As(err, &ae) {
 		exp := *ae.Expected
+		u.mu.Lock()
+		_, held := u.sealed[exp]
+		u.mu.Unlock()
 		if exp > seq {
 			// The server already has it (an ack lost in a disconnect).
 			err = nil
+		} else if held {
+			// Sent ahead of exp, which failed or did not come in time
+			// (pipelined): both go again.
+			return fmt.Errorf("segment %d: %w", seq, err)
 		} else {
 			// The server lost segments it had acknowledged (a forced
 			// move, a restored server): retrying cannot fill the gap.
@@ -405,9 +530,15 @@ func (u *Uploader) send(ctx context.Context, seq uint64, seg segment) error {
 		}
 	}
 	u.mu.Lock()
+	if _, ok := u.sealed[seq]; !ok {
+		// Dropped by a Reset (it waits for the sends to end, so this
+		// is a send it raced with): nothing more to account.
+		u.mu.Unlock()
+		return nil
+	}
 	delete(u.sealed, seq)
 	u.bytes -= size
-	u.acked = seq + 1
+	u.acked = max(u.acked, seq+1)
 	u.waitSince = time.Now()
 	// The memory goes back before WaitIdle can return (Reset, too,
 	// releases under the lock).
@@ -470,6 +601,16 @@ func (u *Uploader) Gap() (expected uint64, ok bool) {
 func (u *Uploader) Reset(next uint64) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	// End the sends under way first: none of them may become durable
+	// after the server was told where the journal goes on.
+	u.resetting = true
+	for len(u.inflight) > 0 {
+		if u.cancelSends != nil {
+			u.cancelSends()
+		}
+		u.idle.Wait()
+	}
+	u.resetting = false
 	var first error
 	for seq, seg := range u.sealed {
 		if seg.data != nil {

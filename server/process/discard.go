@@ -133,6 +133,7 @@ func (p *Role) Discard(ctx context.Context, machine, disk string, seq uint64) (a
 	}
 	d.mu.Lock()
 	d.next, d.applyErr, d.applySince, d.discard = seq, "", time.Time{}, &mk
+	d.madeDurable() // uploads waiting for their turn see next move back
 	for s := range d.digests {
 		if s >= seq {
 			delete(d.digests, s)

@@ -80,6 +80,9 @@ type diskState struct {
 	// under commit too.
 	sessions map[string]bool
 	retired  []string
+	// durable is closed and cleared, under mu, when next moves
+	// (pipeline.go); nil until an upload waits for its turn.
+	durable chan struct{}
 }
 
 func (d *diskState) segPath(seq uint64) string {

@@ -148,7 +148,10 @@ func (p *Role) putSegment(w http.ResponseWriter, r *http.Request, machine string
 	if err := d.discardConflict(seq, nil); err != nil {
 		return err
 	}
-	if ack, err := d.checkSeq(seq); ack != nil || err != nil {
+	ahead := false
+	if next, _ := d.state(); pipelined(r, seq, next) {
+		ahead = true // received now, made durable in turn (pipeline.go)
+	} else if ack, err := d.checkSeq(seq); ack != nil || err != nil {
 		if err != nil {
 			return err
 		}
@@ -196,6 +199,11 @@ func (p *Role) putSegment(w http.ResponseWriter, r *http.Request, machine string
 	}
 	if hd.Seq != seq {
 		return httpapi.Errorf(http.StatusBadRequest, fmt.Sprintf("segment %d sent as segment %d", hd.Seq, seq), "send each segment to the URL of the sequence number its header holds")
+	}
+	if ahead {
+		if err := d.waitTurn(r.Context(), seq); err != nil {
+			return err
+		}
 	}
 	ack, err := d.commitSegment(seq, tmp, m, sum, session)
 	if err != nil {
@@ -292,6 +300,7 @@ func (d *diskState) commitSegment(seq uint64, tmp string, m *hrlfmt.Map, sum [32
 	keep := d.reserveMap(m)
 	d.mu.Lock()
 	d.next = seq + 1
+	d.madeDurable()
 	d.keepDigest(seq, sum)
 	d.keepMap(seq, segMap{m: m, fi: fi}, keep)
 	for _, c := range cuts {
