@@ -14,5 +14,6 @@ type InFlightWrite struct {
 	Key     uint64 `json:"key"`     // the bio's address
 	ID      uint64 `json:"id"`      // the request id the program gave it
 
-	dev uint32 // kernel encoding
+	dev  uint32 // kernel encoding (0 for a split piece: its root's)
+	root uint64 // a split piece's root (its key)
 }

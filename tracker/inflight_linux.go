@@ -30,7 +30,7 @@ func (t *Linux) InFlightWrites(gen uint64) ([]InFlightWrite, error) {
 		out = append(out, InFlightWrite{
 			Dev: fmt.Sprintf("%d:%d", major, minor), Sector: v.Sector, Bytes: v.Bytes,
 			Op: v.Op, Gen: v.Gen, Pending: v.Pending, Split: v.Root != 0, Spilled: spilled, Key: v.Key,
-			ID: v.Id, dev: v.Dev,
+			ID: v.Id, dev: v.Dev, root: v.Root,
 		})
 	}
 	var (
@@ -74,6 +74,12 @@ const (
 // the cut program with the compare-and-swap a completion uses, so a
 // completion racing with the reap is counted once. It returns the
 // entries forgotten.
+//
+// A split piece has no device of its own (it is its root's): the roots'
+// disks decide, and the pieces of a root reaped are forgotten with it, or
+// they would keep their fast-table slots. (Before, a lost split write
+// could never be reaped: the piece's device 0:0 has no sysfs count, and
+// the error ended the reap.)
 func (t *Linux) ReapLost(gen uint64) ([]InFlightWrite, error) {
 	seen, err := t.InFlightWrites(gen)
 	if err != nil || len(seen) == 0 {
@@ -81,7 +87,9 @@ func (t *Linux) ReapLost(gen uint64) ([]InFlightWrite, error) {
 	}
 	idle := map[uint32]bool{}
 	for _, w := range seen {
-		idle[w.dev] = true
+		if !w.Split {
+			idle[w.dev] = true
+		}
 	}
 	for i := range reapSamples {
 		if i > 0 {
@@ -107,16 +115,37 @@ func (t *Linux) ReapLost(gen uint64) ([]InFlightWrite, error) {
 		still[ident{w.Key, w.ID}] = true
 	}
 	var reaped []InFlightWrite
-	for _, w := range seen {
-		if !idle[w.dev] || !still[ident{w.Key, w.ID}] {
-			continue
-		}
+	gone := map[uint64]bool{} // roots reaped, by key
+	reap := func(w InFlightWrite) (bool, error) {
 		args := lbbpf.TrackerLbCutArgs{Op: cutReap, Key: w.Key, Id: w.ID}
 		ret, err := t.cut.Run(&ebpf.RunOptions{Context: &args})
 		if err != nil {
-			return reaped, fmt.Errorf("run cut program: %w", err)
+			return false, fmt.Errorf("run cut program: %w", err)
 		}
-		if ret == 0 {
+		return ret == 0, nil
+	}
+	for _, w := range seen {
+		if w.Split || !idle[w.dev] || !still[ident{w.Key, w.ID}] {
+			continue
+		}
+		ok, err := reap(w)
+		if err != nil {
+			return reaped, err
+		}
+		if ok {
+			reaped = append(reaped, w)
+			gone[w.Key] = true
+		}
+	}
+	for _, w := range seen {
+		if !w.Split || !gone[w.root] || !still[ident{w.Key, w.ID}] {
+			continue
+		}
+		ok, err := reap(w)
+		if err != nil {
+			return reaped, err
+		}
+		if ok {
 			reaped = append(reaped, w)
 		}
 	}
