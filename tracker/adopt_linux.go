@@ -160,6 +160,7 @@ func (t *Linux) adopt(spec *ebpf.CollectionSpec, specs *lbbpf.TrackerSpecs) (boo
 	specs.DiskFast.MaxEntries = pinned.DiskFast.MaxEntries()
 	t.opts.DiskSlots = int(pinned.DiskFast.MaxEntries())
 	t.opts.RingBufferSize = int(pinned.Events.MaxEntries())
+	t.opts.QueueRingSize = int(pinned.Qring.MaxEntries()) * qrecSize
 	t.opts.BitmapWords = int(pinned.Dirty.MaxEntries())
 
 	// Load only the cut program, bound to the pinned maps.

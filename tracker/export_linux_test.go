@@ -15,3 +15,12 @@ func WatchedPrograms(t *Linux) []uint32 {
 	}
 	return ids
 }
+
+// RingSizes returns the bytes of the ring buffer and of the queue rings
+// (all CPUs) as loaded or adopted.
+func RingSizes(t *Linux) (events, queues int) {
+	return int(t.maps.Events.MaxEntries()), int(t.maps.Qring.MaxEntries()) * qrecSize
+}
+
+// QueueRecordSize is the bytes of a queue-ring record.
+const QueueRecordSize = qrecSize

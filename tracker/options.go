@@ -18,6 +18,20 @@ func (m Mode) String() string {
 	return "metadata"
 }
 
+// Default sizes of the tracker's rings (Options).
+const (
+	// DefaultRingBufferSize is the ring buffer's size with
+	// CompletionEvents: a record per write completes through it.
+	DefaultRingBufferSize = 8 << 20
+	// SmallRingBufferSize is the ring buffer's size without
+	// CompletionEvents (the agent's case): only cut markers use it.
+	SmallRingBufferSize = 64 << 10
+	// DefaultQueueRingSize is what the per-CPU queue rings share: on 2
+	// CPUs 16 Ki records each, millions of writes a second between two
+	// polls of the reader.
+	DefaultQueueRingSize = 2 << 20
+)
+
 // Options configure a Linux tracker.
 type Options struct {
 	// PinDir is a directory on a bpffs mount. When set, programs, links and
@@ -25,10 +39,20 @@ type Options struct {
 	// continues tracking with no gap. When empty, tracking ends on Close.
 	PinDir string
 	// RingBufferSize in bytes (a power of two, a multiple of the page size):
-	// the size of the ring buffer of completion events and cut markers;
-	// the per-CPU rings of queue events share a quarter of it (each CPU
-	// gets a power of two of 48-byte records, at least 16). Default 8 MiB.
+	// the size of the ring buffer of completion events and cut markers.
+	// Default: DefaultRingBufferSize with CompletionEvents, else
+	// SmallRingBufferSize, which is enough for the cut markers (a Cut
+	// waits for its marker to be read, so at most two are ever unread; a
+	// marker that finds the ring full waits for room). The reader maps the
+	// ring twice and every page of it counts in the process's memory, all
+	// of it at once: 8 MiB of ring are 16 MiB of the agent's RSS.
 	RingBufferSize int
+	// QueueRingSize is the bytes that the per-CPU rings of queue events
+	// share (each CPU gets a power of two of 48-byte records, at least
+	// 16); a write that finds its CPU's ring full is marked in the dirty
+	// bitmap instead (DiskStats.Drops). Default: a quarter of
+	// RingBufferSize when that is given, else DefaultQueueRingSize.
+	QueueRingSize int
 	// BitmapGranularity in bytes (power of two, >= 4 KiB). Default 64 KiB.
 	BitmapGranularity int64
 	// BitmapWords is the size of the dirty bitmap shared by all disks, in

@@ -113,8 +113,20 @@ var _ Tracker = (*Linux)(nil)
 
 // setDefaults fills in the defaults and checks the sizes.
 func (o *Options) setDefaults() error {
+	if o.QueueRingSize == 0 {
+		o.QueueRingSize = DefaultQueueRingSize
+		if o.RingBufferSize != 0 {
+			o.QueueRingSize = o.RingBufferSize / 4
+		}
+	}
+	if o.QueueRingSize < 0 {
+		return fmt.Errorf("queue ring size %d: must not be negative", o.QueueRingSize)
+	}
 	if o.RingBufferSize == 0 {
-		o.RingBufferSize = 8 << 20
+		o.RingBufferSize = SmallRingBufferSize
+		if o.CompletionEvents {
+			o.RingBufferSize = DefaultRingBufferSize
+		}
 	}
 	page := os.Getpagesize()
 	if o.RingBufferSize < page || o.RingBufferSize&(o.RingBufferSize-1) != 0 {
@@ -197,11 +209,10 @@ func Open(opts Options) (*Linux, error) {
 		return nil, fmt.Errorf("count possible CPUs: %w", err)
 	}
 	t.ncpu = ncpu
-	// The queue rings share a quarter of RingBufferSize among the CPUs:
-	// the reader empties them every few ms (16 Ki records a CPU by
-	// default, millions of writes a second), and every page of them that
-	// the reader touches counts in the agent's memory.
-	t.qshift = uint(max(4, bits.Len(uint(opts.RingBufferSize/4/qrecSize/ncpu))-1))
+	// The queue rings share QueueRingSize among the CPUs: the reader
+	// empties them every few ms, and every page of them counts in the
+	// agent's memory (the mapping is populated when it is made).
+	t.qshift = uint(max(4, bits.Len(uint(opts.QueueRingSize/qrecSize/ncpu))-1))
 	specs.Qring.MaxEntries = uint32(ncpu << t.qshift)
 	specs.Qpos.MaxEntries = uint32(ncpu * qposStride)
 	if err := specs.QringShift.Set(uint32(t.qshift)); err != nil {

@@ -55,7 +55,7 @@ func (c *trackCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object a line")
 	pinDir := fs.String("pin-dir", "", "bpffs directory to pin the tracker in, so a later run continues with no gap (default: tracking ends on exit)")
 	cutEvery := fs.Duration("cut-interval", time.Second, "cut a generation this often; regions from the overflow bitmap are reported at cuts")
-	ringSize := fs.Int("ring-buffer", 0, "ring buffer size in bytes (power of two; default 8 MiB), the per-CPU queue rings share a quarter of it")
+	ringSize := fs.Int("ring-buffer", 0, "ring buffer size in bytes (power of two; default 8 MiB, 64 KiB without completions: only cut markers use it then), the per-CPU queue rings share a quarter of it (default 2 MiB)")
 	gran := fs.Int64("bitmap-granularity", 0, "dirty bitmap granularity in bytes (default 64 KiB)")
 	completions := fs.Bool("completions", true, "also report each request's completion (false: only what changed, as the agent consumes it; lighter)")
 	summary := fs.Bool("summary", false, "print no extents: at each cut, per disk the events and the bytes changed in that generation once coalesced (what the agent's rounds see)")
