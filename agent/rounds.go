@@ -265,6 +265,22 @@ func (r *rounds) appendPending(dst []tracker.Range, disk string) []tracker.Range
 	if d == nil {
 		return dst
 	}
+	dst = r.appendUnread(dst, disk)
+	for _, c := range d.reads {
+		dst = append(dst, tracker.Range{Off: c.off, Len: c.end - c.off})
+	}
+	return dst
+}
+
+// appendUnread appends to dst, as appendPending does, the pending regions
+// and the changes not folded yet, but not the reads of the round: what a
+// crash must read again (crashlog.go), where a read counts until the
+// segment that holds it is acknowledged, not until the next cut.
+func (r *rounds) appendUnread(dst []tracker.Range, disk string) []tracker.Range {
+	d := r.disks[disk]
+	if d == nil {
+		return dst
+	}
 	d.pending.Ascend(func(rg tracker.Range) bool {
 		dst = append(dst, rg)
 		return true
@@ -273,9 +289,6 @@ func (r *rounds) appendPending(dst []tracker.Range, disk string) []tracker.Range
 		for _, c := range cs {
 			dst = append(dst, tracker.Range{Off: c.off, Len: c.n})
 		}
-	}
-	for _, c := range d.reads {
-		dst = append(dst, tracker.Range{Off: c.off, Len: c.end - c.off})
 	}
 	return dst
 }
