@@ -32,6 +32,15 @@ import (
 // still in the rings: nothing is lost, and it reads about the backlog at
 // the kill. A reboot, lost pins, a tracking gap or a missing or stale file
 // still resync by hashes, with the reason in agentctl status.
+//
+// The file follows the backlog between cuts too: it is rewritten when the
+// server acknowledges segments (watchAcks), and a region the current round
+// read leaves it once the segment holding it is acknowledged, not at the
+// next cut. Of what the new agent reads, the regions the tracker reports
+// changed before its first cut (the writes made while no agent ran, and
+// those the dead one had not taken from the rings) are read anyway: the
+// first round logs what the crash made it read beyond them
+// (reread_bytes, logReread).
 
 // changeLog is the tracker's kernel change log; *tracker.Linux has one.
 // Without it (Windows, unit tests' fake) a crash means a resync.
@@ -162,6 +171,7 @@ func (a *Agent) persistPending(gen uint64) {
 	if a.clog == nil {
 		return
 	}
+	a.logReread()
 	a.pendingMu.Lock()
 	defer a.pendingMu.Unlock()
 	a.pendingGen = gen
@@ -178,6 +188,25 @@ func (a *Agent) persistPending(gen uint64) {
 		a.log.Warn("settle the kernel change log", "err", err)
 	}
 	crashPoint("settled")
+}
+
+// logReread says, once, at the first round after a start that read
+// again what a crash left (readCrash), how much of it was not written
+// again since: the changes the tracker reported before that round's cut,
+// mostly writes made while no agent ran (50 MB/s for the 0.3-0.6 s of a
+// restart: 15-30 MB), are read anyway and are no re-read; the rest is
+// what the crash cost, to compare with the backlog at the kill.
+func (a *Agent) logReread() {
+	for _, d := range a.disks {
+		a.mu.Lock()
+		n, ok := a.rounds.Reread(d.name)
+		recovered := d.recovered
+		a.mu.Unlock()
+		if ok {
+			a.log.Info("after the crash: read again beyond the changes the tracker reported since", "disk", d.name,
+				"reread_bytes", n, "recovered_bytes", recovered, "written_since_bytes", recovered-n)
+		}
+	}
 }
 
 // writePendingLocked writes what is pending now, unless it has not
@@ -337,9 +366,7 @@ func (a *Agent) readCrash(d *disk, pd *pendingDisk) string {
 		fromLog.Add(r.Off, r.Len)
 		s.Add(r.Off, r.Len)
 	}
-	for _, r := range s.Ranges() {
-		a.rounds.MarkPending(d.name, r.Off, r.Len)
-	}
+	a.rounds.MarkRecovered(d.name, &s)
 	d.state, d.reason, d.total, d.done = pd.State, pd.Reason, pd.Total, pd.Done
 	if d.state == "" {
 		d.state = StateProtected

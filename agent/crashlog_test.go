@@ -112,3 +112,31 @@ func TestPendingDropsAcknowledgedReads(t *testing.T) {
 		t.Error("a change observed since the last cut is not in the persisted pending set")
 	}
 }
+
+// TestRereadLeavesOutChangesReportedSince: what a start after a crash
+// reads again is all pending, and what it counts as read again leaves out
+// the regions the tracker reports changed before the first round's cut
+// (read anyway), once.
+func TestRereadLeavesOutChangesReportedSince(t *testing.T) {
+	r := newRounds([]string{"d"})
+	var s tracker.Set
+	s.Add(0, 64<<10)
+	s.Add(128<<10, 64<<10)
+	r.MarkRecovered("d", &s)
+	if _, ok := r.Reread("d"); ok {
+		t.Fatal("re-read known before the first round")
+	}
+	r.Observe("d", 128<<10, 64<<10, 1, 1) // written while no agent ran
+	r.Observe("d", 512<<10, 4096, 1, 1)   // not in what was recovered
+	r.Observe("d", 0, 4096, 2, 1)         // after the cut: not yet
+	r.Begin(2)
+	if n, ok := r.Reread("d"); !ok || n != 64<<10 {
+		t.Errorf("re-read %d (%v), want %d", n, ok, 64<<10)
+	}
+	if _, ok := r.Reread("d"); ok {
+		t.Error("re-read reported twice")
+	}
+	if got, want := r.Pending("d"), int64(128<<10+4096); got != want {
+		t.Errorf("pending %d, want %d (all that was recovered and the change)", got, want)
+	}
+}
