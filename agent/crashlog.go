@@ -135,6 +135,9 @@ func (a *Agent) pendingNow(gen uint64) *pendingFile {
 		rs = append(rs, d.taking...)
 		k := 0
 		for _, r := range d.inSegs {
+			// Every segment below NextSeq is durable: the server makes
+			// segments durable and acknowledges them in sequence order,
+			// pipelined or not (server/process/pipeline.go).
 			if r.seq >= acked[i] {
 				rs = append(rs, tracker.Range{Off: r.off, Len: r.n})
 				d.inSegs[k] = r
