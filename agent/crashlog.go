@@ -95,14 +95,45 @@ type segRange struct {
 // noteJournaled records that [off, off+n) went into the journal of d, in
 // its current segment or an earlier one: it is pending after a crash until
 // that segment is acknowledged.
+// It also takes the region out of d.taking, which then holds only what is
+// read but not journaled: the status counts d.taking as pending and the
+// journaled bytes as held, and counted a round's journaled reads twice
+// until the round's reads all ended.
 func (a *Agent) noteJournaled(d *disk, off, n int64) {
-	if a.clog == nil {
-		return
+	var seq uint64
+	if a.clog != nil {
+		seq, _ = d.w.Current()
 	}
-	seq, _ := d.w.Current()
 	a.mu.Lock()
-	d.inSegs = append(d.inSegs, segRange{seq: seq, off: off, n: n})
+	d.taking = trimTaking(d.taking, off, off+n)
+	if a.clog != nil {
+		d.inSegs = append(d.inSegs, segRange{seq: seq, off: off, n: n})
+	}
 	a.mu.Unlock()
+}
+
+// trimTaking removes from the front of rs, the ranges a round took, what
+// the chunk [off, end) journaled: chunks are journaled in the order of the
+// ranges (copy.go's chunks, each within its range or its alignment). A
+// range cut short goes into a new slice: rs shares its array with the
+// round's own list. Anything unexpected leaves rs as it is, which only
+// persists and shows more.
+func trimTaking(rs []tracker.Range, off, end int64) []tracker.Range {
+	for len(rs) > 0 {
+		r := rs[0]
+		if r.Off < off || r.Off >= end {
+			break
+		}
+		if r.End() <= end {
+			rs = rs[1:]
+			continue
+		}
+		rest := make([]tracker.Range, len(rs))
+		copy(rest, rs)
+		rest[0] = tracker.Range{Off: end, Len: r.End() - end}
+		return rest
+	}
+	return rs
 }
 
 // pendingNow returns the file that covers everything not yet durable on

@@ -140,3 +140,27 @@ func TestRereadLeavesOutChangesReportedSince(t *testing.T) {
 		t.Errorf("pending %d, want %d (all that was recovered and the change)", got, want)
 	}
 }
+
+// TestTrimTaking: the journaled chunks leave the ranges a round took from
+// the front, a range split into several chunks shrinks without changing
+// the caller's list, and a chunk out of order changes nothing.
+func TestTrimTaking(t *testing.T) {
+	orig := []tracker.Range{{Off: 4096, Len: 3 << 20}, {Off: 8 << 20, Len: 4096}, {Off: 9 << 20, Len: 8192}}
+	rs := orig
+	rs = trimTaking(rs, 0, 1<<20+4096) // aligned down, split at maxRead
+	if len(rs) != 3 || rs[0] != (tracker.Range{Off: 1<<20 + 4096, Len: 2 << 20}) || orig[0].Off != 4096 {
+		t.Fatalf("after the first chunk: %v (the round's list: %v)", rs, orig)
+	}
+	rs = trimTaking(rs, 1<<20+4096, 3<<20+4096)
+	if len(rs) != 2 || rs[0] != orig[1] {
+		t.Fatalf("after the range's last chunk: %v", rs)
+	}
+	if got := trimTaking(rs, 9<<20, 9<<20+8192); len(got) != 2 {
+		t.Fatalf("a chunk out of order trimmed %v to %v", rs, got)
+	}
+	rs = trimTaking(rs, 8<<20, 8<<20+4096)
+	rs = trimTaking(rs, 9<<20, 9<<20+8192)
+	if len(rs) != 0 {
+		t.Fatalf("all journaled, left %v", rs)
+	}
+}
