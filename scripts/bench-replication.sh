@@ -247,6 +247,7 @@ cleanup() {
 	local p d
 	for p in fio_pid bg_pid watch_pid; do
 		if [ -n "${!p}" ]; then
+			kill -s CONT "${!p}" 2>/dev/null # kill9 pauses fio (SIGSTOP)
 			stop_process "${!p}" TERM 15
 			printf -v "$p" ''
 		fi
@@ -786,9 +787,17 @@ bench_kill9() {
 	fio_pid=$!
 	sleep "$KILL_AT"
 	agent_dead "$dir"
+	# fio pauses from the status to the kill: otherwise what it writes
+	# while agentctl runs (tens to hundreds of ms on a loaded machine, at
+	# KILL_RATE) is taken by the agent that dies, read again, and missing
+	# from the backlog it is compared with. Its writes in flight land
+	# within the 0.1 s the agent has to take them in.
+	kill -s STOP "$fio_pid"
+	sleep 0.1
 	backlog=$(agent_backlog)
 	kill -s KILL "$agent_pid"
 	wait "$agent_pid" 2>/dev/null || true
+	kill -s CONT "$fio_pid"
 	t_kill=$(now)
 	agent_pid=
 	rm -f "$state/agent.sock"
