@@ -64,12 +64,18 @@ type roundDisk struct {
 	pending     tracker.Set
 	incoming    map[uint64][]change // by generation, not yet folded
 	reads       []readChunk         // of the previous round, by offset
+	// crash is what a start after a crash reads again (MarkRecovered),
+	// until the first Begin removes from it the changes reported by the
+	// tracker since, which are read anyway; reread is then what is left
+	// (Reread), -1 before.
+	crash  *tracker.Set
+	reread int64
 }
 
 func newRounds(disks []string) *rounds {
 	r := &rounds{disks: map[string]*roundDisk{}}
 	for _, d := range disks {
-		r.disks[d] = &roundDisk{incoming: map[uint64][]change{}}
+		r.disks[d] = &roundDisk{incoming: map[uint64][]change{}, reread: -1}
 	}
 	return r
 }
@@ -116,6 +122,34 @@ func (r *rounds) MarkPending(disk string, off, n int64) {
 	}
 }
 
+// MarkRecovered adds to read what a start after a crash found left to do
+// (crashlog.go): MarkPending of every range of s, which the first Begin
+// also compares with the changes reported before it (Reread).
+func (r *rounds) MarkRecovered(disk string, s *tracker.Set) {
+	d := r.disks[disk]
+	if d == nil {
+		return
+	}
+	for _, rg := range s.Ranges() {
+		d.pending.Add(rg.Off, rg.Len)
+	}
+	d.crash = s
+}
+
+// Reread returns, once, the bytes of what MarkRecovered added that no
+// change reported before the first Begin covers: what a crash made the
+// agent read again beyond the writes the tracker delivers anyway (the
+// writes made while no agent ran, and those the dead one had not taken).
+func (r *rounds) Reread(disk string) (int64, bool) {
+	d := r.disks[disk]
+	if d == nil || d.reread < 0 {
+		return 0, false
+	}
+	n := d.reread
+	d.reread = -1
+	return n, true
+}
+
 // Begin starts a round after a cut returned gen. It reports whether the
 // previous round was clean, and if so the generation its point closes
 // (every change of generation <= pointGen is in the journal), and how many
@@ -129,6 +163,9 @@ func (r *rounds) Begin(gen uint64) (clean bool, pointGen uint64, tainted int64) 
 				continue
 			}
 			for _, c := range cs {
+				if d.crash != nil {
+					d.crash.Remove(c.off, c.n)
+				}
 				// Taint: a change issued since the last cut that may
 				// have reached the disk before the block was read.
 				if r.last != 0 && g >= r.last {
@@ -146,6 +183,9 @@ func (r *rounds) Begin(gen uint64) (clean bool, pointGen uint64, tainted int64) 
 				}
 			}
 			delete(d.incoming, g)
+		}
+		if d.crash != nil {
+			d.reread, d.crash = d.crash.Bytes(), nil
 		}
 		d.reads = d.reads[:0]
 	}
@@ -265,6 +305,22 @@ func (r *rounds) appendPending(dst []tracker.Range, disk string) []tracker.Range
 	if d == nil {
 		return dst
 	}
+	dst = r.appendUnread(dst, disk)
+	for _, c := range d.reads {
+		dst = append(dst, tracker.Range{Off: c.off, Len: c.end - c.off})
+	}
+	return dst
+}
+
+// appendUnread appends to dst, as appendPending does, the pending regions
+// and the changes not folded yet, but not the reads of the round: what a
+// crash must read again (crashlog.go), where a read counts until the
+// segment that holds it is acknowledged, not until the next cut.
+func (r *rounds) appendUnread(dst []tracker.Range, disk string) []tracker.Range {
+	d := r.disks[disk]
+	if d == nil {
+		return dst
+	}
 	d.pending.Ascend(func(rg tracker.Range) bool {
 		dst = append(dst, rg)
 		return true
@@ -273,9 +329,6 @@ func (r *rounds) appendPending(dst []tracker.Range, disk string) []tracker.Range
 		for _, c := range cs {
 			dst = append(dst, tracker.Range{Off: c.off, Len: c.n})
 		}
-	}
-	for _, c := range d.reads {
-		dst = append(dst, tracker.Range{Off: c.off, Len: c.end - c.off})
 	}
 	return dst
 }
