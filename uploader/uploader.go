@@ -367,8 +367,17 @@ func (u *Uploader) Run(ctx context.Context) {
 		case r := <-results:
 			running--
 			err := r.err
-			if failed != nil && err != nil {
-				continue // ended by the first failure (or failed the same way)
+			if failed != nil {
+				// After a failure the window stays narrow and the
+				// failure shown until the backoff's try succeeds; a
+				// send of the ones ended by it may still have been
+				// acknowledged (send accounted it).
+				if err == nil {
+					u.mu.Lock()
+					u.lastOK = time.Now()
+					u.mu.Unlock()
+				}
+				continue
 			}
 			if errors.Is(err, context.Canceled) && ctx.Err() == nil {
 				// A Reset ended the sends: not a failure to show.
