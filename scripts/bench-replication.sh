@@ -764,6 +764,20 @@ agent_backlog() {
 	echo $((${pending:-0} + ${held:-0}))
 }
 
+# restart_log_line DIR PATTERN: sets line to the first line of the
+# restarted agent's log (after "=== restart" in DIR/agent.log) that matches
+# PATTERN, waited for up to 30 s while the agent lives; empty if none came.
+# (Not a command substitution: agent_dead must run in this shell.)
+restart_log_line() {
+	line=
+	for _ in $(seq 300); do
+		line=$(sed -n '/^=== restart/,$p' "$1/agent.log" | grep -E "$2" | head -n 1 || true)
+		[ -z "$line" ] || break
+		agent_dead "$1"
+		sleep 0.1
+	done
+}
+
 bench_kill9() {
 	local dir img dev fio_cmd backlog t_kill t_back recovered reread line rc drain v resynced=no ratio agent_args
 	run_no=$((run_no + 1))
@@ -809,13 +823,7 @@ bench_kill9() {
 	echo "=== restart" >>"$dir/agent.log"
 	"$bin/lifeboat-agent" "${agent_args[@]}" >>"$dir/agent.log" 2>&1 </dev/null &
 	agent_pid=$!
-	line=
-	for _ in $(seq 300); do
-		line=$(sed -n '/^=== restart/,$p' "$dir/agent.log" | grep -E 'recovered_bytes|tracking gap: resyncing' | head -n 1 || true)
-		[ -z "$line" ] || break
-		agent_dead "$dir"
-		sleep 0.1
-	done
+	restart_log_line "$dir" 'recovered_bytes|tracking gap: resyncing'
 	t_back=$(now)
 	[ -n "$line" ] || die "the restarted agent logged neither a recovery nor a resync within 30 s"
 	recovered=$(grep -oE '"recovered_bytes":[0-9]+' <<<"$line" | grep -oE '[0-9]+$' || true)
@@ -829,12 +837,7 @@ bench_kill9() {
 	# The agent logs what is left at its first round (reread_bytes).
 	reread=$recovered
 	if [ "$resynced" = no ]; then
-		for _ in $(seq 300); do
-			line=$(sed -n '/^=== restart/,$p' "$dir/agent.log" | grep -E 'reread_bytes' | head -n 1 || true)
-			[ -z "$line" ] || break
-			agent_dead "$dir"
-			sleep 0.1
-		done
+		restart_log_line "$dir" 'reread_bytes'
 		[ -n "$line" ] || die "the restarted agent did not log what it read again (reread_bytes) within 30 s"
 		reread=$(grep -oE '"reread_bytes":[0-9]+' <<<"$line" | grep -oE '[0-9]+$')
 	fi

@@ -85,6 +85,17 @@ func (c *collector) snapshot() []tracker.Event {
 }
 
 // reported returns the union of reported extents (queued and dirty) of a disk.
+// countKind returns how many events of evs are of kind k.
+func countKind(evs []tracker.Event, k tracker.EventKind) int {
+	n := 0
+	for _, e := range evs {
+		if e.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
 func reported(evs []tracker.Event, disk string) *tracker.Set {
 	var s tracker.Set
 	for _, e := range evs {

@@ -163,12 +163,7 @@ func TestFullRingBufferLosesNoChange(t *testing.T) {
 	c.waitFor(func() bool { return c.cuts[r.gen-1] }, "cut marker")
 	evs := c.snapshot()
 	requireCovered(t, reported(evs, loop.Path), &written, "full ring buffer")
-	completed := 0
-	for _, e := range evs {
-		if e.Kind == tracker.EventCompleted {
-			completed++
-		}
-	}
+	completed := countKind(evs, tracker.EventCompleted)
 	if completed >= writes {
 		t.Fatalf("%d completion events for %d writes: the one-page ring buffer never filled, the test tests nothing", completed, writes)
 	}

@@ -257,12 +257,7 @@ func TestTrackOverflowFallsBackToBitmap(t *testing.T) {
 	c.cut()
 	evs := c.snapshot()
 	requireCovered(t, reported(evs, loop.Path), &written, "events plus bitmap")
-	dirty := 0
-	for _, e := range evs {
-		if e.Kind == tracker.EventDirty {
-			dirty++
-		}
-	}
+	dirty := countKind(evs, tracker.EventDirty)
 	st, _ = tr.Stats()
 	t.Logf("events %d, drops %d, bitmap regions %d", st.Disks[0].Events, st.Disks[0].Drops, st.Disks[0].BitmapRegions)
 	if dirty == 0 || st.Disks[0].BitmapRegions == 0 {

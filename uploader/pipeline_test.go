@@ -66,6 +66,8 @@ func (s *turnServer) PutSegment(ctx context.Context, _ string, seq uint64, body 
 	return api.SegmentAck{Acked: seq}, nil
 }
 
+// memorySegments seals n memory segments of one 4 KiB block each, from
+// sequence number first, handing each to u.
 func memorySegments(t *testing.T, u *Uploader, first uint64, n int) {
 	t.Helper()
 	w, err := hrlfmt.NewWriter(hrlfmt.WriterOptions{Memory: true, Machine: "m", Disk: "d", DiskSize: 1 << 20, FirstSeq: first, OnSealed: u.SealedMemory})

@@ -226,18 +226,7 @@ func TestMemorySegments(t *testing.T) {
 	var mu sync.Mutex
 	released := 0
 	u.SetRelease(func([]byte) { mu.Lock(); released++; mu.Unlock() })
-	w, err := hrlfmt.NewWriter(hrlfmt.WriterOptions{Memory: true, Machine: "m", Disk: "d", DiskSize: 1 << 20, FirstSeq: 3, OnSealed: u.SealedMemory})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		if err := w.WriteData(int64(i)*4096, 1, make([]byte, 4096)); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Rotate(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	memorySegments(t, u, 3, 3)
 	if st := u.Status(); st.Queued != 3 || st.Bytes == 0 {
 		t.Fatalf("status before upload %+v, want 3 segments queued", st)
 	}
